@@ -1,0 +1,106 @@
+//! The e-class analysis: constant folding, colours, and the derivation log.
+
+use crate::color::{Color, ColorSet};
+use crate::constant::Constant;
+use crate::lang::Math;
+use egg::{Analysis, DidMerge, Id, Symbol};
+
+/// The e-graph type every Ramanujan component uses.
+pub type EGraph = egg::EGraph<Math, ColoredAnalysis>;
+
+/// What each e-class knows about itself.
+#[derive(Debug, Clone, Default)]
+pub struct ClassData {
+    /// The class's value, when constant folding found one.
+    pub constant: Option<Constant>,
+    /// Which colours' rules derived members of this class.
+    pub colors: ColorSet,
+}
+
+/// One successful rule application: `rule` of `color` unioned the class holding `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Derivation {
+    /// The id the rule's right-hand side was added as (not canonicalised).
+    pub id: Id,
+    /// The rule's name.
+    pub rule: Symbol,
+    /// The rule's colour.
+    pub color: Color,
+}
+
+/// Constant folding (optional), colour tracking, and a log of derivations.
+#[derive(Debug, Clone, Default)]
+pub struct ColoredAnalysis {
+    /// Fold operators over constants into constants.
+    pub fold_constants: bool,
+    /// Every rule application that changed the graph, in order.
+    pub derivations: Vec<Derivation>,
+    /// Two different constants found in one class: some rule is unsound.
+    pub constant_conflicts: Vec<(Constant, Constant)>,
+}
+
+impl ColoredAnalysis {
+    /// An analysis that folds constants when `fold_constants` is set.
+    pub fn new(fold_constants: bool) -> Self {
+        ColoredAnalysis { fold_constants, ..Self::default() }
+    }
+}
+
+/// Evaluates one operator node whose children are constants.
+pub fn fold(node: &Math, child: impl Fn(Id) -> Option<Constant>) -> Option<Constant> {
+    match node {
+        Math::Num(c) => Some(c.clone()),
+        Math::Symbol(_) => None,
+        Math::Add([a, b]) => child(*a)?.add(&child(*b)?),
+        Math::Sub([a, b]) => child(*a)?.sub(&child(*b)?),
+        Math::Mul([a, b]) => child(*a)?.mul(&child(*b)?),
+        Math::Div([a, b]) => child(*a)?.div(&child(*b)?),
+        Math::Pow([a, b]) => child(*a)?.pow(&child(*b)?),
+        Math::Neg([a]) => Some(child(*a)?.neg()),
+    }
+}
+
+impl Analysis<Math> for ColoredAnalysis {
+    type Data = ClassData;
+
+    fn make(egraph: &mut EGraph, enode: &Math, _id: Id) -> ClassData {
+        let constant = match enode {
+            Math::Num(c) => Some(c.clone()),
+            _ if egraph.analysis.fold_constants => fold(enode, |id| egraph[id].data.constant.clone()),
+            _ => None,
+        };
+        ClassData { constant, colors: ColorSet::default() }
+    }
+
+    fn merge(&mut self, a: &mut ClassData, b: ClassData) -> DidMerge {
+        let colors = a.colors.union(b.colors);
+        let colors_changed = DidMerge(colors != a.colors, colors != b.colors);
+        a.colors = colors;
+        let constant_changed = match (&a.constant, b.constant) {
+            (None, None) => DidMerge(false, false),
+            (None, Some(c)) => {
+                a.constant = Some(c);
+                DidMerge(true, false)
+            }
+            (Some(_), None) => DidMerge(false, true),
+            (Some(x), Some(y)) => {
+                if *x != y {
+                    self.constant_conflicts.push((x.clone(), y));
+                }
+                DidMerge(false, false)
+            }
+        };
+        colors_changed | constant_changed
+    }
+
+    fn modify(egraph: &mut EGraph, id: Id) {
+        if let Some(c) = egraph[id].data.constant.clone() {
+            let added = egraph.add(Math::Num(c));
+            if egraph.are_explanations_enabled() {
+                egraph.union_trusted(id, added, "constant-fold");
+            } else {
+                egraph.union(id, added);
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Exact rational constants: the numbers of the expression language.
+
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{One, Signed, ToPrimitive, Zero};
+use std::fmt;
+use std::str::FromStr;
+
+/// Largest number of decimal digits accepted in a numeric literal.
+pub const MAX_LITERAL_DIGITS: usize = 256;
+/// Values wider than this many bits (numerator or denominator) are not produced by
+/// folding or evaluation; the operation is treated as undefined instead.
+pub const MAX_VALUE_BITS: u64 = 4096;
+/// Largest absolute integer exponent that `pow` folds or evaluates exactly.
+pub const MAX_EXPONENT: i64 = 64;
+
+/// An exact rational number, such as `3`, `-7/2` or `0.25` (read as `1/4`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Constant(pub BigRational);
+
+impl Constant {
+    /// The constant `n`.
+    pub fn int(n: i64) -> Self {
+        Constant(BigRational::from_integer(BigInt::from(n)))
+    }
+
+    /// Wraps a rational, refusing values wider than [`MAX_VALUE_BITS`].
+    pub fn bounded(value: BigRational) -> Option<Self> {
+        let fits = value.numer().bits() <= MAX_VALUE_BITS && value.denom().bits() <= MAX_VALUE_BITS;
+        fits.then_some(Constant(value))
+    }
+
+    /// Whether this is zero.
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// `self + other`, if the result stays within bounds.
+    pub fn add(&self, other: &Self) -> Option<Self> {
+        Self::bounded(&self.0 + &other.0)
+    }
+    /// `self - other`, if the result stays within bounds.
+    pub fn sub(&self, other: &Self) -> Option<Self> {
+        Self::bounded(&self.0 - &other.0)
+    }
+    /// `self * other`, if the result stays within bounds.
+    pub fn mul(&self, other: &Self) -> Option<Self> {
+        Self::bounded(&self.0 * &other.0)
+    }
+    /// `self / other`; undefined when `other` is zero.
+    pub fn div(&self, other: &Self) -> Option<Self> {
+        if other.0.is_zero() {
+            return None;
+        }
+        Self::bounded(&self.0 / &other.0)
+    }
+    /// `-self`.
+    pub fn neg(&self) -> Self {
+        Constant(-self.0.clone())
+    }
+    /// `self ^ exponent` for an integer exponent with `|exponent| <= MAX_EXPONENT`;
+    /// undefined otherwise, and for `0 ^ negative`.
+    pub fn pow(&self, exponent: &Self) -> Option<Self> {
+        if !exponent.0.is_integer() {
+            return None;
+        }
+        let e = exponent.0.to_integer().to_i64()?;
+        if e.abs() > MAX_EXPONENT {
+            return None;
+        }
+        if e < 0 && self.0.is_zero() {
+            return None;
+        }
+        let mut result = BigRational::one();
+        for _ in 0..e.unsigned_abs() {
+            result *= &self.0;
+            if result.numer().bits() > MAX_VALUE_BITS || result.denom().bits() > MAX_VALUE_BITS {
+                return None;
+            }
+        }
+        if e < 0 {
+            result = result.recip();
+        }
+        Self::bounded(result)
+    }
+}
+
+/// Why a numeric literal was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConstantError {
+    /// Not of the form `int`, `int/int` or `int.digits`.
+    #[error("not a number: expected an integer, a fraction like 3/4 or a decimal like 0.25")]
+    Syntax,
+    /// More than [`MAX_LITERAL_DIGITS`] digits.
+    #[error("number has more than {MAX_LITERAL_DIGITS} digits")]
+    TooLong,
+    /// A fraction with denominator zero.
+    #[error("fraction has a zero denominator")]
+    ZeroDenominator,
+}
+
+fn parse_int(s: &str) -> Result<BigInt, ConstantError> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConstantError::Syntax);
+    }
+    BigInt::from_str(s).map_err(|_| ConstantError::Syntax)
+}
+
+impl FromStr for Constant {
+    type Err = ConstantError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() > MAX_LITERAL_DIGITS + 2 {
+            return Err(ConstantError::TooLong);
+        }
+        if let Some((numer, denom)) = s.split_once('/') {
+            let numer = parse_int(numer)?;
+            let denom = parse_int(denom)?;
+            if denom.is_zero() {
+                return Err(ConstantError::ZeroDenominator);
+            }
+            return Ok(Constant(BigRational::new(numer, denom)));
+        }
+        if let Some((whole, frac)) = s.split_once('.') {
+            if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ConstantError::Syntax);
+            }
+            let negative = whole.starts_with('-');
+            let whole = parse_int(if whole == "-" || whole.is_empty() { "0" } else { whole })?;
+            let scale = BigInt::from(10u32).pow(frac.len() as u32);
+            let frac = BigInt::from_str(frac).map_err(|_| ConstantError::Syntax)?;
+            let magnitude = BigRational::new(whole.abs() * &scale + frac, scale);
+            return Ok(Constant(if negative { -magnitude } else { magnitude }));
+        }
+        Ok(Constant(BigRational::from_integer(parse_int(s)?)))
+    }
+}
+
+impl fmt::Display for Constant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_integer() {
+            write!(f, "{}", self.0.numer())
+        } else {
+            write!(f, "{}/{}", self.0.numer(), self.0.denom())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_integers_fractions_and_decimals() {
+        assert_eq!("42".parse::<Constant>().unwrap(), Constant::int(42));
+        assert_eq!("-6/4".parse::<Constant>().unwrap().to_string(), "-3/2");
+        assert_eq!("0.25".parse::<Constant>().unwrap().to_string(), "1/4");
+        assert_eq!("-1.5".parse::<Constant>().unwrap().to_string(), "-3/2");
+        assert_eq!("1/0".parse::<Constant>(), Err(ConstantError::ZeroDenominator));
+        assert_eq!("x".parse::<Constant>(), Err(ConstantError::Syntax));
+        assert_eq!("1.".parse::<Constant>(), Err(ConstantError::Syntax));
+        assert_eq!("9".repeat(300).parse::<Constant>(), Err(ConstantError::TooLong));
+    }
+
+    #[test]
+    fn pow_is_bounded() {
+        let two = Constant::int(2);
+        assert_eq!(two.pow(&Constant::int(10)), Some(Constant::int(1024)));
+        assert_eq!(two.pow(&Constant::int(-1)).unwrap().to_string(), "1/2");
+        assert_eq!(two.pow(&Constant::int(65)), None);
+        assert_eq!(Constant::int(0).pow(&Constant::int(-1)), None);
+        assert_eq!(two.pow(&"1/2".parse().unwrap()), None);
+    }
+}

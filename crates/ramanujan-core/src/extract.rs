@@ -1,0 +1,145 @@
+//! Deterministic extraction: the canonical form of every e-class.
+//!
+//! egg's `Extractor` breaks cost ties by e-node order, which depends on the order
+//! facts arrived in. Replicas holding the same facts must name the same term, so
+//! this extractor breaks ties by structural order instead: cost first, then the
+//! operator, then the children's canonical forms, compared the same way.
+//!
+//! Cost is the tree size of the term (every node costs 1), so an optimal node's
+//! children always cost strictly less than it. Classes are therefore settled in
+//! increasing cost, and each settled class gets a rank that orders it among all
+//! settled classes; comparing two candidates then only compares child ranks.
+
+use crate::analysis::EGraph;
+use crate::lang::{Expr, Math};
+use egg::{Id, Language};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+/// The cost of a term: its tree size.
+pub type Cost = u64;
+
+/// The canonical choice for every e-class of a graph.
+#[derive(Debug, Clone)]
+pub struct CanonicalExtractor {
+    best: HashMap<Id, Choice>,
+}
+
+#[derive(Debug, Clone)]
+struct Choice {
+    cost: Cost,
+    rank: usize,
+    node: Math,
+}
+
+/// Orders operators: numbers, then symbols, then operators by name.
+fn compare_ops(a: &Math, b: &Math) -> Ordering {
+    fn class(n: &Math) -> u8 {
+        match n {
+            Math::Num(_) => 0,
+            Math::Symbol(_) => 1,
+            _ => 2,
+        }
+    }
+    class(a).cmp(&class(b)).then_with(|| match (a, b) {
+        (Math::Num(x), Math::Num(y)) => x.cmp(y),
+        (Math::Symbol(x), Math::Symbol(y)) => x.as_str().cmp(y.as_str()),
+        _ => a.to_string().cmp(&b.to_string()),
+    })
+}
+
+impl CanonicalExtractor {
+    /// Computes the canonical choice of every class of a clean (rebuilt) graph.
+    pub fn new(egraph: &EGraph) -> Self {
+        let costs = Self::min_costs(egraph);
+        let mut by_cost: Vec<(Cost, Id)> = costs.iter().map(|(&id, &c)| (c, id)).collect();
+        by_cost.sort_unstable_by_key(|&(c, _)| c);
+
+        let mut best: HashMap<Id, Choice> = HashMap::with_capacity(by_cost.len());
+        let mut rank = 0;
+        for level in by_cost.chunk_by(|a, b| a.0 == b.0) {
+            let cost = level[0].0;
+            let mut chosen: Vec<(Id, Math)> = level
+                .iter()
+                .map(|&(_, class)| {
+                    let node = egraph[class]
+                        .iter()
+                        .filter(|n| Self::node_cost(&costs, n) == Some(cost))
+                        .min_by(|a, b| Self::compare_nodes(&best, a, b))
+                        .expect("a class of finite cost has a node of that cost")
+                        .clone();
+                    (class, node)
+                })
+                .collect();
+            chosen.sort_by(|a, b| Self::compare_nodes(&best, &a.1, &b.1));
+            for (class, node) in chosen {
+                best.insert(class, Choice { cost, rank, node });
+                rank += 1;
+            }
+        }
+        CanonicalExtractor { best }
+    }
+
+    fn node_cost(costs: &HashMap<Id, Cost>, node: &Math) -> Option<Cost> {
+        node.children()
+            .iter()
+            .try_fold(1 as Cost, |sum, c| Some(sum.saturating_add(*costs.get(c)?)))
+    }
+
+    fn min_costs(egraph: &EGraph) -> HashMap<Id, Cost> {
+        let mut costs: HashMap<Id, Cost> = HashMap::with_capacity(egraph.number_of_classes());
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for class in egraph.classes() {
+                let found = class.iter().filter_map(|n| Self::node_cost(&costs, n)).min();
+                if let Some(cost) = found
+                    && costs.get(&class.id).is_none_or(|&old| cost < old)
+                {
+                    costs.insert(class.id, cost);
+                    changed = true;
+                }
+            }
+        }
+        costs
+    }
+
+    fn compare_nodes(best: &HashMap<Id, Choice>, a: &Math, b: &Math) -> Ordering {
+        let rank = |id: &Id| best.get(id).map_or(usize::MAX, |c| c.rank);
+        compare_ops(a, b).then_with(|| a.children().iter().map(rank).cmp(b.children().iter().map(rank)))
+    }
+
+    /// The canonical node of a class, if the class has a finite term.
+    pub fn node(&self, egraph: &EGraph, class: Id) -> Option<&Math> {
+        self.best.get(&egraph.find(class)).map(|c| &c.node)
+    }
+
+    /// The cost of a class's canonical term.
+    pub fn cost(&self, egraph: &EGraph, class: Id) -> Option<Cost> {
+        self.best.get(&egraph.find(class)).map(|c| c.cost)
+    }
+
+    /// The canonical term of a class, sharing repeated subterms.
+    pub fn expr(&self, egraph: &EGraph, class: Id) -> Option<Expr> {
+        let mut expr = Expr::default();
+        let mut added: HashMap<Id, Id> = HashMap::new();
+        let mut stack = vec![egraph.find(class)];
+        while let Some(&class) = stack.last() {
+            if added.contains_key(&class) {
+                stack.pop();
+                continue;
+            }
+            let node = &self.best.get(&class)?.node;
+            let pending: Vec<Id> =
+                node.children().iter().map(|&c| egraph.find(c)).filter(|c| !added.contains_key(c)).collect();
+            if pending.is_empty() {
+                let id = expr.add(node.clone().map_children(|c| added[&egraph.find(c)]));
+                added.insert(class, id);
+                stack.pop();
+            } else {
+                stack.extend(pending);
+            }
+        }
+        Some(expr)
+    }
+}

@@ -1,0 +1,34 @@
+//! # ramanujan-core
+//!
+//! The replicated, coloured e-graph every Ramanujan component stands on.
+//!
+//! - [`lang`] and [`parse`]: the expression language and a reader whose errors say where and why.
+//! - [`rules`]: RED, BLUE and GREEN rule sets as data.
+//! - [`analysis`]: constant folding, colours per e-class, and the derivation log.
+//! - [`replica`], [`term`], [`clock`]: the content-addressed CRDT state.
+//! - [`materialize`]: from facts to an e-graph and back.
+//! - [`extract`]: deterministic canonical forms.
+//! - [`verify`]: GREEN verification.
+//! - [`saturate`]: the four-phase pipeline.
+//! - [`stream`]: one colour's rules applied to an expression or a replica, as a delta.
+//!
+//! Nothing here touches sockets, files or an async runtime, so it builds for
+//! `wasm32-wasip2` as well as natively.
+
+pub mod analysis;
+pub mod clock;
+pub mod color;
+pub mod constant;
+pub mod extract;
+pub mod lang;
+pub mod materialize;
+pub mod parse;
+pub mod replica;
+pub mod rules;
+pub mod saturate;
+pub mod stream;
+pub mod term;
+pub mod verify;
+
+pub use color::{Color, Polarity, merge_colors};
+pub use replica::ReplicaState;

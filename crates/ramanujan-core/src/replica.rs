@@ -1,0 +1,356 @@
+//! The replicated state: grow-only sets of terms and of asserted equalities with
+//! provenance, each fact tagged with the dot of the event that first made it, and a
+//! vector clock.
+//!
+//! `merge` is set union (keeping the least dot of a fact seen twice) and a clock
+//! maximum, so it is commutative, associative and idempotent. `delta_since(clock)`
+//! answers every fact whose dot that clock has not seen: with the invariant that a
+//! replica whose clock covers a dot holds every fact made at that event, this is
+//! exactly what a peer at `clock` may lack.
+
+use crate::clock::{Dot, VectorClock};
+use crate::color::Color;
+use crate::term::{Term, TermKey, WireTerm};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Who asserted an equality, by which rule, in which colour.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The asserting agent.
+    pub agent: String,
+    /// The rule (or `input`, `congruence`, `constant-fold`).
+    pub rule: String,
+    /// The rule's colour.
+    pub color: Color,
+}
+
+/// An asserted equality between two terms; `lhs < rhs` always.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Equality {
+    /// The smaller key.
+    pub lhs: TermKey,
+    /// The larger key.
+    pub rhs: TermKey,
+    /// Who asserted it and why.
+    pub provenance: Provenance,
+}
+
+impl Equality {
+    /// An equality between two different terms, oriented so that `lhs < rhs`.
+    pub fn new(a: TermKey, b: TermKey, provenance: Provenance) -> Option<Self> {
+        match a.cmp(&b) {
+            std::cmp::Ordering::Less => Some(Equality { lhs: a, rhs: b, provenance }),
+            std::cmp::Ordering::Greater => Some(Equality { lhs: b, rhs: a, provenance }),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+
+    /// The equality's identity: a hash of both sides and the provenance.
+    pub fn key(&self) -> u128 {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.lhs.0.to_le_bytes());
+        h.update(&self.rhs.0.to_le_bytes());
+        for part in [self.provenance.agent.as_str(), self.provenance.rule.as_str(), self.provenance.color.name()] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().expect("16 bytes"))
+    }
+}
+
+/// Facts made by one local event, before they get a dot.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// New terms, children before parents or in any order (closure is checked).
+    pub terms: Vec<Term>,
+    /// New equalities.
+    pub equalities: Vec<Equality>,
+}
+
+/// Why a state or delta was refused. Nothing of it was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    /// A term's key does not match its content.
+    #[error("term {0}: key does not match its content")]
+    KeyMismatch(String),
+    /// A term could not be read.
+    #[error("term {0}: {1}")]
+    BadTerm(String, String),
+    /// A fact's dot is newer than the sender's own clock.
+    #[error("a fact's dot {0:?} is not covered by the state's clock")]
+    DotBeyondClock(Dot),
+    /// An equality relates a term to itself.
+    #[error("equality relates term {0} to itself")]
+    Reflexive(TermKey),
+}
+
+/// The replicated e-graph state: a state-based CRDT.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaState {
+    terms: BTreeMap<TermKey, (Term, Dot)>,
+    equalities: BTreeMap<u128, (Equality, Dot)>,
+    clock: VectorClock,
+}
+
+fn keep_least(slot: &mut Dot, dot: &Dot) {
+    if dot < slot {
+        *slot = dot.clone();
+    }
+}
+
+impl ReplicaState {
+    /// An empty replica.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The vector clock.
+    pub fn clock(&self) -> &VectorClock {
+        &self.clock
+    }
+
+    /// Number of terms.
+    pub fn term_count(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Number of asserted equalities.
+    pub fn equality_count(&self) -> usize {
+        self.equalities.len()
+    }
+
+    /// Whether the replica holds no facts.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty() && self.equalities.is_empty()
+    }
+
+    /// A term by key.
+    pub fn term(&self, key: TermKey) -> Option<&Term> {
+        self.terms.get(&key).map(|(t, _)| t)
+    }
+
+    /// All terms, by key order.
+    pub fn terms(&self) -> impl Iterator<Item = (TermKey, &Term)> {
+        self.terms.iter().map(|(k, (t, _))| (*k, t))
+    }
+
+    /// All equalities, by key order.
+    pub fn equalities(&self) -> impl Iterator<Item = &Equality> {
+        self.equalities.values().map(|(e, _)| e)
+    }
+
+    /// Whether the replica holds an equality with this exact provenance.
+    pub fn has_equality(&self, eq: &Equality) -> bool {
+        self.equalities.contains_key(&eq.key())
+    }
+
+    /// Records facts made by `agent` as one event; only facts not already held get
+    /// its dot. Answers the delta of the new facts (empty, with no tick, if none).
+    pub fn record(&mut self, agent: &str, facts: Facts) -> Result<ReplicaState, ReplicaError> {
+        let mut delta = ReplicaState::default();
+        let placeholder = Dot(agent.to_string(), 0);
+        for term in facts.terms {
+            let key = term.key();
+            if !self.terms.contains_key(&key) {
+                delta.terms.insert(key, (term, placeholder.clone()));
+            }
+        }
+        for eq in facts.equalities {
+            if eq.lhs == eq.rhs {
+                return Err(ReplicaError::Reflexive(eq.lhs));
+            }
+            let key = eq.key();
+            if !self.equalities.contains_key(&key) {
+                delta.equalities.insert(key, (eq, placeholder.clone()));
+            }
+        }
+        if delta.is_empty() {
+            return Ok(delta);
+        }
+        let dot = self.clock.tick(agent);
+        delta.terms.values_mut().for_each(|(_, d)| *d = dot.clone());
+        delta.equalities.values_mut().for_each(|(_, d)| *d = dot.clone());
+        delta.clock = self.clock.clone();
+        self.terms.extend(delta.terms.iter().map(|(k, v)| (*k, v.clone())));
+        self.equalities.extend(delta.equalities.iter().map(|(k, v)| (*k, v.clone())));
+        Ok(delta)
+    }
+
+    /// Terms named (as a child or an equality side) but not held: the delta that
+    /// brings them has not arrived yet. Facts that depend on them wait, unmaterialised.
+    pub fn pending(&self) -> BTreeSet<TermKey> {
+        let named = self.terms.values().flat_map(|(t, _)| t.args.iter().copied());
+        let sides = self.equalities.values().flat_map(|(e, _)| [e.lhs, e.rhs]);
+        named.chain(sides).filter(|k| !self.terms.contains_key(k)).collect()
+    }
+
+    /// Merges another state or delta into this one: set union and clock maximum.
+    /// Answers how many facts were new. Deltas may arrive in any order: a fact that
+    /// names a term not yet held is kept and waits (see [`ReplicaState::pending`]).
+    pub fn merge(&mut self, other: &ReplicaState) -> MergeStats {
+        let mut stats = MergeStats::default();
+        for (key, (term, dot)) in &other.terms {
+            match self.terms.get_mut(key) {
+                Some((_, mine)) => keep_least(mine, dot),
+                None => {
+                    self.terms.insert(*key, (term.clone(), dot.clone()));
+                    stats.new_terms += 1;
+                }
+            }
+        }
+        for (key, (eq, dot)) in &other.equalities {
+            match self.equalities.get_mut(key) {
+                Some((_, mine)) => keep_least(mine, dot),
+                None => {
+                    self.equalities.insert(*key, (eq.clone(), dot.clone()));
+                    stats.new_equalities += 1;
+                }
+            }
+        }
+        self.clock.merge(&other.clock);
+        stats
+    }
+
+    /// Every fact whose event `clock` has not seen, with this replica's clock.
+    pub fn delta_since(&self, clock: &VectorClock) -> ReplicaState {
+        ReplicaState {
+            terms: self
+                .terms
+                .iter()
+                .filter(|(_, (_, d))| !clock.covers(d))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            equalities: self
+                .equalities
+                .iter()
+                .filter(|(_, (_, d))| !clock.covers(d))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// A digest of the facts (not the clock): replicas holding the same facts agree.
+    pub fn digest(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(b"terms");
+        for key in self.terms.keys() {
+            h.update(&key.0.to_le_bytes());
+        }
+        h.update(b"equalities");
+        for key in self.equalities.keys() {
+            h.update(&key.to_le_bytes());
+        }
+        h.finalize().to_hex()[..32].to_string()
+    }
+
+    /// Keys of terms this replica has and `other` lacks.
+    pub fn terms_missing_from(&self, other: &ReplicaState) -> BTreeSet<TermKey> {
+        self.terms.keys().filter(|k| !other.terms.contains_key(k)).copied().collect()
+    }
+
+    /// Equalities this replica has and `other` lacks.
+    pub fn equalities_missing_from<'a>(&'a self, other: &'a ReplicaState) -> impl Iterator<Item = &'a Equality> {
+        self.equalities.iter().filter(|(k, _)| !other.equalities.contains_key(k)).map(|(_, (e, _))| e)
+    }
+}
+
+/// What a merge added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MergeStats {
+    /// Terms that were new here.
+    pub new_terms: usize,
+    /// Equalities that were new here.
+    pub new_equalities: usize,
+}
+
+/// A fact's dot as it travels: `["agent", n]`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFactTerm {
+    #[serde(flatten)]
+    term: WireTerm,
+    dot: Dot,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEquality {
+    lhs: TermKey,
+    rhs: TermKey,
+    agent: String,
+    rule: String,
+    color: Color,
+    dot: Dot,
+}
+
+/// The wire form of a [`ReplicaState`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireState {
+    #[serde(default)]
+    clock: VectorClock,
+    #[serde(default)]
+    terms: BTreeMap<TermKey, WireFactTerm>,
+    #[serde(default)]
+    equalities: Vec<WireEquality>,
+}
+
+impl Serialize for ReplicaState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireState {
+            clock: self.clock.clone(),
+            terms: self
+                .terms
+                .iter()
+                .map(|(k, (t, d))| (*k, WireFactTerm { term: t.into(), dot: d.clone() }))
+                .collect(),
+            equalities: self
+                .equalities
+                .values()
+                .map(|(e, d)| WireEquality {
+                    lhs: e.lhs,
+                    rhs: e.rhs,
+                    agent: e.provenance.agent.clone(),
+                    rule: e.provenance.rule.clone(),
+                    color: e.provenance.color,
+                    dot: d.clone(),
+                })
+                .collect(),
+        }
+        .serialize(s)
+    }
+}
+
+impl TryFrom<WireState> for ReplicaState {
+    type Error = ReplicaError;
+    fn try_from(w: WireState) -> Result<Self, ReplicaError> {
+        let check_dot = |dot: &Dot| {
+            if w.clock.covers(dot) && dot.1 > 0 { Ok(()) } else { Err(ReplicaError::DotBeyondClock(dot.clone())) }
+        };
+        let mut terms = BTreeMap::new();
+        for (key, fact) in w.terms {
+            let term = Term::try_from(fact.term).map_err(|e| ReplicaError::BadTerm(key.to_string(), e))?;
+            if term.key() != key {
+                return Err(ReplicaError::KeyMismatch(key.to_string()));
+            }
+            check_dot(&fact.dot)?;
+            terms.insert(key, (term, fact.dot));
+        }
+        let mut equalities = BTreeMap::new();
+        for e in w.equalities {
+            check_dot(&e.dot)?;
+            let provenance = Provenance { agent: e.agent, rule: e.rule, color: e.color };
+            let eq = Equality::new(e.lhs, e.rhs, provenance).ok_or(ReplicaError::Reflexive(e.lhs))?;
+            equalities.insert(eq.key(), (eq, e.dot));
+        }
+        Ok(ReplicaState { terms, equalities, clock: w.clock })
+    }
+}
+
+impl<'de> Deserialize<'de> for ReplicaState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ReplicaState::try_from(WireState::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,282 @@
+//! Rule sets by colour, as data: pattern strings that users can extend.
+
+use crate::analysis::{ColoredAnalysis, Derivation, EGraph};
+use crate::color::Color;
+use crate::lang::Math;
+use egg::{Applier, Id, Pattern, PatternAst, Rewrite, SearchMatches, Subst, Symbol, Var};
+use serde::{Deserialize, Serialize};
+
+/// Most rules one request may add.
+pub const MAX_CUSTOM_RULES: usize = 256;
+/// Longest pattern string accepted, in bytes.
+pub const MAX_PATTERN_BYTES: usize = 1024;
+
+/// A rewrite rule as users write it: `lhs => rhs`, coloured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique name, used in provenance and explanations.
+    pub name: String,
+    /// Pattern to match, e.g. `(+ ?a ?b)`.
+    pub lhs: String,
+    /// Pattern to add and union, e.g. `(+ ?b ?a)`.
+    pub rhs: String,
+    /// Which stream applies it.
+    pub color: Color,
+    /// Also add the reverse rule, named `<name>-rev`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bidirectional: bool,
+    /// Variables that must be known non-zero constants for the rule to fire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nonzero: Vec<String>,
+}
+
+impl RuleSpec {
+    fn new(name: &str, lhs: &str, rhs: &str, color: Color) -> Self {
+        RuleSpec {
+            name: name.into(),
+            lhs: lhs.into(),
+            rhs: rhs.into(),
+            color,
+            bidirectional: false,
+            nonzero: Vec::new(),
+        }
+    }
+}
+
+/// The built-in rules of a colour.
+pub fn default_rules(color: Color) -> Vec<RuleSpec> {
+    let table: &[(&str, &str, &str)] = match color {
+        Color::Red => &[
+            ("comm-add", "(+ ?a ?b)", "(+ ?b ?a)"),
+            ("comm-mul", "(* ?a ?b)", "(* ?b ?a)"),
+            ("assoc-add", "(+ ?a (+ ?b ?c))", "(+ (+ ?a ?b) ?c)"),
+            ("assoc-mul", "(* ?a (* ?b ?c))", "(* (* ?a ?b) ?c)"),
+            ("distribute", "(* ?a (+ ?b ?c))", "(+ (* ?a ?b) (* ?a ?c))"),
+            ("distribute-sub", "(* ?a (- ?b ?c))", "(- (* ?a ?b) (* ?a ?c))"),
+            ("expand-square", "(pow ?a 2)", "(* ?a ?a)"),
+            ("neg-distribute", "(neg (+ ?a ?b))", "(+ (neg ?a) (neg ?b))"),
+        ],
+        Color::Blue => &[
+            ("factor", "(+ (* ?a ?b) (* ?a ?c))", "(* ?a (+ ?b ?c))"),
+            ("factor-sub", "(- (* ?a ?b) (* ?a ?c))", "(* ?a (- ?b ?c))"),
+            ("collect", "(+ ?a ?a)", "(* 2 ?a)"),
+            ("square", "(* ?a ?a)", "(pow ?a 2)"),
+            ("cancel-sub", "(- ?a ?a)", "0"),
+            ("double-neg", "(neg (neg ?a))", "?a"),
+            ("add-neg", "(+ ?a (neg ?b))", "(- ?a ?b)"),
+        ],
+        Color::Green => &[
+            ("add-zero", "(+ ?a 0)", "?a"),
+            ("sub-zero", "(- ?a 0)", "?a"),
+            ("mul-one", "(* ?a 1)", "?a"),
+            ("mul-zero", "(* ?a 0)", "0"),
+            ("div-one", "(/ ?a 1)", "?a"),
+            ("pow-one", "(pow ?a 1)", "?a"),
+            ("pow-zero", "(pow ?a 0)", "1"),
+            ("neg-zero", "(neg 0)", "0"),
+        ],
+    };
+    let mut rules: Vec<RuleSpec> =
+        table.iter().map(|(name, lhs, rhs)| RuleSpec::new(name, lhs, rhs, color)).collect();
+    if color == Color::Blue {
+        let mut cancel_div = RuleSpec::new("cancel-div", "(/ ?a ?a)", "1", color);
+        cancel_div.nonzero = vec!["?a".into()];
+        rules.push(cancel_div);
+    }
+    rules
+}
+
+/// A rule that could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule `{name}`: {message}")]
+pub struct RuleError {
+    /// The rule's name (or its index, if unnamed).
+    pub name: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Applies a pattern and records, for each union it makes, the rule and colour that made it.
+#[derive(Debug)]
+pub struct ColoredApplier {
+    rhs: Pattern<Math>,
+    color: Color,
+    nonzero: Vec<Var>,
+}
+
+impl ColoredApplier {
+    fn allows(&self, egraph: &EGraph, subst: &Subst) -> bool {
+        self.nonzero
+            .iter()
+            .all(|v| egraph[subst[*v]].data.constant.as_ref().is_some_and(|c| !c.is_zero()))
+    }
+}
+
+impl Applier<Math, ColoredAnalysis> for ColoredApplier {
+    fn apply_matches(
+        &self,
+        egraph: &mut EGraph,
+        matches: &[SearchMatches<Math>],
+        rule_name: Symbol,
+    ) -> Vec<Id> {
+        let added = if self.nonzero.is_empty() {
+            self.rhs.apply_matches(egraph, matches, rule_name)
+        } else {
+            let allowed: Vec<SearchMatches<Math>> = matches
+                .iter()
+                .map(|m| SearchMatches {
+                    eclass: m.eclass,
+                    substs: m.substs.iter().filter(|s| self.allows(egraph, s)).cloned().collect(),
+                    ast: m.ast.clone(),
+                })
+                .collect();
+            self.rhs.apply_matches(egraph, &allowed, rule_name)
+        };
+        for &id in &added {
+            egraph.analysis.derivations.push(Derivation { id, rule: rule_name, color: self.color });
+            egraph[id].data.colors.insert(self.color);
+        }
+        added
+    }
+
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph,
+        eclass: Id,
+        subst: &Subst,
+        searcher_ast: Option<&PatternAst<Math>>,
+        rule_name: Symbol,
+    ) -> Vec<Id> {
+        if !self.allows(egraph, subst) {
+            return Vec::new();
+        }
+        self.rhs.apply_one(egraph, eclass, subst, searcher_ast, rule_name)
+    }
+
+    fn get_pattern_ast(&self) -> Option<&PatternAst<Math>> {
+        Some(&self.rhs.ast)
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        self.rhs.vars()
+    }
+}
+
+/// A compiled rewrite over the coloured analysis.
+pub type ColoredRewrite = Rewrite<Math, ColoredAnalysis>;
+
+fn parse_pattern(name: &str, side: &str, text: &str) -> Result<Pattern<Math>, RuleError> {
+    let err = |message: String| RuleError { name: name.into(), message };
+    if text.len() > MAX_PATTERN_BYTES {
+        return Err(err(format!("{side} is longer than {MAX_PATTERN_BYTES} bytes")));
+    }
+    text.parse::<Pattern<Math>>().map_err(|e| err(format!("{side} `{text}`: {e}")))
+}
+
+fn compile_one(
+    name: &str,
+    lhs: &str,
+    rhs: &str,
+    spec: &RuleSpec,
+) -> Result<ColoredRewrite, RuleError> {
+    let err = |message: String| RuleError { name: name.into(), message };
+    let searcher = parse_pattern(name, "lhs", lhs)?;
+    let applier = parse_pattern(name, "rhs", rhs)?;
+    if searcher.vars().is_empty() && searcher.ast.len() == 1 {
+        return Err(err("lhs must not be a single constant or symbol".into()));
+    }
+    let mut nonzero = Vec::new();
+    for v in &spec.nonzero {
+        let var: Var = v.parse().map_err(|_| err(format!("`{v}` in nonzero is not a ?variable")))?;
+        if !searcher.vars().contains(&var) {
+            return Err(err(format!("nonzero variable {v} does not occur in lhs")));
+        }
+        nonzero.push(var);
+    }
+    let applier = ColoredApplier { rhs: applier, color: spec.color, nonzero };
+    Rewrite::new(name, searcher, applier).map_err(err)
+}
+
+/// Compiles rule specs into egg rewrites, checking every pattern and name.
+pub fn compile(specs: &[RuleSpec]) -> Result<Vec<ColoredRewrite>, RuleError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let name = spec.name.trim();
+        if name.is_empty() || name.len() > 64 {
+            return Err(RuleError { name: format!("#{i}"), message: "name must be 1 to 64 characters".into() });
+        }
+        let mut variants = vec![(name.to_string(), spec.lhs.as_str(), spec.rhs.as_str())];
+        if spec.bidirectional {
+            variants.push((format!("{name}-rev"), spec.rhs.as_str(), spec.lhs.as_str()));
+        }
+        for (name, lhs, rhs) in variants {
+            if !seen.insert(name.clone()) {
+                return Err(RuleError { name, message: "duplicate rule name".into() });
+            }
+            out.push(compile_one(&name, lhs, rhs, spec)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The rule set of a request: built-in rules (optionally) plus custom ones, by colour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleBook {
+    /// All specs, built-in first.
+    pub specs: Vec<RuleSpec>,
+}
+
+impl RuleBook {
+    /// Built-in rules of every colour (when `defaults`) followed by `custom`.
+    pub fn new(defaults: bool, custom: &[RuleSpec]) -> Result<Self, RuleError> {
+        if custom.len() > MAX_CUSTOM_RULES {
+            return Err(RuleError {
+                name: "rules".into(),
+                message: format!("at most {MAX_CUSTOM_RULES} custom rules"),
+            });
+        }
+        let mut specs: Vec<RuleSpec> = Vec::new();
+        if defaults {
+            specs.extend(Color::ALL.into_iter().flat_map(default_rules));
+        }
+        specs.extend(custom.iter().cloned());
+        compile(&specs)?;
+        Ok(RuleBook { specs })
+    }
+
+    /// The specs of one colour.
+    pub fn of(&self, color: Color) -> Vec<RuleSpec> {
+        self.specs.iter().filter(|s| s.color == color).cloned().collect()
+    }
+
+    /// The compiled rewrites of one colour (already validated by [`RuleBook::new`]).
+    pub fn rewrites(&self, color: Color) -> Vec<ColoredRewrite> {
+        compile(&self.of(color)).expect("validated in RuleBook::new")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_compile() {
+        for color in Color::ALL {
+            assert!(!compile(&default_rules(color)).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn bad_rules_are_named() {
+        let bad = |lhs: &str, rhs: &str| {
+            compile(&[RuleSpec::new("r", lhs, rhs, Color::Red)]).unwrap_err().to_string()
+        };
+        assert!(bad("(sin ?a)", "?a").contains("lhs"));
+        assert!(bad("(+ ?a ?b)", "?c").contains("rule `r`"));
+        assert!(bad("x", "y").contains("single constant"));
+        let dup = RuleSpec::new("r", "(+ ?a ?b)", "(+ ?b ?a)", Color::Red);
+        assert!(compile(&[dup.clone(), dup]).unwrap_err().to_string().contains("duplicate"));
+    }
+}

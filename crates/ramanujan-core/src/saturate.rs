@@ -1,0 +1,255 @@
+//! The four-phase pipeline of `/egraph/saturate`: RED saturation, BLUE saturation
+//! (plus GREEN identity laws), GREEN verification, extraction.
+
+use crate::analysis::{ColoredAnalysis, EGraph};
+use crate::color::Color;
+use crate::extract::CanonicalExtractor;
+use crate::lang::Expr;
+use crate::rules::RuleBook;
+use crate::verify::{ColorConflict, Verdict, check_semantically};
+use egg::{Id, Language, Runner, StopReason};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+/// Limits on one saturation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Most e-nodes the graph may grow to (checked after each rule).
+    pub nodes: usize,
+    /// Most iterations per phase.
+    pub iterations: usize,
+    /// Wall-clock budget for all phases together.
+    pub time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { nodes: 10_000, iterations: 30, time: Duration::from_millis(5_000) }
+    }
+}
+
+/// How rules are scheduled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheduler {
+    /// egg's exponential backoff: explosive rules are banned for a while.
+    #[default]
+    Backoff,
+    /// Every rule every iteration (matches per rule capped at the node limit).
+    Simple,
+}
+
+/// What to saturate, with what, within what.
+#[derive(Debug, Clone)]
+pub struct Saturation {
+    /// The expression.
+    pub expr: Expr,
+    /// The rules.
+    pub rules: RuleBook,
+    /// Fold constant subexpressions.
+    pub fold_constants: bool,
+    /// Rule scheduling.
+    pub scheduler: Scheduler,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// How one phase went.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    /// `red`, `blue`, `green` or `extract`.
+    pub phase: &'static str,
+    /// Why it stopped (`saturated`, `iteration_limit`, `node_limit`, `time_limit`, `done`).
+    pub stop_reason: String,
+    /// Iterations run.
+    pub iterations: usize,
+    /// E-classes afterwards.
+    pub classes: usize,
+    /// E-nodes afterwards.
+    pub nodes: usize,
+    /// Wall-clock time.
+    pub time_ms: f64,
+    /// How often each rule changed the graph.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules_applied: BTreeMap<String, usize>,
+}
+
+/// GREEN's findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// Input = canonical form, checked on random exact assignments.
+    pub input_equals_canonical: Verdict,
+    /// Pairs of different constants proven equal: an unsound rule was used.
+    pub constant_conflicts: Vec<(String, String)>,
+    /// Steps derived by both RED and BLUE rules.
+    pub color_conflicts: Vec<ColorConflict>,
+    /// No refutation and no constant conflict.
+    pub passed: bool,
+}
+
+/// The result of a saturation.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaturationReport {
+    /// The canonical form of the input.
+    pub canonical: String,
+    /// Its cost (tree size).
+    pub cost: u64,
+    /// E-classes in the final graph.
+    pub classes: usize,
+    /// E-nodes in the final graph.
+    pub nodes: usize,
+    /// One report per phase.
+    pub phases: Vec<PhaseReport>,
+    /// GREEN's verification.
+    pub verification: Verification,
+}
+
+/// The snake-case name of a stop reason.
+pub fn stop_reason_name(reason: Option<&StopReason>) -> String {
+    match reason {
+        None => "not_stopped",
+        Some(StopReason::Saturated) => "saturated",
+        Some(StopReason::IterationLimit(_)) => "iteration_limit",
+        Some(StopReason::NodeLimit(_)) => "node_limit",
+        Some(StopReason::TimeLimit(_)) => "time_limit",
+        Some(StopReason::Other(s)) => s.as_str(),
+    }
+    .to_string()
+}
+
+/// [`egg::SimpleScheduler`] with each rule's matches capped, so one iteration
+/// cannot outgrow the node limit by orders of magnitude.
+struct CappedScheduler(usize);
+
+impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for CappedScheduler {
+    fn search_rewrite<'a>(
+        &mut self,
+        _iteration: usize,
+        egraph: &EGraph,
+        rewrite: &'a crate::rules::ColoredRewrite,
+    ) -> Vec<egg::SearchMatches<'a, crate::lang::Math>> {
+        rewrite.search_with_limit(egraph, self.0)
+    }
+}
+
+/// Runs one colour's rules on `egraph` within `limits` and what is left of `deadline`.
+pub fn run_phase(
+    egraph: EGraph,
+    rules: &RuleBook,
+    color: Color,
+    scheduler: Scheduler,
+    limits: Limits,
+    deadline: Instant,
+) -> (EGraph, PhaseReport) {
+    let rewrites = rules.rewrites(color);
+    let started = Instant::now();
+    let runner = Runner::<_, _, ()>::new(ColoredAnalysis::default())
+        .with_egraph(egraph)
+        .with_iter_limit(limits.iterations)
+        .with_node_limit(limits.nodes)
+        .with_time_limit(deadline.saturating_duration_since(started));
+    let runner = match scheduler {
+        Scheduler::Backoff => runner,
+        Scheduler::Simple => runner.with_scheduler(CappedScheduler(limits.nodes)),
+    };
+    let runner = runner.run(&rewrites);
+    let mut rules_applied = BTreeMap::new();
+    for iteration in &runner.iterations {
+        for (rule, n) in &iteration.applied {
+            *rules_applied.entry(rule.to_string()).or_insert(0) += n;
+        }
+    }
+    let report = PhaseReport {
+        phase: match color {
+            Color::Red => "red",
+            Color::Blue => "blue",
+            Color::Green => "green",
+        },
+        stop_reason: stop_reason_name(runner.stop_reason.as_ref()),
+        iterations: runner.iterations.len(),
+        classes: runner.egraph.number_of_classes(),
+        nodes: runner.egraph.total_number_of_nodes(),
+        time_ms: started.elapsed().as_secs_f64() * 1e3,
+        rules_applied,
+    };
+    (runner.egraph, report)
+}
+
+/// Steps (derived e-nodes) claimed by rules of both RED and BLUE, from the derivation log.
+pub fn color_conflicts(egraph: &EGraph) -> Vec<ColorConflict> {
+    let mut claims: HashMap<crate::lang::Math, BTreeSet<(String, Color)>> = HashMap::new();
+    for d in &egraph.analysis.derivations {
+        let node = egraph.id_to_node(d.id).clone().map_children(|c| egraph.find(c));
+        claims.entry(node).or_default().insert((d.rule.to_string(), d.color));
+    }
+    let mut out: Vec<ColorConflict> = claims
+        .into_iter()
+        .filter(|(_, c)| c.iter().any(|x| x.1 == Color::Red) && c.iter().any(|x| x.1 == Color::Blue))
+        .map(|(node, claims)| ColorConflict {
+            step: node.build_recexpr(|id| egraph.id_to_node(id).clone()).to_string(),
+            claims: claims.into_iter().collect(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.step.cmp(&b.step));
+    out
+}
+
+/// Seed for the verifier's assignments: a hash of the two sides.
+fn verification_seed(a: &Expr, b: &Expr) -> u64 {
+    let h = blake3::hash(format!("{a}={b}").as_bytes());
+    u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+impl Saturation {
+    /// Runs the four phases and reports.
+    pub fn run(&self) -> SaturationReport {
+        let deadline = Instant::now() + self.limits.time;
+        let mut egraph = EGraph::new(ColoredAnalysis::new(self.fold_constants));
+        let root: Id = egraph.add_expr(&self.expr);
+        let mut phases = Vec::with_capacity(4);
+        for color in Color::ALL {
+            let (next, report) = run_phase(egraph, &self.rules, color, self.scheduler, self.limits, deadline);
+            egraph = next;
+            phases.push(report);
+        }
+        let started = Instant::now();
+        let extractor = CanonicalExtractor::new(&egraph);
+        let canonical = extractor.expr(&egraph, root).unwrap_or_else(|| self.expr.clone());
+        let cost = extractor.cost(&egraph, root).unwrap_or(0);
+        let verification = Verification {
+            input_equals_canonical: check_semantically(
+                &self.expr,
+                &canonical,
+                verification_seed(&self.expr, &canonical),
+            ),
+            constant_conflicts: egraph
+                .analysis
+                .constant_conflicts
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            color_conflicts: color_conflicts(&egraph),
+            passed: false,
+        };
+        let passed =
+            !verification.input_equals_canonical.is_refuted() && verification.constant_conflicts.is_empty();
+        phases.push(PhaseReport {
+            phase: "extract",
+            stop_reason: "done".into(),
+            iterations: 0,
+            classes: egraph.number_of_classes(),
+            nodes: egraph.total_number_of_nodes(),
+            time_ms: started.elapsed().as_secs_f64() * 1e3,
+            rules_applied: BTreeMap::new(),
+        });
+        SaturationReport {
+            canonical: canonical.to_string(),
+            cost,
+            classes: egraph.number_of_classes(),
+            nodes: egraph.total_number_of_nodes(),
+            phases,
+            verification: Verification { passed, ..verification },
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! GREEN verification: is a claimed equality true, and is it derivable?
+//!
+//! Truth is checked by evaluating both sides exactly on random rational
+//! assignments (division by zero and unbounded powers make an assignment
+//! undefined, not a counterexample). Derivability is checked by asking egg for an
+//! explanation of the equality under the claimed colour's rules.
+
+use crate::analysis::{ColoredAnalysis, fold};
+use crate::color::Color;
+use crate::constant::Constant;
+use crate::lang::{Expr, Math};
+use crate::rules::ColoredRewrite;
+use egg::{FlatTerm, Id, Runner, Symbol};
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+/// Random assignments tried per equality.
+pub const TRIALS: usize = 16;
+/// Defined assignments needed to call an equality verified.
+pub const MIN_DEFINED: usize = 4;
+
+/// Evaluates an expression exactly; `None` where it is undefined or too large.
+pub fn evaluate(expr: &Expr, assignment: &HashMap<Symbol, Constant>) -> Option<Constant> {
+    let mut values: Vec<Option<Constant>> = Vec::with_capacity(expr.len());
+    for node in expr.iter() {
+        let value = match node {
+            Math::Symbol(s) => assignment.get(s).cloned(),
+            _ => fold(node, |id: Id| values[usize::from(id)].clone()),
+        };
+        values.push(value);
+    }
+    values.pop().flatten()
+}
+
+fn symbols(expr: &Expr, out: &mut BTreeSet<Symbol>) {
+    out.extend(expr.iter().filter_map(|n| match n {
+        Math::Symbol(s) => Some(*s),
+        _ => None,
+    }));
+}
+
+/// The outcome of evaluating both sides of an equality.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Equal on every defined assignment, with enough of them defined.
+    Verified {
+        /// Assignments on which both sides were defined.
+        defined: usize,
+    },
+    /// A counterexample.
+    Refuted {
+        /// The assignment, symbol to value.
+        assignment: BTreeMap<String, String>,
+        /// The left side's value there.
+        lhs: String,
+        /// The right side's value there.
+        rhs: String,
+    },
+    /// Too few assignments were defined to decide.
+    Inconclusive {
+        /// Assignments on which both sides were defined.
+        defined: usize,
+    },
+}
+
+impl Verdict {
+    /// Whether the equality was refuted.
+    pub fn is_refuted(&self) -> bool {
+        matches!(self, Verdict::Refuted { .. })
+    }
+}
+
+/// Checks `lhs = rhs` on [`TRIALS`] random assignments drawn from `seed`.
+pub fn check_semantically(lhs: &Expr, rhs: &Expr, seed: u64) -> Verdict {
+    let mut names = BTreeSet::new();
+    symbols(lhs, &mut names);
+    symbols(rhs, &mut names);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut defined = 0;
+    for _ in 0..TRIALS {
+        let assignment: HashMap<Symbol, Constant> = names
+            .iter()
+            .map(|&s| {
+                let value = BigRational::new(
+                    BigInt::from(rng.random_range(-20i64..=20)),
+                    BigInt::from(rng.random_range(1i64..=7)),
+                );
+                (s, Constant(value))
+            })
+            .collect();
+        let (Some(a), Some(b)) = (evaluate(lhs, &assignment), evaluate(rhs, &assignment)) else {
+            continue;
+        };
+        if a != b {
+            return Verdict::Refuted {
+                assignment: assignment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                lhs: a.to_string(),
+                rhs: b.to_string(),
+            };
+        }
+        defined += 1;
+    }
+    if defined >= MIN_DEFINED { Verdict::Verified { defined } } else { Verdict::Inconclusive { defined } }
+}
+
+/// Whether egg can explain an equality with a colour's rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DerivationCheck {
+    /// Both sides became equal within the limits.
+    pub derivable: bool,
+    /// Rewrite steps in egg's flat explanation.
+    pub steps: usize,
+    /// Rules the explanation used.
+    pub rules_used: Vec<String>,
+    /// Why the search stopped.
+    pub stop_reason: String,
+}
+
+fn collect_rules(terms: &[FlatTerm<Math>], steps: &mut usize, rules: &mut BTreeSet<String>) {
+    for t in terms {
+        for rule in [t.forward_rule, t.backward_rule].into_iter().flatten() {
+            *steps += 1;
+            rules.insert(rule.to_string());
+        }
+        collect_rules(&t.children, steps, rules);
+    }
+}
+
+/// Searches for a derivation of `lhs = rhs` with `rules` (plus constant folding),
+/// with explanations on, and reports the explanation's rules.
+pub fn check_derivation(lhs: &Expr, rhs: &Expr, rules: &[ColoredRewrite], limit: Duration) -> DerivationCheck {
+    let runner = Runner::<_, _, ()>::new(ColoredAnalysis::new(true))
+        .with_explanations_enabled()
+        .with_expr(lhs)
+        .with_expr(rhs)
+        .with_node_limit(5_000)
+        .with_iter_limit(12)
+        .with_time_limit(limit)
+        .with_hook(|r| {
+            if r.egraph.find(r.roots[0]) == r.egraph.find(r.roots[1]) { Err("proved".into()) } else { Ok(()) }
+        });
+    let mut runner = runner.run(rules);
+    let stop_reason = crate::saturate::stop_reason_name(runner.stop_reason.as_ref());
+    if runner.egraph.find(runner.roots[0]) != runner.egraph.find(runner.roots[1]) {
+        return DerivationCheck { derivable: false, steps: 0, rules_used: Vec::new(), stop_reason };
+    }
+    let mut explanation = runner.explain_equivalence(lhs, rhs);
+    let (mut steps, mut used) = (0, BTreeSet::new());
+    collect_rules(explanation.make_flat_explanation(), &mut steps, &mut used);
+    DerivationCheck { derivable: true, steps, rules_used: used.into_iter().collect(), stop_reason }
+}
+
+/// A derivation step claimed by both RED and BLUE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColorConflict {
+    /// The step, as text.
+    pub step: String,
+    /// Each claim: rule and colour.
+    pub claims: Vec<(String, Color)>,
+}

@@ -1,0 +1,125 @@
+//! # egraph-service
+//!
+//! `POST /egraph/saturate` runs four phases on an expression — RED saturation,
+//! BLUE saturation (with GREEN identity laws), GREEN verification, extraction —
+//! within node, iteration and time limits, and answers the canonical form, its
+//! cost, the e-class and e-node counts, each phase's stop reason and the
+//! verification. Answers are memoised in a bounded LRU keyed by a content hash of
+//! expression, rules, options and limits; `GET /egraph/stats` shows the hit
+//! ratio, `GET /egraph/health` that the service is up.
+
+mod cache;
+mod request;
+
+pub use cache::{CacheStats, MemoCache};
+pub use request::SaturateRequest;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use ramanujan_core::saturate::SaturationReport;
+use ramanujan_http::{ApiError, JsonBody, Runtime, offload};
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Default number of memoised answers (`EGRAPH_CACHE_CAPACITY`).
+pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
+
+/// The service's state.
+pub struct EgraphService {
+    runtime: Runtime,
+    cache: MemoCache,
+    saturations: AtomicU64,
+}
+
+#[derive(Serialize)]
+struct Answer<'a> {
+    cached: bool,
+    key: String,
+    #[serde(flatten)]
+    report: &'a SaturationReport,
+}
+
+fn hex(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn json_bytes(value: &impl Serialize) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(value).map(Bytes::from).map_err(|e| ApiError {
+        status: http::StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("could not encode the answer: {e}"),
+    })
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+impl EgraphService {
+    /// A service with a cache of `cache_capacity` answers.
+    pub fn new(runtime: Runtime, cache_capacity: usize) -> Self {
+        EgraphService {
+            runtime,
+            cache: MemoCache::new(cache_capacity),
+            saturations: AtomicU64::new(0),
+        }
+    }
+
+    /// Validates, answers from the cache, or saturates and caches.
+    pub async fn saturate(&self, req: SaturateRequest) -> Result<Response, ApiError> {
+        let (saturation, key) = req.into_saturation(self.runtime.saturation_timeout)?;
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(json_response(hit));
+        }
+        self.saturations.fetch_add(1, Ordering::Relaxed);
+        let report = offload::run(&self.runtime.offload, move || saturation.run()).await?;
+        let key_hex = hex(&key);
+        let hit = json_bytes(&Answer {
+            cached: true,
+            key: key_hex.clone(),
+            report: &report,
+        })?;
+        self.cache.put(key, hit);
+        Ok(json_response(json_bytes(&Answer {
+            cached: false,
+            key: key_hex,
+            report: &report,
+        })?))
+    }
+
+    /// `/egraph/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        json!({
+            "cache": self.cache.stats(),
+            "saturations": self.saturations.load(Ordering::Relaxed),
+        })
+    }
+}
+
+async fn saturate(
+    State(s): State<Arc<EgraphService>>,
+    JsonBody(req): JsonBody<SaturateRequest>,
+) -> Result<Response, ApiError> {
+    s.saturate(req).await
+}
+
+async fn stats(State(s): State<Arc<EgraphService>>) -> Json<serde_json::Value> {
+    Json(s.stats())
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok", "component": "egraph-service"}))
+}
+
+/// The component's routes, over a service with a cache of `cache_capacity` answers.
+pub fn router(runtime: Runtime, cache_capacity: usize) -> Router {
+    Router::new()
+        .route("/egraph/saturate", post(saturate))
+        .route("/egraph/stats", get(stats))
+        .route("/egraph/health", get(health))
+        .with_state(Arc::new(EgraphService::new(runtime, cache_capacity)))
+}

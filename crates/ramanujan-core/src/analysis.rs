@@ -42,7 +42,10 @@ pub struct ColoredAnalysis {
 impl ColoredAnalysis {
     /// An analysis that folds constants when `fold_constants` is set.
     pub fn new(fold_constants: bool) -> Self {
-        ColoredAnalysis { fold_constants, ..Self::default() }
+        ColoredAnalysis {
+            fold_constants,
+            ..Self::default()
+        }
     }
 }
 
@@ -69,7 +72,10 @@ impl Analysis<Math> for ColoredAnalysis {
             _ if egraph.analysis.fold_constants => fold(enode, |id| egraph[id].data.constant.clone()),
             _ => None,
         };
-        ClassData { constant, colors: ColorSet::default() }
+        ClassData {
+            constant,
+            colors: ColorSet::default(),
+        }
     }
 
     fn merge(&mut self, a: &mut ClassData, b: ClassData) -> DidMerge {

@@ -130,8 +130,12 @@ impl CanonicalExtractor {
                 continue;
             }
             let node = &self.best.get(&class)?.node;
-            let pending: Vec<Id> =
-                node.children().iter().map(|&c| egraph.find(c)).filter(|c| !added.contains_key(c)).collect();
+            let pending: Vec<Id> = node
+                .children()
+                .iter()
+                .map(|&c| egraph.find(c))
+                .filter(|c| !added.contains_key(c))
+                .collect();
             if pending.is_empty() {
                 let id = expr.add(node.clone().map_children(|c| added[&egraph.find(c)]));
                 added.insert(class, id);

@@ -22,8 +22,7 @@ define_language! {
 pub type Expr = egg::RecExpr<Math>;
 
 /// The operators, with their arity, as users write them.
-pub const OPERATORS: [(&str, usize); 6] =
-    [("+", 2), ("-", 2), ("*", 2), ("/", 2), ("pow", 2), ("neg", 1)];
+pub const OPERATORS: [(&str, usize); 6] = [("+", 2), ("-", 2), ("*", 2), ("/", 2), ("pow", 2), ("neg", 1)];
 
 /// The arity of an operator name, or `None` if it is not an operator.
 pub fn operator_arity(name: &str) -> Option<usize> {

@@ -24,7 +24,10 @@ impl Materialized {
     /// (pending ones are left out), every equality between such terms, with
     /// constants folded, rebuilt.
     pub fn new(state: &ReplicaState) -> Self {
-        let mut m = Materialized { egraph: EGraph::new(ColoredAnalysis::new(true)), ids: HashMap::new() };
+        let mut m = Materialized {
+            egraph: EGraph::new(ColoredAnalysis::new(true)),
+            ids: HashMap::new(),
+        };
         for (key, _) in state.terms() {
             m.add_term(state, key);
         }
@@ -47,7 +50,12 @@ impl Materialized {
                 continue;
             }
             let term = state.term(key)?;
-            let pending: Vec<TermKey> = term.args.iter().filter(|a| !self.ids.contains_key(a)).copied().collect();
+            let pending: Vec<TermKey> = term
+                .args
+                .iter()
+                .filter(|a| !self.ids.contains_key(a))
+                .copied()
+                .collect();
             if pending.is_empty() {
                 let id = self.egraph.add(term.to_node(|k| self.ids[&k]));
                 self.ids.insert(key, id);
@@ -117,8 +125,10 @@ pub fn export(egraph: &EGraph, agent: &str, color: Color, known: Option<&Materia
     let mut rep: HashMap<Id, TermKey> = HashMap::with_capacity(egraph.number_of_classes());
     let mut facts = Facts::default();
     // Name classes in increasing cost so children are named before parents.
-    let mut classes: Vec<(u64, Id)> =
-        egraph.classes().filter_map(|c| Some((extractor.cost(egraph, c.id)?, c.id))).collect();
+    let mut classes: Vec<(u64, Id)> = egraph
+        .classes()
+        .filter_map(|c| Some((extractor.cost(egraph, c.id)?, c.id)))
+        .collect();
     classes.sort_unstable();
     for &(_, class) in &classes {
         let node = extractor.node(egraph, class).expect("costed classes have a node");
@@ -133,7 +143,9 @@ pub fn export(egraph: &EGraph, agent: &str, color: Color, known: Option<&Materia
     let mut derived: HashMap<TermKey, (String, Color)> = HashMap::new();
     for d in &egraph.analysis.derivations {
         if let Some(term) = name(&egraph.id_to_node(d.id).clone().map_children(|c| egraph.find(c))) {
-            derived.entry(term.key()).or_insert_with(|| (d.rule.to_string(), d.color));
+            derived
+                .entry(term.key())
+                .or_insert_with(|| (d.rule.to_string(), d.color));
         }
     }
     for &(_, class) in &classes {
@@ -149,7 +161,11 @@ pub fn export(egraph: &EGraph, agent: &str, color: Color, known: Option<&Materia
                 .or_else(|| derived.get(&rep_key))
                 .cloned()
                 .unwrap_or_else(|| ("congruence".to_string(), color));
-            let provenance = Provenance { agent: agent.to_string(), rule, color: rule_color };
+            let provenance = Provenance {
+                agent: agent.to_string(),
+                rule,
+                color: rule_color,
+            };
             facts.terms.push(term);
             facts.equalities.extend(Equality::new(key, rep_key, provenance));
         }

@@ -21,7 +21,11 @@ pub struct ParseLimits {
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits { max_bytes: 64 * 1024, max_nodes: 10_000, max_depth: 512 }
+        ParseLimits {
+            max_bytes: 64 * 1024,
+            max_nodes: 10_000,
+            max_depth: 512,
+        }
     }
 }
 
@@ -36,7 +40,10 @@ pub struct ParseError {
 }
 
 fn error(offset: usize, message: impl Into<String>) -> ParseError {
-    ParseError { offset, message: message.into() }
+    ParseError {
+        offset,
+        message: message.into(),
+    }
 }
 
 /// Parses an expression with the default [`ParseLimits`].
@@ -85,8 +92,8 @@ struct Frame<'a> {
 }
 
 fn leaf(offset: usize, atom: &str) -> Result<Math, ParseError> {
-    let starts_numeric = atom.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        || (atom.len() > 1 && atom.starts_with('-'));
+    let starts_numeric =
+        atom.starts_with(|c: char| c.is_ascii_digit() || c == '.') || (atom.len() > 1 && atom.starts_with('-'));
     if starts_numeric {
         return atom
             .parse::<Constant>()
@@ -94,12 +101,18 @@ fn leaf(offset: usize, atom: &str) -> Result<Math, ParseError> {
             .map_err(|e| error(offset, format!("bad number `{atom}`: {e}")));
     }
     if let Some(arity) = operator_arity(atom) {
-        return Err(error(offset, format!("operator `{atom}` needs {arity} argument(s) inside parentheses")));
+        return Err(error(
+            offset,
+            format!("operator `{atom}` needs {arity} argument(s) inside parentheses"),
+        ));
     }
     if is_symbol_name(atom) {
         return Ok(Math::Symbol(atom.into()));
     }
-    Err(error(offset, format!("`{atom}` is neither a number nor a symbol (letters, digits, `_`, `'`)")))
+    Err(error(
+        offset,
+        format!("`{atom}` is neither a number nor a symbol (letters, digits, `_`, `'`)"),
+    ))
 }
 
 fn node(frame: &Frame<'_>, close_offset: usize) -> Result<Math, ParseError> {
@@ -107,12 +120,18 @@ fn node(frame: &Frame<'_>, close_offset: usize) -> Result<Math, ParseError> {
         return Err(error(frame.offset, "empty list `()`: expected an operator"));
     };
     let Some(arity) = operator_arity(op) else {
-        return Err(error(op_offset, format!("unknown operator `{op}`: expected one of + - * / pow neg")));
+        return Err(error(
+            op_offset,
+            format!("unknown operator `{op}`: expected one of + - * / pow neg"),
+        ));
     };
     if frame.children.len() != arity {
         return Err(error(
             close_offset,
-            format!("operator `{op}` takes {arity} argument(s), found {}", frame.children.len()),
+            format!(
+                "operator `{op}` takes {arity} argument(s), found {}",
+                frame.children.len()
+            ),
         ));
     }
     let c = &frame.children;
@@ -129,7 +148,10 @@ fn node(frame: &Frame<'_>, close_offset: usize) -> Result<Math, ParseError> {
 /// Parses an expression, enforcing `limits`.
 pub fn parse_expr_with(input: &str, limits: ParseLimits) -> Result<Expr, ParseError> {
     if input.len() > limits.max_bytes {
-        return Err(error(limits.max_bytes, format!("expression is longer than {} bytes", limits.max_bytes)));
+        return Err(error(
+            limits.max_bytes,
+            format!("expression is longer than {} bytes", limits.max_bytes),
+        ));
     }
     let mut expr = Expr::default();
     let mut stack: Vec<Frame<'_>> = Vec::new();
@@ -139,7 +161,10 @@ pub fn parse_expr_with(input: &str, limits: ParseLimits) -> Result<Expr, ParseEr
             return Err(error(offset, "unexpected input after the end of the expression"));
         }
         if expr.len() >= limits.max_nodes {
-            return Err(error(offset, format!("expression has more than {} nodes", limits.max_nodes)));
+            return Err(error(
+                offset,
+                format!("expression has more than {} nodes", limits.max_nodes),
+            ));
         }
         let finished = match token {
             Token::Open => {
@@ -151,7 +176,11 @@ pub fn parse_expr_with(input: &str, limits: ParseLimits) -> Result<Expr, ParseEr
                 {
                     return Err(error(offset, "expected an operator, found `(`"));
                 }
-                stack.push(Frame { offset, operator: None, children: Vec::new() });
+                stack.push(Frame {
+                    offset,
+                    operator: None,
+                    children: Vec::new(),
+                });
                 None
             }
             Token::Close => {
@@ -222,7 +251,15 @@ mod tests {
         assert!(parse_expr(&deep).unwrap_err().message.contains("nesting"));
         let long = "x".repeat(70_000);
         assert!(parse_expr(&long).unwrap_err().message.contains("longer than"));
-        let limits = ParseLimits { max_nodes: 3, ..ParseLimits::default() };
-        assert!(parse_expr_with("(+ (+ 1 2) 3)", limits).unwrap_err().message.contains("nodes"));
+        let limits = ParseLimits {
+            max_nodes: 3,
+            ..ParseLimits::default()
+        };
+        assert!(
+            parse_expr_with("(+ (+ 1 2) 3)", limits)
+                .unwrap_err()
+                .message
+                .contains("nodes")
+        );
     }
 }

@@ -40,8 +40,16 @@ impl Equality {
     /// An equality between two different terms, oriented so that `lhs < rhs`.
     pub fn new(a: TermKey, b: TermKey, provenance: Provenance) -> Option<Self> {
         match a.cmp(&b) {
-            std::cmp::Ordering::Less => Some(Equality { lhs: a, rhs: b, provenance }),
-            std::cmp::Ordering::Greater => Some(Equality { lhs: b, rhs: a, provenance }),
+            std::cmp::Ordering::Less => Some(Equality {
+                lhs: a,
+                rhs: b,
+                provenance,
+            }),
+            std::cmp::Ordering::Greater => Some(Equality {
+                lhs: b,
+                rhs: a,
+                provenance,
+            }),
             std::cmp::Ordering::Equal => None,
         }
     }
@@ -51,7 +59,11 @@ impl Equality {
         let mut h = blake3::Hasher::new();
         h.update(&self.lhs.0.to_le_bytes());
         h.update(&self.rhs.0.to_le_bytes());
-        for part in [self.provenance.agent.as_str(), self.provenance.rule.as_str(), self.provenance.color.name()] {
+        for part in [
+            self.provenance.agent.as_str(),
+            self.provenance.rule.as_str(),
+            self.provenance.color.name(),
+        ] {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
@@ -173,7 +185,8 @@ impl ReplicaState {
         delta.equalities.values_mut().for_each(|(_, d)| *d = dot.clone());
         delta.clock = self.clock.clone();
         self.terms.extend(delta.terms.iter().map(|(k, v)| (*k, v.clone())));
-        self.equalities.extend(delta.equalities.iter().map(|(k, v)| (*k, v.clone())));
+        self.equalities
+            .extend(delta.equalities.iter().map(|(k, v)| (*k, v.clone())));
         Ok(delta)
     }
 
@@ -247,12 +260,19 @@ impl ReplicaState {
 
     /// Keys of terms this replica has and `other` lacks.
     pub fn terms_missing_from(&self, other: &ReplicaState) -> BTreeSet<TermKey> {
-        self.terms.keys().filter(|k| !other.terms.contains_key(k)).copied().collect()
+        self.terms
+            .keys()
+            .filter(|k| !other.terms.contains_key(k))
+            .copied()
+            .collect()
     }
 
     /// Equalities this replica has and `other` lacks.
     pub fn equalities_missing_from<'a>(&'a self, other: &'a ReplicaState) -> impl Iterator<Item = &'a Equality> {
-        self.equalities.iter().filter(|(k, _)| !other.equalities.contains_key(k)).map(|(_, (e, _))| e)
+        self.equalities
+            .iter()
+            .filter(|(k, _)| !other.equalities.contains_key(k))
+            .map(|(_, (e, _))| e)
     }
 }
 
@@ -304,7 +324,15 @@ impl Serialize for ReplicaState {
             terms: self
                 .terms
                 .iter()
-                .map(|(k, (t, d))| (*k, WireFactTerm { term: t.into(), dot: d.clone() }))
+                .map(|(k, (t, d))| {
+                    (
+                        *k,
+                        WireFactTerm {
+                            term: t.into(),
+                            dot: d.clone(),
+                        },
+                    )
+                })
                 .collect(),
             equalities: self
                 .equalities
@@ -327,7 +355,11 @@ impl TryFrom<WireState> for ReplicaState {
     type Error = ReplicaError;
     fn try_from(w: WireState) -> Result<Self, ReplicaError> {
         let check_dot = |dot: &Dot| {
-            if w.clock.covers(dot) && dot.1 > 0 { Ok(()) } else { Err(ReplicaError::DotBeyondClock(dot.clone())) }
+            if w.clock.covers(dot) && dot.1 > 0 {
+                Ok(())
+            } else {
+                Err(ReplicaError::DotBeyondClock(dot.clone()))
+            }
         };
         let mut terms = BTreeMap::new();
         for (key, fact) in w.terms {
@@ -341,11 +373,19 @@ impl TryFrom<WireState> for ReplicaState {
         let mut equalities = BTreeMap::new();
         for e in w.equalities {
             check_dot(&e.dot)?;
-            let provenance = Provenance { agent: e.agent, rule: e.rule, color: e.color };
+            let provenance = Provenance {
+                agent: e.agent,
+                rule: e.rule,
+                color: e.color,
+            };
             let eq = Equality::new(e.lhs, e.rhs, provenance).ok_or(ReplicaError::Reflexive(e.lhs))?;
             equalities.insert(eq.key(), (eq, e.dot));
         }
-        Ok(ReplicaState { terms, equalities, clock: w.clock })
+        Ok(ReplicaState {
+            terms,
+            equalities,
+            clock: w.clock,
+        })
     }
 }
 

@@ -77,8 +77,10 @@ pub fn default_rules(color: Color) -> Vec<RuleSpec> {
             ("neg-zero", "(neg 0)", "0"),
         ],
     };
-    let mut rules: Vec<RuleSpec> =
-        table.iter().map(|(name, lhs, rhs)| RuleSpec::new(name, lhs, rhs, color)).collect();
+    let mut rules: Vec<RuleSpec> = table
+        .iter()
+        .map(|(name, lhs, rhs)| RuleSpec::new(name, lhs, rhs, color))
+        .collect();
     if color == Color::Blue {
         let mut cancel_div = RuleSpec::new("cancel-div", "(/ ?a ?a)", "1", color);
         cancel_div.nonzero = vec!["?a".into()];
@@ -114,12 +116,7 @@ impl ColoredApplier {
 }
 
 impl Applier<Math, ColoredAnalysis> for ColoredApplier {
-    fn apply_matches(
-        &self,
-        egraph: &mut EGraph,
-        matches: &[SearchMatches<Math>],
-        rule_name: Symbol,
-    ) -> Vec<Id> {
+    fn apply_matches(&self, egraph: &mut EGraph, matches: &[SearchMatches<Math>], rule_name: Symbol) -> Vec<Id> {
         let added = if self.nonzero.is_empty() {
             self.rhs.apply_matches(egraph, matches, rule_name)
         } else {
@@ -134,7 +131,11 @@ impl Applier<Math, ColoredAnalysis> for ColoredApplier {
             self.rhs.apply_matches(egraph, &allowed, rule_name)
         };
         for &id in &added {
-            egraph.analysis.derivations.push(Derivation { id, rule: rule_name, color: self.color });
+            egraph.analysis.derivations.push(Derivation {
+                id,
+                rule: rule_name,
+                color: self.color,
+            });
             egraph[id].data.colors.insert(self.color);
         }
         added
@@ -167,20 +168,22 @@ impl Applier<Math, ColoredAnalysis> for ColoredApplier {
 pub type ColoredRewrite = Rewrite<Math, ColoredAnalysis>;
 
 fn parse_pattern(name: &str, side: &str, text: &str) -> Result<Pattern<Math>, RuleError> {
-    let err = |message: String| RuleError { name: name.into(), message };
+    let err = |message: String| RuleError {
+        name: name.into(),
+        message,
+    };
     if text.len() > MAX_PATTERN_BYTES {
         return Err(err(format!("{side} is longer than {MAX_PATTERN_BYTES} bytes")));
     }
-    text.parse::<Pattern<Math>>().map_err(|e| err(format!("{side} `{text}`: {e}")))
+    text.parse::<Pattern<Math>>()
+        .map_err(|e| err(format!("{side} `{text}`: {e}")))
 }
 
-fn compile_one(
-    name: &str,
-    lhs: &str,
-    rhs: &str,
-    spec: &RuleSpec,
-) -> Result<ColoredRewrite, RuleError> {
-    let err = |message: String| RuleError { name: name.into(), message };
+fn compile_one(name: &str, lhs: &str, rhs: &str, spec: &RuleSpec) -> Result<ColoredRewrite, RuleError> {
+    let err = |message: String| RuleError {
+        name: name.into(),
+        message,
+    };
     let searcher = parse_pattern(name, "lhs", lhs)?;
     let applier = parse_pattern(name, "rhs", rhs)?;
     if searcher.vars().is_empty() && searcher.ast.len() == 1 {
@@ -188,13 +191,19 @@ fn compile_one(
     }
     let mut nonzero = Vec::new();
     for v in &spec.nonzero {
-        let var: Var = v.parse().map_err(|_| err(format!("`{v}` in nonzero is not a ?variable")))?;
+        let var: Var = v
+            .parse()
+            .map_err(|_| err(format!("`{v}` in nonzero is not a ?variable")))?;
         if !searcher.vars().contains(&var) {
             return Err(err(format!("nonzero variable {v} does not occur in lhs")));
         }
         nonzero.push(var);
     }
-    let applier = ColoredApplier { rhs: applier, color: spec.color, nonzero };
+    let applier = ColoredApplier {
+        rhs: applier,
+        color: spec.color,
+        nonzero,
+    };
     Rewrite::new(name, searcher, applier).map_err(err)
 }
 
@@ -205,7 +214,10 @@ pub fn compile(specs: &[RuleSpec]) -> Result<Vec<ColoredRewrite>, RuleError> {
     for (i, spec) in specs.iter().enumerate() {
         let name = spec.name.trim();
         if name.is_empty() || name.len() > 64 {
-            return Err(RuleError { name: format!("#{i}"), message: "name must be 1 to 64 characters".into() });
+            return Err(RuleError {
+                name: format!("#{i}"),
+                message: "name must be 1 to 64 characters".into(),
+            });
         }
         let mut variants = vec![(name.to_string(), spec.lhs.as_str(), spec.rhs.as_str())];
         if spec.bidirectional {
@@ -213,7 +225,10 @@ pub fn compile(specs: &[RuleSpec]) -> Result<Vec<ColoredRewrite>, RuleError> {
         }
         for (name, lhs, rhs) in variants {
             if !seen.insert(name.clone()) {
-                return Err(RuleError { name, message: "duplicate rule name".into() });
+                return Err(RuleError {
+                    name,
+                    message: "duplicate rule name".into(),
+                });
             }
             out.push(compile_one(&name, lhs, rhs, spec)?);
         }
@@ -271,12 +286,19 @@ mod tests {
     #[test]
     fn bad_rules_are_named() {
         let bad = |lhs: &str, rhs: &str| {
-            compile(&[RuleSpec::new("r", lhs, rhs, Color::Red)]).unwrap_err().to_string()
+            compile(&[RuleSpec::new("r", lhs, rhs, Color::Red)])
+                .unwrap_err()
+                .to_string()
         };
         assert!(bad("(sin ?a)", "?a").contains("lhs"));
         assert!(bad("(+ ?a ?b)", "?c").contains("rule `r`"));
         assert!(bad("x", "y").contains("single constant"));
         let dup = RuleSpec::new("r", "(+ ?a ?b)", "(+ ?b ?a)", Color::Red);
-        assert!(compile(&[dup.clone(), dup]).unwrap_err().to_string().contains("duplicate"));
+        assert!(
+            compile(&[dup.clone(), dup])
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate")
+        );
     }
 }

@@ -25,7 +25,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { nodes: 10_000, iterations: 30, time: Duration::from_millis(5_000) }
+        Limits {
+            nodes: 10_000,
+            iterations: 30,
+            time: Duration::from_millis(5_000),
+        }
     }
 }
 
@@ -232,8 +236,7 @@ impl Saturation {
             color_conflicts: color_conflicts(&egraph),
             passed: false,
         };
-        let passed =
-            !verification.input_equals_canonical.is_refuted() && verification.constant_conflicts.is_empty();
+        let passed = !verification.input_equals_canonical.is_refuted() && verification.constant_conflicts.is_empty();
         phases.push(PhaseReport {
             phase: "extract",
             stop_reason: "done".into(),

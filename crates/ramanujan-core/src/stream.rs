@@ -72,7 +72,15 @@ pub fn apply_stream(
     };
     let canonical = root.and_then(|key| {
         let class = known.ids.get(&key)?;
-        CanonicalExtractor::new(&egraph).expr(&egraph, *class).map(|e| e.to_string())
+        CanonicalExtractor::new(&egraph)
+            .expr(&egraph, *class)
+            .map(|e| e.to_string())
     });
-    Ok(StreamOutcome { digest: state.digest(), delta, root, canonical, phase })
+    Ok(StreamOutcome {
+        digest: state.digest(),
+        delta,
+        root,
+        canonical,
+        phase,
+    })
 }

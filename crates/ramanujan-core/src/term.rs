@@ -32,7 +32,9 @@ impl std::str::FromStr for TermKey {
         if s.len() != 32 {
             return Err(format!("term key `{s}` is not 32 hex digits"));
         }
-        u128::from_str_radix(s, 16).map(TermKey).map_err(|_| format!("term key `{s}` is not hex"))
+        u128::from_str_radix(s, 16)
+            .map(TermKey)
+            .map_err(|_| format!("term key `{s}` is not hex"))
     }
 }
 
@@ -92,7 +94,10 @@ impl Term {
             Math::Num(c) => TermOp::Num(c.clone()),
             Math::Symbol(s) => TermOp::Sym(s.as_str().to_string()),
         };
-        Term { op, args: node.children().iter().map(|&c| key_of(c)).collect() }
+        Term {
+            op,
+            args: node.children().iter().map(|&c| key_of(c)).collect(),
+        }
     }
 
     /// The e-node for this term, with children named by `id_of`.
@@ -176,7 +181,11 @@ impl From<&Term> for WireTerm {
             TermOp::Sym(s) => Some(s.clone()),
             _ => None,
         };
-        WireTerm { op: t.op_name().into(), args: t.args.clone(), value }
+        WireTerm {
+            op: t.op_name().into(),
+            args: t.args.clone(),
+            value,
+        }
     }
 }
 
@@ -198,7 +207,12 @@ impl TryFrom<WireTerm> for Term {
         };
         let term = Term { op, args: w.args };
         if term.args.len() != term.arity() {
-            return Err(format!("`{}` takes {} argument(s), found {}", w.op, term.arity(), term.args.len()));
+            return Err(format!(
+                "`{}` takes {} argument(s), found {}",
+                w.op,
+                term.arity(),
+                term.args.len()
+            ));
         }
         Ok(term)
     }

@@ -105,7 +105,11 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr, seed: u64) -> Verdict {
         }
         defined += 1;
     }
-    if defined >= MIN_DEFINED { Verdict::Verified { defined } } else { Verdict::Inconclusive { defined } }
+    if defined >= MIN_DEFINED {
+        Verdict::Verified { defined }
+    } else {
+        Verdict::Inconclusive { defined }
+    }
 }
 
 /// Whether egg can explain an equality with a colour's rules.
@@ -142,17 +146,31 @@ pub fn check_derivation(lhs: &Expr, rhs: &Expr, rules: &[ColoredRewrite], limit:
         .with_iter_limit(12)
         .with_time_limit(limit)
         .with_hook(|r| {
-            if r.egraph.find(r.roots[0]) == r.egraph.find(r.roots[1]) { Err("proved".into()) } else { Ok(()) }
+            if r.egraph.find(r.roots[0]) == r.egraph.find(r.roots[1]) {
+                Err("proved".into())
+            } else {
+                Ok(())
+            }
         });
     let mut runner = runner.run(rules);
     let stop_reason = crate::saturate::stop_reason_name(runner.stop_reason.as_ref());
     if runner.egraph.find(runner.roots[0]) != runner.egraph.find(runner.roots[1]) {
-        return DerivationCheck { derivable: false, steps: 0, rules_used: Vec::new(), stop_reason };
+        return DerivationCheck {
+            derivable: false,
+            steps: 0,
+            rules_used: Vec::new(),
+            stop_reason,
+        };
     }
     let mut explanation = runner.explain_equivalence(lhs, rhs);
     let (mut steps, mut used) = (0, BTreeSet::new());
     collect_rules(explanation.make_flat_explanation(), &mut steps, &mut used);
-    DerivationCheck { derivable: true, steps, rules_used: used.into_iter().collect(), stop_reason }
+    DerivationCheck {
+        derivable: true,
+        steps,
+        rules_used: used.into_iter().collect(),
+        stop_reason,
+    }
 }
 
 /// A derivation step claimed by both RED and BLUE.
@@ -162,4 +180,26 @@ pub struct ColorConflict {
     pub step: String,
     /// Each claim: rule and colour.
     pub claims: Vec<(String, Color)>,
+}
+
+/// Every derivation step of a replica claimed by both a RED and a BLUE rule: the
+/// same equality asserted with both colours.
+pub fn verify_color_constraint(state: &crate::replica::ReplicaState) -> Vec<ColorConflict> {
+    use crate::term::TermKey;
+    let mut claims: BTreeMap<(TermKey, TermKey), BTreeSet<(String, Color)>> = BTreeMap::new();
+    for eq in state.equalities() {
+        claims
+            .entry((eq.lhs, eq.rhs))
+            .or_default()
+            .insert((eq.provenance.rule.clone(), eq.provenance.color));
+    }
+    let show = |k: TermKey| crate::materialize::term_expr(state, k).map_or(k.to_string(), |e| e.to_string());
+    claims
+        .into_iter()
+        .filter(|(_, c)| c.iter().any(|x| x.1 == Color::Red) && c.iter().any(|x| x.1 == Color::Blue))
+        .map(|((l, r), c)| ColorConflict {
+            step: format!("{} = {}", show(l), show(r)),
+            claims: c.into_iter().collect(),
+        })
+        .collect()
 }

@@ -12,7 +12,11 @@ use ramanujan_core::stream::{StreamInput, apply_stream};
 const FACTORED: &str = "(pow (+ a b) 2)";
 const EXPANDED: &str = "(+ (* a a) (+ (* 2 (* a b)) (* b b)))";
 
-fn goal_state() -> (ReplicaState, ramanujan_core::term::TermKey, ramanujan_core::term::TermKey) {
+fn goal_state() -> (
+    ReplicaState,
+    ramanujan_core::term::TermKey,
+    ramanujan_core::term::TermKey,
+) {
     let mut facts = Facts::default();
     let l = expr_terms(&parse_expr(FACTORED).unwrap(), &mut facts);
     let r = expr_terms(&parse_expr(EXPANDED).unwrap(), &mut facts);
@@ -23,9 +27,16 @@ fn goal_state() -> (ReplicaState, ramanujan_core::term::TermKey, ramanujan_core:
 
 fn stream(color: Color, agent: &str, state: &ReplicaState) -> ReplicaState {
     let rules = RuleBook::new(true, &[]).unwrap();
-    apply_stream(color, agent, StreamInput::State(state.clone()), &rules, Scheduler::Backoff, Limits::default())
-        .unwrap()
-        .delta
+    apply_stream(
+        color,
+        agent,
+        StreamInput::State(state.clone()),
+        &rules,
+        Scheduler::Backoff,
+        Limits::default(),
+    )
+    .unwrap()
+    .delta
 }
 
 fn proves(state: &ReplicaState, l: ramanujan_core::term::TermKey, r: ramanujan_core::term::TermKey) -> bool {

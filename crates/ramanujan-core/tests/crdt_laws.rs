@@ -45,7 +45,11 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 
 fn run_history(ops: &[Op]) -> (Vec<ReplicaState>, Vec<TermKey>) {
     let rules = RuleBook::new(true, &[]).unwrap();
-    let limits = Limits { nodes: 400, iterations: 3, time: Duration::from_secs(5) };
+    let limits = Limits {
+        nodes: 400,
+        iterations: 3,
+        time: Duration::from_secs(5),
+    };
     let mut replicas = vec![ReplicaState::new(); 3];
     let mut roots = Vec::new();
     for op in ops {
@@ -57,8 +61,15 @@ fn run_history(ops: &[Op]) -> (Vec<ReplicaState>, Vec<TermKey>) {
             }
             Op::Rewrite(agent, color) => {
                 let input = StreamInput::State(replicas[*agent].clone());
-                let out =
-                    apply_stream(*color, &format!("agent-{agent}"), input, &rules, Scheduler::Simple, limits).unwrap();
+                let out = apply_stream(
+                    *color,
+                    &format!("agent-{agent}"),
+                    input,
+                    &rules,
+                    Scheduler::Simple,
+                    limits,
+                )
+                .unwrap();
                 replicas[*agent].merge(&out.delta);
             }
             Op::Sync { from, to } => {
@@ -83,7 +94,11 @@ fn canonical_forms(state: &ReplicaState, roots: &[TermKey]) -> Vec<String> {
     let extractor = CanonicalExtractor::new(&m.egraph);
     roots
         .iter()
-        .map(|r| m.class_of(*r).and_then(|c| extractor.expr(&m.egraph, c)).map_or("-".into(), |e| e.to_string()))
+        .map(|r| {
+            m.class_of(*r)
+                .and_then(|c| extractor.expr(&m.egraph, c))
+                .map_or("-".into(), |e| e.to_string())
+        })
         .collect()
 }
 

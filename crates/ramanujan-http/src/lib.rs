@@ -1,0 +1,40 @@
+//! # ramanujan-http
+//!
+//! What every component's `axum::Router` shares, on every host:
+//! [`ApiError`] (`{"error": ...}` answers), [`JsonBody`] (strict JSON bodies),
+//! [`Offload`] (where CPU-heavy work runs), [`Runtime`] (what a host hands a
+//! component), request [`limits`], and the colour-[`stream`] routes.
+
+pub mod error;
+pub mod json;
+pub mod limits;
+pub mod offload;
+pub mod stream;
+
+pub use error::ApiError;
+pub use json::JsonBody;
+pub use offload::{Inline, Offload};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a host gives every component.
+#[derive(Clone)]
+pub struct Runtime {
+    /// Where saturations run.
+    pub offload: Arc<dyn Offload>,
+    /// Default saturation time limit (`SATURATION_TIMEOUT_MS`, 5000).
+    pub saturation_timeout: Duration,
+    /// This process's agent id, used in provenance (`AGENT_ID`).
+    pub agent_id: String,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            offload: Arc::new(Inline),
+            saturation_timeout: Duration::from_millis(5_000),
+            agent_id: "local".into(),
+        }
+    }
+}

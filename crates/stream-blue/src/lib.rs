@@ -1,0 +1,14 @@
+//! # stream-blue
+//!
+//! The BLUE rule stream at `/stream/blue`: `GET /stream/blue` describes it (colour,
+//! polarity, rules) and `POST /stream/blue/apply` applies its rules to an
+//! `expression` or a replica `state`, answering the delta of new terms and
+//! equalities (with provenance) that any replica can merge.
+
+use ramanujan_core::Color;
+use ramanujan_http::Runtime;
+
+/// The component's routes.
+pub fn router(runtime: Runtime) -> axum::Router {
+    ramanujan_http::stream::router(Color::Blue, runtime)
+}

@@ -1,0 +1,145 @@
+//! The routes of a colour stream (`stream-red`, `stream-blue`, `stream-green`):
+//! `GET /stream/{color}` and `POST /stream/{color}/apply`. GREEN adds `verify` and
+//! `converged`, in the `stream-green` crate.
+
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::limits::LimitsRequest;
+use crate::{Runtime, offload};
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ramanujan_core::Color;
+use ramanujan_core::parse::parse_expr;
+use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::rules::{RuleBook, RuleSpec};
+use ramanujan_core::saturate::Scheduler;
+use ramanujan_core::stream::{StreamInput, StreamOutcome, apply_stream};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// `POST /stream/{color}/apply`: exactly one of `expression` and `state`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// An expression to rewrite.
+    pub expression: Option<String>,
+    /// A replica state to rewrite.
+    pub state: Option<ReplicaState>,
+    /// Agent id for provenance (default: the host's `AGENT_ID`).
+    pub agent: Option<String>,
+    /// Extra rules; each must be of this stream's colour.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+    /// Include the built-in rules (default true).
+    #[serde(default = "yes")]
+    pub default_rules: bool,
+    /// Rule scheduling.
+    #[serde(default)]
+    pub scheduler: Scheduler,
+    /// Limits.
+    #[serde(default)]
+    pub limits: LimitsRequest,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A stream of one colour.
+pub struct ColorStream {
+    /// The colour.
+    pub color: Color,
+    /// What the host provides.
+    pub runtime: Runtime,
+}
+
+impl ColorStream {
+    /// The component's name, e.g. `stream-red`.
+    pub fn component(&self) -> String {
+        format!("stream-{}", self.color.name().to_lowercase())
+    }
+
+    /// The route prefix, e.g. `/stream/red`.
+    pub fn prefix(&self) -> String {
+        format!("/stream/{}", self.color.name().to_lowercase())
+    }
+
+    fn status(&self) -> Value {
+        let rules = RuleBook::new(true, &[]).map(|b| b.of(self.color)).unwrap_or_default();
+        json!({
+            "status": "ok",
+            "component": self.component(),
+            "color": self.color,
+            "polarity": self.color.polarity(),
+            "rules": rules,
+        })
+    }
+
+    fn prepare(
+        &self,
+        req: ApplyRequest,
+    ) -> Result<
+        (
+            String,
+            StreamInput,
+            RuleBook,
+            ramanujan_core::saturate::Limits,
+            Scheduler,
+        ),
+        ApiError,
+    > {
+        if let Some(rule) = req.rules.iter().find(|r| r.color != self.color) {
+            return Err(ApiError::bad_request(format!(
+                "{} applies {} rules; rule `{}` is {}",
+                self.component(),
+                self.color,
+                rule.name,
+                rule.color
+            )));
+        }
+        let input = match (req.expression, req.state) {
+            (Some(text), None) => StreamInput::Expression(
+                parse_expr(&text).map_err(|e| ApiError::bad_request(format!("expression: {e}")))?,
+            ),
+            (None, Some(state)) => StreamInput::State(state),
+            _ => return Err(ApiError::bad_request("give exactly one of `expression` and `state`")),
+        };
+        let agent = req.agent.unwrap_or_else(|| self.runtime.agent_id.clone());
+        if agent.is_empty() || agent.len() > 128 {
+            return Err(ApiError::bad_request("agent must be 1 to 128 characters"));
+        }
+        let book = RuleBook::new(req.default_rules, &req.rules).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let limits = req.limits.resolve(self.runtime.saturation_timeout)?;
+        Ok((agent, input, book, limits, req.scheduler))
+    }
+}
+
+async fn status(State(s): State<Arc<ColorStream>>) -> Json<Value> {
+    Json(s.status())
+}
+
+async fn apply(
+    State(s): State<Arc<ColorStream>>,
+    JsonBody(req): JsonBody<ApplyRequest>,
+) -> Result<Json<StreamOutcome>, ApiError> {
+    let (agent, input, book, limits, scheduler) = s.prepare(req)?;
+    let color = s.color;
+    let outcome = offload::run(&s.runtime.offload, move || {
+        apply_stream(color, &agent, input, &book, scheduler, limits)
+    })
+    .await?;
+    outcome.map(Json).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `GET /stream/{color}` and `POST /stream/{color}/apply`.
+pub fn router(color: Color, runtime: Runtime) -> Router {
+    let stream = Arc::new(ColorStream { color, runtime });
+    let prefix = stream.prefix();
+    Router::new()
+        .route(&prefix, get(status))
+        .route(&format!("{prefix}/"), get(status))
+        .route(&format!("{prefix}/apply"), post(apply))
+        .with_state(stream)
+}

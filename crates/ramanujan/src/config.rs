@@ -1,0 +1,64 @@
+//! The command line and its environment variables.
+
+use clap::{Parser, Subcommand};
+use std::net::IpAddr;
+
+/// Ramanujan: agents that share a coloured e-graph as a CRDT.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// What to run (default: `up`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process and serve HTTP.
+    Up(ServeArgs),
+}
+
+/// Options of `ramanujan up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Log filter, e.g. `info` or `ramanujan=debug,tower_http=debug`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "LOG_JSON")]
+    pub log_json: bool,
+    /// Default time limit of a saturation, in milliseconds.
+    #[arg(long, env = "SATURATION_TIMEOUT_MS", default_value_t = 5000)]
+    pub saturation_timeout_ms: u64,
+    /// This process's agent id, used in provenance.
+    #[arg(long, env = "AGENT_ID", default_value = "local")]
+    pub agent_id: String,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Saturations that run at once (default: the number of cores).
+    #[arg(long, env = "COMPUTE_THREADS")]
+    pub compute_threads: Option<usize>,
+    /// Saturations running or waiting before new ones get 503.
+    #[arg(long, env = "COMPUTE_QUEUE", default_value_t = 64)]
+    pub compute_queue: usize,
+    /// Answers the e-graph memo cache keeps.
+    #[arg(long, env = "EGRAPH_CACHE_CAPACITY", default_value_t = egraph_service::DEFAULT_CACHE_CAPACITY)]
+    pub egraph_cache_capacity: usize,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        match Cli::parse_from(["ramanujan", "up"]).command {
+            Some(Command::Up(args)) => args,
+            None => unreachable!("`up` was given"),
+        }
+    }
+}

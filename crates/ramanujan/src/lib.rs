@@ -1,0 +1,123 @@
+//! # ramanujan (host)
+//!
+//! Serves every component's `axum::Router` on one port, natively: the embedded
+//! default. [`app`] builds the whole HTTP surface; [`serve`] runs it until Ctrl-C
+//! or SIGTERM.
+
+pub mod config;
+pub mod pool;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router};
+use config::ServeArgs;
+use ramanujan_http::Runtime;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+/// The components, their routes, and whether this build serves them yet.
+pub const COMPONENTS: [(&str, &str, bool); 11] = [
+    ("stream-red", "/stream/red", true),
+    ("stream-blue", "/stream/blue", true),
+    ("stream-green", "/stream/green", true),
+    ("crdt-service", "/crdt", false),
+    ("egraph-service", "/egraph", true),
+    ("skill-verification", "/verify, /skills", false),
+    ("agent-orchestrator", "/agents, /agent/{id}", false),
+    ("duck-colors", "/colors", false),
+    ("transduction-2tdx", "/sync, /2tdx", false),
+    ("interaction-timeline", "/timeline", false),
+    ("dashboard", "/dashboard", false),
+];
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> http::Response<axum::body::Body> {
+    let body = json!({"error": "internal error: the request could not be completed"}).to_string();
+    http::Response::builder()
+        .status(http::StatusCode::INTERNAL_SERVER_ERROR)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body))
+        .expect("static response")
+}
+
+/// The whole HTTP surface of the embedded host. Must be called inside a tokio runtime.
+pub fn app(args: &ServeArgs) -> Router {
+    let workers = args
+        .compute_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let runtime = Runtime {
+        offload: Arc::new(pool::BlockingPool::new(workers, args.compute_queue)),
+        saturation_timeout: Duration::from_millis(args.saturation_timeout_ms),
+        agent_id: args.agent_id.clone(),
+    };
+    let started = Instant::now();
+    let status = move || async move {
+        Json(json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "mode": "embedded",
+            "uptime_seconds": started.elapsed().as_secs_f64(),
+            "components": COMPONENTS.iter().map(|(name, routes, serving)| json!({
+                "name": name, "routes": routes, "state": if *serving { "serving" } else { "planned" },
+            })).collect::<Vec<Value>>(),
+        }))
+    };
+    Router::new()
+        .merge(egraph_service::router(runtime.clone(), args.egraph_cache_capacity))
+        .merge(stream_red::router(runtime.clone()))
+        .merge(stream_blue::router(runtime.clone()))
+        .merge(stream_green::router(runtime))
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/status", get(status))
+        .fallback(ramanujan_http::error::not_found)
+        .layer(DefaultBodyLimit::max(args.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Resolves when Ctrl-C or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Binds, prints where to reach the server, and serves until `shutdown` resolves.
+pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind((args.host, args.port)).await?;
+    serve_on(listener, args, shutdown).await
+}
+
+/// Serves on an already bound listener until `shutdown` resolves, then lets
+/// in-flight requests finish.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    println!("Ramanujan is up at http://{addr}  (try: curl http://{addr}/status)");
+    axum::serve(listener, app(&args))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! The host over real loopback TCP.
+
+use ramanujan::config::ServeArgs;
+use ramanujan_core::ReplicaState;
+use ramanujan_core::materialize::Materialized;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+struct Server {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(args: ServeArgs) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(ramanujan::serve_on(listener, args, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        base,
+        stop: Some(stop),
+        task,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
+    let resp = client().post(format!("{base}{path}")).json(&body).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(base: &str, path: &str) -> (u16, Value) {
+    let resp = client().get(format!("{base}{path}")).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_promptly_while_blow_ups_run() {
+    let args = ServeArgs {
+        compute_threads: Some(2),
+        ..ServeArgs::default()
+    };
+    let server = start(args).await;
+    let base = server.base.clone();
+    let sum = |seed: usize| (1..=30).fold(format!("s{seed}"), |acc, i| format!("(+ x{i} {acc})"));
+    let blow_ups: Vec<_> = (0..3)
+        .map(|i| {
+            let base = base.clone();
+            let body =
+                json!({"expression": sum(i), "scheduler": "simple", "limits": {"nodes": 500000, "time_ms": 4000}});
+            tokio::spawn(async move { post(&base, "/egraph/saturate", body).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    let (status, body) = get(&base, "/health").await;
+    let latency = asked.elapsed();
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+    assert!(
+        blow_ups.iter().any(|b| !b.is_finished()),
+        "blow-ups should still be running"
+    );
+    assert!(
+        latency < Duration::from_secs(2),
+        "/health took {latency:?} during blow-ups"
+    );
+    for b in blow_ups {
+        let (status, body) = b.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let reason = body["phases"][0]["stop_reason"].as_str().unwrap().to_string();
+        assert!(["time_limit", "node_limit"].contains(&reason.as_str()), "{reason}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_not_a_hang() {
+    let args = ServeArgs {
+        compute_threads: Some(1),
+        compute_queue: 1,
+        ..ServeArgs::default()
+    };
+    let server = start(args).await;
+    let slow = json!({"expression": (1..=30).fold("y".to_string(), |a, i| format!("(+ z{i} {a})")),
+                      "scheduler": "simple", "limits": {"nodes": 500000, "time_ms": 2000}});
+    let base = server.base.clone();
+    let first = tokio::spawn(async move { post(&base, "/egraph/saturate", slow).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = post(&server.base, "/egraph/saturate", json!({"expression": "(+ a b)"})).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("busy"));
+    assert_eq!(first.await.unwrap().0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_every_component_and_shutdown_is_graceful() {
+    let mut server = start(ServeArgs::default()).await;
+    let (status, body) = get(&server.base, "/status").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = body["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 11);
+    assert!(names.contains(&"egraph-service") && names.contains(&"dashboard"));
+    let (status, _) = get(&server.base, "/no/such/route").await;
+    assert_eq!(status, 404);
+    server.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn red_then_blue_streams_prove_what_neither_proves_alone() {
+    let server = start(ServeArgs::default()).await;
+    let base = &server.base;
+    for (color, polarity) in [("red", "positive"), ("blue", "negative"), ("green", "neutral")] {
+        let (status, body) = get(base, &format!("/stream/{color}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["color"], color.to_uppercase());
+        assert_eq!(body["polarity"], polarity);
+    }
+    // The goal: (a+b)^2 = a*a + 2ab + b*b. The client keeps a replica and merges every delta.
+    let replica = |v: &Value| serde_json::from_value::<ReplicaState>(v["delta"].clone()).unwrap();
+    let merged = |parts: &[&ReplicaState]| {
+        let mut out = ReplicaState::new();
+        parts.iter().for_each(|p| {
+            out.merge(p);
+        });
+        out
+    };
+    let no_rules = |e: &str, agent: &str| json!({"expression": e, "default_rules": false, "agent": agent});
+    let (_, lhs) = post(base, "/stream/green/apply", no_rules("(pow (+ a b) 2)", "user")).await;
+    let (_, rhs) = post(
+        base,
+        "/stream/green/apply",
+        no_rules("(+ (* a a) (+ (* 2 (* a b)) (* b b)))", "user"),
+    )
+    .await;
+    let start = merged(&[&replica(&lhs), &replica(&rhs)]);
+    let apply = |color: &str, state: &ReplicaState, agent: &str| {
+        let body = json!({"state": state, "agent": agent});
+        let path = format!("/stream/{color}/apply");
+        async move { post(base, &path, body).await }
+    };
+    let proves = |state: &ReplicaState| {
+        let keys = [
+            lhs["root"].as_str().unwrap().parse().unwrap(),
+            rhs["root"].as_str().unwrap().parse().unwrap(),
+        ];
+        Materialized::new(state).equivalent(keys[0], keys[1])
+    };
+    let (status, red) = apply("red", &start, "red-1").await;
+    assert_eq!(status, 200, "{red}");
+    let red_replica = merged(&[&start, &replica(&red)]);
+    let (_, blue) = apply("blue", &start, "blue-1").await;
+    let blue_replica = merged(&[&start, &replica(&blue)]);
+    assert!(!proves(&red_replica), "RED alone must not prove it");
+    assert!(!proves(&blue_replica), "BLUE alone must not prove it");
+    // BLUE on the replica that merged RED's delta collects like terms.
+    let (_, blue_after_red) = apply("blue", &red_replica, "blue-1").await;
+    let both = merged(&[&red_replica, &replica(&blue_after_red)]);
+    assert!(proves(&both), "RED then BLUE, merged, must prove it");
+
+    // GREEN verifies every RED and BLUE equality of the merged replica.
+    let (status, verified) = post(
+        base,
+        "/stream/green/verify",
+        json!({"state": both, "derivations": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["passed"], true, "{}", verified["summary"]);
+    assert!(verified["summary"]["verified"].as_u64().unwrap() > 0);
+    // GREEN tells the RED-only and merged replicas apart, and says what RED lacks.
+    let (_, converged) = post(
+        base,
+        "/stream/green/converged",
+        json!({"replicas": [{"id": "red", "state": red_replica}, {"id": "both", "state": both}, {"id": "both-digest", "digest": both.digest()}]}),
+    )
+    .await;
+    assert_eq!(converged["converged"], false, "{converged}");
+    assert_eq!(converged["groups"].as_array().unwrap().len(), 2);
+    assert_eq!(converged["lagging"][0]["replica"], "red");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn green_verify_refutes_a_false_equality_and_explains_a_true_one() {
+    let server = start(ServeArgs::default()).await;
+    let (status, body) = post(
+        &server.base,
+        "/stream/green/verify",
+        json!({"equalities": [
+            {"lhs": "(* a (+ b c))", "rhs": "(+ (* a b) (* a c))", "color": "RED", "rule": "distribute"},
+            {"lhs": "(+ a b)", "rhs": "a", "color": "BLUE", "rule": "bogus"},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["passed"], false);
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results[0]["semantic"]["status"], "verified");
+    assert_eq!(results[0]["derivation"]["derivable"], true);
+    assert!(
+        results[0]["derivation"]["rules_used"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("distribute"))
+    );
+    assert_eq!(results[1]["semantic"]["status"], "refuted");
+    assert_eq!(results[1]["derivation"]["derivable"], false);
+}

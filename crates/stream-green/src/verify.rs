@@ -1,0 +1,206 @@
+//! `POST /stream/green/verify`.
+
+use axum::Json;
+use axum::extract::State;
+use ramanujan_core::Color;
+use ramanujan_core::lang::Expr;
+use ramanujan_core::materialize::term_expr;
+use ramanujan_core::parse::parse_expr;
+use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::rules::{RuleBook, default_rules};
+use ramanujan_core::verify::{
+    ColorConflict, DerivationCheck, Verdict, check_derivation, check_semantically, verify_color_constraint,
+};
+use ramanujan_http::{ApiError, JsonBody, Runtime, offload};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most equalities checked by evaluation in one request.
+pub const MAX_EQUALITIES: usize = 512;
+/// Most equalities also checked for a derivation (each is a small saturation).
+pub const MAX_DERIVATIONS: usize = 32;
+/// Time budget for all derivation checks of one request.
+pub const DERIVATION_BUDGET: Duration = Duration::from_secs(2);
+
+/// One equality to check, written as expressions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimedEquality {
+    lhs: String,
+    rhs: String,
+    /// The colour claimed to derive it (default RED).
+    #[serde(default = "red")]
+    color: Color,
+    #[serde(default)]
+    rule: Option<String>,
+    #[serde(default)]
+    agent: Option<String>,
+}
+
+fn red() -> Color {
+    Color::Red
+}
+
+/// The request: equalities, a replica, or both.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    #[serde(default)]
+    equalities: Vec<ClaimedEquality>,
+    state: Option<ReplicaState>,
+    /// Also search for a derivation with egg's explanations (default true).
+    #[serde(default = "yes")]
+    derivations: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Serialize)]
+struct CheckedEquality {
+    lhs: String,
+    rhs: String,
+    color: Color,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<String>,
+    semantic: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    derivation: Option<DerivationCheck>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    checked: usize,
+    verified: usize,
+    refuted: usize,
+    inconclusive: usize,
+    derivations_checked: usize,
+    /// Equalities left unchecked because of the per-request cap.
+    skipped: usize,
+}
+
+/// The answer.
+#[derive(Debug, Serialize)]
+pub struct VerifyResponse {
+    passed: bool,
+    summary: Summary,
+    results: Vec<CheckedEquality>,
+    color_conflicts: Vec<ColorConflict>,
+}
+
+struct Claim {
+    lhs: Expr,
+    rhs: Expr,
+    color: Color,
+    rule: Option<String>,
+    agent: Option<String>,
+}
+
+fn seed(lhs: &Expr, rhs: &Expr) -> u64 {
+    let text = format!("{lhs}={rhs}");
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn run(claims: Vec<Claim>, skipped: usize, conflicts: Vec<ColorConflict>, derivations: bool) -> VerifyResponse {
+    let started = Instant::now();
+    let mut summary = Summary {
+        skipped,
+        ..Summary::default()
+    };
+    let mut results = Vec::with_capacity(claims.len());
+    for (i, claim) in claims.into_iter().enumerate() {
+        let semantic = check_semantically(&claim.lhs, &claim.rhs, seed(&claim.lhs, &claim.rhs));
+        match semantic {
+            Verdict::Verified { .. } => summary.verified += 1,
+            Verdict::Refuted { .. } => summary.refuted += 1,
+            Verdict::Inconclusive { .. } => summary.inconclusive += 1,
+        }
+        summary.checked += 1;
+        let remaining = DERIVATION_BUDGET.saturating_sub(started.elapsed());
+        let derivation = (derivations && i < MAX_DERIVATIONS && !remaining.is_zero()).then(|| {
+            summary.derivations_checked += 1;
+            let mut specs = default_rules(claim.color);
+            if claim.color != Color::Green {
+                specs.extend(default_rules(Color::Green));
+            }
+            let rules = RuleBook::new(false, &specs).expect("built-in rules compile");
+            let rewrites: Vec<_> = [claim.color, Color::Green]
+                .iter()
+                .flat_map(|c| rules.rewrites(*c))
+                .collect();
+            check_derivation(
+                &claim.lhs,
+                &claim.rhs,
+                &rewrites,
+                remaining.min(Duration::from_millis(250)),
+            )
+        });
+        results.push(CheckedEquality {
+            lhs: claim.lhs.to_string(),
+            rhs: claim.rhs.to_string(),
+            color: claim.color,
+            rule: claim.rule,
+            agent: claim.agent,
+            semantic,
+            derivation,
+        });
+    }
+    VerifyResponse {
+        passed: summary.refuted == 0,
+        summary,
+        results,
+        color_conflicts: conflicts,
+    }
+}
+
+/// Checks the posted equalities and the RED/BLUE equalities of the posted replica.
+pub async fn verify(
+    State(runtime): State<Arc<Runtime>>,
+    JsonBody(req): JsonBody<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let mut claims = Vec::new();
+    for (i, eq) in req.equalities.into_iter().enumerate() {
+        let parse = |side: &str, text: &str| {
+            parse_expr(text).map_err(|e| ApiError::bad_request(format!("equalities[{i}].{side}: {e}")))
+        };
+        claims.push(Claim {
+            lhs: parse("lhs", &eq.lhs)?,
+            rhs: parse("rhs", &eq.rhs)?,
+            color: eq.color,
+            rule: eq.rule,
+            agent: eq.agent,
+        });
+    }
+    let mut conflicts = Vec::new();
+    if let Some(state) = &req.state {
+        conflicts = verify_color_constraint(state);
+        for eq in state.equalities().filter(|e| e.provenance.color != Color::Green) {
+            if let (Some(lhs), Some(rhs)) = (term_expr(state, eq.lhs), term_expr(state, eq.rhs)) {
+                claims.push(Claim {
+                    lhs,
+                    rhs,
+                    color: eq.provenance.color,
+                    rule: Some(eq.provenance.rule.clone()),
+                    agent: Some(eq.provenance.agent.clone()),
+                });
+            }
+        }
+    }
+    if claims.is_empty() {
+        return Err(ApiError::bad_request(
+            "nothing to verify: give `equalities` or a `state` with RED/BLUE equalities",
+        ));
+    }
+    let skipped = claims.len().saturating_sub(MAX_EQUALITIES);
+    claims.truncate(MAX_EQUALITIES);
+    let derivations = req.derivations;
+    Ok(Json(
+        offload::run(&runtime.offload, move || run(claims, skipped, conflicts, derivations)).await?,
+    ))
+}

@@ -12,7 +12,7 @@ mod cache;
 mod request;
 
 pub use cache::{CacheStats, MemoCache};
-pub use request::SaturateRequest;
+pub use request::{Checked, SaturateRequest};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -71,10 +71,12 @@ impl EgraphService {
 
     /// Validates, answers from the cache, or saturates and caches.
     pub async fn saturate(&self, req: SaturateRequest) -> Result<Response, ApiError> {
-        let (saturation, key) = req.into_saturation(self.runtime.saturation_timeout)?;
+        let checked = req.check(self.runtime.saturation_timeout)?;
+        let key = checked.key;
         if let Some(hit) = self.cache.get(&key) {
             return Ok(json_response(hit));
         }
+        let saturation = checked.into_saturation()?;
         self.saturations.fetch_add(1, Ordering::Relaxed);
         let report = offload::run(&self.runtime.offload, move || saturation.run()).await?;
         let key_hex = hex(&key);

@@ -35,32 +35,62 @@ fn yes() -> bool {
     true
 }
 
+/// A checked request: the parsed expression, limits and memo key. Rules are
+/// compiled only by [`Checked::into_saturation`], so a cache hit never pays for it.
+pub struct Checked {
+    request: SaturateRequest,
+    expr: ramanujan_core::lang::Expr,
+    limits: ramanujan_core::saturate::Limits,
+    /// BLAKE3 of the parsed expression, the rules as given, the options and the resolved limits.
+    pub key: [u8; 32],
+}
+
 impl SaturateRequest {
-    /// Checks everything and answers the saturation to run and its memo key: a hash
-    /// of the parsed expression, the rules, the options and the resolved limits.
-    pub fn into_saturation(self, default_time: Duration) -> Result<(Saturation, [u8; 32]), ApiError> {
+    /// Parses the expression, resolves the limits and computes the memo key.
+    pub fn check(self, default_time: Duration) -> Result<Checked, ApiError> {
         let expr = parse_expr(&self.expression).map_err(|e| ApiError::bad_request(format!("expression: {e}")))?;
-        let rules = RuleBook::new(self.default_rules, &self.rules).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let limits = self.limits.resolve(default_time)?;
         let mut h = blake3::Hasher::new();
-        let identity = serde_json::json!({
-            "expression": expr.to_string(),
-            "rules": rules.specs,
-            "fold": self.fold_constants,
-            "scheduler": self.scheduler,
-            "limits": [limits.nodes as u64, limits.iterations as u64, limits.time.as_millis() as u64],
-        });
-        h.update(identity.to_string().as_bytes());
+        let mut field = |bytes: &[u8]| {
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(expr.to_string().as_bytes());
+        for rule in &self.rules {
+            let nonzero = rule.nonzero.join(",");
+            let parts = [&rule.name, &rule.lhs, &rule.rhs, rule.color.name(), &nonzero];
+            parts.iter().for_each(|p| field(p.as_bytes()));
+            field(&[u8::from(rule.bidirectional)]);
+        }
+        field(&[
+            u8::from(self.default_rules),
+            u8::from(self.fold_constants),
+            self.scheduler as u8,
+        ]);
+        field(&(limits.nodes as u64).to_le_bytes());
+        field(&(limits.iterations as u64).to_le_bytes());
+        field(&(limits.time.as_millis() as u64).to_le_bytes());
         let key = *h.finalize().as_bytes();
-        Ok((
-            Saturation {
-                expr,
-                rules,
-                fold_constants: self.fold_constants,
-                scheduler: self.scheduler,
-                limits,
-            },
+        Ok(Checked {
+            request: self,
+            expr,
+            limits,
             key,
-        ))
+        })
+    }
+}
+
+impl Checked {
+    /// Compiles the rules and answers the saturation to run.
+    pub fn into_saturation(self) -> Result<Saturation, ApiError> {
+        let r = self.request;
+        let rules = RuleBook::new(r.default_rules, &r.rules).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(Saturation {
+            expr: self.expr,
+            rules,
+            fold_constants: r.fold_constants,
+            scheduler: r.scheduler,
+            limits: self.limits,
+        })
     }
 }

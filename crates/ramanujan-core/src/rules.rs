@@ -236,11 +236,12 @@ pub fn compile(specs: &[RuleSpec]) -> Result<Vec<ColoredRewrite>, RuleError> {
     Ok(out)
 }
 
-/// The rule set of a request: built-in rules (optionally) plus custom ones, by colour.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The rule set of a request: built-in rules (optionally) plus custom ones, compiled once.
+#[derive(Debug, Clone, Default)]
 pub struct RuleBook {
     /// All specs, built-in first.
     pub specs: Vec<RuleSpec>,
+    compiled: Vec<(Color, ColoredRewrite)>,
 }
 
 impl RuleBook {
@@ -257,8 +258,19 @@ impl RuleBook {
             specs.extend(Color::ALL.into_iter().flat_map(default_rules));
         }
         specs.extend(custom.iter().cloned());
-        compile(&specs)?;
-        Ok(RuleBook { specs })
+        // `compile` yields one rewrite per spec, two for a bidirectional one, in order.
+        let mut rewrites = compile(&specs)?.into_iter();
+        let compiled = specs
+            .iter()
+            .flat_map(|s| {
+                rewrites
+                    .by_ref()
+                    .take(1 + usize::from(s.bidirectional))
+                    .map(|rw| (s.color, rw))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Ok(RuleBook { specs, compiled })
     }
 
     /// The specs of one colour.
@@ -266,9 +278,13 @@ impl RuleBook {
         self.specs.iter().filter(|s| s.color == color).cloned().collect()
     }
 
-    /// The compiled rewrites of one colour (already validated by [`RuleBook::new`]).
-    pub fn rewrites(&self, color: Color) -> Vec<ColoredRewrite> {
-        compile(&self.of(color)).expect("validated in RuleBook::new")
+    /// The compiled rewrites of one colour.
+    pub fn rewrites(&self, color: Color) -> Vec<&ColoredRewrite> {
+        self.compiled
+            .iter()
+            .filter(|(c, _)| *c == color)
+            .map(|(_, rw)| rw)
+            .collect()
     }
 }
 

@@ -157,7 +157,7 @@ pub fn run_phase(
         Scheduler::Backoff => runner,
         Scheduler::Simple => runner.with_scheduler(CappedScheduler(limits.nodes)),
     };
-    let runner = runner.run(&rewrites);
+    let runner = runner.run(rewrites);
     let mut rules_applied = BTreeMap::new();
     for iteration in &runner.iterations {
         for (rule, n) in &iteration.applied {

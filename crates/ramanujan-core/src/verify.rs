@@ -137,7 +137,7 @@ fn collect_rules(terms: &[FlatTerm<Math>], steps: &mut usize, rules: &mut BTreeS
 
 /// Searches for a derivation of `lhs = rhs` with `rules` (plus constant folding),
 /// with explanations on, and reports the explanation's rules.
-pub fn check_derivation(lhs: &Expr, rhs: &Expr, rules: &[ColoredRewrite], limit: Duration) -> DerivationCheck {
+pub fn check_derivation(lhs: &Expr, rhs: &Expr, rules: &[&ColoredRewrite], limit: Duration) -> DerivationCheck {
     let runner = Runner::<_, _, ()>::new(ColoredAnalysis::new(true))
         .with_explanations_enabled()
         .with_expr(lhs)
@@ -152,7 +152,7 @@ pub fn check_derivation(lhs: &Expr, rhs: &Expr, rules: &[ColoredRewrite], limit:
                 Ok(())
             }
         });
-    let mut runner = runner.run(rules);
+    let mut runner = runner.run(rules.iter().copied());
     let stop_reason = crate::saturate::stop_reason_name(runner.stop_reason.as_ref());
     if runner.egraph.find(runner.roots[0]) != runner.egraph.find(runner.roots[1]) {
         return DerivationCheck {

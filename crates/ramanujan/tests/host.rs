@@ -57,7 +57,7 @@ async fn health_answers_promptly_while_blow_ups_run() {
         .map(|i| {
             let base = base.clone();
             let body =
-                json!({"expression": sum(i), "scheduler": "simple", "limits": {"nodes": 500000, "time_ms": 4000}});
+                json!({"expression": sum(i), "scheduler": "simple", "limits": {"nodes": 100000, "time_ms": 4000}});
             tokio::spawn(async move { post(&base, "/egraph/saturate", body).await })
         })
         .collect();
@@ -91,7 +91,7 @@ async fn a_full_queue_answers_503_not_a_hang() {
     };
     let server = start(args).await;
     let slow = json!({"expression": (1..=30).fold("y".to_string(), |a, i| format!("(+ z{i} {a})")),
-                      "scheduler": "simple", "limits": {"nodes": 500000, "time_ms": 2000}});
+                      "scheduler": "simple", "limits": {"nodes": 100000, "time_ms": 2000}});
     let base = server.base.clone();
     let first = tokio::spawn(async move { post(&base, "/egraph/saturate", slow).await });
     tokio::time::sleep(Duration::from_millis(300)).await;

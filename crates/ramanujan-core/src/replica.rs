@@ -152,11 +152,6 @@ impl ReplicaState {
         self.equalities.values().map(|(e, _)| e)
     }
 
-    /// Whether the replica holds an equality with this exact provenance.
-    pub fn has_equality(&self, eq: &Equality) -> bool {
-        self.equalities.contains_key(&eq.key())
-    }
-
     /// Records facts made by `agent` as one event; only facts not already held get
     /// its dot. Answers the delta of the new facts (empty, with no tick, if none).
     pub fn record(&mut self, agent: &str, facts: Facts) -> Result<ReplicaState, ReplicaError> {

@@ -199,12 +199,6 @@ pub fn color_conflicts(egraph: &EGraph) -> Vec<ColorConflict> {
     out
 }
 
-/// Seed for the verifier's assignments: a hash of the two sides.
-fn verification_seed(a: &Expr, b: &Expr) -> u64 {
-    let h = blake3::hash(format!("{a}={b}").as_bytes());
-    u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
-}
-
 impl Saturation {
     /// Runs the four phases and reports.
     pub fn run(&self) -> SaturationReport {
@@ -222,11 +216,7 @@ impl Saturation {
         let canonical = extractor.expr(&egraph, root).unwrap_or_else(|| self.expr.clone());
         let cost = extractor.cost(&egraph, root).unwrap_or(0);
         let verification = Verification {
-            input_equals_canonical: check_semantically(
-                &self.expr,
-                &canonical,
-                verification_seed(&self.expr, &canonical),
-            ),
+            input_equals_canonical: check_semantically(&self.expr, &canonical),
             constant_conflicts: egraph
                 .analysis
                 .constant_conflicts

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use ramanujan_core::Color;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::ReplicaState;
-use ramanujan_core::rules::{RuleBook, RuleSpec};
+use ramanujan_core::rules::{RuleBook, RuleSpec, default_rules};
 use ramanujan_core::saturate::Scheduler;
 use ramanujan_core::stream::{StreamInput, StreamOutcome, apply_stream};
 use serde::Deserialize;
@@ -67,7 +67,7 @@ impl ColorStream {
     }
 
     fn status(&self) -> Value {
-        let rules = RuleBook::new(true, &[]).map(|b| b.of(self.color)).unwrap_or_default();
+        let rules = default_rules(self.color);
         json!({
             "status": "ok",
             "component": self.component(),

@@ -22,7 +22,8 @@ pub type Cost = u64;
 /// The canonical choice for every e-class of a graph.
 #[derive(Debug, Clone)]
 pub struct CanonicalExtractor {
-    best: HashMap<Id, Choice>,
+    /// Indexed by canonical class id.
+    best: Vec<Option<Choice>>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,30 +33,46 @@ struct Choice {
     node: Math,
 }
 
-/// Orders operators: numbers, then symbols, then operators by name.
+/// Orders operators: numbers, then symbols, then operators by name
+/// (`*` `+` `-` `/` `neg` `pow`, byte order).
 fn compare_ops(a: &Math, b: &Math) -> Ordering {
-    fn class(n: &Math) -> u8 {
+    fn position(n: &Math) -> u8 {
         match n {
             Math::Num(_) => 0,
             Math::Symbol(_) => 1,
-            _ => 2,
+            Math::Mul(_) => 2,
+            Math::Add(_) => 3,
+            Math::Sub(_) => 4,
+            Math::Div(_) => 5,
+            Math::Neg(_) => 6,
+            Math::Pow(_) => 7,
         }
     }
-    class(a).cmp(&class(b)).then_with(|| match (a, b) {
+    position(a).cmp(&position(b)).then_with(|| match (a, b) {
         (Math::Num(x), Math::Num(y)) => x.cmp(y),
         (Math::Symbol(x), Math::Symbol(y)) => x.as_str().cmp(y.as_str()),
-        _ => a.to_string().cmp(&b.to_string()),
+        _ => Ordering::Equal,
     })
+}
+
+/// A dense map from class id to value.
+type ByClass<T> = Vec<Option<T>>;
+
+fn slot<T>(map: &ByClass<T>, id: Id) -> Option<&T> {
+    map.get(usize::from(id)).and_then(Option::as_ref)
 }
 
 impl CanonicalExtractor {
     /// Computes the canonical choice of every class of a clean (rebuilt) graph.
     pub fn new(egraph: &EGraph) -> Self {
         let costs = Self::min_costs(egraph);
-        let mut by_cost: Vec<(Cost, Id)> = costs.iter().map(|(&id, &c)| (c, id)).collect();
+        let mut by_cost: Vec<(Cost, Id)> = egraph
+            .classes()
+            .filter_map(|class| Some((*slot(&costs, class.id)?, class.id)))
+            .collect();
         by_cost.sort_unstable_by_key(|&(c, _)| c);
 
-        let mut best: HashMap<Id, Choice> = HashMap::with_capacity(by_cost.len());
+        let mut best: ByClass<Choice> = vec![None; costs.len()];
         let mut rank = 0;
         for level in by_cost.chunk_by(|a, b| a.0 == b.0) {
             let cost = level[0].0;
@@ -73,30 +90,31 @@ impl CanonicalExtractor {
                 .collect();
             chosen.sort_by(|a, b| Self::compare_nodes(&best, &a.1, &b.1));
             for (class, node) in chosen {
-                best.insert(class, Choice { cost, rank, node });
+                best[usize::from(class)] = Some(Choice { cost, rank, node });
                 rank += 1;
             }
         }
         CanonicalExtractor { best }
     }
 
-    fn node_cost(costs: &HashMap<Id, Cost>, node: &Math) -> Option<Cost> {
+    fn node_cost(costs: &ByClass<Cost>, node: &Math) -> Option<Cost> {
         node.children()
             .iter()
-            .try_fold(1 as Cost, |sum, c| Some(sum.saturating_add(*costs.get(c)?)))
+            .try_fold(1 as Cost, |sum, &c| Some(sum.saturating_add(*slot(costs, c)?)))
     }
 
-    fn min_costs(egraph: &EGraph) -> HashMap<Id, Cost> {
-        let mut costs: HashMap<Id, Cost> = HashMap::with_capacity(egraph.number_of_classes());
+    fn min_costs(egraph: &EGraph) -> ByClass<Cost> {
+        let size = egraph.classes().map(|c| usize::from(c.id) + 1).max().unwrap_or(0);
+        let mut costs: ByClass<Cost> = vec![None; size];
         let mut changed = true;
         while changed {
             changed = false;
             for class in egraph.classes() {
                 let found = class.iter().filter_map(|n| Self::node_cost(&costs, n)).min();
                 if let Some(cost) = found
-                    && costs.get(&class.id).is_none_or(|&old| cost < old)
+                    && slot(&costs, class.id).is_none_or(|&old| cost < old)
                 {
-                    costs.insert(class.id, cost);
+                    costs[usize::from(class.id)] = Some(cost);
                     changed = true;
                 }
             }
@@ -104,19 +122,19 @@ impl CanonicalExtractor {
         costs
     }
 
-    fn compare_nodes(best: &HashMap<Id, Choice>, a: &Math, b: &Math) -> Ordering {
-        let rank = |id: &Id| best.get(id).map_or(usize::MAX, |c| c.rank);
+    fn compare_nodes(best: &ByClass<Choice>, a: &Math, b: &Math) -> Ordering {
+        let rank = |&id: &Id| slot(best, id).map_or(usize::MAX, |c| c.rank);
         compare_ops(a, b).then_with(|| a.children().iter().map(rank).cmp(b.children().iter().map(rank)))
     }
 
     /// The canonical node of a class, if the class has a finite term.
     pub fn node(&self, egraph: &EGraph, class: Id) -> Option<&Math> {
-        self.best.get(&egraph.find(class)).map(|c| &c.node)
+        slot(&self.best, egraph.find(class)).map(|c| &c.node)
     }
 
     /// The cost of a class's canonical term.
     pub fn cost(&self, egraph: &EGraph, class: Id) -> Option<Cost> {
-        self.best.get(&egraph.find(class)).map(|c| c.cost)
+        slot(&self.best, egraph.find(class)).map(|c| c.cost)
     }
 
     /// The canonical term of a class, sharing repeated subterms.
@@ -129,7 +147,7 @@ impl CanonicalExtractor {
                 stack.pop();
                 continue;
             }
-            let node = &self.best.get(&class)?.node;
+            let node = &slot(&self.best, class)?.node;
             let pending: Vec<Id> = node
                 .children()
                 .iter()

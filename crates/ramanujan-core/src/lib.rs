@@ -8,7 +8,7 @@
 //! - [`replica`], [`term`], [`clock`]: the content-addressed CRDT state.
 //! - [`materialize`]: from facts to an e-graph and back.
 //! - [`extract`]: deterministic canonical forms.
-//! - [`verify`]: GREEN verification.
+//! - [`verify`] and [`modular`]: GREEN verification, by exact evaluation on random assignments.
 //! - [`saturate`]: the four-phase pipeline.
 //! - [`stream`]: one colour's rules applied to an expression or a replica, as a delta.
 //!
@@ -22,6 +22,7 @@ pub mod constant;
 pub mod extract;
 pub mod lang;
 pub mod materialize;
+pub mod modular;
 pub mod parse;
 pub mod replica;
 pub mod rules;

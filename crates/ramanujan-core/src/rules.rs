@@ -5,6 +5,7 @@ use crate::color::Color;
 use crate::lang::Math;
 use egg::{Applier, Id, Pattern, PatternAst, Rewrite, SearchMatches, Subst, Symbol, Var};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 /// Most rules one request may add.
 pub const MAX_CUSTOM_RULES: usize = 256;
@@ -207,9 +208,10 @@ fn compile_one(name: &str, lhs: &str, rhs: &str, spec: &RuleSpec) -> Result<Colo
     Rewrite::new(name, searcher, applier).map_err(err)
 }
 
-/// Compiles rule specs into egg rewrites, checking every pattern and name.
-pub fn compile(specs: &[RuleSpec]) -> Result<Vec<ColoredRewrite>, RuleError> {
-    let mut seen = std::collections::HashSet::new();
+/// Compiles rule specs into egg rewrites, checking every pattern and that no name
+/// repeats or is one of `taken`.
+pub fn compile(specs: &[RuleSpec], taken: &HashSet<Symbol>) -> Result<Vec<ColoredRewrite>, RuleError> {
+    let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
         let name = spec.name.trim();
@@ -224,7 +226,7 @@ pub fn compile(specs: &[RuleSpec]) -> Result<Vec<ColoredRewrite>, RuleError> {
             variants.push((format!("{name}-rev"), spec.rhs.as_str(), spec.lhs.as_str()));
         }
         for (name, lhs, rhs) in variants {
-            if !seen.insert(name.clone()) {
+            if taken.contains(&Symbol::from(name.as_str())) || !seen.insert(name.clone()) {
                 return Err(RuleError {
                     name,
                     message: "duplicate rule name".into(),
@@ -236,12 +238,42 @@ pub fn compile(specs: &[RuleSpec]) -> Result<Vec<ColoredRewrite>, RuleError> {
     Ok(out)
 }
 
-/// The rule set of a request: built-in rules (optionally) plus custom ones, compiled once.
+/// The built-in rules of every colour, compiled once per process. They are derived
+/// from code only, never from a request, so sharing them across requests is safe on
+/// hosts that reuse instances.
+fn builtin() -> &'static [(Color, ColoredRewrite)] {
+    static BUILTIN: std::sync::OnceLock<Vec<(Color, ColoredRewrite)>> = std::sync::OnceLock::new();
+    BUILTIN.get_or_init(|| {
+        let specs: Vec<RuleSpec> = Color::ALL.into_iter().flat_map(default_rules).collect();
+        colored(
+            &specs,
+            compile(&specs, &Default::default()).expect("built-in rules compile"),
+        )
+    })
+}
+
+/// Pairs each compiled rewrite with its spec's colour (`compile` yields one rewrite
+/// per spec, two for a bidirectional one, in order).
+fn colored(specs: &[RuleSpec], rewrites: Vec<ColoredRewrite>) -> Vec<(Color, ColoredRewrite)> {
+    let mut rewrites = rewrites.into_iter();
+    specs
+        .iter()
+        .flat_map(|s| {
+            rewrites
+                .by_ref()
+                .take(1 + usize::from(s.bidirectional))
+                .map(|rw| (s.color, rw))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The rule set of a request: the built-in rules (optionally, shared and compiled
+/// once per process) plus custom ones, compiled once per request.
 #[derive(Debug, Clone, Default)]
 pub struct RuleBook {
-    /// All specs, built-in first.
-    pub specs: Vec<RuleSpec>,
-    compiled: Vec<(Color, ColoredRewrite)>,
+    builtin: &'static [(Color, ColoredRewrite)],
+    custom: Vec<(Color, ColoredRewrite)>,
 }
 
 impl RuleBook {
@@ -253,35 +285,17 @@ impl RuleBook {
                 message: format!("at most {MAX_CUSTOM_RULES} custom rules"),
             });
         }
-        let mut specs: Vec<RuleSpec> = Vec::new();
-        if defaults {
-            specs.extend(Color::ALL.into_iter().flat_map(default_rules));
-        }
-        specs.extend(custom.iter().cloned());
-        // `compile` yields one rewrite per spec, two for a bidirectional one, in order.
-        let mut rewrites = compile(&specs)?.into_iter();
-        let compiled = specs
-            .iter()
-            .flat_map(|s| {
-                rewrites
-                    .by_ref()
-                    .take(1 + usize::from(s.bidirectional))
-                    .map(|rw| (s.color, rw))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        Ok(RuleBook { specs, compiled })
+        let builtin = if defaults { builtin() } else { &[] };
+        let taken = builtin.iter().map(|(_, rw)| rw.name).collect();
+        let custom = colored(custom, compile(custom, &taken)?);
+        Ok(RuleBook { builtin, custom })
     }
 
-    /// The specs of one colour.
-    pub fn of(&self, color: Color) -> Vec<RuleSpec> {
-        self.specs.iter().filter(|s| s.color == color).cloned().collect()
-    }
-
-    /// The compiled rewrites of one colour.
+    /// The compiled rewrites of one colour, built-in first.
     pub fn rewrites(&self, color: Color) -> Vec<&ColoredRewrite> {
-        self.compiled
+        self.builtin
             .iter()
+            .chain(&self.custom)
             .filter(|(c, _)| *c == color)
             .map(|(_, rw)| rw)
             .collect()
@@ -295,14 +309,24 @@ mod tests {
     #[test]
     fn defaults_compile() {
         for color in Color::ALL {
-            assert!(!compile(&default_rules(color)).unwrap().is_empty());
+            assert!(!compile(&default_rules(color), &HashSet::new()).unwrap().is_empty());
         }
+    }
+
+    #[test]
+    fn custom_rules_cannot_shadow_builtin_ones() {
+        let shadow = RuleSpec::new("comm-add", "(+ ?a ?b)", "(+ ?b ?a)", Color::Red);
+        let err = RuleBook::new(true, std::slice::from_ref(&shadow)).unwrap_err();
+        assert!(err.to_string().contains("duplicate"), "{err}");
+        let book = RuleBook::new(false, &[shadow]).unwrap();
+        assert_eq!(book.rewrites(Color::Red).len(), 1);
+        assert!(book.rewrites(Color::Blue).is_empty());
     }
 
     #[test]
     fn bad_rules_are_named() {
         let bad = |lhs: &str, rhs: &str| {
-            compile(&[RuleSpec::new("r", lhs, rhs, Color::Red)])
+            compile(&[RuleSpec::new("r", lhs, rhs, Color::Red)], &HashSet::new())
                 .unwrap_err()
                 .to_string()
         };
@@ -311,7 +335,7 @@ mod tests {
         assert!(bad("x", "y").contains("single constant"));
         let dup = RuleSpec::new("r", "(+ ?a ?b)", "(+ ?b ?a)", Color::Red);
         assert!(
-            compile(&[dup.clone(), dup])
+            compile(&[dup.clone(), dup], &HashSet::new())
                 .unwrap_err()
                 .to_string()
                 .contains("duplicate")

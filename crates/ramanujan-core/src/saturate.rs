@@ -182,17 +182,25 @@ pub fn run_phase(
 
 /// Steps (derived e-nodes) claimed by rules of both RED and BLUE, from the derivation log.
 pub fn color_conflicts(egraph: &EGraph) -> Vec<ColorConflict> {
-    let mut claims: HashMap<crate::lang::Math, BTreeSet<(String, Color)>> = HashMap::new();
-    for d in &egraph.analysis.derivations {
+    let log = &egraph.analysis.derivations;
+    if !(log.iter().any(|d| d.color == Color::Red) && log.iter().any(|d| d.color == Color::Blue)) {
+        return Vec::new();
+    }
+    let mut claims: HashMap<crate::lang::Math, BTreeSet<(Color, egg::Symbol)>> = HashMap::new();
+    for d in log.iter().filter(|d| d.color != Color::Green) {
         let node = egraph.id_to_node(d.id).clone().map_children(|c| egraph.find(c));
-        claims.entry(node).or_default().insert((d.rule.to_string(), d.color));
+        claims.entry(node).or_default().insert((d.color, d.rule));
     }
     let mut out: Vec<ColorConflict> = claims
         .into_iter()
-        .filter(|(_, c)| c.iter().any(|x| x.1 == Color::Red) && c.iter().any(|x| x.1 == Color::Blue))
-        .map(|(node, claims)| ColorConflict {
-            step: node.build_recexpr(|id| egraph.id_to_node(id).clone()).to_string(),
-            claims: claims.into_iter().collect(),
+        .filter(|(_, c)| c.iter().any(|x| x.0 == Color::Red) && c.iter().any(|x| x.0 == Color::Blue))
+        .map(|(node, claims)| {
+            let mut claims: Vec<(String, Color)> = claims.into_iter().map(|(c, r)| (r.to_string(), c)).collect();
+            claims.sort();
+            ColorConflict {
+                step: node.build_recexpr(|id| egraph.id_to_node(id).clone()).to_string(),
+                claims,
+            }
         })
         .collect();
     out.sort_by(|a, b| a.step.cmp(&b.step));

@@ -9,9 +9,9 @@ use crate::analysis::{ColoredAnalysis, fold};
 use crate::color::Color;
 use crate::constant::Constant;
 use crate::lang::{Expr, Math};
+use crate::modular::{self, Program};
 use crate::rules::ColoredRewrite;
 use egg::{FlatTerm, Id, Runner, Symbol};
-use num_bigint::BigInt;
 use num_rational::BigRational;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -77,34 +77,58 @@ impl Verdict {
 
 /// Checks `lhs = rhs` on [`TRIALS`] random assignments. The assignments are drawn
 /// from a seed hashed from both sides, so every replica checks a claim the same way.
+///
+/// Both sides are evaluated modulo a 61-bit prime ([`crate::modular`]) when they
+/// can be, exactly over the rationals otherwise; a counterexample is reported in
+/// exact rationals either way.
 pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
     let digest = blake3::hash(format!("{lhs}={rhs}").as_bytes());
     let seed = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"));
     let mut names = BTreeSet::new();
     symbols(lhs, &mut names);
     symbols(rhs, &mut names);
+    let names: Vec<Symbol> = names.into_iter().collect();
+    let programs = Program::compile(lhs, &names).zip(Program::compile(rhs, &names));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut defined = 0;
+    let (mut defined, mut draws, mut residues, mut scratch) = (0, Vec::new(), Vec::new(), Vec::new());
     for _ in 0..TRIALS {
-        let assignment: HashMap<Symbol, Constant> = names
-            .iter()
-            .map(|&s| {
-                let value = BigRational::new(
-                    BigInt::from(rng.random_range(-20i64..=20)),
-                    BigInt::from(rng.random_range(1i64..=7)),
-                );
-                (s, Constant(value))
-            })
-            .collect();
+        // Each symbol gets n/d with n in -20..=20 and d in 1..=7.
+        draws.clear();
+        draws.extend(
+            names
+                .iter()
+                .map(|_| (rng.random_range(-20i64..=20), rng.random_range(1u32..=7))),
+        );
+        let exact = || -> Vec<Constant> {
+            draws
+                .iter()
+                .map(|&(n, d)| Constant(BigRational::new(n.into(), i64::from(d).into())))
+                .collect()
+        };
+        if let Some((l, r)) = &programs {
+            residues.clear();
+            residues.extend(draws.iter().map(|&(n, d)| modular::ratio_residue(n, d)));
+            let (Some(a), Some(b)) = (l.eval(&residues, &mut scratch), r.eval(&residues, &mut scratch)) else {
+                continue;
+            };
+            if a == b {
+                defined += 1;
+                continue;
+            }
+            let values = exact();
+            let show = |expr: &Expr, residue: u64| {
+                let exact = evaluate(expr, &names.iter().copied().zip(values.iter().cloned()).collect());
+                exact.map_or_else(|| format!("{residue} (mod 2^61-1)"), |v| v.to_string())
+            };
+            return refuted(&names, &values, show(lhs, a), show(rhs, b));
+        }
+        let values = exact();
+        let assignment: HashMap<Symbol, Constant> = names.iter().copied().zip(values.iter().cloned()).collect();
         let (Some(a), Some(b)) = (evaluate(lhs, &assignment), evaluate(rhs, &assignment)) else {
             continue;
         };
         if a != b {
-            return Verdict::Refuted {
-                assignment: assignment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                lhs: a.to_string(),
-                rhs: b.to_string(),
-            };
+            return refuted(&names, &values, a.to_string(), b.to_string());
         }
         defined += 1;
     }
@@ -112,6 +136,18 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
         Verdict::Verified { defined }
     } else {
         Verdict::Inconclusive { defined }
+    }
+}
+
+fn refuted(names: &[Symbol], values: &[Constant], lhs: String, rhs: String) -> Verdict {
+    Verdict::Refuted {
+        assignment: names
+            .iter()
+            .zip(values)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        lhs,
+        rhs,
     }
 }
 
@@ -205,4 +241,39 @@ pub fn verify_color_constraint(state: &crate::replica::ReplicaState) -> Vec<Colo
             claims: c.into_iter().collect(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_expr;
+
+    fn check(lhs: &str, rhs: &str) -> Verdict {
+        check_semantically(&parse_expr(lhs).unwrap(), &parse_expr(rhs).unwrap())
+    }
+
+    #[test]
+    fn true_identities_are_verified() {
+        let square = "(pow (+ a b) 2)";
+        let expanded = "(+ (* a a) (+ (* 2 (* a b)) (* b b)))";
+        assert_eq!(check(square, expanded), Verdict::Verified { defined: TRIALS });
+        assert!(matches!(check("(/ (* x y) y)", "x"), Verdict::Verified { .. }));
+    }
+
+    #[test]
+    fn counterexamples_are_exact_rationals() {
+        let Verdict::Refuted { assignment, lhs, rhs } = check("(+ a b)", "(* a b)") else {
+            panic!("a + b = a * b refuted");
+        };
+        let value = |k: &str| assignment[k].parse::<Constant>().unwrap();
+        let (a, b) = (value("a"), value("b"));
+        assert_eq!(lhs.parse::<Constant>().unwrap(), a.add(&b).unwrap());
+        assert_eq!(rhs.parse::<Constant>().unwrap(), a.mul(&b).unwrap());
+    }
+
+    #[test]
+    fn symbolic_exponents_use_exact_evaluation() {
+        assert!(!check("(pow x n)", "(pow x (+ n 0))").is_refuted());
+        assert!(check("(pow x n)", "(pow x (+ n 1))").is_refuted());
+    }
 }

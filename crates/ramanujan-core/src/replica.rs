@@ -153,7 +153,8 @@ impl ReplicaState {
     }
 
     /// Records facts made by `agent` as one event; only facts not already held get
-    /// its dot. Answers the delta of the new facts (empty, with no tick, if none).
+    /// its dot. Answers the delta of the new facts, whose clock is that one event
+    /// (empty, with no tick, if nothing was new), so any replica may merge it.
     pub fn record(&mut self, agent: &str, facts: Facts) -> Result<ReplicaState, ReplicaError> {
         let mut delta = ReplicaState::default();
         let placeholder = Dot(agent.to_string(), 0);
@@ -178,7 +179,7 @@ impl ReplicaState {
         let dot = self.clock.tick(agent);
         delta.terms.values_mut().for_each(|(_, d)| *d = dot.clone());
         delta.equalities.values_mut().for_each(|(_, d)| *d = dot.clone());
-        delta.clock = self.clock.clone();
+        delta.clock = VectorClock::of_event(dot);
         self.terms.extend(delta.terms.iter().map(|(k, v)| (*k, v.clone())));
         self.equalities
             .extend(delta.equalities.iter().map(|(k, v)| (*k, v.clone())));
@@ -220,7 +221,10 @@ impl ReplicaState {
         stats
     }
 
-    /// Every fact whose event `clock` has not seen, with this replica's clock.
+    /// Every fact whose event `clock` has not seen, with this replica's clock: what
+    /// a replica whose clock is `clock` lacks. Merge it only into that replica (or
+    /// one that has seen more): the clock it carries speaks for facts left out
+    /// because `clock` had seen them.
     pub fn delta_since(&self, clock: &VectorClock) -> ReplicaState {
         ReplicaState {
             terms: self

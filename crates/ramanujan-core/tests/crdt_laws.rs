@@ -33,6 +33,9 @@ enum Op {
     Rewrite(usize, Color),
     /// Agent merges another agent's delta since its own clock.
     Sync { from: usize, to: usize },
+    /// One of `from`'s recorded events (by index, wrapping) reaches `to`, out of
+    /// order; events never delivered are lost.
+    Deliver { from: usize, to: usize, event: usize },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -40,6 +43,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         (0usize..3, expr_strategy()).prop_map(|(a, e)| Op::Submit(a, e)),
         (0usize..3, prop::sample::select(Color::ALL.to_vec())).prop_map(|(a, c)| Op::Rewrite(a, c)),
         (0usize..3, 0usize..3).prop_map(|(from, to)| Op::Sync { from, to }),
+        (0usize..3, 0usize..3, 0usize..8).prop_map(|(from, to, event)| Op::Deliver { from, to, event }),
     ]
 }
 
@@ -51,13 +55,15 @@ fn run_history(ops: &[Op]) -> (Vec<ReplicaState>, Vec<TermKey>) {
         time: Duration::from_secs(5),
     };
     let mut replicas = vec![ReplicaState::new(); 3];
+    let mut events: Vec<Vec<ReplicaState>> = vec![Vec::new(); 3];
     let mut roots = Vec::new();
     for op in ops {
         match op {
             Op::Submit(agent, text) => {
                 let mut facts = Facts::default();
                 roots.push(expr_terms(&parse_expr(text).unwrap(), &mut facts));
-                replicas[*agent].record(&format!("agent-{agent}"), facts).unwrap();
+                let event = replicas[*agent].record(&format!("agent-{agent}"), facts).unwrap();
+                events[*agent].push(event);
             }
             Op::Rewrite(agent, color) => {
                 let input = StreamInput::State(replicas[*agent].clone());
@@ -71,6 +77,13 @@ fn run_history(ops: &[Op]) -> (Vec<ReplicaState>, Vec<TermKey>) {
                 )
                 .unwrap();
                 replicas[*agent].merge(&out.delta);
+                events[*agent].push(out.delta);
+            }
+            Op::Deliver { from, to, event } => {
+                if !events[*from].is_empty() {
+                    let event = &events[*from][event % events[*from].len()];
+                    replicas[*to].merge(event);
+                }
             }
             Op::Sync { from, to } => {
                 let delta = replicas[*from].delta_since(replicas[*to].clock());
@@ -130,6 +143,22 @@ proptest! {
         let mut peer = r[1].clone();
         peer.merge(&r[0].delta_since(r[1].clock()));
         prop_assert_eq!(peer, merged(&[&r[0], &r[1]]));
+    }
+
+    /// Events delivered out of order, some lost: one round of anti-entropy by
+    /// `delta_since` between every pair still brings every replica to the union,
+    /// because a clock never claims an event whose facts did not arrive.
+    #[test]
+    fn anti_entropy_repairs_lost_and_reordered_deltas(ops in prop::collection::vec(op_strategy(), 1..20)) {
+        let (mut r, _) = run_history(&ops);
+        let union = merged(&[&r[0], &r[1], &r[2]]);
+        for (from, to) in [(0, 1), (1, 2), (2, 0), (0, 1), (1, 2)] {
+            let delta = r[from].delta_since(r[to].clock());
+            r[to].merge(&delta);
+        }
+        for replica in &r {
+            prop_assert_eq!(replica, &union);
+        }
     }
 
     #[test]

@@ -30,3 +30,25 @@ fn rejection_error(rejection: JsonRejection) -> ApiError {
         message: rejection.body_text(),
     }
 }
+
+/// Like [`axum::extract::Query`], but a malformed or mistyped query string is
+/// answered with a JSON error (400) that says what is wrong.
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(QueryParams(value)),
+            Err(rejection) => Err(ApiError {
+                status: rejection.status(),
+                message: rejection.body_text(),
+            }),
+        }
+    }
+}

@@ -10,9 +10,11 @@ pub mod json;
 pub mod limits;
 pub mod offload;
 pub mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::ApiError;
-pub use json::JsonBody;
+pub use json::{JsonBody, QueryParams};
 pub use offload::{Inline, Offload};
 
 use std::sync::Arc;

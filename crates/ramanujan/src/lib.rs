@@ -27,7 +27,7 @@ pub const COMPONENTS: [(&str, &str, bool); 11] = [
     ("egraph-service", "/egraph", true),
     ("skill-verification", "/verify, /skills", false),
     ("agent-orchestrator", "/agents, /agent/{id}", false),
-    ("duck-colors", "/colors", false),
+    ("duck-colors", "/colors", true),
     ("transduction-2tdx", "/sync, /2tdx", false),
     ("interaction-timeline", "/timeline", false),
     ("dashboard", "/dashboard", false),
@@ -69,6 +69,7 @@ pub fn app(args: &ServeArgs) -> Router {
         .merge(stream_red::router(runtime.clone()))
         .merge(stream_blue::router(runtime.clone()))
         .merge(stream_green::router(runtime))
+        .merge(duck_colors::router())
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/status", get(status))
         .fallback(ramanujan_http::error::not_found)

@@ -38,7 +38,11 @@ fn parse_seed(text: &str) -> Result<u64, ApiError> {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => text.parse(),
     };
-    parsed.map_err(|_| ApiError::bad_request(format!("seed `{text}` is not a 64-bit unsigned integer (decimal or 0x hex)")))
+    parsed.map_err(|_| {
+        ApiError::bad_request(format!(
+            "seed `{text}` is not a 64-bit unsigned integer (decimal or 0x hex)"
+        ))
+    })
 }
 
 #[derive(Serialize)]
@@ -100,9 +104,12 @@ struct AssignAnswer {
     counts: HashMap<&'static str, usize>,
 }
 
+/// Vertex ids in order, and edges between their positions.
+type IndexedGraph = (Vec<VertexId>, Vec<(usize, usize)>);
+
 impl AssignRequest {
     /// Numbers the vertices and checks the edges.
-    fn index(&self) -> Result<(Vec<VertexId>, Vec<(usize, usize)>), ApiError> {
+    fn index(&self) -> Result<IndexedGraph, ApiError> {
         if self.edges.len() > MAX_EDGES {
             return Err(ApiError::bad_request(format!("at most {MAX_EDGES} edges")));
         }
@@ -122,7 +129,10 @@ impl AssignRequest {
                     return Ok(n);
                 }
                 if explicit {
-                    return Err(ApiError::bad_request(format!("edge {i} names vertex {} not in vertices", show(v))));
+                    return Err(ApiError::bad_request(format!(
+                        "edge {i} names vertex {} not in vertices",
+                        show(v)
+                    )));
                 }
                 index.insert(v.clone(), ids.len());
                 ids.push(v.clone());
@@ -130,7 +140,10 @@ impl AssignRequest {
             };
             let (u, w) = (number(a)?, number(b)?);
             if u == w {
-                return Err(ApiError::bad_request(format!("edge {i} joins vertex {} to itself", show(a))));
+                return Err(ApiError::bad_request(format!(
+                    "edge {i} joins vertex {} to itself",
+                    show(a)
+                )));
             }
             edges.push((u, w));
         }

@@ -43,7 +43,15 @@ fn palette_answers_hex_and_oklch() {
 
 #[test]
 fn palette_rejects_bad_queries() {
-    for q in ["n=0", "n=5000", "n=abc", "seed=-1", "seed=0xZZ", "seed=18446744073709551616", "colour=red"] {
+    for q in [
+        "n=0",
+        "n=5000",
+        "n=abc",
+        "seed=-1",
+        "seed=0xZZ",
+        "seed=18446744073709551616",
+        "colour=red",
+    ] {
         let (status, body) = get(&app(), &format!("/colors/palette?{q}"));
         assert_eq!(status, 400, "{q}: {body}");
         assert!(body["error"].is_string(), "{q}: {body}");
@@ -54,10 +62,18 @@ fn palette_rejects_bad_queries() {
 fn assign_colours_the_sierpinski_triangle_properly() {
     // S(2,3): three triangles joined at their corners, named by strings.
     let edges = json!([
-        ["00", "01"], ["01", "02"], ["02", "00"],
-        ["10", "11"], ["11", "12"], ["12", "10"],
-        ["20", "21"], ["21", "22"], ["22", "20"],
-        ["01", "10"], ["02", "20"], ["12", "21"]
+        ["00", "01"],
+        ["01", "02"],
+        ["02", "00"],
+        ["10", "11"],
+        ["11", "12"],
+        ["12", "10"],
+        ["20", "21"],
+        ["21", "22"],
+        ["22", "20"],
+        ["01", "10"],
+        ["02", "20"],
+        ["12", "21"]
     ]);
     let (status, body) = post(&app(), "/colors/assign", &json!({ "edges": edges }));
     assert_eq!(status, 200, "{body}");
@@ -65,13 +81,28 @@ fn assign_colours_the_sierpinski_triangle_properly() {
     assert_eq!(body["three_colorable"], true);
     assert_eq!(body["conflicts"], json!([]));
     let color_of = |v: &str| {
-        body["colors"].as_array().unwrap().iter().find(|c| c["vertex"] == v).unwrap()["color"].clone()
+        body["colors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["vertex"] == v)
+            .unwrap()["color"]
+            .clone()
     };
     for e in edges.as_array().unwrap() {
-        assert_ne!(color_of(e[0].as_str().unwrap()), color_of(e[1].as_str().unwrap()), "{e}");
+        assert_ne!(
+            color_of(e[0].as_str().unwrap()),
+            color_of(e[1].as_str().unwrap()),
+            "{e}"
+        );
     }
     assert_eq!(body["counts"], json!({"RED": 3, "BLUE": 3, "GREEN": 3}));
-    let red = body["colors"].as_array().unwrap().iter().find(|c| c["color"] == "RED").unwrap();
+    let red = body["colors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["color"] == "RED")
+        .unwrap();
     assert_eq!(red["polarity"], "positive");
 }
 

@@ -52,6 +52,24 @@ pub struct ServeArgs {
     /// Answers the e-graph memo cache keeps.
     #[arg(long, env = "EGRAPH_CACHE_CAPACITY", default_value_t = egraph_service::DEFAULT_CACHE_CAPACITY)]
     pub egraph_cache_capacity: usize,
+    /// Agent topology: `sierpinski` (S(2,3), 9 agents) or `ramanujan` (a random regular expander).
+    #[arg(long, env = "TOPOLOGY", default_value = "sierpinski", value_parser = ["sierpinski", "ramanujan"])]
+    pub topology: String,
+    /// Agents in a `ramanujan` topology.
+    #[arg(long, env = "NUM_AGENTS", default_value_t = 48)]
+    pub num_agents: usize,
+    /// Degree of a `ramanujan` topology.
+    #[arg(long, env = "DEGREE", default_value_t = 4)]
+    pub degree: usize,
+    /// Milliseconds between an agent's anti-entropy rounds.
+    #[arg(long, env = "SYNC_INTERVAL", default_value_t = 5000)]
+    pub sync_interval: u64,
+    /// Milliseconds without a heartbeat before an agent is suspect (twice that: dead).
+    #[arg(long, env = "HEALTH_TIMEOUT", default_value_t = 15000)]
+    pub health_timeout: u64,
+    /// Messages an agent's mailbox holds; more are dropped and repaired by anti-entropy.
+    #[arg(long, env = "MAX_BUFFER_SIZE", default_value_t = 1024)]
+    pub max_buffer_size: usize,
 }
 
 impl Default for ServeArgs {

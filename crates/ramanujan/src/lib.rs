@@ -26,7 +26,7 @@ pub const COMPONENTS: [(&str, &str, bool); 11] = [
     ("crdt-service", "/crdt", false),
     ("egraph-service", "/egraph", true),
     ("skill-verification", "/verify, /skills", false),
-    ("agent-orchestrator", "/agents, /agent/{id}", false),
+    ("agent-orchestrator", "/agents, /agent/{id}", true),
     ("duck-colors", "/colors", true),
     ("transduction-2tdx", "/sync, /2tdx", false),
     ("interaction-timeline", "/timeline", false),
@@ -42,8 +42,28 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> http::Response<
         .expect("static response")
 }
 
-/// The whole HTTP surface of the embedded host. Must be called inside a tokio runtime.
-pub fn app(args: &ServeArgs) -> Router {
+/// Starts the in-process agent network `args` describe.
+pub fn start_network(args: &ServeArgs) -> Result<Arc<ramanujan_network::InProcessNetwork>, String> {
+    let topology = match args.topology.as_str() {
+        "ramanujan" => ramanujan_network::TopologyKind::Ramanujan {
+            agents: args.num_agents,
+            degree: args.degree,
+        },
+        _ => ramanujan_network::TopologyKind::Sierpinski,
+    };
+    ramanujan_network::InProcessNetwork::start(ramanujan_network::NetworkConfig {
+        topology,
+        sync_interval: Duration::from_millis(args.sync_interval.max(1)),
+        health_timeout: Duration::from_millis(args.health_timeout.max(1)),
+        max_buffer: args.max_buffer_size,
+        node_id: args.agent_id.clone(),
+        ..Default::default()
+    })
+}
+
+/// The whole HTTP surface of the embedded host, over a running agent network.
+/// Must be called inside a tokio runtime.
+pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>) -> Router {
     let workers = args
         .compute_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -70,6 +90,7 @@ pub fn app(args: &ServeArgs) -> Router {
         .merge(stream_blue::router(runtime.clone()))
         .merge(stream_green::router(runtime))
         .merge(duck_colors::router())
+        .merge(agent_orchestrator::router(network))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/status", get(status))
         .fallback(ramanujan_http::error::not_found)
@@ -114,11 +135,15 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
+    let network = start_network(&args).map_err(std::io::Error::other)?;
+    tracing::info!(%addr, agents = network.agent_ids().len(), topology = %network.topology().kind, "listening");
     println!("Ramanujan is up at http://{addr}  (try: curl http://{addr}/status)");
-    axum::serve(listener, app(&args))
+    let served = axum::serve(listener, app(&args, network.clone()))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    let stopping = network.clone();
+    let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

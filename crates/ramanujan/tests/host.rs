@@ -225,3 +225,86 @@ async fn green_verify_refutes_a_false_equality_and_explains_a_true_one() {
     assert_eq!(results[1]["semantic"]["status"], "refuted");
     assert_eq!(results[1]["derivation"]["derivable"], false);
 }
+
+/// The embedded agent network behind `/agents` and `/agent/{id}`: a submission
+/// reaches all nine agents with one canonical form; state, messages and sync
+/// answer; bad messages get JSON 4xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_network_routes() {
+    let args = ServeArgs {
+        sync_interval: 100,
+        ..ServeArgs::default()
+    };
+    let server = start(args).await;
+    let base = server.base.clone();
+    let (status, body) = get(&base, "/agents/status").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["topology"], "sierpinski");
+    assert_eq!(body["agents"].as_array().unwrap().len(), 9);
+    assert_eq!(body["edges"].as_array().unwrap().len(), 12);
+
+    let (status, submitted) = post(&base, "/agents/submit", json!({"expression": "(* (+ a b) (+ a b))"})).await;
+    assert_eq!(status, 202, "{submitted}");
+    let follow = submitted["follow"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    let followed = loop {
+        let (status, body) = get(&base, &follow).await;
+        assert_eq!(status, 200, "{body}");
+        if body["converged"] == true {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "not converged: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(followed["present_in"], 9);
+
+    let (status, state) = get(&base, "/agent/agent-0/state").await;
+    assert_eq!(status, 200, "{state}");
+    for field in [
+        "agent_id",
+        "node_id",
+        "egraph_nodes",
+        "neighbors",
+        "messages_received",
+        "messages_sent",
+        "syncs_completed",
+        "uptime_seconds",
+        "vector_clock",
+        "color",
+    ] {
+        assert!(!state[field].is_null(), "{field} in {state}");
+    }
+    let (status, log) = get(&base, "/agent/agent-0/messages").await;
+    assert_eq!(status, 200);
+    assert!(!log["messages"].as_array().unwrap().is_empty());
+    let (status, egraph) = get(&base, "/agent/agent-0/egraph").await;
+    assert_eq!(status, 200);
+    assert!(egraph["terms"].as_u64().unwrap() > 0);
+    let (status, sync) = post(&base, "/agent/agent-0/sync", json!({})).await;
+    assert_eq!((status, sync["sync_requests_sent"].as_u64()), (202, Some(2)));
+
+    let heartbeat = |from: &str, to: &str| json!({"from": from, "to": to, "seq": 1, "body": {"type": "heartbeat", "facts": 0, "digest": ""}});
+    assert_eq!(
+        post(&base, "/agent/agent-0/message", heartbeat("agent-1", "agent-0"))
+            .await
+            .0,
+        202
+    );
+    for (path, body, want) in [
+        ("/agent/agent-0/message", heartbeat("mallory", "agent-0"), 400),
+        ("/agent/agent-0/message", heartbeat("agent-1", "agent-2"), 400),
+        ("/agent/agent-0/message", json!({"from": "agent-1"}), 422),
+        ("/agent/nobody/state", Value::Null, 404),
+        ("/agents/submit", json!({"expression": "(+ a"}), 400),
+        ("/agents/submissions/ffff", Value::Null, 404),
+    ] {
+        let (status, body) = if body.is_null() {
+            get(&base, path).await
+        } else {
+            post(&base, path, body).await
+        };
+        assert_eq!(status, want, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    drop(server);
+}

@@ -1,0 +1,432 @@
+//! One agent as a state machine with no I/O: messages and ticks in, messages
+//! out. The transports (in-process channels, NATS) and the clock live in the
+//! host; the same agent runs on every one of them.
+
+use crate::protocol::{Body, Envelope};
+use ramanujan_core::Color;
+use ramanujan_core::clock::VectorClock;
+use ramanujan_core::lang::Expr;
+use ramanujan_core::materialize::{expr_terms, term_expr};
+use ramanujan_core::replica::{Facts, ReplicaState};
+use ramanujan_core::rules::RuleBook;
+use ramanujan_core::saturate::{Limits, Scheduler};
+use ramanujan_core::stream::{StreamInput, apply_stream};
+use ramanujan_core::term::TermKey;
+use ramanujan_core::verify::{Verdict, check_semantically};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+/// How much an agent may grow its replica by rewriting.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkLimits {
+    /// No rewriting once the replica holds this many terms (replication goes on).
+    pub max_terms: usize,
+    /// Terms one rewriting step may add.
+    pub step_nodes: usize,
+    /// Iterations of one rewriting step.
+    pub step_iterations: usize,
+    /// Time of one rewriting step.
+    pub step_time: Duration,
+    /// Equalities GREEN checks per arriving message.
+    pub verify_per_message: usize,
+}
+
+impl Default for WorkLimits {
+    fn default() -> Self {
+        WorkLimits {
+            max_terms: 20_000,
+            step_nodes: 2_000,
+            step_iterations: 3,
+            step_time: Duration::from_secs(2),
+            verify_per_message: 64,
+        }
+    }
+}
+
+/// Counters anyone may read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    /// Messages accepted.
+    pub messages_received: u64,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Anti-entropy rounds this agent started that completed.
+    pub syncs_completed: u64,
+    /// Messages from agents not in the network.
+    pub rejected_unknown_sender: u64,
+    /// Messages addressed to another agent.
+    pub rejected_misaddressed: u64,
+    /// Messages seen before (same sender and sequence number).
+    pub duplicates: u64,
+    /// Messages whose content was invalid (reported by the transport's decoder or here).
+    pub rejected_malformed: u64,
+    /// Rewriting steps run.
+    pub rewrite_steps: u64,
+    /// Equalities GREEN verified.
+    pub verified: u64,
+    /// Equalities GREEN refuted.
+    pub refuted: u64,
+}
+
+/// One line of an agent's message log.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    /// `in` or `out`.
+    pub direction: &'static str,
+    /// The other agent.
+    pub peer: String,
+    /// Message kind.
+    pub kind: &'static str,
+    /// Sequence number.
+    pub seq: u64,
+    /// Facts carried.
+    pub facts: usize,
+    /// Agent time, milliseconds since it started.
+    pub at_ms: u64,
+}
+
+/// A refuted equality, kept for the record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refutation {
+    /// The equality, as text.
+    pub equality: String,
+    /// Who asserted it, with which rule.
+    pub asserted_by: String,
+    /// The counterexample.
+    pub verdict: Verdict,
+}
+
+const LOG_CAPACITY: usize = 128;
+const REPLAY_WINDOW: u64 = 4096;
+
+/// An agent.
+pub struct Agent {
+    id: String,
+    color: Color,
+    neighbors: Vec<String>,
+    known: HashSet<String>,
+    replica: ReplicaState,
+    rules: RuleBook,
+    limits: WorkLimits,
+    counters: Counters,
+    seq: u64,
+    /// Per sender: the highest sequence number seen and which of the last ones.
+    seen: HashMap<String, (u64, BTreeSet<u64>)>,
+    dirty: bool,
+    next_sync: usize,
+    log: VecDeque<LogEntry>,
+    refutations: VecDeque<Refutation>,
+    now_ms: u64,
+}
+
+impl Agent {
+    /// A new agent with an empty replica. `known` is every agent id in the network.
+    pub fn new(id: String, color: Color, neighbors: Vec<String>, known: HashSet<String>, limits: WorkLimits) -> Self {
+        Agent {
+            id,
+            color,
+            neighbors,
+            known,
+            replica: ReplicaState::new(),
+            rules: RuleBook::new(true, &[]).expect("built-in rules compile"),
+            limits,
+            counters: Counters::default(),
+            seq: 0,
+            seen: HashMap::new(),
+            dirty: false,
+            next_sync: 0,
+            log: VecDeque::new(),
+            refutations: VecDeque::new(),
+            now_ms: 0,
+        }
+    }
+
+    /// Restores a replica (after a restart); the agent then rewrites it again if needed.
+    pub fn restore(&mut self, replica: ReplicaState) {
+        self.replica.merge(&replica);
+        self.dirty = !self.replica.is_empty();
+    }
+
+    /// The agent's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The agent's colour.
+    pub fn color(&self) -> Color {
+        self.color
+    }
+
+    /// Neighbour ids.
+    pub fn neighbors(&self) -> &[String] {
+        &self.neighbors
+    }
+
+    /// The replica.
+    pub fn replica(&self) -> &ReplicaState {
+        &self.replica
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The latest messages, oldest first.
+    pub fn log(&self) -> impl Iterator<Item = &LogEntry> {
+        self.log.iter()
+    }
+
+    /// Equalities GREEN refuted (latest 32).
+    pub fn refutations(&self) -> impl Iterator<Item = &Refutation> {
+        self.refutations.iter()
+    }
+
+    /// Whether the agent has rewriting to do.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Sets the agent's clock (milliseconds since it started).
+    pub fn set_time(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    fn note(&mut self, direction: &'static str, peer: &str, body: &Body, seq: u64) {
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogEntry {
+            direction,
+            peer: peer.to_string(),
+            kind: body.kind(),
+            seq,
+            facts: body.facts(),
+            at_ms: self.now_ms,
+        });
+    }
+
+    fn send(&mut self, to: &str, body: Body) -> Envelope {
+        self.seq += 1;
+        self.counters.messages_sent += 1;
+        self.note("out", to, &body, self.seq);
+        Envelope {
+            from: self.id.clone(),
+            to: to.to_string(),
+            seq: self.seq,
+            body,
+        }
+    }
+
+    fn flood(&mut self, delta: &ReplicaState, except: Option<&str>) -> Vec<Envelope> {
+        let targets: Vec<String> = self
+            .neighbors
+            .iter()
+            .filter(|n| Some(n.as_str()) != except)
+            .cloned()
+            .collect();
+        targets
+            .iter()
+            .map(|to| self.send(to, Body::Event { delta: delta.clone() }))
+            .collect()
+    }
+
+    /// Records a submitted expression and floods it. Answers its root term.
+    pub fn submit(&mut self, expr: &Expr) -> (TermKey, Vec<Envelope>) {
+        let mut facts = Facts::default();
+        let root = expr_terms(expr, &mut facts);
+        let delta = self
+            .replica
+            .record(&self.id, facts)
+            .expect("expression terms are never reflexive");
+        if delta.is_empty() {
+            return (root, Vec::new());
+        }
+        self.dirty = true;
+        let out = self.flood(&delta, None);
+        (root, out)
+    }
+
+    /// Counts a message the transport could not decode.
+    pub fn reject_malformed(&mut self) {
+        self.counters.rejected_malformed += 1;
+    }
+
+    /// Whether (from, seq) is new; remembers it.
+    fn first_time(&mut self, from: &str, seq: u64) -> bool {
+        let (high, recent) = self.seen.entry(from.to_string()).or_default();
+        if seq + REPLAY_WINDOW <= *high || !recent.insert(seq) {
+            return false;
+        }
+        *high = (*high).max(seq);
+        let floor = high.saturating_sub(REPLAY_WINDOW);
+        while recent.first().is_some_and(|&s| s < floor) {
+            recent.pop_first();
+        }
+        true
+    }
+
+    /// Handles one message; answers the messages to send.
+    pub fn handle(&mut self, env: Envelope) -> Vec<Envelope> {
+        if !self.known.contains(&env.from) || env.from == self.id {
+            self.counters.rejected_unknown_sender += 1;
+            return Vec::new();
+        }
+        if env.to != self.id {
+            self.counters.rejected_misaddressed += 1;
+            return Vec::new();
+        }
+        if !self.first_time(&env.from, env.seq) {
+            self.counters.duplicates += 1;
+            return Vec::new();
+        }
+        self.counters.messages_received += 1;
+        self.note("in", &env.from, &env.body, env.seq);
+        match env.body {
+            Body::Event { delta } => {
+                if !event_is_single(&delta) {
+                    self.counters.rejected_malformed += 1;
+                    return Vec::new();
+                }
+                let news = !self.replica.clock().dominates(delta.clock());
+                self.absorb(&delta);
+                if news {
+                    self.flood(&delta, Some(&env.from))
+                } else {
+                    Vec::new()
+                }
+            }
+            Body::SyncRequest { clock, digest } => {
+                let body = if digest == self.replica.digest() {
+                    Body::SyncReply {
+                        delta: ReplicaState::new(),
+                        clock: VectorClock::default(),
+                        in_sync: true,
+                    }
+                } else {
+                    Body::SyncReply {
+                        delta: self.replica.delta_since(&clock),
+                        clock: self.replica.clock().clone(),
+                        in_sync: false,
+                    }
+                };
+                vec![self.send(&env.from, body)]
+            }
+            Body::SyncReply { delta, clock, in_sync } => {
+                self.counters.syncs_completed += 1;
+                if in_sync {
+                    return Vec::new();
+                }
+                self.absorb(&delta);
+                let back = self.replica.delta_since(&clock);
+                if back.term_count() + back.equality_count() == 0 {
+                    return Vec::new();
+                }
+                vec![self.send(&env.from, Body::SyncPush { delta: back })]
+            }
+            Body::SyncPush { delta } => {
+                self.absorb(&delta);
+                Vec::new()
+            }
+            Body::Heartbeat { .. } => Vec::new(),
+        }
+    }
+
+    /// Merges facts; GREEN checks the new equalities.
+    fn absorb(&mut self, delta: &ReplicaState) {
+        let stats = self.replica.merge(delta);
+        if stats.new_terms + stats.new_equalities > 0 {
+            self.dirty = true;
+        }
+        if self.color == Color::Green && stats.new_equalities > 0 {
+            self.verify(delta);
+        }
+    }
+
+    fn verify(&mut self, delta: &ReplicaState) {
+        for eq in delta.equalities().take(self.limits.verify_per_message) {
+            let (Some(l), Some(r)) = (term_expr(&self.replica, eq.lhs), term_expr(&self.replica, eq.rhs)) else {
+                continue;
+            };
+            match check_semantically(&l, &r) {
+                verdict @ Verdict::Refuted { .. } => {
+                    self.counters.refuted += 1;
+                    if self.refutations.len() == 32 {
+                        self.refutations.pop_front();
+                    }
+                    self.refutations.push_back(Refutation {
+                        equality: format!("{l} = {r}"),
+                        asserted_by: format!("{} ({})", eq.provenance.agent, eq.provenance.rule),
+                        verdict,
+                    });
+                }
+                Verdict::Verified { .. } => self.counters.verified += 1,
+                Verdict::Inconclusive { .. } => {}
+            }
+        }
+    }
+
+    /// One rewriting step with the agent's colour, if there is work; floods the result.
+    pub fn work(&mut self) -> Vec<Envelope> {
+        if !self.dirty {
+            return Vec::new();
+        }
+        self.dirty = false;
+        let terms = self.replica.term_count();
+        if terms >= self.limits.max_terms {
+            return Vec::new();
+        }
+        self.counters.rewrite_steps += 1;
+        let limits = Limits {
+            nodes: (terms + self.limits.step_nodes).min(self.limits.max_terms),
+            iterations: self.limits.step_iterations,
+            time: self.limits.step_time,
+        };
+        let input = StreamInput::State(self.replica.clone());
+        let Ok(outcome) = apply_stream(self.color, &self.id, input, &self.rules, Scheduler::Backoff, limits) else {
+            return Vec::new();
+        };
+        if outcome.delta.is_empty() {
+            return Vec::new();
+        }
+        self.replica.merge(&outcome.delta);
+        // More may follow from what was just derived, unless rewriting saturated.
+        self.dirty = outcome.phase.stop_reason != "saturated";
+        self.flood(&outcome.delta, None)
+    }
+
+    /// Starts anti-entropy with the next neighbour in turn.
+    pub fn sync_tick(&mut self) -> Vec<Envelope> {
+        if self.neighbors.is_empty() {
+            return Vec::new();
+        }
+        let to = self.neighbors[self.next_sync % self.neighbors.len()].clone();
+        self.next_sync += 1;
+        self.sync_with(&to)
+    }
+
+    /// Starts anti-entropy with one neighbour.
+    pub fn sync_with(&mut self, to: &str) -> Vec<Envelope> {
+        let body = Body::SyncRequest {
+            clock: self.replica.clock().clone(),
+            digest: self.replica.digest(),
+        };
+        vec![self.send(to, body)]
+    }
+
+    /// A heartbeat to every neighbour.
+    pub fn heartbeat(&mut self) -> Body {
+        Body::Heartbeat {
+            facts: self.replica.term_count() + self.replica.equality_count(),
+            digest: self.replica.digest(),
+        }
+    }
+}
+
+/// An event's clock names exactly one event (anything else would let a merge
+/// claim events whose facts it does not carry).
+fn event_is_single(delta: &ReplicaState) -> bool {
+    let clock = delta.clock();
+    clock.counters().values().sum::<u64>() + clock.cloud().len() as u64 <= 1
+}

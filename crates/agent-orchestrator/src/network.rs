@@ -1,0 +1,192 @@
+//! What the `/agents` routes need from a running network, whatever carries its
+//! messages. Implemented by the host's in-process runtime and its NATS runtime.
+
+use crate::agent::{Counters, LogEntry};
+use crate::protocol::Envelope;
+use crate::topology::Spectrum;
+use ramanujan_core::clock::VectorClock;
+use ramanujan_core::extract::CanonicalExtractor;
+use ramanujan_core::lang::Expr;
+use ramanujan_core::materialize::Materialized;
+use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::term::TermKey;
+use ramanujan_core::{Color, Polarity};
+use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so the trait can be used as `dyn Network`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where an agent is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    /// Started, no heartbeat yet.
+    Starting,
+    /// Heartbeats arrive.
+    Alive,
+    /// No heartbeat for one health timeout.
+    Suspect,
+    /// No heartbeat for two health timeouts: to be restarted.
+    Dead,
+}
+
+/// `GET /agent/{id}/state`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentState {
+    /// The agent's id.
+    pub agent_id: String,
+    /// The process (host) it runs in.
+    pub node_id: String,
+    /// Its colour and polarity.
+    pub color: Color,
+    /// RED positive, BLUE negative, GREEN neutral.
+    pub polarity: Polarity,
+    /// Lifecycle.
+    pub status: Lifecycle,
+    /// Terms in its replica.
+    pub egraph_nodes: usize,
+    /// Asserted equalities in its replica.
+    pub equalities: usize,
+    /// Neighbour ids.
+    pub neighbors: Vec<String>,
+    /// Messages accepted.
+    pub messages_received: u64,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Anti-entropy rounds completed.
+    pub syncs_completed: u64,
+    /// Seconds since the agent (last) started.
+    pub uptime_seconds: f64,
+    /// Times it was restarted.
+    pub restarts: u64,
+    /// Its causal context.
+    pub vector_clock: VectorClock,
+    /// Digest of its facts.
+    pub digest: String,
+    /// Every counter.
+    pub counters: Counters,
+}
+
+/// One agent in `GET /agents/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentSummary {
+    /// Id.
+    pub agent_id: String,
+    /// Colour.
+    pub color: Color,
+    /// Lifecycle.
+    pub status: Lifecycle,
+    /// Facts held (terms + equalities).
+    pub facts: usize,
+    /// Digest of its facts.
+    pub digest: String,
+    /// Neighbour ids.
+    pub neighbors: Vec<String>,
+}
+
+/// `GET /agents/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkStatus {
+    /// `in-process` or `nats`.
+    pub transport: String,
+    /// `sierpinski` or `ramanujan`.
+    pub topology: String,
+    /// Edges.
+    pub edges: Vec<(String, String)>,
+    /// Expander quality, for regular topologies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spectrum: Option<Spectrum>,
+    /// Anti-entropy period.
+    pub sync_interval_ms: u64,
+    /// Every agent.
+    pub agents: Vec<AgentSummary>,
+    /// How many different digests the agents hold (1 when converged).
+    pub distinct_digests: usize,
+    /// All agents hold the same facts and none has rewriting left to do.
+    pub converged: bool,
+    /// Submissions accepted.
+    pub submissions: usize,
+}
+
+/// An accepted submission.
+#[derive(Debug, Clone, Serialize)]
+pub struct Submission {
+    /// Id to follow: the expression's term key.
+    pub id: String,
+    /// The expression.
+    pub expression: String,
+    /// The agent it entered through.
+    pub entry_agent: String,
+}
+
+/// Where a submission has got to: `GET /agents/submissions/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmissionStatus {
+    /// The submission.
+    #[serde(flatten)]
+    pub submission: Submission,
+    /// Agents whose replica holds the expression.
+    pub present_in: usize,
+    /// Agents in the network.
+    pub agents: usize,
+    /// Each agent's canonical form of the expression (absent where not yet held).
+    pub canonical: Vec<(String, Option<String>)>,
+    /// Every agent holds it with the same canonical form.
+    pub converged: bool,
+}
+
+/// Why a network request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    /// No such agent or submission.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// The network cannot take it now (queue full, broker down).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<NetworkError> for ramanujan_http::ApiError {
+    fn from(e: NetworkError) -> Self {
+        match e {
+            NetworkError::NotFound(m) => ramanujan_http::ApiError::not_found(m),
+            NetworkError::Invalid(m) => ramanujan_http::ApiError::bad_request(m),
+            NetworkError::Unavailable(m) => ramanujan_http::ApiError::unavailable(m),
+        }
+    }
+}
+
+/// A running network, as the routes see it.
+pub trait Network: Send + Sync + 'static {
+    /// Every agent and whether they agree.
+    fn status(&self) -> BoxFuture<'_, NetworkStatus>;
+    /// One agent's state.
+    fn agent_state(&self, id: String) -> BoxFuture<'_, Result<AgentState, NetworkError>>;
+    /// One agent's replica.
+    fn agent_replica(&self, id: String) -> BoxFuture<'_, Result<ReplicaState, NetworkError>>;
+    /// One agent's latest messages.
+    fn agent_messages(&self, id: String) -> BoxFuture<'_, Result<Vec<LogEntry>, NetworkError>>;
+    /// Starts anti-entropy between an agent and each of its neighbours now.
+    fn sync(&self, id: String) -> BoxFuture<'_, Result<usize, NetworkError>>;
+    /// Delivers a message to the agent it is addressed to.
+    fn deliver(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), NetworkError>>;
+    /// An expression enters the network.
+    fn submit(&self, expr: Expr) -> BoxFuture<'_, Result<Submission, NetworkError>>;
+    /// Where a submission has got to.
+    fn submission(&self, id: String) -> BoxFuture<'_, Result<SubmissionStatus, NetworkError>>;
+}
+
+/// The canonical form of a term in a replica (deterministic on every replica
+/// holding the same facts).
+pub fn canonical_of(replica: &ReplicaState, root: TermKey) -> Option<String> {
+    let m = Materialized::new(replica);
+    let class = m.class_of(root)?;
+    CanonicalExtractor::new(&m.egraph)
+        .expr(&m.egraph, class)
+        .map(|e| e.to_string())
+}

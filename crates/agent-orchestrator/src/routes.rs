@@ -1,0 +1,99 @@
+//! `/agents/...` and `/agent/{id}/...`.
+
+use crate::network::Network;
+use crate::protocol::Envelope;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ramanujan_core::parse::parse_expr;
+use ramanujan_http::{ApiError, JsonBody};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type Net = State<Arc<dyn Network>>;
+
+/// The routes, over a running network.
+pub fn router(network: Arc<dyn Network>) -> Router {
+    Router::new()
+        .route("/agents/status", get(status))
+        .route("/agents/submit", post(submit))
+        .route("/agents/submissions/{id}", get(submission))
+        .route("/agent/{id}/state", get(state))
+        .route("/agent/{id}/egraph", get(egraph))
+        .route("/agent/{id}/sync", post(sync))
+        .route("/agent/{id}/message", post(message))
+        .route("/agent/{id}/messages", get(messages))
+        .with_state(network)
+}
+
+async fn status(State(net): Net) -> Json<Value> {
+    Json(json!(net.status().await))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRequest {
+    expression: String,
+}
+
+async fn submit(
+    State(net): Net,
+    JsonBody(req): JsonBody<SubmitRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let expr = parse_expr(&req.expression).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let submission = net.submit(expr).await?;
+    let follow = format!("/agents/submissions/{}", submission.id);
+    let mut body = json!(submission);
+    body["follow"] = json!(follow);
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+async fn submission(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(net.submission(id).await?)))
+}
+
+async fn state(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(net.agent_state(id).await?)))
+}
+
+async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let replica = net.agent_replica(id.clone()).await?;
+    Ok(Json(json!({
+        "agent_id": id,
+        "terms": replica.term_count(),
+        "equalities": replica.equality_count(),
+        "digest": replica.digest(),
+        "state": replica,
+    })))
+}
+
+async fn sync(State(net): Net, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let started = net.sync(id.clone()).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"agent_id": id, "sync_requests_sent": started})),
+    ))
+}
+
+async fn message(
+    State(net): Net,
+    Path(id): Path<String>,
+    JsonBody(envelope): JsonBody<Envelope>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if envelope.to != id {
+        return Err(ApiError::bad_request(format!(
+            "message is addressed to `{}`, not `{id}`",
+            envelope.to
+        )));
+    }
+    net.deliver(envelope).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
+}
+
+async fn messages(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"agent_id": id, "messages": net.agent_messages(id.clone()).await?}),
+    ))
+}

@@ -1,0 +1,16 @@
+//! # ramanujan-network
+//!
+//! Runs the agent network natively. Each agent of
+//! [`agent_orchestrator::agent::Agent`] gets a thread and a bounded mailbox; a
+//! [`Transport`] carries envelopes between mailboxes. [`InProcessNetwork`]
+//! implements [`agent_orchestrator::Network`], so the `/agents` routes serve it.
+//!
+//! - [`transport`]: the transport trait and the in-process transport (with
+//!   optional deterministic message loss, for fault tests).
+//! - [`runtime`]: agent threads, sync and heartbeat timers, lifecycle.
+
+pub mod runtime;
+pub mod transport;
+
+pub use runtime::{InProcessNetwork, NetworkConfig, TopologyKind};
+pub use transport::{InProcessTransport, Transport};

@@ -1,0 +1,437 @@
+//! Agent threads, timers and lifecycle for a network in one process.
+
+use crate::transport::{InProcessTransport, Transport};
+use agent_orchestrator::agent::{Agent, LogEntry, WorkLimits};
+use agent_orchestrator::network::{
+    AgentState, AgentSummary, BoxFuture, Lifecycle, Network, NetworkError, NetworkStatus, Submission, SubmissionStatus,
+    canonical_of,
+};
+use agent_orchestrator::protocol::Envelope;
+use agent_orchestrator::topology::{self, Topology};
+use ramanujan_core::lang::Expr;
+use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::term::TermKey;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Which graph the agents form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopologyKind {
+    /// S(2,3): nine agents.
+    Sierpinski,
+    /// A random `degree`-regular expander on `agents` agents.
+    Ramanujan {
+        /// Agents.
+        agents: usize,
+        /// Degree.
+        degree: usize,
+    },
+}
+
+/// How to run the network.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// The graph.
+    pub topology: TopologyKind,
+    /// Seed for the expander and for injected loss.
+    pub seed: u64,
+    /// Anti-entropy period (`SYNC_INTERVAL`).
+    pub sync_interval: Duration,
+    /// An agent with no heartbeat for this long is suspect, for twice as long dead (`HEALTH_TIMEOUT`).
+    pub health_timeout: Duration,
+    /// Mailbox capacity per agent (`MAX_BUFFER_SIZE`); a full mailbox drops, anti-entropy repairs.
+    pub max_buffer: usize,
+    /// Fraction of messages to drop (fault tests; 0 in production).
+    pub loss: f64,
+    /// Rewriting limits per agent.
+    pub work: WorkLimits,
+    /// This process's name, reported as each agent's `node_id`.
+    pub node_id: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            topology: TopologyKind::Sierpinski,
+            seed: 1069,
+            sync_interval: Duration::from_millis(5_000),
+            health_timeout: Duration::from_millis(15_000),
+            max_buffer: 1024,
+            loss: 0.0,
+            work: WorkLimits::default(),
+            node_id: "local".into(),
+        }
+    }
+}
+
+/// One agent and what its thread shares with readers.
+struct Slot {
+    agent: Mutex<Agent>,
+    started: Mutex<Instant>,
+    last_beat_ms: AtomicU64,
+    restarts: AtomicU64,
+}
+
+/// The whole network, running.
+pub struct InProcessNetwork {
+    config: NetworkConfig,
+    topology: Topology,
+    ids: Vec<String>,
+    slots: HashMap<String, Arc<Slot>>,
+    transport: Arc<InProcessTransport>,
+    submissions: Mutex<BTreeMap<String, (Submission, TermKey)>>,
+    next_entry: AtomicU64,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl InProcessNetwork {
+    /// Builds the topology, starts one thread per agent, and answers the network.
+    pub fn start(config: NetworkConfig) -> Result<Arc<Self>, String> {
+        let topology = match config.topology {
+            TopologyKind::Sierpinski => topology::sierpinski(2),
+            TopologyKind::Ramanujan { agents, degree } => topology::ramanujan(agents, degree, config.seed, 8),
+        }
+        .map_err(|e| e.to_string())?;
+        let ids: Vec<String> = (0..topology.len()).map(|i| format!("agent-{i}")).collect();
+        let known: HashSet<String> = ids.iter().cloned().collect();
+        let mut mailboxes = HashMap::new();
+        let mut inboxes = Vec::new();
+        for id in &ids {
+            let (tx, rx) = sync_channel(config.max_buffer.max(1));
+            mailboxes.insert(id.clone(), tx);
+            inboxes.push(rx);
+        }
+        let transport = Arc::new(InProcessTransport::new(mailboxes, config.loss, config.seed));
+        let epoch = Instant::now();
+        let slots: HashMap<String, Arc<Slot>> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let neighbors = topology.neighbors[i].iter().map(|&j| ids[j].clone()).collect();
+                let agent = Agent::new(id.clone(), topology.colors[i], neighbors, known.clone(), config.work);
+                let slot = Slot {
+                    agent: Mutex::new(agent),
+                    started: Mutex::new(Instant::now()),
+                    last_beat_ms: AtomicU64::new(0),
+                    restarts: AtomicU64::new(0),
+                };
+                (id.clone(), Arc::new(slot))
+            })
+            .collect();
+        let network = Arc::new(InProcessNetwork {
+            config,
+            topology,
+            ids,
+            slots,
+            transport,
+            submissions: Mutex::new(BTreeMap::new()),
+            next_entry: AtomicU64::new(0),
+            epoch,
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Mutex::new(Vec::new()),
+        });
+        for (i, inbox) in inboxes.into_iter().enumerate() {
+            let handle = network.spawn_agent(i, inbox);
+            lock(&network.threads).push(handle);
+        }
+        Ok(network)
+    }
+
+    fn spawn_agent(self: &Arc<Self>, index: usize, inbox: Receiver<Envelope>) -> JoinHandle<()> {
+        let slot = self.slots[&self.ids[index]].clone();
+        let transport = self.transport.clone();
+        let stop = self.stop.clone();
+        let (interval, epoch) = (self.config.sync_interval, self.epoch);
+        // Stagger the agents' first sync so they do not all start at once.
+        let offset = interval.mul_f64(index as f64 / self.ids.len() as f64);
+        std::thread::Builder::new()
+            .name(format!("agent-{index}"))
+            .spawn(move || run_agent(slot, inbox, transport, stop, interval, offset, epoch))
+            .expect("spawn an agent thread")
+    }
+
+    /// Stops every agent thread and waits for them.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for handle in lock(&self.threads).drain(..) {
+            let _ = handle.join();
+        }
+    }
+
+    /// Agent ids, in topology order.
+    pub fn agent_ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Messages the transport dropped.
+    pub fn dropped(&self) -> u64 {
+        self.transport.dropped()
+    }
+
+    /// A copy of one agent's replica.
+    pub fn replica(&self, id: &str) -> Option<ReplicaState> {
+        Some(lock(&self.slots.get(id)?.agent).replica().clone())
+    }
+
+    /// Each agent's digest, in topology order.
+    pub fn digests(&self) -> Vec<String> {
+        self.ids
+            .iter()
+            .map(|id| lock(&self.slots[id].agent).replica().digest())
+            .collect()
+    }
+
+    /// Whether every agent holds the same facts and has no rewriting left.
+    pub fn is_converged(&self) -> bool {
+        let digests: HashSet<String> = self.digests().into_iter().collect();
+        digests.len() == 1 && self.ids.iter().all(|id| !lock(&self.slots[id].agent).is_dirty())
+    }
+
+    fn slot(&self, id: &str) -> Result<&Arc<Slot>, NetworkError> {
+        self.slots
+            .get(id)
+            .ok_or_else(|| NetworkError::NotFound(format!("no agent `{id}`")))
+    }
+
+    fn lifecycle(&self, slot: &Slot) -> Lifecycle {
+        let beat = slot.last_beat_ms.load(Ordering::Relaxed);
+        if beat == 0 {
+            return Lifecycle::Starting;
+        }
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let timeout = self.config.health_timeout.as_millis() as u64;
+        match now.saturating_sub(beat) {
+            age if age <= timeout => Lifecycle::Alive,
+            age if age <= 2 * timeout => Lifecycle::Suspect,
+            _ => Lifecycle::Dead,
+        }
+    }
+
+    /// Submits an expression through the next entry agent (round robin).
+    pub fn submit_expr(&self, expr: &Expr) -> Submission {
+        let entry = self.next_entry.fetch_add(1, Ordering::Relaxed) as usize % self.ids.len();
+        let id = &self.ids[entry];
+        let (root, out) = lock(&self.slots[id].agent).submit(expr);
+        for envelope in out {
+            self.transport.send(envelope);
+        }
+        let submission = Submission {
+            id: root.to_string(),
+            expression: expr.to_string(),
+            entry_agent: id.clone(),
+        };
+        lock(&self.submissions).insert(root.to_string(), (submission.clone(), root));
+        submission
+    }
+
+    fn state_of(&self, id: &str) -> Result<AgentState, NetworkError> {
+        let slot = self.slot(id)?;
+        let status = self.lifecycle(slot);
+        let uptime = lock(&slot.started).elapsed().as_secs_f64();
+        let agent = lock(&slot.agent);
+        let replica = agent.replica();
+        let counters = agent.counters().clone();
+        Ok(AgentState {
+            agent_id: id.to_string(),
+            node_id: self.config.node_id.clone(),
+            color: agent.color(),
+            polarity: agent.color().polarity(),
+            status,
+            egraph_nodes: replica.term_count(),
+            equalities: replica.equality_count(),
+            neighbors: agent.neighbors().to_vec(),
+            messages_received: counters.messages_received,
+            messages_sent: counters.messages_sent,
+            syncs_completed: counters.syncs_completed,
+            uptime_seconds: uptime,
+            restarts: slot.restarts.load(Ordering::Relaxed),
+            vector_clock: replica.clock().clone(),
+            digest: replica.digest(),
+            counters,
+        })
+    }
+}
+
+impl Drop for InProcessNetwork {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// An agent's thread: handle mail, rewrite when there is work, start anti-entropy
+/// every `interval`, beat.
+fn run_agent(
+    slot: Arc<Slot>,
+    inbox: Receiver<Envelope>,
+    transport: Arc<InProcessTransport>,
+    stop: Arc<AtomicBool>,
+    interval: Duration,
+    offset: Duration,
+    epoch: Instant,
+) {
+    let send_all = |out: Vec<Envelope>| {
+        for envelope in out {
+            transport.send(envelope);
+        }
+    };
+    let mut next_sync = Instant::now() + offset.max(Duration::from_millis(1));
+    let tick = interval.min(Duration::from_millis(100)).max(Duration::from_millis(1));
+    while !stop.load(Ordering::Relaxed) {
+        let now_ms = epoch.elapsed().as_millis() as u64;
+        slot.last_beat_ms.store(now_ms.max(1), Ordering::Relaxed);
+        match inbox.recv_timeout(tick) {
+            Ok(first) => {
+                let mut agent = lock(&slot.agent);
+                agent.set_time(now_ms);
+                let mut out = agent.handle(first);
+                // Drain what else is waiting, up to a batch, before rewriting.
+                for envelope in inbox.try_iter().take(256) {
+                    out.extend(agent.handle(envelope));
+                }
+                drop(agent);
+                send_all(out);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if Instant::now() >= next_sync {
+            next_sync += interval;
+            let out = lock(&slot.agent).sync_tick();
+            send_all(out);
+        }
+        let out = {
+            let mut agent = lock(&slot.agent);
+            if agent.is_dirty() { agent.work() } else { Vec::new() }
+        };
+        send_all(out);
+    }
+}
+
+fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, T> {
+    Box::pin(std::future::ready(value))
+}
+
+impl Network for InProcessNetwork {
+    fn status(&self) -> BoxFuture<'_, NetworkStatus> {
+        let agents: Vec<AgentSummary> = self
+            .ids
+            .iter()
+            .map(|id| {
+                let slot = &self.slots[id];
+                let status = self.lifecycle(slot);
+                let agent = lock(&slot.agent);
+                AgentSummary {
+                    agent_id: id.clone(),
+                    color: agent.color(),
+                    status,
+                    facts: agent.replica().term_count() + agent.replica().equality_count(),
+                    digest: agent.replica().digest(),
+                    neighbors: agent.neighbors().to_vec(),
+                }
+            })
+            .collect();
+        let distinct: HashSet<&str> = agents.iter().map(|a| a.digest.as_str()).collect();
+        let idle = self.ids.iter().all(|id| !lock(&self.slots[id].agent).is_dirty());
+        ready(NetworkStatus {
+            transport: "in-process".into(),
+            topology: self.topology.kind.clone(),
+            edges: self
+                .topology
+                .edges()
+                .into_iter()
+                .map(|(u, v)| (self.ids[u].clone(), self.ids[v].clone()))
+                .collect(),
+            spectrum: self.topology.spectrum,
+            sync_interval_ms: self.config.sync_interval.as_millis() as u64,
+            distinct_digests: distinct.len(),
+            converged: distinct.len() == 1 && idle,
+            agents,
+            submissions: lock(&self.submissions).len(),
+        })
+    }
+
+    fn agent_state(&self, id: String) -> BoxFuture<'_, Result<AgentState, NetworkError>> {
+        ready(self.state_of(&id))
+    }
+
+    fn agent_replica(&self, id: String) -> BoxFuture<'_, Result<ReplicaState, NetworkError>> {
+        ready(self.slot(&id).map(|s| lock(&s.agent).replica().clone()))
+    }
+
+    fn agent_messages(&self, id: String) -> BoxFuture<'_, Result<Vec<LogEntry>, NetworkError>> {
+        ready(self.slot(&id).map(|s| lock(&s.agent).log().cloned().collect()))
+    }
+
+    fn sync(&self, id: String) -> BoxFuture<'_, Result<usize, NetworkError>> {
+        let result = self.slot(&id).map(|slot| {
+            let out: Vec<Envelope> = {
+                let mut agent = lock(&slot.agent);
+                let neighbors = agent.neighbors().to_vec();
+                neighbors.iter().flat_map(|n| agent.sync_with(n)).collect()
+            };
+            let n = out.len();
+            for envelope in out {
+                self.transport.send(envelope);
+            }
+            n
+        });
+        ready(result)
+    }
+
+    fn deliver(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), NetworkError>> {
+        let result = if !self.slots.contains_key(&envelope.from) {
+            Err(NetworkError::Invalid(format!("unknown sender `{}`", envelope.from)))
+        } else if !self.slots.contains_key(&envelope.to) {
+            Err(NetworkError::NotFound(format!("no agent `{}`", envelope.to)))
+        } else if self.transport.send(envelope) {
+            Ok(())
+        } else {
+            Err(NetworkError::Unavailable("the agent's mailbox is full".into()))
+        };
+        ready(result)
+    }
+
+    fn submit(&self, expr: Expr) -> BoxFuture<'_, Result<Submission, NetworkError>> {
+        ready(Ok(self.submit_expr(&expr)))
+    }
+
+    fn submission(&self, id: String) -> BoxFuture<'_, Result<SubmissionStatus, NetworkError>> {
+        let found = lock(&self.submissions).get(&id).cloned();
+        let Some((submission, root)) = found else {
+            return ready(Err(NetworkError::NotFound(format!("no submission `{id}`"))));
+        };
+        let canonical: Vec<(String, Option<String>)> = self
+            .ids
+            .iter()
+            .map(|agent| {
+                let replica = lock(&self.slots[agent].agent).replica().clone();
+                let form = replica.term(root).and_then(|_| canonical_of(&replica, root));
+                (agent.clone(), form)
+            })
+            .collect();
+        let present_in = canonical.iter().filter(|(_, f)| f.is_some()).count();
+        let forms: HashSet<&Option<String>> = canonical.iter().map(|(_, f)| f).collect();
+        ready(Ok(SubmissionStatus {
+            submission,
+            present_in,
+            agents: self.ids.len(),
+            converged: present_in == self.ids.len() && forms.len() == 1,
+            canonical,
+        }))
+    }
+}

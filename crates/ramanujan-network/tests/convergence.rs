@@ -1,0 +1,95 @@
+//! The in-process network converges: every replica ends with the same digest,
+//! holding every submission, with the same canonical form of each.
+
+use agent_orchestrator::agent::WorkLimits;
+use ramanujan_core::parse::parse_expr;
+use ramanujan_network::{InProcessNetwork, NetworkConfig, TopologyKind};
+use rand::{Rng, SeedableRng};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+fn random_expr(rng: &mut impl Rng, depth: u32) -> String {
+    if depth == 0 || rng.random_bool(0.3) {
+        return if rng.random_bool(0.6) {
+            ["a", "b", "c", "d", "e"][rng.random_range(0..5)].to_string()
+        } else {
+            rng.random_range(0..6).to_string()
+        };
+    }
+    let op = ["+", "*", "-"][rng.random_range(0..3)];
+    format!("({op} {} {})", random_expr(rng, depth - 1), random_expr(rng, depth - 1))
+}
+
+fn config(loss: f64) -> NetworkConfig {
+    NetworkConfig {
+        topology: TopologyKind::Sierpinski,
+        sync_interval: Duration::from_millis(100),
+        loss,
+        work: WorkLimits {
+            max_terms: 3_000,
+            step_nodes: 500,
+            step_iterations: 2,
+            ..WorkLimits::default()
+        },
+        ..NetworkConfig::default()
+    }
+}
+
+/// Submits 200 random expressions round robin, then waits (bounded) until all
+/// agents agree. Answers how long it took from the first submission.
+fn submit_and_converge(network: &InProcessNetwork, seed: u64) -> Duration {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut roots = Vec::new();
+    let started = Instant::now();
+    for _ in 0..200 {
+        let expr = parse_expr(&random_expr(&mut rng, 3)).unwrap();
+        roots.push(network.submit_expr(&expr).id);
+    }
+    while !network.is_converged() {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "no convergence in 240 s: {} distinct digests",
+            network.digests().into_iter().collect::<HashSet<_>>().len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    // Every replica holds every submission.
+    for id in network.agent_ids() {
+        let replica = network.replica(id).unwrap();
+        for root in &roots {
+            assert!(
+                replica.terms().any(|(k, _)| &k.to_string() == root),
+                "{id} lacks {root}"
+            );
+        }
+    }
+    took
+}
+
+#[test]
+fn nine_agents_converge_on_200_submissions() {
+    let network = InProcessNetwork::start(config(0.0)).unwrap();
+    let took = submit_and_converge(&network, 7);
+    let rounds = took.as_millis() / 100 + 1;
+    eprintln!(
+        "converged {took:?} after the first submission (≤ {rounds} sync intervals of 100 ms); {} facts per replica",
+        network
+            .replica("agent-0")
+            .map_or(0, |r| r.term_count() + r.equality_count())
+    );
+    // Rewriting happened: RED and BLUE agents asserted equalities.
+    let replica = network.replica("agent-0").unwrap();
+    let colors: HashSet<_> = replica.equalities().map(|e| e.provenance.color).collect();
+    assert!(colors.len() >= 2, "equalities from several colours: {colors:?}");
+    network.shutdown();
+}
+
+#[test]
+fn converges_with_a_fifth_of_messages_dropped() {
+    let network = InProcessNetwork::start(config(0.2)).unwrap();
+    let took = submit_and_converge(&network, 11);
+    assert!(network.dropped() > 0, "the fault was injected");
+    eprintln!("converged in {took:?} despite {} dropped messages", network.dropped());
+    network.shutdown();
+}

@@ -414,14 +414,6 @@ impl Agent {
         };
         vec![self.send(to, body)]
     }
-
-    /// A heartbeat to every neighbour.
-    pub fn heartbeat(&mut self) -> Body {
-        Body::Heartbeat {
-            facts: self.replica.term_count() + self.replica.equality_count(),
-            digest: self.replica.digest(),
-        }
-    }
 }
 
 /// An event's clock names exactly one event (anything else would let a merge

@@ -1,30 +1,10 @@
 //! `/egraph/saturate` through the real router (tower `oneshot`, no mocks).
 
 use axum::body::Body;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use http::StatusCode;
 use ramanujan_http::Runtime;
+use ramanujan_http::testing::send;
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    futures_executor::block_on(f)
-}
-
-fn send(app: &axum::Router, method: &str, path: &str, body: Body) -> (StatusCode, Value) {
-    block_on(async {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json")
-            .body(body)
-            .unwrap();
-        let resp = app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    })
-}
 
 fn saturate(app: &axum::Router, body: Value) -> (StatusCode, Value) {
     send(app, "POST", "/egraph/saturate", Body::from(body.to_string()))

@@ -71,7 +71,7 @@ impl Default for NetworkConfig {
 /// One agent and what its thread shares with readers.
 struct Slot {
     agent: Mutex<Agent>,
-    started: Mutex<Instant>,
+    started: Instant,
     last_beat_ms: AtomicU64,
     restarts: AtomicU64,
 }
@@ -121,7 +121,7 @@ impl InProcessNetwork {
                 let agent = Agent::new(id.clone(), topology.colors[i], neighbors, known.clone(), config.work);
                 let slot = Slot {
                     agent: Mutex::new(agent),
-                    started: Mutex::new(Instant::now()),
+                    started: Instant::now(),
                     last_beat_ms: AtomicU64::new(0),
                     restarts: AtomicU64::new(0),
                 };
@@ -196,10 +196,15 @@ impl InProcessNetwork {
             .collect()
     }
 
+    /// Whether no agent has rewriting left to do.
+    fn idle(&self) -> bool {
+        self.ids.iter().all(|id| !lock(&self.slots[id].agent).is_dirty())
+    }
+
     /// Whether every agent holds the same facts and has no rewriting left.
     pub fn is_converged(&self) -> bool {
         let digests: HashSet<String> = self.digests().into_iter().collect();
-        digests.len() == 1 && self.ids.iter().all(|id| !lock(&self.slots[id].agent).is_dirty())
+        digests.len() == 1 && self.idle()
     }
 
     fn slot(&self, id: &str) -> Result<&Arc<Slot>, NetworkError> {
@@ -242,7 +247,7 @@ impl InProcessNetwork {
     fn state_of(&self, id: &str) -> Result<AgentState, NetworkError> {
         let slot = self.slot(id)?;
         let status = self.lifecycle(slot);
-        let uptime = lock(&slot.started).elapsed().as_secs_f64();
+        let uptime = slot.started.elapsed().as_secs_f64();
         let agent = lock(&slot.agent);
         let replica = agent.replica();
         let counters = agent.counters().clone();
@@ -346,7 +351,7 @@ impl Network for InProcessNetwork {
             })
             .collect();
         let distinct: HashSet<&str> = agents.iter().map(|a| a.digest.as_str()).collect();
-        let idle = self.ids.iter().all(|id| !lock(&self.slots[id].agent).is_dirty());
+        let idle = self.idle();
         ready(NetworkStatus {
             transport: "in-process".into(),
             topology: self.topology.kind.clone(),

@@ -148,6 +148,13 @@ impl Agent {
         self.dirty = !self.replica.is_empty();
     }
 
+    /// Numbers this agent's messages from `first` on. A restarted agent starts
+    /// above anything its previous life sent (e.g. its start time in ms, shifted
+    /// left 20 bits), or receivers would take its new messages for replays.
+    pub fn number_messages_from(&mut self, first: u64) {
+        self.seq = self.seq.max(first);
+    }
+
     /// The agent's id.
     pub fn id(&self) -> &str {
         &self.id

@@ -10,6 +10,7 @@
 //! - [`protocol`]: the messages agents exchange, the same on every transport.
 //! - [`network`]: what the `/agents` routes need from a running network.
 //! - [`routes`]: `/agents/...` and `/agent/{id}/...`.
+//! - [`store`]: durable storage of a replica, as a trait.
 //!
 //! Hosts (the in-process runtime, NATS) implement [`network::Network`].
 
@@ -17,6 +18,7 @@ pub mod agent;
 pub mod network;
 pub mod protocol;
 pub mod routes;
+pub mod store;
 pub mod topology;
 
 pub use network::Network;

@@ -1,5 +1,6 @@
 //! Agent threads, timers and lifecycle for a network in one process.
 
+use crate::redb_store::RedbStore;
 use crate::transport::{InProcessTransport, Transport};
 use agent_orchestrator::agent::{Agent, LogEntry, WorkLimits};
 use agent_orchestrator::network::{
@@ -7,11 +8,14 @@ use agent_orchestrator::network::{
     canonical_of,
 };
 use agent_orchestrator::protocol::Envelope;
+use agent_orchestrator::store::{MemoryStore, ReplicaStore, Saver};
 use agent_orchestrator::topology::{self, Topology};
+use ramanujan_core::Color;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::term::TermKey;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +55,8 @@ pub struct NetworkConfig {
     pub work: WorkLimits,
     /// This process's name, reported as each agent's `node_id`.
     pub node_id: String,
+    /// Where each agent keeps its replica (`agent-{i}.redb`); `None` keeps them in memory only.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for NetworkConfig {
@@ -64,6 +70,7 @@ impl Default for NetworkConfig {
             loss: 0.0,
             work: WorkLimits::default(),
             node_id: "local".into(),
+            data_dir: None,
         }
     }
 }
@@ -71,9 +78,76 @@ impl Default for NetworkConfig {
 /// One agent and what its thread shares with readers.
 struct Slot {
     agent: Mutex<Agent>,
-    started: Instant,
+    /// The agent's durable store and what has been saved to it.
+    store: Mutex<(Box<dyn ReplicaStore>, Saver)>,
+    /// What a restart needs to build the agent again.
+    blueprint: Blueprint,
+    started: Mutex<Instant>,
     last_beat_ms: AtomicU64,
     restarts: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Blueprint {
+    id: String,
+    color: Color,
+    neighbors: Vec<String>,
+    known: HashSet<String>,
+    work: WorkLimits,
+}
+
+impl Blueprint {
+    /// A fresh agent holding what `store` holds, numbering its messages above
+    /// anything an earlier life sent.
+    fn build(&self, store: &mut dyn ReplicaStore) -> Result<(Agent, Saver), String> {
+        let saved = store.load().map_err(|e| e.to_string())?;
+        let mut agent = Agent::new(
+            self.id.clone(),
+            self.color,
+            self.neighbors.clone(),
+            self.known.clone(),
+            self.work,
+        );
+        agent.number_messages_from(first_sequence_number());
+        let saver = Saver::new(saved.clock().clone());
+        agent.restore(saved);
+        Ok((agent, saver))
+    }
+}
+
+/// The first message number of an agent starting now: wall-clock milliseconds
+/// shifted left 20 bits, so a restarted agent numbers above its previous life.
+pub fn first_sequence_number() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    ms << 20
+}
+
+impl Slot {
+    /// Writes what the agent holds beyond its last save.
+    fn save(&self) {
+        let agent = lock(&self.agent);
+        let mut store = lock(&self.store);
+        let (store, saver) = &mut *store;
+        if let Err(e) = saver.save(agent.replica(), store.as_mut()) {
+            tracing::error!(agent = %agent.id(), error = %e, "saving the replica failed");
+        }
+    }
+
+    /// Replaces the agent by a fresh one restored from its store: what a crash
+    /// and a restart do.
+    fn restart(&self) -> Result<(), String> {
+        // Lock order everywhere: agent, then store.
+        let mut agent = lock(&self.agent);
+        let mut store = lock(&self.store);
+        let (fresh, saver) = self.blueprint.build(store.0.as_mut())?;
+        store.1 = saver;
+        *agent = fresh;
+        *lock(&self.started) = Instant::now();
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// The whole network, running.
@@ -113,21 +187,30 @@ impl InProcessNetwork {
         }
         let transport = Arc::new(InProcessTransport::new(mailboxes, config.loss, config.seed));
         let epoch = Instant::now();
-        let slots: HashMap<String, Arc<Slot>> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let neighbors = topology.neighbors[i].iter().map(|&j| ids[j].clone()).collect();
-                let agent = Agent::new(id.clone(), topology.colors[i], neighbors, known.clone(), config.work);
-                let slot = Slot {
-                    agent: Mutex::new(agent),
-                    started: Instant::now(),
-                    last_beat_ms: AtomicU64::new(0),
-                    restarts: AtomicU64::new(0),
-                };
-                (id.clone(), Arc::new(slot))
-            })
-            .collect();
+        let mut slots: HashMap<String, Arc<Slot>> = HashMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            let blueprint = Blueprint {
+                id: id.clone(),
+                color: topology.colors[i],
+                neighbors: topology.neighbors[i].iter().map(|&j| ids[j].clone()).collect(),
+                known: known.clone(),
+                work: config.work,
+            };
+            let mut store: Box<dyn ReplicaStore> = match &config.data_dir {
+                Some(dir) => Box::new(RedbStore::open(&dir.join(format!("{id}.redb"))).map_err(|e| e.to_string())?),
+                None => Box::new(MemoryStore::default()),
+            };
+            let (agent, saver) = blueprint.build(store.as_mut())?;
+            let slot = Slot {
+                agent: Mutex::new(agent),
+                store: Mutex::new((store, saver)),
+                blueprint,
+                started: Mutex::new(Instant::now()),
+                last_beat_ms: AtomicU64::new(0),
+                restarts: AtomicU64::new(0),
+            };
+            slots.insert(id.clone(), Arc::new(slot));
+        }
         let network = Arc::new(InProcessNetwork {
             config,
             topology,
@@ -166,6 +249,20 @@ impl InProcessNetwork {
         for handle in lock(&self.threads).drain(..) {
             let _ = handle.join();
         }
+    }
+
+    /// Throws an agent's memory away and restarts it from its store, as a crash
+    /// and a restart would. Anti-entropy then brings it up to date.
+    pub fn restart_agent(&self, id: &str) -> Result<(), NetworkError> {
+        self.slot(id)?.restart().map_err(NetworkError::Unavailable)
+    }
+
+    /// Bytes each agent's store occupies, in topology order.
+    pub fn stored_bytes(&self) -> Vec<u64> {
+        self.ids
+            .iter()
+            .map(|id| lock(&self.slots[id].store).0.stored_bytes())
+            .collect()
     }
 
     /// Agent ids, in topology order.
@@ -231,7 +328,10 @@ impl InProcessNetwork {
     pub fn submit_expr(&self, expr: &Expr) -> Submission {
         let entry = self.next_entry.fetch_add(1, Ordering::Relaxed) as usize % self.ids.len();
         let id = &self.ids[entry];
-        let (root, out) = lock(&self.slots[id].agent).submit(expr);
+        let slot = &self.slots[id];
+        let (root, out) = lock(&slot.agent).submit(expr);
+        // Durable before it is acknowledged.
+        slot.save();
         for envelope in out {
             self.transport.send(envelope);
         }
@@ -247,7 +347,7 @@ impl InProcessNetwork {
     fn state_of(&self, id: &str) -> Result<AgentState, NetworkError> {
         let slot = self.slot(id)?;
         let status = self.lifecycle(slot);
-        let uptime = slot.started.elapsed().as_secs_f64();
+        let uptime = lock(&slot.started).elapsed().as_secs_f64();
         let agent = lock(&slot.agent);
         let replica = agent.replica();
         let counters = agent.counters().clone();
@@ -279,7 +379,8 @@ impl Drop for InProcessNetwork {
 }
 
 /// An agent's thread: handle mail, rewrite when there is work, start anti-entropy
-/// every `interval`, beat.
+/// every `interval`, beat. What the agent learns is saved before it is passed on.
+/// A panic inside the agent is a crash: the agent restarts from its store.
 fn run_agent(
     slot: Arc<Slot>,
     inbox: Receiver<Envelope>,
@@ -299,31 +400,49 @@ fn run_agent(
     while !stop.load(Ordering::Relaxed) {
         let now_ms = epoch.elapsed().as_millis() as u64;
         slot.last_beat_ms.store(now_ms.max(1), Ordering::Relaxed);
-        match inbox.recv_timeout(tick) {
-            Ok(first) => {
-                let mut agent = lock(&slot.agent);
-                agent.set_time(now_ms);
-                let mut out = agent.handle(first);
-                // Drain what else is waiting, up to a batch, before rewriting.
-                for envelope in inbox.try_iter().take(256) {
-                    out.extend(agent.handle(envelope));
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match inbox.recv_timeout(tick) {
+                Ok(first) => {
+                    let mut agent = lock(&slot.agent);
+                    agent.set_time(now_ms);
+                    let mut out = agent.handle(first);
+                    // Drain what else is waiting, up to a batch, before rewriting.
+                    for envelope in inbox.try_iter().take(256) {
+                        out.extend(agent.handle(envelope));
+                    }
+                    drop(agent);
+                    slot.save();
+                    send_all(out);
                 }
-                drop(agent);
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+            if Instant::now() >= next_sync {
+                next_sync += interval;
+                let out = lock(&slot.agent).sync_tick();
                 send_all(out);
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if Instant::now() >= next_sync {
-            next_sync += interval;
-            let out = lock(&slot.agent).sync_tick();
+            let out = {
+                let mut agent = lock(&slot.agent);
+                if agent.is_dirty() { agent.work() } else { Vec::new() }
+            };
+            if !out.is_empty() {
+                slot.save();
+            }
             send_all(out);
+            true
+        }));
+        match step {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(_) => {
+                tracing::error!(agent = %slot.blueprint.id, "agent crashed; restarting it from its store");
+                if let Err(e) = slot.restart() {
+                    tracing::error!(agent = %slot.blueprint.id, error = %e, "restart failed; the agent stops");
+                    break;
+                }
+            }
         }
-        let out = {
-            let mut agent = lock(&slot.agent);
-            if agent.is_dirty() { agent.work() } else { Vec::new() }
-        };
-        send_all(out);
     }
 }
 

@@ -1,0 +1,73 @@
+//! Where an agent keeps its replica across restarts.
+//!
+//! A store is an append-only log of deltas: appending is durable when it returns,
+//! loading merges everything appended. Because merge is a set union, a store may
+//! compact its log (or hold duplicates) at will without changing what loads. The
+//! native host uses redb; Spin's key-value store or a server database can
+//! implement the same trait.
+
+use ramanujan_core::clock::VectorClock;
+use ramanujan_core::replica::ReplicaState;
+
+/// Why a store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("replica store: {0}")]
+pub struct StoreError(pub String);
+
+/// Durable storage for one agent's replica.
+pub trait ReplicaStore: Send {
+    /// Everything appended so far, merged (empty for a new store).
+    fn load(&mut self) -> Result<ReplicaState, StoreError>;
+    /// Appends a delta; durable once this returns `Ok`.
+    fn append(&mut self, delta: &ReplicaState) -> Result<(), StoreError>;
+    /// Bytes the store occupies (for reports).
+    fn stored_bytes(&self) -> u64;
+}
+
+/// A store that forgets everything when the process ends: `--in-memory` runs and tests.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: ReplicaState,
+    bytes: u64,
+}
+
+impl ReplicaStore for MemoryStore {
+    fn load(&mut self) -> Result<ReplicaState, StoreError> {
+        Ok(self.state.clone())
+    }
+
+    fn append(&mut self, delta: &ReplicaState) -> Result<(), StoreError> {
+        self.bytes += serde_json::to_vec(delta).map_or(0, |b| b.len() as u64);
+        self.state.merge(delta);
+        Ok(())
+    }
+
+    fn stored_bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// Writes to a store only what it lacks: the facts of every event the last
+/// save had not seen (`delta_since` the saved clock).
+#[derive(Debug, Default)]
+pub struct Saver {
+    saved: VectorClock,
+}
+
+impl Saver {
+    /// A saver for a store that already holds everything `saved` covers.
+    pub fn new(saved: VectorClock) -> Self {
+        Saver { saved }
+    }
+
+    /// Appends what `replica` has beyond the last save. Answers whether anything was written.
+    pub fn save(&mut self, replica: &ReplicaState, store: &mut dyn ReplicaStore) -> Result<bool, StoreError> {
+        if replica.clock() == &self.saved {
+            return Ok(false);
+        }
+        let delta = replica.delta_since(&self.saved);
+        store.append(&delta)?;
+        self.saved = replica.clock().clone();
+        Ok(true)
+    }
+}

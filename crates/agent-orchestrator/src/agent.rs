@@ -13,7 +13,7 @@ use ramanujan_core::saturate::{Limits, Scheduler};
 use ramanujan_core::stream::{StreamInput, apply_stream};
 use ramanujan_core::term::TermKey;
 use ramanujan_core::verify::{Verdict, check_semantically};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ impl Default for WorkLimits {
 }
 
 /// Counters anyone may read.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Counters {
     /// Messages accepted.
     pub messages_received: u64,
@@ -70,14 +70,14 @@ pub struct Counters {
 }
 
 /// One line of an agent's message log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogEntry {
     /// `in` or `out`.
-    pub direction: &'static str,
+    pub direction: String,
     /// The other agent.
     pub peer: String,
     /// Message kind.
-    pub kind: &'static str,
+    pub kind: String,
     /// Sequence number.
     pub seq: u64,
     /// Facts carried.
@@ -205,9 +205,9 @@ impl Agent {
             self.log.pop_front();
         }
         self.log.push_back(LogEntry {
-            direction,
+            direction: direction.to_string(),
             peer: peer.to_string(),
-            kind: body.kind(),
+            kind: body.kind().to_string(),
             seq,
             facts: body.facts(),
             at_ms: self.now_ms,

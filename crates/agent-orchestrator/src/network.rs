@@ -11,7 +11,7 @@ use ramanujan_core::materialize::Materialized;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::term::TermKey;
 use ramanujan_core::{Color, Polarity};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -19,7 +19,7 @@ use std::pin::Pin;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where an agent is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lifecycle {
     /// Started, no heartbeat yet.
@@ -33,7 +33,7 @@ pub enum Lifecycle {
 }
 
 /// `GET /agent/{id}/state`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentState {
     /// The agent's id.
     pub agent_id: String,
@@ -108,6 +108,9 @@ pub struct NetworkStatus {
     pub converged: bool,
     /// Submissions accepted.
     pub submissions: usize,
+    /// Why the network cannot work normally now (e.g. the broker is unreachable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// An accepted submission.
@@ -179,6 +182,10 @@ pub trait Network: Send + Sync + 'static {
     fn submit(&self, expr: Expr) -> BoxFuture<'_, Result<Submission, NetworkError>>;
     /// Where a submission has got to.
     fn submission(&self, id: String) -> BoxFuture<'_, Result<SubmissionStatus, NetworkError>>;
+    /// Why the network cannot work normally now, if it cannot (answers at once).
+    fn degraded(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The canonical form of a term in a replica (deterministic on every replica

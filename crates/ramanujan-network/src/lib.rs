@@ -7,13 +7,15 @@
 //!
 //! - [`transport`]: the transport trait and the in-process transport (with
 //!   optional deterministic message loss, for fault tests).
+//! - [`nats`]: the same agents over a NATS JetStream broker, one per process.
 //! - [`redb_store`]: each agent's replica in a redb file, restored at restart.
 //! - [`runtime`]: agent threads, sync and heartbeat timers, lifecycle.
 
+pub mod nats;
 pub mod redb_store;
 pub mod runtime;
 pub mod transport;
 
 pub use redb_store::RedbStore;
-pub use runtime::{InProcessNetwork, NetworkConfig, TopologyKind};
+pub use runtime::{InProcessNetwork, NetworkConfig, TopologyKind, agent_id};
 pub use transport::{InProcessTransport, Transport};

@@ -23,7 +23,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Which graph the agents form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TopologyKind {
     /// S(2,3): nine agents.
     Sierpinski,
@@ -34,6 +35,22 @@ pub enum TopologyKind {
         /// Degree.
         degree: usize,
     },
+}
+
+impl TopologyKind {
+    /// The graph, built the same way on every host from the same seed.
+    pub fn build(self, seed: u64) -> Result<Topology, String> {
+        match self {
+            TopologyKind::Sierpinski => topology::sierpinski(2),
+            TopologyKind::Ramanujan { agents, degree } => topology::ramanujan(agents, degree, seed, 8),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// The id of the agent at position `index` of the topology.
+pub fn agent_id(index: usize) -> String {
+    format!("agent-{index}")
 }
 
 /// How to run the network.
@@ -171,12 +188,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl InProcessNetwork {
     /// Builds the topology, starts one thread per agent, and answers the network.
     pub fn start(config: NetworkConfig) -> Result<Arc<Self>, String> {
-        let topology = match config.topology {
-            TopologyKind::Sierpinski => topology::sierpinski(2),
-            TopologyKind::Ramanujan { agents, degree } => topology::ramanujan(agents, degree, config.seed, 8),
-        }
-        .map_err(|e| e.to_string())?;
-        let ids: Vec<String> = (0..topology.len()).map(|i| format!("agent-{i}")).collect();
+        let topology = config.topology.build(config.seed)?;
+        let ids: Vec<String> = (0..topology.len()).map(agent_id).collect();
         let known: HashSet<String> = ids.iter().cloned().collect();
         let mut mailboxes = HashMap::new();
         let mut inboxes = Vec::new();
@@ -486,6 +499,7 @@ impl Network for InProcessNetwork {
             converged: distinct.len() == 1 && idle,
             agents,
             submissions: lock(&self.submissions).len(),
+            degraded: None,
         })
     }
 

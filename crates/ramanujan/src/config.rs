@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Ramanujan: agents that share a coloured e-graph as a CRDT.
 #[derive(Debug, Parser)]
@@ -15,8 +17,55 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything in one process and serve HTTP.
+    /// Serve HTTP with every component. The agents run in this process, or,
+    /// with `--nats`, as `ramanujan agent` processes on that broker.
     Up(ServeArgs),
+    /// Run one agent of a network on a NATS JetStream broker.
+    Agent(AgentArgs),
+}
+
+/// Logging options (every subcommand).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log filter, e.g. `info` or `ramanujan=debug,tower_http=debug`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// The agent network's shape and timing: every process of one network must agree.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetworkArgs {
+    /// Agent topology: `sierpinski` (S(2,3), 9 agents) or `ramanujan` (a random regular expander).
+    #[arg(long, env = "TOPOLOGY", default_value = "sierpinski", value_parser = ["sierpinski", "ramanujan"])]
+    pub topology: String,
+    /// Agents in a `ramanujan` topology.
+    #[arg(long, env = "NUM_AGENTS", default_value_t = 48)]
+    pub num_agents: usize,
+    /// Degree of a `ramanujan` topology.
+    #[arg(long, env = "DEGREE", default_value_t = 4)]
+    pub degree: usize,
+    /// Seed of a `ramanujan` topology.
+    #[arg(long, env = "TOPOLOGY_SEED", default_value_t = 1069)]
+    pub seed: u64,
+    /// Milliseconds between an agent's anti-entropy rounds.
+    #[arg(long, env = "SYNC_INTERVAL", default_value_t = 5000)]
+    pub sync_interval: u64,
+    /// Milliseconds without a heartbeat before an agent is suspect (twice that: dead).
+    #[arg(long, env = "HEALTH_TIMEOUT", default_value_t = 15000)]
+    pub health_timeout: u64,
+    /// Messages an agent takes in at once: its in-process mailbox (more are dropped
+    /// and repaired by anti-entropy), or its batch from the broker.
+    #[arg(long, env = "MAX_BUFFER_SIZE", default_value_t = 1024)]
+    pub max_buffer_size: usize,
+    /// Where agents keep their replicas (one redb file each).
+    #[arg(long, env = "DATA_DIR", default_value = "ramanujan-data")]
+    pub data_dir: PathBuf,
+    /// Keep replicas in memory only: nothing survives a restart.
+    #[arg(long, env = "IN_MEMORY")]
+    pub in_memory: bool,
 }
 
 /// Options of `ramanujan up`.
@@ -28,12 +77,6 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, short, env = "PORT", default_value_t = 3000)]
     pub port: u16,
-    /// Log filter, e.g. `info` or `ramanujan=debug,tower_http=debug`.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "LOG_JSON")]
-    pub log_json: bool,
     /// Default time limit of a saturation, in milliseconds.
     #[arg(long, env = "SATURATION_TIMEOUT_MS", default_value_t = 5000)]
     pub saturation_timeout_ms: u64,
@@ -52,31 +95,70 @@ pub struct ServeArgs {
     /// Answers the e-graph memo cache keeps.
     #[arg(long, env = "EGRAPH_CACHE_CAPACITY", default_value_t = egraph_service::DEFAULT_CACHE_CAPACITY)]
     pub egraph_cache_capacity: usize,
-    /// Agent topology: `sierpinski` (S(2,3), 9 agents) or `ramanujan` (a random regular expander).
-    #[arg(long, env = "TOPOLOGY", default_value = "sierpinski", value_parser = ["sierpinski", "ramanujan"])]
-    pub topology: String,
-    /// Agents in a `ramanujan` topology.
-    #[arg(long, env = "NUM_AGENTS", default_value_t = 48)]
-    pub num_agents: usize,
-    /// Degree of a `ramanujan` topology.
-    #[arg(long, env = "DEGREE", default_value_t = 4)]
-    pub degree: usize,
-    /// Milliseconds between an agent's anti-entropy rounds.
-    #[arg(long, env = "SYNC_INTERVAL", default_value_t = 5000)]
-    pub sync_interval: u64,
-    /// Milliseconds without a heartbeat before an agent is suspect (twice that: dead).
-    #[arg(long, env = "HEALTH_TIMEOUT", default_value_t = 15000)]
-    pub health_timeout: u64,
-    /// Messages an agent's mailbox holds; more are dropped and repaired by anti-entropy.
-    #[arg(long, env = "MAX_BUFFER_SIZE", default_value_t = 1024)]
-    pub max_buffer_size: usize,
+    /// Run no agents here: they are `ramanujan agent` processes on this NATS JetStream broker.
+    #[arg(long, env = "NATS_URL")]
+    pub nats: Option<String>,
+    /// The agent network.
+    #[command(flatten)]
+    pub network: NetworkArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl Default for ServeArgs {
     fn default() -> Self {
         match Cli::parse_from(["ramanujan", "up"]).command {
             Some(Command::Up(args)) => args,
-            None => unreachable!("`up` was given"),
+            _ => unreachable!("`up` was given"),
         }
     }
+}
+
+impl NetworkArgs {
+    /// The topology these options describe.
+    pub fn topology_kind(&self) -> ramanujan_network::TopologyKind {
+        match self.topology.as_str() {
+            "ramanujan" => ramanujan_network::TopologyKind::Ramanujan {
+                agents: self.num_agents,
+                degree: self.degree,
+            },
+            _ => ramanujan_network::TopologyKind::Sierpinski,
+        }
+    }
+
+    /// The anti-entropy period.
+    pub fn sync_interval(&self) -> Duration {
+        Duration::from_millis(self.sync_interval.max(1))
+    }
+
+    /// The health timeout.
+    pub fn health_timeout(&self) -> Duration {
+        Duration::from_millis(self.health_timeout.max(1))
+    }
+
+    /// The data directory, unless replicas stay in memory.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        (!self.in_memory).then(|| self.data_dir.clone())
+    }
+}
+
+/// Options of `ramanujan agent`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// This agent's position in the topology: it runs as `agent-{id}`.
+    #[arg(long, env = "AGENT_ID")]
+    pub id: usize,
+    /// The NATS JetStream broker (its `max_payload` should allow 8 MiB messages).
+    #[arg(long, env = "NATS_URL")]
+    pub nats: String,
+    /// This host's name, reported as the agent's `node_id`.
+    #[arg(long, env = "NODE_ID", default_value = "local")]
+    pub node_id: String,
+    /// The network.
+    #[command(flatten)]
+    pub network: NetworkArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }

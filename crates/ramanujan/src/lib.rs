@@ -7,11 +7,13 @@
 pub mod config;
 pub mod pool;
 
+use agent_orchestrator::agent::WorkLimits;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
-use config::ServeArgs;
+use config::{AgentArgs, ServeArgs};
 use ramanujan_http::Runtime;
+use ramanujan_network::nats::{AgentConfig, NatsNetwork, RemoteConfig};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,21 +46,49 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> http::Response<
 
 /// Starts the in-process agent network `args` describe.
 pub fn start_network(args: &ServeArgs) -> Result<Arc<ramanujan_network::InProcessNetwork>, String> {
-    let topology = match args.topology.as_str() {
-        "ramanujan" => ramanujan_network::TopologyKind::Ramanujan {
-            agents: args.num_agents,
-            degree: args.degree,
-        },
-        _ => ramanujan_network::TopologyKind::Sierpinski,
-    };
+    let net = &args.network;
     ramanujan_network::InProcessNetwork::start(ramanujan_network::NetworkConfig {
-        topology,
-        sync_interval: Duration::from_millis(args.sync_interval.max(1)),
-        health_timeout: Duration::from_millis(args.health_timeout.max(1)),
-        max_buffer: args.max_buffer_size,
+        topology: net.topology_kind(),
+        seed: net.seed,
+        sync_interval: net.sync_interval(),
+        health_timeout: net.health_timeout(),
+        max_buffer: net.max_buffer_size,
         node_id: args.agent_id.clone(),
+        data_dir: net.data_dir(),
         ..Default::default()
     })
+}
+
+/// Connects to agents running as `ramanujan agent` processes on the broker at `url`.
+pub async fn connect_network(args: &ServeArgs, url: &str) -> Result<Arc<NatsNetwork>, String> {
+    let net = &args.network;
+    NatsNetwork::connect(RemoteConfig {
+        nats_url: url.to_string(),
+        topology: net.topology_kind(),
+        seed: net.seed,
+        sync_interval: net.sync_interval(),
+        health_timeout: net.health_timeout(),
+        submit_timeout: Duration::from_secs(5),
+    })
+    .await
+}
+
+/// Runs one agent process until `shutdown` resolves.
+pub async fn run_agent(args: AgentArgs, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    let net = &args.network;
+    let config = AgentConfig {
+        nats_url: args.nats.clone(),
+        index: args.id,
+        topology: net.topology_kind(),
+        seed: net.seed,
+        sync_interval: net.sync_interval(),
+        heartbeat_interval: (net.health_timeout() / 3).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        data_dir: net.data_dir(),
+        batch: net.max_buffer_size.clamp(1, 1024),
+        work: WorkLimits::default(),
+        node_id: args.node_id.clone(),
+    };
+    ramanujan_network::nats::run_agent(config, shutdown).await
 }
 
 /// The whole HTTP surface of the embedded host, over a running agent network.
@@ -73,16 +103,32 @@ pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>) -> R
         agent_id: args.agent_id.clone(),
     };
     let started = Instant::now();
-    let status = move || async move {
-        Json(json!({
-            "status": "ok",
-            "version": env!("CARGO_PKG_VERSION"),
-            "mode": "embedded",
-            "uptime_seconds": started.elapsed().as_secs_f64(),
-            "components": COMPONENTS.iter().map(|(name, routes, serving)| json!({
-                "name": name, "routes": routes, "state": if *serving { "serving" } else { "planned" },
-            })).collect::<Vec<Value>>(),
-        }))
+    let mode = if args.nats.is_some() { "distributed" } else { "embedded" };
+    let watched = network.clone();
+    let health = move || {
+        let network = watched.clone();
+        async move {
+            Json(match network.degraded() {
+                None => json!({"status": "ok"}),
+                Some(reason) => json!({"status": "degraded", "reason": reason}),
+            })
+        }
+    };
+    let watched = network.clone();
+    let status = move || {
+        let degraded = watched.degraded();
+        async move {
+            Json(json!({
+                "status": if degraded.is_some() { "degraded" } else { "ok" },
+                "degraded": degraded,
+                "version": env!("CARGO_PKG_VERSION"),
+                "mode": mode,
+                "uptime_seconds": started.elapsed().as_secs_f64(),
+                "components": COMPONENTS.iter().map(|(name, routes, serving)| json!({
+                    "name": name, "routes": routes, "state": if *serving { "serving" } else { "planned" },
+                })).collect::<Vec<Value>>(),
+            }))
+        }
     };
     Router::new()
         .merge(egraph_service::router(runtime.clone(), args.egraph_cache_capacity))
@@ -91,7 +137,7 @@ pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>) -> R
         .merge(stream_green::router(runtime))
         .merge(duck_colors::router())
         .merge(agent_orchestrator::router(network))
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/health", get(health))
         .route("/status", get(status))
         .fallback(ramanujan_http::error::not_found)
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
@@ -135,15 +181,24 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let network = start_network(&args).map_err(std::io::Error::other)?;
-    tracing::info!(%addr, agents = network.agent_ids().len(), topology = %network.topology().kind, "listening");
-    println!("Ramanujan is up at http://{addr}  (try: curl http://{addr}/status)");
-    let served = axum::serve(listener, app(&args, network.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
-    let stopping = network.clone();
-    let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
-    served?;
+    if let Some(url) = args.nats.clone() {
+        let network = connect_network(&args, &url).await.map_err(std::io::Error::other)?;
+        tracing::info!(%addr, nats = %url, agents = network.agent_ids().len(), "listening; agents on the broker");
+        println!("Ramanujan is up at http://{addr} with its agents on {url}  (try: curl http://{addr}/agents/status)");
+        axum::serve(listener, app(&args, network))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+    } else {
+        let network = start_network(&args).map_err(std::io::Error::other)?;
+        tracing::info!(%addr, agents = network.agent_ids().len(), topology = %network.topology().kind, "listening");
+        println!("Ramanujan is up at http://{addr}  (try: curl http://{addr}/status)");
+        let served = axum::serve(listener, app(&args, network.clone()))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let stopping = network.clone();
+        let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
+        served?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,13 +1,13 @@
 use clap::Parser;
-use ramanujan::config::{Cli, Command, ServeArgs};
+use ramanujan::config::{Cli, Command, LogArgs, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
-fn init_tracing(args: &ServeArgs) {
-    let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_tracing(log: &LogArgs) {
+    let filter = EnvFilter::try_new(&log.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if args.log_json {
+    if log.log_json {
         builder.json().init()
     } else {
         builder.init()
@@ -17,12 +17,19 @@ fn init_tracing(args: &ServeArgs) {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Up(args)) => args,
-        None => ServeArgs::default(),
+    let result = match cli.command.unwrap_or_else(|| Command::Up(ServeArgs::default())) {
+        Command::Up(args) => {
+            init_tracing(&args.log);
+            ramanujan::serve(args, ramanujan::shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Agent(args) => {
+            init_tracing(&args.log);
+            ramanujan::run_agent(args, ramanujan::shutdown_signal()).await
+        }
     };
-    init_tracing(&args);
-    match ramanujan::serve(args, ramanujan::shutdown_signal()).await {
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ramanujan: {e}");

@@ -13,7 +13,9 @@ struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-async fn start(args: ServeArgs) -> Server {
+async fn start(mut args: ServeArgs) -> Server {
+    // Tests never write a data directory into the source tree.
+    args.network.in_memory = true;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -232,7 +234,10 @@ async fn green_verify_refutes_a_false_equality_and_explains_a_true_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_network_routes() {
     let args = ServeArgs {
-        sync_interval: 100,
+        network: ramanujan::config::NetworkArgs {
+            sync_interval: 100,
+            ..ServeArgs::default().network
+        },
         ..ServeArgs::default()
     };
     let server = start(args).await;

@@ -1,0 +1,384 @@
+//! One agent as a process on the broker: `ramanujan agent --id N --nats URL`.
+//!
+//! The agent pulls its inbox from JetStream in batches, handles the batch, saves
+//! what it learned to its store, and only then acknowledges the batch to
+//! JetStream: a kill at any point loses nothing, because unacknowledged
+//! messages are delivered again and merging them twice changes nothing.
+
+use super::wire::{self, Beat, Inbound, Query, SubmitAck};
+use crate::redb_store::RedbStore;
+use crate::runtime::{TopologyKind, agent_id, first_sequence_number};
+use agent_orchestrator::agent::{Agent, WorkLimits};
+use agent_orchestrator::network::{AgentState, Lifecycle, canonical_of};
+use agent_orchestrator::protocol::Envelope;
+use agent_orchestrator::store::{MemoryStore, ReplicaStore, Saver};
+use async_nats::jetstream::{self, consumer::pull};
+use futures_util::{FutureExt, StreamExt};
+use ramanujan_core::parse::parse_expr;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How to run one agent process.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Broker URL.
+    pub nats_url: String,
+    /// Position in the topology (`agent-{index}`).
+    pub index: usize,
+    /// The graph (every process must agree).
+    pub topology: TopologyKind,
+    /// Seed of the graph (every process must agree).
+    pub seed: u64,
+    /// Anti-entropy period.
+    pub sync_interval: Duration,
+    /// Heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// Where the replica is kept (`agent-{index}.redb`); `None`: memory only.
+    pub data_dir: Option<PathBuf>,
+    /// Messages handled per batch (and per save).
+    pub batch: usize,
+    /// Rewriting limits.
+    pub work: WorkLimits,
+    /// This host's name.
+    pub node_id: String,
+}
+
+/// The running agent and its I/O.
+struct Process {
+    config: AgentConfig,
+    agent: Agent,
+    store: Box<dyn ReplicaStore>,
+    saver: Saver,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    incarnation: u64,
+    started: Instant,
+}
+
+/// Runs one agent until `shutdown` resolves.
+pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    let topology = config.topology.build(config.seed)?;
+    let index = config.index;
+    if index >= topology.len() {
+        return Err(format!(
+            "agent {index} is not in a topology of {} agents",
+            topology.len()
+        ));
+    }
+    let id = agent_id(index);
+    let known: HashSet<String> = (0..topology.len()).map(agent_id).collect();
+    let neighbors = topology.neighbors[index].iter().map(|&j| agent_id(j)).collect();
+    let mut agent = Agent::new(id.clone(), topology.colors[index], neighbors, known, config.work);
+    let incarnation = first_sequence_number();
+    agent.number_messages_from(incarnation);
+    let mut store: Box<dyn ReplicaStore> = match &config.data_dir {
+        Some(dir) => Box::new(RedbStore::open(&dir.join(format!("{id}.redb"))).map_err(|e| e.to_string())?),
+        None => Box::new(MemoryStore::default()),
+    };
+    let saved = store.load().map_err(|e| e.to_string())?;
+    let saver = Saver::new(saved.clock().clone());
+    tracing::info!(agent = %id, facts = saved.term_count() + saved.equality_count(), "restored");
+    agent.restore(saved);
+
+    let client = wire::connect(&config.nats_url, &id).await?;
+    let js = jetstream::new(client.clone());
+    let mut process = Process {
+        config,
+        agent,
+        store,
+        saver,
+        client,
+        js,
+        incarnation,
+        started: Instant::now(),
+    };
+    process.run(shutdown).await
+}
+
+impl Process {
+    fn index(&self) -> usize {
+        self.config.index
+    }
+
+    /// The durable consumer of this agent's inbox, retried until the broker answers.
+    async fn inbox(&self) -> pull::Stream {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.try_inbox().await {
+                Ok(messages) => return messages,
+                Err(e) => {
+                    tracing::warn!(agent = %self.agent.id(), error = %e, "inbox not ready; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    async fn try_inbox(&self) -> Result<pull::Stream, String> {
+        let stream = wire::ensure_stream(&self.js).await?;
+        let name = format!("agent-{}", self.index());
+        let consumer = stream
+            .get_or_create_consumer(
+                &name,
+                pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: wire::sync_subject(self.index()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: wire::ACK_WAIT,
+                    max_ack_pending: 4096,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        consumer
+            .stream()
+            .max_messages_per_batch(self.config.batch.max(1))
+            .heartbeat(Duration::from_secs(2))
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+        let index = self.index();
+        let mut queries = self
+            .client
+            .subscribe(wire::state_subject(index))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut pings = self
+            .client
+            .subscribe(wire::BROADCAST_HEARTBEAT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut inbox = self.inbox().await;
+        let mut beat = tokio::time::interval(self.config.heartbeat_interval);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stagger = self.config.sync_interval.mul_f64((index % 16) as f64 / 16.0);
+        let mut sync = tokio::time::interval_at(
+            tokio::time::Instant::now() + stagger + Duration::from_millis(1),
+            self.config.sync_interval,
+        );
+        sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(agent = %self.agent.id(), color = ?self.agent.color(), "running");
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let dirty = self.agent.is_dirty();
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                next = inbox.next() => match next {
+                    Some(Ok(first)) => {
+                        let mut batch = vec![first];
+                        while batch.len() < self.config.batch.max(1) {
+                            match inbox.next().now_or_never() {
+                                Some(Some(Ok(m))) => batch.push(m),
+                                _ => break,
+                            }
+                        }
+                        self.handle_batch(batch).await;
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(agent = %self.agent.id(), error = %e, "inbox hiccup");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    None => inbox = self.inbox().await,
+                },
+                Some(query) = queries.next() => self.answer(query).await,
+                Some(_) = pings.next() => self.beat().await,
+                _ = beat.tick() => self.beat().await,
+                _ = sync.tick() => {
+                    let out = self.agent.sync_tick();
+                    self.publish(out).await;
+                }
+                _ = std::future::ready(()), if dirty => {
+                    let out = self.agent.work();
+                    self.save();
+                    self.publish(out).await;
+                }
+            }
+        }
+        tracing::info!(agent = %self.agent.id(), "stopping");
+        Ok(())
+    }
+
+    /// Handles a batch, saves, announces saved submissions, passes messages on,
+    /// and finally acknowledges the batch.
+    async fn handle_batch(&mut self, batch: Vec<jetstream::Message>) {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        self.agent.set_time(now_ms);
+        let mut out = Vec::new();
+        let mut acks = Vec::new();
+        for message in &batch {
+            match serde_json::from_slice::<Inbound>(&message.payload) {
+                Ok(Inbound::Envelope(envelope)) => out.extend(self.agent.handle(envelope)),
+                Ok(Inbound::Submit { request, expression }) => match parse_expr(&expression) {
+                    Ok(expr) => {
+                        let (root, sent) = self.agent.submit(&expr);
+                        out.extend(sent);
+                        acks.push(SubmitAck {
+                            request,
+                            root: Some(root.to_string()),
+                            error: None,
+                        });
+                    }
+                    Err(e) => acks.push(SubmitAck {
+                        request,
+                        root: None,
+                        error: Some(e.to_string()),
+                    }),
+                },
+                Err(e) => {
+                    tracing::debug!(agent = %self.agent.id(), error = %e, "malformed inbox message");
+                    self.agent.reject_malformed();
+                }
+            }
+        }
+        if !self.save() {
+            // Not durable: acknowledge nothing, JetStream delivers the batch again.
+            return;
+        }
+        let subject = wire::ack_subject(self.index());
+        for ack in acks {
+            let payload = serde_json::to_vec(&ack).unwrap_or_default();
+            let _ = self.client.publish(subject.clone(), payload.into()).await;
+        }
+        self.publish(out).await;
+        for message in batch {
+            if let Err(e) = message.ack().await {
+                tracing::debug!(agent = %self.agent.id(), error = %e, "ack failed; the message will come again");
+            }
+        }
+    }
+
+    /// Saves what the agent learned; `false` if the store failed.
+    fn save(&mut self) -> bool {
+        match self.saver.save(self.agent.replica(), self.store.as_mut()) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(agent = %self.agent.id(), error = %e, "saving the replica failed");
+                false
+            }
+        }
+    }
+
+    /// Publishes envelopes to their recipients' inboxes. A message that cannot be
+    /// published is lost to that neighbour until anti-entropy repairs it.
+    async fn publish(&self, out: Vec<Envelope>) {
+        publish_envelopes(&self.js, out).await;
+    }
+
+    async fn beat(&self) {
+        let replica = self.agent.replica();
+        let beat = Beat {
+            agent_id: self.agent.id().to_string(),
+            node_id: self.config.node_id.clone(),
+            color: self.agent.color(),
+            facts: replica.term_count() + replica.equality_count(),
+            digest: replica.digest(),
+            idle: !self.agent.is_dirty(),
+            incarnation: self.incarnation,
+            neighbors: self.agent.neighbors().to_vec(),
+        };
+        let payload = serde_json::to_vec(&beat).unwrap_or_default();
+        let _ = self
+            .client
+            .publish(wire::heartbeat_subject(self.index()), payload.into())
+            .await;
+    }
+
+    async fn answer(&mut self, query: async_nats::Message) {
+        let Some(reply) = query.reply.clone() else { return };
+        let answer = match serde_json::from_slice::<Query>(&query.payload) {
+            Ok(Query::State) => json!(self.state()),
+            Ok(Query::Egraph) => json!(self.agent.replica()),
+            Ok(Query::Messages) => json!(self.agent.log().collect::<Vec<_>>()),
+            Ok(Query::Sync) => {
+                let neighbors = self.agent.neighbors().to_vec();
+                let out: Vec<Envelope> = neighbors.iter().flat_map(|n| self.agent.sync_with(n)).collect();
+                let started = out.len();
+                self.publish(out).await;
+                json!({ "started": started })
+            }
+            Ok(Query::Canonical { root }) => {
+                let replica = self.agent.replica();
+                let form = root
+                    .parse()
+                    .ok()
+                    .filter(|key| replica.term(*key).is_some())
+                    .and_then(|key| canonical_of(replica, key));
+                json!({ "canonical": form })
+            }
+            Err(e) => json!({ "error": format!("bad query: {e}") }),
+        };
+        let payload: Vec<u8> = serde_json::to_vec(&answer).unwrap_or_default();
+        let _ = self.client.publish(reply, payload.into()).await;
+    }
+
+    fn state(&self) -> AgentState {
+        let replica = self.agent.replica();
+        let counters = self.agent.counters().clone();
+        AgentState {
+            agent_id: self.agent.id().to_string(),
+            node_id: self.config.node_id.clone(),
+            color: self.agent.color(),
+            polarity: self.agent.color().polarity(),
+            status: Lifecycle::Alive,
+            egraph_nodes: replica.term_count(),
+            equalities: replica.equality_count(),
+            neighbors: self.agent.neighbors().to_vec(),
+            messages_received: counters.messages_received,
+            messages_sent: counters.messages_sent,
+            syncs_completed: counters.syncs_completed,
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            restarts: 0,
+            vector_clock: replica.clock().clone(),
+            digest: replica.digest(),
+            counters,
+        }
+    }
+}
+
+/// Publishes envelopes to their recipients' JetStream inboxes and waits
+/// (bounded) for the broker to store them. Answers how many were stored.
+/// `Nats-Msg-Id` is `{from}:{seq}`, so a retried publish is stored once.
+pub async fn publish_envelopes(js: &jetstream::Context, out: Vec<Envelope>) -> usize {
+    let mut pending = Vec::with_capacity(out.len());
+    for envelope in out {
+        let Some(to) = wire::index_of(&envelope.to) else {
+            continue;
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("{}:{}", envelope.from, envelope.seq).as_str());
+        let payload = match serde_json::to_vec(&Inbound::Envelope(envelope)) {
+            Ok(p) if p.len() <= wire::MAX_MESSAGE_BYTES => p,
+            Ok(p) => {
+                tracing::warn!(bytes = p.len(), "message too large for the broker; dropped");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        match js
+            .publish_with_headers(wire::sync_subject(to), headers, payload.into())
+            .await
+        {
+            Ok(ack) => pending.push(ack),
+            Err(e) => tracing::debug!(error = %e, "publish failed"),
+        }
+    }
+    let acks = futures_util::future::join_all(pending.into_iter().map(|ack| ack.into_future()));
+    match tokio::time::timeout(Duration::from_secs(5), acks).await {
+        Ok(results) => results.iter().filter(|r| r.is_ok()).count(),
+        Err(_) => 0,
+    }
+}
+
+/// What a query answered, or its error.
+pub(crate) fn answer_error(value: &Value) -> Option<String> {
+    value.get("error").and_then(Value::as_str).map(str::to_string)
+}

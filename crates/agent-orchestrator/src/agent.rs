@@ -103,6 +103,8 @@ const REPLAY_WINDOW: u64 = 4096;
 /// An agent.
 pub struct Agent {
     id: String,
+    /// Names the dots of this agent's events (its id unless told otherwise).
+    actor: String,
     color: Color,
     neighbors: Vec<String>,
     known: HashSet<String>,
@@ -124,6 +126,7 @@ impl Agent {
     /// A new agent with an empty replica. `known` is every agent id in the network.
     pub fn new(id: String, color: Color, neighbors: Vec<String>, known: HashSet<String>, limits: WorkLimits) -> Self {
         Agent {
+            actor: id.clone(),
             id,
             color,
             neighbors,
@@ -153,6 +156,14 @@ impl Agent {
     /// left 20 bits), or receivers would take its new messages for replays.
     pub fn number_messages_from(&mut self, first: u64) {
         self.seq = self.seq.max(first);
+    }
+
+    /// Names the dots of this agent's own events. An agent that restarts
+    /// without its saved replica must take a new actor (e.g. `agent-3#<start>`):
+    /// otherwise its new events would reuse dots that its earlier life gave to
+    /// other facts, and peers that saw those would never ask for the new ones.
+    pub fn set_actor(&mut self, actor: String) {
+        self.actor = actor;
     }
 
     /// The agent's id.
@@ -245,7 +256,7 @@ impl Agent {
         let root = expr_terms(expr, &mut facts);
         let delta = self
             .replica
-            .record(&self.id, facts)
+            .record(&self.actor, facts)
             .expect("expression terms are never reflexive");
         if delta.is_empty() {
             return (root, Vec::new());
@@ -391,7 +402,7 @@ impl Agent {
             time: self.limits.step_time,
         };
         let input = StreamInput::State(self.replica.clone());
-        let Ok(outcome) = apply_stream(self.color, &self.id, input, &self.rules, Scheduler::Backoff, limits) else {
+        let Ok(outcome) = apply_stream(self.color, &self.actor, input, &self.rules, Scheduler::Backoff, limits) else {
             return Vec::new();
         };
         if outcome.delta.is_empty() {

@@ -60,6 +60,9 @@ pub struct NetworkArgs {
     /// and repaired by anti-entropy), or its batch from the broker.
     #[arg(long, env = "MAX_BUFFER_SIZE", default_value_t = 1024)]
     pub max_buffer_size: usize,
+    /// An agent stops rewriting once its replica holds this many terms (replication goes on).
+    #[arg(long, env = "MAX_TERMS", default_value_t = 20_000)]
+    pub max_terms: usize,
     /// Where agents keep their replicas (one redb file each).
     #[arg(long, env = "DATA_DIR", default_value = "ramanujan-data")]
     pub data_dir: PathBuf,
@@ -135,6 +138,14 @@ impl NetworkArgs {
     /// The health timeout.
     pub fn health_timeout(&self) -> Duration {
         Duration::from_millis(self.health_timeout.max(1))
+    }
+
+    /// Rewriting limits of each agent.
+    pub fn work_limits(&self) -> agent_orchestrator::agent::WorkLimits {
+        agent_orchestrator::agent::WorkLimits {
+            max_terms: self.max_terms,
+            ..Default::default()
+        }
     }
 
     /// The data directory, unless replicas stay in memory.

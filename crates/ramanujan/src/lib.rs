@@ -7,7 +7,6 @@
 pub mod config;
 pub mod pool;
 
-use agent_orchestrator::agent::WorkLimits;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -55,6 +54,7 @@ pub fn start_network(args: &ServeArgs) -> Result<Arc<ramanujan_network::InProces
         max_buffer: net.max_buffer_size,
         node_id: args.agent_id.clone(),
         data_dir: net.data_dir(),
+        work: net.work_limits(),
         ..Default::default()
     })
 }
@@ -85,7 +85,7 @@ pub async fn run_agent(args: AgentArgs, shutdown: impl Future<Output = ()>) -> R
         heartbeat_interval: (net.health_timeout() / 3).clamp(Duration::from_millis(50), Duration::from_secs(1)),
         data_dir: net.data_dir(),
         batch: net.max_buffer_size.clamp(1, 1024),
-        work: WorkLimits::default(),
+        work: net.work_limits(),
         node_id: args.node_id.clone(),
     };
     ramanujan_network::nats::run_agent(config, shutdown).await
@@ -191,7 +191,11 @@ pub async fn serve_on(
     } else {
         let network = start_network(&args).map_err(std::io::Error::other)?;
         tracing::info!(%addr, agents = network.agent_ids().len(), topology = %network.topology().kind, "listening");
-        println!("Ramanujan is up at http://{addr}  (try: curl http://{addr}/status)");
+        let kept = match args.network.data_dir() {
+            Some(dir) => format!("replicas kept in {}", dir.display()),
+            None => "replicas in memory only".to_string(),
+        };
+        println!("Ramanujan is up at http://{addr}  ({kept}; try: curl http://{addr}/status)");
         let served = axum::serve(listener, app(&args, network.clone()))
             .with_graceful_shutdown(shutdown)
             .await;

@@ -73,6 +73,10 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
     let mut agent = Agent::new(id.clone(), topology.colors[index], neighbors, known, config.work);
     let incarnation = first_sequence_number();
     agent.number_messages_from(incarnation);
+    if config.data_dir.is_none() {
+        // Nothing saved: this life's events need dots of their own.
+        agent.set_actor(format!("{id}#{incarnation}"));
+    }
     let mut store: Box<dyn ReplicaStore> = match &config.data_dir {
         Some(dir) => Box::new(RedbStore::open(&dir.join(format!("{id}.redb"))).map_err(|e| e.to_string())?),
         None => Box::new(MemoryStore::default()),

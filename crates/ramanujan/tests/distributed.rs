@@ -1,0 +1,344 @@
+//! The distributed mode against a real `nats-server`: a host process and nine
+//! agent processes. Two agents are killed with SIGKILL mid-run and restarted, and
+//! the broker itself is killed and restarted; at the end every acknowledged
+//! submission is in every replica and all replicas are identical.
+
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AGENTS: usize = 9;
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// SIGKILL: no chance to clean up.
+    fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `nats-server` with JetStream on a loopback port, its store in `dir`.
+struct Broker {
+    port: u16,
+    conf: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Broker {
+        let port = free_port();
+        let conf = dir.join("nats.conf");
+        let store = dir.join("jetstream");
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{port}\nmax_payload: 8MB\njetstream {{ store_dir: \"{}\" }}\n",
+                store.display()
+            ),
+        )
+        .unwrap();
+        let mut broker = Broker { port, conf, proc: None };
+        broker.restart();
+        broker
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (.ci/run installs it: apt-get install -y nats-server)");
+        self.proc = Some(Proc(child));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.kill9();
+        }
+    }
+}
+
+/// Options every process of the network shares.
+fn network_flags() -> Vec<String> {
+    [
+        "--sync-interval",
+        "300",
+        "--health-timeout",
+        "1000",
+        "--max-terms",
+        "3000",
+        "--log-level",
+        "warn",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn spawn_agent(index: usize, url: &str, data: &Path) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_ramanujan"))
+        .args(["agent", "--id", &index.to_string(), "--nats", url, "--data-dir"])
+        .arg(data)
+        .args(network_flags())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// Starts the host on a free port; answers it and its base URL.
+fn spawn_host(url: &str) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ramanujan"))
+        .args(["up", "--port", "0", "--nats", url])
+        .args(network_flags())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("the host printed where it is: {line:?}"))
+        .to_string();
+    (Proc(child), base)
+}
+
+fn random_expr(rng: &mut impl Rng, depth: u32) -> String {
+    if depth == 0 || rng.random_bool(0.3) {
+        return if rng.random_bool(0.6) {
+            ["a", "b", "c", "d", "e"][rng.random_range(0..5)].to_string()
+        } else {
+            rng.random_range(0..6).to_string()
+        };
+    }
+    let op = ["+", "*", "-"][rng.random_range(0..3)];
+    format!("({op} {} {})", random_expr(rng, depth - 1), random_expr(rng, depth - 1))
+}
+
+struct Host {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Host {
+    fn get(&self, path: &str) -> (u16, Value) {
+        match self.http.get(format!("{}{path}", self.base)).send() {
+            Ok(r) => (r.status().as_u16(), r.json().unwrap_or(Value::Null)),
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// Submits; the submission id if the network acknowledged it.
+    fn submit(&self, expression: &str) -> Option<String> {
+        let r = self
+            .http
+            .post(format!("{}/agents/submit", self.base))
+            .json(&json!({ "expression": expression }))
+            .send()
+            .ok()?;
+        if r.status().as_u16() != 202 {
+            return None;
+        }
+        r.json::<Value>().ok()?["id"].as_str().map(str::to_string)
+    }
+
+    fn status(&self) -> Value {
+        self.get("/agents/status").1
+    }
+}
+
+#[test]
+fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = Broker::start(dir.path());
+    let url = broker.url();
+    let mut agents: Vec<Option<Proc>> = (0..AGENTS).map(|i| Some(spawn_agent(i, &url, &data))).collect();
+    let (_host, base) = spawn_host(&url);
+    let host = Host {
+        base,
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while host.status()["agents"]
+        .as_array()
+        .is_none_or(|a| a.iter().any(|a| a["status"] != "alive"))
+    {
+        assert!(Instant::now() < deadline, "agents never all beat: {}", host.status());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = 0;
+    let started = Instant::now();
+    for round in 0..120 {
+        match round {
+            30 => {
+                // kill -9 two agents mid-run.
+                agents[2].take().unwrap().kill9();
+                agents[6].take().unwrap().kill9();
+            }
+            50 => {
+                agents[2] = Some(spawn_agent(2, &url, &data));
+                agents[6] = Some(spawn_agent(6, &url, &data));
+            }
+            70 => {
+                broker.kill9();
+                // The host says it is degraded, promptly, instead of hanging.
+                let asked = Instant::now();
+                loop {
+                    let (code, health) = host.get("/health");
+                    assert_eq!(code, 200, "health answers while the broker is down");
+                    if health["status"] == "degraded" {
+                        break;
+                    }
+                    assert!(
+                        asked.elapsed() < Duration::from_secs(3),
+                        "not degraded after 3 s: {health}"
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let (code, body) = (
+                    host.http
+                        .post(format!("{}/agents/submit", host.base))
+                        .json(&json!({"expression": "(+ 1 2)"}))
+                        .send()
+                        .unwrap()
+                        .status()
+                        .as_u16(),
+                    (),
+                );
+                assert_eq!(
+                    (code, body),
+                    (503, ()),
+                    "a submission while the broker is down is refused"
+                );
+            }
+            80 => broker.restart(),
+            _ => {}
+        }
+        let expression = random_expr(&mut rng, 3);
+        match host.submit(&expression) {
+            Some(id) => {
+                acknowledged.insert(id);
+            }
+            None => refused += 1,
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        acknowledged.len() >= 80,
+        "most submissions were acknowledged: {}",
+        acknowledged.len()
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let status = host.status();
+        if status["converged"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no convergence: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "converged {:?} after the first submission; {} acknowledged, {refused} refused while the broker was down",
+        started.elapsed(),
+        acknowledged.len()
+    );
+
+    let digest = every_replica_holds(&host, &acknowledged);
+    let (_, state) = host.get("/agent/agent-2/state");
+    assert!(
+        state["restarts"].as_u64() >= Some(1),
+        "the host saw agent-2 restart: {state}"
+    );
+
+    // Every agent dies at once and comes back: only what they saved can bring
+    // the replicas back.
+    for agent in agents.iter_mut() {
+        agent.take().unwrap().kill9();
+    }
+    let agents: Vec<Proc> = (0..AGENTS).map(|i| spawn_agent(i, &url, &data)).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = host.status();
+        let restarted = (0..AGENTS).all(|i| {
+            host.get(&format!("/agent/agent-{i}/state")).1["uptime_seconds"]
+                .as_f64()
+                .is_some_and(|up| up < 30.0)
+        });
+        if restarted && status["converged"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery after a full restart: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        every_replica_holds(&host, &acknowledged),
+        digest,
+        "restored, not rebuilt"
+    );
+    drop(agents);
+}
+
+/// Checks that every replica holds every acknowledged submission and that all
+/// are identical; answers their digest.
+fn every_replica_holds(host: &Host, acknowledged: &BTreeSet<String>) -> String {
+    let mut digests = HashSet::new();
+    for i in 0..AGENTS {
+        let (code, replica) = host.get(&format!("/agent/agent-{i}/egraph"));
+        assert_eq!(code, 200, "{replica}");
+        let replica: ramanujan_core::ReplicaState = serde_json::from_value(replica["state"].clone()).unwrap();
+        digests.insert(replica.digest());
+        let held: HashSet<String> = replica.terms().map(|(k, _)| k.to_string()).collect();
+        let missing: Vec<&String> = acknowledged.iter().filter(|id| !held.contains(*id)).collect();
+        assert!(
+            missing.is_empty(),
+            "agent-{i} lacks acknowledged submissions {missing:?}"
+        );
+    }
+    assert_eq!(digests.len(), 1, "all replicas are identical");
+    digests.into_iter().next().unwrap()
+}

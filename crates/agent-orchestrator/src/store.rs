@@ -15,7 +15,7 @@ use ramanujan_core::replica::ReplicaState;
 pub struct StoreError(pub String);
 
 /// Durable storage for one agent's replica.
-pub trait ReplicaStore: Send {
+pub trait ReplicaStore: Send + Sync {
     /// Everything appended so far, merged (empty for a new store).
     fn load(&mut self) -> Result<ReplicaState, StoreError>;
     /// Appends a delta; durable once this returns `Ok`.

@@ -3,11 +3,12 @@
 //! the broker itself is killed and restarted; at the end every acknowledged
 //! submission is in every replica and all replicas are identical.
 
+use ramanujan_network::nats::LocalBroker;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,66 +29,6 @@ impl Proc {
     fn kill9(mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `nats-server` with JetStream on a loopback port, its store in `dir`.
-struct Broker {
-    port: u16,
-    conf: PathBuf,
-    proc: Option<Proc>,
-}
-
-impl Broker {
-    fn start(dir: &Path) -> Broker {
-        let port = free_port();
-        let conf = dir.join("nats.conf");
-        let store = dir.join("jetstream");
-        std::fs::write(
-            &conf,
-            format!(
-                "listen: 127.0.0.1:{port}\nmax_payload: 8MB\njetstream {{ store_dir: \"{}\" }}\n",
-                store.display()
-            ),
-        )
-        .unwrap();
-        let mut broker = Broker { port, conf, proc: None };
-        broker.restart();
-        broker
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("nats-server")
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (.ci/run installs it: apt-get install -y nats-server)");
-        self.proc = Some(Proc(child));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(p) = self.proc.take() {
-            p.kill9();
-        }
     }
 }
 
@@ -188,7 +129,7 @@ impl Host {
 fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut broker = Broker::start(dir.path());
+    let mut broker = LocalBroker::start(dir.path()).expect("nats-server runs (.ci/run installs it)");
     let url = broker.url();
     let mut agents: Vec<Option<Proc>> = (0..AGENTS).map(|i| Some(spawn_agent(i, &url, &data))).collect();
     let (_host, base) = spawn_host(&url);
@@ -224,7 +165,7 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
                 agents[6] = Some(spawn_agent(6, &url, &data));
             }
             70 => {
-                broker.kill9();
+                broker.kill();
                 // The host says it is degraded, promptly, instead of hanging.
                 let asked = Instant::now();
                 loop {
@@ -255,7 +196,7 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
                     "a submission while the broker is down is refused"
                 );
             }
-            80 => broker.restart(),
+            80 => broker.restart().unwrap(),
             _ => {}
         }
         let expression = random_expr(&mut rng, 3);

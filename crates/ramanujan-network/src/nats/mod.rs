@@ -2,11 +2,14 @@
 //!
 //! - [`wire`]: subjects and payloads.
 //! - [`agent`]: one agent per process (`ramanujan agent --id N --nats URL`).
+//! - [`local_broker`]: a `nats-server` on a loopback port, for tests and benchmarks.
 //! - [`remote`]: the host's view of agents on the broker (`ramanujan up --nats URL`).
 
 pub mod agent;
+pub mod local_broker;
 pub mod remote;
 pub mod wire;
 
 pub use agent::{AgentConfig, run_agent};
+pub use local_broker::LocalBroker;
 pub use remote::{NatsNetwork, RemoteConfig};

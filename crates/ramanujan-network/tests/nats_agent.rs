@@ -1,0 +1,138 @@
+//! One agent process's loop against a real `nats-server`: bad messages in its
+//! JetStream inbox are rejected and counted, never crash it, never touch its replica.
+
+use agent_orchestrator::protocol::{Body, Envelope};
+use futures_util::StreamExt;
+use ramanujan_core::materialize::expr_terms;
+use ramanujan_core::parse::parse_expr;
+use ramanujan_core::replica::{Facts, ReplicaState};
+use ramanujan_network::TopologyKind;
+use ramanujan_network::nats::wire::{self, Inbound};
+use ramanujan_network::nats::{AgentConfig, LocalBroker, run_agent};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn event_from(agent: &str, expr: &str) -> ReplicaState {
+    let mut facts = Facts::default();
+    expr_terms(&parse_expr(expr).unwrap(), &mut facts);
+    ReplicaState::new().record(agent, facts).unwrap()
+}
+
+async fn publish(js: &async_nats::jetstream::Context, id: &str, payload: Vec<u8>) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    js.publish_with_headers(wire::sync_subject(0), headers, payload.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+fn envelope(from: &str, to: &str, seq: u64, body: Body) -> Vec<u8> {
+    serde_json::to_vec(&Inbound::Envelope(Envelope {
+        from: from.into(),
+        to: to.into(),
+        seq,
+        body,
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_on_the_wire_are_counted_and_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = LocalBroker::start(dir.path()).expect("nats-server runs (.ci/run installs it)");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(run_agent(
+        AgentConfig {
+            nats_url: broker.url(),
+            index: 0,
+            topology: TopologyKind::Sierpinski,
+            seed: 1069,
+            sync_interval: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_millis(200),
+            data_dir: Some(dir.path().join("data")),
+            batch: 64,
+            work: Default::default(),
+            node_id: "test".into(),
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = wire::connect(&broker.url(), "test").await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    // The agent is up once it beats.
+    let mut beats = client.subscribe(wire::heartbeat_subject(0)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), beats.next())
+        .await
+        .expect("the agent beats");
+
+    let good = Body::Event {
+        delta: event_from("agent-1", "(+ a b)"),
+    };
+    publish(&js, "garbage", b"\x00not json{".to_vec()).await;
+    publish(&js, "unknown-field", br#"{"envelope":{"from":"agent-1","to":"agent-0","seq":1,"body":{"type":"heartbeat","facts":0,"digest":""},"extra":1}}"#.to_vec()).await;
+    publish(&js, "mallory", envelope("mallory", "agent-0", 1, good.clone())).await;
+    publish(&js, "misaddressed", envelope("agent-1", "agent-2", 2, good.clone())).await;
+    publish(&js, "first", envelope("agent-1", "agent-0", 3, good.clone())).await;
+    // The same message again under another broker id: only the agent can tell.
+    publish(&js, "replay", envelope("agent-1", "agent-0", 3, good.clone())).await;
+    let two_events = {
+        let mut delta = event_from("agent-1", "(* c d)");
+        delta.merge(&event_from("agent-2", "(* e f)"));
+        delta
+    };
+    publish(
+        &js,
+        "forged",
+        envelope("agent-1", "agent-0", 4, Body::Event { delta: two_events }),
+    )
+    .await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let state = loop {
+        let answer = client
+            .request(
+                wire::state_subject(0),
+                serde_json::to_vec(&json!({"want": "state"})).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        let state: Value = serde_json::from_slice(&answer.payload).unwrap();
+        let c = &state["counters"];
+        if c["rejected_malformed"] == 3
+            && c["rejected_unknown_sender"] == 1
+            && c["rejected_misaddressed"] == 1
+            && c["duplicates"] == 1
+        {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "counters never reached: {c}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        state["counters"]["messages_received"], 2,
+        "the good event and the forged one: {state}"
+    );
+    // The good event was merged; nothing of the forged one was.
+    let answer = client
+        .request(
+            wire::state_subject(0),
+            serde_json::to_vec(&json!({"want": "egraph"})).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let replica: ReplicaState = serde_json::from_slice(&answer.payload).unwrap();
+    let held = |expr: &str| {
+        let root = expr_terms(&parse_expr(expr).unwrap(), &mut Facts::default());
+        replica.term(root).is_some()
+    };
+    assert!(held("(+ a b)"));
+    assert!(
+        !held("(* c d)") && !held("(* e f)"),
+        "a forged multi-event delta was not merged"
+    );
+    let _ = stop.send(());
+    agent.await.unwrap().unwrap();
+}

@@ -109,6 +109,8 @@ pub struct Agent {
     neighbors: Vec<String>,
     known: HashSet<String>,
     replica: ReplicaState,
+    /// Facts new since the last save (see [`Agent::unsaved`]).
+    journal: ReplicaState,
     rules: RuleBook,
     limits: WorkLimits,
     counters: Counters,
@@ -132,6 +134,7 @@ impl Agent {
             neighbors,
             known,
             replica: ReplicaState::new(),
+            journal: ReplicaState::new(),
             rules: RuleBook::new(true, &[]).expect("built-in rules compile"),
             limits,
             counters: Counters::default(),
@@ -149,6 +152,22 @@ impl Agent {
     pub fn restore(&mut self, replica: ReplicaState) {
         self.replica.merge(&replica);
         self.dirty = !self.replica.is_empty();
+    }
+
+    /// What a store lacks: every fact new since the last [`Agent::mark_saved`],
+    /// with the replica's clock (the store then holds everything that clock
+    /// covers). `None` when nothing is new. Costs the size of the news, not of
+    /// the replica.
+    pub fn unsaved(&self) -> Option<ReplicaState> {
+        if self.journal.is_empty() {
+            return None;
+        }
+        Some(self.journal.clone().with_clock(self.replica.clock().clone()))
+    }
+
+    /// The journal was saved durably: start a new one.
+    pub fn mark_saved(&mut self) {
+        self.journal = ReplicaState::new();
     }
 
     /// Numbers this agent's messages from `first` on. A restarted agent starts
@@ -261,6 +280,7 @@ impl Agent {
         if delta.is_empty() {
             return (root, Vec::new());
         }
+        self.journal.merge(&delta);
         self.dirty = true;
         let out = self.flood(&delta, None);
         (root, out)
@@ -353,7 +373,7 @@ impl Agent {
 
     /// Merges facts; GREEN checks the new equalities.
     fn absorb(&mut self, delta: &ReplicaState) {
-        let stats = self.replica.merge(delta);
+        let stats = self.replica.merge_noting(delta, Some(&mut self.journal));
         if stats.new_terms + stats.new_equalities > 0 {
             self.dirty = true;
         }
@@ -408,7 +428,7 @@ impl Agent {
         if outcome.delta.is_empty() {
             return Vec::new();
         }
-        self.replica.merge(&outcome.delta);
+        self.replica.merge_noting(&outcome.delta, Some(&mut self.journal));
         // More may follow from what was just derived, unless rewriting saturated.
         self.dirty = outcome.phase.stop_reason != "saturated";
         self.flood(&outcome.delta, None)

@@ -25,9 +25,11 @@ pub struct Envelope {
     pub body: Body,
 }
 
-/// The kinds of message.
+/// The kinds of message, as `{"type": "event", "data": {...}}`: the tag comes
+/// apart from the fields, so decoders read the fields straight away instead of
+/// buffering the whole body to find the tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Body {
     /// The facts of one event (its clock is that event alone): safe to merge anywhere.
     Event {

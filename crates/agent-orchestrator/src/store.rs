@@ -6,7 +6,6 @@
 //! native host uses redb; Spin's key-value store or a server database can
 //! implement the same trait.
 
-use ramanujan_core::clock::VectorClock;
 use ramanujan_core::replica::ReplicaState;
 
 /// Why a store failed.
@@ -28,7 +27,6 @@ pub trait ReplicaStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: ReplicaState,
-    bytes: u64,
 }
 
 impl ReplicaStore for MemoryStore {
@@ -37,37 +35,12 @@ impl ReplicaStore for MemoryStore {
     }
 
     fn append(&mut self, delta: &ReplicaState) -> Result<(), StoreError> {
-        self.bytes += serde_json::to_vec(delta).map_or(0, |b| b.len() as u64);
         self.state.merge(delta);
         Ok(())
     }
 
+    /// Nothing is stored anywhere: 0.
     fn stored_bytes(&self) -> u64 {
-        self.bytes
-    }
-}
-
-/// Writes to a store only what it lacks: the facts of every event the last
-/// save had not seen (`delta_since` the saved clock).
-#[derive(Debug, Default)]
-pub struct Saver {
-    saved: VectorClock,
-}
-
-impl Saver {
-    /// A saver for a store that already holds everything `saved` covers.
-    pub fn new(saved: VectorClock) -> Self {
-        Saver { saved }
-    }
-
-    /// Appends what `replica` has beyond the last save. Answers whether anything was written.
-    pub fn save(&mut self, replica: &ReplicaState, store: &mut dyn ReplicaStore) -> Result<bool, StoreError> {
-        if replica.clock() == &self.saved {
-            return Ok(false);
-        }
-        let delta = replica.delta_since(&self.saved);
-        store.append(&delta)?;
-        self.saved = replica.clock().clone();
-        Ok(true)
+        0
     }
 }

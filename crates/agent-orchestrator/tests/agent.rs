@@ -105,3 +105,41 @@ fn rewriting_floods_a_delta_with_provenance() {
     );
     assert!(delta.equality_count() > 0);
 }
+
+#[test]
+fn saving_the_journal_keeps_a_store_equal_to_the_replica() {
+    use agent_orchestrator::store::{MemoryStore, ReplicaStore};
+    let (mut b, mut a) = pair();
+    let mut store = MemoryStore::default();
+    let save = |agent: &mut Agent, store: &mut MemoryStore| {
+        if let Some(news) = agent.unsaved() {
+            store.append(&news).unwrap();
+            agent.mark_saved();
+        }
+        assert!(agent.unsaved().is_none());
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.digest(), agent.replica().digest());
+        assert_eq!(loaded.clock(), agent.replica().clock());
+    };
+    for (i, expr) in ["(* x (+ y z))", "(+ x 1)", "(- (* 2 y) y)"].into_iter().enumerate() {
+        // Facts arrive by events, by rewriting, and by anti-entropy.
+        let (_, out) = a.submit(&parse_expr(expr).unwrap());
+        for envelope in out {
+            b.handle(envelope);
+        }
+        save(&mut b, &mut store);
+        b.work();
+        save(&mut b, &mut store);
+        if i == 1 {
+            let request = a.sync_with("a");
+            let replies: Vec<Envelope> = request.into_iter().flat_map(|m| b.handle(m)).collect();
+            for reply in replies {
+                for push in a.handle(reply) {
+                    b.handle(push);
+                }
+            }
+            save(&mut b, &mut store);
+        }
+    }
+    assert!(b.replica().term_count() > 10, "rewriting added facts");
+}

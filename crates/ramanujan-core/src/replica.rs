@@ -198,12 +198,22 @@ impl ReplicaState {
     /// Answers how many facts were new. Deltas may arrive in any order: a fact that
     /// names a term not yet held is kept and waits (see [`ReplicaState::pending`]).
     pub fn merge(&mut self, other: &ReplicaState) -> MergeStats {
+        self.merge_noting(other, None)
+    }
+
+    /// [`ReplicaState::merge`], also copying every fact that was new here into
+    /// `journal` (facts only; the journal's clock is left alone). A store kept
+    /// up to date from such journals never needs to scan the whole replica.
+    pub fn merge_noting(&mut self, other: &ReplicaState, mut journal: Option<&mut ReplicaState>) -> MergeStats {
         let mut stats = MergeStats::default();
         for (key, (term, dot)) in &other.terms {
             match self.terms.get_mut(key) {
                 Some((_, mine)) => keep_least(mine, dot),
                 None => {
                     self.terms.insert(*key, (term.clone(), dot.clone()));
+                    if let Some(j) = journal.as_deref_mut() {
+                        j.terms.insert(*key, (term.clone(), dot.clone()));
+                    }
                     stats.new_terms += 1;
                 }
             }
@@ -213,12 +223,22 @@ impl ReplicaState {
                 Some((_, mine)) => keep_least(mine, dot),
                 None => {
                     self.equalities.insert(*key, (eq.clone(), dot.clone()));
+                    if let Some(j) = journal.as_deref_mut() {
+                        j.equalities.insert(*key, (eq.clone(), dot.clone()));
+                    }
                     stats.new_equalities += 1;
                 }
             }
         }
         self.clock.merge(&other.clock);
         stats
+    }
+
+    /// These facts with another clock: a journal of new facts, stamped with the
+    /// clock of the replica that holds them all.
+    pub fn with_clock(mut self, clock: VectorClock) -> ReplicaState {
+        self.clock = clock;
+        self
     }
 
     /// Every fact whose event `clock` has not seen, with this replica's clock: what
@@ -288,9 +308,34 @@ pub struct MergeStats {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireFactTerm {
-    #[serde(flatten)]
-    term: WireTerm,
+    // The fields of a `WireTerm`, spelt out: `flatten` would make serde buffer
+    // every term before decoding it (and ignore `deny_unknown_fields`).
+    op: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    args: Vec<TermKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
     dot: Dot,
+}
+
+impl WireFactTerm {
+    fn new(term: WireTerm, dot: Dot) -> Self {
+        WireFactTerm {
+            op: term.op,
+            args: term.args,
+            value: term.value,
+            dot,
+        }
+    }
+
+    fn term(self) -> (WireTerm, Dot) {
+        let term = WireTerm {
+            op: self.op,
+            args: self.args,
+            value: self.value,
+        };
+        (term, self.dot)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -323,15 +368,7 @@ impl Serialize for ReplicaState {
             terms: self
                 .terms
                 .iter()
-                .map(|(k, (t, d))| {
-                    (
-                        *k,
-                        WireFactTerm {
-                            term: t.into(),
-                            dot: d.clone(),
-                        },
-                    )
-                })
+                .map(|(k, (t, d))| (*k, WireFactTerm::new(t.into(), d.clone())))
                 .collect(),
             equalities: self
                 .equalities
@@ -362,12 +399,13 @@ impl TryFrom<WireState> for ReplicaState {
         };
         let mut terms = BTreeMap::new();
         for (key, fact) in w.terms {
-            let term = Term::try_from(fact.term).map_err(|e| ReplicaError::BadTerm(key.to_string(), e))?;
+            let (wire, dot) = fact.term();
+            let term = Term::try_from(wire).map_err(|e| ReplicaError::BadTerm(key.to_string(), e))?;
             if term.key() != key {
                 return Err(ReplicaError::KeyMismatch(key.to_string()));
             }
-            check_dot(&fact.dot)?;
-            terms.insert(key, (term, fact.dot));
+            check_dot(&dot)?;
+            terms.insert(key, (term, dot));
         }
         let mut equalities = BTreeMap::new();
         for e in w.equalities {

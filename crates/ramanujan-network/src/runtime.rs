@@ -8,7 +8,7 @@ use agent_orchestrator::network::{
     canonical_of,
 };
 use agent_orchestrator::protocol::Envelope;
-use agent_orchestrator::store::{MemoryStore, ReplicaStore, Saver};
+use agent_orchestrator::store::{MemoryStore, ReplicaStore};
 use agent_orchestrator::topology::{self, Topology};
 use ramanujan_core::Color;
 use ramanujan_core::lang::Expr;
@@ -95,8 +95,8 @@ impl Default for NetworkConfig {
 /// One agent and what its thread shares with readers.
 struct Slot {
     agent: Mutex<Agent>,
-    /// The agent's durable store and what has been saved to it.
-    store: Mutex<(Box<dyn ReplicaStore>, Saver)>,
+    /// The agent's durable store.
+    store: Mutex<Box<dyn ReplicaStore>>,
     /// What a restart needs to build the agent again.
     blueprint: Blueprint,
     started: Mutex<Instant>,
@@ -116,7 +116,7 @@ struct Blueprint {
 impl Blueprint {
     /// A fresh agent holding what `store` holds, numbering its messages above
     /// anything an earlier life sent.
-    fn build(&self, store: &mut dyn ReplicaStore) -> Result<(Agent, Saver), String> {
+    fn build(&self, store: &mut dyn ReplicaStore) -> Result<Agent, String> {
         let saved = store.load().map_err(|e| e.to_string())?;
         let mut agent = Agent::new(
             self.id.clone(),
@@ -126,9 +126,8 @@ impl Blueprint {
             self.work,
         );
         agent.number_messages_from(first_sequence_number());
-        let saver = Saver::new(saved.clock().clone());
         agent.restore(saved);
-        Ok((agent, saver))
+        Ok(agent)
     }
 }
 
@@ -144,11 +143,11 @@ pub fn first_sequence_number() -> u64 {
 impl Slot {
     /// Writes what the agent holds beyond its last save.
     fn save(&self) {
-        let agent = lock(&self.agent);
-        let mut store = lock(&self.store);
-        let (store, saver) = &mut *store;
-        if let Err(e) = saver.save(agent.replica(), store.as_mut()) {
-            tracing::error!(agent = %agent.id(), error = %e, "saving the replica failed");
+        let mut agent = lock(&self.agent);
+        let Some(news) = agent.unsaved() else { return };
+        match lock(&self.store).append(&news) {
+            Ok(()) => agent.mark_saved(),
+            Err(e) => tracing::error!(agent = %agent.id(), error = %e, "saving the replica failed; will retry"),
         }
     }
 
@@ -158,9 +157,7 @@ impl Slot {
         // Lock order everywhere: agent, then store.
         let mut agent = lock(&self.agent);
         let mut store = lock(&self.store);
-        let (fresh, saver) = self.blueprint.build(store.0.as_mut())?;
-        store.1 = saver;
-        *agent = fresh;
+        *agent = self.blueprint.build(store.as_mut())?;
         *lock(&self.started) = Instant::now();
         self.restarts.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -213,10 +210,10 @@ impl InProcessNetwork {
                 Some(dir) => Box::new(RedbStore::open(&dir.join(format!("{id}.redb"))).map_err(|e| e.to_string())?),
                 None => Box::new(MemoryStore::default()),
             };
-            let (agent, saver) = blueprint.build(store.as_mut())?;
+            let agent = blueprint.build(store.as_mut())?;
             let slot = Slot {
                 agent: Mutex::new(agent),
-                store: Mutex::new((store, saver)),
+                store: Mutex::new(store),
                 blueprint,
                 started: Mutex::new(Instant::now()),
                 last_beat_ms: AtomicU64::new(0),
@@ -274,7 +271,7 @@ impl InProcessNetwork {
     pub fn stored_bytes(&self) -> Vec<u64> {
         self.ids
             .iter()
-            .map(|id| lock(&self.slots[id].store).0.stored_bytes())
+            .map(|id| lock(&self.slots[id].store).stored_bytes())
             .collect()
     }
 

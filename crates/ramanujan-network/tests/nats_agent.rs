@@ -72,7 +72,7 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
         delta: event_from("agent-1", "(+ a b)"),
     };
     publish(&js, "garbage", b"\x00not json{".to_vec()).await;
-    publish(&js, "unknown-field", br#"{"envelope":{"from":"agent-1","to":"agent-0","seq":1,"body":{"type":"heartbeat","facts":0,"digest":""},"extra":1}}"#.to_vec()).await;
+    publish(&js, "unknown-field", br#"{"envelope":{"from":"agent-1","to":"agent-0","seq":1,"body":{"type":"heartbeat","data":{"facts":0,"digest":""}},"extra":1}}"#.to_vec()).await;
     publish(&js, "mallory", envelope("mallory", "agent-0", 1, good.clone())).await;
     publish(&js, "misaddressed", envelope("agent-1", "agent-2", 2, good.clone())).await;
     publish(&js, "first", envelope("agent-1", "agent-0", 3, good.clone())).await;

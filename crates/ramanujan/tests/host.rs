@@ -288,7 +288,7 @@ async fn agent_network_routes() {
     let (status, sync) = post(&base, "/agent/agent-0/sync", json!({})).await;
     assert_eq!((status, sync["sync_requests_sent"].as_u64()), (202, Some(2)));
 
-    let heartbeat = |from: &str, to: &str| json!({"from": from, "to": to, "seq": 1, "body": {"type": "heartbeat", "facts": 0, "digest": ""}});
+    let heartbeat = |from: &str, to: &str| json!({"from": from, "to": to, "seq": 1, "body": {"type": "heartbeat", "data": {"facts": 0, "digest": ""}}});
     assert_eq!(
         post(&base, "/agent/agent-0/message", heartbeat("agent-1", "agent-0"))
             .await

@@ -11,12 +11,12 @@ use crate::runtime::{TopologyKind, agent_id, first_sequence_number};
 use agent_orchestrator::agent::{Agent, WorkLimits};
 use agent_orchestrator::network::{AgentState, Lifecycle, canonical_of};
 use agent_orchestrator::protocol::Envelope;
-use agent_orchestrator::store::{MemoryStore, ReplicaStore, Saver};
+use agent_orchestrator::store::{MemoryStore, ReplicaStore};
 use async_nats::jetstream::{self, consumer::pull};
 use futures_util::{FutureExt, StreamExt};
 use ramanujan_core::parse::parse_expr;
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,6 @@ struct Process {
     config: AgentConfig,
     agent: Agent,
     store: Box<dyn ReplicaStore>,
-    saver: Saver,
     client: async_nats::Client,
     js: jetstream::Context,
     incarnation: u64,
@@ -82,7 +81,6 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
         None => Box::new(MemoryStore::default()),
     };
     let saved = store.load().map_err(|e| e.to_string())?;
-    let saver = Saver::new(saved.clock().clone());
     tracing::info!(agent = %id, facts = saved.term_count() + saved.equality_count(), "restored");
     agent.restore(saved);
 
@@ -92,7 +90,6 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
         config,
         agent,
         store,
-        saver,
         client,
         js,
         incarnation,
@@ -221,6 +218,11 @@ impl Process {
         for message in &batch {
             match serde_json::from_slice::<Inbound>(&message.payload) {
                 Ok(Inbound::Envelope(envelope)) => out.extend(self.agent.handle(envelope)),
+                Ok(Inbound::Envelopes(envelopes)) => {
+                    for envelope in envelopes.into_iter().take(MAX_ENVELOPES_PER_MESSAGE) {
+                        out.extend(self.agent.handle(envelope));
+                    }
+                }
                 Ok(Inbound::Submit { request, expression }) => match parse_expr(&expression) {
                     Ok(expr) => {
                         let (root, sent) = self.agent.submit(&expr);
@@ -262,8 +264,12 @@ impl Process {
 
     /// Saves what the agent learned; `false` if the store failed.
     fn save(&mut self) -> bool {
-        match self.saver.save(self.agent.replica(), self.store.as_mut()) {
-            Ok(_) => true,
+        let Some(news) = self.agent.unsaved() else { return true };
+        match self.store.append(&news) {
+            Ok(()) => {
+                self.agent.mark_saved();
+                true
+            }
             Err(e) => {
                 tracing::error!(agent = %self.agent.id(), error = %e, "saving the replica failed");
                 false
@@ -348,38 +354,78 @@ impl Process {
     }
 }
 
+/// Most envelopes one broker message carries.
+const MAX_ENVELOPES_PER_MESSAGE: usize = 1024;
+
 /// Publishes envelopes to their recipients' JetStream inboxes and waits
-/// (bounded) for the broker to store them. Answers how many were stored.
-/// `Nats-Msg-Id` is `{from}:{seq}`, so a retried publish is stored once.
+/// (bounded) for the broker to store them. Envelopes for the same recipient go
+/// together in one broker message, in order, up to a size bound. Answers how
+/// many envelopes were stored. `Nats-Msg-Id` is `{from}:{first seq}-{last seq}`,
+/// so a retried publish is stored once.
 pub async fn publish_envelopes(js: &jetstream::Context, out: Vec<Envelope>) -> usize {
-    let mut pending = Vec::with_capacity(out.len());
+    let mut by_recipient: BTreeMap<usize, Vec<Envelope>> = BTreeMap::new();
     for envelope in out {
-        let Some(to) = wire::index_of(&envelope.to) else {
-            continue;
-        };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{}:{}", envelope.from, envelope.seq).as_str());
-        let payload = match serde_json::to_vec(&Inbound::Envelope(envelope)) {
-            Ok(p) if p.len() <= wire::MAX_MESSAGE_BYTES => p,
-            Ok(p) => {
-                tracing::warn!(bytes = p.len(), "message too large for the broker; dropped");
-                continue;
-            }
-            Err(_) => continue,
-        };
-        match js
-            .publish_with_headers(wire::sync_subject(to), headers, payload.into())
-            .await
-        {
-            Ok(ack) => pending.push(ack),
-            Err(e) => tracing::debug!(error = %e, "publish failed"),
+        if let Some(to) = wire::index_of(&envelope.to) {
+            by_recipient.entry(to).or_default().push(envelope);
         }
     }
-    let acks = futures_util::future::join_all(pending.into_iter().map(|ack| ack.into_future()));
-    match tokio::time::timeout(Duration::from_secs(5), acks).await {
-        Ok(results) => results.iter().filter(|r| r.is_ok()).count(),
+    let mut pending = Vec::new();
+    for (to, envelopes) in by_recipient {
+        for group in pack(envelopes) {
+            let (Some(first), Some(last)) = (group.first(), group.last()) else {
+                continue;
+            };
+            let id = format!("{}:{}-{}", first.from, first.seq, last.seq);
+            let count = group.len();
+            let inbound = if count == 1 {
+                Inbound::Envelope(group.into_iter().next().expect("one"))
+            } else {
+                Inbound::Envelopes(group)
+            };
+            let Ok(payload) = serde_json::to_vec(&inbound) else {
+                continue;
+            };
+            if payload.len() > wire::MAX_MESSAGE_BYTES {
+                tracing::warn!(bytes = payload.len(), "message too large for the broker; dropped");
+                continue;
+            }
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            match js
+                .publish_with_headers(wire::sync_subject(to), headers, payload.into())
+                .await
+            {
+                Ok(ack) => pending.push(async move { ack.await.map(|_| count) }),
+                Err(e) => tracing::debug!(error = %e, "publish failed"),
+            }
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(5), futures_util::future::join_all(pending)).await {
+        Ok(results) => results.into_iter().filter_map(Result::ok).sum(),
         Err(_) => 0,
     }
+}
+
+/// Splits envelopes into groups of bounded count and (estimated) size; an
+/// envelope too big to share a message travels alone.
+fn pack(envelopes: Vec<Envelope>) -> Vec<Vec<Envelope>> {
+    const BUDGET: usize = wire::MAX_MESSAGE_BYTES / 2;
+    let mut groups: Vec<Vec<Envelope>> = Vec::new();
+    let mut size = 0;
+    for envelope in envelopes {
+        // About 120 bytes of JSON per fact, plus the envelope itself.
+        let estimate = 200 + 120 * envelope.body.facts();
+        let full = groups
+            .last()
+            .is_none_or(|g| g.len() >= MAX_ENVELOPES_PER_MESSAGE || size + estimate > BUDGET);
+        if full {
+            groups.push(Vec::new());
+            size = 0;
+        }
+        size += estimate;
+        groups.last_mut().expect("a group").push(envelope);
+    }
+    groups
 }
 
 /// What a query answered, or its error.

@@ -55,6 +55,9 @@ pub fn index_of(id: &str) -> Option<usize> {
 pub enum Inbound {
     /// A message from another agent.
     Envelope(Envelope),
+    /// Several messages from one agent, in order: what it had for this agent
+    /// after handling one batch (one broker message instead of many).
+    Envelopes(Vec<Envelope>),
     /// An expression entering the network here; acknowledged on `agent.{i}.ack`
     /// once saved.
     Submit {

@@ -1,0 +1,381 @@
+//! The network's load generator and measurements (see BENCHMARKS.md):
+//!
+//! 1. convergence latency after one submission, p50/p99, in process and over a
+//!    real `nats-server`, for 9 agents (S(2,3)) and 48 (a 4-regular expander);
+//! 2. messages per second across the network over NATS, against raw JetStream
+//!    publishing on the same broker;
+//! 3. memory of one agent holding 10,000 e-nodes, against raw egg holding the
+//!    same terms, and the size of its redb store.
+//!
+//! `cargo bench -p ramanujan-network --bench network` (needs `nats-server` on PATH).
+//! `-- quick` runs fewer samples.
+
+use agent_orchestrator::Network;
+use agent_orchestrator::agent::{Agent, WorkLimits};
+use agent_orchestrator::store::ReplicaStore;
+use ramanujan_core::Color;
+use ramanujan_core::lang::{Expr, Math};
+use ramanujan_core::parse::parse_expr;
+use ramanujan_network::nats::wire::{self, Inbound};
+use ramanujan_network::nats::{AgentConfig, LocalBroker, NatsNetwork, RemoteConfig, run_agent};
+use ramanujan_network::{InProcessNetwork, NetworkConfig, RedbStore, TopologyKind, agent_id};
+use rand::{Rng, SeedableRng};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Counts live heap bytes, to measure what a structure holds.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn random_expr(rng: &mut impl Rng, depth: u32, vars: usize) -> String {
+    if depth == 0 || rng.random_bool(0.25) {
+        return if rng.random_bool(0.7) {
+            format!("v{}", rng.random_range(0..vars))
+        } else {
+            rng.random_range(0..10).to_string()
+        };
+    }
+    let op = ["+", "*", "-"][rng.random_range(0..3)];
+    format!(
+        "({op} {} {})",
+        random_expr(rng, depth - 1, vars),
+        random_expr(rng, depth - 1, vars)
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn report(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "{label:<44} n={:<3} p50 {:>9.1} ms   p99 {:>9.1} ms",
+        samples.len(),
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3
+    );
+}
+
+fn topology(agents: usize) -> TopologyKind {
+    if agents == 9 {
+        TopologyKind::Sierpinski
+    } else {
+        TopologyKind::Ramanujan { agents, degree: 4 }
+    }
+}
+
+/// Small rewriting budget: latency measures the network, not saturation.
+fn work() -> WorkLimits {
+    WorkLimits {
+        max_terms: 4_000,
+        step_nodes: 500,
+        step_iterations: 2,
+        ..WorkLimits::default()
+    }
+}
+
+/// Submits one expression at a time; measures until every agent holds it with one canonical form.
+async fn latencies(network: &dyn Network, samples: usize, seed: u64) -> Vec<Duration> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for _ in 0..samples {
+        let expr: Expr = parse_expr(&random_expr(&mut rng, 2, 50)).unwrap();
+        let started = Instant::now();
+        let submission = network.submit(expr).await.expect("submitted");
+        loop {
+            let status = network.submission(submission.id.clone()).await.unwrap();
+            if status.converged {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no convergence");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        out.push(started.elapsed());
+    }
+    out
+}
+
+async fn in_process_latency(agents: usize, samples: usize) {
+    let network = InProcessNetwork::start(NetworkConfig {
+        topology: topology(agents),
+        work: work(),
+        ..NetworkConfig::default()
+    })
+    .unwrap();
+    let samples = latencies(network.as_ref(), samples, 1).await;
+    report(&format!("convergence, in process, {agents} agents"), samples);
+    network.shutdown();
+}
+
+/// Starts `agents` agent loops on the broker (tasks of this process, each with
+/// its own connection) and the host's view of them.
+async fn nats_network(
+    broker: &LocalBroker,
+    agents: usize,
+    work: WorkLimits,
+) -> (Arc<NatsNetwork>, tokio::sync::watch::Sender<bool>) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for index in 0..agents {
+        let mut stopped = stopped.clone();
+        let config = AgentConfig {
+            nats_url: broker.url(),
+            index,
+            topology: topology(agents),
+            seed: 1069,
+            sync_interval: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_millis(200),
+            data_dir: None,
+            batch: 256,
+            work,
+            node_id: "bench".into(),
+        };
+        tokio::spawn(async move {
+            let _ = run_agent(config, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        });
+    }
+    let network = NatsNetwork::connect(RemoteConfig {
+        nats_url: broker.url(),
+        topology: topology(agents),
+        seed: 1069,
+        sync_interval: Duration::from_secs(5),
+        health_timeout: Duration::from_millis(600),
+        submit_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while network
+        .status()
+        .await
+        .agents
+        .iter()
+        .any(|a| a.status != agent_orchestrator::network::Lifecycle::Alive)
+    {
+        assert!(Instant::now() < deadline, "agents never came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (network, stop)
+}
+
+async fn nats_latency(agents: usize, samples: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = LocalBroker::start(dir.path()).unwrap();
+    let (network, stop) = nats_network(&broker, agents, work()).await;
+    let samples = latencies(network.as_ref(), samples, 1).await;
+    report(&format!("convergence, over NATS, {agents} agents"), samples);
+    let _ = stop.send(true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Floods `submissions` expressions (no rewriting) through 9 agents on the
+/// broker; messages handled per second, and raw JetStream's rate on the same broker.
+async fn nats_throughput(submissions: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = LocalBroker::start(dir.path()).unwrap();
+    let no_rewriting = WorkLimits {
+        max_terms: 0,
+        ..WorkLimits::default()
+    };
+    let (network, stop) = nats_network(&broker, 9, no_rewriting).await;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let exprs: Vec<Expr> = (0..submissions)
+        .map(|_| parse_expr(&random_expr(&mut rng, 3, 1_000_000)).unwrap())
+        .collect();
+    // Submissions go straight into the agents' inboxes, as fast as the broker
+    // takes them, so the agents (not the host's round trips) set the pace.
+    let client = async_nats::connect(broker.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let started = Instant::now();
+    let mut window = Vec::new();
+    for (n, expr) in exprs.iter().enumerate() {
+        let inbound = Inbound::Submit {
+            request: format!("load-{n}"),
+            expression: expr.to_string(),
+        };
+        let payload = serde_json::to_vec(&inbound).unwrap();
+        window.push(js.publish(wire::sync_subject(n % 9), payload.into()).await.unwrap());
+        if window.len() == 256 {
+            for ack in window.drain(..) {
+                ack.await.unwrap();
+            }
+        }
+    }
+    for ack in window.drain(..) {
+        ack.await.unwrap();
+    }
+    let submitted = started.elapsed();
+    // Wait until every agent holds the same facts.
+    loop {
+        let mut digests = HashSet::new();
+        for i in 0..9 {
+            digests.insert(network.agent_state(agent_id(i)).await.unwrap().digest);
+        }
+        if digests.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    let mut received = 0;
+    for i in 0..9 {
+        received += network.agent_state(agent_id(i)).await.unwrap().messages_received;
+    }
+    let rate = received as f64 / took.as_secs_f64();
+    println!(
+        "{:<44} {received} messages in {:.2} s = {:>8.0} msg/s ({submissions} submissions, accepted in {:.2} s)",
+        "network messages over NATS, 9 agents",
+        took.as_secs_f64(),
+        rate,
+        submitted.as_secs_f64()
+    );
+    let _ = stop.send(true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The peer: raw JetStream publishes of a similar payload, acks awaited in windows of 256.
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "RAW".into(),
+        subjects: vec!["raw.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let payload = vec![b'x'; 900];
+    let count = received.max(10_000) as usize;
+    let started = Instant::now();
+    let mut window = Vec::new();
+    for i in 0..count {
+        window.push(
+            js.publish(format!("raw.{}", i % 9), payload.clone().into())
+                .await
+                .unwrap(),
+        );
+        if window.len() == 256 {
+            for ack in window.drain(..) {
+                ack.await.unwrap();
+            }
+        }
+    }
+    for ack in window.drain(..) {
+        ack.await.unwrap();
+    }
+    let raw = count as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "{:<44} {count} messages = {:>8.0} msg/s; the network reaches {:.2}x of it",
+        "raw JetStream publish (peer)",
+        raw,
+        rate / raw
+    );
+}
+
+/// One agent holding ≥ 10,000 e-nodes: its heap, raw egg's heap for the same
+/// terms, and its redb store's size.
+fn memory() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let mut exprs = Vec::new();
+    let before = live();
+    let mut agent = Agent::new(
+        "agent-0".into(),
+        Color::Red,
+        vec![],
+        HashSet::from(["agent-0".to_string()]),
+        WorkLimits::default(),
+    );
+    while agent.replica().term_count() < 10_000 {
+        let expr: Expr = parse_expr(&random_expr(&mut rng, 4, 2_000)).unwrap();
+        agent.submit(&expr);
+        exprs.push(expr);
+    }
+    let agent_bytes = live() - before;
+    let nodes = agent.replica().term_count();
+
+    let before = live();
+    let mut egraph: egg::EGraph<Math, ()> = egg::EGraph::default();
+    for expr in &exprs {
+        egraph.add_expr(expr);
+    }
+    egraph.rebuild();
+    let egg_bytes = live() - before;
+    let before = live();
+    let replica = agent.replica().clone();
+    let replica_bytes = live() - before;
+    println!(
+        "{:<44} {nodes} e-nodes: {:.2} MiB ({:.0} B/node)",
+        "memory of one replica",
+        replica_bytes as f64 / 1048576.0,
+        replica_bytes as f64 / nodes as f64,
+    );
+    drop(replica);
+    println!(
+        "{:<44} {nodes} e-nodes: {:.2} MiB ({:.0} B/node); raw egg {} e-nodes: {:.2} MiB; ratio {:.2}x",
+        "memory of one agent (with its rule book)",
+        agent_bytes as f64 / 1048576.0,
+        agent_bytes as f64 / nodes as f64,
+        egraph.total_number_of_nodes(),
+        egg_bytes as f64 / 1048576.0,
+        agent_bytes as f64 / egg_bytes as f64
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = RedbStore::open(&dir.path().join("agent-0.redb")).unwrap();
+    store.append(agent.replica()).unwrap();
+    let json = serde_json::to_vec(agent.replica()).unwrap().len();
+    println!(
+        "{:<44} redb file {:.2} MiB (replica as JSON {:.2} MiB)",
+        "stored size of that agent",
+        store.stored_bytes() as f64 / 1048576.0,
+        json as f64 / 1048576.0
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let samples = if quick { 10 } else { 50 };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if std::env::args().any(|a| a == "throughput") {
+        runtime.block_on(nats_throughput(5_000));
+        return;
+    }
+    memory();
+    runtime.block_on(async {
+        for agents in [9, 48] {
+            in_process_latency(agents, samples).await;
+            nats_latency(agents, samples).await;
+        }
+        nats_throughput(if quick { 500 } else { 3_000 }).await;
+    });
+}

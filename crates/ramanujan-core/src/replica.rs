@@ -234,6 +234,32 @@ impl ReplicaState {
         stats
     }
 
+    /// The facts in parts of at most `max_facts` each, every part with the whole
+    /// clock: merged together they give this state back (for storage in pages;
+    /// a part alone claims more than it holds, so never send one to a peer).
+    pub fn split(&self, max_facts: usize) -> Vec<ReplicaState> {
+        let max_facts = max_facts.max(1);
+        let mut parts = vec![ReplicaState::default()];
+        let room = |parts: &mut Vec<ReplicaState>| {
+            let last = parts.last().expect("a part");
+            if last.terms.len() + last.equalities.len() >= max_facts {
+                parts.push(ReplicaState::default());
+            }
+        };
+        for (k, v) in &self.terms {
+            room(&mut parts);
+            parts.last_mut().expect("a part").terms.insert(*k, v.clone());
+        }
+        for (k, v) in &self.equalities {
+            room(&mut parts);
+            parts.last_mut().expect("a part").equalities.insert(*k, v.clone());
+        }
+        for part in &mut parts {
+            part.clock = self.clock.clone();
+        }
+        parts
+    }
+
     /// These facts with another clock: a journal of new facts, stamped with the
     /// clock of the replica that holds them all.
     pub fn with_clock(mut self, clock: VectorClock) -> ReplicaState {

@@ -8,7 +8,7 @@
 //!    same terms, and the size of its redb store.
 //!
 //! `cargo bench -p ramanujan-network --bench network` (needs `nats-server` on PATH).
-//! `-- quick` runs fewer samples.
+//! `-- quick` runs fewer samples; `-- throughput` only the messages/s part.
 
 use agent_orchestrator::Network;
 use agent_orchestrator::agent::{Agent, WorkLimits};
@@ -123,15 +123,31 @@ async fn latencies(network: &dyn Network, samples: usize, seed: u64) -> Vec<Dura
     out
 }
 
-async fn in_process_latency(agents: usize, samples: usize) {
+/// Replication only (no rewriting), or with rewriting until the canonical forms agree.
+fn mode(rewriting: bool) -> (WorkLimits, &'static str) {
+    if rewriting {
+        (work(), "+rewriting")
+    } else {
+        (
+            WorkLimits {
+                max_terms: 0,
+                ..WorkLimits::default()
+            },
+            "replication",
+        )
+    }
+}
+
+async fn in_process_latency(agents: usize, samples: usize, rewriting: bool) {
+    let (work, label) = mode(rewriting);
     let network = InProcessNetwork::start(NetworkConfig {
         topology: topology(agents),
-        work: work(),
+        work,
         ..NetworkConfig::default()
     })
     .unwrap();
     let samples = latencies(network.as_ref(), samples, 1).await;
-    report(&format!("convergence, in process, {agents} agents"), samples);
+    report(&format!("{label}, in process, {agents} agents"), samples);
     network.shutdown();
 }
 
@@ -188,12 +204,13 @@ async fn nats_network(
     (network, stop)
 }
 
-async fn nats_latency(agents: usize, samples: usize) {
+async fn nats_latency(agents: usize, samples: usize, rewriting: bool) {
+    let (work, label) = mode(rewriting);
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).unwrap();
-    let (network, stop) = nats_network(&broker, agents, work()).await;
+    let (network, stop) = nats_network(&broker, agents, work).await;
     let samples = latencies(network.as_ref(), samples, 1).await;
-    report(&format!("convergence, over NATS, {agents} agents"), samples);
+    report(&format!("{label}, over NATS, {agents} agents"), samples);
     let _ = stop.send(true);
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
@@ -302,20 +319,32 @@ async fn nats_throughput(submissions: usize) {
 /// terms, and its redb store's size.
 fn memory() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let new_agent = || {
+        Agent::new(
+            "agent-0".into(),
+            Color::Red,
+            vec![],
+            HashSet::from(["agent-0".to_string()]),
+            WorkLimits::default(),
+        )
+    };
+    // Expressions enough for 10,000 e-nodes, found with a scratch agent (which
+    // also compiles the process-wide built-in rules before anything is measured).
     let mut exprs = Vec::new();
-    let before = live();
-    let mut agent = Agent::new(
-        "agent-0".into(),
-        Color::Red,
-        vec![],
-        HashSet::from(["agent-0".to_string()]),
-        WorkLimits::default(),
-    );
-    while agent.replica().term_count() < 10_000 {
+    let mut scratch = new_agent();
+    while scratch.replica().term_count() < 10_000 {
         let expr: Expr = parse_expr(&random_expr(&mut rng, 4, 2_000)).unwrap();
-        agent.submit(&expr);
+        scratch.submit(&expr);
         exprs.push(expr);
     }
+    drop(scratch);
+    let before = live();
+    let mut agent = new_agent();
+    for expr in &exprs {
+        agent.submit(expr);
+    }
+    // A running agent saves after every batch, which empties its journal.
+    agent.mark_saved();
     let agent_bytes = live() - before;
     let nodes = agent.replica().term_count();
 
@@ -338,7 +367,7 @@ fn memory() {
     drop(replica);
     println!(
         "{:<44} {nodes} e-nodes: {:.2} MiB ({:.0} B/node); raw egg {} e-nodes: {:.2} MiB; ratio {:.2}x",
-        "memory of one agent (with its rule book)",
+        "memory of one agent",
         agent_bytes as f64 / 1048576.0,
         agent_bytes as f64 / nodes as f64,
         egraph.total_number_of_nodes(),
@@ -349,18 +378,20 @@ fn memory() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = RedbStore::open(&dir.path().join("agent-0.redb")).unwrap();
     store.append(agent.replica()).unwrap();
-    let json = serde_json::to_vec(agent.replica()).unwrap().len();
+    store.compact().unwrap();
+    let json = serde_json::to_vec(agent.replica()).unwrap();
     println!(
-        "{:<44} redb file {:.2} MiB (replica as JSON {:.2} MiB)",
+        "{:<44} redb file {:.2} MiB, {} records (the replica as JSON: {:.2} MiB)",
         "stored size of that agent",
         store.stored_bytes() as f64 / 1048576.0,
-        json as f64 / 1048576.0
+        store.records().unwrap(),
+        json.len() as f64 / 1048576.0
     );
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
-    let samples = if quick { 10 } else { 50 };
+    let samples = if quick { 10 } else { 40 };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -372,10 +403,12 @@ fn main() {
     }
     memory();
     runtime.block_on(async {
-        for agents in [9, 48] {
-            in_process_latency(agents, samples).await;
-            nats_latency(agents, samples).await;
+        for rewriting in [false, true] {
+            for agents in [9, 48] {
+                in_process_latency(agents, samples, rewriting).await;
+                nats_latency(agents, samples, rewriting).await;
+            }
         }
-        nats_throughput(if quick { 500 } else { 3_000 }).await;
+        nats_throughput(if quick { 500 } else { 5_000 }).await;
     });
 }

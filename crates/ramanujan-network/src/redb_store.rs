@@ -5,11 +5,34 @@ use ramanujan_core::replica::ReplicaState;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
 
-/// Appended deltas, JSON, by append number.
+/// Appended deltas by append number: a format byte, then the delta.
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("replica_log");
 
-/// Appends after which the log is folded into one record.
+/// Format byte: the delta as JSON, deflated (its hex keys compress about 3:1).
+const DEFLATE_JSON: u8 = 1;
+
+fn encode(delta: &ReplicaState) -> Result<Vec<u8>, StoreError> {
+    let mut out = flate2::write::DeflateEncoder::new(vec![DEFLATE_JSON], flate2::Compression::default());
+    serde_json::to_writer(&mut out, delta).map_err(fail)?;
+    out.finish().map_err(fail)
+}
+
+fn decode(bytes: &[u8]) -> Result<ReplicaState, String> {
+    match bytes.split_first() {
+        Some((&DEFLATE_JSON, rest)) => {
+            let json = flate2::read::DeflateDecoder::new(rest);
+            serde_json::from_reader(std::io::BufReader::new(json)).map_err(|e| e.to_string())
+        }
+        Some((format, _)) => Err(format!("unknown record format {format}")),
+        None => Err("empty record".into()),
+    }
+}
+
+/// Appends after which the log is folded.
 const COMPACT_AFTER: u64 = 256;
+
+/// Facts per record of a folded log.
+const FACTS_PER_RECORD: usize = 512;
 
 fn fail(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
@@ -20,6 +43,7 @@ pub struct RedbStore {
     db: Database,
     path: PathBuf,
     next: u64,
+    compact_after: u64,
 }
 
 impl RedbStore {
@@ -39,28 +63,35 @@ impl RedbStore {
             db,
             path: path.to_path_buf(),
             next,
+            compact_after: next + COMPACT_AFTER,
         })
     }
 
-    /// Records in the log (1 right after a compaction).
+    /// Records in the log.
     pub fn records(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(fail)?;
         let table = txn.open_table(LOG).map_err(fail)?;
         table.len().map_err(fail)
     }
 
-    /// Folds the log into a single record holding the merged state.
+    /// Folds the log into records holding the merged state, a page of facts
+    /// each (small records waste less of the file than one big one).
     pub fn compact(&mut self) -> Result<(), StoreError> {
         let state = self.load()?;
-        let bytes = serde_json::to_vec(&state).map_err(fail)?;
+        let parts = state.split(FACTS_PER_RECORD);
         let txn = self.db.begin_write().map_err(fail)?;
         {
             let mut table = txn.open_table(LOG).map_err(fail)?;
             table.retain(|_, _| false).map_err(fail)?;
-            table.insert(0, bytes.as_slice()).map_err(fail)?;
+            for (i, part) in parts.iter().enumerate() {
+                table.insert(i as u64, encode(part)?.as_slice()).map_err(fail)?;
+            }
         }
         txn.commit().map_err(fail)?;
-        self.next = 1;
+        self.next = parts.len() as u64;
+        self.compact_after = self.next + COMPACT_AFTER;
+        // Give the freed pages back to the file system.
+        while self.db.compact().map_err(fail)? {}
         Ok(())
     }
 }
@@ -72,7 +103,7 @@ impl ReplicaStore for RedbStore {
         let mut state = ReplicaState::new();
         for row in table.iter().map_err(fail)? {
             let (key, value) = row.map_err(fail)?;
-            let delta: ReplicaState = serde_json::from_slice(value.value())
+            let delta = decode(value.value())
                 .map_err(|e| StoreError(format!("record {} of {}: {e}", key.value(), self.path.display())))?;
             state.merge(&delta);
         }
@@ -80,7 +111,7 @@ impl ReplicaStore for RedbStore {
     }
 
     fn append(&mut self, delta: &ReplicaState) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(delta).map_err(fail)?;
+        let bytes = encode(delta)?;
         let txn = self.db.begin_write().map_err(fail)?;
         {
             let mut table = txn.open_table(LOG).map_err(fail)?;
@@ -88,7 +119,7 @@ impl ReplicaStore for RedbStore {
         }
         txn.commit().map_err(fail)?;
         self.next += 1;
-        if self.next > COMPACT_AFTER {
+        if self.next > self.compact_after {
             self.compact()?;
         }
         Ok(())

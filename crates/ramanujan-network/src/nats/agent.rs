@@ -198,7 +198,7 @@ impl Process {
                     self.publish(out).await;
                 }
                 _ = std::future::ready(()), if dirty => {
-                    let out = self.agent.work();
+                    let out = blocking(|| self.agent.work());
                     self.save();
                     self.publish(out).await;
                 }
@@ -351,6 +351,15 @@ impl Process {
             digest: replica.digest(),
             counters,
         }
+    }
+}
+
+/// Runs CPU-bound work (a rewriting step takes up to its time limit) without
+/// stalling the other tasks of a multi-threaded runtime; inline elsewhere.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

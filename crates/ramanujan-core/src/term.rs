@@ -38,16 +38,49 @@ impl std::str::FromStr for TermKey {
     }
 }
 
+/// Hex in human-readable formats (JSON), 16 raw bytes in binary ones.
 impl Serialize for TermKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_bytes(&self.0.to_le_bytes())
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for TermKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            let bytes = <serde_bytes_16::Bytes16>::deserialize(d)?;
+            Ok(TermKey(u128::from_le_bytes(bytes.0)))
+        }
+    }
+}
+
+mod serde_bytes_16 {
+    //! Sixteen bytes from a binary format's byte string.
+    use serde::de::{Deserialize, Deserializer, Error, Visitor};
+
+    pub struct Bytes16(pub [u8; 16]);
+
+    impl<'de> Deserialize<'de> for Bytes16 {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Bytes16;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("16 bytes of a term key")
+                }
+                fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Bytes16, E> {
+                    v.try_into().map(Bytes16).map_err(|_| E::invalid_length(v.len(), &self))
+                }
+            }
+            d.deserialize_bytes(V)
+        }
     }
 }
 

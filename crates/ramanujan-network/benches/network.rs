@@ -157,6 +157,7 @@ async fn nats_network(
     broker: &LocalBroker,
     agents: usize,
     work: WorkLimits,
+    data_dir: Option<std::path::PathBuf>,
 ) -> (Arc<NatsNetwork>, tokio::sync::watch::Sender<bool>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     for index in 0..agents {
@@ -168,7 +169,7 @@ async fn nats_network(
             seed: 1069,
             sync_interval: Duration::from_secs(5),
             heartbeat_interval: Duration::from_millis(200),
-            data_dir: None,
+            data_dir: data_dir.clone(),
             batch: 256,
             work,
             node_id: "bench".into(),
@@ -208,7 +209,7 @@ async fn nats_latency(agents: usize, samples: usize, rewriting: bool) {
     let (work, label) = mode(rewriting);
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).unwrap();
-    let (network, stop) = nats_network(&broker, agents, work).await;
+    let (network, stop) = nats_network(&broker, agents, work, None).await;
     let samples = latencies(network.as_ref(), samples, 1).await;
     report(&format!("{label}, over NATS, {agents} agents"), samples);
     let _ = stop.send(true);
@@ -216,15 +217,17 @@ async fn nats_latency(agents: usize, samples: usize, rewriting: bool) {
 }
 
 /// Floods `submissions` expressions (no rewriting) through 9 agents on the
-/// broker; messages handled per second, and raw JetStream's rate on the same broker.
-async fn nats_throughput(submissions: usize) {
+/// broker, with their replicas in memory or saved to redb; messages handled per
+/// second, and raw JetStream's rate on the same broker.
+async fn nats_throughput(submissions: usize, persist: bool) {
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).unwrap();
     let no_rewriting = WorkLimits {
         max_terms: 0,
         ..WorkLimits::default()
     };
-    let (network, stop) = nats_network(&broker, 9, no_rewriting).await;
+    let data_dir = persist.then(|| dir.path().join("data"));
+    let (network, stop) = nats_network(&broker, 9, no_rewriting, data_dir).await;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let exprs: Vec<Expr> = (0..submissions)
         .map(|_| parse_expr(&random_expr(&mut rng, 3, 1_000_000)).unwrap())
@@ -240,7 +243,7 @@ async fn nats_throughput(submissions: usize) {
             request: format!("load-{n}"),
             expression: expr.to_string(),
         };
-        let payload = serde_json::to_vec(&inbound).unwrap();
+        let payload = wire::encode_inbound(&inbound).unwrap();
         window.push(js.publish(wire::sync_subject(n % 9), payload.into()).await.unwrap());
         if window.len() == 256 {
             for ack in window.drain(..) {
@@ -271,7 +274,11 @@ async fn nats_throughput(submissions: usize) {
     let rate = received as f64 / took.as_secs_f64();
     println!(
         "{:<44} {received} messages in {:.2} s = {:>8.0} msg/s ({submissions} submissions, accepted in {:.2} s)",
-        "network messages over NATS, 9 agents",
+        if persist {
+            "messages over NATS, 9 agents, saved to redb"
+        } else {
+            "messages over NATS, 9 agents, in memory"
+        },
         took.as_secs_f64(),
         rate,
         submitted.as_secs_f64()
@@ -398,7 +405,10 @@ fn main() {
         .build()
         .unwrap();
     if std::env::args().any(|a| a == "throughput") {
-        runtime.block_on(nats_throughput(5_000));
+        runtime.block_on(async {
+            nats_throughput(5_000, false).await;
+            nats_throughput(5_000, true).await;
+        });
         return;
     }
     memory();
@@ -409,6 +419,8 @@ fn main() {
                 nats_latency(agents, samples, rewriting).await;
             }
         }
-        nats_throughput(if quick { 500 } else { 5_000 }).await;
+        for persist in [false, true] {
+            nats_throughput(if quick { 500 } else { 5_000 }, persist).await;
+        }
     });
 }

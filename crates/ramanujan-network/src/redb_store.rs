@@ -11,8 +11,8 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("replica_log");
 /// Format byte: the delta as JSON, deflated (its hex keys compress about 3:1).
 const DEFLATE_JSON: u8 = 1;
 
-fn encode(delta: &ReplicaState) -> Result<Vec<u8>, StoreError> {
-    let mut out = flate2::write::DeflateEncoder::new(vec![DEFLATE_JSON], flate2::Compression::default());
+fn encode(delta: &ReplicaState, level: flate2::Compression) -> Result<Vec<u8>, StoreError> {
+    let mut out = flate2::write::DeflateEncoder::new(vec![DEFLATE_JSON], level);
     serde_json::to_writer(&mut out, delta).map_err(fail)?;
     out.finish().map_err(fail)
 }
@@ -84,7 +84,9 @@ impl RedbStore {
             let mut table = txn.open_table(LOG).map_err(fail)?;
             table.retain(|_, _| false).map_err(fail)?;
             for (i, part) in parts.iter().enumerate() {
-                table.insert(i as u64, encode(part)?.as_slice()).map_err(fail)?;
+                table
+                    .insert(i as u64, encode(part, flate2::Compression::default())?.as_slice())
+                    .map_err(fail)?;
             }
         }
         txn.commit().map_err(fail)?;
@@ -111,7 +113,8 @@ impl ReplicaStore for RedbStore {
     }
 
     fn append(&mut self, delta: &ReplicaState) -> Result<(), StoreError> {
-        let bytes = encode(delta)?;
+        // Appends are on the hot path: compress fast; folding compresses harder.
+        let bytes = encode(delta, flate2::Compression::fast())?;
         let txn = self.db.begin_write().map_err(fail)?;
         {
             let mut table = txn.open_table(LOG).map_err(fail)?;

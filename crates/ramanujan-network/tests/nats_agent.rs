@@ -29,7 +29,7 @@ async fn publish(js: &async_nats::jetstream::Context, id: &str, payload: Vec<u8>
 }
 
 fn envelope(from: &str, to: &str, seq: u64, body: Body) -> Vec<u8> {
-    serde_json::to_vec(&Inbound::Envelope(Envelope {
+    wire::encode_inbound(&Inbound::Envelope(Envelope {
         from: from.into(),
         to: to.into(),
         seq,
@@ -72,7 +72,9 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
         delta: event_from("agent-1", "(+ a b)"),
     };
     publish(&js, "garbage", b"\x00not json{".to_vec()).await;
-    publish(&js, "unknown-field", br#"{"envelope":{"from":"agent-1","to":"agent-0","seq":1,"body":{"type":"heartbeat","data":{"facts":0,"digest":""}},"extra":1}}"#.to_vec()).await;
+    let unknown_field = json!({"envelope": {"from": "agent-1", "to": "agent-0", "seq": 1,
+        "body": {"type": "heartbeat", "data": {"facts": 0, "digest": ""}}, "extra": 1}});
+    publish(&js, "unknown-field", rmp_serde::to_vec_named(&unknown_field).unwrap()).await;
     publish(&js, "mallory", envelope("mallory", "agent-0", 1, good.clone())).await;
     publish(&js, "misaddressed", envelope("agent-1", "agent-2", 2, good.clone())).await;
     publish(&js, "first", envelope("agent-1", "agent-0", 3, good.clone())).await;

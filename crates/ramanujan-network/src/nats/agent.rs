@@ -11,7 +11,7 @@ use crate::runtime::{TopologyKind, agent_id, first_sequence_number};
 use agent_orchestrator::agent::{Agent, WorkLimits};
 use agent_orchestrator::network::{AgentState, Lifecycle, canonical_of};
 use agent_orchestrator::protocol::Envelope;
-use agent_orchestrator::store::{MemoryStore, ReplicaStore};
+use agent_orchestrator::store::ReplicaStore;
 use async_nats::jetstream::{self, consumer::pull};
 use futures_util::{FutureExt, StreamExt};
 use ramanujan_core::parse::parse_expr;
@@ -49,7 +49,8 @@ pub struct AgentConfig {
 struct Process {
     config: AgentConfig,
     agent: Agent,
-    store: Box<dyn ReplicaStore>,
+    /// `None` with `--in-memory`: nothing outlives the process anyway.
+    store: Option<RedbStore>,
     client: async_nats::Client,
     js: jetstream::Context,
     incarnation: u64,
@@ -76,13 +77,15 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
         // Nothing saved: this life's events need dots of their own.
         agent.set_actor(format!("{id}#{incarnation}"));
     }
-    let mut store: Box<dyn ReplicaStore> = match &config.data_dir {
-        Some(dir) => Box::new(RedbStore::open(&dir.join(format!("{id}.redb"))).map_err(|e| e.to_string())?),
-        None => Box::new(MemoryStore::default()),
+    let mut store = match &config.data_dir {
+        Some(dir) => Some(RedbStore::open(&dir.join(format!("{id}.redb"))).map_err(|e| e.to_string())?),
+        None => None,
     };
-    let saved = store.load().map_err(|e| e.to_string())?;
-    tracing::info!(agent = %id, facts = saved.term_count() + saved.equality_count(), "restored");
-    agent.restore(saved);
+    if let Some(store) = store.as_mut() {
+        let saved = store.load().map_err(|e| e.to_string())?;
+        tracing::info!(agent = %id, facts = saved.term_count() + saved.equality_count(), "restored");
+        agent.restore(saved);
+    }
 
     let client = wire::connect(&config.nats_url, &id).await?;
     let js = jetstream::new(client.clone());
@@ -216,7 +219,7 @@ impl Process {
         let mut out = Vec::new();
         let mut acks = Vec::new();
         for message in &batch {
-            match serde_json::from_slice::<Inbound>(&message.payload) {
+            match wire::decode_inbound(&message.payload) {
                 Ok(Inbound::Envelope(envelope)) => out.extend(self.agent.handle(envelope)),
                 Ok(Inbound::Envelopes(envelopes)) => {
                     for envelope in envelopes.into_iter().take(MAX_ENVELOPES_PER_MESSAGE) {
@@ -264,8 +267,13 @@ impl Process {
 
     /// Saves what the agent learned; `false` if the store failed.
     fn save(&mut self) -> bool {
+        let Some(store) = self.store.as_mut() else {
+            self.agent.mark_saved();
+            return true;
+        };
         let Some(news) = self.agent.unsaved() else { return true };
-        match self.store.append(&news) {
+        // Encoding and fsync: let the runtime's other tasks go on meanwhile.
+        match blocking(|| store.append(&news)) {
             Ok(()) => {
                 self.agent.mark_saved();
                 true
@@ -391,7 +399,7 @@ pub async fn publish_envelopes(js: &jetstream::Context, out: Vec<Envelope>) -> u
             } else {
                 Inbound::Envelopes(group)
             };
-            let Ok(payload) = serde_json::to_vec(&inbound) else {
+            let Ok(payload) = wire::encode_inbound(&inbound) else {
                 continue;
             };
             if payload.len() > wire::MAX_MESSAGE_BYTES {

@@ -252,7 +252,7 @@ impl NatsNetwork {
         };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", request.as_str());
-        let payload = serde_json::to_vec(&inbound).unwrap_or_default();
+        let payload = wire::encode_inbound(&inbound).unwrap_or_default();
         let result = async {
             let stored = self
                 .js

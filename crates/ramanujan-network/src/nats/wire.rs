@@ -49,7 +49,18 @@ pub fn index_of(id: &str) -> Option<usize> {
     id.strip_prefix("agent-")?.parse().ok()
 }
 
-/// What arrives in an agent's inbox.
+/// Encodes an inbox message: MessagePack with field names (binary term keys,
+/// and no serde buffering on the way back).
+pub fn encode_inbound(inbound: &Inbound) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec_named(inbound).map_err(|e| e.to_string())
+}
+
+/// Decodes an inbox message.
+pub fn decode_inbound(bytes: &[u8]) -> Result<Inbound, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// What arrives in an agent's inbox (MessagePack, see [`encode_inbound`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Inbound {

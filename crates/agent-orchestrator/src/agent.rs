@@ -109,8 +109,9 @@ pub struct Agent {
     neighbors: Vec<String>,
     known: HashSet<String>,
     replica: ReplicaState,
-    /// Facts new since the last save (see [`Agent::unsaved`]).
-    journal: ReplicaState,
+    /// Facts new since the last save (see [`Agent::unsaved`]); `None` for an
+    /// agent that saves nothing.
+    journal: Option<ReplicaState>,
     rules: RuleBook,
     limits: WorkLimits,
     counters: Counters,
@@ -134,7 +135,7 @@ impl Agent {
             neighbors,
             known,
             replica: ReplicaState::new(),
-            journal: ReplicaState::new(),
+            journal: Some(ReplicaState::new()),
             rules: RuleBook::new(true, &[]).expect("built-in rules compile"),
             limits,
             counters: Counters::default(),
@@ -159,15 +160,20 @@ impl Agent {
     /// covers). `None` when nothing is new. Costs the size of the news, not of
     /// the replica.
     pub fn unsaved(&self) -> Option<ReplicaState> {
-        if self.journal.is_empty() {
-            return None;
-        }
-        Some(self.journal.clone().with_clock(self.replica.clock().clone()))
+        let journal = self.journal.as_ref().filter(|j| !j.is_empty())?;
+        Some(journal.clone().with_clock(self.replica.clock().clone()))
     }
 
     /// The journal was saved durably: start a new one.
     pub fn mark_saved(&mut self) {
-        self.journal = ReplicaState::new();
+        if self.journal.is_some() {
+            self.journal = Some(ReplicaState::new());
+        }
+    }
+
+    /// Stops keeping a journal: for an agent with no store, which never saves.
+    pub fn keep_no_journal(&mut self) {
+        self.journal = None;
     }
 
     /// Numbers this agent's messages from `first` on. A restarted agent starts
@@ -280,7 +286,9 @@ impl Agent {
         if delta.is_empty() {
             return (root, Vec::new());
         }
-        self.journal.merge(&delta);
+        if let Some(journal) = self.journal.as_mut() {
+            journal.merge(&delta);
+        }
         self.dirty = true;
         let out = self.flood(&delta, None);
         (root, out)
@@ -373,7 +381,7 @@ impl Agent {
 
     /// Merges facts; GREEN checks the new equalities.
     fn absorb(&mut self, delta: &ReplicaState) {
-        let stats = self.replica.merge_noting(delta, Some(&mut self.journal));
+        let stats = self.replica.merge_noting(delta, self.journal.as_mut());
         if stats.new_terms + stats.new_equalities > 0 {
             self.dirty = true;
         }
@@ -428,7 +436,7 @@ impl Agent {
         if outcome.delta.is_empty() {
             return Vec::new();
         }
-        self.replica.merge_noting(&outcome.delta, Some(&mut self.journal));
+        self.replica.merge_noting(&outcome.delta, self.journal.as_mut());
         // More may follow from what was just derived, unless rewriting saturated.
         self.dirty = outcome.phase.stop_reason != "saturated";
         self.flood(&outcome.delta, None)

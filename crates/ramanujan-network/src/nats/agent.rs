@@ -81,6 +81,9 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
         Some(dir) => Some(RedbStore::open(&dir.join(format!("{id}.redb"))).map_err(|e| e.to_string())?),
         None => None,
     };
+    if store.is_none() {
+        agent.keep_no_journal();
+    }
     if let Some(store) = store.as_mut() {
         let saved = store.load().map_err(|e| e.to_string())?;
         tracing::info!(agent = %id, facts = saved.term_count() + saved.equality_count(), "restored");
@@ -267,10 +270,7 @@ impl Process {
 
     /// Saves what the agent learned; `false` if the store failed.
     fn save(&mut self) -> bool {
-        let Some(store) = self.store.as_mut() else {
-            self.agent.mark_saved();
-            return true;
-        };
+        let Some(store) = self.store.as_mut() else { return true };
         let Some(news) = self.agent.unsaved() else { return true };
         // Encoding and fsync: let the runtime's other tasks go on meanwhile.
         match blocking(|| store.append(&news)) {

@@ -9,6 +9,11 @@ use std::collections::{BTreeSet, VecDeque};
 /// Most agents in one topology.
 pub const MAX_AGENTS: usize = 1024;
 
+/// The id of the agent at position `index` of a topology: `agent-{index}`.
+pub fn agent_id(index: usize) -> String {
+    format!("agent-{index}")
+}
+
 /// An undirected simple graph of agents `0..n`, with each agent's colour.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Topology {
@@ -75,6 +80,14 @@ impl Topology {
     pub fn edges(&self) -> Vec<(usize, usize)> {
         (0..self.len())
             .flat_map(|u| self.neighbors[u].iter().filter(move |&&v| u < v).map(move |&v| (u, v)))
+            .collect()
+    }
+
+    /// Every edge once, by agent id (see [`agent_id`]).
+    pub fn edge_ids(&self) -> Vec<(String, String)> {
+        self.edges()
+            .into_iter()
+            .map(|(u, v)| (agent_id(u), agent_id(v)))
             .collect()
     }
 

@@ -9,6 +9,7 @@ use agent_orchestrator::network::{
 };
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::store::{MemoryStore, ReplicaStore};
+pub use agent_orchestrator::topology::agent_id;
 use agent_orchestrator::topology::{self, Topology};
 use ramanujan_core::Color;
 use ramanujan_core::lang::Expr;
@@ -46,11 +47,6 @@ impl TopologyKind {
         }
         .map_err(|e| e.to_string())
     }
-}
-
-/// The id of the agent at position `index` of the topology.
-pub fn agent_id(index: usize) -> String {
-    format!("agent-{index}")
 }
 
 /// How to run the network.
@@ -484,12 +480,7 @@ impl Network for InProcessNetwork {
         ready(NetworkStatus {
             transport: "in-process".into(),
             topology: self.topology.kind.clone(),
-            edges: self
-                .topology
-                .edges()
-                .into_iter()
-                .map(|(u, v)| (self.ids[u].clone(), self.ids[v].clone()))
-                .collect(),
+            edges: self.topology.edge_ids(),
             spectrum: self.topology.spectrum,
             sync_interval_ms: self.config.sync_interval.as_millis() as u64,
             distinct_digests: distinct.len(),

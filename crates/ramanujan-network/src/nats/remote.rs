@@ -315,12 +315,7 @@ impl Network for NatsNetwork {
             NetworkStatus {
                 transport: "nats".into(),
                 topology: self.topology.kind.clone(),
-                edges: self
-                    .topology
-                    .edges()
-                    .into_iter()
-                    .map(|(u, v)| (self.ids[u].clone(), self.ids[v].clone()))
-                    .collect(),
+                edges: self.topology.edge_ids(),
                 spectrum: self.topology.spectrum,
                 sync_interval_ms: self.config.sync_interval.as_millis() as u64,
                 distinct_digests: distinct.len(),

@@ -415,31 +415,63 @@ impl Agent {
 
     /// One rewriting step with the agent's colour, if there is work; floods the result.
     pub fn work(&mut self) -> Vec<Envelope> {
+        match self.start_work() {
+            Some(job) => {
+                let done = job.run();
+                self.finish_work(done)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Takes out what one rewriting step needs, if there is work, so that the
+    /// step can run without holding the agent (see [`WorkJob::run`]).
+    pub fn start_work(&mut self) -> Option<WorkJob> {
         if !self.dirty {
-            return Vec::new();
+            return None;
         }
         self.dirty = false;
         let terms = self.replica.term_count();
         if terms >= self.limits.max_terms {
-            return Vec::new();
+            return None;
         }
         self.counters.rewrite_steps += 1;
-        let limits = Limits {
-            nodes: (terms + self.limits.step_nodes).min(self.limits.max_terms),
-            iterations: self.limits.step_iterations,
-            time: self.limits.step_time,
-        };
-        let input = StreamInput::State(self.replica.clone());
-        let Ok(outcome) = apply_stream(self.color, &self.actor, input, &self.rules, Scheduler::Backoff, limits) else {
+        Some(WorkJob {
+            color: self.color,
+            actor: self.actor.clone(),
+            replica: self.replica.clone(),
+            rules: self.rules.clone(),
+            limits: Limits {
+                nodes: (terms + self.limits.step_nodes).min(self.limits.max_terms),
+                iterations: self.limits.step_iterations,
+                time: self.limits.step_time,
+            },
+        })
+    }
+
+    /// Records what a rewriting step derived as one event of this agent (the
+    /// replica may have moved on meanwhile; only facts still new are kept) and
+    /// floods it.
+    pub fn finish_work(&mut self, done: WorkDone) -> Vec<Envelope> {
+        let Some(derived) = done.derived else {
             return Vec::new();
         };
-        if outcome.delta.is_empty() {
+        let facts = Facts {
+            terms: derived.terms().map(|(_, t)| t.clone()).collect(),
+            equalities: derived.equalities().cloned().collect(),
+        };
+        let Ok(delta) = self.replica.record(&self.actor, facts) else {
+            return Vec::new();
+        };
+        // More may follow from what was just derived, unless rewriting saturated.
+        self.dirty = self.dirty || !done.saturated;
+        if delta.is_empty() {
             return Vec::new();
         }
-        self.replica.merge_noting(&outcome.delta, self.journal.as_mut());
-        // More may follow from what was just derived, unless rewriting saturated.
-        self.dirty = outcome.phase.stop_reason != "saturated";
-        self.flood(&outcome.delta, None)
+        if let Some(journal) = self.journal.as_mut() {
+            journal.merge(&delta);
+        }
+        self.flood(&delta, None)
     }
 
     /// Starts anti-entropy with the next neighbour in turn.
@@ -467,4 +499,43 @@ impl Agent {
 fn event_is_single(delta: &ReplicaState) -> bool {
     let clock = delta.clock();
     clock.counters().values().sum::<u64>() + clock.cloud().len() as u64 <= 1
+}
+
+/// One rewriting step, taken out of its agent.
+pub struct WorkJob {
+    color: Color,
+    actor: String,
+    replica: ReplicaState,
+    rules: RuleBook,
+    limits: Limits,
+}
+
+/// What a rewriting step derived.
+pub struct WorkDone {
+    derived: Option<ReplicaState>,
+    saturated: bool,
+}
+
+impl WorkJob {
+    /// Rewrites a copy of the replica with the colour's rules, within the limits.
+    pub fn run(self) -> WorkDone {
+        let input = StreamInput::State(self.replica);
+        match apply_stream(
+            self.color,
+            &self.actor,
+            input,
+            &self.rules,
+            Scheduler::Backoff,
+            self.limits,
+        ) {
+            Ok(outcome) if !outcome.delta.is_empty() => WorkDone {
+                saturated: outcome.phase.stop_reason == "saturated",
+                derived: Some(outcome.delta),
+            },
+            _ => WorkDone {
+                derived: None,
+                saturated: true,
+            },
+        }
+    }
 }

@@ -428,14 +428,16 @@ fn run_agent(
                 let out = lock(&slot.agent).sync_tick();
                 send_all(out);
             }
-            let out = {
-                let mut agent = lock(&slot.agent);
-                if agent.is_dirty() { agent.work() } else { Vec::new() }
-            };
-            if !out.is_empty() {
-                slot.save();
+            // Rewrite without holding the agent: readers and mail are not kept waiting.
+            let job = lock(&slot.agent).start_work();
+            if let Some(job) = job {
+                let done = job.run();
+                let out = lock(&slot.agent).finish_work(done);
+                if !out.is_empty() {
+                    slot.save();
+                }
+                send_all(out);
             }
-            send_all(out);
             true
         }));
         match step {

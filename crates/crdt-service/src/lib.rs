@@ -1,6 +1,66 @@
 //! # crdt-service
 //!
-//! Not built yet (see issue #4); this crate holds the place of the component
-//! in the workspace and will serve `/crdt/...`.
+//! Merges CRDT states for other components and outside clients:
 //!
-//! What it will do: A CRDT merge service: `POST /crdt/merge`, `/crdt/diff`, `/crdt/apply`, `GET /crdt/types` and `/crdt/stats` over TextCRDT, Map/JSON and Array documents (on yrs, Yjs v1 updates), GCounter, PNCounter, LWWRegister, MVRegister and ORSet (on `crdts`), vector clocks and the core's replicated e-graph, with merges memoised in a bounded LRU keyed by a canonical form of the inputs.
+//! - [`kinds`]: the types — `GCounter`, `PNCounter`, `LWWRegister`,
+//!   `MVRegister`, `VectorClock` (on the `crdts` crate, serde states) and the
+//!   core's `EGraph` — behind one trait.
+//! - [`merge`]: merging, memoised in a bounded LRU keyed by a canonical form
+//!   of the inputs, with identical / hit / contained / miss counted apart.
+//! - [`types`]: wire names and what `GET /crdt/types` says.
+//!
+//! Routes: `POST /crdt/merge`, `GET /crdt/types`, `GET /crdt/stats`.
+
+pub mod kinds;
+pub mod merge;
+pub mod types;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use merge::Merger;
+use ramanujan_http::{ApiError, JsonBody};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use types::CrdtType;
+
+/// Answers the merge cache keeps by default.
+pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
+
+/// The `/crdt` routes, with a merge memo of `cache_capacity` answers.
+pub fn router(cache_capacity: usize) -> Router {
+    Router::new()
+        .route("/crdt/merge", post(merge))
+        .route("/crdt/types", get(types))
+        .route("/crdt/stats", get(stats))
+        .with_state(Arc::new(Merger::new(cache_capacity)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeRequest {
+    crdt_type: String,
+    states: Vec<Value>,
+}
+
+async fn merge(State(merger): State<Arc<Merger>>, JsonBody(req): JsonBody<MergeRequest>) -> Result<Response, ApiError> {
+    let (body, outcome) = merger
+        .merge(&req.crdt_type, req.states)
+        .map_err(|e| ApiError::bad_request(e.0))?;
+    let mut response = (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
+    response
+        .headers_mut()
+        .insert("x-crdt-merge", HeaderValue::from_static(outcome.name()));
+    Ok(response)
+}
+
+async fn types() -> Json<Value> {
+    Json(json!({ "types": CrdtType::ALL.map(CrdtType::describe) }))
+}
+
+async fn stats(State(merger): State<Arc<Merger>>) -> Json<Value> {
+    Json(json!(merger.stats()))
+}

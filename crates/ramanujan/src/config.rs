@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// Answers the e-graph memo cache keeps.
     #[arg(long, env = "EGRAPH_CACHE_CAPACITY", default_value_t = egraph_service::DEFAULT_CACHE_CAPACITY)]
     pub egraph_cache_capacity: usize,
+    /// Merge answers the CRDT memo cache keeps.
+    #[arg(long, env = "CRDT_CACHE_CAPACITY", default_value_t = crdt_service::DEFAULT_CACHE_CAPACITY)]
+    pub crdt_cache_capacity: usize,
     /// Run no agents here: they are `ramanujan agent` processes on this NATS JetStream broker.
     #[arg(long, env = "NATS_URL")]
     pub nats: Option<String>,

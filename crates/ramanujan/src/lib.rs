@@ -24,7 +24,7 @@ pub const COMPONENTS: [(&str, &str, bool); 11] = [
     ("stream-red", "/stream/red", true),
     ("stream-blue", "/stream/blue", true),
     ("stream-green", "/stream/green", true),
-    ("crdt-service", "/crdt", false),
+    ("crdt-service", "/crdt", true),
     ("egraph-service", "/egraph", true),
     ("skill-verification", "/verify, /skills", false),
     ("agent-orchestrator", "/agents, /agent/{id}", true),
@@ -136,6 +136,7 @@ pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>) -> R
         .merge(stream_blue::router(runtime.clone()))
         .merge(stream_green::router(runtime))
         .merge(duck_colors::router())
+        .merge(crdt_service::router(args.crdt_cache_capacity))
         .merge(agent_orchestrator::router(network))
         .route("/health", get(health))
         .route("/status", get(status))

@@ -1,0 +1,169 @@
+//! Every type's merge is commutative, associative and idempotent, and a cached
+//! merge answers exactly what a fresh one does.
+
+use crdt_service::merge::{Merger, Outcome};
+use crdts::{CmRDT, GCounter, LWWReg, MVReg, PNCounter, VClock};
+use proptest::prelude::*;
+use ramanujan_core::materialize::expr_terms;
+use ramanujan_core::parse::parse_expr;
+use ramanujan_core::replica::{Facts, ReplicaState};
+use serde_json::{Value, json};
+
+const ACTORS: [&str; 9] = ["a", "b", "c", "b1", "b2", "b3", "c1", "c2", "c3"];
+
+/// A state of `crdt_type` built by real operations from `ops` (actor, amount).
+fn state(crdt_type: &str, ops: &[(usize, u8)]) -> Value {
+    match crdt_type {
+        "GCounter" => {
+            let mut c = GCounter::<String>::new();
+            for &(a, n) in ops {
+                for _ in 0..n % 4 {
+                    c.apply(c.inc(ACTORS[a].to_string()));
+                }
+            }
+            json!(c)
+        }
+        "PNCounter" => {
+            let mut c = PNCounter::<String>::new();
+            for &(a, n) in ops {
+                let op = if n % 2 == 0 {
+                    c.inc(ACTORS[a].to_string())
+                } else {
+                    c.dec(ACTORS[a].to_string())
+                };
+                c.apply(op);
+            }
+            json!(c)
+        }
+        "LWWRegister" => {
+            // One value per marker, as writers that never reuse a marker produce.
+            let marker = ops.iter().map(|&(a, n)| a as u64 * 100 + n as u64).max().unwrap_or(0);
+            // Markers are unique per write (actor and count), values follow them.
+            json!(LWWReg {
+                val: json!(format!("v{marker}")),
+                marker
+            })
+        }
+        "MVRegister" => {
+            let mut r = MVReg::<Value, String>::new();
+            for &(a, n) in ops {
+                let ctx = r.read_ctx().derive_add_ctx(ACTORS[a].to_string());
+                r.apply(r.write(json!(n), ctx));
+            }
+            json!(r)
+        }
+        "VectorClock" => {
+            let mut c = VClock::<String>::new();
+            for &(a, n) in ops {
+                for _ in 0..n % 3 {
+                    c.apply(c.inc(ACTORS[a].to_string()));
+                }
+            }
+            json!(c)
+        }
+        "EGraph" => {
+            let mut r = ReplicaState::new();
+            for &(a, n) in ops {
+                let mut facts = Facts::default();
+                expr_terms(&parse_expr(&format!("(+ x{} {})", n % 5, a)).unwrap(), &mut facts);
+                r.record(ACTORS[a], facts).unwrap();
+            }
+            json!(r)
+        }
+        other => panic!("no generator for {other}"),
+    }
+}
+
+const TYPES: [&str; 6] = [
+    "GCounter",
+    "PNCounter",
+    "LWWRegister",
+    "MVRegister",
+    "VectorClock",
+    "EGraph",
+];
+
+fn merged(crdt_type: &str, states: &[&Value]) -> Value {
+    let (body, _) = Merger::new(16)
+        .merge(crdt_type, states.iter().map(|s| (*s).clone()).collect())
+        .unwrap();
+    serde_json::from_slice::<Value>(&body).unwrap()["state"].clone()
+}
+
+fn canonical(crdt_type: &str, s: &Value) -> Value {
+    // Merging a state with itself answers its canonical form.
+    merged(crdt_type, &[s, s])
+}
+
+/// The same operations by the writers of one branch (actors `offset..offset+3`).
+fn branch(ops: &[(usize, u8)], offset: usize) -> Vec<(usize, u8)> {
+    ops.iter().map(|&(a, n)| (a + offset, n)).collect()
+}
+
+fn ops() -> impl Strategy<Value = Vec<(usize, u8)>> {
+    prop::collection::vec((0..3usize, 0..8u8), 0..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn merge_laws_hold_for_every_type(t in 0..TYPES.len(), a in ops(), b in ops(), c in ops()) {
+        let ty = TYPES[t];
+        // Three replicas that share a history (`a`) and then diverge, each
+        // branch with writers of its own (as real replicas have).
+        let sa = state(ty, &a);
+        let sb = state(ty, &[a.clone(), branch(&b, 3)].concat());
+        let sc = state(ty, &[a, branch(&c, 6)].concat());
+        prop_assert_eq!(merged(ty, &[&sa, &sb]), merged(ty, &[&sb, &sa]), "commutative");
+        prop_assert_eq!(merged(ty, &[&sb, &sc]), merged(ty, &[&sc, &sb]), "commutative when concurrent");
+        let left = merged(ty, &[&merged(ty, &[&sa, &sb]), &sc]);
+        let right = merged(ty, &[&sa, &merged(ty, &[&sb, &sc])]);
+        prop_assert_eq!(&left, &right, "associative");
+        prop_assert_eq!(merged(ty, &[&sa, &sb, &sc]), left, "n-ary = pairwise");
+        prop_assert_eq!(merged(ty, &[&sb, &sb]), canonical(ty, &sb), "idempotent");
+        prop_assert_eq!(merged(ty, &[&merged(ty, &[&sa, &sb]), &sb]), merged(ty, &[&sa, &sb]), "absorbs");
+    }
+
+    #[test]
+    fn a_cached_merge_answers_exactly_what_a_fresh_one_does(t in 0..TYPES.len(), a in ops(), b in ops()) {
+        let ty = TYPES[t];
+        let (sa, sb) = (state(ty, &a), state(ty, &branch(&b, 3)));
+        let merger = Merger::new(16);
+        let (first, _) = merger.merge(ty, vec![sa.clone(), sb.clone()]).unwrap();
+        // The same inputs in another order and another spelling (re-serialised) hit.
+        let respelled: Value = serde_json::from_str(&sa.to_string()).unwrap();
+        let (second, outcome) = merger.merge(ty, vec![sb.clone(), respelled]).unwrap();
+        let (fresh, _) = Merger::new(16).merge(ty, vec![sa, sb]).unwrap();
+        prop_assert_eq!(&second, &fresh);
+        prop_assert_eq!(&first, &fresh);
+        prop_assert!(matches!(outcome, Outcome::Hit | Outcome::Identical), "{:?}", outcome);
+    }
+}
+
+#[test]
+fn the_four_cases_are_counted_apart() {
+    let merger = Merger::new(16);
+    let small = state("GCounter", &[(0, 1)]);
+    let big = state("GCounter", &[(0, 3), (1, 2)]);
+    let other = state("GCounter", &[(2, 2)]);
+    assert_eq!(
+        merger.merge("GCounter", vec![small.clone(), small.clone()]).unwrap().1,
+        Outcome::Identical
+    );
+    assert_eq!(
+        merger.merge("GCounter", vec![small.clone(), big.clone()]).unwrap().1,
+        Outcome::Contained
+    );
+    assert_eq!(
+        merger.merge("GCounter", vec![big.clone(), other.clone()]).unwrap().1,
+        Outcome::Miss
+    );
+    assert_eq!(merger.merge("GCounter", vec![other, big]).unwrap().1, Outcome::Hit);
+    let stats = merger.stats();
+    assert_eq!(
+        (stats.identical, stats.contained, stats.misses, stats.hits),
+        (1, 1, 1, 1)
+    );
+    assert!((stats.hit_ratio - 1.0 / 3.0).abs() < 1e-9);
+}

@@ -133,7 +133,43 @@ async fn apply(
     outcome.map(Json).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// `GET /stream/{color}` and `POST /stream/{color}/apply`.
+/// `POST /stream/{color}/merge`: the stream's delta merged into its input, as an
+/// `EGraph` CRDT state in the shape `/crdt/merge` answers (colour → CRDT). The
+/// input may be an expression (its terms are the starting state) or a state.
+async fn merge(
+    State(s): State<Arc<ColorStream>>,
+    JsonBody(req): JsonBody<ApplyRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let (agent, input, book, limits, scheduler) = s.prepare(req)?;
+    let color = s.color;
+    let merged = offload::run(&s.runtime.offload, move || {
+        let mut base = match &input {
+            StreamInput::State(state) => state.clone(),
+            StreamInput::Expression(expr) => {
+                let mut facts = ramanujan_core::replica::Facts::default();
+                ramanujan_core::materialize::expr_terms(expr, &mut facts);
+                let mut state = ramanujan_core::ReplicaState::new();
+                state.record(&agent, facts).map_err(|e| e.to_string())?;
+                state
+            }
+        };
+        let input = StreamInput::State(base.clone());
+        let outcome = apply_stream(color, &agent, input, &book, scheduler, limits).map_err(|e| e.to_string())?;
+        let stats = base.merge(&outcome.delta);
+        Ok::<_, String>((base, stats))
+    })
+    .await?
+    .map_err(ApiError::bad_request)?;
+    let (state, stats) = merged;
+    Ok(Json(json!({
+        "crdt_type": "EGraph",
+        "state": state,
+        "value": {"terms": state.term_count(), "equalities": state.equality_count(), "digest": state.digest()},
+        "merged": stats,
+    })))
+}
+
+/// `GET /stream/{color}`, `POST /stream/{color}/apply` and `POST /stream/{color}/merge`.
 pub fn router(color: Color, runtime: Runtime) -> Router {
     let stream = Arc::new(ColorStream { color, runtime });
     let prefix = stream.prefix();
@@ -141,5 +177,6 @@ pub fn router(color: Color, runtime: Runtime) -> Router {
         .route(&prefix, get(status))
         .route(&format!("{prefix}/"), get(status))
         .route(&format!("{prefix}/apply"), post(apply))
+        .route(&format!("{prefix}/merge"), post(merge))
         .with_state(stream)
 }

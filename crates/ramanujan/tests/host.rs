@@ -313,3 +313,47 @@ async fn agent_network_routes() {
     }
     drop(server);
 }
+
+#[tokio::test]
+async fn colour_streams_feed_the_crdt_merge() {
+    let server = start(ServeArgs::default()).await;
+    let base = server.base.clone();
+    // RED → CRDT: the RED stream's delta merged into the expression's terms.
+    let (status, red) = post(&base, "/stream/red/merge", json!({"expression": "(* a (+ b c))"})).await;
+    assert_eq!(status, 200, "{red}");
+    assert_eq!(red["crdt_type"], "EGraph");
+    assert!(
+        red["merged"]["new_equalities"].as_u64().unwrap() > 0,
+        "RED derived something: {red}"
+    );
+    // The same from BLUE, by another agent, then the two EGraph states merged.
+    let (status, blue) = post(
+        &base,
+        "/stream/blue/merge",
+        json!({"expression": "(+ (* a b) (* a c))", "agent": "blue-1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{blue}");
+    let (status, merged) = post(
+        &base,
+        "/crdt/merge",
+        json!({"crdt_type": "EGraph", "states": [red["state"], blue["state"]]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{merged}");
+    let facts = |v: &Value| v["value"]["terms"].as_u64().unwrap() + v["value"]["equalities"].as_u64().unwrap();
+    assert!(
+        facts(&merged) > facts(&red).max(facts(&blue)),
+        "the union holds more than either: {merged}"
+    );
+    // Merged, the two expressions are one class: RED's expansion meets BLUE's factoring.
+    let state: ReplicaState = serde_json::from_value(merged["state"].clone()).unwrap();
+    let m = Materialized::new(&state);
+    let key = |e: &str| {
+        ramanujan_core::materialize::expr_terms(&e.parse().unwrap(), &mut ramanujan_core::replica::Facts::default())
+    };
+    assert!(m.equivalent(key("(* a (+ b c))"), key("(+ (* a b) (* a c))")));
+    // Bad input: a state that is not one.
+    let (status, _) = post(&base, "/stream/red/merge", json!({"state": {"terms": 3}})).await;
+    assert!((400..500).contains(&status));
+}

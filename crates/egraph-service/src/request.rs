@@ -1,5 +1,6 @@
 //! The `POST /egraph/saturate` request and its validation.
 
+use ramanujan_core::ReplicaState;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::rules::{RuleBook, RuleSpec};
 use ramanujan_core::saturate::{Saturation, Scheduler};
@@ -29,6 +30,10 @@ pub struct SaturateRequest {
     /// `{"nodes", "iterations", "time_ms"}`.
     #[serde(default)]
     pub limits: LimitsRequest,
+    /// A replicated e-graph (an `EGraph` CRDT state, e.g. merged by `/crdt/merge`)
+    /// to start from: what it already knows about the expression counts.
+    #[serde(default)]
+    pub state: Option<ReplicaState>,
 }
 
 fn yes() -> bool {
@@ -50,6 +55,15 @@ impl SaturateRequest {
     pub fn check(self, default_time: Duration) -> Result<Checked, ApiError> {
         let expr = parse_expr(&self.expression).map_err(|e| ApiError::bad_request(format!("expression: {e}")))?;
         let limits = self.limits.resolve(default_time)?;
+        if let Some(state) = &self.state
+            && state.term_count() > limits.nodes
+        {
+            return Err(ApiError::bad_request(format!(
+                "state: {} terms exceed the node limit {}",
+                state.term_count(),
+                limits.nodes
+            )));
+        }
         let mut h = blake3::Hasher::new();
         let mut field = |bytes: &[u8]| {
             h.update(&(bytes.len() as u64).to_le_bytes());
@@ -70,6 +84,8 @@ impl SaturateRequest {
         field(&(limits.nodes as u64).to_le_bytes());
         field(&(limits.iterations as u64).to_le_bytes());
         field(&(limits.time.as_millis() as u64).to_le_bytes());
+        // Only the facts matter to a saturation, not who recorded them when.
+        field(self.state.as_ref().map_or(String::new(), |s| s.digest()).as_bytes());
         let key = *h.finalize().as_bytes();
         Ok(Checked {
             request: self,
@@ -91,6 +107,7 @@ impl Checked {
             fold_constants: r.fold_constants,
             scheduler: r.scheduler,
             limits: self.limits,
+            start: r.state,
         })
     }
 }

@@ -24,8 +24,13 @@ impl Materialized {
     /// (pending ones are left out), every equality between such terms, with
     /// constants folded, rebuilt.
     pub fn new(state: &ReplicaState) -> Self {
+        Self::build(state, true)
+    }
+
+    /// [`Materialized::new`], folding constants or not.
+    pub fn build(state: &ReplicaState, fold_constants: bool) -> Self {
         let mut m = Materialized {
-            egraph: EGraph::new(ColoredAnalysis::new(true)),
+            egraph: EGraph::new(ColoredAnalysis::new(fold_constants)),
             ids: HashMap::new(),
         };
         for (key, _) in state.terms() {

@@ -57,6 +57,9 @@ pub struct Saturation {
     pub scheduler: Scheduler,
     /// Limits.
     pub limits: Limits,
+    /// A replicated e-graph to start from (e.g. a `/crdt/merge` answer): its
+    /// terms and equalities are in the e-graph before the expression is added.
+    pub start: Option<crate::ReplicaState>,
 }
 
 /// How one phase went.
@@ -211,7 +214,10 @@ impl Saturation {
     /// Runs the four phases and reports.
     pub fn run(&self) -> SaturationReport {
         let deadline = Instant::now() + self.limits.time;
-        let mut egraph = EGraph::new(ColoredAnalysis::new(self.fold_constants));
+        let mut egraph = match &self.start {
+            Some(state) => crate::materialize::Materialized::build(state, self.fold_constants).egraph,
+            None => EGraph::new(ColoredAnalysis::new(self.fold_constants)),
+        };
         let root: Id = egraph.add_expr(&self.expr);
         let mut phases = Vec::with_capacity(4);
         for color in Color::ALL {

@@ -353,6 +353,27 @@ async fn colour_streams_feed_the_crdt_merge() {
         ramanujan_core::materialize::expr_terms(&e.parse().unwrap(), &mut ramanujan_core::replica::Facts::default())
     };
     assert!(m.equivalent(key("(* a (+ b c))"), key("(+ (* a b) (* a c))")));
+    // CRDT → e-graph: with no rules at all, only the merged state knows that the
+    // expanded form equals the factored one.
+    let ask = |state: Option<Value>| {
+        let mut body = json!({"expression": "(+ (* a b) (* a c))", "default_rules": false});
+        if let Some(state) = state {
+            body["state"] = state;
+        }
+        body
+    };
+    let (status, alone) = post(&base, "/egraph/saturate", ask(None)).await;
+    assert_eq!(
+        (status, alone["canonical"].as_str()),
+        (200, Some("(+ (* a b) (* a c))")),
+        "{alone}"
+    );
+    let (status, seeded) = post(&base, "/egraph/saturate", ask(Some(merged["state"].clone()))).await;
+    assert_eq!(
+        (status, seeded["canonical"].as_str()),
+        (200, Some("(* a (+ b c))")),
+        "{seeded}"
+    );
     // Bad input: a state that is not one.
     let (status, _) = post(&base, "/stream/red/merge", json!({"state": {"terms": 3}})).await;
     assert!((400..500).contains(&status));

@@ -1,7 +1,7 @@
 //! The CRDT types the service merges, each behind one small trait: parse a
 //! state, check and merge, give a canonical form and a readable value.
 
-use crdts::{CvRDT, GCounter, LWWReg, MVReg, PNCounter, VClock};
+use crdts::{CvRDT, GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use ramanujan_core::ReplicaState;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -109,6 +109,29 @@ impl Kind for MVReg<Value, String> {
         let mut vals: Vec<Value> = self.read().val;
         vals.sort_by_cached_key(|v| v.to_string());
         Value::Array(vals)
+    }
+}
+
+/// An observed-remove set (`crdts::Orswot`): `{"clock": {"dots": ...},
+/// "entries": {"member": {"dots": ...}}, "deferred": {}}`. Deferred removes are
+/// keyed by clocks, which JSON cannot carry, so states with any are refused.
+impl Kind for Orswot<String, String> {
+    fn parse(state: Value) -> Result<Self, String> {
+        from_value(state)
+    }
+    fn check(&self, _: &Self) -> Result<(), String> {
+        Ok(())
+    }
+    fn merge(&mut self, other: Self) {
+        CvRDT::merge(self, other)
+    }
+    fn canonical(&self) -> Value {
+        to_value(self)
+    }
+    fn value(&self) -> Value {
+        let mut members: Vec<String> = self.read().val.into_iter().collect();
+        members.sort();
+        json!(members)
     }
 }
 

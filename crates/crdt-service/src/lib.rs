@@ -3,7 +3,7 @@
 //! Merges CRDT states for other components and outside clients:
 //!
 //! - [`kinds`]: the types — `GCounter`, `PNCounter`, `LWWRegister`,
-//!   `MVRegister`, `VectorClock` (on the `crdts` crate, serde states) and the
+//!   `MVRegister`, `ORSet`, `VectorClock` (on the `crdts` crate, serde states) and the
 //!   core's `EGraph` — behind one trait.
 //! - [`merge`]: merging, memoised in a bounded LRU keyed by a canonical form
 //!   of the inputs, with identical / hit / contained / miss counted apart.

@@ -10,7 +10,7 @@ use crate::kinds::Kind;
 use crate::types::CrdtType;
 use bytes::Bytes;
 
-use crdts::{GCounter, LWWReg, MVReg, PNCounter, VClock};
+use crdts::{GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use lru::LruCache;
 use ramanujan_core::ReplicaState;
 use serde::Serialize;
@@ -160,6 +160,7 @@ impl Merger {
             CrdtType::PNCounter => self.merge_kind::<PNCounter<String>>(kind, states),
             CrdtType::LWWRegister => self.merge_kind::<LWWReg<Value, u64>>(kind, states),
             CrdtType::MVRegister => self.merge_kind::<MVReg<Value, String>>(kind, states),
+            CrdtType::ORSet => self.merge_kind::<Orswot<String, String>>(kind, states),
             CrdtType::VectorClock => self.merge_kind::<VClock<String>>(kind, states),
             CrdtType::EGraph => self.merge_kind::<ReplicaState>(kind, states),
         }

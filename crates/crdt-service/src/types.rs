@@ -14,6 +14,8 @@ pub enum CrdtType {
     LWWRegister,
     /// Multi-value register (`crdts::MVReg`).
     MVRegister,
+    /// Observed-remove set (`crdts::Orswot`).
+    ORSet,
     /// Vector clock (`crdts::VClock`).
     VectorClock,
     /// The core's replicated e-graph.
@@ -22,11 +24,12 @@ pub enum CrdtType {
 
 impl CrdtType {
     /// Every type, in the order `/crdt/types` lists them.
-    pub const ALL: [CrdtType; 6] = [
+    pub const ALL: [CrdtType; 7] = [
         CrdtType::GCounter,
         CrdtType::PNCounter,
         CrdtType::LWWRegister,
         CrdtType::MVRegister,
+        CrdtType::ORSet,
         CrdtType::VectorClock,
         CrdtType::EGraph,
     ];
@@ -38,6 +41,7 @@ impl CrdtType {
             CrdtType::PNCounter => "PNCounter",
             CrdtType::LWWRegister => "LWWRegister",
             CrdtType::MVRegister => "MVRegister",
+            CrdtType::ORSet => "ORSet",
             CrdtType::VectorClock => "VectorClock",
             CrdtType::EGraph => "EGraph",
         }
@@ -66,6 +70,10 @@ impl CrdtType {
             CrdtType::MVRegister => (
                 "the concurrent values, sorted",
                 json!({"vals": [[{"dots": {"a": 1}}, "x"], [{"dots": {"b": 1}}, "y"]]}),
+            ),
+            CrdtType::ORSet => (
+                "the members, sorted",
+                json!({"clock": {"dots": {"a": 2}}, "entries": {"x": {"dots": {"a": 1}}, "y": {"dots": {"a": 2}}}, "deferred": {}}),
             ),
             CrdtType::VectorClock => ("the clock's counters", json!({"dots": {"a": 4, "b": 2}})),
             CrdtType::EGraph => (

@@ -2,7 +2,7 @@
 //! merge answers exactly what a fresh one does.
 
 use crdt_service::merge::{Merger, Outcome};
-use crdts::{CmRDT, GCounter, LWWReg, MVReg, PNCounter, VClock};
+use crdts::{CmRDT, GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use proptest::prelude::*;
 use ramanujan_core::materialize::expr_terms;
 use ramanujan_core::parse::parse_expr;
@@ -51,6 +51,19 @@ fn state(crdt_type: &str, ops: &[(usize, u8)]) -> Value {
                 r.apply(r.write(json!(n), ctx));
             }
             json!(r)
+        }
+        "ORSet" => {
+            let mut set = Orswot::<String, String>::new();
+            for &(a, n) in ops {
+                let member = format!("m{}", n % 4);
+                let op = if n % 3 == 2 {
+                    set.rm(member, set.read_ctx().derive_rm_ctx())
+                } else {
+                    set.add(member, set.read_ctx().derive_add_ctx(ACTORS[a].to_string()))
+                };
+                set.apply(op);
+            }
+            json!(set)
         }
         "VectorClock" => {
             let mut c = VClock::<String>::new();
@@ -105,7 +118,7 @@ fn ops() -> impl Strategy<Value = Vec<(usize, u8)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn merge_laws_hold_for_every_type(t in 0..TYPES.len(), a in ops(), b in ops(), c in ops()) {

@@ -48,6 +48,13 @@ fn bad_input_gets_a_400_that_says_why() {
             "state 1 is not a valid GCounter",
         ),
         (
+            json!({"crdt_type": "ORSet", "states": [
+                {"clock": {"dots": {}}, "entries": {}, "deferred": {}},
+                {"clock": {"dots": {}}, "entries": {}, "deferred": {"x": ["m"]}},
+            ]}),
+            "state 1 is not a valid ORSet",
+        ),
+        (
             json!({"crdt_type": "LWWRegister", "states": [{"val": 1, "marker": 3}, {"val": 2, "marker": 3}]}),
             "same marker",
         ),

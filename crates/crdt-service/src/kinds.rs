@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// One CRDT type as the service sees it.
-pub trait Kind: Sized + Clone {
+pub trait Kind: Sized {
     /// Parses a state (serde form of the underlying type).
     fn parse(state: Value) -> Result<Self, String>;
     /// Why merging `other` into `self` would be unsafe, if it would.
@@ -28,43 +28,62 @@ fn to_value(v: &impl serde::Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// A grow-only counter: `{"inner": {"dots": {"actor": n}}}`.
-impl Kind for GCounter<String> {
-    fn parse(state: Value) -> Result<Self, String> {
-        from_value(state)
-    }
-    fn check(&self, _: &Self) -> Result<(), String> {
-        Ok(())
-    }
-    fn merge(&mut self, other: Self) {
-        CvRDT::merge(self, other)
-    }
-    fn canonical(&self) -> Value {
-        to_value(self)
-    }
-    fn value(&self) -> Value {
-        json!(self.read().to_string())
-    }
+/// Implements [`Kind`] for a `crdts` type whose serde form is already
+/// canonical (ordered maps) and whose merge is always safe.
+macro_rules! plain_cvrdt {
+    ($(#[$doc:meta])* $ty:ty, |$s:ident| $value:expr) => {
+        $(#[$doc])*
+        impl Kind for $ty {
+            fn parse(state: Value) -> Result<Self, String> {
+                from_value(state)
+            }
+            fn check(&self, _: &Self) -> Result<(), String> {
+                Ok(())
+            }
+            fn merge(&mut self, other: Self) {
+                CvRDT::merge(self, other)
+            }
+            fn canonical(&self) -> Value {
+                to_value(self)
+            }
+            fn value(&self) -> Value {
+                let $s = self;
+                $value
+            }
+        }
+    };
 }
 
-/// An increment/decrement counter: `{"p": <GCounter>, "n": <GCounter>}`.
-impl Kind for PNCounter<String> {
-    fn parse(state: Value) -> Result<Self, String> {
-        from_value(state)
+plain_cvrdt!(
+    /// A grow-only counter: `{"inner": {"dots": {"actor": n}}}`.
+    GCounter<String>,
+    |s| json!(s.read().to_string())
+);
+
+plain_cvrdt!(
+    /// An increment/decrement counter: `{"p": <GCounter>, "n": <GCounter>}`.
+    PNCounter<String>,
+    |s| json!(s.read().to_string())
+);
+
+plain_cvrdt!(
+    /// A vector clock: `{"dots": {"actor": n}}`.
+    VClock<String>,
+    |s| to_value(&s.dots)
+);
+
+plain_cvrdt!(
+    /// An observed-remove set (`crdts::Orswot`): `{"clock": {"dots": ...},
+    /// "entries": {"member": {"dots": ...}}, "deferred": {}}`. Deferred removes
+    /// are keyed by clocks, which JSON object keys cannot carry, so states with
+    /// any do not parse.
+    Orswot<String, String>,
+    |s| {
+        let mut members: Vec<String> = s.read().val.into_iter().collect();
+        members.sort();
+        json!(members)
     }
-    fn check(&self, _: &Self) -> Result<(), String> {
-        Ok(())
-    }
-    fn merge(&mut self, other: Self) {
-        CvRDT::merge(self, other)
-    }
-    fn canonical(&self) -> Value {
-        to_value(self)
-    }
-    fn value(&self) -> Value {
-        json!(self.read().to_string())
-    }
-}
+);
 
 /// A last-writer-wins register: `{"val": <any JSON>, "marker": n}`.
 impl Kind for LWWReg<Value, u64> {
@@ -109,48 +128,6 @@ impl Kind for MVReg<Value, String> {
         let mut vals: Vec<Value> = self.read().val;
         vals.sort_by_cached_key(|v| v.to_string());
         Value::Array(vals)
-    }
-}
-
-/// An observed-remove set (`crdts::Orswot`): `{"clock": {"dots": ...},
-/// "entries": {"member": {"dots": ...}}, "deferred": {}}`. Deferred removes are
-/// keyed by clocks, which JSON cannot carry, so states with any are refused.
-impl Kind for Orswot<String, String> {
-    fn parse(state: Value) -> Result<Self, String> {
-        from_value(state)
-    }
-    fn check(&self, _: &Self) -> Result<(), String> {
-        Ok(())
-    }
-    fn merge(&mut self, other: Self) {
-        CvRDT::merge(self, other)
-    }
-    fn canonical(&self) -> Value {
-        to_value(self)
-    }
-    fn value(&self) -> Value {
-        let mut members: Vec<String> = self.read().val.into_iter().collect();
-        members.sort();
-        json!(members)
-    }
-}
-
-/// A vector clock: `{"dots": {"actor": n}}`.
-impl Kind for VClock<String> {
-    fn parse(state: Value) -> Result<Self, String> {
-        from_value(state)
-    }
-    fn check(&self, _: &Self) -> Result<(), String> {
-        Ok(())
-    }
-    fn merge(&mut self, other: Self) {
-        CvRDT::merge(self, other)
-    }
-    fn canonical(&self) -> Value {
-        to_value(self)
-    }
-    fn value(&self) -> Value {
-        to_value(&self.dots)
     }
 }
 

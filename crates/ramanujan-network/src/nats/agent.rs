@@ -224,8 +224,12 @@ impl Process {
         for message in &batch {
             match wire::decode_inbound(&message.payload) {
                 Ok(Inbound::Envelope(envelope)) => out.extend(self.agent.handle(envelope)),
+                // No sender packs more; a message that does is refused whole.
+                Ok(Inbound::Envelopes(envelopes)) if envelopes.len() > MAX_ENVELOPES_PER_MESSAGE => {
+                    self.agent.reject_malformed();
+                }
                 Ok(Inbound::Envelopes(envelopes)) => {
-                    for envelope in envelopes.into_iter().take(MAX_ENVELOPES_PER_MESSAGE) {
+                    for envelope in envelopes {
                         out.extend(self.agent.handle(envelope));
                     }
                 }

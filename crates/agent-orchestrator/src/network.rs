@@ -1,7 +1,7 @@
 //! What the `/agents` routes need from a running network, whatever carries its
 //! messages. Implemented by the host's in-process runtime and its NATS runtime.
 
-use crate::agent::{Counters, LogEntry};
+use crate::agent::{Agent, Counters, LogEntry};
 use crate::protocol::Envelope;
 use crate::topology::Spectrum;
 use ramanujan_core::clock::VectorClock;
@@ -14,6 +14,7 @@ use ramanujan_core::{Color, Polarity};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 /// A boxed future, so the trait can be used as `dyn Network`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -30,6 +31,25 @@ pub enum Lifecycle {
     Suspect,
     /// No heartbeat for two health timeouts: to be restarted.
     Dead,
+}
+
+impl Lifecycle {
+    /// The lifecycle of an agent whose last heartbeat is `age` old (`None`: no
+    /// heartbeat yet): alive within one health timeout, suspect within two, dead after.
+    pub fn from_heartbeat_age(age: Option<Duration>, health_timeout: Duration) -> Lifecycle {
+        match age {
+            None => Lifecycle::Starting,
+            Some(age) if age <= health_timeout => Lifecycle::Alive,
+            Some(age) if age <= 2 * health_timeout => Lifecycle::Suspect,
+            Some(_) => Lifecycle::Dead,
+        }
+    }
+}
+
+/// How often an agent beats (and a host pings) for a given health timeout:
+/// three beats per timeout, between 50 ms and 1 s.
+pub fn heartbeat_interval(health_timeout: Duration) -> Duration {
+    (health_timeout / 3).clamp(Duration::from_millis(50), Duration::from_secs(1))
 }
 
 /// `GET /agent/{id}/state`.
@@ -67,6 +87,32 @@ pub struct AgentState {
     pub digest: String,
     /// Every counter.
     pub counters: Counters,
+}
+
+impl AgentState {
+    /// The state of `agent` as a host sees it.
+    pub fn of(agent: &Agent, node_id: &str, status: Lifecycle, uptime_seconds: f64, restarts: u64) -> AgentState {
+        let replica = agent.replica();
+        let counters = agent.counters().clone();
+        AgentState {
+            agent_id: agent.id().to_string(),
+            node_id: node_id.to_string(),
+            color: agent.color(),
+            polarity: agent.color().polarity(),
+            status,
+            egraph_nodes: replica.term_count(),
+            equalities: replica.equality_count(),
+            neighbors: agent.neighbors().to_vec(),
+            messages_received: counters.messages_received,
+            messages_sent: counters.messages_sent,
+            syncs_completed: counters.syncs_completed,
+            uptime_seconds,
+            restarts,
+            vector_clock: replica.clock().clone(),
+            digest: replica.digest(),
+            counters,
+        }
+    }
 }
 
 /// One agent in `GET /agents/status`.

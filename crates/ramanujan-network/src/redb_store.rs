@@ -67,6 +67,11 @@ impl RedbStore {
         })
     }
 
+    /// The store of agent `id` in a data directory: `{dir}/{id}.redb`.
+    pub fn for_agent(dir: &Path, id: &str) -> Result<Self, StoreError> {
+        Self::open(&dir.join(format!("{id}.redb")))
+    }
+
     /// Records in the log.
     pub fn records(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(fail)?;

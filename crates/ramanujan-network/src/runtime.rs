@@ -203,7 +203,7 @@ impl InProcessNetwork {
                 work: config.work,
             };
             let mut store: Box<dyn ReplicaStore> = match &config.data_dir {
-                Some(dir) => Box::new(RedbStore::open(&dir.join(format!("{id}.redb"))).map_err(|e| e.to_string())?),
+                Some(dir) => Box::new(RedbStore::for_agent(dir, id).map_err(|e| e.to_string())?),
                 None => Box::new(MemoryStore::default()),
             };
             let agent = blueprint.build(store.as_mut())?;
@@ -318,16 +318,9 @@ impl InProcessNetwork {
 
     fn lifecycle(&self, slot: &Slot) -> Lifecycle {
         let beat = slot.last_beat_ms.load(Ordering::Relaxed);
-        if beat == 0 {
-            return Lifecycle::Starting;
-        }
         let now = self.epoch.elapsed().as_millis() as u64;
-        let timeout = self.config.health_timeout.as_millis() as u64;
-        match now.saturating_sub(beat) {
-            age if age <= timeout => Lifecycle::Alive,
-            age if age <= 2 * timeout => Lifecycle::Suspect,
-            _ => Lifecycle::Dead,
-        }
+        let age = (beat != 0).then(|| Duration::from_millis(now.saturating_sub(beat)));
+        Lifecycle::from_heartbeat_age(age, self.config.health_timeout)
     }
 
     /// Submits an expression through the next entry agent (round robin).
@@ -354,27 +347,9 @@ impl InProcessNetwork {
         let slot = self.slot(id)?;
         let status = self.lifecycle(slot);
         let uptime = lock(&slot.started).elapsed().as_secs_f64();
+        let restarts = slot.restarts.load(Ordering::Relaxed);
         let agent = lock(&slot.agent);
-        let replica = agent.replica();
-        let counters = agent.counters().clone();
-        Ok(AgentState {
-            agent_id: id.to_string(),
-            node_id: self.config.node_id.clone(),
-            color: agent.color(),
-            polarity: agent.color().polarity(),
-            status,
-            egraph_nodes: replica.term_count(),
-            equalities: replica.equality_count(),
-            neighbors: agent.neighbors().to_vec(),
-            messages_received: counters.messages_received,
-            messages_sent: counters.messages_sent,
-            syncs_completed: counters.syncs_completed,
-            uptime_seconds: uptime,
-            restarts: slot.restarts.load(Ordering::Relaxed),
-            vector_clock: replica.clock().clone(),
-            digest: replica.digest(),
-            counters,
-        })
+        Ok(AgentState::of(&agent, &self.config.node_id, status, uptime, restarts))
     }
 }
 

@@ -82,7 +82,7 @@ pub async fn run_agent(args: AgentArgs, shutdown: impl Future<Output = ()>) -> R
         topology: net.topology_kind(),
         seed: net.seed,
         sync_interval: net.sync_interval(),
-        heartbeat_interval: (net.health_timeout() / 3).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        heartbeat_interval: agent_orchestrator::network::heartbeat_interval(net.health_timeout()),
         data_dir: net.data_dir(),
         batch: net.max_buffer_size.clamp(1, 1024),
         work: net.work_limits(),

@@ -77,18 +77,19 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
         // Nothing saved: this life's events need dots of their own.
         agent.set_actor(format!("{id}#{incarnation}"));
     }
-    let mut store = match &config.data_dir {
-        Some(dir) => Some(RedbStore::open(&dir.join(format!("{id}.redb"))).map_err(|e| e.to_string())?),
-        None => None,
+    let store = match &config.data_dir {
+        Some(dir) => {
+            let mut store = RedbStore::for_agent(dir, &id).map_err(|e| e.to_string())?;
+            let saved = store.load().map_err(|e| e.to_string())?;
+            tracing::info!(agent = %id, facts = saved.term_count() + saved.equality_count(), "restored");
+            agent.restore(saved);
+            Some(store)
+        }
+        None => {
+            agent.keep_no_journal();
+            None
+        }
     };
-    if store.is_none() {
-        agent.keep_no_journal();
-    }
-    if let Some(store) = store.as_mut() {
-        let saved = store.load().map_err(|e| e.to_string())?;
-        tracing::info!(agent = %id, facts = saved.term_count() + saved.equality_count(), "restored");
-        agent.restore(saved);
-    }
 
     let client = wire::connect(&config.nats_url, &id).await?;
     let js = jetstream::new(client.clone());
@@ -343,26 +344,9 @@ impl Process {
     }
 
     fn state(&self) -> AgentState {
-        let replica = self.agent.replica();
-        let counters = self.agent.counters().clone();
-        AgentState {
-            agent_id: self.agent.id().to_string(),
-            node_id: self.config.node_id.clone(),
-            color: self.agent.color(),
-            polarity: self.agent.color().polarity(),
-            status: Lifecycle::Alive,
-            egraph_nodes: replica.term_count(),
-            equalities: replica.equality_count(),
-            neighbors: self.agent.neighbors().to_vec(),
-            messages_received: counters.messages_received,
-            messages_sent: counters.messages_sent,
-            syncs_completed: counters.syncs_completed,
-            uptime_seconds: self.started.elapsed().as_secs_f64(),
-            restarts: 0,
-            vector_clock: replica.clock().clone(),
-            digest: replica.digest(),
-            counters,
-        }
+        // The host fills in the lifecycle and restarts from heartbeats.
+        let uptime = self.started.elapsed().as_secs_f64();
+        AgentState::of(&self.agent, &self.config.node_id, Lifecycle::Alive, uptime, 0)
     }
 }
 

@@ -10,6 +10,7 @@ use crate::runtime::{TopologyKind, agent_id};
 use agent_orchestrator::agent::LogEntry;
 use agent_orchestrator::network::{
     AgentState, AgentSummary, BoxFuture, Lifecycle, Network, NetworkError, NetworkStatus, Submission, SubmissionStatus,
+    heartbeat_interval,
 };
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::topology::Topology;
@@ -126,7 +127,7 @@ impl NatsNetwork {
                 }
             }
         }));
-        let ping_every = (config.health_timeout / 3).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let ping_every = heartbeat_interval(config.health_timeout);
         let pinger = client.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(ping_every);
@@ -191,17 +192,7 @@ impl NatsNetwork {
     }
 
     fn lifecycle(&self, record: Option<&BeatRecord>) -> Lifecycle {
-        let Some(record) = record else {
-            return Lifecycle::Starting;
-        };
-        let age = record.at.elapsed();
-        if age <= self.config.health_timeout {
-            Lifecycle::Alive
-        } else if age <= 2 * self.config.health_timeout {
-            Lifecycle::Suspect
-        } else {
-            Lifecycle::Dead
-        }
+        Lifecycle::from_heartbeat_age(record.map(|r| r.at.elapsed()), self.config.health_timeout)
     }
 
     fn index(&self, id: &str) -> Result<usize, NetworkError> {

@@ -2,18 +2,22 @@
 //!
 //! Merges CRDT states for other components and outside clients:
 //!
-//! - [`kinds`]: the types — `GCounter`, `PNCounter`, `LWWRegister`,
-//!   `MVRegister`, `ORSet`, `VectorClock` (on the `crdts` crate, serde states) and the
-//!   core's `EGraph` — behind one trait.
+//! - [`kinds`]: the types behind one trait — `TextCRDT`, `Map`, `Array` (Yjs
+//!   documents on yrs, [`yjs`]), `GCounter`, `PNCounter`, `LWWRegister`,
+//!   `MVRegister`, `ORSet`, `VectorClock` (the `crdts` crate's serde states) and
+//!   the core's `EGraph`.
 //! - [`merge`]: merging, memoised in a bounded LRU keyed by a canonical form
-//!   of the inputs, with identical / hit / contained / miss counted apart.
+//!   of the inputs, with identical / hit / contained / miss counted apart; diffs
+//!   and operations.
 //! - [`types`]: wire names and what `GET /crdt/types` says.
 //!
-//! Routes: `POST /crdt/merge`, `GET /crdt/types`, `GET /crdt/stats`.
+//! Routes: `POST /crdt/merge`, `POST /crdt/diff`, `POST /crdt/apply`,
+//! `GET /crdt/types`, `GET /crdt/stats`.
 
 pub mod kinds;
 pub mod merge;
 pub mod types;
+pub mod yjs;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
@@ -34,6 +38,8 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 pub fn router(cache_capacity: usize) -> Router {
     Router::new()
         .route("/crdt/merge", post(merge))
+        .route("/crdt/diff", post(diff))
+        .route("/crdt/apply", post(apply))
         .route("/crdt/types", get(types))
         .route("/crdt/stats", get(stats))
         .with_state(Arc::new(Merger::new(cache_capacity)))
@@ -44,17 +50,65 @@ pub fn router(cache_capacity: usize) -> Router {
 struct MergeRequest {
     crdt_type: String,
     states: Vec<Value>,
+    #[serde(default)]
+    root: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffRequest {
+    crdt_type: String,
+    state: Value,
+    #[serde(default)]
+    since: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyRequest {
+    crdt_type: String,
+    #[serde(default)]
+    state: Option<Value>,
+    ops: Vec<Value>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    root: Option<String>,
+}
+
+fn json_response(body: bytes::Bytes) -> Response {
+    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn merge(State(merger): State<Arc<Merger>>, JsonBody(req): JsonBody<MergeRequest>) -> Result<Response, ApiError> {
     let (body, outcome) = merger
-        .merge(&req.crdt_type, req.states)
+        .merge(&req.crdt_type, req.states, req.root.as_deref())
         .map_err(|e| ApiError::bad_request(e.0))?;
-    let mut response = (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
+    let mut response = json_response(body);
     response
         .headers_mut()
         .insert("x-crdt-merge", HeaderValue::from_static(outcome.name()));
     Ok(response)
+}
+
+async fn diff(State(merger): State<Arc<Merger>>, JsonBody(req): JsonBody<DiffRequest>) -> Result<Response, ApiError> {
+    let body = merger
+        .diff(&req.crdt_type, req.state, req.since)
+        .map_err(|e| ApiError::bad_request(e.0))?;
+    Ok(json_response(body))
+}
+
+async fn apply(State(merger): State<Arc<Merger>>, JsonBody(req): JsonBody<ApplyRequest>) -> Result<Response, ApiError> {
+    let body = merger
+        .apply(
+            &req.crdt_type,
+            req.state,
+            req.ops,
+            req.actor.as_deref(),
+            req.root.as_deref(),
+        )
+        .map_err(|e| ApiError::bad_request(e.0))?;
+    Ok(json_response(body))
 }
 
 async fn types() -> Json<Value> {

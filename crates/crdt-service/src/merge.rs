@@ -6,10 +6,9 @@
 //! a merge whose result equals one input (it contained the others), and a plain
 //! miss.
 
-use crate::kinds::Kind;
+use crate::kinds::{Kind, YArray, YMap, YText};
 use crate::types::CrdtType;
 use bytes::Bytes;
-
 use crdts::{GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use lru::LruCache;
 use ramanujan_core::ReplicaState;
@@ -21,6 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most states one merge takes.
 pub const MAX_STATES: usize = 1024;
+
+/// Most operations one apply takes.
+pub const MAX_OPS: usize = 10_000;
 
 /// How a merge was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,35 +80,90 @@ pub struct Merger {
     counts: [AtomicU64; 4],
 }
 
-/// Parsed inputs of one type, with their canonical encodings.
-struct Inputs<K> {
-    states: Vec<K>,
-    encodings: Vec<Vec<u8>>,
+/// Runs `$body` with `$K` bound to the Rust type behind `$kind`.
+macro_rules! with_kind {
+    ($kind:expr, $K:ident => $body:expr) => {
+        match $kind {
+            CrdtType::GCounter => {
+                type $K = GCounter<String>;
+                $body
+            }
+            CrdtType::PNCounter => {
+                type $K = PNCounter<String>;
+                $body
+            }
+            CrdtType::LWWRegister => {
+                type $K = LWWReg<Value, u64>;
+                $body
+            }
+            CrdtType::MVRegister => {
+                type $K = MVReg<Value, String>;
+                $body
+            }
+            CrdtType::ORSet => {
+                type $K = Orswot<String, String>;
+                $body
+            }
+            CrdtType::VectorClock => {
+                type $K = VClock<String>;
+                $body
+            }
+            CrdtType::EGraph => {
+                type $K = ReplicaState;
+                $body
+            }
+            CrdtType::TextCRDT => {
+                type $K = YText;
+                $body
+            }
+            CrdtType::Map => {
+                type $K = YMap;
+                $body
+            }
+            CrdtType::Array => {
+                type $K = YArray;
+                $body
+            }
+        }
+    };
 }
 
-fn parse_all<K: Kind>(crdt_type: CrdtType, states: Vec<Value>) -> Result<Inputs<K>, MergeError> {
-    let mut parsed = Vec::with_capacity(states.len());
-    let mut encodings = Vec::with_capacity(states.len());
-    for (i, state) in states.into_iter().enumerate() {
-        let state =
-            K::parse(state).map_err(|e| MergeError(format!("state {i} is not a valid {}: {e}", crdt_type.name())))?;
-        encodings.push(serde_json::to_vec(&state.canonical()).unwrap_or_default());
-        parsed.push(state);
-    }
-    Ok(Inputs {
-        states: parsed,
-        encodings,
+/// The type of a wire name, or a refusal listing the known ones.
+fn crdt_type(name: &str) -> Result<CrdtType, MergeError> {
+    CrdtType::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = CrdtType::ALL.iter().map(|t| t.name()).collect();
+        MergeError(format!("unknown crdt_type `{name}`; known: {}", known.join(", ")))
     })
 }
 
-/// The answer body of a merge.
-fn answer<K: Kind>(crdt_type: CrdtType, state: &K) -> Bytes {
-    let body = json!({
-        "crdt_type": crdt_type.name(),
-        "state": state.canonical(),
-        "value": state.value(),
+/// `root` is only for the Yjs types.
+fn check_root(kind: CrdtType, root: Option<&str>) -> Result<(), MergeError> {
+    match root {
+        Some(_) if !kind.is_yjs() => Err(MergeError(format!(
+            "`root` names a Yjs document's shared type; a {} has none",
+            kind.name()
+        ))),
+        Some("") => Err(MergeError("`root` is empty".into())),
+        _ => Ok(()),
+    }
+}
+
+fn parse_state<K: Kind>(kind: CrdtType, state: Value, which: &str) -> Result<K, MergeError> {
+    K::parse(state).map_err(|e| MergeError(format!("{which} is not a valid {}: {e}", kind.name())))
+}
+
+/// The answer body for `state`: the state, its readable value and (Yjs) its state vector.
+fn answer<K: Kind>(kind: CrdtType, state: &K, root: Option<&str>) -> Result<Bytes, MergeError> {
+    let value = state.value(root).map_err(MergeError)?;
+    let mut body = json!({
+        "crdt_type": kind.name(),
+        "state": state.state(),
+        "value": value,
     });
-    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    if let Some(sv) = state.state_vector() {
+        body["state_vector"] = Value::String(sv);
+    }
+    Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
 }
 
 impl Merger {
@@ -135,14 +192,15 @@ impl Merger {
     }
 
     /// Merges two or more states of one type; the answer body and how it was found.
-    pub fn merge(&self, crdt_type: &str, states: Vec<Value>) -> Result<(Bytes, Outcome), MergeError> {
-        let Some(kind) = CrdtType::from_name(crdt_type) else {
-            let known: Vec<&str> = CrdtType::ALL.iter().map(|t| t.name()).collect();
-            return Err(MergeError(format!(
-                "unknown crdt_type `{crdt_type}`; known: {}",
-                known.join(", ")
-            )));
-        };
+    /// `root` names the shared type a Yjs document is read as.
+    pub fn merge(
+        &self,
+        crdt_type: &str,
+        states: Vec<Value>,
+        root: Option<&str>,
+    ) -> Result<(Bytes, Outcome), MergeError> {
+        let kind = self::crdt_type(crdt_type)?;
+        check_root(kind, root)?;
         if states.len() < 2 {
             return Err(MergeError(format!(
                 "a merge takes two or more states, not {}",
@@ -155,28 +213,44 @@ impl Merger {
                 states.len()
             )));
         }
-        match kind {
-            CrdtType::GCounter => self.merge_kind::<GCounter<String>>(kind, states),
-            CrdtType::PNCounter => self.merge_kind::<PNCounter<String>>(kind, states),
-            CrdtType::LWWRegister => self.merge_kind::<LWWReg<Value, u64>>(kind, states),
-            CrdtType::MVRegister => self.merge_kind::<MVReg<Value, String>>(kind, states),
-            CrdtType::ORSet => self.merge_kind::<Orswot<String, String>>(kind, states),
-            CrdtType::VectorClock => self.merge_kind::<VClock<String>>(kind, states),
-            CrdtType::EGraph => self.merge_kind::<ReplicaState>(kind, states),
-        }
+        with_kind!(kind, K => self.merge_kind::<K>(kind, states, root))
     }
 
-    fn merge_kind<K: Kind>(&self, kind: CrdtType, states: Vec<Value>) -> Result<(Bytes, Outcome), MergeError> {
-        let Inputs { states, encodings } = parse_all::<K>(kind, states)?;
-        if encodings.iter().all(|e| e == &encodings[0]) {
+    fn merge_kind<K: Kind>(
+        &self,
+        kind: CrdtType,
+        states: Vec<Value>,
+        root: Option<&str>,
+    ) -> Result<(Bytes, Outcome), MergeError> {
+        let mut parsed: Vec<K> = Vec::with_capacity(states.len());
+        for (i, state) in states.into_iter().enumerate() {
+            parsed.push(parse_state(kind, state, &format!("state {i}"))?);
+        }
+        let identities: Vec<Vec<u8>> = parsed.iter().map(K::identity).collect();
+        if identities.iter().all(|e| e == &identities[0]) {
+            // One state, perhaps encoded differently (Yjs): answer the same
+            // encoding whatever the order of the inputs.
+            let chosen = if kind.is_yjs() {
+                parsed
+                    .iter()
+                    .min_by_key(|s| s.state().to_string())
+                    .expect("two or more states")
+            } else {
+                &parsed[0]
+            };
+            let body = self.readable(kind, &parsed, chosen, root)?;
             self.count(Outcome::Identical);
-            return Ok((answer(kind, &states[0]), Outcome::Identical));
+            return Ok((body, Outcome::Identical));
         }
         // Merging is commutative: the key is the sorted multiset of inputs.
-        let mut sorted: Vec<&Vec<u8>> = encodings.iter().collect();
+        let mut sorted: Vec<&Vec<u8>> = identities.iter().collect();
         sorted.sort();
         let mut hasher = blake3::Hasher::new();
         hasher.update(kind.name().as_bytes());
+        if let Some(root) = root {
+            hasher.update(&(root.len() as u64).to_le_bytes());
+            hasher.update(root.as_bytes());
+        }
         for e in &sorted {
             hasher.update(&(e.len() as u64).to_le_bytes());
             hasher.update(e);
@@ -186,24 +260,72 @@ impl Merger {
             self.count(Outcome::Hit);
             return Ok((body, Outcome::Hit));
         }
-        let mut states = states.into_iter();
-        let mut merged = states.next().expect("two or more states");
-        for (i, state) in states.enumerate() {
-            merged
-                .check(&state)
-                .map_err(|e| MergeError(format!("state {} cannot be merged: {e}", i + 1)))?;
-            merged.merge(state);
-        }
-        let result = serde_json::to_vec(&merged.canonical()).unwrap_or_default();
-        let outcome = if encodings.contains(&result) {
+        let merged = K::merge_all(&parsed).map_err(|(i, e)| MergeError(format!("state {i} cannot be merged: {e}")))?;
+        let body = self.readable(kind, &parsed, &merged, root)?;
+        let outcome = if identities.contains(&merged.identity()) {
             Outcome::Contained
         } else {
             Outcome::Miss
         };
-        let body = answer(kind, &merged);
         self.cache().put(key, body.clone());
         self.count(outcome);
         Ok((body, outcome))
+    }
+
+    /// The answer for `merged`; when its value cannot be read (a Yjs root of
+    /// the wrong type), the error names the first input that is to blame.
+    fn readable<K: Kind>(
+        &self,
+        kind: CrdtType,
+        inputs: &[K],
+        merged: &K,
+        root: Option<&str>,
+    ) -> Result<Bytes, MergeError> {
+        answer(kind, merged, root).map_err(|MergeError(e)| {
+            let blamed = inputs
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| s.value(root).err().map(|e| (i, e)));
+            match blamed {
+                Some((i, own)) => MergeError(format!("state {i}: {own}")),
+                None => MergeError(format!("the states disagree: {e}")),
+            }
+        })
+    }
+
+    /// What a replica at `since` lacks of `state`: `{"crdt_type", "update"}`.
+    pub fn diff(&self, crdt_type: &str, state: Value, since: Option<Value>) -> Result<Bytes, MergeError> {
+        let kind = self::crdt_type(crdt_type)?;
+        with_kind!(kind, K => {
+            let state: K = parse_state(kind, state, "`state`")?;
+            let update = state.diff(since).map_err(MergeError)?;
+            let body = json!({"crdt_type": kind.name(), "update": update});
+            Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
+        })
+    }
+
+    /// `state` (none: the empty state) after `ops` by `actor`, all or none; answered as a merge is.
+    pub fn apply(
+        &self,
+        crdt_type: &str,
+        state: Option<Value>,
+        ops: Vec<Value>,
+        actor: Option<&str>,
+        root: Option<&str>,
+    ) -> Result<Bytes, MergeError> {
+        let kind = self::crdt_type(crdt_type)?;
+        check_root(kind, root)?;
+        if ops.len() > MAX_OPS {
+            return Err(MergeError(format!("at most {MAX_OPS} ops at once, not {}", ops.len())));
+        }
+        with_kind!(kind, K => {
+            let state: K = match state {
+                None | Some(Value::Null) => K::empty(),
+                Some(state) => parse_state(kind, state, "`state`")?,
+            };
+            let state = state.apply(ops, actor, root).map_err(MergeError)?;
+            answer(kind, &state, root)
+        })
     }
 
     /// The counters.

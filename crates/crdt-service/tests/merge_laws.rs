@@ -1,6 +1,8 @@
 //! Every type's merge is commutative, associative and idempotent, and a cached
 //! merge answers exactly what a fresh one does.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use crdt_service::merge::{Merger, Outcome};
 use crdts::{CmRDT, GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use proptest::prelude::*;
@@ -8,6 +10,8 @@ use ramanujan_core::materialize::expr_terms;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::{Facts, ReplicaState};
 use serde_json::{Value, json};
+use yrs::updates::decoder::Decode;
+use yrs::{Array, ClientID, Doc, Map, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update, WriteTxn};
 
 const ACTORS: [&str; 9] = ["a", "b", "c", "b1", "b2", "b3", "c1", "c2", "c3"];
 
@@ -83,11 +87,61 @@ fn state(crdt_type: &str, ops: &[(usize, u8)]) -> Value {
             }
             json!(r)
         }
+        "TextCRDT" | "Map" | "Array" => json!(yjs_state(crdt_type, ops)),
         other => panic!("no generator for {other}"),
     }
 }
 
-const TYPES: [&str; 6] = [
+/// A Yjs document edited by `ops`, each by its actor's own client (ids 1..):
+/// text inserts and deletes, map sets and removes, array inserts and deletes.
+fn yjs_state(crdt_type: &str, ops: &[(usize, u8)]) -> String {
+    let mut update = Doc::new().transact().encode_state_as_update_v1(&StateVector::default());
+    for &(a, n) in ops {
+        let doc = Doc::with_options(Options {
+            client_id: ClientID::new(a as u64 + 1),
+            offset_kind: OffsetKind::Utf16,
+            ..Options::default()
+        });
+        let mut txn = doc.transact_mut();
+        txn.apply_update(Update::decode_v1(&update).unwrap()).unwrap();
+        match crdt_type {
+            "TextCRDT" => {
+                let text = txn.get_or_insert_text("text");
+                let len = text.len(&txn);
+                if n % 3 == 2 && len > 0 {
+                    text.remove_range(&mut txn, n as u32 % len, 1);
+                } else {
+                    text.insert(&mut txn, n as u32 % (len + 1), ["é", "x😀", "ab"][n as usize % 3]);
+                }
+            }
+            "Map" => {
+                let map = txn.get_or_insert_map("map");
+                let key = format!("k{}", n % 4);
+                if n % 3 == 2 {
+                    map.remove(&mut txn, &key);
+                } else {
+                    map.insert(&mut txn, key, n as i64);
+                }
+            }
+            _ => {
+                let array = txn.get_or_insert_array("array");
+                let len = array.len(&txn);
+                if n % 3 == 2 && len > 0 {
+                    array.remove(&mut txn, n as u32 % len);
+                } else {
+                    array.insert(&mut txn, n as u32 % (len + 1), n as i64);
+                }
+            }
+        }
+        update = txn.encode_state_as_update_v1(&StateVector::default());
+    }
+    BASE64.encode(update)
+}
+
+const TYPES: [&str; 9] = [
+    "TextCRDT",
+    "Map",
+    "Array",
     "GCounter",
     "PNCounter",
     "LWWRegister",
@@ -98,7 +152,7 @@ const TYPES: [&str; 6] = [
 
 fn merged(crdt_type: &str, states: &[&Value]) -> Value {
     let (body, _) = Merger::new(16)
-        .merge(crdt_type, states.iter().map(|s| (*s).clone()).collect())
+        .merge(crdt_type, states.iter().map(|s| (*s).clone()).collect(), None)
         .unwrap();
     serde_json::from_slice::<Value>(&body).unwrap()["state"].clone()
 }
@@ -143,11 +197,11 @@ proptest! {
         let ty = TYPES[t];
         let (sa, sb) = (state(ty, &a), state(ty, &branch(&b, 3)));
         let merger = Merger::new(16);
-        let (first, _) = merger.merge(ty, vec![sa.clone(), sb.clone()]).unwrap();
+        let (first, _) = merger.merge(ty, vec![sa.clone(), sb.clone()], None).unwrap();
         // The same inputs in another order and another spelling (re-serialised) hit.
         let respelled: Value = serde_json::from_str(&sa.to_string()).unwrap();
-        let (second, outcome) = merger.merge(ty, vec![sb.clone(), respelled]).unwrap();
-        let (fresh, _) = Merger::new(16).merge(ty, vec![sa, sb]).unwrap();
+        let (second, outcome) = merger.merge(ty, vec![sb.clone(), respelled], None).unwrap();
+        let (fresh, _) = Merger::new(16).merge(ty, vec![sa, sb], None).unwrap();
         prop_assert_eq!(&second, &fresh);
         prop_assert_eq!(&first, &fresh);
         prop_assert!(matches!(outcome, Outcome::Hit | Outcome::Identical), "{:?}", outcome);
@@ -161,18 +215,30 @@ fn the_four_cases_are_counted_apart() {
     let big = state("GCounter", &[(0, 3), (1, 2)]);
     let other = state("GCounter", &[(2, 2)]);
     assert_eq!(
-        merger.merge("GCounter", vec![small.clone(), small.clone()]).unwrap().1,
+        merger
+            .merge("GCounter", vec![small.clone(), small.clone()], None)
+            .unwrap()
+            .1,
         Outcome::Identical
     );
     assert_eq!(
-        merger.merge("GCounter", vec![small.clone(), big.clone()]).unwrap().1,
+        merger
+            .merge("GCounter", vec![small.clone(), big.clone()], None)
+            .unwrap()
+            .1,
         Outcome::Contained
     );
     assert_eq!(
-        merger.merge("GCounter", vec![big.clone(), other.clone()]).unwrap().1,
+        merger
+            .merge("GCounter", vec![big.clone(), other.clone()], None)
+            .unwrap()
+            .1,
         Outcome::Miss
     );
-    assert_eq!(merger.merge("GCounter", vec![other, big]).unwrap().1, Outcome::Hit);
+    assert_eq!(
+        merger.merge("GCounter", vec![other, big], None).unwrap().1,
+        Outcome::Hit
+    );
     let stats = merger.stats();
     assert_eq!(
         (stats.identical, stats.contained, stats.misses, stats.hits),

@@ -1,0 +1,461 @@
+//! The Yjs document types — `TextCRDT`, `Map` and `Array` — on yrs.
+//!
+//! A state is a Yjs v1 update, base64: what `Y.encodeStateAsUpdate(doc)` gives in
+//! JavaScript. Documents count offsets in UTF-16 code units, as Yjs does, so an
+//! index means the same here and in a browser.
+//!
+//! Raw update bytes are not canonical (the same state can be split into blocks
+//! differently, carry deleted content or not), so a state's identity is what it
+//! contains: the ids of the items it inserted and the ids it deleted, each as
+//! sorted, coalesced ranges per client.
+//!
+//! A document can hold several root types. The one a request reads is named by
+//! `root`; without it, the document's only root, or the type's default name
+//! (`text`, `map`, `array`) when the document has none.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Deserialize;
+use serde_json::Value;
+use std::ops::Range;
+use yrs::branch::{Branch, BranchPtr};
+use yrs::types::ToJson;
+use yrs::types::text::YChange;
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{
+    Any, Array, ArrayRef, ClientID, Doc, GetString, IdSet, In, Map, MapRef, OffsetKind, Options, Out, ReadTxn,
+    StateVector, Text, TextRef, Transact, TransactionMut, Update,
+};
+
+/// Largest update one state may be, decoded.
+pub const MAX_UPDATE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Largest client id Yjs can carry (a JavaScript safe integer).
+const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
+
+/// Which shared type a document's root is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `Y.Text`.
+    Text,
+    /// `Y.Map`.
+    Map,
+    /// `Y.Array`.
+    Array,
+}
+
+impl Shape {
+    /// The root name used when a document has no root yet and none is named.
+    pub fn default_root(self) -> &'static str {
+        match self {
+            Shape::Text => "text",
+            Shape::Map => "map",
+            Shape::Array => "array",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Shape::Text => "a text",
+            Shape::Map => "a map",
+            Shape::Array => "an array",
+        }
+    }
+}
+
+/// One document state: its update bytes, its state vector and its identity.
+pub struct YState {
+    bytes: Vec<u8>,
+    state_vector: StateVector,
+    identity: Vec<u8>,
+}
+
+/// A document with the offset kind every document here uses.
+fn new_doc(client_id: Option<u64>) -> Doc {
+    let mut options = Options::default();
+    if let Some(id) = client_id {
+        options.client_id = ClientID::new(id);
+    }
+    options.offset_kind = OffsetKind::Utf16;
+    Doc::with_options(options)
+}
+
+/// Appends an id set as sorted, coalesced ranges per client.
+fn write_id_set(set: &IdSet, out: &mut Vec<u8>) {
+    let mut clients: Vec<(u64, Vec<Range<u32>>)> = set
+        .iter()
+        .map(|(client, ranges)| {
+            let mut ranges: Vec<Range<u32>> = ranges.iter().filter(|r| !r.is_empty()).cloned().collect();
+            ranges.sort_by_key(|r| (r.start, r.end));
+            let mut coalesced: Vec<Range<u32>> = Vec::with_capacity(ranges.len());
+            for r in ranges {
+                match coalesced.last_mut() {
+                    Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                    _ => coalesced.push(r),
+                }
+            }
+            (client.get(), coalesced)
+        })
+        .filter(|(_, ranges)| !ranges.is_empty())
+        .collect();
+    clients.sort_by_key(|(client, _)| *client);
+    out.extend((clients.len() as u64).to_le_bytes());
+    for (client, ranges) in clients {
+        out.extend(client.to_le_bytes());
+        out.extend((ranges.len() as u64).to_le_bytes());
+        for r in ranges {
+            out.extend(r.start.to_le_bytes());
+            out.extend(r.end.to_le_bytes());
+        }
+    }
+}
+
+fn identity_of(update: &Update) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_id_set(&update.insertions(true), &mut out);
+    write_id_set(update.delete_set(), &mut out);
+    out
+}
+
+/// Decodes base64 text, naming what is wrong.
+fn decode_base64(text: &str, what: &str) -> Result<Vec<u8>, String> {
+    if text.len() / 4 * 3 > MAX_UPDATE_BYTES {
+        return Err(format!("{what} is over {MAX_UPDATE_BYTES} bytes"));
+    }
+    BASE64
+        .decode(text.trim())
+        .map_err(|e| format!("{what} is not valid base64: {e}"))
+}
+
+impl YState {
+    /// Parses a state: base64 of a Yjs v1 update.
+    pub fn parse(state: Value) -> Result<YState, String> {
+        let Value::String(text) = state else {
+            return Err("a Yjs state is a base64 string (a v1 update)".into());
+        };
+        YState::from_bytes(decode_base64(&text, "the state")?)
+    }
+
+    /// A state from update bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<YState, String> {
+        let update = Update::decode_v1(&bytes).map_err(|e| format!("not a Yjs v1 update: {e}"))?;
+        Ok(YState {
+            identity: identity_of(&update),
+            state_vector: update.state_vector(),
+            bytes,
+        })
+    }
+
+    /// The empty document.
+    pub fn empty() -> YState {
+        YState::from_bytes(Update::new().encode_v1()).expect("the empty update decodes")
+    }
+
+    /// The update bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// What the state contains, canonically: inserted and deleted ids.
+    pub fn identity(&self) -> &[u8] {
+        &self.identity
+    }
+
+    /// The state as it travels: base64.
+    pub fn encoded(&self) -> String {
+        BASE64.encode(&self.bytes)
+    }
+
+    /// The state loaded into a document.
+    fn doc(&self, client_id: Option<u64>) -> Result<Doc, String> {
+        let doc = new_doc(client_id);
+        {
+            let mut txn = doc.transact_mut();
+            let update = Update::decode_v1(&self.bytes).map_err(|e| format!("not a Yjs v1 update: {e}"))?;
+            txn.apply_update(update)
+                .map_err(|e| format!("the update does not apply: {e}"))?;
+        }
+        Ok(doc)
+    }
+
+    /// Merges states by applying them all to one document and encoding it
+    /// (never `merge_updates`, which grows faster than linearly in the number
+    /// of updates); a state that does not apply is blamed by index.
+    pub fn merge_all<'a>(states: impl IntoIterator<Item = &'a YState>) -> Result<YState, (usize, String)> {
+        let doc = new_doc(None);
+        {
+            let mut txn = doc.transact_mut();
+            for (i, state) in states.into_iter().enumerate() {
+                let update = Update::decode_v1(&state.bytes).map_err(|e| (i, format!("not a Yjs v1 update: {e}")))?;
+                txn.apply_update(update)
+                    .map_err(|e| (i, format!("the update does not apply: {e}")))?;
+            }
+        }
+        YState::of_doc(&doc).map_err(|e| (0, e))
+    }
+
+    fn of_doc(doc: &Doc) -> Result<YState, String> {
+        let bytes = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        YState::from_bytes(bytes)
+    }
+
+    /// The readable value of the root `root` read as `shape`: a string, or JSON.
+    pub fn value(&self, shape: Shape, root: Option<&str>) -> Result<Value, String> {
+        let doc = self.doc(None)?;
+        let name = root_name(&doc, shape, root)?;
+        let txn = doc.transact();
+        let Some(out) = txn.get(&name) else {
+            return Ok(match shape {
+                Shape::Text => Value::String(String::new()),
+                Shape::Map => Value::Object(Default::default()),
+                Shape::Array => Value::Array(Vec::new()),
+            });
+        };
+        let branch = branch_of(out).ok_or_else(|| format!("root `{name}` is not {}", shape.noun()))?;
+        check_shape(&txn, shape, &name, branch)?;
+        Ok(match shape {
+            Shape::Text => Value::String(TextRef::from(branch).get_string(&txn)),
+            Shape::Map => any_to_json(MapRef::from(branch).to_json(&txn)),
+            Shape::Array => any_to_json(ArrayRef::from(branch).to_json(&txn)),
+        })
+    }
+
+    /// What a replica at `since` (a base64 v1 state vector; none: nothing)
+    /// lacks of this state, as a base64 v1 update.
+    pub fn diff(&self, since: Option<Value>) -> Result<Value, String> {
+        let sv = match since {
+            None | Some(Value::Null) => StateVector::default(),
+            Some(Value::String(text)) => StateVector::decode_v1(&decode_base64(&text, "`since`")?)
+                .map_err(|e| format!("`since` is not a Yjs v1 state vector: {e}"))?,
+            Some(_) => return Err("`since` is a base64 Yjs state vector".into()),
+        };
+        let doc = self.doc(None)?;
+        let update = doc.transact().encode_diff_v1(&sv);
+        Ok(Value::String(BASE64.encode(update)))
+    }
+
+    /// The state vector, base64 v1: what to send as `since` to `/crdt/diff`.
+    pub fn state_vector(&self) -> String {
+        BASE64.encode(self.state_vector.encode_v1())
+    }
+
+    /// Applies `ops` (all or none) as the client `actor` (a decimal client id;
+    /// none: a fresh random one, as Yjs picks).
+    pub fn apply(
+        &self,
+        shape: Shape,
+        ops: Vec<Value>,
+        actor: Option<&str>,
+        root: Option<&str>,
+    ) -> Result<YState, String> {
+        let client_id = match actor {
+            None => None,
+            Some(a) => match a.parse::<u64>() {
+                Ok(id) if id <= MAX_CLIENT_ID => Some(id),
+                _ => return Err(format!("`actor` is a Yjs client id, a number up to {MAX_CLIENT_ID}")),
+            },
+        };
+        let doc = self.doc(client_id)?;
+        let name = root_name(&doc, shape, root)?;
+        {
+            let txn = doc.transact();
+            if let Some(out) = txn.get(&name) {
+                let branch = branch_of(out).ok_or_else(|| format!("root `{name}` is not {}", shape.noun()))?;
+                check_shape(&txn, shape, &name, branch)?;
+            }
+        }
+        match shape {
+            Shape::Text => {
+                let text = doc.get_or_insert_text(name.as_str());
+                apply_each::<TextOp>(&doc, ops, |txn, op| op.apply(&text, txn))?;
+            }
+            Shape::Map => {
+                let map = doc.get_or_insert_map(name.as_str());
+                apply_each::<MapOp>(&doc, ops, |txn, op| op.apply(&map, txn))?;
+            }
+            Shape::Array => {
+                let array = doc.get_or_insert_array(name.as_str());
+                apply_each::<ArrayOp>(&doc, ops, |txn, op| op.apply(&array, txn))?;
+            }
+        }
+        YState::of_doc(&doc)
+    }
+}
+
+/// Runs every op in one transaction; the first failing op is named and the
+/// document is thrown away by the caller.
+fn apply_each<O: for<'de> Deserialize<'de>>(
+    doc: &Doc,
+    ops: Vec<Value>,
+    mut run: impl FnMut(&mut TransactionMut, O) -> Result<(), String>,
+) -> Result<(), String> {
+    let parsed = crate::kinds::parse_ops::<O>(ops)?;
+    let mut txn = doc.transact_mut();
+    for (i, op) in parsed.into_iter().enumerate() {
+        run(&mut txn, op).map_err(|e| format!("op {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The root a request reads: the named one, the document's only one, or the
+/// shape's default name.
+fn root_name(doc: &Doc, shape: Shape, root: Option<&str>) -> Result<String, String> {
+    if let Some(root) = root {
+        return Ok(root.to_string());
+    }
+    let txn = doc.transact();
+    let mut names: Vec<&str> = txn.root_refs().map(|(name, _)| name).collect();
+    names.sort_unstable();
+    match names.as_slice() {
+        [] => Ok(shape.default_root().to_string()),
+        [only] => Ok(only.to_string()),
+        many => Err(format!(
+            "the document has {} roots ({}); name one with `root`",
+            many.len(),
+            many.join(", ")
+        )),
+    }
+}
+
+/// The branch behind a root, whatever type it was last read as.
+fn branch_of(out: Out) -> Option<BranchPtr> {
+    match out {
+        Out::UndefinedRef(branch) => Some(branch),
+        Out::YText(text) => Some(BranchPtr::from(AsRef::<Branch>::as_ref(&text))),
+        Out::YMap(map) => Some(BranchPtr::from(AsRef::<Branch>::as_ref(&map))),
+        Out::YArray(array) => Some(BranchPtr::from(AsRef::<Branch>::as_ref(&array))),
+        _ => None,
+    }
+}
+
+/// Whether a root's content is what `shape` holds: map entries for a map,
+/// a sequence of characters (and embeds) for text, a sequence of values for an array.
+fn check_shape<T: ReadTxn>(txn: &T, shape: Shape, name: &str, branch: BranchPtr) -> Result<(), String> {
+    let entries = MapRef::from(branch).len(txn);
+    let sequence = TextRef::from(branch).len(txn);
+    let text_chunks = TextRef::from(branch).diff(txn, YChange::identity);
+    let text_len: u32 = text_chunks
+        .iter()
+        .map(|chunk| match &chunk.insert {
+            Out::Any(Any::String(s)) => s.encode_utf16().count() as u32,
+            _ => 1,
+        })
+        .sum();
+    let holds_text = text_chunks
+        .iter()
+        .any(|chunk| matches!(chunk.insert, Out::Any(Any::String(_))));
+    let found = match (entries, sequence) {
+        (0, 0) => None,
+        (_, 0) => Some(Shape::Map),
+        (0, _) if !holds_text => Some(Shape::Array),
+        (0, _) if text_len == sequence => Some(Shape::Text),
+        (0, _) => return Err(format!("root `{name}` mixes text and array values")),
+        _ => return Err(format!("root `{name}` mixes map entries and sequence content")),
+    };
+    match found {
+        Some(found) if found != shape => Err(format!("root `{name}` holds {}, not {}", found.noun(), shape.noun())),
+        _ => Ok(()),
+    }
+}
+
+fn any_to_json(any: Any) -> Value {
+    serde_json::to_value(&any).unwrap_or(Value::Null)
+}
+
+fn json_to_any(value: Value) -> Result<Any, String> {
+    serde_json::from_value(value).map_err(|e| format!("not a value Yjs can hold: {e}"))
+}
+
+/// An edit to a `Y.Text`; indices count UTF-16 code units.
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum TextOp {
+    /// Inserts `text` at `index`.
+    Insert { index: u32, text: String },
+    /// Deletes `len` units from `index`.
+    Delete { index: u32, len: u32 },
+}
+
+impl TextOp {
+    fn apply(self, text: &TextRef, txn: &mut TransactionMut) -> Result<(), String> {
+        let len = text.len(txn);
+        match self {
+            TextOp::Insert { index, text: s } => {
+                within(index, 0, len)?;
+                text.insert(txn, index, &s);
+            }
+            TextOp::Delete { index, len: n } => {
+                within(index, n, len)?;
+                text.remove_range(txn, index, n);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An edit to a `Y.Map`.
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum MapOp {
+    /// Sets `key` to a JSON `value`.
+    Set { key: String, value: Value },
+    /// Removes `key`.
+    Remove { key: String },
+}
+
+impl MapOp {
+    fn apply(self, map: &MapRef, txn: &mut TransactionMut) -> Result<(), String> {
+        match self {
+            MapOp::Set { key, value } => {
+                map.insert(txn, key, In::from(json_to_any(value)?));
+            }
+            MapOp::Remove { key } => {
+                map.remove(txn, &key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An edit to a `Y.Array`.
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum ArrayOp {
+    /// Inserts JSON `values` at `index`.
+    Insert { index: u32, values: Vec<Value> },
+    /// Appends JSON `values`.
+    Push { values: Vec<Value> },
+    /// Deletes `len` values from `index`.
+    Delete { index: u32, len: u32 },
+}
+
+impl ArrayOp {
+    fn apply(self, array: &ArrayRef, txn: &mut TransactionMut) -> Result<(), String> {
+        let len = array.len(txn);
+        match self {
+            ArrayOp::Insert { index, values } => {
+                within(index, 0, len)?;
+                let values = values.into_iter().map(json_to_any).collect::<Result<Vec<_>, _>>()?;
+                array.insert_range(txn, index, values);
+            }
+            ArrayOp::Push { values } => {
+                let values = values.into_iter().map(json_to_any).collect::<Result<Vec<_>, _>>()?;
+                array.insert_range(txn, len, values);
+            }
+            ArrayOp::Delete { index, len: n } => {
+                within(index, n, len)?;
+                array.remove_range(txn, index, n);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `index..index + n` must lie within `0..len`.
+fn within(index: u32, n: u32, len: u32) -> Result<(), String> {
+    match index.checked_add(n) {
+        Some(end) if end <= len => Ok(()),
+        _ => Err(format!("range {index}..{index}+{n} is outside 0..{len}")),
+    }
+}

@@ -6,7 +6,7 @@
 //! actors; `EGraph` is the core's replica; `TextCRDT`, `Map` and `Array` are
 //! Yjs documents ([`crate::yjs`]).
 
-use crate::yjs::{Shape, YState};
+use crate::yjs::{Shape, YState, guarded};
 use crdts::{CmRDT, CvRDT, Dot, GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use ramanujan_core::ReplicaState;
 use ramanujan_core::clock::VectorClock;
@@ -23,8 +23,16 @@ pub trait Kind: Sized {
     fn parse(state: Value) -> Result<Self, String>;
     /// The state with nothing in it.
     fn empty() -> Self;
+    /// Whether [`Kind::identity`] is the state's JSON encoding.
+    const IDENTITY_IS_STATE: bool = true;
     /// What the state contains, canonically: equal states give equal bytes.
-    fn identity(&self) -> Vec<u8>;
+    fn identity(&self) -> Vec<u8> {
+        self.state_json()
+    }
+    /// The state's wire form, encoded as JSON.
+    fn state_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.state()).unwrap_or_default()
+    }
     /// Merges two or more states; a refusal names the state to blame.
     fn merge_all(states: &[Self]) -> Result<Self, (usize, String)>;
     /// The state in its wire form.
@@ -125,8 +133,15 @@ macro_rules! crdts_common {
         fn empty() -> Self {
             Self::default()
         }
-        fn identity(&self) -> Vec<u8> {
-            serde_json::to_vec(&self.state()).unwrap_or_default()
+    };
+}
+
+/// For the `crdts` types whose serde form has only ordered maps: it is
+/// canonical as serialised, with no detour through a `Value`.
+macro_rules! ordered_serde {
+    () => {
+        fn state_json(&self) -> Vec<u8> {
+            serde_json::to_vec(self).unwrap_or_default()
         }
     };
 }
@@ -152,6 +167,7 @@ fn one() -> u64 {
 /// A grow-only counter: `{"inner": {"dots": {"actor": n}}}`.
 impl Kind for GCounter<String> {
     crdts_common!();
+    ordered_serde!();
     fn merge_all(states: &[Self]) -> Result<Self, (usize, String)> {
         merge_pairwise(states, |_, _| Ok(()), CvRDT::merge)
     }
@@ -182,6 +198,7 @@ impl Kind for GCounter<String> {
 /// An increment/decrement counter: `{"p": <GCounter>, "n": <GCounter>}`.
 impl Kind for PNCounter<String> {
     crdts_common!();
+    ordered_serde!();
     fn merge_all(states: &[Self]) -> Result<Self, (usize, String)> {
         merge_pairwise(states, |_, _| Ok(()), CvRDT::merge)
     }
@@ -212,6 +229,7 @@ impl Kind for PNCounter<String> {
 /// A vector clock: `{"dots": {"actor": n}}`.
 impl Kind for VClock<String> {
     crdts_common!();
+    ordered_serde!();
     fn merge_all(states: &[Self]) -> Result<Self, (usize, String)> {
         merge_pairwise(states, |_, _| Ok(()), CvRDT::merge)
     }
@@ -306,6 +324,7 @@ enum RegisterOp {
 /// A last-writer-wins register: `{"val": <any JSON>, "marker": n}`.
 impl Kind for LWWReg<Value, u64> {
     crdts_common!();
+    ordered_serde!();
     fn merge_all(states: &[Self]) -> Result<Self, (usize, String)> {
         merge_pairwise(
             states,
@@ -392,7 +411,7 @@ impl Kind for ReplicaState {
     fn empty() -> Self {
         ReplicaState::new()
     }
-    fn identity(&self) -> Vec<u8> {
+    fn state_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
     fn merge_all(states: &[Self]) -> Result<Self, (usize, String)> {
@@ -441,8 +460,9 @@ macro_rules! yjs_kind {
         pub struct $name(pub YState);
 
         impl Kind for $name {
+            const IDENTITY_IS_STATE: bool = false;
             fn parse(state: Value) -> Result<Self, String> {
-                YState::parse(state).map($name)
+                guarded(|| YState::parse(state)).map($name)
             }
             fn empty() -> Self {
                 $name(YState::empty())
@@ -457,13 +477,13 @@ macro_rules! yjs_kind {
                 Value::String(self.0.encoded())
             }
             fn value(&self, root: Option<&str>) -> Result<Value, String> {
-                self.0.value($shape, root)
+                guarded(|| self.0.value($shape, root))
             }
             fn diff(&self, since: Option<Value>) -> Result<Value, String> {
-                self.0.diff(since)
+                guarded(|| self.0.diff(since))
             }
             fn apply(self, ops: Vec<Value>, actor: Option<&str>, root: Option<&str>) -> Result<Self, String> {
-                self.0.apply($shape, ops, actor, root).map($name)
+                guarded(|| self.0.apply($shape, ops, actor, root)).map($name)
             }
             fn state_vector(&self) -> Option<String> {
                 Some(self.0.state_vector())

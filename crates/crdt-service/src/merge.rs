@@ -154,16 +154,25 @@ fn parse_state<K: Kind>(kind: CrdtType, state: Value, which: &str) -> Result<K, 
 
 /// The answer body for `state`: the state, its readable value and (Yjs) its state vector.
 fn answer<K: Kind>(kind: CrdtType, state: &K, root: Option<&str>) -> Result<Bytes, MergeError> {
+    answer_with(kind, state, &state.state_json(), root)
+}
+
+/// [`answer`] with the state's JSON already at hand.
+fn answer_with<K: Kind>(kind: CrdtType, state: &K, state_json: &[u8], root: Option<&str>) -> Result<Bytes, MergeError> {
     let value = state.value(root).map_err(MergeError)?;
-    let mut body = json!({
-        "crdt_type": kind.name(),
-        "state": state.state(),
-        "value": value,
-    });
+    let mut body = Vec::with_capacity(state_json.len() + 96);
+    body.extend_from_slice(b"{\"crdt_type\":\"");
+    body.extend_from_slice(kind.name().as_bytes());
+    body.extend_from_slice(b"\",\"state\":");
+    body.extend_from_slice(state_json);
     if let Some(sv) = state.state_vector() {
-        body["state_vector"] = Value::String(sv);
+        body.extend_from_slice(b",\"state_vector\":");
+        serde_json::to_writer(&mut body, &sv).map_err(|e| MergeError(e.to_string()))?;
     }
-    Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
+    body.extend_from_slice(b",\"value\":");
+    serde_json::to_writer(&mut body, &value).map_err(|e| MergeError(e.to_string()))?;
+    body.push(b'}');
+    Ok(Bytes::from(body))
 }
 
 impl Merger {
@@ -238,7 +247,7 @@ impl Merger {
             } else {
                 &parsed[0]
             };
-            let body = self.readable(kind, &parsed, chosen, root)?;
+            let body = self.readable(kind, &parsed, chosen, &chosen.state_json(), root)?;
             self.count(Outcome::Identical);
             return Ok((body, Outcome::Identical));
         }
@@ -261,8 +270,14 @@ impl Merger {
             return Ok((body, Outcome::Hit));
         }
         let merged = K::merge_all(&parsed).map_err(|(i, e)| MergeError(format!("state {i} cannot be merged: {e}")))?;
-        let body = self.readable(kind, &parsed, &merged, root)?;
-        let outcome = if identities.contains(&merged.identity()) {
+        let state_json = merged.state_json();
+        let body = self.readable(kind, &parsed, &merged, &state_json, root)?;
+        let identity = if K::IDENTITY_IS_STATE {
+            state_json
+        } else {
+            merged.identity()
+        };
+        let outcome = if identities.contains(&identity) {
             Outcome::Contained
         } else {
             Outcome::Miss
@@ -279,9 +294,10 @@ impl Merger {
         kind: CrdtType,
         inputs: &[K],
         merged: &K,
+        state_json: &[u8],
         root: Option<&str>,
     ) -> Result<Bytes, MergeError> {
-        answer(kind, merged, root).map_err(|MergeError(e)| {
+        answer_with(kind, merged, state_json, root).map_err(|MergeError(e)| {
             let blamed = inputs
                 .iter()
                 .enumerate()

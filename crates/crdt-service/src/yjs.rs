@@ -17,6 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde_json::Value;
+use std::cell::RefCell;
 use std::ops::Range;
 use yrs::branch::{Branch, BranchPtr};
 use yrs::types::ToJson;
@@ -64,11 +65,15 @@ impl Shape {
     }
 }
 
-/// One document state: its update bytes, its state vector and its identity.
+/// One document state: its update bytes, its state vector and its identity,
+/// and what was built on the way there, so that no work is done twice: the
+/// decoded update (until a merge takes it) and the document it came from.
 pub struct YState {
     bytes: Vec<u8>,
     state_vector: StateVector,
     identity: Vec<u8>,
+    update: RefCell<Option<Update>>,
+    doc: Option<Doc>,
 }
 
 /// A document with the offset kind every document here uses.
@@ -118,6 +123,40 @@ fn identity_of(update: &Update) -> Vec<u8> {
     out
 }
 
+/// Refuses bytes whose leading count (of clients, in updates and state
+/// vectors alike) is more than the bytes left could hold. yrs reserves a hash
+/// table of that size before reading on, so a few bytes could make it clear
+/// hundreds of megabytes (found by the fuzz target).
+fn check_declared_count(bytes: &[u8], what: &str) -> Result<(), String> {
+    let mut count: u64 = 0;
+    for (i, byte) in bytes.iter().take(5).enumerate() {
+        count |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let left = (bytes.len() - i - 1) as u64;
+            return if count <= left {
+                Ok(())
+            } else {
+                Err(format!("declares {count} {what} in {left} bytes"))
+            };
+        }
+    }
+    Err("not a Yjs v1 encoding: it does not start with a count".into())
+}
+
+/// Runs `work`, turning a panic inside yrs into this input's error. yrs
+/// asserts on some malformed input instead of answering an error (a client id
+/// over 53 bits, in builds with debug assertions; found by the fuzz target).
+pub(crate) fn guarded<T>(work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("yrs cannot read it ({why})"))
+    })
+}
+
 /// Decodes base64 text, naming what is wrong.
 fn decode_base64(text: &str, what: &str) -> Result<Vec<u8>, String> {
     if text.len() / 4 * 3 > MAX_UPDATE_BYTES {
@@ -139,12 +178,23 @@ impl YState {
 
     /// A state from update bytes.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<YState, String> {
+        check_declared_count(&bytes, "clients")?;
         let update = Update::decode_v1(&bytes).map_err(|e| format!("not a Yjs v1 update: {e}"))?;
         Ok(YState {
             identity: identity_of(&update),
             state_vector: update.state_vector(),
+            update: RefCell::new(Some(update)),
             bytes,
+            doc: None,
         })
+    }
+
+    /// The decoded update: kept from parsing the first time, decoded again after.
+    fn take_update(&self) -> Result<Update, String> {
+        match self.update.borrow_mut().take() {
+            Some(update) => Ok(update),
+            None => Update::decode_v1(&self.bytes).map_err(|e| format!("not a Yjs v1 update: {e}")),
+        }
     }
 
     /// The empty document.
@@ -167,12 +217,12 @@ impl YState {
         BASE64.encode(&self.bytes)
     }
 
-    /// The state loaded into a document.
+    /// The state loaded into a new document.
     fn doc(&self, client_id: Option<u64>) -> Result<Doc, String> {
         let doc = new_doc(client_id);
         {
             let mut txn = doc.transact_mut();
-            let update = Update::decode_v1(&self.bytes).map_err(|e| format!("not a Yjs v1 update: {e}"))?;
+            let update = self.take_update()?;
             txn.apply_update(update)
                 .map_err(|e| format!("the update does not apply: {e}"))?;
         }
@@ -183,27 +233,70 @@ impl YState {
     /// (never `merge_updates`, which grows faster than linearly in the number
     /// of updates); a state that does not apply is blamed by index.
     pub fn merge_all<'a>(states: impl IntoIterator<Item = &'a YState>) -> Result<YState, (usize, String)> {
+        let states: Vec<&YState> = states.into_iter().collect();
         let doc = new_doc(None);
         {
             let mut txn = doc.transact_mut();
-            for (i, state) in states.into_iter().enumerate() {
-                let update = Update::decode_v1(&state.bytes).map_err(|e| (i, format!("not a Yjs v1 update: {e}")))?;
-                txn.apply_update(update)
-                    .map_err(|e| (i, format!("the update does not apply: {e}")))?;
+            for (i, state) in states.iter().enumerate() {
+                guarded(|| {
+                    let update = state.take_update()?;
+                    txn.apply_update(update)
+                        .map_err(|e| format!("the update does not apply: {e}"))
+                })
+                .map_err(|e| (i, e))?;
             }
         }
-        YState::of_doc(&doc).map_err(|e| (0, e))
+        // Encoding can fail too (yrs cannot re-read some malformed updates it
+        // left pending); blame the first state that fails alone.
+        guarded(|| YState::of_doc(doc)).map_err(|e| {
+            let alone = |s: &&YState| guarded(|| s.doc(None).and_then(YState::of_doc)).is_err();
+            (states.iter().position(alone).unwrap_or(0), e)
+        })
     }
 
-    fn of_doc(doc: &Doc) -> Result<YState, String> {
-        let bytes = doc.transact().encode_state_as_update_v1(&StateVector::default());
-        YState::from_bytes(bytes)
+    /// The state of a document, which it keeps for reading. Without pending
+    /// updates, a document's insertions are every client's clocks from 0 to
+    /// its state vector's, so its identity needs no decoding.
+    fn of_doc(doc: Doc) -> Result<YState, String> {
+        let txn = doc.transact();
+        let bytes = txn.encode_state_as_update_v1(&StateVector::default());
+        if txn.has_missing_updates() {
+            drop(txn);
+            let mut state = YState::from_bytes(bytes)?;
+            state.doc = Some(doc);
+            return Ok(state);
+        }
+        let snapshot = txn.snapshot();
+        let mut insertions = IdSet::new();
+        for (client, clock) in snapshot.state_map.iter() {
+            if *clock > 0 {
+                insertions.insert(yrs::ID::new(*client, 0), *clock);
+            }
+        }
+        let mut identity = Vec::new();
+        write_id_set(&insertions, &mut identity);
+        write_id_set(&snapshot.delete_set, &mut identity);
+        drop(txn);
+        Ok(YState {
+            bytes,
+            state_vector: snapshot.state_map,
+            identity,
+            update: RefCell::new(None),
+            doc: Some(doc),
+        })
     }
 
     /// The readable value of the root `root` read as `shape`: a string, or JSON.
     pub fn value(&self, shape: Shape, root: Option<&str>) -> Result<Value, String> {
-        let doc = self.doc(None)?;
-        let name = root_name(&doc, shape, root)?;
+        let built;
+        let doc = match &self.doc {
+            Some(doc) => doc,
+            None => {
+                built = self.doc(None)?;
+                &built
+            }
+        };
+        let name = root_name(doc, shape, root)?;
         let txn = doc.transact();
         let Some(out) = txn.get(&name) else {
             return Ok(match shape {
@@ -226,8 +319,11 @@ impl YState {
     pub fn diff(&self, since: Option<Value>) -> Result<Value, String> {
         let sv = match since {
             None | Some(Value::Null) => StateVector::default(),
-            Some(Value::String(text)) => StateVector::decode_v1(&decode_base64(&text, "`since`")?)
-                .map_err(|e| format!("`since` is not a Yjs v1 state vector: {e}"))?,
+            Some(Value::String(text)) => {
+                let bytes = decode_base64(&text, "`since`")?;
+                check_declared_count(&bytes, "clients").map_err(|e| format!("`since`: {e}"))?;
+                StateVector::decode_v1(&bytes).map_err(|e| format!("`since` is not a Yjs v1 state vector: {e}"))?
+            }
             Some(_) => return Err("`since` is a base64 Yjs state vector".into()),
         };
         let doc = self.doc(None)?;
@@ -279,7 +375,7 @@ impl YState {
                 apply_each::<ArrayOp>(&doc, ops, |txn, op| op.apply(&array, txn))?;
             }
         }
-        YState::of_doc(&doc)
+        YState::of_doc(doc)
     }
 }
 

@@ -365,3 +365,78 @@ fn the_yjs_examples_read_as_described() {
         ]
     );
 }
+
+#[test]
+fn a_few_bytes_cannot_declare_a_huge_table() {
+    // Found by the fuzz target: a count of ~2^31 clients in 7 bytes made yrs
+    // reserve and clear a hash table of that size.
+    let app = router(4);
+    let bomb = BASE64.encode([0xf9, 0xff, 0xff, 0xff, 0x61, 0x61, 0x61]);
+    let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
+    refused(
+        &app,
+        "/crdt/merge",
+        json!({"crdt_type": "TextCRDT", "states": [text, bomb]}),
+        "state 1 is not a valid TextCRDT: declares",
+    );
+    refused(
+        &app,
+        "/crdt/diff",
+        json!({"crdt_type": "TextCRDT", "state": text, "since": bomb}),
+        "`since`: declares",
+    );
+}
+
+#[test]
+fn a_client_id_over_53_bits_is_refused_not_a_crash() {
+    // Found by the fuzz target: yrs asserts on it (debug builds) instead of erring.
+    let app = router(4);
+    let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
+    let (status, answer) = post(
+        &app,
+        "/crdt/merge",
+        &json!({"crdt_type": "TextCRDT", "states": [text, "AQH//////////wQ="]}),
+    );
+    if cfg!(debug_assertions) {
+        // yrs's assertion fires; the service answers it as this state's error.
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().starts_with("state 1"), "{answer}");
+    } else {
+        // No assertion: yrs reads the id with its top bits dropped; any answer but a crash.
+        assert!(status == 400 || status == 200, "{status} {answer}");
+    }
+}
+
+#[test]
+fn an_update_yrs_cannot_re_encode_is_refused_not_a_crash() {
+    // Found by the fuzz target: it decodes and applies, is left pending, and
+    // yrs then fails (panics) re-reading it while encoding the merged document.
+    let app = router(4);
+    let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
+    refused(
+        &app,
+        "/crdt/merge",
+        json!({"crdt_type": "TextCRDT", "states": [text, "AQEAARIIDggAAAAAgD8="]}),
+        "state 1 cannot be merged: yrs cannot read it",
+    );
+}
+
+#[test]
+fn a_yjs_state_holding_the_other_is_counted_as_contained() {
+    use crdt_service::merge::{Merger, Outcome};
+    let (a, b) = (doc(1), doc(2));
+    a.get_or_insert_text("text").insert(&mut a.transact_mut(), 0, "héllo");
+    load(&b, &encode(&a));
+    b.get_or_insert_text("text").remove_range(&mut b.transact_mut(), 0, 2);
+    b.get_or_insert_text("text").insert(&mut b.transact_mut(), 0, "😀");
+    let merger = Merger::new(8);
+    let merge = |states: Vec<String>| merger.merge("TextCRDT", states.into_iter().map(Value::from).collect(), None);
+    assert_eq!(merge(vec![encode(&a), encode(&b)]).unwrap().1, Outcome::Contained);
+    // Two histories that each hold something the other lacks: a plain miss.
+    let before = a.transact().state_vector();
+    a.get_or_insert_text("text").insert(&mut a.transact_mut(), 0, ">");
+    let tail = BASE64.encode(a.transact().encode_diff_v1(&before));
+    let head = encode(&b);
+    let (_, outcome) = merge(vec![head, tail]).unwrap();
+    assert_eq!(outcome, Outcome::Miss);
+}

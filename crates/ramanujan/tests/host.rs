@@ -378,3 +378,55 @@ async fn colour_streams_feed_the_crdt_merge() {
     let (status, _) = post(&base, "/stream/red/merge", json!({"state": {"terms": 3}})).await;
     assert!((400..500).contains(&status));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crdt_bad_input_gets_a_4xx_and_the_service_stays_responsive() {
+    let server = start(ServeArgs::default()).await;
+    let base = server.base.clone();
+    let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
+    // A 50 MB body: refused by size, not read into memory.
+    let huge = format!(
+        r#"{{"crdt_type": "TextCRDT", "states": ["{}", "{text}"]}}"#,
+        "A".repeat(50 * 1024 * 1024)
+    );
+    let sent = client()
+        .post(format!("{base}/crdt/merge"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await;
+    match sent {
+        Ok(resp) => assert_eq!(resp.status().as_u16(), 413),
+        // The server may answer 413 and close before the client finishes sending.
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
+    let cases = [
+        // 10,000 states in one request.
+        (json!({"crdt_type": "TextCRDT", "states": vec![text; 10_000]}), 400),
+        // Garbage and truncated base64, a valid update of the wrong type.
+        (json!({"crdt_type": "TextCRDT", "states": [text, "@@@"]}), 400),
+        (json!({"crdt_type": "TextCRDT", "states": [text, &text[..20]]}), 400),
+        (json!({"crdt_type": "Map", "states": [text, text]}), 400),
+        (
+            json!({"crdt_type": "TextCRDT", "states": [text, text], "bogus": 1}),
+            422,
+        ),
+    ];
+    for (body, status) in cases {
+        let started = Instant::now();
+        let (got, answer) = post(&base, "/crdt/merge", body).await;
+        assert_eq!(got, status, "{answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let (health, _) = get(&base, "/health").await;
+        assert_eq!(health, 200);
+    }
+    // And real work still gets done.
+    let (status, merged) = post(
+        &base,
+        "/crdt/merge",
+        json!({"crdt_type": "TextCRDT", "states": [text, text]}),
+    )
+    .await;
+    assert_eq!((status, merged["value"].clone()), (200, json!("héllo 😀")));
+}

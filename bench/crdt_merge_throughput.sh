@@ -38,7 +38,13 @@ MODE=gcounter wrk -t2 -c"$conns" -d"${secs}s" -s bench/crdt_merge.lua "http://12
 echo "TextCRDT merges, cache off:"
 MODE=text wrk -t2 -c"$conns" -d"${secs}s" -s bench/crdt_merge.lua "http://127.0.0.1:$port/crdt/merge" | tail -1
 echo "peer (GET /health):"
-wrk -t2 -c"$conns" -d"${secs}s" -s bench/crdt_merge.lua "http://127.0.0.1:$port/health" 2>/dev/null | tail -1 || true
+wrk -t2 -c"$conns" -d"${secs}s" -s /dev/stdin "http://127.0.0.1:$port/health" <<'LUA' | tail -1
+done = function(summary, latency, requests)
+  io.write(string.format("requests=%d duration_s=%.2f req_per_s=%.0f non_2xx=%d p50_ms=%.3f p99_ms=%.3f\n",
+    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6), summary.errors.status,
+    latency:percentile(50) / 1e3, latency:percentile(99) / 1e3))
+end
+LUA
 stop
 
 serve

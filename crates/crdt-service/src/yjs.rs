@@ -143,6 +143,20 @@ fn check_declared_count(bytes: &[u8], what: &str) -> Result<(), String> {
     Err("not a Yjs v1 encoding: it does not start with a count".into())
 }
 
+/// Refuses an update in which one client's blocks overlap (two sections for
+/// one client, say). yrs integrates such an update into a corrupt document
+/// that later reads freed memory (found by the fuzz target: a segfault). An
+/// encoding writes each client's blocks back to back, so re-encoding shifts
+/// overlapping blocks and the ids change.
+fn check_blocks_are_disjoint(update: &Update, identity: &[u8]) -> Result<(), String> {
+    let again = Update::decode_v1(&update.encode_v1()).map_err(|e| format!("not a Yjs v1 update: {e}"))?;
+    if identity_of(&again) == identity {
+        Ok(())
+    } else {
+        Err("not a Yjs v1 update: a client's blocks overlap".into())
+    }
+}
+
 /// Runs `work`, turning a panic inside yrs into this input's error. yrs
 /// asserts on some malformed input instead of answering an error (a client id
 /// over 53 bits, in builds with debug assertions; found by the fuzz target).
@@ -180,8 +194,10 @@ impl YState {
     pub fn from_bytes(bytes: Vec<u8>) -> Result<YState, String> {
         check_declared_count(&bytes, "clients")?;
         let update = Update::decode_v1(&bytes).map_err(|e| format!("not a Yjs v1 update: {e}"))?;
+        let identity = identity_of(&update);
+        check_blocks_are_disjoint(&update, &identity)?;
         Ok(YState {
-            identity: identity_of(&update),
+            identity,
             state_vector: update.state_vector(),
             update: RefCell::new(Some(update)),
             bytes,

@@ -409,15 +409,16 @@ fn a_client_id_over_53_bits_is_refused_not_a_crash() {
 
 #[test]
 fn an_update_yrs_cannot_re_encode_is_refused_not_a_crash() {
-    // Found by the fuzz target: it decodes and applies, is left pending, and
-    // yrs then fails (panics) re-reading it while encoding the merged document.
+    // Found by the fuzz target: it decodes, but yrs cannot re-encode it (it
+    // panicked encoding the merged document, with the update left pending).
+    // Now the re-encoding check on parsing refuses it first.
     let app = router(4);
     let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
     refused(
         &app,
         "/crdt/merge",
         json!({"crdt_type": "TextCRDT", "states": [text, "AQEAARIIDggAAAAAgD8="]}),
-        "state 1 cannot be merged: yrs cannot read it",
+        "state 1 is not a valid TextCRDT: not a Yjs v1 update",
     );
 }
 
@@ -439,4 +440,21 @@ fn a_yjs_state_holding_the_other_is_counted_as_contained() {
     let head = encode(&b);
     let (_, outcome) = merge(vec![head, tail]).unwrap();
     assert_eq!(outcome, Outcome::Miss);
+}
+
+#[test]
+fn overlapping_blocks_are_refused_before_yrs_reads_freed_memory() {
+    // Found by the fuzz target: yrs 0.28.1 integrates this update (two
+    // sections for client 0 whose blocks overlap) into a corrupt document and
+    // then segfaults reading it as an array.
+    let app = router(4);
+    let bad = "AwEAAAIBAQEBAQMJAQMBAQEBAQEBAQABAf8DAQEBAQEBAQEBAQEBAAEB/wMBAQEBAQHpqqqqqqqqqgoB6f4AAADpqqqqqqqqqgoB6f4AAAABAen+ZQABnwEBKAHp/gBeAA==";
+    for crdt_type in ["Array", "Map", "TextCRDT"] {
+        refused(
+            &app,
+            "/crdt/merge",
+            json!({"crdt_type": crdt_type, "states": [bad, bad]}),
+            "state 0 is not a valid",
+        );
+    }
 }

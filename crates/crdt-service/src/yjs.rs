@@ -151,7 +151,11 @@ fn leading_count(bytes: &[u8]) -> Option<u64> {
 
 /// How many bytes [`leading_count`] reads.
 fn leading_count_len(bytes: &[u8]) -> u64 {
-    bytes.iter().take(5).position(|b| b & 0x80 == 0).map_or(5, |i| i as u64 + 1)
+    bytes
+        .iter()
+        .take(5)
+        .position(|b| b & 0x80 == 0)
+        .map_or(5, |i| i as u64 + 1)
 }
 
 /// Refuses an update that has two sections for one client: yrs appends the
@@ -161,7 +165,9 @@ fn leading_count_len(bytes: &[u8]) -> u64 {
 /// the sections declared must be the clients that inserted something.
 fn check_one_section_per_client(bytes: &[u8], identity: &[u8]) -> Result<(), String> {
     let sections = leading_count(bytes).unwrap_or(0);
-    let clients = identity.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    let clients = identity
+        .get(..8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
     if sections == clients {
         Ok(())
     } else {

@@ -138,7 +138,8 @@ fn yjs_state(crdt_type: &str, ops: &[(usize, u8)]) -> String {
     BASE64.encode(update)
 }
 
-const TYPES: [&str; 9] = [
+const TYPES: [&str; 10] = [
+    "ORSet",
     "TextCRDT",
     "Map",
     "Array",
@@ -172,7 +173,7 @@ fn ops() -> impl Strategy<Value = Vec<(usize, u8)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn merge_laws_hold_for_every_type(t in 0..TYPES.len(), a in ops(), b in ops(), c in ops()) {

@@ -10,6 +10,9 @@
 //! `schema/v2.rs`) this project uses, with every other key Spin knows listed
 //! as allowed, so a typo is refused rather than ignored.
 
+mod common;
+
+use common::{root, spin_components};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -103,10 +106,6 @@ struct Build {
     workdir: Option<String>,
     #[serde(default)]
     watch: Vec<String>,
-}
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
 fn manifest(text: &str) -> Result<Manifest, String> {
@@ -258,7 +257,7 @@ fn interfaces(wasm: &[u8]) -> (Vec<String>, Vec<String>) {
 fn every_source_is_a_component_serving_wasi_http() {
     let text = std::fs::read_to_string(root().join("spin.toml")).unwrap();
     let m = manifest(&text).unwrap();
-    let built = wasm_dir();
+    let built = spin_components();
     for (name, c) in &m.component {
         // `spin build` writes the source path; the test's build writes the same file name.
         let file = Path::new(&c.source).file_name().unwrap();
@@ -283,17 +282,4 @@ fn every_source_is_a_component_serving_wasi_http() {
             assert!(granted, "{name} imports {import}, which spin.toml does not grant");
         }
     }
-}
-
-/// The components, built by `wasm_components.rs`'s rule (the same command).
-fn wasm_dir() -> std::path::PathBuf {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spin-components");
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(root().join("spin/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the Spin components failed");
-    target.join("wasm32-wasip2/release")
 }

@@ -4,30 +4,12 @@
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::spin_components;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// The directory holding the `.wasm` files, built once per test run.
-fn components() -> &'static Path {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build_components)
-}
-
-/// Builds the Spin workspace's components; the directory holding the `.wasm` files.
-fn build_components() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    // A target directory of its own: the outer `cargo test` holds its own.
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spin-components");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(root.join("spin/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the Spin components failed");
-    target.join("wasm32-wasip2/release")
-}
 
 /// `wasmtime serve` of one component on a free loopback port; killed on drop.
 struct Served {
@@ -89,7 +71,7 @@ fn post(base: &str, path: &str, body: &str) -> (u16, Value) {
 
 #[test]
 fn crdt_service_answers_inside_wasmtime() {
-    let served = serve(&components().join("spin_crdt_service.wasm"));
+    let served = serve(&spin_components().join("spin_crdt_service.wasm"));
     let base = &served.base;
     let types: Value = client()
         .get(format!("{base}/crdt/types"))
@@ -131,7 +113,7 @@ fn crdt_service_answers_inside_wasmtime() {
 
 #[test]
 fn egraph_service_saturates_inside_wasmtime() {
-    let served = serve(&components().join("spin_egraph_service.wasm"));
+    let served = serve(&spin_components().join("spin_egraph_service.wasm"));
     let base = &served.base;
     let (status, answer) = post(base, "/egraph/saturate", r#"{"expression": "(+ (* a b) (* a c))"}"#);
     assert_eq!(status, 200, "{answer}");
@@ -146,7 +128,7 @@ fn egraph_service_saturates_inside_wasmtime() {
 #[test]
 fn colour_streams_answer_inside_wasmtime() {
     for color in ["red", "blue", "green"] {
-        let served = serve(&components().join(format!("spin_stream_{color}.wasm")));
+        let served = serve(&spin_components().join(format!("spin_stream_{color}.wasm")));
         let base = &served.base;
         let (status, answer) = get(base, &format!("/stream/{color}"));
         assert_eq!(status, 200, "{color}: {answer}");
@@ -166,7 +148,7 @@ fn colour_streams_answer_inside_wasmtime() {
 
 #[test]
 fn duck_colors_assigns_inside_wasmtime() {
-    let served = serve(&components().join("spin_duck_colors.wasm"));
+    let served = serve(&spin_components().join("spin_duck_colors.wasm"));
     let base = &served.base;
     let (status, palette) = get(base, "/colors/palette");
     assert_eq!(status, 200, "{palette}");

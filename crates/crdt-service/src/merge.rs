@@ -237,17 +237,19 @@ impl Merger {
         }
         let identities: Vec<Vec<u8>> = parsed.iter().map(K::identity).collect();
         if identities.iter().all(|e| e == &identities[0]) {
-            // One state, perhaps encoded differently (Yjs): answer the same
-            // encoding whatever the order of the inputs.
-            let chosen = if kind.is_yjs() {
+            // One state, perhaps encoded differently (when the identity is
+            // not the encoding, as for Yjs): answer the same encoding
+            // whatever the order of the inputs.
+            let (chosen, state_json) = if K::IDENTITY_IS_STATE {
+                (&parsed[0], parsed[0].state_json())
+            } else {
                 parsed
                     .iter()
-                    .min_by_key(|s| s.state().to_string())
+                    .map(|s| (s, s.state_json()))
+                    .min_by(|a, b| a.1.cmp(&b.1))
                     .expect("two or more states")
-            } else {
-                &parsed[0]
             };
-            let body = self.readable(kind, &parsed, chosen, &chosen.state_json(), root)?;
+            let body = self.readable(kind, &parsed, chosen, &state_json, root)?;
             self.count(Outcome::Identical);
             return Ok((body, Outcome::Identical));
         }

@@ -238,11 +238,6 @@ impl YState {
         YState::from_bytes(Update::new().encode_v1()).expect("the empty update decodes")
     }
 
-    /// The update bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
     /// What the state contains, canonically: inserted and deleted ids.
     pub fn identity(&self) -> &[u8] {
         &self.identity
@@ -334,15 +329,13 @@ impl YState {
         };
         let name = root_name(doc, shape, root)?;
         let txn = doc.transact();
-        let Some(out) = txn.get(&name) else {
+        let Some(branch) = checked_root(&txn, shape, &name)? else {
             return Ok(match shape {
                 Shape::Text => Value::String(String::new()),
                 Shape::Map => Value::Object(Default::default()),
                 Shape::Array => Value::Array(Vec::new()),
             });
         };
-        let branch = branch_of(out).ok_or_else(|| format!("root `{name}` is not {}", shape.noun()))?;
-        check_shape(&txn, shape, &name, branch)?;
         Ok(match shape {
             Shape::Text => Value::String(TextRef::from(branch).get_string(&txn)),
             Shape::Map => any_to_json(MapRef::from(branch).to_json(&txn)),
@@ -390,13 +383,7 @@ impl YState {
         };
         let doc = self.doc(client_id)?;
         let name = root_name(&doc, shape, root)?;
-        {
-            let txn = doc.transact();
-            if let Some(out) = txn.get(&name) {
-                let branch = branch_of(out).ok_or_else(|| format!("root `{name}` is not {}", shape.noun()))?;
-                check_shape(&txn, shape, &name, branch)?;
-            }
-        }
+        checked_root(&doc.transact(), shape, &name)?;
         match shape {
             Shape::Text => {
                 let text = doc.get_or_insert_text(name.as_str());
@@ -448,6 +435,16 @@ fn root_name(doc: &Doc, shape: Shape, root: Option<&str>) -> Result<String, Stri
             many.join(", ")
         )),
     }
+}
+
+/// The root `name`, if the document has it, after checking it holds `shape`.
+fn checked_root<T: ReadTxn>(txn: &T, shape: Shape, name: &str) -> Result<Option<BranchPtr>, String> {
+    let Some(out) = txn.get(name) else {
+        return Ok(None);
+    };
+    let branch = branch_of(out).ok_or_else(|| format!("root `{name}` is not {}", shape.noun()))?;
+    check_shape(txn, shape, name, branch)?;
+    Ok(Some(branch))
 }
 
 /// The branch behind a root, whatever type it was last read as.

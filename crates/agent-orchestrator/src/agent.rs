@@ -87,7 +87,7 @@ pub struct LogEntry {
 }
 
 /// A refuted equality, kept for the record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Refutation {
     /// The equality, as text.
     pub equality: String,
@@ -99,6 +99,33 @@ pub struct Refutation {
 
 const LOG_CAPACITY: usize = 128;
 const REPLAY_WINDOW: u64 = 4096;
+
+/// An agent's whole state, see [`Agent::into_snapshot`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSnapshot {
+    id: String,
+    actor: String,
+    color: Color,
+    neighbors: Vec<String>,
+    known: HashSet<String>,
+    replica: ReplicaState,
+    counters: Counters,
+    seq: u64,
+    seen: HashMap<String, (u64, BTreeSet<u64>)>,
+    dirty: bool,
+    next_sync: usize,
+    log: VecDeque<LogEntry>,
+    refutations: VecDeque<Refutation>,
+    now_ms: u64,
+}
+
+impl AgentSnapshot {
+    /// The agent's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
 
 /// An agent.
 pub struct Agent {
@@ -146,6 +173,52 @@ impl Agent {
             log: VecDeque::new(),
             refutations: VecDeque::new(),
             now_ms: 0,
+        }
+    }
+
+    /// Everything the agent is between two messages, for a host that keeps no
+    /// process between them (a Spin component saves it in key-value after each
+    /// request). The rules and limits are configuration, not state.
+    pub fn into_snapshot(self) -> AgentSnapshot {
+        AgentSnapshot {
+            id: self.id,
+            actor: self.actor,
+            color: self.color,
+            neighbors: self.neighbors,
+            known: self.known,
+            replica: self.replica,
+            counters: self.counters,
+            seq: self.seq,
+            seen: self.seen,
+            dirty: self.dirty,
+            next_sync: self.next_sync,
+            log: self.log,
+            refutations: self.refutations,
+            now_ms: self.now_ms,
+        }
+    }
+
+    /// The agent a snapshot describes, with these limits. It keeps no journal:
+    /// its host saves whole snapshots.
+    pub fn from_snapshot(snapshot: AgentSnapshot, limits: WorkLimits) -> Agent {
+        Agent {
+            id: snapshot.id,
+            actor: snapshot.actor,
+            color: snapshot.color,
+            neighbors: snapshot.neighbors,
+            known: snapshot.known,
+            replica: snapshot.replica,
+            journal: None,
+            rules: RuleBook::new(true, &[]).expect("built-in rules compile"),
+            limits,
+            counters: snapshot.counters,
+            seq: snapshot.seq,
+            seen: snapshot.seen,
+            dirty: snapshot.dirty,
+            next_sync: snapshot.next_sync,
+            log: snapshot.log,
+            refutations: snapshot.refutations,
+            now_ms: snapshot.now_ms,
         }
     }
 

@@ -11,15 +11,23 @@
 //! - [`network`]: what the `/agents` routes need from a running network.
 //! - [`routes`]: `/agents/...` and `/agent/{id}/...`.
 //! - [`store`]: durable storage of a replica, as a trait.
+//! - [`wire`]: subjects and payloads on the broker.
+//! - [`hosted`]: agents kept in a key-value store between requests (Spin).
+//! - [`webhook`]: `/nats/webhook/{topic}`, how the NATS bridge reaches hosted agents.
+//! - [`signature`]: the HMAC that bridge and hosted agents sign with.
 //!
 //! Hosts (the in-process runtime, NATS) implement [`network::Network`].
 
 pub mod agent;
+pub mod hosted;
 pub mod network;
 pub mod protocol;
 pub mod routes;
+pub mod signature;
 pub mod store;
 pub mod topology;
+pub mod webhook;
+pub mod wire;
 
 pub use network::Network;
 pub use routes::router;

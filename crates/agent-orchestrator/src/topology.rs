@@ -3,7 +3,7 @@
 
 use duck_colors::SplitMix64;
 use ramanujan_core::Color;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, VecDeque};
 
 /// Most agents in one topology.
@@ -233,4 +233,30 @@ pub fn second_eigenvalue(n: usize, edges: &[(usize, usize)]) -> f64 {
     let second = eigen.get(1).copied().unwrap_or(0.0).abs();
     let last = eigen.last().copied().unwrap_or(0.0).abs();
     second.max(last)
+}
+
+/// Which graph the agents form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopologyKind {
+    /// S(2,3): nine agents.
+    Sierpinski,
+    /// A random `degree`-regular expander on `agents` agents.
+    Ramanujan {
+        /// Agents.
+        agents: usize,
+        /// Degree.
+        degree: usize,
+    },
+}
+
+impl TopologyKind {
+    /// The graph, built the same way on every host from the same seed.
+    pub fn build(self, seed: u64) -> Result<Topology, String> {
+        match self {
+            TopologyKind::Sierpinski => sierpinski(2),
+            TopologyKind::Ramanujan { agents, degree } => ramanujan(agents, degree, seed, 8),
+        }
+        .map_err(|e| e.to_string())
+    }
 }

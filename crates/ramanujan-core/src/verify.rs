@@ -14,7 +14,7 @@ use crate::rules::ColoredRewrite;
 use egg::{FlatTerm, Id, Runner, Symbol};
 use num_rational::BigRational;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ fn symbols(expr: &Expr, out: &mut BTreeSet<Symbol>) {
 }
 
 /// The outcome of evaluating both sides of an equality.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Verdict {
     /// Equal on every defined assignment, with enough of them defined.

@@ -9,8 +9,8 @@ use agent_orchestrator::network::{
 };
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::store::{MemoryStore, ReplicaStore};
-pub use agent_orchestrator::topology::agent_id;
-use agent_orchestrator::topology::{self, Topology};
+use agent_orchestrator::topology::Topology;
+pub use agent_orchestrator::topology::{TopologyKind, agent_id};
 use ramanujan_core::Color;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
@@ -22,32 +22,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Which graph the agents form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TopologyKind {
-    /// S(2,3): nine agents.
-    Sierpinski,
-    /// A random `degree`-regular expander on `agents` agents.
-    Ramanujan {
-        /// Agents.
-        agents: usize,
-        /// Degree.
-        degree: usize,
-    },
-}
-
-impl TopologyKind {
-    /// The graph, built the same way on every host from the same seed.
-    pub fn build(self, seed: u64) -> Result<Topology, String> {
-        match self {
-            TopologyKind::Sierpinski => topology::sierpinski(2),
-            TopologyKind::Ramanujan { agents, degree } => topology::ramanujan(agents, degree, seed, 8),
-        }
-        .map_err(|e| e.to_string())
-    }
-}
 
 /// How to run the network.
 #[derive(Debug, Clone)]

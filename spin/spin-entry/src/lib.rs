@@ -32,3 +32,13 @@ pub fn runtime(component: &str) -> Runtime {
         ..Runtime::default()
     }
 }
+
+/// The answer of a component whose configuration is wrong: a 500 saying why.
+pub fn misconfigured(message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ramanujan_http::ApiError {
+        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("misconfigured: {message}"),
+    }
+    .into_response()
+}

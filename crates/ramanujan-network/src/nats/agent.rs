@@ -9,14 +9,13 @@ use super::wire::{self, Beat, Inbound, Query, SubmitAck};
 use crate::redb_store::RedbStore;
 use crate::runtime::{TopologyKind, agent_id, first_sequence_number};
 use agent_orchestrator::agent::{Agent, WorkLimits};
-use agent_orchestrator::network::{AgentState, Lifecycle, canonical_of};
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::store::ReplicaStore;
 use async_nats::jetstream::{self, consumer::pull};
 use futures_util::{FutureExt, StreamExt};
 use ramanujan_core::parse::parse_expr;
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
+use serde_json::Value;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -226,7 +225,7 @@ impl Process {
             match wire::decode_inbound(&message.payload) {
                 Ok(Inbound::Envelope(envelope)) => out.extend(self.agent.handle(envelope)),
                 // No sender packs more; a message that does is refused whole.
-                Ok(Inbound::Envelopes(envelopes)) if envelopes.len() > MAX_ENVELOPES_PER_MESSAGE => {
+                Ok(Inbound::Envelopes(envelopes)) if envelopes.len() > wire::MAX_ENVELOPES_PER_MESSAGE => {
                     self.agent.reject_malformed();
                 }
                 Ok(Inbound::Envelopes(envelopes)) => {
@@ -297,17 +296,7 @@ impl Process {
     }
 
     async fn beat(&self) {
-        let replica = self.agent.replica();
-        let beat = Beat {
-            agent_id: self.agent.id().to_string(),
-            node_id: self.config.node_id.clone(),
-            color: self.agent.color(),
-            facts: replica.term_count() + replica.equality_count(),
-            digest: replica.digest(),
-            idle: !self.agent.is_dirty(),
-            incarnation: self.incarnation,
-            neighbors: self.agent.neighbors().to_vec(),
-        };
+        let beat = Beat::of(&self.agent, &self.config.node_id, self.incarnation);
         let payload = serde_json::to_vec(&beat).unwrap_or_default();
         let _ = self
             .client
@@ -318,35 +307,16 @@ impl Process {
     async fn answer(&mut self, query: async_nats::Message) {
         let Some(reply) = query.reply.clone() else { return };
         let answer = match serde_json::from_slice::<Query>(&query.payload) {
-            Ok(Query::State) => json!(self.state()),
-            Ok(Query::Egraph) => json!(self.agent.replica()),
-            Ok(Query::Messages) => json!(self.agent.log().collect::<Vec<_>>()),
-            Ok(Query::Sync) => {
-                let neighbors = self.agent.neighbors().to_vec();
-                let out: Vec<Envelope> = neighbors.iter().flat_map(|n| self.agent.sync_with(n)).collect();
-                let started = out.len();
+            Ok(query) => {
+                let uptime = self.started.elapsed().as_secs_f64();
+                let (answer, out) = wire::answer_query(&mut self.agent, query, &self.config.node_id, uptime);
                 self.publish(out).await;
-                json!({ "started": started })
+                answer
             }
-            Ok(Query::Canonical { root }) => {
-                let replica = self.agent.replica();
-                let form = root
-                    .parse()
-                    .ok()
-                    .filter(|key| replica.term(*key).is_some())
-                    .and_then(|key| canonical_of(replica, key));
-                json!({ "canonical": form })
-            }
-            Err(e) => json!({ "error": format!("bad query: {e}") }),
+            Err(e) => serde_json::json!({ "error": format!("bad query: {e}") }),
         };
         let payload: Vec<u8> = serde_json::to_vec(&answer).unwrap_or_default();
         let _ = self.client.publish(reply, payload.into()).await;
-    }
-
-    fn state(&self) -> AgentState {
-        // The host fills in the lifecycle and restarts from heartbeats.
-        let uptime = self.started.elapsed().as_secs_f64();
-        AgentState::of(&self.agent, &self.config.node_id, Lifecycle::Alive, uptime, 0)
     }
 }
 
@@ -359,78 +329,27 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Most envelopes one broker message carries.
-const MAX_ENVELOPES_PER_MESSAGE: usize = 1024;
-
-/// Publishes envelopes to their recipients' JetStream inboxes and waits
-/// (bounded) for the broker to store them. Envelopes for the same recipient go
-/// together in one broker message, in order, up to a size bound. Answers how
-/// many envelopes were stored. `Nats-Msg-Id` is `{from}:{first seq}-{last seq}`,
-/// so a retried publish is stored once.
+/// Publishes envelopes to their recipients' JetStream inboxes (see
+/// [`wire::outbox`]) and waits (bounded) for the broker to store them. Answers
+/// how many envelopes were stored.
 pub async fn publish_envelopes(js: &jetstream::Context, out: Vec<Envelope>) -> usize {
-    let mut by_recipient: BTreeMap<usize, Vec<Envelope>> = BTreeMap::new();
-    for envelope in out {
-        if let Some(to) = wire::index_of(&envelope.to) {
-            by_recipient.entry(to).or_default().push(envelope);
-        }
-    }
     let mut pending = Vec::new();
-    for (to, envelopes) in by_recipient {
-        for group in pack(envelopes) {
-            let (Some(first), Some(last)) = (group.first(), group.last()) else {
-                continue;
-            };
-            let id = format!("{}:{}-{}", first.from, first.seq, last.seq);
-            let count = group.len();
-            let inbound = if count == 1 {
-                Inbound::Envelope(group.into_iter().next().expect("one"))
-            } else {
-                Inbound::Envelopes(group)
-            };
-            let Ok(payload) = wire::encode_inbound(&inbound) else {
-                continue;
-            };
-            if payload.len() > wire::MAX_MESSAGE_BYTES {
-                tracing::warn!(bytes = payload.len(), "message too large for the broker; dropped");
-                continue;
-            }
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", id.as_str());
-            match js
-                .publish_with_headers(wire::sync_subject(to), headers, payload.into())
-                .await
-            {
-                Ok(ack) => pending.push(async move { ack.await.map(|_| count) }),
-                Err(e) => tracing::debug!(error = %e, "publish failed"),
-            }
+    for message in wire::outbox(out) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", message.msg_id.as_str());
+        let count = message.envelopes;
+        match js
+            .publish_with_headers(message.subject, headers, message.payload.into())
+            .await
+        {
+            Ok(ack) => pending.push(async move { ack.await.map(|_| count) }),
+            Err(e) => tracing::debug!(error = %e, "publish failed"),
         }
     }
     match tokio::time::timeout(Duration::from_secs(5), futures_util::future::join_all(pending)).await {
         Ok(results) => results.into_iter().filter_map(Result::ok).sum(),
         Err(_) => 0,
     }
-}
-
-/// Splits envelopes into groups of bounded count and (estimated) size; an
-/// envelope too big to share a message travels alone.
-fn pack(envelopes: Vec<Envelope>) -> Vec<Vec<Envelope>> {
-    const BUDGET: usize = wire::MAX_MESSAGE_BYTES / 2;
-    let mut groups: Vec<Vec<Envelope>> = Vec::new();
-    let mut size = 0;
-    for envelope in envelopes {
-        // About 120 bytes of JSON per fact, plus the envelope itself.
-        let estimate = 200 + 120 * envelope.body.facts();
-        let full = groups
-            .last()
-            .is_none_or(|g| g.len() >= MAX_ENVELOPES_PER_MESSAGE || size + estimate > BUDGET);
-        if full {
-            groups.push(Vec::new());
-            size = 0;
-        }
-        size += estimate;
-        groups.last_mut().expect("a group").push(envelope);
-    }
-    groups
 }
 
 /// What a query answered, or its error.

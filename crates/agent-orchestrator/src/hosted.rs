@@ -1,0 +1,323 @@
+//! Agents that live in a key-value store between requests, for hosts that keep
+//! no process (a Spin component is instantiated per request).
+//!
+//! Each request loads one agent's whole state (one key, `agent-{i}`, so a save
+//! is atomic), lets the agent handle what arrived, runs one bounded rewriting
+//! step if it has work, saves, and only then publishes what the agent sends.
+//! The NATS bridge acknowledges the broker message after a 2xx, so a crash at
+//! any point loses nothing: the message comes again and merging it twice
+//! changes nothing (the agent's replay window drops the duplicate).
+//!
+//! The bridge delivers one request at a time per agent, which is what makes the
+//! read-modify-write of the agent's key safe without a compare-and-swap.
+
+use crate::agent::{Agent, AgentSnapshot, WorkLimits};
+use crate::network::BoxFuture;
+use crate::protocol::Envelope;
+use crate::topology::{TopologyKind, agent_id};
+use crate::wire::{self, Beat, Inbound, Query, SubmitAck};
+use ramanujan_core::parse::parse_expr;
+use ramanujan_http::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+/// A key-value store (Spin's `key-value` interface on Spin).
+pub trait KeyValue: Send + Sync {
+    /// The value of `key`, if any.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
+    /// Sets `key`; durable once this returns `Ok` (as durable as the store).
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// Publishes on the broker (through the bridge's `POST /publish/{subject}` on Spin).
+pub trait Publisher: Send + Sync {
+    /// Publishes `payload` on `subject`. For an agent inbox this returns once the
+    /// broker stored the message; `msg_id` lets the broker drop a retried copy.
+    fn publish<'a>(
+        &'a self,
+        subject: &'a str,
+        msg_id: Option<&'a str>,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// What the agents hosted here are.
+#[derive(Debug, Clone)]
+pub struct HostedConfig {
+    /// The graph (every host must agree).
+    pub topology: TopologyKind,
+    /// Seed of the graph (every host must agree).
+    pub seed: u64,
+    /// The topology positions hosted here.
+    pub agents: BTreeSet<usize>,
+    /// This host's name, reported as the agents' `node_id`.
+    pub node_id: String,
+    /// Rewriting limits per request.
+    pub work: WorkLimits,
+}
+
+/// What one request did to an agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The agent.
+    pub agent_id: String,
+    /// Envelopes handled and submissions taken.
+    pub handled: usize,
+    /// Broker messages published.
+    pub published: usize,
+    /// The agent still has rewriting to do: ask again (a tick with `sync: false`).
+    pub dirty: bool,
+    /// Facts held.
+    pub facts: usize,
+    /// Digest of its facts.
+    pub digest: String,
+}
+
+/// An agent's key: its whole state and this life's number.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Saved {
+    incarnation: u64,
+    created_ms: u64,
+    agent: AgentSnapshot,
+}
+
+/// A loaded agent.
+struct Loaded {
+    index: usize,
+    agent: Agent,
+    incarnation: u64,
+    created_ms: u64,
+}
+
+/// The agents hosted here, over a store and a publisher.
+#[derive(Clone)]
+pub struct Hosted {
+    config: Arc<HostedConfig>,
+    store: Arc<dyn KeyValue>,
+    publisher: Arc<dyn Publisher>,
+}
+
+/// Wall-clock milliseconds (WASI clocks on Spin).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Hosted {
+    /// Agents hosted per `config`, kept in `store`, publishing through `publisher`.
+    pub fn new(config: HostedConfig, store: Arc<dyn KeyValue>, publisher: Arc<dyn Publisher>) -> Self {
+        Hosted {
+            config: Arc::new(config),
+            store,
+            publisher,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HostedConfig {
+        &self.config
+    }
+
+    async fn load(&self, index: usize) -> Result<Loaded, ApiError> {
+        if !self.config.agents.contains(&index) {
+            return Err(ApiError::not_found(format!("agent-{index} is not hosted here")));
+        }
+        let key = agent_id(index);
+        let saved = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("reading {key}: {e}")))?;
+        if let Some(bytes) = saved {
+            let saved: Saved = rmp_serde::from_slice(&bytes)
+                .map_err(|e| ApiError::unavailable(format!("the saved state of {key} is unreadable: {e}")))?;
+            return Ok(Loaded {
+                index,
+                agent: Agent::from_snapshot(saved.agent, self.config.work),
+                incarnation: saved.incarnation,
+                created_ms: saved.created_ms,
+            });
+        }
+        let topology = self
+            .config
+            .topology
+            .build(self.config.seed)
+            .map_err(ApiError::unavailable)?;
+        if index >= topology.len() {
+            return Err(ApiError::not_found(format!(
+                "agent-{index} is not in a topology of {} agents",
+                topology.len()
+            )));
+        }
+        let known: HashSet<String> = (0..topology.len()).map(agent_id).collect();
+        let neighbors = topology.neighbors[index].iter().map(|&j| agent_id(j)).collect();
+        let mut agent = Agent::new(key, topology.colors[index], neighbors, known, self.config.work);
+        agent.keep_no_journal();
+        let created_ms = now_ms();
+        let incarnation = created_ms << 20;
+        agent.number_messages_from(incarnation);
+        Ok(Loaded {
+            index,
+            agent,
+            incarnation,
+            created_ms,
+        })
+    }
+
+    async fn save(&self, loaded: Loaded) -> Result<(usize, Beat), ApiError> {
+        let beat = Beat::of(&loaded.agent, &self.config.node_id, loaded.incarnation);
+        let saved = Saved {
+            incarnation: loaded.incarnation,
+            created_ms: loaded.created_ms,
+            agent: loaded.agent.into_snapshot(),
+        };
+        let bytes = rmp_serde::to_vec_named(&saved).map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let key = agent_id(loaded.index);
+        self.store
+            .set(&key, bytes)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("saving {key}: {e}")))?;
+        Ok((loaded.index, beat))
+    }
+
+    /// Handles an inbox message (`agent.{i}.sync`): MessagePack [`Inbound`].
+    pub async fn inbound(&self, index: usize, body: &[u8]) -> Result<Report, ApiError> {
+        let inbound =
+            wire::decode_inbound(body).map_err(|e| ApiError::bad_request(format!("not an inbox message: {e}")))?;
+        if let Inbound::Envelopes(envelopes) = &inbound
+            && envelopes.len() > wire::MAX_ENVELOPES_PER_MESSAGE
+        {
+            return Err(ApiError::bad_request(format!(
+                "{} envelopes in one message; at most {}",
+                envelopes.len(),
+                wire::MAX_ENVELOPES_PER_MESSAGE
+            )));
+        }
+        let mut loaded = self.load(index).await?;
+        loaded.agent.set_time(now_ms().saturating_sub(loaded.created_ms));
+        let mut out = Vec::new();
+        let mut acks = Vec::new();
+        let handled = match inbound {
+            Inbound::Envelope(envelope) => {
+                out.extend(loaded.agent.handle(envelope));
+                1
+            }
+            Inbound::Envelopes(envelopes) => {
+                let n = envelopes.len();
+                for envelope in envelopes {
+                    out.extend(loaded.agent.handle(envelope));
+                }
+                n
+            }
+            Inbound::Submit { request, expression } => {
+                acks.push(match parse_expr(&expression) {
+                    Ok(expr) => {
+                        let (root, sent) = loaded.agent.submit(&expr);
+                        out.extend(sent);
+                        SubmitAck {
+                            request,
+                            root: Some(root.to_string()),
+                            error: None,
+                        }
+                    }
+                    Err(e) => SubmitAck {
+                        request,
+                        root: None,
+                        error: Some(e.to_string()),
+                    },
+                });
+                1
+            }
+        };
+        out.extend(loaded.agent.work());
+        self.finish(loaded, handled, out, acks, false).await
+    }
+
+    /// The bridge's clock (`agent.{i}.tick`): a heartbeat, anti-entropy with the
+    /// next neighbour if `sync`, and one rewriting step if there is work.
+    pub async fn tick(&self, index: usize, sync: bool) -> Result<Report, ApiError> {
+        let mut loaded = self.load(index).await?;
+        loaded.agent.set_time(now_ms().saturating_sub(loaded.created_ms));
+        let mut out = loaded.agent.work();
+        if sync {
+            out.extend(loaded.agent.sync_tick());
+        }
+        self.finish(loaded, 0, out, Vec::new(), true).await
+    }
+
+    /// Answers a query (`agent.{i}.state`): JSON [`Query`] in, JSON out.
+    pub async fn query(&self, index: usize, body: &[u8]) -> Result<Value, ApiError> {
+        let query: Query =
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+        let changes = matches!(query, Query::Sync);
+        let mut loaded = self.load(index).await?;
+        let uptime = now_ms().saturating_sub(loaded.created_ms) as f64 / 1000.0;
+        let (answer, out) = wire::answer_query(&mut loaded.agent, query, &self.config.node_id, uptime);
+        if changes {
+            self.finish(loaded, 0, out, Vec::new(), false).await?;
+        }
+        Ok(answer)
+    }
+
+    /// Saves, then publishes acknowledgements, envelopes and (if asked) a heartbeat.
+    async fn finish(
+        &self,
+        loaded: Loaded,
+        handled: usize,
+        out: Vec<Envelope>,
+        acks: Vec<SubmitAck>,
+        beat: bool,
+    ) -> Result<Report, ApiError> {
+        let dirty = loaded.agent.is_dirty();
+        let (index, heartbeat) = self.save(loaded).await?;
+        let mut published = 0;
+        let mut failures = Vec::new();
+        for message in wire::outbox(out) {
+            match self
+                .publisher
+                .publish(&message.subject, Some(&message.msg_id), message.payload)
+                .await
+            {
+                Ok(()) => published += 1,
+                Err(e) => failures.push(format!("{}: {e}", message.subject)),
+            }
+        }
+        for ack in acks {
+            let payload = serde_json::to_vec(&ack).unwrap_or_default();
+            match self.publisher.publish(&wire::ack_subject(index), None, payload).await {
+                Ok(()) => published += 1,
+                Err(e) => failures.push(format!("{}: {e}", wire::ack_subject(index))),
+            }
+        }
+        if beat {
+            let payload = serde_json::to_vec(&heartbeat).unwrap_or_default();
+            if let Err(e) = self
+                .publisher
+                .publish(&wire::heartbeat_subject(index), None, payload)
+                .await
+            {
+                failures.push(format!("{}: {e}", wire::heartbeat_subject(index)));
+            }
+        }
+        if !failures.is_empty() {
+            // Saved, but not all sent: a redelivery re-acknowledges submissions
+            // (the facts are already held), and anti-entropy carries the rest.
+            return Err(ApiError::unavailable(format!(
+                "saved, but publishing failed: {}",
+                failures.join("; ")
+            )));
+        }
+        Ok(Report {
+            agent_id: heartbeat.agent_id,
+            handled,
+            published,
+            dirty,
+            facts: heartbeat.facts,
+            digest: heartbeat.digest,
+        })
+    }
+}

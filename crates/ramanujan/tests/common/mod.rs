@@ -12,6 +12,7 @@ pub fn root() -> &'static Path {
 /// The directory holding the Spin components' `.wasm` files, built for
 /// `wasm32-wasip2` in release (in a target directory of their own: the outer
 /// `cargo test` holds its own) the first time it is asked for.
+#[allow(dead_code)] // not every test binary builds the components
 pub fn spin_components() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {

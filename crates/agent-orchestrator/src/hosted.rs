@@ -23,13 +23,7 @@ use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-/// A key-value store (Spin's `key-value` interface on Spin).
-pub trait KeyValue: Send + Sync {
-    /// The value of `key`, if any.
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
-    /// Sets `key`; durable once this returns `Ok` (as durable as the store).
-    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>>;
-}
+pub use ramanujan_http::kv::KeyValue;
 
 /// Publishes on the broker (through the bridge's `POST /publish/{subject}` on Spin).
 pub trait Publisher: Send + Sync {

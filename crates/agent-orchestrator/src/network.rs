@@ -12,12 +12,10 @@ use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::term::TermKey;
 use ramanujan_core::{Color, Polarity};
 use serde::{Deserialize, Serialize};
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 /// A boxed future, so the trait can be used as `dyn Network`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use ramanujan_http::kv::BoxFuture;
 
 /// Where an agent is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,11 @@
 //! within node, iteration and time limits, and answers the canonical form, its
 //! cost, the e-class and e-node counts, each phase's stop reason and the
 //! verification. Answers are memoised in a bounded LRU keyed by a content hash of
-//! expression, rules, options and limits; `GET /egraph/stats` shows the hit
-//! ratio, `GET /egraph/health` that the service is up.
+//! expression, rules, options and limits, and, where the host shares a
+//! key-value store ([`Runtime::shared`], Spin's on Spin), there too under
+//! `egraph/memo/{key}`, so that every instance answers what any one computed.
+//! `GET /egraph/stats` shows the hit ratio, `GET /egraph/health` that the
+//! service is up.
 
 mod cache;
 mod request;
@@ -34,6 +37,8 @@ pub struct EgraphService {
     runtime: Runtime,
     cache: MemoCache,
     saturations: AtomicU64,
+    /// Answers found in the shared store (after a miss in the local cache).
+    shared_hits: AtomicU64,
 }
 
 #[derive(Serialize)]
@@ -66,6 +71,7 @@ impl EgraphService {
             runtime,
             cache: MemoCache::new(cache_capacity),
             saturations: AtomicU64::new(0),
+            shared_hits: AtomicU64::new(0),
         }
     }
 
@@ -76,6 +82,16 @@ impl EgraphService {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(json_response(hit));
         }
+        let shared_key = format!("egraph/memo/{}", hex(&key));
+        if let Some(store) = &self.runtime.shared {
+            // A store that fails is a cache that misses: the answer is computed.
+            if let Ok(Some(hit)) = store.get(&shared_key).await {
+                self.shared_hits.fetch_add(1, Ordering::Relaxed);
+                let hit = Bytes::from(hit);
+                self.cache.put(key, hit.clone());
+                return Ok(json_response(hit));
+            }
+        }
         let saturation = checked.into_saturation()?;
         self.saturations.fetch_add(1, Ordering::Relaxed);
         let report = offload::run(&self.runtime.offload, move || saturation.run()).await?;
@@ -85,6 +101,11 @@ impl EgraphService {
             key: key_hex.clone(),
             report: &report,
         })?;
+        if let Some(store) = &self.runtime.shared
+            && let Err(e) = store.set(&shared_key, hit.to_vec()).await
+        {
+            tracing::warn!(error = %e, "could not share a memoised answer");
+        }
         self.cache.put(key, hit);
         Ok(json_response(json_bytes(&Answer {
             cached: false,
@@ -98,6 +119,10 @@ impl EgraphService {
         json!({
             "cache": self.cache.stats(),
             "saturations": self.saturations.load(Ordering::Relaxed),
+            "shared": {
+                "enabled": self.runtime.shared.is_some(),
+                "hits": self.shared_hits.load(Ordering::Relaxed),
+            },
         })
     }
 }

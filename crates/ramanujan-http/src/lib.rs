@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod json;
+pub mod kv;
 pub mod limits;
 pub mod offload;
 pub mod stream;
@@ -29,6 +30,9 @@ pub struct Runtime {
     pub saturation_timeout: Duration,
     /// This process's agent id, used in provenance (`AGENT_ID`).
     pub agent_id: String,
+    /// A key-value store shared by every instance of the app (Spin's), for
+    /// caches that should outlive one instance; `None` natively.
+    pub shared: Option<Arc<dyn kv::KeyValue>>,
 }
 
 impl Default for Runtime {
@@ -37,6 +41,7 @@ impl Default for Runtime {
             offload: Arc::new(Inline),
             saturation_timeout: Duration::from_millis(5_000),
             agent_id: "local".into(),
+            shared: None,
         }
     }
 }

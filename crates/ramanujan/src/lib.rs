@@ -115,6 +115,7 @@ pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>) -> R
         offload: Arc::new(pool::BlockingPool::new(workers, args.compute_queue)),
         saturation_timeout: Duration::from_millis(args.saturation_timeout_ms),
         agent_id: args.agent_id.clone(),
+        shared: None,
     };
     let started = Instant::now();
     let mode = if args.nats.is_some() { "distributed" } else { "embedded" };

@@ -74,7 +74,7 @@ fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>),
         node_id: settings.get("component_id").unwrap_or("agent-orchestrator").to_string(),
         work,
     };
-    let store = platform::SpinKeyValue::new(settings.get("kv_store").unwrap_or("default"));
+    let store = spin_entry::SpinKeyValue::new(settings.get("kv_store").unwrap_or("default"));
     let publisher = platform::BridgePublisher::new(
         settings.get("bridge_url").map(str::to_string),
         settings.get("webhook_secret").map(|s| s.as_bytes().to_vec()),

@@ -1,16 +1,14 @@
-//! What the agents need from Spin: settings (variables, then environment), the
-//! key-value store, and publishing through the NATS bridge (outbound HTTP).
+//! What the agents need from Spin beyond key-value (`spin_entry::SpinKeyValue`):
+//! settings (variables, then environment), and publishing through the NATS
+//! bridge (outbound HTTP).
 
-use agent_orchestrator::hosted::{KeyValue, Publisher};
+use agent_orchestrator::hosted::Publisher;
 use agent_orchestrator::network::BoxFuture;
 use agent_orchestrator::signature::{self, SIGNATURE_HEADER};
+use spin_entry::one_thread;
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FullBody, Method};
-use spin_sdk::key_value::Store;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// The settings the component reads (see the crate docs).
 const NAMES: &[&str] = &[
@@ -49,60 +47,6 @@ impl Settings {
     /// A setting, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
-    }
-}
-
-/// A wasm32-wasip2 component runs on one thread, so its futures never move
-/// between threads and `Send` holds trivially; the routes' trait objects ask
-/// for it, Spin's futures do not claim it.
-struct OneThread<F>(F);
-
-// SAFETY: wasm32-wasip2 has no threads; see the compile-time check below.
-unsafe impl<F> Send for OneThread<F> {}
-
-#[cfg(not(all(target_arch = "wasm32", not(target_feature = "atomics"))))]
-compile_error!("OneThread is only sound on single-threaded wasm32");
-
-impl<F: Future> Future for OneThread<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: structural pinning of the only field.
-        unsafe { self.map_unchecked_mut(|s| &mut s.0) }.poll(cx)
-    }
-}
-
-fn one_thread<'a, T>(future: impl Future<Output = T> + 'a) -> BoxFuture<'a, T> {
-    Box::pin(OneThread(future))
-}
-
-/// A Spin key-value store, opened by label.
-pub struct SpinKeyValue {
-    label: String,
-}
-
-impl SpinKeyValue {
-    /// The store `label` (granted in `spin.toml`'s `key_value_stores`).
-    pub fn new(label: &str) -> Self {
-        SpinKeyValue {
-            label: label.to_string(),
-        }
-    }
-}
-
-impl KeyValue for SpinKeyValue {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
-        one_thread(async move {
-            let store = Store::open(&self.label).await.map_err(|e| e.to_string())?;
-            store.get(key).await.map_err(|e| e.to_string())
-        })
-    }
-
-    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
-        one_thread(async move {
-            let store = Store::open(&self.label).await.map_err(|e| e.to_string())?;
-            store.set(key, value).await.map_err(|e| e.to_string())
-        })
     }
 }
 

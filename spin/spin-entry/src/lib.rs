@@ -1,6 +1,11 @@
-//! The one piece every Spin component shares: a request goes to the same
+//! What every Spin component shares: a request goes to the same
 //! `axum::Router` the native host serves, with the host's JSON 404 for
-//! routes the component does not have.
+//! routes the component does not have; and Spin's key-value store behind
+//! `ramanujan_http::kv::KeyValue`, for the components that keep state there.
+
+mod kv;
+
+pub use kv::{OneThread, SpinKeyValue, one_thread, shared_store};
 
 use axum::Router;
 use axum::body::Body;

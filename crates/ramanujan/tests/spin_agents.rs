@@ -227,7 +227,7 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
             .await
             .unwrap();
         eventually(
-            Duration::from_secs(20),
+            Duration::from_secs(60),
             "webhooks refused as unauthorized",
             async || {
                 bridge_status(&http, &wrong).await["counters"]["unauthorized"]
@@ -250,14 +250,14 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
         // and the agent's acknowledgement comes back through the publish endpoint.
         let bridge = Bridge::start(bridge_config(&broker, &app, SECRET)).await.unwrap();
         host.set_variable("bridge_url", &format!("http://{}", bridge.addr));
-        let ack = tokio::time::timeout(Duration::from_secs(20), futures_util::StreamExt::next(&mut acks))
+        let ack = tokio::time::timeout(Duration::from_secs(60), futures_util::StreamExt::next(&mut acks))
             .await
             .expect("the submission is acknowledged")
             .unwrap();
         let ack: Value = serde_json::from_slice(&ack.payload).unwrap();
         assert!(ack["root"].is_string(), "{ack}");
         assert!(host.kv_get("default", "agent-4").is_some());
-        eventually(Duration::from_secs(10), "the inbox is acknowledged", async || {
+        eventually(Duration::from_secs(30), "the inbox is acknowledged", async || {
             unacknowledged(&js, 4).await == 0
         })
         .await;
@@ -270,7 +270,7 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
             .await
             .unwrap();
         eventually(
-            Duration::from_secs(20),
+            Duration::from_secs(60),
             "the malformed message is dead-lettered",
             async || bridge_status(&http, &bridge).await["counters"]["dead_lettered"] == 1,
         )
@@ -427,7 +427,7 @@ fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
         };
 
         // Every agent beats, the Spin ones through the bridge.
-        eventually(Duration::from_secs(60), "all nine agents alive", async || {
+        eventually(Duration::from_secs(120), "all nine agents alive", async || {
             get("/agents/status").await["agents"]
                 .as_array()
                 .is_some_and(|a| a.len() == 9 && a.iter().all(|a| a["status"] == "alive"))
@@ -455,7 +455,7 @@ fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
             "{entries:?}"
         );
 
-        eventually(Duration::from_secs(150), "the network converges", async || {
+        eventually(Duration::from_secs(240), "the network converges", async || {
             let status = get("/agents/status").await;
             status["converged"] == true && status["distinct_digests"] == 1
         })

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use wasmtime::Result;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -76,12 +76,11 @@ pub struct SpinHost {
 }
 
 impl SpinHost {
-    /// Loads `wasm`, granting the key-value stores `stores` and the environment `environment`.
+    /// Loads `wasm`, granting the key-value stores `stores` and the environment
+    /// `environment`. A file is compiled once per process (compiling is the
+    /// slow part); every host of it gets stores and variables of its own.
     pub fn new(wasm: &Path, stores: &[&str], environment: &[(&str, &str)]) -> Result<SpinHost> {
-        let mut config = Config::new();
-        config.wasm_component_model_async(true);
-        let engine = Engine::new(&config)?;
-        let component = Component::from_file(&engine, wasm).with_context(|| format!("loading {}", wasm.display()))?;
+        let (engine, component) = compiled(wasm)?;
         let mut linker = Linker::<Ctx>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
@@ -215,6 +214,26 @@ impl SpinHost {
             }
         }
     }
+}
+
+/// The engine and `wasm` compiled, shared by every host of the same file in this process.
+fn compiled(wasm: &Path) -> Result<(Engine, Component)> {
+    static COMPILED: Mutex<Option<(Engine, HashMap<PathBuf, Component>)>> = Mutex::new(None);
+    let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    if compiled.is_none() {
+        let mut config = Config::new();
+        config.wasm_component_model_async(true);
+        *compiled = Some((Engine::new(&config)?, HashMap::new()));
+    }
+    let (engine, components) = compiled.as_mut().expect("just set");
+    let path = wasm
+        .canonicalize()
+        .with_context(|| format!("loading {}", wasm.display()))?;
+    if !components.contains_key(&path) {
+        let component = Component::from_file(engine, &path).with_context(|| format!("loading {}", wasm.display()))?;
+        components.insert(path.clone(), component);
+    }
+    Ok((engine.clone(), components[&path].clone()))
 }
 
 fn plain(status: http::StatusCode, message: String) -> http::Response<Full<Bytes>> {

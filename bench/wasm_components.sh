@@ -31,12 +31,20 @@ end'
 post_merge='wrk.method = "POST"; wrk.headers["content-type"] = "application/json"
 wrk.body = [[{"crdt_type":"GCounter","states":[{"inner":{"dots":{"a":2}}},{"inner":{"dots":{"b":3}}}]}]]'
 
-for case in "duck_colors /colors/palette /colors/palette" "crdt_service /crdt/merge /crdt/types"; do
+post_apply='wrk.method = "POST"; wrk.headers["content-type"] = "application/json"
+wrk.body = [[{"expression":"(* (+ a b) (+ c 1))"}]]'
+
+# egraph-service and agent-orchestrator import Spin key-value: they are measured in the
+# wasmtime-crates test host instead (cargo bench -p spin-test-host --bench agent_component).
+for case in "duck_colors /colors/palette /colors/palette" "crdt_service /crdt/merge /crdt/types" \
+            "stream_red /stream/red/apply /stream/red" "stream_blue /stream/blue/apply /stream/blue" \
+            "stream_green /stream/green/apply /stream/green"; do
   set -- $case
   port=$(free_port)
   wasmtime serve -Scli --addr "127.0.0.1:$port" "$wasm/spin_$1.wasm" >/dev/null 2>&1 & pids+=($!)
   wait_up "http://127.0.0.1:$port$3"
-  script=$(mktemp); { [ "$2" = /crdt/merge ] && echo "$post_merge"; echo "$report"; } > "$script"
+  script=$(mktemp)
+  { case "$2" in /crdt/merge) echo "$post_merge";; */apply) echo "$post_apply";; esac; echo "$report"; } > "$script"
   for conns in 1 64; do
     echo "$1 $2, $conns connection(s):"
     printf '  wasmtime: '; wrk -t1 -c"$conns" -d"${secs}s" -s "$script" "http://127.0.0.1:$port$2" | tail -1

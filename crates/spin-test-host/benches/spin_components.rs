@@ -1,14 +1,17 @@
-//! `agent-orchestrator` as a Spin component in the wasmtime-crates test host,
-//! next to the same router (`agent_orchestrator::webhook::router`) served
-//! natively, both called in process (no sockets):
+//! The Spin components that import Spin's key-value (agent-orchestrator,
+//! egraph-service) in the wasmtime-crates test host, next to the same routers
+//! served natively, both called in process (no sockets):
 //!
 //! - `cold_start`: one request on a fresh instance (instantiate + answer), as
 //!   the test host serves every request; `duck-colors` (no Spin imports) for scale;
 //! - `webhook`: a signed `agent.4.sync` message (a sync push) into an agent
 //!   holding a replica of about 1,000 terms: load the agent from key-value,
-//!   handle, save. The native router keeps its key-value in memory too.
+//!   handle, save. The native router keeps its key-value in memory too;
+//! - `egraph`: `POST /egraph/saturate` of an expression seen before (wasm: a
+//!   fresh instance finds it in key-value; native: the in-memory memo) and of a
+//!   new expression each time (saturation, extraction, and storing the answer).
 //!
-//! Run: `cargo bench -p spin-test-host --bench agent_component` (builds the Spin
+//! Run: `cargo bench -p spin-test-host --bench spin_components` (builds the Spin
 //! components in release first).
 
 use agent_orchestrator::agent::WorkLimits;
@@ -210,5 +213,75 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(agent_component, benches);
-criterion_main!(agent_component);
+fn json_post(path: &str, body: String) -> http::Request<Full<Bytes>> {
+    let mut r = request("POST", path, body.into_bytes(), None);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn egraph(c: &mut Criterion) {
+    let wasm = components();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let spin = SpinHost::new(&wasm.join("spin_egraph_service.wasm"), &["default"], &[]).unwrap();
+    let native = egraph_service::router(
+        ramanujan_http::Runtime::default(),
+        egraph_service::DEFAULT_CACHE_CAPACITY,
+    );
+    let seen = r#"{"expression": "(+ (* a b) (* a c))"}"#.to_string();
+    let cached = |r: &http::Response<Bytes>| -> bool {
+        serde_json::from_slice::<serde_json::Value>(r.body()).unwrap()["cached"] == true
+    };
+    let native_call = |req: http::Request<Full<Bytes>>| -> http::Response<Bytes> {
+        let r = rt
+            .block_on(native.clone().oneshot(req.map(axum::body::Body::new)))
+            .unwrap();
+        let (parts, body) = r.into_parts();
+        http::Response::from_parts(parts, rt.block_on(body.collect()).unwrap().to_bytes())
+    };
+    // Warm both memos.
+    rt.block_on(spin.handle(json_post("/egraph/saturate", seen.clone())))
+        .unwrap();
+    native_call(json_post("/egraph/saturate", seen.clone()));
+
+    let mut group = c.benchmark_group("egraph POST /egraph/saturate");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("seen before, wasm (fresh instance, key-value hit)", |b| {
+        b.iter(|| {
+            let r = rt
+                .block_on(spin.handle(json_post("/egraph/saturate", seen.clone())))
+                .unwrap();
+            assert!(cached(&r));
+        })
+    });
+    group.bench_function("seen before, native (memo hit)", |b| {
+        b.iter(|| assert!(cached(&native_call(json_post("/egraph/saturate", seen.clone())))))
+    });
+    let n = AtomicU64::new(0);
+    let fresh = || {
+        format!(
+            r#"{{"expression": "(+ (* a{0} b) (* a{0} c))"}}"#,
+            n.fetch_add(1, Ordering::Relaxed)
+        )
+    };
+    group.bench_function("new expression, wasm", |b| {
+        b.iter(|| {
+            let r = rt
+                .block_on(spin.handle(json_post("/egraph/saturate", fresh())))
+                .unwrap();
+            assert!(!cached(&r));
+        })
+    });
+    group.bench_function("new expression, native", |b| {
+        b.iter(|| assert!(!cached(&native_call(json_post("/egraph/saturate", fresh())))))
+    });
+    group.finish();
+}
+
+criterion_group!(spin_components, benches, egraph);
+criterion_main!(spin_components);

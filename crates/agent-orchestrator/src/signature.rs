@@ -1,8 +1,10 @@
 //! Signatures between the NATS bridge and agents behind it: HMAC-SHA256 with a
-//! shared secret over the scope (the webhook topic, or the subject to publish
-//! on) and the body, so a signed message cannot be replayed to another topic.
+//! shared secret over a timestamp, the scope (the webhook topic, or the subject
+//! to publish on) and the body. A signed message cannot be moved to another
+//! topic, and cannot be replayed once it is older than [`TOLERANCE_SECS`].
 //!
-//! The header is `x-ramanujan-signature: v1=<64 hex digits>`.
+//! The header is `x-ramanujan-signature: t=<unix seconds>,v1=<64 hex digits>`,
+//! the MAC taken over `{t}.{scope}\n{body}`.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -10,42 +12,82 @@ use sha2::Sha256;
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "x-ramanujan-signature";
 
+/// How far a signature's time may be from the receiver's clock, either way.
+pub const TOLERANCE_SECS: u64 = 300;
+
 /// Why a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     /// No signature header.
     #[error("missing {SIGNATURE_HEADER} header")]
     Missing,
-    /// The header is not `v1=<64 hex digits>`.
-    #[error("malformed {SIGNATURE_HEADER} header (expected v1=<64 hex digits>)")]
+    /// The header is not `t=<seconds>,v1=<64 hex digits>`.
+    #[error("malformed {SIGNATURE_HEADER} header (expected t=<unix seconds>,v1=<64 hex digits>)")]
     Malformed,
+    /// The signature's time is too far from now (a replay, or clocks apart).
+    #[error("signature time {0} is more than {TOLERANCE_SECS} s from this host's clock")]
+    Stale(u64),
     /// The signature does not match the body under the shared secret.
     #[error("bad signature")]
     Mismatch,
 }
 
-fn mac(secret: &[u8], scope: &str, body: &[u8]) -> Hmac<Sha256> {
+/// Seconds since the Unix epoch (WASI's clock on Spin).
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn mac(secret: &[u8], at: u64, scope: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(scope.as_bytes());
-    mac.update(b"\n");
+    mac.update(format!("{at}.{scope}\n").as_bytes());
     mac.update(body);
     mac
 }
 
-/// The header value signing `body` for `scope`.
+/// The header value signing `body` for `scope` now.
 pub fn sign(secret: &[u8], scope: &str, body: &[u8]) -> String {
-    format!("v1={}", hex::encode(mac(secret, scope, body).finalize().into_bytes()))
+    sign_at(secret, scope, body, now())
 }
 
-/// Checks a header value against `body` for `scope`, in constant time.
+/// The header value signing `body` for `scope` at `at` (Unix seconds).
+pub fn sign_at(secret: &[u8], scope: &str, body: &[u8], at: u64) -> String {
+    let digest = mac(secret, at, scope, body).finalize().into_bytes();
+    format!("t={at},v1={}", hex::encode(digest))
+}
+
+/// Checks a header value against `body` for `scope` now, in constant time.
 pub fn verify(secret: &[u8], scope: &str, body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+    verify_at(secret, scope, body, header, now())
+}
+
+/// Checks a header value against `body` for `scope` as of `now` (Unix seconds).
+pub fn verify_at(
+    secret: &[u8],
+    scope: &str,
+    body: &[u8],
+    header: Option<&str>,
+    now: u64,
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
-    let digest = header
-        .strip_prefix("v1=")
-        .filter(|h| h.len() == 64)
-        .and_then(|h| hex::decode(h).ok())
+    let (at, digest) = header
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
         .ok_or(SignatureError::Malformed)?;
-    mac(secret, scope, body)
+    let at: u64 = at
+        .parse()
+        .ok()
+        .filter(|_| at.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or(SignatureError::Malformed)?;
+    let digest = Some(digest)
+        .filter(|d| d.len() == 64)
+        .and_then(|d| hex::decode(d).ok())
+        .ok_or(SignatureError::Malformed)?;
+    if at.abs_diff(now) > TOLERANCE_SECS {
+        return Err(SignatureError::Stale(at));
+    }
+    mac(secret, at, scope, body)
         .verify_slice(&digest)
         .map_err(|_| SignatureError::Mismatch)
 }
@@ -54,26 +96,59 @@ pub fn verify(secret: &[u8], scope: &str, body: &[u8], header: Option<&str>) -> 
 mod tests {
     use super::*;
 
+    const NOW: u64 = 1_800_000_000;
+
     #[test]
-    fn a_signature_holds_for_its_scope_and_body_only() {
-        let header = sign(b"secret", "agent.3.sync", b"body");
-        assert_eq!(verify(b"secret", "agent.3.sync", b"body", Some(&header)), Ok(()));
+    fn a_signature_holds_for_its_scope_body_and_time_only() {
+        let header = sign_at(b"secret", "agent.3.sync", b"body", NOW);
+        let check =
+            |secret: &[u8], scope, body: &[u8], header: Option<&str>, now| verify_at(secret, scope, body, header, now);
+        assert_eq!(check(b"secret", "agent.3.sync", b"body", Some(&header), NOW), Ok(()));
         assert_eq!(
-            verify(b"secret", "agent.4.sync", b"body", Some(&header)),
+            check(b"secret", "agent.3.sync", b"body", Some(&header), NOW + 300),
+            Ok(())
+        );
+        assert_eq!(
+            check(b"secret", "agent.4.sync", b"body", Some(&header), NOW),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(b"secret", "agent.3.sync", b"bodY", Some(&header)),
+            check(b"secret", "agent.3.sync", b"bodY", Some(&header), NOW),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(b"other", "agent.3.sync", b"body", Some(&header)),
+            check(b"other", "agent.3.sync", b"body", Some(&header), NOW),
             Err(SignatureError::Mismatch)
         );
-        assert_eq!(verify(b"secret", "t", b"", None), Err(SignatureError::Missing));
-        for bad in ["", "v1=", "v2=00", "v1=zz", &header[3..], &format!("{header}0")] {
+        // A replay later than the tolerance, or a clock far ahead.
+        assert_eq!(
+            check(b"secret", "agent.3.sync", b"body", Some(&header), NOW + 301),
+            Err(SignatureError::Stale(NOW))
+        );
+        assert_eq!(
+            check(b"secret", "agent.3.sync", b"body", Some(&header), NOW - 301),
+            Err(SignatureError::Stale(NOW))
+        );
+        // The time is part of what is signed.
+        let moved = header.replacen(&NOW.to_string(), &(NOW + 1).to_string(), 1);
+        assert_eq!(
+            check(b"secret", "agent.3.sync", b"body", Some(&moved), NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(check(b"secret", "t", b"", None, NOW), Err(SignatureError::Missing));
+        let digest = header.split_once(",v1=").unwrap().1;
+        for bad in [
+            "",
+            "v1=00",
+            &format!("v1={digest}"),
+            &format!("t=,v1={digest}"),
+            &format!("t=+5,v1={digest}"),
+            &format!("t={NOW},v1=zz"),
+            &format!("t={NOW},v1={digest}0"),
+            &format!("t={NOW};v1={digest}"),
+        ] {
             assert_eq!(
-                verify(b"secret", "agent.3.sync", b"body", Some(bad)),
+                check(b"secret", "agent.3.sync", b"body", Some(bad), NOW),
                 Err(SignatureError::Malformed),
                 "{bad}"
             );

@@ -15,7 +15,7 @@
 
 mod common;
 
-use agent_orchestrator::signature::{SIGNATURE_HEADER, sign};
+use agent_orchestrator::signature::{SIGNATURE_HEADER, sign, sign_at};
 use agent_orchestrator::wire::{self, Inbound};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -104,6 +104,17 @@ fn the_spin_agent_reads_variables_keeps_state_in_key_value_and_checks_every_webh
                 .0,
             401
         );
+        // A replay: signed correctly, ten minutes ago.
+        let ten_minutes_ago = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 600;
+        let stale = sign_at(SECRET.as_bytes(), "agent.4.sync", &body, ten_minutes_ago);
+        let headers = [(SIGNATURE_HEADER, stale)];
+        let (status, answer) = call(&host, "POST", "/nats/webhook/agent.4.sync", &headers, body.clone()).await;
+        assert_eq!(status, 401, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("signature time"), "{answer}");
         assert!(host.kv_get("default", "agent-4").is_none(), "nothing refused was saved");
 
         // Signed but malformed, or for an agent or topic not here.

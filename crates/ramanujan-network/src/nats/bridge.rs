@@ -11,8 +11,10 @@
 //!   POSTed to `{app}/nats/webhook/agent.{i}.sync` and acknowledged only on a
 //!   2xx. A 400, 413 or 422 (the message is malformed and never will be
 //!   otherwise) moves it to `deadletter.agent.{i}.sync` (stream
-//!   `RAMANUJAN_DEADLETTER`) and terminates it; anything else (401, 404, 5xx,
-//!   no answer) leaves it unacknowledged, to come again after a pause;
+//!   `RAMANUJAN_DEADLETTER`) and terminates it; anything else leaves it
+//!   unacknowledged, to come again after a pause: 1 s after a 5xx or no
+//!   answer, 5 s after a 401 (the secrets disagree), 30 s after a 404 (the app
+//!   does not host the agent);
 //! - queries on `agent.{i}.state` become `agent.{i}.state` webhooks, and their
 //!   answer the reply;
 //! - the bridge's clock: `agent.{i}.tick` with `sync: true` every sync
@@ -184,8 +186,8 @@ enum Outcome {
     Taken(Value),
     /// 400, 413 or 422: the message is wrong, for good.
     Malformed(String),
-    /// Anything else: try again later.
-    Failed(String),
+    /// Anything else: try again after the pause.
+    Failed(String, Duration),
 }
 
 impl AgentLink {
@@ -288,7 +290,7 @@ impl AgentLink {
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => return Outcome::Failed(format!("POST {url}: {e}")),
+            Err(e) => return Outcome::Failed(format!("POST {url}: {e}"), Duration::from_secs(1)),
         };
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
@@ -298,11 +300,14 @@ impl AgentLink {
         let why = format!("{status}: {}", &text[..text.len().min(300)]);
         match status.as_u16() {
             400 | 413 | 422 => Outcome::Malformed(why),
+            // The secrets disagree: a configuration error, not worth hammering the app.
             401 | 403 => {
                 self.shared.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
-                Outcome::Failed(why)
+                Outcome::Failed(why, Duration::from_secs(5))
             }
-            _ => Outcome::Failed(why),
+            // The app does not host this agent (yet): likewise.
+            404 => Outcome::Failed(why, Duration::from_secs(30)),
+            _ => Outcome::Failed(why, Duration::from_secs(1)),
         }
     }
 
@@ -342,10 +347,10 @@ impl AgentLink {
                     let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
                 }
             }
-            Outcome::Failed(why) => {
-                tracing::warn!(agent = self.index, %why, "webhook failed; the message will come again");
+            Outcome::Failed(why, pause) => {
+                tracing::warn!(agent = self.index, %why, ?pause, "webhook failed; the message will come again");
                 counters.failed.fetch_add(1, Ordering::Relaxed);
-                let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                let _ = message.ack_with(AckKind::Nak(Some(pause))).await;
             }
         }
     }
@@ -356,7 +361,7 @@ impl AgentLink {
         let body = serde_json::to_vec(&json!({ "sync": sync })).expect("json");
         match self.post(&topic, body, "application/json").await {
             Outcome::Taken(report) => self.dirty = report["dirty"].as_bool().unwrap_or(false),
-            Outcome::Malformed(why) | Outcome::Failed(why) => {
+            Outcome::Malformed(why) | Outcome::Failed(why, _) => {
                 self.dirty = false;
                 tracing::warn!(agent = self.index, %why, "tick failed");
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -370,7 +375,7 @@ impl AgentLink {
         let topic = wire::state_subject(self.index);
         let answer = match self.post(&topic, query.payload.to_vec(), "application/json").await {
             Outcome::Taken(answer) => answer,
-            Outcome::Malformed(why) | Outcome::Failed(why) => json!({ "error": why }),
+            Outcome::Malformed(why) | Outcome::Failed(why, _) => json!({ "error": why }),
         };
         let payload = serde_json::to_vec(&answer).unwrap_or_default();
         let _ = self.shared.client.publish(reply, payload.into()).await;

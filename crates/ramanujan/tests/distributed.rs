@@ -3,34 +3,18 @@
 //! the broker itself is killed and restarted; at the end every acknowledged
 //! submission is in every replica and all replicas are identical.
 
+mod common;
+
+use common::{Proc, spawn_printing_url};
 use ramanujan_network::nats::LocalBroker;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const AGENTS: usize = 9;
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    /// SIGKILL: no chance to clean up.
-    fn kill9(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Options every process of the network shares.
 fn network_flags() -> Vec<String> {
@@ -62,23 +46,10 @@ fn spawn_agent(index: usize, url: &str, data: &Path) -> Proc {
 
 /// Starts the host on a free port; answers it and its base URL.
 fn spawn_host(url: &str) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ramanujan"))
-        .args(["up", "--port", "0", "--nats", url])
-        .args(network_flags())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("the host printed where it is: {line:?}"))
-        .to_string();
-    (Proc(child), base)
+    let mut args = vec!["up", "--port", "0", "--nats", url];
+    let flags = network_flags();
+    args.extend(flags.iter().map(String::as_str));
+    spawn_printing_url(&args)
 }
 
 fn random_expr(rng: &mut impl Rng, depth: u32) -> String {

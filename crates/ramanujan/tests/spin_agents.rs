@@ -15,6 +15,8 @@
 
 mod common;
 
+use common::{Proc, spawn_printing_url};
+
 use agent_orchestrator::signature::{SIGNATURE_HEADER, sign, sign_at};
 use agent_orchestrator::wire::{self, Inbound};
 use bytes::Bytes;
@@ -330,16 +332,6 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
     drop(broker);
 }
 
-/// A child process killed when dropped.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const NETWORK_FLAGS: [&str; 8] = [
     "--sync-interval",
     "300",
@@ -350,27 +342,6 @@ const NETWORK_FLAGS: [&str; 8] = [
     "--log-level",
     "warn",
 ];
-
-/// Starts `ramanujan {args}` and answers it with the first `http://` word it prints.
-fn spawn_printing_url(args: &[&str]) -> (Proc, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ramanujan"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("`ramanujan {}` printed where it is: {line:?}", args[0]))
-        .to_string();
-    (Proc(child), url)
-}
 
 #[test]
 fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {

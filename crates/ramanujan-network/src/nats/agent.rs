@@ -111,44 +111,7 @@ impl Process {
 
     /// The durable consumer of this agent's inbox, retried until the broker answers.
     async fn inbox(&self) -> pull::Stream {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match self.try_inbox().await {
-                Ok(messages) => return messages,
-                Err(e) => {
-                    tracing::warn!(agent = %self.agent.id(), error = %e, "inbox not ready; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
-    }
-
-    async fn try_inbox(&self) -> Result<pull::Stream, String> {
-        let stream = wire::ensure_stream(&self.js).await?;
-        let name = format!("agent-{}", self.index());
-        let consumer = stream
-            .get_or_create_consumer(
-                &name,
-                pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: wire::sync_subject(self.index()),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: wire::ACK_WAIT,
-                    max_ack_pending: 4096,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        consumer
-            .stream()
-            .max_messages_per_batch(self.config.batch.max(1))
-            .heartbeat(Duration::from_secs(2))
-            .expires(Duration::from_secs(5))
-            .messages()
-            .await
-            .map_err(|e| e.to_string())
+        wire::inbox(&self.js, self.index(), self.config.batch).await
     }
 
     async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), String> {

@@ -27,7 +27,7 @@
 //! `agent.{i}.ack` and `agent.{i}.heartbeat`. `GET /health` and `GET /status`
 //! report the broker connection and counters.
 
-use super::wire::{self, ACK_WAIT};
+use super::wire;
 use agent_orchestrator::signature::{self, SIGNATURE_HEADER};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use axum::Json;
@@ -231,47 +231,14 @@ impl AgentLink {
         }
     }
 
+    /// The agent's inbox, one message at a time: a message waiting here would
+    /// outlive its ack wait. The dead-letter stream is made first.
     async fn inbox(&self) -> pull::Stream {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match self.try_inbox().await {
-                Ok(messages) => return messages,
-                Err(e) => {
-                    tracing::warn!(agent = self.index, error = %e, "inbox not ready; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-            }
+        while let Err(e) = ensure_deadletter_stream(&self.shared.js).await {
+            tracing::warn!(agent = self.index, error = %e, "dead-letter stream not ready; retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    }
-
-    async fn try_inbox(&self) -> Result<pull::Stream, String> {
-        let stream = wire::ensure_stream(&self.shared.js).await?;
-        ensure_deadletter_stream(&self.shared.js).await?;
-        let name = format!("agent-{}", self.index);
-        let consumer = stream
-            .get_or_create_consumer(
-                &name,
-                pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: wire::sync_subject(self.index),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
-                    max_ack_pending: 4096,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        consumer
-            .stream()
-            // One at a time: a message waiting here would outlive its ack wait.
-            .max_messages_per_batch(1)
-            .heartbeat(Duration::from_secs(2))
-            .expires(Duration::from_secs(5))
-            .messages()
-            .await
-            .map_err(|e| e.to_string())
+        wire::inbox(&self.shared.js, self.index, 1).await
     }
 
     /// POSTs one webhook and sorts its answer.

@@ -3,7 +3,7 @@
 //! with agents that run as Spin components behind the bridge.
 
 pub use agent_orchestrator::wire::*;
-use async_nats::jetstream;
+use async_nats::jetstream::{self, consumer::pull};
 use std::time::Duration;
 
 /// The JetStream stream holding every agent's inbox.
@@ -44,4 +44,48 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String
         .connect(url)
         .await
         .map_err(|e| format!("connecting to {url}: {e}"))
+}
+
+/// Agent `index`'s inbox: its durable pull consumer `agent-{index}` (created if
+/// missing, the same for a native agent and for the bridge), delivering up to
+/// `batch` messages per pull. Retried, with backoff, until the broker answers.
+pub async fn inbox(js: &jetstream::Context, index: usize, batch: usize) -> pull::Stream {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match try_inbox(js, index, batch).await {
+            Ok(messages) => return messages,
+            Err(e) => {
+                tracing::warn!(agent = index, error = %e, "inbox not ready; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn try_inbox(js: &jetstream::Context, index: usize, batch: usize) -> Result<pull::Stream, String> {
+    let stream = ensure_stream(js).await?;
+    let name = format!("agent-{index}");
+    let consumer = stream
+        .get_or_create_consumer(
+            &name,
+            pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: sync_subject(index),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                max_ack_pending: 4096,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    consumer
+        .stream()
+        .max_messages_per_batch(batch.max(1))
+        .heartbeat(Duration::from_secs(2))
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -1,7 +1,10 @@
-//! What the WebAssembly tests share: the Spin components, built once per test binary.
+//! What the integration tests share: the Spin components (built once per test
+//! binary), and child processes of the `ramanujan` binary.
+#![allow(dead_code)] // each test binary uses part of this
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 /// The repository root.
@@ -12,7 +15,6 @@ pub fn root() -> &'static Path {
 /// The directory holding the Spin components' `.wasm` files, built for
 /// `wasm32-wasip2` in release (in a target directory of their own: the outer
 /// `cargo test` holds its own) the first time it is asked for.
-#[allow(dead_code)] // not every test binary builds the components
 pub fn spin_components() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -26,4 +28,42 @@ pub fn spin_components() -> &'static Path {
         assert!(status.success(), "building the Spin components failed");
         target.join("wasm32-wasip2/release")
     })
+}
+
+/// A child process, killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(self) {
+        drop(self);
+    }
+}
+
+/// Starts `ramanujan {args}` (its stderr discarded) and answers it with the
+/// first `http://` word it prints on stdout.
+pub fn spawn_printing_url(args: &[&str]) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ramanujan"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("`ramanujan {}` printed where it is: {line:?}", args[0]))
+        .to_string();
+    (Proc(child), url)
 }

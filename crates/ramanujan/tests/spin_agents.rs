@@ -217,7 +217,7 @@ async fn unacknowledged(js: &async_nats::jetstream::Context, index: usize) -> u6
 #[test]
 fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = LocalBroker::start(dir.path()).unwrap();
+    let mut broker = LocalBroker::start(dir.path()).unwrap();
     let rt = runtime();
     rt.block_on(async {
         let host = spin_host(&[("webhook_secret", SECRET), ("agents", "4"), ("max_terms", "500")]);
@@ -328,6 +328,25 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
         assert_eq!(r.status().as_u16(), 400);
         let body: Value = r.json().await.unwrap();
         assert!(body["error"].as_str().unwrap().contains("cannot publish"), "{body}");
+
+        // Readiness follows the broker: ready now, 503 soon after it dies.
+        let ready = format!("http://{}/ready", bridge.addr);
+        assert_eq!(http.get(&ready).send().await.unwrap().status().as_u16(), 200);
+        broker.kill();
+        eventually(
+            Duration::from_secs(10),
+            "the bridge is not ready without its broker",
+            async || http.get(&ready).send().await.unwrap().status().as_u16() == 503,
+        )
+        .await;
+        let r = http
+            .post(publish("agent.4.sync"))
+            .header(SIGNATURE_HEADER, sign(SECRET.as_bytes(), "agent.4.sync", b"x"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 503, "publishing without a broker");
     });
     drop(broker);
 }

@@ -25,7 +25,8 @@
 //! message on the broker: through JetStream, with its `Nats-Msg-Id`, for an
 //! agent inbox (answering once the broker stored it), as a core message for
 //! `agent.{i}.ack` and `agent.{i}.heartbeat`. `GET /health` and `GET /status`
-//! report the broker connection and counters.
+//! report the broker connection and counters; `GET /ready` answers 503 while
+//! the broker is unreachable (for readiness probes).
 
 use super::wire;
 use agent_orchestrator::signature::{self, SIGNATURE_HEADER};
@@ -139,6 +140,7 @@ impl Bridge {
         let app = axum::Router::new()
             .route("/publish/{subject}", post(publish))
             .route("/health", get(health))
+            .route("/ready", get(ready))
             .route("/status", get(status))
             .fallback(ramanujan_http::error::not_found)
             .with_state(shared.clone());
@@ -457,6 +459,17 @@ fn broker_state(shared: &Shared) -> &'static str {
 
 async fn health(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(json!({ "status": broker_state(&shared), "component": "nats-bridge" }))
+}
+
+/// For readiness probes: 200 while the broker is reachable, 503 otherwise.
+async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Value>) {
+    match broker_state(&shared) {
+        "ok" => (StatusCode::OK, Json(json!({ "ready": true }))),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "error": "the broker is unreachable" })),
+        ),
+    }
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Value> {

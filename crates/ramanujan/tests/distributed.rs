@@ -5,50 +5,19 @@
 
 mod common;
 
-use common::{Proc, spawn_printing_url};
+use common::{NETWORK_FLAGS, Proc, spawn_agent, spawn_printing_url};
 use ramanujan_network::nats::LocalBroker;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const AGENTS: usize = 9;
 
-/// Options every process of the network shares.
-fn network_flags() -> Vec<String> {
-    [
-        "--sync-interval",
-        "300",
-        "--health-timeout",
-        "1000",
-        "--max-terms",
-        "3000",
-        "--log-level",
-        "warn",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-fn spawn_agent(index: usize, url: &str, data: &Path) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_ramanujan"))
-        .args(["agent", "--id", &index.to_string(), "--nats", url, "--data-dir"])
-        .arg(data)
-        .args(network_flags())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Proc(child)
-}
-
 /// Starts the host on a free port; answers it and its base URL.
 fn spawn_host(url: &str) -> (Proc, String) {
     let mut args = vec!["up", "--port", "0", "--nats", url];
-    let flags = network_flags();
-    args.extend(flags.iter().map(String::as_str));
+    args.extend(NETWORK_FLAGS);
     spawn_printing_url(&args)
 }
 

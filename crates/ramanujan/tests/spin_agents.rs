@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{Proc, spawn_printing_url};
+use common::{NETWORK_FLAGS, Proc, spawn_agent, spawn_printing_url};
 
 use agent_orchestrator::signature::{SIGNATURE_HEADER, sign, sign_at};
 use agent_orchestrator::wire::{self, Inbound};
@@ -351,17 +351,6 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
     drop(broker);
 }
 
-const NETWORK_FLAGS: [&str; 8] = [
-    "--sync-interval",
-    "300",
-    "--health-timeout",
-    "1000",
-    "--max-terms",
-    "3000",
-    "--log-level",
-    "warn",
-];
-
 #[test]
 fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
     const ON_SPIN: [usize; 2] = [4, 7];
@@ -401,17 +390,7 @@ fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
         let data = dir.path().join("data");
         let _native: Vec<Proc> = (0..9)
             .filter(|i| !ON_SPIN.contains(i))
-            .map(|i| {
-                let child = std::process::Command::new(env!("CARGO_BIN_EXE_ramanujan"))
-                    .args(["agent", "--id", &i.to_string(), "--nats", &url, "--data-dir"])
-                    .arg(&data)
-                    .args(NETWORK_FLAGS)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap();
-                Proc(child)
-            })
+            .map(|i| spawn_agent(i, &url, &data))
             .collect();
         let mut up = vec!["up", "--port", "0", "--nats", &url];
         up.extend(NETWORK_FLAGS);

@@ -67,3 +67,29 @@ pub fn spawn_printing_url(args: &[&str]) -> (Proc, String) {
         .to_string();
     (Proc(child), url)
 }
+
+/// Options every process of a test network shares: quick anti-entropy and
+/// health checks, small replicas, quiet logs.
+pub const NETWORK_FLAGS: [&str; 8] = [
+    "--sync-interval",
+    "300",
+    "--health-timeout",
+    "1000",
+    "--max-terms",
+    "3000",
+    "--log-level",
+    "warn",
+];
+
+/// Starts `ramanujan agent` at position `index` on the broker at `url`, keeping its replica in `data`.
+pub fn spawn_agent(index: usize, url: &str, data: &Path) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_ramanujan"))
+        .args(["agent", "--id", &index.to_string(), "--nats", url, "--data-dir"])
+        .arg(data)
+        .args(NETWORK_FLAGS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}

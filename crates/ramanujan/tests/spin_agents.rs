@@ -442,19 +442,34 @@ fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
         .await;
         let status = get("/agents/status").await;
         let digest = status["agents"][0]["digest"].clone();
+        // Every agent holds every submission with one canonical form. The host
+        // asks each agent over the broker with a 3 s timeout, and reports an agent
+        // that did not answer in time as not holding it: a Spin agent materialises
+        // its whole replica per query, which a loaded machine may not do in 3 s
+        // under a debug-built wasmtime, so the host is asked again.
         for (id, _) in &ids {
-            let submission = get(&format!("/agents/submissions/{id}")).await;
-            assert_eq!(submission["present_in"], 9, "{submission}");
-            assert_eq!(submission["converged"], true, "{submission}");
+            let path = format!("/agents/submissions/{id}");
+            eventually(
+                Duration::from_secs(60),
+                &format!("{path} converged everywhere"),
+                async || {
+                    let submission = get(&path).await;
+                    submission["present_in"] == 9 && submission["converged"] == true
+                },
+            )
+            .await;
         }
         // The Spin agents' own view, read from their key-value state, and the
         // host's view of them, asked over the broker through the bridge.
         for i in ON_SPIN {
             let (_, own) = call(&host, "GET", &format!("/agent/agent-{i}/state"), &[], Vec::new()).await;
             assert_eq!(own["digest"], digest, "agent-{i} on Spin");
-            let asked = get(&format!("/agent/agent-{i}/state")).await;
-            assert_eq!(asked["digest"], digest, "agent-{i} asked over the broker");
             assert!(own["counters"]["messages_received"].as_u64().unwrap() > 0);
+            let path = format!("/agent/agent-{i}/state");
+            eventually(Duration::from_secs(30), "the host's view of a Spin agent", async || {
+                get(&path).await["digest"] == digest
+            })
+            .await;
         }
     });
     drop(broker);

@@ -20,7 +20,7 @@ use ramanujan_core::parse::parse_expr;
 use ramanujan_http::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use ramanujan_http::kv::KeyValue;
@@ -116,7 +116,14 @@ impl Hosted {
         &self.config
     }
 
+    /// The agent at `index` as saved (or new), its clock set to now.
     async fn load(&self, index: usize) -> Result<Loaded, ApiError> {
+        let mut loaded = self.load_saved(index).await?;
+        loaded.agent.set_time(now_ms().saturating_sub(loaded.created_ms));
+        Ok(loaded)
+    }
+
+    async fn load_saved(&self, index: usize) -> Result<Loaded, ApiError> {
         if !self.config.agents.contains(&index) {
             return Err(ApiError::not_found(format!("agent-{index} is not hosted here")));
         }
@@ -141,15 +148,7 @@ impl Hosted {
             .topology
             .build(self.config.seed)
             .map_err(ApiError::unavailable)?;
-        if index >= topology.len() {
-            return Err(ApiError::not_found(format!(
-                "agent-{index} is not in a topology of {} agents",
-                topology.len()
-            )));
-        }
-        let known: HashSet<String> = (0..topology.len()).map(agent_id).collect();
-        let neighbors = topology.neighbors[index].iter().map(|&j| agent_id(j)).collect();
-        let mut agent = Agent::new(key, topology.colors[index], neighbors, known, self.config.work);
+        let mut agent = topology.agent(index, self.config.work).map_err(ApiError::not_found)?;
         agent.keep_no_journal();
         let created_ms = now_ms();
         let incarnation = created_ms << 20;
@@ -192,7 +191,6 @@ impl Hosted {
             )));
         }
         let mut loaded = self.load(index).await?;
-        loaded.agent.set_time(now_ms().saturating_sub(loaded.created_ms));
         let mut out = Vec::new();
         let mut acks = Vec::new();
         let handled = match inbound {
@@ -235,7 +233,6 @@ impl Hosted {
     /// next neighbour if `sync`, and one rewriting step if there is work.
     pub async fn tick(&self, index: usize, sync: bool) -> Result<Report, ApiError> {
         let mut loaded = self.load(index).await?;
-        loaded.agent.set_time(now_ms().saturating_sub(loaded.created_ms));
         let mut out = loaded.agent.work();
         if sync {
             out.extend(loaded.agent.sync_tick());

@@ -62,6 +62,17 @@ pub fn verify(secret: &[u8], scope: &str, body: &[u8], header: Option<&str>) -> 
     verify_at(secret, scope, body, header, now())
 }
 
+/// Checks the signature header among `headers` against `body` for `scope` now.
+pub fn verify_headers(
+    secret: &[u8],
+    scope: &str,
+    body: &[u8],
+    headers: &http::HeaderMap,
+) -> Result<(), SignatureError> {
+    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    verify(secret, scope, body, header)
+}
+
 /// Checks a header value against `body` for `scope` as of `now` (Unix seconds).
 pub fn verify_at(
     secret: &[u8],

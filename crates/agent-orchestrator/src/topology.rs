@@ -1,10 +1,11 @@
 //! Who talks to whom: the Sierpiński graph S(n, 3) (S(2,3), nine agents, is the
 //! default) and random regular expanders measured against the Ramanujan bound.
 
+use crate::agent::{Agent, WorkLimits};
 use duck_colors::SplitMix64;
 use ramanujan_core::Color;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 /// Most agents in one topology.
 pub const MAX_AGENTS: usize = 1024;
@@ -74,6 +75,23 @@ impl Topology {
     /// Whether there are no agents.
     pub fn is_empty(&self) -> bool {
         self.neighbors.is_empty()
+    }
+
+    /// A fresh agent at position `index`: its colour, its neighbours, and every
+    /// id of the graph as the agents it may hear from.
+    pub fn agent(&self, index: usize, limits: WorkLimits) -> Result<Agent, String> {
+        if index >= self.len() {
+            return Err(format!("agent-{index} is not in a topology of {} agents", self.len()));
+        }
+        let known: HashSet<String> = (0..self.len()).map(agent_id).collect();
+        let neighbors = self.neighbors[index].iter().map(|&j| agent_id(j)).collect();
+        Ok(Agent::new(
+            agent_id(index),
+            self.colors[index],
+            neighbors,
+            known,
+            limits,
+        ))
     }
 
     /// Every edge once, `(u, v)` with `u < v`, sorted.
@@ -259,4 +277,31 @@ impl TopologyKind {
         }
         .map_err(|e| e.to_string())
     }
+}
+
+/// Agent positions written as `4`, `4,7`, `0-8`, or a mix of them.
+pub fn parse_positions(list: &str) -> Result<BTreeSet<usize>, String> {
+    let mut positions = BTreeSet::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("`{part}` is not a position or a range a-b");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b || b - a > 100_000 {
+                    return Err(bad());
+                }
+                positions.extend(a..=b);
+            }
+            None => {
+                positions.insert(part.parse().map_err(|_| bad())?);
+            }
+        }
+    }
+    if positions.is_empty() {
+        return Err("no agent positions given".into());
+    }
+    Ok(positions)
 }

@@ -15,7 +15,7 @@
 //! for `state`.
 
 use crate::hosted::Hosted;
-use crate::signature::{self, SIGNATURE_HEADER};
+use crate::signature;
 use crate::wire::{self, Query};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -99,8 +99,7 @@ async fn webhook(
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: format!("webhook bodies are at most {MAX_WEBHOOK_BYTES} bytes"),
         })?;
-    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    signature::verify(secret, &topic, &body, header).map_err(|e| ApiError {
+    signature::verify_headers(secret, &topic, &body, &headers).map_err(|e| ApiError {
         status: StatusCode::UNAUTHORIZED,
         message: e.to_string(),
     })?;

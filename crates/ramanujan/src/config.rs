@@ -209,30 +209,3 @@ pub struct BridgeArgs {
     #[command(flatten)]
     pub log: LogArgs,
 }
-
-/// `4`, `4,7`, `0-8`, or a mix.
-pub fn parse_positions(list: &str) -> Result<Vec<usize>, String> {
-    let mut positions = std::collections::BTreeSet::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || format!("`{part}` is not a position or a range a-b");
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (usize, usize) = (
-                    a.trim().parse().map_err(|_| bad())?,
-                    b.trim().parse().map_err(|_| bad())?,
-                );
-                if a > b || b - a > 100_000 {
-                    return Err(bad());
-                }
-                positions.extend(a..=b);
-            }
-            None => {
-                positions.insert(part.parse().map_err(|_| bad())?);
-            }
-        }
-    }
-    if positions.is_empty() {
-        return Err("no agent positions given".into());
-    }
-    Ok(positions.into_iter().collect())
-}

@@ -97,7 +97,10 @@ pub async fn run_bridge(args: BridgeArgs, shutdown: impl Future<Output = ()>) ->
         nats_url: args.nats.clone(),
         app_url: args.app.clone(),
         secret: args.secret.as_bytes().to_vec(),
-        agents: config::parse_positions(&args.agents).map_err(|e| format!("--agents: {e}"))?,
+        agents: agent_orchestrator::topology::parse_positions(&args.agents)
+            .map_err(|e| format!("--agents: {e}"))?
+            .into_iter()
+            .collect(),
         listen: args.listen,
         sync_interval: Duration::from_millis(args.sync_interval.max(10)),
         webhook_timeout: Duration::from_millis(args.webhook_timeout.max(100)),

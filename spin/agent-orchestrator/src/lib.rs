@@ -22,9 +22,8 @@ mod platform;
 
 use agent_orchestrator::agent::WorkLimits;
 use agent_orchestrator::hosted::{Hosted, HostedConfig};
-use agent_orchestrator::topology::TopologyKind;
+use agent_orchestrator::topology::{TopologyKind, parse_positions};
 use spin_sdk::http::{IntoResponse, Request};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +58,13 @@ fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>),
         TopologyKind::Ramanujan { agents, .. } => agents,
     };
     let agents = match settings.get("agents") {
-        Some(list) => parse_agents(list, size)?,
+        Some(list) => {
+            let agents = parse_positions(list).map_err(|e| format!("agents: {e}"))?;
+            if let Some(&outside) = agents.iter().find(|&&i| i >= size) {
+                return Err(format!("agents: {outside} is outside 0-{} for this topology", size - 1));
+            }
+            agents
+        }
         None => (0..size).collect(),
     };
     let work = WorkLimits {
@@ -81,27 +86,4 @@ fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>),
     );
     let secret = settings.get("webhook_secret").map(|s| s.as_bytes().to_vec());
     Ok((Hosted::new(config, Arc::new(store), Arc::new(publisher)), secret))
-}
-
-/// `3`, `3,5`, `0-8`, or a mix, each below `size`.
-fn parse_agents(list: &str, size: usize) -> Result<BTreeSet<usize>, String> {
-    let mut agents = BTreeSet::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || format!("agents: `{part}` is not a position or a range a-b");
-        let (low, high) = match part.split_once('-') {
-            Some((a, b)) => (
-                a.trim().parse().map_err(|_| bad())?,
-                b.trim().parse().map_err(|_| bad())?,
-            ),
-            None => {
-                let i: usize = part.parse().map_err(|_| bad())?;
-                (i, i)
-            }
-        };
-        if low > high || high >= size {
-            return Err(format!("agents: `{part}` is outside 0-{} for this topology", size - 1));
-        }
-        agents.extend(low..=high);
-    }
-    Ok(agents)
 }

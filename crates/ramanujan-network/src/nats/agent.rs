@@ -15,7 +15,6 @@ use async_nats::jetstream::{self, consumer::pull};
 use futures_util::{FutureExt, StreamExt};
 use ramanujan_core::parse::parse_expr;
 use serde_json::Value;
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -60,16 +59,8 @@ struct Process {
 pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     let topology = config.topology.build(config.seed)?;
     let index = config.index;
-    if index >= topology.len() {
-        return Err(format!(
-            "agent {index} is not in a topology of {} agents",
-            topology.len()
-        ));
-    }
+    let mut agent = topology.agent(index, config.work)?;
     let id = agent_id(index);
-    let known: HashSet<String> = (0..topology.len()).map(agent_id).collect();
-    let neighbors = topology.neighbors[index].iter().map(|&j| agent_id(j)).collect();
-    let mut agent = Agent::new(id.clone(), topology.colors[index], neighbors, known, config.work);
     let incarnation = first_sequence_number();
     agent.number_messages_from(incarnation);
     if config.data_dir.is_none() {

@@ -196,19 +196,8 @@ impl AgentLink {
     async fn run(mut self) {
         let subject = wire::sync_subject(self.index);
         let mut inbox = self.inbox().await;
-        let client = self.shared.client.clone();
-        let mut queries = loop {
-            match client.subscribe(wire::state_subject(self.index)).await {
-                Ok(s) => break s,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
-        let mut pings = loop {
-            match client.subscribe(wire::BROADCAST_HEARTBEAT).await {
-                Ok(s) => break s,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
+        let mut queries = self.subscribe(wire::state_subject(self.index)).await;
+        let mut pings = self.subscribe(wire::BROADCAST_HEARTBEAT.to_string()).await;
         let interval = self.shared.config.sync_interval;
         let stagger = interval.mul_f64((self.index % 16) as f64 / 16.0);
         let mut sync = tokio::time::interval_at(tokio::time::Instant::now() + stagger, interval);
@@ -229,6 +218,16 @@ impl AgentLink {
                 _ = sync.tick() => self.tick(true).await,
                 Some(_) = pings.next() => self.tick(false).await,
                 _ = std::future::ready(()), if dirty => self.tick(false).await,
+            }
+        }
+    }
+
+    /// A core subscription, retried until the broker takes it.
+    async fn subscribe(&self, subject: String) -> async_nats::Subscriber {
+        loop {
+            match self.shared.client.subscribe(subject.clone()).await {
+                Ok(subscriber) => return subscriber,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
     }
@@ -397,8 +396,7 @@ async fn publish(
             format!("messages are at most {} bytes", wire::MAX_MESSAGE_BYTES),
         );
     };
-    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    if let Err(e) = signature::verify(&shared.config.secret, &subject, &body, header) {
+    if let Err(e) = signature::verify_headers(&shared.config.secret, &subject, &body, &headers) {
         return refuse(&shared, StatusCode::UNAUTHORIZED, e.to_string());
     }
     let Some((_, kind)) = publishable(&subject) else {

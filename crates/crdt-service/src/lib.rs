@@ -14,6 +14,7 @@
 //! Routes: `POST /crdt/merge`, `POST /crdt/diff`, `POST /crdt/apply`,
 //! `GET /crdt/types`, `GET /crdt/stats`.
 
+mod clocks;
 pub mod kinds;
 pub mod merge;
 pub mod types;

@@ -13,12 +13,13 @@
 //! `root`; without it, the document's only root, or the type's default name
 //! (`text`, `map`, `array`) when the document has none.
 
+use crate::clocks::Clocks;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::ops::Range;
 use yrs::branch::{Branch, BranchPtr};
 use yrs::types::ToJson;
 use yrs::types::text::YChange;
@@ -72,6 +73,8 @@ pub struct YState {
     bytes: Vec<u8>,
     state_vector: StateVector,
     identity: Vec<u8>,
+    /// The clocks it inserted (deleted or not), per client.
+    clocks: Clocks,
     update: RefCell<Option<Update>>,
     doc: Option<Doc>,
 }
@@ -88,25 +91,9 @@ fn new_doc(client_id: Option<u64>) -> Doc {
 
 /// Appends an id set as sorted, coalesced ranges per client.
 fn write_id_set(set: &IdSet, out: &mut Vec<u8>) {
-    let mut clients: Vec<(u64, Vec<Range<u32>>)> = set
-        .iter()
-        .map(|(client, ranges)| {
-            let mut ranges: Vec<Range<u32>> = ranges.iter().filter(|r| !r.is_empty()).cloned().collect();
-            ranges.sort_by_key(|r| (r.start, r.end));
-            let mut coalesced: Vec<Range<u32>> = Vec::with_capacity(ranges.len());
-            for r in ranges {
-                match coalesced.last_mut() {
-                    Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-                    _ => coalesced.push(r),
-                }
-            }
-            (client.get(), coalesced)
-        })
-        .filter(|(_, ranges)| !ranges.is_empty())
-        .collect();
-    clients.sort_by_key(|(client, _)| *client);
-    out.extend((clients.len() as u64).to_le_bytes());
-    for (client, ranges) in clients {
+    let clocks = Clocks::of(set);
+    out.extend((clocks.clients().len() as u64).to_le_bytes());
+    for (client, ranges) in clocks.clients() {
         out.extend(client.to_le_bytes());
         out.extend((ranges.len() as u64).to_le_bytes());
         for r in ranges {
@@ -218,6 +205,7 @@ impl YState {
         check_one_section_per_client(&bytes, &identity)?;
         Ok(YState {
             identity,
+            clocks: Clocks::of(&update.insertions(true)),
             state_vector: update.state_vector(),
             update: RefCell::new(Some(update)),
             bytes,
@@ -263,18 +251,29 @@ impl YState {
     /// Merges states by applying them all to one document and encoding it
     /// (never `merge_updates`, which grows faster than linearly in the number
     /// of updates); a state that does not apply is blamed by index.
+    ///
+    /// States are applied gap-free ones first (full states before diffs), in
+    /// an order that does not depend on the order given, and none is applied
+    /// where yrs would read freed memory (see [`Clocks`]): such a state is
+    /// refused, blamed by index.
     pub fn merge_all<'a>(states: impl IntoIterator<Item = &'a YState>) -> Result<YState, (usize, String)> {
         let states: Vec<&YState> = states.into_iter().collect();
+        let mut order: Vec<usize> = (0..states.len()).collect();
+        order.sort_by_cached_key(|&i| (states[i].clocks.gaps(), states[i].identity()));
         let doc = new_doc(None);
         {
             let mut txn = doc.transact_mut();
-            for (i, state) in states.iter().enumerate() {
+            let mut applied = Clocks::default();
+            for i in order {
+                let state = states[i];
                 guarded(|| {
+                    check_safe_to_apply(&txn, &applied, &state.clocks)?;
                     let update = state.take_update()?;
                     txn.apply_update(update)
                         .map_err(|e| format!("the update does not apply: {e}"))
                 })
                 .map_err(|e| (i, e))?;
+                applied.add(&state.clocks);
             }
         }
         // Encoding can fail too (yrs cannot re-read some malformed updates it
@@ -312,6 +311,7 @@ impl YState {
             bytes,
             state_vector: snapshot.state_map,
             identity,
+            clocks: Clocks::of(&insertions),
             update: RefCell::new(None),
             doc: Some(doc),
         })
@@ -400,6 +400,41 @@ impl YState {
         }
         YState::of_doc(doc)
     }
+}
+
+/// Refuses an update holding `incoming` clocks where applying it to the
+/// document `txn` would make yrs read freed memory (see [`Clocks`]): where a
+/// range the document holds resumes after a gap strictly inside the update's
+/// clocks; or, while the document keeps pending updates (which yrs applies
+/// again after each update), inside a pending one's. `applied` is every clock
+/// applied so far; without pending updates it is what the document holds.
+fn check_safe_to_apply(txn: &TransactionMut, applied: &Clocks, incoming: &Clocks) -> Result<(), String> {
+    let held = if txn.has_missing_updates() {
+        let integrated = Update::decode_v1(&txn.encode_diff_v1(&StateVector::default()))
+            .map_err(|e| format!("yrs cannot re-read the merged document: {e}"))?;
+        Cow::Owned(Clocks::of(&integrated.insertions(true)))
+    } else {
+        Cow::Borrowed(applied)
+    };
+    let refuse = |(client, clock): (u64, u32)| {
+        format!(
+            "it holds clocks of client {client} around {clock}, where the states before it resume after a gap; \
+             yrs cannot merge that safely (the states disagree about client {client}'s history, or fill a gap \
+             another state left): merge them in a different grouping"
+        )
+    };
+    if let Some(at) = incoming.straddled_resumption(&held) {
+        return Err(refuse(at));
+    }
+    if txn.has_missing_updates() {
+        let pending = applied.without(&held);
+        let mut after = held.into_owned();
+        after.add(incoming);
+        if let Some(at) = pending.straddled_resumption(&after) {
+            return Err(refuse(at));
+        }
+    }
+    Ok(())
 }
 
 /// Runs every op in one transaction; the first failing op is named and the

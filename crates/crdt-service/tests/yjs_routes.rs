@@ -457,3 +457,59 @@ fn overlapping_blocks_are_refused_before_yrs_reads_freed_memory() {
         );
     }
 }
+
+#[test]
+fn states_that_disagree_about_a_client_across_a_gap_are_refused_in_either_order() {
+    // yrs 0.28.1 reads freed memory when a range the document holds resumes
+    // after a gap strictly inside a block of the next update (found by the
+    // fuzz target; valgrind shows the read). Here two documents both claim
+    // client 1: in one its clock 5 is a map entry, in the other it is inside
+    // the text "abcdefgh".
+    let app = router(4);
+    let first = doc(1);
+    first
+        .get_or_insert_text("t")
+        .insert(&mut first.transact_mut(), 0, "hello");
+    first.get_or_insert_map("m").insert(&mut first.transact_mut(), "a", 1);
+    let mut since = StateVector::default();
+    since.set_max(ClientID::new(1), 5);
+    let map_entry_only = BASE64.encode(first.transact().encode_diff_v1(&since));
+
+    let other_client = doc(3);
+    other_client
+        .get_or_insert_text("u")
+        .insert(&mut other_client.transact_mut(), 0, "xy");
+    let second = doc(1);
+    load(&second, &encode(&other_client));
+    second
+        .get_or_insert_text("t")
+        .insert(&mut second.transact_mut(), 0, "abcdefgh");
+    let mut since = StateVector::default();
+    since.set_max(ClientID::new(3), 1);
+    let text_and_a_diff = BASE64.encode(second.transact().encode_diff_v1(&since));
+
+    for (states, blamed) in [
+        ([&map_entry_only, &text_and_a_diff], 1),
+        ([&text_and_a_diff, &map_entry_only], 0),
+    ] {
+        for crdt_type in ["Map", "TextCRDT"] {
+            refused(
+                &app,
+                "/crdt/merge",
+                json!({"crdt_type": crdt_type, "states": states}),
+                &format!("state {blamed} "),
+            );
+        }
+    }
+    // Each alone, and each with a state of one history, still merges.
+    ok(
+        &app,
+        "/crdt/merge",
+        json!({"crdt_type": "Map", "states": [map_entry_only, encode(&first)], "root": "m"}),
+    );
+    ok(
+        &app,
+        "/crdt/merge",
+        json!({"crdt_type": "TextCRDT", "states": [text_and_a_diff, encode(&second)], "root": "t"}),
+    );
+}

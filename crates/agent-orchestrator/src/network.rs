@@ -178,10 +178,42 @@ pub struct SubmissionStatus {
     pub present_in: usize,
     /// Agents in the network.
     pub agents: usize,
-    /// Each agent's canonical form of the expression (absent where not yet held).
+    /// Each agent's canonical form of the expression (absent where not yet
+    /// held, or where the agent did not answer).
     pub canonical: Vec<(String, Option<String>)>,
+    /// Agents that did not answer in time: whether they hold it is unknown
+    /// (distributed networks only; in process every agent answers).
+    pub unanswered: Vec<String>,
     /// Every agent holds it with the same canonical form.
     pub converged: bool,
+}
+
+impl SubmissionStatus {
+    /// The status from each agent's answer: its canonical form, none where it
+    /// does not hold the expression, or an error where it did not answer.
+    pub fn from_answers<E>(submission: Submission, answers: Vec<(String, Result<Option<String>, E>)>) -> Self {
+        let agents = answers.len();
+        let mut canonical = Vec::with_capacity(agents);
+        let mut unanswered = Vec::new();
+        for (agent, answer) in answers {
+            let form = answer.unwrap_or_else(|_| {
+                unanswered.push(agent.clone());
+                None
+            });
+            canonical.push((agent, form));
+        }
+        let present_in = canonical.iter().filter(|(_, f)| f.is_some()).count();
+        let first = canonical.first().and_then(|(_, f)| f.as_ref());
+        let converged = present_in == agents && canonical.iter().all(|(_, f)| f.as_ref() == first);
+        SubmissionStatus {
+            submission,
+            present_in,
+            agents,
+            canonical,
+            unanswered,
+            converged,
+        }
+    }
 }
 
 /// Why a network request failed.
@@ -240,4 +272,43 @@ pub fn canonical_of(replica: &ReplicaState, root: TermKey) -> Option<String> {
     CanonicalExtractor::new(&m.egraph)
         .expr(&m.egraph, class)
         .map(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submission() -> Submission {
+        Submission {
+            id: "k".into(),
+            expression: "(+ a b)".into(),
+            entry_agent: "agent-0".into(),
+        }
+    }
+
+    fn status(answers: &[(&str, Result<Option<&str>, ()>)]) -> SubmissionStatus {
+        let answers = answers
+            .iter()
+            .map(|(agent, a)| (agent.to_string(), a.map(|f| f.map(str::to_string))))
+            .collect();
+        SubmissionStatus::from_answers(submission(), answers)
+    }
+
+    #[test]
+    fn converged_only_when_every_agent_answers_with_one_form() {
+        let all = status(&[("a", Ok(Some("x"))), ("b", Ok(Some("x")))]);
+        assert!(all.converged && all.present_in == 2 && all.unanswered.is_empty());
+        assert!(!status(&[("a", Ok(Some("x"))), ("b", Ok(Some("y")))]).converged);
+        let missing = status(&[("a", Ok(Some("x"))), ("b", Ok(None))]);
+        assert!(!missing.converged && missing.present_in == 1 && missing.unanswered.is_empty());
+    }
+
+    #[test]
+    fn an_agent_that_does_not_answer_is_unanswered_not_missing() {
+        let silent = status(&[("a", Ok(Some("x"))), ("b", Err(()))]);
+        assert_eq!(silent.unanswered, vec!["b".to_string()]);
+        assert_eq!(silent.present_in, 1);
+        assert!(!silent.converged);
+        assert_eq!(silent.canonical[1], ("b".to_string(), None));
+    }
 }

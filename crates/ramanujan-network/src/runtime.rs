@@ -16,6 +16,7 @@ use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::term::TermKey;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
@@ -492,23 +493,15 @@ impl Network for InProcessNetwork {
         let Some((submission, root)) = found else {
             return ready(Err(NetworkError::NotFound(format!("no submission `{id}`"))));
         };
-        let canonical: Vec<(String, Option<String>)> = self
+        let answers = self
             .ids
             .iter()
             .map(|agent| {
                 let replica = lock(&self.slots[agent].agent).replica().clone();
                 let form = replica.term(root).and_then(|_| canonical_of(&replica, root));
-                (agent.clone(), form)
+                (agent.clone(), Ok::<_, Infallible>(form))
             })
             .collect();
-        let present_in = canonical.iter().filter(|(_, f)| f.is_some()).count();
-        let forms: HashSet<&Option<String>> = canonical.iter().map(|(_, f)| f).collect();
-        ready(Ok(SubmissionStatus {
-            submission,
-            present_in,
-            agents: self.ids.len(),
-            converged: present_in == self.ids.len() && forms.len() == 1,
-            canonical,
-        }))
+        ready(Ok(SubmissionStatus::from_answers(submission, answers)))
     }
 }

@@ -262,6 +262,7 @@ async fn agent_network_routes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(followed["present_in"], 9);
+    assert_eq!(followed["unanswered"], json!([]), "every in-process agent answers");
 
     let (status, state) = get(&base, "/agent/agent-0/state").await;
     assert_eq!(status, 200, "{state}");

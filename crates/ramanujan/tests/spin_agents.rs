@@ -428,8 +428,8 @@ fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
         })
         .await;
         // Every agent holds every submission with one canonical form. The host
-        // asks each agent over the broker with a 3 s timeout, and reports an agent
-        // that did not answer in time as not holding it: a Spin agent materialises
+        // asks each agent over the broker with a 3 s timeout and lists an agent
+        // that did not answer in time as `unanswered`: a Spin agent materialises
         // its whole replica per query, which a loaded machine may not do in 3 s
         // under a debug-built wasmtime, so the host is asked again.
         for (id, _) in &ids {

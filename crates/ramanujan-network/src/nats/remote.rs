@@ -398,21 +398,11 @@ impl Network for NatsNetwork {
             };
             let asks = self.ids.iter().map(|agent| async {
                 let answer: Result<Value, _> = self.ask(agent, Query::Canonical { root: id.clone() }).await;
-                let form = answer
-                    .ok()
-                    .and_then(|v| v.get("canonical").and_then(Value::as_str).map(str::to_string));
+                let form = answer.map(|v| v.get("canonical").and_then(Value::as_str).map(str::to_string));
                 (agent.clone(), form)
             });
-            let canonical: Vec<(String, Option<String>)> = futures_util::future::join_all(asks).await;
-            let present_in = canonical.iter().filter(|(_, f)| f.is_some()).count();
-            let forms: HashSet<&Option<String>> = canonical.iter().map(|(_, f)| f).collect();
-            Ok(SubmissionStatus {
-                submission,
-                present_in,
-                agents: self.ids.len(),
-                converged: present_in == self.ids.len() && forms.len() == 1,
-                canonical,
-            })
+            let answers = futures_util::future::join_all(asks).await;
+            Ok(SubmissionStatus::from_answers(submission, answers))
         })
     }
 

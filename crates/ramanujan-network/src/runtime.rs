@@ -314,8 +314,13 @@ impl InProcessNetwork {
             expression: expr.to_string(),
             entry_agent: id.clone(),
         };
-        lock(&self.submissions).insert(root.to_string(), (submission.clone(), root));
-        submission
+        // A resubmission is the same submission: the first entry agent stays.
+        let mut submissions = lock(&self.submissions);
+        submissions
+            .entry(root.to_string())
+            .or_insert((submission, root))
+            .0
+            .clone()
     }
 
     fn state_of(&self, id: &str) -> Result<AgentState, NetworkError> {

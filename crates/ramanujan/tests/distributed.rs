@@ -154,6 +154,22 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
         acknowledged.len()
     );
 
+    // Submitting again (the host tries the next entry agent) is the same submission.
+    let submit = |expression: &str| -> Value {
+        let r = host
+            .http
+            .post(format!("{}/agents/submit", host.base))
+            .json(&json!({ "expression": expression }));
+        r.send().unwrap().json().unwrap()
+    };
+    let (first, again) = (submit("(+ resubmitted 1)"), submit("(+ resubmitted 1)"));
+    assert_eq!(
+        (&again["id"], &again["entry_agent"]),
+        (&first["id"], &first["entry_agent"]),
+        "{first} {again}"
+    );
+    acknowledged.insert(first["id"].as_str().unwrap().to_string());
+
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let status = host.status();

@@ -263,6 +263,15 @@ async fn agent_network_routes() {
     };
     assert_eq!(followed["present_in"], 9);
     assert_eq!(followed["unanswered"], json!([]), "every in-process agent answers");
+    // Submitting it again (through the next entry agent) is the same submission.
+    let (status, again) = post(&base, "/agents/submit", json!({"expression": "(* (+ a b) (+ a b))"})).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(
+        (&again["id"], &again["entry_agent"]),
+        (&submitted["id"], &submitted["entry_agent"])
+    );
+    let (_, refollowed) = get(&base, &follow).await;
+    assert_eq!(refollowed["entry_agent"], submitted["entry_agent"]);
 
     let (status, state) = get(&base, "/agent/agent-0/state").await;
     assert_eq!(status, 200, "{state}");

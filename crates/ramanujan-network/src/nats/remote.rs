@@ -375,8 +375,9 @@ impl Network for NatsNetwork {
                             expression,
                             entry_agent: self.ids[index].clone(),
                         };
-                        lock(&self.submissions).insert(root, submission.clone());
-                        return Ok(submission);
+                        // A resubmission is the same submission: the first entry agent stays.
+                        let mut submissions = lock(&self.submissions);
+                        return Ok(submissions.entry(root).or_insert(submission).clone());
                     }
                     Ok(SubmitAck { error, .. }) => {
                         return Err(NetworkError::Invalid(error.unwrap_or_else(|| "refused".into())));

@@ -67,6 +67,10 @@ pub struct Counters {
     pub verified: u64,
     /// Equalities GREEN refuted.
     pub refuted: u64,
+    /// Rewriting steps not run because the replica holds `max_terms` terms
+    /// (rewriting has stopped; replication goes on).
+    #[serde(default)]
+    pub rewrite_skipped_at_max_terms: u64,
 }
 
 /// One line of an agent's message log.
@@ -506,6 +510,15 @@ impl Agent {
         self.dirty = false;
         let terms = self.replica.term_count();
         if terms >= self.limits.max_terms {
+            self.counters.rewrite_skipped_at_max_terms += 1;
+            if self.counters.rewrite_skipped_at_max_terms == 1 {
+                tracing::warn!(
+                    agent = %self.id,
+                    terms,
+                    max_terms = self.limits.max_terms,
+                    "rewriting stopped: the replica holds max_terms terms (replication goes on)"
+                );
+            }
             return None;
         }
         self.counters.rewrite_steps += 1;

@@ -143,3 +143,18 @@ fn saving_the_journal_keeps_a_store_equal_to_the_replica() {
     }
     assert!(b.replica().term_count() > 10, "rewriting added facts");
 }
+
+#[test]
+fn an_agent_at_max_terms_stops_rewriting_and_says_so() {
+    let known: HashSet<String> = ["a".to_string()].into();
+    let limits = WorkLimits {
+        max_terms: 3,
+        ..WorkLimits::default()
+    };
+    let mut a = Agent::new("a".into(), Color::Red, vec![], known, limits);
+    a.submit(&parse_expr("(* x (+ y z))").unwrap());
+    assert!(a.replica().term_count() >= 3);
+    assert!(a.start_work().is_none(), "no rewriting past max_terms");
+    assert_eq!(a.counters().rewrite_skipped_at_max_terms, 1);
+    assert_eq!(a.counters().rewrite_steps, 0);
+}

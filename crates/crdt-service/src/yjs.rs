@@ -409,7 +409,8 @@ impl YState {
 /// again after each update), inside a pending one's. `applied` is every clock
 /// applied so far; without pending updates it is what the document holds.
 fn check_safe_to_apply(txn: &TransactionMut, applied: &Clocks, incoming: &Clocks) -> Result<(), String> {
-    let held = if txn.has_missing_updates() {
+    let keeps_pending = txn.has_missing_updates();
+    let held = if keeps_pending {
         let integrated = Update::decode_v1(&txn.encode_diff_v1(&StateVector::default()))
             .map_err(|e| format!("yrs cannot re-read the merged document: {e}"))?;
         Cow::Owned(Clocks::of(&integrated.insertions(true)))
@@ -426,7 +427,7 @@ fn check_safe_to_apply(txn: &TransactionMut, applied: &Clocks, incoming: &Clocks
     if let Some(at) = incoming.straddled_resumption(&held) {
         return Err(refuse(at));
     }
-    if txn.has_missing_updates() {
+    if keeps_pending {
         let pending = applied.without(&held);
         let mut after = held.into_owned();
         after.add(incoming);

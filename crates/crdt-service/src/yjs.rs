@@ -89,9 +89,8 @@ fn new_doc(client_id: Option<u64>) -> Doc {
     Doc::with_options(options)
 }
 
-/// Appends an id set as sorted, coalesced ranges per client.
-fn write_id_set(set: &IdSet, out: &mut Vec<u8>) {
-    let clocks = Clocks::of(set);
+/// Appends clocks as sorted, coalesced ranges per client.
+fn write_clocks(clocks: &Clocks, out: &mut Vec<u8>) {
     out.extend((clocks.clients().len() as u64).to_le_bytes());
     for (client, ranges) in clocks.clients() {
         out.extend(client.to_le_bytes());
@@ -103,10 +102,11 @@ fn write_id_set(set: &IdSet, out: &mut Vec<u8>) {
     }
 }
 
-fn identity_of(update: &Update) -> Vec<u8> {
+/// A state's identity: the clocks it inserted, then the ids it deleted.
+fn identity_of(inserted: &Clocks, deleted: &IdSet) -> Vec<u8> {
     let mut out = Vec::new();
-    write_id_set(&update.insertions(true), &mut out);
-    write_id_set(update.delete_set(), &mut out);
+    write_clocks(inserted, &mut out);
+    write_clocks(&Clocks::of(deleted), &mut out);
     out
 }
 
@@ -201,11 +201,12 @@ impl YState {
     pub fn from_bytes(bytes: Vec<u8>) -> Result<YState, String> {
         check_declared_count(&bytes, "clients")?;
         let update = Update::decode_v1(&bytes).map_err(|e| format!("not a Yjs v1 update: {e}"))?;
-        let identity = identity_of(&update);
+        let clocks = Clocks::of(&update.insertions(true));
+        let identity = identity_of(&clocks, update.delete_set());
         check_one_section_per_client(&bytes, &identity)?;
         Ok(YState {
             identity,
-            clocks: Clocks::of(&update.insertions(true)),
+            clocks,
             state_vector: update.state_vector(),
             update: RefCell::new(Some(update)),
             bytes,
@@ -303,15 +304,14 @@ impl YState {
                 insertions.insert(yrs::ID::new(*client, 0), *clock);
             }
         }
-        let mut identity = Vec::new();
-        write_id_set(&insertions, &mut identity);
-        write_id_set(&snapshot.delete_set, &mut identity);
+        let clocks = Clocks::of(&insertions);
+        let identity = identity_of(&clocks, &snapshot.delete_set);
         drop(txn);
         Ok(YState {
             bytes,
             state_vector: snapshot.state_map,
             identity,
-            clocks: Clocks::of(&insertions),
+            clocks,
             update: RefCell::new(None),
             doc: Some(doc),
         })

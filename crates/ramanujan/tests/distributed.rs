@@ -46,8 +46,8 @@ impl Host {
         }
     }
 
-    /// Submits; the submission id if the network acknowledged it.
-    fn submit(&self, expression: &str) -> Option<String> {
+    /// Submits; the network's answer if it acknowledged the submission.
+    fn submit_answer(&self, expression: &str) -> Option<Value> {
         let r = self
             .http
             .post(format!("{}/agents/submit", self.base))
@@ -57,7 +57,12 @@ impl Host {
         if r.status().as_u16() != 202 {
             return None;
         }
-        r.json::<Value>().ok()?["id"].as_str().map(str::to_string)
+        r.json::<Value>().ok()
+    }
+
+    /// Submits; the submission id if the network acknowledged it.
+    fn submit(&self, expression: &str) -> Option<String> {
+        self.submit_answer(expression)?["id"].as_str().map(str::to_string)
     }
 
     fn status(&self) -> Value {
@@ -155,13 +160,7 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
     );
 
     // Submitting again (the host tries the next entry agent) is the same submission.
-    let submit = |expression: &str| -> Value {
-        let r = host
-            .http
-            .post(format!("{}/agents/submit", host.base))
-            .json(&json!({ "expression": expression }));
-        r.send().unwrap().json().unwrap()
-    };
+    let submit = |expression| host.submit_answer(expression).expect("acknowledged");
     let (first, again) = (submit("(+ resubmitted 1)"), submit("(+ resubmitted 1)"));
     assert_eq!(
         (&again["id"], &again["entry_agent"]),

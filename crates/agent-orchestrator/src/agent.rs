@@ -2,6 +2,7 @@
 //! out. The transports (in-process channels, NATS) and the clock live in the
 //! host; the same agent runs on every one of them.
 
+use crate::network::HeldForm;
 use crate::protocol::{Body, Envelope};
 use ramanujan_core::Color;
 use ramanujan_core::clock::VectorClock;
@@ -22,7 +23,7 @@ use std::time::Duration;
 pub struct WorkLimits {
     /// No rewriting once the replica holds this many terms (replication goes on).
     pub max_terms: usize,
-    /// Terms one rewriting step may add.
+    /// E-nodes one rewriting step may add to the replica's e-graph.
     pub step_nodes: usize,
     /// Iterations of one rewriting step.
     pub step_iterations: usize,
@@ -71,6 +72,23 @@ pub struct Counters {
     /// (rewriting has stopped; replication goes on).
     #[serde(default)]
     pub rewrite_skipped_at_max_terms: u64,
+}
+
+/// Whether an agent's rewriting is finished, as a reader means it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Rewriting {
+    /// Facts arrived (or a step is running) that its colour has not rewritten yet.
+    Pending,
+    /// Its colour's rules add nothing to what it holds.
+    Saturated,
+    /// Its last step stopped at a limit and derived nothing new: it will not
+    /// rewrite again until new facts arrive (`node_limit`, `time_limit`,
+    /// `iteration_limit`, or `max_terms` when the replica is full).
+    Stopped {
+        /// The limit.
+        reason: String,
+    },
 }
 
 /// One line of an agent's message log.
@@ -122,6 +140,8 @@ pub struct AgentSnapshot {
     log: VecDeque<LogEntry>,
     refutations: VecDeque<Refutation>,
     now_ms: u64,
+    #[serde(default)]
+    last_stop: Option<String>,
 }
 
 impl AgentSnapshot {
@@ -150,6 +170,10 @@ pub struct Agent {
     /// Per sender: the highest sequence number seen and which of the last ones.
     seen: HashMap<String, (u64, BTreeSet<u64>)>,
     dirty: bool,
+    /// A rewriting step is out (between [`Agent::start_work`] and [`Agent::finish_work`]).
+    working: bool,
+    /// Why the last rewriting step stopped (`saturated` or a limit).
+    last_stop: Option<String>,
     next_sync: usize,
     log: VecDeque<LogEntry>,
     refutations: VecDeque<Refutation>,
@@ -173,6 +197,8 @@ impl Agent {
             seq: 0,
             seen: HashMap::new(),
             dirty: false,
+            working: false,
+            last_stop: None,
             next_sync: 0,
             log: VecDeque::new(),
             refutations: VecDeque::new(),
@@ -199,6 +225,7 @@ impl Agent {
             log: self.log,
             refutations: self.refutations,
             now_ms: self.now_ms,
+            last_stop: self.last_stop,
         }
     }
 
@@ -219,6 +246,8 @@ impl Agent {
             seq: snapshot.seq,
             seen: snapshot.seen,
             dirty: snapshot.dirty,
+            working: false,
+            last_stop: snapshot.last_stop,
             next_sync: snapshot.next_sync,
             log: snapshot.log,
             refutations: snapshot.refutations,
@@ -303,9 +332,36 @@ impl Agent {
         self.refutations.iter()
     }
 
-    /// Whether the agent has rewriting to do.
+    /// Whether the agent has rewriting to do, or a step is running.
     pub fn is_dirty(&self) -> bool {
-        self.dirty
+        self.dirty || self.working
+    }
+
+    /// Whether its rewriting is finished, and how.
+    pub fn rewriting(&self) -> Rewriting {
+        if self.is_dirty() {
+            return Rewriting::Pending;
+        }
+        match self.last_stop.as_deref() {
+            None | Some("saturated") => Rewriting::Saturated,
+            Some(reason) => Rewriting::Stopped {
+                reason: reason.to_string(),
+            },
+        }
+    }
+
+    /// What this agent knows of a submitted term: its canonical form (none if
+    /// the term is not held), with the agent's colour, rewriting and digest.
+    pub fn held_form(&self, root: TermKey) -> HeldForm {
+        HeldForm {
+            canonical: self
+                .replica
+                .term(root)
+                .and_then(|_| crate::network::canonical_of(&self.replica, root)),
+            color: self.color,
+            rewriting: self.rewriting(),
+            digest: self.replica.digest(),
+        }
     }
 
     /// Sets the agent's clock (milliseconds since it started).
@@ -510,6 +566,7 @@ impl Agent {
         self.dirty = false;
         let terms = self.replica.term_count();
         if terms >= self.limits.max_terms {
+            self.last_stop = Some("max_terms".into());
             self.counters.rewrite_skipped_at_max_terms += 1;
             if self.counters.rewrite_skipped_at_max_terms == 1 {
                 tracing::warn!(
@@ -522,13 +579,14 @@ impl Agent {
             return None;
         }
         self.counters.rewrite_steps += 1;
+        self.working = true;
         Some(WorkJob {
             color: self.color,
             actor: self.actor.clone(),
             replica: self.replica.clone(),
             rules: self.rules.clone(),
             limits: Limits {
-                nodes: (terms + self.limits.step_nodes).min(self.limits.max_terms),
+                nodes: self.limits.step_nodes.min(self.limits.max_terms - terms),
                 iterations: self.limits.step_iterations,
                 time: self.limits.step_time,
             },
@@ -539,6 +597,9 @@ impl Agent {
     /// replica may have moved on meanwhile; only facts still new are kept) and
     /// floods it.
     pub fn finish_work(&mut self, done: WorkDone) -> Vec<Envelope> {
+        self.working = false;
+        let saturated = done.stop_reason == "saturated";
+        self.last_stop = Some(done.stop_reason);
         let Some(derived) = done.derived else {
             return Vec::new();
         };
@@ -549,11 +610,12 @@ impl Agent {
         let Ok(delta) = self.replica.record(&self.actor, facts) else {
             return Vec::new();
         };
-        // More may follow from what was just derived, unless rewriting saturated.
-        self.dirty = self.dirty || !done.saturated;
         if delta.is_empty() {
+            // Nothing new: a step that stopped at a limit would stop there again.
             return Vec::new();
         }
+        // More may follow from what was just derived, unless rewriting saturated.
+        self.dirty = self.dirty || !saturated;
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
@@ -596,10 +658,10 @@ pub struct WorkJob {
     limits: Limits,
 }
 
-/// What a rewriting step derived.
+/// What a rewriting step derived, and why it stopped.
 pub struct WorkDone {
     derived: Option<ReplicaState>,
-    saturated: bool,
+    stop_reason: String,
 }
 
 impl WorkJob {
@@ -614,13 +676,13 @@ impl WorkJob {
             Scheduler::Backoff,
             self.limits,
         ) {
-            Ok(outcome) if !outcome.delta.is_empty() => WorkDone {
-                saturated: outcome.phase.stop_reason == "saturated",
-                derived: Some(outcome.delta),
+            Ok(outcome) => WorkDone {
+                stop_reason: outcome.phase.stop_reason,
+                derived: (!outcome.delta.is_empty()).then_some(outcome.delta),
             },
-            _ => WorkDone {
+            Err(e) => WorkDone {
                 derived: None,
-                saturated: true,
+                stop_reason: format!("refused: {e}"),
             },
         }
     }

@@ -1,7 +1,7 @@
 //! What the `/agents` routes need from a running network, whatever carries its
 //! messages. Implemented by the host's in-process runtime and its NATS runtime.
 
-use crate::agent::{Agent, Counters, LogEntry};
+use crate::agent::{Agent, Counters, LogEntry, Rewriting};
 use crate::protocol::Envelope;
 use crate::topology::Spectrum;
 use ramanujan_core::clock::VectorClock;
@@ -168,6 +168,32 @@ pub struct Submission {
     pub entry_agent: String,
 }
 
+/// What one agent knows of a submission (its answer to a canonical-form query).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldForm {
+    /// Its canonical form of the expression; none where it does not hold it yet.
+    pub canonical: Option<String>,
+    /// The agent's colour.
+    pub color: Color,
+    /// Whether its rewriting is finished.
+    pub rewriting: Rewriting,
+    /// Digest of its facts.
+    pub digest: String,
+}
+
+/// Where the agents of one colour are with their rewriting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColorProgress {
+    /// The colour.
+    pub color: Color,
+    /// `pending` while any of its agents has rewriting to do (or did not
+    /// answer); `saturated` when all are saturated; else `stopped`.
+    pub state: &'static str,
+    /// The limits its agents stopped at, when `stopped`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stop_reasons: Vec<String>,
+}
+
 /// Where a submission has got to: `GET /agents/submissions/{id}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SubmissionStatus {
@@ -184,27 +210,70 @@ pub struct SubmissionStatus {
     /// Agents that did not answer in time: whether they hold it is unknown
     /// (distributed networks only; in process every agent answers).
     pub unanswered: Vec<String>,
-    /// Every agent holds it with the same canonical form.
+    /// Replicated: every agent holds it with the same canonical form. Rewriting
+    /// may still change that form; wait for `settled`.
     pub converged: bool,
+    /// Per colour: whether its agents' rewriting is finished (saturated, or
+    /// stopped at a named limit).
+    pub rewriting: Vec<ColorProgress>,
+    /// Final: every agent answered, holds the same facts (equal digests) and the
+    /// same canonical form, and no colour has rewriting pending. Nothing in
+    /// flight can then change the form: any message carries facts every agent holds.
+    pub settled: bool,
 }
 
 impl SubmissionStatus {
     /// The status from each agent's answer: its canonical form, none where it
     /// does not hold the expression, or an error where it did not answer.
-    pub fn from_answers<E>(submission: Submission, answers: Vec<(String, Result<Option<String>, E>)>) -> Self {
+    pub fn from_answers<E>(submission: Submission, answers: Vec<(String, Result<HeldForm, E>)>) -> Self {
         let agents = answers.len();
         let mut canonical = Vec::with_capacity(agents);
         let mut unanswered = Vec::new();
+        let mut held = Vec::with_capacity(agents);
         for (agent, answer) in answers {
-            let form = answer.unwrap_or_else(|_| {
-                unanswered.push(agent.clone());
-                None
-            });
-            canonical.push((agent, form));
+            match answer {
+                Ok(form) => {
+                    canonical.push((agent, form.canonical.clone()));
+                    held.push(form);
+                }
+                Err(_) => {
+                    canonical.push((agent.clone(), None));
+                    unanswered.push(agent);
+                }
+            }
         }
         let present_in = canonical.iter().filter(|(_, f)| f.is_some()).count();
         let first = canonical.first().and_then(|(_, f)| f.as_ref());
         let converged = present_in == agents && canonical.iter().all(|(_, f)| f.as_ref() == first);
+        let rewriting: Vec<ColorProgress> = Color::ALL
+            .into_iter()
+            .filter(|c| held.iter().any(|h| h.color == *c))
+            .map(|color| {
+                let of_color = || held.iter().filter(move |h| h.color == color);
+                let mut stop_reasons: Vec<String> = of_color()
+                    .filter_map(|h| match &h.rewriting {
+                        Rewriting::Stopped { reason } => Some(reason.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                stop_reasons.sort();
+                stop_reasons.dedup();
+                let state = if !unanswered.is_empty() || of_color().any(|h| h.rewriting == Rewriting::Pending) {
+                    "pending"
+                } else if stop_reasons.is_empty() {
+                    "saturated"
+                } else {
+                    "stopped"
+                };
+                ColorProgress {
+                    color,
+                    state,
+                    stop_reasons,
+                }
+            })
+            .collect();
+        let same_facts = held.windows(2).all(|w| w[0].digest == w[1].digest);
+        let settled = converged && same_facts && rewriting.iter().all(|c| c.state != "pending");
         SubmissionStatus {
             submission,
             present_in,
@@ -212,6 +281,8 @@ impl SubmissionStatus {
             canonical,
             unanswered,
             converged,
+            rewriting,
+            settled,
         }
     }
 }
@@ -286,12 +357,61 @@ mod tests {
         }
     }
 
+    fn held(form: Option<&str>, color: Color, rewriting: Rewriting, digest: &str) -> HeldForm {
+        HeldForm {
+            canonical: form.map(str::to_string),
+            color,
+            rewriting,
+            digest: digest.into(),
+        }
+    }
+
     fn status(answers: &[(&str, Result<Option<&str>, ()>)]) -> SubmissionStatus {
         let answers = answers
             .iter()
-            .map(|(agent, a)| (agent.to_string(), a.map(|f| f.map(str::to_string))))
+            .map(|(agent, a)| {
+                let form = a.map(|f| held(f, Color::Red, Rewriting::Saturated, "d"));
+                (agent.to_string(), form)
+            })
             .collect();
         SubmissionStatus::from_answers(submission(), answers)
+    }
+
+    #[test]
+    fn settled_needs_the_same_facts_and_no_pending_colour() {
+        let answer = |form, color, rewriting, digest| Ok::<_, ()>(held(Some(form), color, rewriting, digest));
+        let stopped = || Rewriting::Stopped {
+            reason: "node_limit".into(),
+        };
+        let settled = SubmissionStatus::from_answers(
+            submission(),
+            vec![
+                ("a".into(), answer("x", Color::Red, Rewriting::Saturated, "d")),
+                ("b".into(), answer("x", Color::Blue, stopped(), "d")),
+            ],
+        );
+        assert!(settled.converged && settled.settled);
+        assert_eq!(settled.rewriting[1].state, "stopped");
+        assert_eq!(settled.rewriting[1].stop_reasons, ["node_limit"]);
+        // Same form, but one colour still rewriting: replicated, not settled.
+        let pending = SubmissionStatus::from_answers(
+            submission(),
+            vec![
+                ("a".into(), answer("x", Color::Red, Rewriting::Pending, "d")),
+                ("b".into(), answer("x", Color::Blue, Rewriting::Saturated, "d")),
+            ],
+        );
+        assert!(pending.converged && !pending.settled);
+        assert_eq!(pending.rewriting[0].state, "pending");
+        // Same form, all idle, different facts: something is in flight.
+        let in_flight = SubmissionStatus::from_answers(
+            submission(),
+            vec![
+                ("a".into(), answer("x", Color::Red, Rewriting::Saturated, "d1")),
+                ("b".into(), answer("x", Color::Blue, Rewriting::Saturated, "d2")),
+            ],
+        );
+        assert!(in_flight.converged && !in_flight.settled);
     }
 
     #[test]
@@ -308,7 +428,7 @@ mod tests {
         let silent = status(&[("a", Ok(Some("x"))), ("b", Err(()))]);
         assert_eq!(silent.unanswered, vec!["b".to_string()]);
         assert_eq!(silent.present_in, 1);
-        assert!(!silent.converged);
+        assert!(!silent.converged && !silent.settled);
         assert_eq!(silent.canonical[1], ("b".to_string(), None));
     }
 }

@@ -14,7 +14,7 @@
 //! travel as 16 raw bytes; everything a person reads is JSON.
 
 use crate::agent::Agent;
-use crate::network::{AgentState, Lifecycle, canonical_of};
+use crate::network::{AgentState, Lifecycle};
 use crate::protocol::Envelope;
 use ramanujan_core::Color;
 use serde::{Deserialize, Serialize};
@@ -108,7 +108,7 @@ pub enum Query {
     Messages,
     /// Start anti-entropy with every neighbour now; answers `{"started": n}`.
     Sync,
-    /// The canonical form of a term it holds: `{"canonical": "..."}` or null.
+    /// What it knows of a submitted term: a [`crate::network::HeldForm`].
     Canonical {
         /// The term key.
         root: String,
@@ -168,15 +168,10 @@ pub fn answer_query(agent: &mut Agent, query: Query, node_id: &str, uptime_secon
             let out: Vec<Envelope> = neighbors.iter().flat_map(|n| agent.sync_with(n)).collect();
             (json!({ "started": out.len() }), out)
         }
-        Query::Canonical { root } => {
-            let replica = agent.replica();
-            let form = root
-                .parse()
-                .ok()
-                .filter(|key| replica.term(*key).is_some())
-                .and_then(|key| canonical_of(replica, key));
-            (json!({ "canonical": form }), Vec::new())
-        }
+        Query::Canonical { root } => match root.parse() {
+            Ok(key) => (json!(agent.held_form(key)), Vec::new()),
+            Err(e) => (json!({ "error": e }), Vec::new()),
+        },
     }
 }
 

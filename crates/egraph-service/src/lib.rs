@@ -1,10 +1,10 @@
 //! # egraph-service
 //!
-//! `POST /egraph/saturate` runs four phases on an expression — RED saturation,
-//! BLUE saturation (with GREEN identity laws), GREEN verification, extraction —
-//! within node, iteration and time limits, and answers the canonical form, its
-//! cost, the e-class and e-node counts, each phase's stop reason and the
-//! verification. Answers are memoised in a bounded LRU keyed by a content hash of
+//! `POST /egraph/saturate` runs rounds of RED, BLUE and GREEN rewriting on an
+//! expression until a whole round changes nothing (the colours' common fixpoint)
+//! or a limit stops it, then GREEN verification and extraction, and answers the
+//! canonical form, its cost, the e-class and e-node counts, the rounds and why
+//! they stopped, each phase's report and the verification. Answers are memoised in a bounded LRU keyed by a content hash of
 //! expression, rules, options and limits, and, where the host shares a
 //! key-value store ([`Runtime::shared`], Spin's on Spin), there too under
 //! `egraph/memo/{key}`, so that every instance answers what any one computed.

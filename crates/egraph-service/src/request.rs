@@ -69,10 +69,14 @@ impl SaturateRequest {
             h.update(&(bytes.len() as u64).to_le_bytes());
             h.update(bytes);
         };
+        // What the answer means: bump when the pipeline or the built-in rules change,
+        // so answers memoised in a shared store by an older version are not served.
+        field(b"pipeline: colour fixpoint v1");
         field(expr.to_string().as_bytes());
         for rule in &self.rules {
             let nonzero = rule.nonzero.join(",");
-            let parts = [&rule.name, &rule.lhs, &rule.rhs, rule.color.name(), &nonzero];
+            let integer = rule.integer.join(",");
+            let parts = [&rule.name, &rule.lhs, &rule.rhs, rule.color.name(), &nonzero, &integer];
             parts.iter().for_each(|p| field(p.as_bytes()));
             field(&[u8::from(rule.bidirectional)]);
         }

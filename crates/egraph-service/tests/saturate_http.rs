@@ -61,13 +61,24 @@ fn saturation_reports_every_phase_and_a_verified_canonical_form() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["canonical"], "x");
     assert_eq!(body["cost"], 1);
-    let phases: Vec<&str> = body["phases"]
+    // Rounds of RED, BLUE, GREEN until a whole round changes nothing, then extraction.
+    let phases: Vec<(&str, u64)> = body["phases"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["phase"].as_str().unwrap())
+        .map(|p| (p["phase"].as_str().unwrap(), p["round"].as_u64().unwrap()))
         .collect();
-    assert_eq!(phases, ["red", "blue", "green", "extract"]);
+    let rounds = body["rounds"].as_u64().unwrap();
+    assert!(rounds >= 2, "{body}");
+    assert_eq!(body["stop_reason"], "saturated", "{body}");
+    let (extract, colors) = phases.split_last().unwrap();
+    assert_eq!(*extract, ("extract", rounds));
+    for (i, phase) in colors.iter().enumerate() {
+        let expected = (["red", "blue", "green"][i % 3], i as u64 / 3 + 1);
+        assert_eq!(*phase, expected, "{body}");
+    }
+    let last_round = &body["phases"].as_array().unwrap()[colors.len() - 3..colors.len()];
+    assert!(last_round.iter().all(|p| p["stop_reason"] == "saturated"), "{body}");
     assert_eq!(body["verification"]["passed"], true);
     assert!(body["classes"].as_u64().unwrap() > 0 && body["nodes"].as_u64().unwrap() > 0);
 }
@@ -192,10 +203,12 @@ fn a_blow_up_is_bounded_and_says_why_it_stopped() {
         json!({"expression": sum, "scheduler": "simple", "limits": {"nodes": 20000, "time_ms": 3000}}),
     );
     assert_eq!(status, StatusCode::OK, "{body}");
-    let red = &body["phases"][0];
-    assert!(
-        ["node_limit", "time_limit"].contains(&red["stop_reason"].as_str().unwrap()),
-        "{red}"
+    let reason = body["stop_reason"].as_str().unwrap();
+    assert!(["node_limit", "time_limit"].contains(&reason), "{body}");
+    let last = &body["phases"].as_array().unwrap().iter().rev().nth(1).unwrap();
+    assert_eq!(
+        last["stop_reason"], reason,
+        "the phase that hit the limit is the last one"
     );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),

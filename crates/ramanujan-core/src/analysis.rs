@@ -3,7 +3,7 @@
 use crate::color::{Color, ColorSet};
 use crate::constant::Constant;
 use crate::lang::Math;
-use egg::{Analysis, DidMerge, Id, Symbol};
+use egg::{Analysis, DidMerge, Id, Language, Symbol};
 
 /// The e-graph type every Ramanujan component uses.
 pub type EGraph = egg::EGraph<Math, ColoredAnalysis>;
@@ -99,6 +99,10 @@ impl Analysis<Math> for ColoredAnalysis {
         colors_changed | constant_changed
     }
 
+    /// A class with a known value gets that constant as a node and keeps only its
+    /// leaves (as egg's `tests/math.rs` prunes): every other node there is the
+    /// constant in disguise, and rules matching inside it (`(* y 0)` in the class
+    /// of `0`) would grow the graph for ever without saying anything new.
     fn modify(egraph: &mut EGraph, id: Id) {
         if let Some(c) = egraph[id].data.constant.clone() {
             let added = egraph.add(Math::Num(c));
@@ -107,6 +111,7 @@ impl Analysis<Math> for ColoredAnalysis {
             } else {
                 egraph.union(id, added);
             }
+            egraph[id].nodes.retain(|n| n.is_leaf());
         }
     }
 }

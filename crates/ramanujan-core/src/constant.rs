@@ -35,6 +35,11 @@ impl Constant {
         self.0.is_zero()
     }
 
+    /// Whether this is an integer.
+    pub fn is_integer(&self) -> bool {
+        self.0.is_integer()
+    }
+
     /// `self + other`, if the result stays within bounds.
     pub fn add(&self, other: &Self) -> Option<Self> {
         Self::bounded(&self.0 + &other.0)

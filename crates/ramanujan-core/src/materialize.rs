@@ -9,7 +9,7 @@ use crate::lang::{Expr, Math};
 use crate::replica::{Equality, Facts, Provenance, ReplicaState};
 use crate::term::{Term, TermKey};
 use egg::{Id, Language};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A replica state materialised as an egg e-graph, with each term's e-class.
 pub struct Materialized {
@@ -117,62 +117,87 @@ pub fn term_expr(state: &ReplicaState, root: TermKey) -> Option<Expr> {
     Some(expr)
 }
 
-/// Exports a rewritten e-graph as facts.
+/// Exports what rewriting added to `known`'s e-graph as facts: the e-graph,
+/// not a history of its names.
 ///
-/// Every e-class is named by the term of its canonical node; every other node of
-/// the class becomes a term (children named canonically) and an equality with
-/// that name. Equalities between terms that `known` already holds equal are left
-/// out, so a delta carries only new knowledge. Each equality's provenance is the
-/// rule that derived one of its sides, if the derivation log says; otherwise
-/// `congruence`.
-pub fn export(egraph: &EGraph, agent: &str, color: Color, known: Option<&Materialized>) -> Facts {
-    let extractor = CanonicalExtractor::new(egraph);
-    let mut rep: HashMap<Id, TermKey> = HashMap::with_capacity(egraph.number_of_classes());
+/// `egraph` is `known.egraph` after rewriting (egg ids stay valid). Each e-class
+/// is named by the least key of a term already held in it, so a node whose
+/// children were named before keeps its name however the cheapest forms move.
+/// The facts are: a term for each e-node no held term stands for (a class that
+/// holds no term yet is named by its cheapest node, children first); an equality
+/// between each such node and its class's name, unless it is that name; and one
+/// equality per pair of held classes that rewriting merged. Re-exporting an
+/// unchanged e-graph yields nothing. Each equality's provenance is the rule that
+/// derived one of its sides, if the derivation log says; otherwise `congruence`.
+pub fn export(egraph: &EGraph, agent: &str, color: Color, known: &Materialized) -> Facts {
     let mut facts = Facts::default();
-    // Name classes in increasing cost so children are named before parents.
-    let mut classes: Vec<(u64, Id)> = egraph
+    let mut name: HashMap<Id, TermKey> = HashMap::new();
+    // Held terms, least key first: the first held term of a class names it.
+    let mut held: Vec<(TermKey, Id)> = known.ids.iter().map(|(&k, &id)| (k, id)).collect();
+    held.sort_unstable();
+    let mut present: HashSet<Math> = HashSet::with_capacity(held.len());
+    let mut joined: HashSet<(Id, Id)> = HashSet::new();
+    let mut derived: HashMap<Math, (String, Color)> = HashMap::new();
+    for d in &egraph.analysis.derivations {
+        let node = egraph.id_to_node(d.id).clone().map_children(|c| egraph.find(c));
+        derived.entry(node).or_insert_with(|| (d.rule.to_string(), d.color));
+    }
+    let provenance = |nodes: &[&Math]| {
+        let (rule, rule_color) = nodes
+            .iter()
+            .find_map(|n| derived.get(*n))
+            .cloned()
+            .unwrap_or_else(|| ("congruence".to_string(), color));
+        Provenance {
+            agent: agent.to_string(),
+            rule,
+            color: rule_color,
+        }
+    };
+    let canonical_node = |id: Id| egraph.id_to_node(id).clone().map_children(|c| egraph.find(c));
+    for &(key, id) in &held {
+        let class = egraph.find(id);
+        let node = canonical_node(id);
+        let class_name = *name.entry(class).or_insert(key);
+        // Held classes that rewriting merged: one equality joins each to the name.
+        let named_id = known.ids[&class_name];
+        let (before, named_before) = (known.egraph.find(id), known.egraph.find(named_id));
+        if before != named_before && joined.insert((before, named_before)) {
+            let why = provenance(&[&node, &canonical_node(named_id)]);
+            facts.equalities.extend(Equality::new(key, class_name, why));
+        }
+        present.insert(node);
+    }
+    // Classes that hold no term yet, named by their cheapest node, children first.
+    let extractor = CanonicalExtractor::new(egraph);
+    let mut fresh: Vec<(u64, Id)> = egraph
         .classes()
+        .filter(|c| !name.contains_key(&c.id))
         .filter_map(|c| Some((extractor.cost(egraph, c.id)?, c.id)))
         .collect();
-    classes.sort_unstable();
-    for &(_, class) in &classes {
+    fresh.sort_unstable();
+    for (_, class) in fresh {
         let node = extractor.node(egraph, class).expect("costed classes have a node");
-        let term = Term::from_node(node, |c| rep[&egraph.find(c)]);
-        rep.insert(class, term.key());
+        let node = node.clone().map_children(|c| egraph.find(c));
+        let term = Term::from_node(&node, |c| name[&c]);
+        name.insert(class, term.key());
+        present.insert(node);
         facts.terms.push(term);
     }
-    let name = |node: &Math| -> Option<Term> {
-        let named = node.children().iter().all(|c| rep.contains_key(&egraph.find(*c)));
-        named.then(|| Term::from_node(node, |c| rep[&egraph.find(c)]))
-    };
-    let mut derived: HashMap<TermKey, (String, Color)> = HashMap::new();
-    for d in &egraph.analysis.derivations {
-        if let Some(term) = name(&egraph.id_to_node(d.id).clone().map_children(|c| egraph.find(c))) {
-            derived
-                .entry(term.key())
-                .or_insert_with(|| (d.rule.to_string(), d.color));
-        }
-    }
-    for &(_, class) in &classes {
-        let rep_key = rep[&class];
+    let mut classes: Vec<(TermKey, Id)> = egraph
+        .classes()
+        .filter_map(|c| Some((*name.get(&c.id)?, c.id)))
+        .collect();
+    classes.sort_unstable();
+    for (class_name, class) in classes {
         for node in egraph[class].iter() {
-            let Some(term) = name(node) else { continue };
-            let key = term.key();
-            if key == rep_key || known.is_some_and(|k| k.equivalent(key, rep_key)) {
+            if present.contains(node) || !node.children().iter().all(|c| name.contains_key(&egraph.find(*c))) {
                 continue;
             }
-            let (rule, rule_color) = derived
-                .get(&key)
-                .or_else(|| derived.get(&rep_key))
-                .cloned()
-                .unwrap_or_else(|| ("congruence".to_string(), color));
-            let provenance = Provenance {
-                agent: agent.to_string(),
-                rule,
-                color: rule_color,
-            };
+            let term = Term::from_node(node, |c| name[&egraph.find(c)]);
+            let why = provenance(&[node]);
+            facts.equalities.extend(Equality::new(term.key(), class_name, why));
             facts.terms.push(term);
-            facts.equalities.extend(Equality::new(key, rep_key, provenance));
         }
     }
     facts

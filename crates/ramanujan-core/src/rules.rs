@@ -30,6 +30,9 @@ pub struct RuleSpec {
     /// Variables that must be known non-zero constants for the rule to fire.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nonzero: Vec<String>,
+    /// Variables that must be known integer constants for the rule to fire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integer: Vec<String>,
 }
 
 impl RuleSpec {
@@ -41,53 +44,89 @@ impl RuleSpec {
             color,
             bidirectional: false,
             nonzero: Vec::new(),
+            integer: Vec::new(),
         }
     }
 }
 
-/// The built-in rules of a colour.
+/// The built-in rules of a colour: the arithmetic laws of egg's `tests/math.rs` that
+/// fit the language, each in the colour it belongs to. RED expands and canonicalises
+/// (commutativity, associativity, distribution, `a - b` as `a + -1·b`), BLUE factors
+/// and cleans up (collecting like terms, cancellation, power laws), GREEN applies
+/// identity laws. Side conditions keep every rule sound: `nonzero` variables must be
+/// known non-zero constants, `integer` variables known integer constants.
 pub fn default_rules(color: Color) -> Vec<RuleSpec> {
-    let table: &[(&str, &str, &str)] = match color {
+    // (name, lhs, rhs, nonzero variables, integer variables)
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    let table: &[Row] = match color {
         Color::Red => &[
-            ("comm-add", "(+ ?a ?b)", "(+ ?b ?a)"),
-            ("comm-mul", "(* ?a ?b)", "(* ?b ?a)"),
-            ("assoc-add", "(+ ?a (+ ?b ?c))", "(+ (+ ?a ?b) ?c)"),
-            ("assoc-mul", "(* ?a (* ?b ?c))", "(* (* ?a ?b) ?c)"),
-            ("distribute", "(* ?a (+ ?b ?c))", "(+ (* ?a ?b) (* ?a ?c))"),
-            ("distribute-sub", "(* ?a (- ?b ?c))", "(- (* ?a ?b) (* ?a ?c))"),
-            ("expand-square", "(pow ?a 2)", "(* ?a ?a)"),
-            ("neg-distribute", "(neg (+ ?a ?b))", "(+ (neg ?a) (neg ?b))"),
+            ("comm-add", "(+ ?a ?b)", "(+ ?b ?a)", &[], &[]),
+            ("comm-mul", "(* ?a ?b)", "(* ?b ?a)", &[], &[]),
+            ("assoc-add", "(+ ?a (+ ?b ?c))", "(+ (+ ?a ?b) ?c)", &[], &[]),
+            ("assoc-mul", "(* ?a (* ?b ?c))", "(* (* ?a ?b) ?c)", &[], &[]),
+            ("distribute", "(* ?a (+ ?b ?c))", "(+ (* ?a ?b) (* ?a ?c))", &[], &[]),
+            (
+                "distribute-sub",
+                "(* ?a (- ?b ?c))",
+                "(- (* ?a ?b) (* ?a ?c))",
+                &[],
+                &[],
+            ),
+            ("expand-square", "(pow ?a 2)", "(* ?a ?a)", &[], &[]),
+            ("neg-distribute", "(neg (+ ?a ?b))", "(+ (neg ?a) (neg ?b))", &[], &[]),
+            ("sub-canon", "(- ?a ?b)", "(+ ?a (* -1 ?b))", &[], &[]),
+            ("neg-canon", "(neg ?a)", "(* -1 ?a)", &[], &[]),
+            ("div-canon", "(/ ?a ?b)", "(* ?a (pow ?b -1))", &["?b"], &[]),
+            ("pow-of-pow", "(pow (pow ?a ?b) ?c)", "(pow ?a (* ?b ?c))", &[], &["?c"]),
         ],
         Color::Blue => &[
-            ("factor", "(+ (* ?a ?b) (* ?a ?c))", "(* ?a (+ ?b ?c))"),
-            ("factor-sub", "(- (* ?a ?b) (* ?a ?c))", "(* ?a (- ?b ?c))"),
-            ("collect", "(+ ?a ?a)", "(* 2 ?a)"),
-            ("square", "(* ?a ?a)", "(pow ?a 2)"),
-            ("cancel-sub", "(- ?a ?a)", "0"),
-            ("double-neg", "(neg (neg ?a))", "?a"),
-            ("add-neg", "(+ ?a (neg ?b))", "(- ?a ?b)"),
+            ("factor", "(+ (* ?a ?b) (* ?a ?c))", "(* ?a (+ ?b ?c))", &[], &[]),
+            ("factor-sub", "(- (* ?a ?b) (* ?a ?c))", "(* ?a (- ?b ?c))", &[], &[]),
+            ("collect", "(+ ?a ?a)", "(* 2 ?a)", &[], &[]),
+            ("collect-one", "(+ (* ?a ?b) ?a)", "(* ?a (+ ?b 1))", &[], &[]),
+            ("square", "(* ?a ?a)", "(pow ?a 2)", &[], &[]),
+            ("cancel-sub", "(- ?a ?a)", "0", &[], &[]),
+            ("cancel-div", "(/ ?a ?a)", "1", &["?a"], &[]),
+            ("double-neg", "(neg (neg ?a))", "?a", &[], &[]),
+            ("add-neg", "(+ ?a (neg ?b))", "(- ?a ?b)", &[], &[]),
+            ("canon-sub", "(+ ?a (* -1 ?b))", "(- ?a ?b)", &[], &[]),
+            ("canon-neg", "(* -1 ?a)", "(neg ?a)", &[], &[]),
+            (
+                "pow-mul",
+                "(* (pow ?a ?b) (pow ?a ?c))",
+                "(pow ?a (+ ?b ?c))",
+                &["?a"],
+                &[],
+            ),
+            ("pow-recip", "(pow ?a -1)", "(/ 1 ?a)", &[], &[]),
         ],
         Color::Green => &[
-            ("add-zero", "(+ ?a 0)", "?a"),
-            ("sub-zero", "(- ?a 0)", "?a"),
-            ("mul-one", "(* ?a 1)", "?a"),
-            ("mul-zero", "(* ?a 0)", "0"),
-            ("div-one", "(/ ?a 1)", "?a"),
-            ("pow-one", "(pow ?a 1)", "?a"),
-            ("pow-zero", "(pow ?a 0)", "1"),
-            ("neg-zero", "(neg 0)", "0"),
+            ("add-zero", "(+ ?a 0)", "?a", &[], &[]),
+            ("sub-zero", "(- ?a 0)", "?a", &[], &[]),
+            ("zero-sub", "(- 0 ?a)", "(neg ?a)", &[], &[]),
+            ("mul-one", "(* ?a 1)", "?a", &[], &[]),
+            ("mul-zero", "(* ?a 0)", "0", &[], &[]),
+            ("div-one", "(/ ?a 1)", "?a", &[], &[]),
+            ("pow-one", "(pow ?a 1)", "?a", &[], &[]),
+            ("pow-zero", "(pow ?a 0)", "1", &[], &[]),
+            ("neg-zero", "(neg 0)", "0", &[], &[]),
         ],
     };
-    let mut rules: Vec<RuleSpec> = table
+    let vars = |vs: &[&str]| vs.iter().map(|v| v.to_string()).collect();
+    table
         .iter()
-        .map(|(name, lhs, rhs)| RuleSpec::new(name, lhs, rhs, color))
-        .collect();
-    if color == Color::Blue {
-        let mut cancel_div = RuleSpec::new("cancel-div", "(/ ?a ?a)", "1", color);
-        cancel_div.nonzero = vec!["?a".into()];
-        rules.push(cancel_div);
-    }
-    rules
+        .map(|(name, lhs, rhs, nonzero, integer)| RuleSpec {
+            nonzero: vars(nonzero),
+            integer: vars(integer),
+            ..RuleSpec::new(name, lhs, rhs, color)
+        })
+        .collect()
 }
 
 /// A rule that could not be compiled.
@@ -106,19 +145,24 @@ pub struct ColoredApplier {
     rhs: Pattern<Math>,
     color: Color,
     nonzero: Vec<Var>,
+    integer: Vec<Var>,
 }
 
 impl ColoredApplier {
     fn allows(&self, egraph: &EGraph, subst: &Subst) -> bool {
-        self.nonzero
-            .iter()
-            .all(|v| egraph[subst[*v]].data.constant.as_ref().is_some_and(|c| !c.is_zero()))
+        let constant = |v: &Var| egraph[subst[*v]].data.constant.as_ref();
+        self.nonzero.iter().all(|v| constant(v).is_some_and(|c| !c.is_zero()))
+            && self.integer.iter().all(|v| constant(v).is_some_and(|c| c.is_integer()))
+    }
+
+    fn is_conditional(&self) -> bool {
+        !(self.nonzero.is_empty() && self.integer.is_empty())
     }
 }
 
 impl Applier<Math, ColoredAnalysis> for ColoredApplier {
     fn apply_matches(&self, egraph: &mut EGraph, matches: &[SearchMatches<Math>], rule_name: Symbol) -> Vec<Id> {
-        let added = if self.nonzero.is_empty() {
+        let added = if !self.is_conditional() {
             self.rhs.apply_matches(egraph, matches, rule_name)
         } else {
             let allowed: Vec<SearchMatches<Math>> = matches
@@ -190,20 +234,25 @@ fn compile_one(name: &str, lhs: &str, rhs: &str, spec: &RuleSpec) -> Result<Colo
     if searcher.vars().is_empty() && searcher.ast.len() == 1 {
         return Err(err("lhs must not be a single constant or symbol".into()));
     }
-    let mut nonzero = Vec::new();
-    for v in &spec.nonzero {
-        let var: Var = v
-            .parse()
-            .map_err(|_| err(format!("`{v}` in nonzero is not a ?variable")))?;
-        if !searcher.vars().contains(&var) {
-            return Err(err(format!("nonzero variable {v} does not occur in lhs")));
-        }
-        nonzero.push(var);
-    }
+    let condition = |field: &str, names: &[String]| -> Result<Vec<Var>, RuleError> {
+        names
+            .iter()
+            .map(|v| {
+                let var: Var = v
+                    .parse()
+                    .map_err(|_| err(format!("`{v}` in {field} is not a ?variable")))?;
+                if !searcher.vars().contains(&var) {
+                    return Err(err(format!("{field} variable {v} does not occur in lhs")));
+                }
+                Ok(var)
+            })
+            .collect()
+    };
     let applier = ColoredApplier {
         rhs: applier,
         color: spec.color,
-        nonzero,
+        nonzero: condition("nonzero", &spec.nonzero)?,
+        integer: condition("integer", &spec.integer)?,
     };
     Rewrite::new(name, searcher, applier).map_err(err)
 }

@@ -1,5 +1,6 @@
-//! The four-phase pipeline of `/egraph/saturate`: RED saturation, BLUE saturation
-//! (plus GREEN identity laws), GREEN verification, extraction.
+//! The pipeline of `/egraph/saturate`: rounds of RED, BLUE and GREEN saturation
+//! until a whole round changes nothing (the colours' common fixpoint) or a limit
+//! stops it, then GREEN verification and extraction.
 
 use crate::analysis::{ColoredAnalysis, EGraph};
 use crate::color::Color;
@@ -9,7 +10,9 @@ use crate::rules::RuleBook;
 use crate::verify::{ColorConflict, Verdict, check_semantically};
 use egg::{Id, Language, Runner, StopReason};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Limits on one saturation.
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 pub struct Limits {
     /// Most e-nodes the graph may grow to (checked after each rule).
     pub nodes: usize,
-    /// Most iterations per phase.
+    /// Most iterations of each colour, over all rounds together.
     pub iterations: usize,
     /// Wall-clock budget for all phases together.
     pub time: Duration,
@@ -67,6 +70,9 @@ pub struct Saturation {
 pub struct PhaseReport {
     /// `red`, `blue`, `green` or `extract`.
     pub phase: &'static str,
+    /// The round of the colour fixpoint this phase ran in (from 1; extraction
+    /// counts as the last round).
+    pub round: usize,
     /// Why it stopped (`saturated`, `iteration_limit`, `node_limit`, `time_limit`, `done`).
     pub stop_reason: String,
     /// Iterations run.
@@ -106,7 +112,13 @@ pub struct SaturationReport {
     pub classes: usize,
     /// E-nodes in the final graph.
     pub nodes: usize,
-    /// One report per phase.
+    /// Rounds of RED, BLUE and GREEN run.
+    pub rounds: usize,
+    /// Why the rounds stopped: `saturated` (a whole round changed nothing: the
+    /// colours' fixpoint), or the limit that stopped them (`iteration_limit`: a
+    /// colour used all its iterations; `node_limit`; `time_limit`).
+    pub stop_reason: String,
+    /// One report per phase run, round by round, then extraction.
     pub phases: Vec<PhaseReport>,
     /// GREEN's verification.
     pub verification: Verification,
@@ -140,6 +152,35 @@ impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for CappedSchedul
     }
 }
 
+/// egg's [`egg::BackoffScheduler`] kept across the phases of a colour fixpoint:
+/// each phase is a new runner counting iterations from 0, so its iterations are
+/// shifted by the colour's iterations so far, and rules banned for exploding stay
+/// banned into the next rounds.
+struct SharedBackoff {
+    inner: Rc<RefCell<egg::BackoffScheduler>>,
+    offset: usize,
+}
+
+impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for SharedBackoff {
+    fn can_stop(&mut self, iteration: usize) -> bool {
+        egg::RewriteScheduler::<crate::lang::Math, ColoredAnalysis>::can_stop(
+            &mut *self.inner.borrow_mut(),
+            iteration + self.offset,
+        )
+    }
+
+    fn search_rewrite<'a>(
+        &mut self,
+        iteration: usize,
+        egraph: &EGraph,
+        rewrite: &'a crate::rules::ColoredRewrite,
+    ) -> Vec<egg::SearchMatches<'a, crate::lang::Math>> {
+        self.inner
+            .borrow_mut()
+            .search_rewrite(iteration + self.offset, egraph, rewrite)
+    }
+}
+
 /// Runs one colour's rules on `egraph` within `limits` and what is left of `deadline`.
 pub fn run_phase(
     egraph: EGraph,
@@ -149,18 +190,50 @@ pub fn run_phase(
     limits: Limits,
     deadline: Instant,
 ) -> (EGraph, PhaseReport) {
+    let scheduler: Box<dyn egg::RewriteScheduler<_, _>> = match scheduler {
+        Scheduler::Backoff => Box::new(egg::BackoffScheduler::default()),
+        Scheduler::Simple => Box::new(CappedScheduler(limits.nodes)),
+    };
+    run_phase_with(egraph, rules, color, scheduler, limits, deadline)
+}
+
+type BoxedScheduler = Box<dyn egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis>>;
+
+/// A boxed scheduler is a scheduler (egg takes one by value).
+struct Boxed(BoxedScheduler);
+
+impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for Boxed {
+    fn can_stop(&mut self, iteration: usize) -> bool {
+        self.0.can_stop(iteration)
+    }
+
+    fn search_rewrite<'a>(
+        &mut self,
+        iteration: usize,
+        egraph: &EGraph,
+        rewrite: &'a crate::rules::ColoredRewrite,
+    ) -> Vec<egg::SearchMatches<'a, crate::lang::Math>> {
+        self.0.search_rewrite(iteration, egraph, rewrite)
+    }
+}
+
+fn run_phase_with(
+    egraph: EGraph,
+    rules: &RuleBook,
+    color: Color,
+    scheduler: BoxedScheduler,
+    limits: Limits,
+    deadline: Instant,
+) -> (EGraph, PhaseReport) {
     let rewrites = rules.rewrites(color);
     let started = Instant::now();
     let runner = Runner::<_, _, ()>::new(ColoredAnalysis::default())
         .with_egraph(egraph)
         .with_iter_limit(limits.iterations)
         .with_node_limit(limits.nodes)
-        .with_time_limit(deadline.saturating_duration_since(started));
-    let runner = match scheduler {
-        Scheduler::Backoff => runner,
-        Scheduler::Simple => runner.with_scheduler(CappedScheduler(limits.nodes)),
-    };
-    let runner = runner.run(rewrites);
+        .with_time_limit(deadline.saturating_duration_since(started))
+        .with_scheduler(Boxed(scheduler))
+        .run(rewrites);
     let mut rules_applied = BTreeMap::new();
     for iteration in &runner.iterations {
         for (rule, n) in &iteration.applied {
@@ -173,6 +246,7 @@ pub fn run_phase(
             Color::Blue => "blue",
             Color::Green => "green",
         },
+        round: 1,
         stop_reason: stop_reason_name(runner.stop_reason.as_ref()),
         iterations: runner.iterations.len(),
         classes: runner.egraph.number_of_classes(),
@@ -210,8 +284,96 @@ pub fn color_conflicts(egraph: &EGraph) -> Vec<ColorConflict> {
     out
 }
 
+/// How a colour fixpoint ended.
+#[derive(Debug, Clone)]
+pub struct Fixpoint {
+    /// One report per phase run, with its round.
+    pub phases: Vec<PhaseReport>,
+    /// Rounds started.
+    pub rounds: usize,
+    /// `saturated` when a whole round changed nothing; otherwise the limit.
+    pub stop_reason: String,
+}
+
+/// Runs rounds of RED, BLUE and GREEN, one iteration of each colour per round
+/// (so the colours interleave as one runner with all the rules would), until a
+/// round in which every colour ran and each saturated: then no rule of any colour
+/// applies, the fixpoint one saturation with all the rules together reaches.
+/// Each colour has `limits.iterations` iterations over all rounds; the node and
+/// time limits stop everything. With the backoff scheduler each colour keeps its
+/// bans from round to round.
+pub fn color_fixpoint(
+    mut egraph: EGraph,
+    rules: &RuleBook,
+    scheduler: Scheduler,
+    limits: Limits,
+    deadline: Instant,
+) -> (EGraph, Fixpoint) {
+    let colors: Vec<Color> = Color::ALL
+        .into_iter()
+        .filter(|&c| !rules.rewrites(c).is_empty())
+        .collect();
+    let backoff: HashMap<Color, Rc<RefCell<egg::BackoffScheduler>>> =
+        colors.iter().map(|&c| (c, Rc::default())).collect();
+    let mut used: HashMap<Color, usize> = colors.iter().map(|&c| (c, 0)).collect();
+    let mut phases = Vec::new();
+    let mut round = 0;
+    let stop_reason = loop {
+        if colors.is_empty() {
+            break "saturated".to_string();
+        }
+        round += 1;
+        let (mut all_saturated, mut skipped) = (true, false);
+        let mut stopped = None;
+        for &color in &colors {
+            if used[&color] >= limits.iterations {
+                skipped = true;
+                continue;
+            }
+            let chosen: BoxedScheduler = match scheduler {
+                Scheduler::Backoff => Box::new(SharedBackoff {
+                    inner: backoff[&color].clone(),
+                    offset: used[&color],
+                }),
+                Scheduler::Simple => Box::new(CappedScheduler(limits.nodes)),
+            };
+            let slice = Limits {
+                iterations: 1,
+                ..limits
+            };
+            let (next, mut report) = run_phase_with(egraph, rules, color, chosen, slice, deadline);
+            egraph = next;
+            report.round = round;
+            *used.get_mut(&color).expect("a colour with rules") += report.iterations.max(1);
+            all_saturated &= report.stop_reason == "saturated";
+            let reason = report.stop_reason.clone();
+            phases.push(report);
+            if reason == "node_limit" || reason == "time_limit" {
+                stopped = Some(reason);
+                break;
+            }
+        }
+        if let Some(reason) = stopped {
+            break reason;
+        }
+        if all_saturated && !skipped {
+            break "saturated".to_string();
+        }
+        // A colour out of iterations while the others have nothing left, or all out.
+        if all_saturated || colors.iter().all(|c| used[c] >= limits.iterations) {
+            break "iteration_limit".to_string();
+        }
+    };
+    let fixpoint = Fixpoint {
+        phases,
+        rounds: round,
+        stop_reason,
+    };
+    (egraph, fixpoint)
+}
+
 impl Saturation {
-    /// Runs the four phases and reports.
+    /// Runs the colour fixpoint, verifies, extracts, and reports.
     pub fn run(&self) -> SaturationReport {
         let deadline = Instant::now() + self.limits.time;
         let mut egraph = match &self.start {
@@ -219,12 +381,13 @@ impl Saturation {
             None => EGraph::new(ColoredAnalysis::new(self.fold_constants)),
         };
         let root: Id = egraph.add_expr(&self.expr);
-        let mut phases = Vec::with_capacity(4);
-        for color in Color::ALL {
-            let (next, report) = run_phase(egraph, &self.rules, color, self.scheduler, self.limits, deadline);
-            egraph = next;
-            phases.push(report);
-        }
+        egraph.rebuild();
+        let (egraph, fixpoint) = color_fixpoint(egraph, &self.rules, self.scheduler, self.limits, deadline);
+        let Fixpoint {
+            mut phases,
+            rounds,
+            stop_reason,
+        } = fixpoint;
         let started = Instant::now();
         let extractor = CanonicalExtractor::new(&egraph);
         let canonical = extractor.expr(&egraph, root).unwrap_or_else(|| self.expr.clone());
@@ -243,6 +406,7 @@ impl Saturation {
         let passed = !verification.input_equals_canonical.is_refuted() && verification.constant_conflicts.is_empty();
         phases.push(PhaseReport {
             phase: "extract",
+            round: rounds,
             stop_reason: "done".into(),
             iterations: 0,
             classes: egraph.number_of_classes(),
@@ -255,6 +419,8 @@ impl Saturation {
             cost,
             classes: egraph.number_of_classes(),
             nodes: egraph.total_number_of_nodes(),
+            rounds,
+            stop_reason,
             phases,
             verification: Verification { passed, ..verification },
         }

@@ -38,7 +38,8 @@ pub struct StreamOutcome {
     pub digest: String,
 }
 
-/// Applies `color`'s rules from `rules` as `agent` to `input`.
+/// Applies `color`'s rules from `rules` as `agent` to `input`; `limits.nodes` is
+/// how many e-nodes rewriting may add to the input's e-graph.
 pub fn apply_stream(
     color: Color,
     agent: &str,
@@ -60,8 +61,13 @@ pub fn apply_stream(
         StreamInput::State(state) => (state, None, None),
     };
     let known = Materialized::new(&state);
+    // `limits.nodes` bounds what rewriting adds, whatever the replica already holds.
+    let limits = Limits {
+        nodes: known.egraph.total_size().saturating_add(limits.nodes),
+        ..limits
+    };
     let (egraph, phase) = run_phase(known.egraph.clone(), rules, color, scheduler, limits, deadline);
-    let facts = export(&egraph, agent, color, Some(&known));
+    let facts = export(&egraph, agent, color, &known);
     let rewritten = state.record(agent, facts)?;
     let delta = match input_delta {
         Some(mut delta) => {

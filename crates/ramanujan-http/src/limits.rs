@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Ceiling on the e-node limit a request may ask for.
 pub const MAX_NODES: usize = 500_000;
-/// Ceiling on iterations per phase.
+/// Ceiling on iterations per colour.
 pub const MAX_ITERATIONS: usize = 10_000;
 /// Ceiling on the time limit, in milliseconds.
 pub const MAX_TIME_MS: u64 = 60_000;
@@ -18,7 +18,7 @@ pub const MAX_TIME_MS: u64 = 60_000;
 pub struct LimitsRequest {
     /// Most e-nodes (default 10,000).
     pub nodes: Option<usize>,
-    /// Most iterations per phase (default 30).
+    /// Most iterations of each colour over all rounds (default 30).
     pub iterations: Option<usize>,
     /// Time budget in ms (default `SATURATION_TIMEOUT_MS`).
     pub time_ms: Option<u64>,

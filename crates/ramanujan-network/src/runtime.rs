@@ -5,7 +5,6 @@ use crate::transport::{InProcessTransport, Transport};
 use agent_orchestrator::agent::{Agent, LogEntry, WorkLimits};
 use agent_orchestrator::network::{
     AgentState, AgentSummary, BoxFuture, Lifecycle, Network, NetworkError, NetworkStatus, Submission, SubmissionStatus,
-    canonical_of,
 };
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::store::{MemoryStore, ReplicaStore};
@@ -502,8 +501,7 @@ impl Network for InProcessNetwork {
             .ids
             .iter()
             .map(|agent| {
-                let replica = lock(&self.slots[agent].agent).replica().clone();
-                let form = replica.term(root).and_then(|_| canonical_of(&replica, root));
+                let form = lock(&self.slots[agent].agent).held_form(root);
                 (agent.clone(), Ok::<_, Infallible>(form))
             })
             .collect();

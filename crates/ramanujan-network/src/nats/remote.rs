@@ -9,8 +9,8 @@ use super::wire::{self, Beat, Inbound, Query, SubmitAck};
 use crate::runtime::{TopologyKind, agent_id};
 use agent_orchestrator::agent::LogEntry;
 use agent_orchestrator::network::{
-    AgentState, AgentSummary, BoxFuture, Lifecycle, Network, NetworkError, NetworkStatus, Submission, SubmissionStatus,
-    heartbeat_interval,
+    AgentState, AgentSummary, BoxFuture, HeldForm, Lifecycle, Network, NetworkError, NetworkStatus, Submission,
+    SubmissionStatus, heartbeat_interval,
 };
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::topology::Topology;
@@ -398,9 +398,8 @@ impl Network for NatsNetwork {
                 return Err(NetworkError::NotFound(format!("no submission `{id}`")));
             };
             let asks = self.ids.iter().map(|agent| async {
-                let answer: Result<Value, _> = self.ask(agent, Query::Canonical { root: id.clone() }).await;
-                let form = answer.map(|v| v.get("canonical").and_then(Value::as_str).map(str::to_string));
-                (agent.clone(), form)
+                let answer: Result<HeldForm, _> = self.ask(agent, Query::Canonical { root: id.clone() }).await;
+                (agent.clone(), answer)
             });
             let answers = futures_util::future::join_all(asks).await;
             Ok(SubmissionStatus::from_answers(submission, answers))

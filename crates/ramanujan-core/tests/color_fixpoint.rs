@@ -1,0 +1,177 @@
+//! One saturation is a fixpoint over the colours: rounds of RED, BLUE and GREEN
+//! until a whole round changes nothing. With the built-in rules it reaches the
+//! goals of egg's own arithmetic tests (`tests/math.rs`), which a single pass of
+//! RED, then BLUE, then GREEN does not.
+
+use ramanujan_core::Color;
+use ramanujan_core::analysis::{ColoredAnalysis, EGraph};
+use ramanujan_core::parse::parse_expr;
+use ramanujan_core::rules::{RuleBook, RuleSpec};
+use ramanujan_core::saturate::{Limits, Saturation, Scheduler, color_fixpoint};
+use std::time::{Duration, Instant};
+
+fn limits() -> Limits {
+    Limits {
+        nodes: 10_000,
+        iterations: 30,
+        time: Duration::from_secs(20),
+    }
+}
+
+/// Whether saturating `start` puts `goal` in its e-class (egg's `test_fn` check:
+/// the goal is looked up, never added).
+fn reaches(start: &str, goal: &str, rules: &RuleBook, scheduler: Scheduler, limits: Limits) -> (bool, String) {
+    let mut egraph = EGraph::new(ColoredAnalysis::new(true));
+    let root = egraph.add_expr(&parse_expr(start).unwrap());
+    egraph.rebuild();
+    let deadline = Instant::now() + limits.time;
+    let (egraph, fixpoint) = color_fixpoint(egraph, rules, scheduler, limits, deadline);
+    let found = egraph
+        .lookup_expr(&parse_expr(goal).unwrap())
+        .is_some_and(|g| egraph.find(g) == egraph.find(root));
+    (found, fixpoint.stop_reason)
+}
+
+fn canonical(expr: &str) -> (String, String, usize) {
+    let report = Saturation {
+        expr: parse_expr(expr).unwrap(),
+        rules: RuleBook::new(true, &[]).unwrap(),
+        fold_constants: true,
+        scheduler: Scheduler::Backoff,
+        limits: limits(),
+        start: None,
+    }
+    .run();
+    (report.canonical, report.stop_reason, report.rounds)
+}
+
+#[test]
+fn math_simplify_add_needs_more_than_one_round() {
+    // As in egg, the arithmetic rules do not saturate here (commutativity and
+    // associativity grow the graph to the node limit), but the goal is reached.
+    let (form, _, rounds) = canonical("(+ x (+ x (+ x x)))");
+    assert_eq!(form, "(* 4 x)");
+    assert!(rounds > 1, "{rounds}");
+}
+
+#[test]
+fn small_expressions_reach_the_fixpoint() {
+    for (expr, form) in [
+        ("(+ (* x 1) (- y y))", "x"),
+        ("(* 0 (+ p q))", "0"),
+        ("(- (+ a 0) a)", "0"),
+    ] {
+        let (found, reason, _) = canonical(expr);
+        assert_eq!((found.as_str(), reason.as_str()), (form, "saturated"), "{expr}");
+    }
+}
+
+#[test]
+fn math_simplify_const() {
+    let (form, _, _) = canonical("(+ 1 (- a (* (- 2 1) a)))");
+    assert_eq!(form, "1");
+}
+
+#[test]
+fn math_powers() {
+    let (form, _, _) = canonical("(* (pow 2 x) (pow 2 y))");
+    assert_eq!(form, "(pow 2 (+ x y))");
+}
+
+#[test]
+fn math_simplify_factor_as_an_equivalence() {
+    let rules = RuleBook::new(true, &[]).unwrap();
+    let (found, reason) = reaches(
+        "(* (+ x 3) (+ x 1))",
+        "(+ (+ (* x x) (* 4 x)) 3)",
+        &rules,
+        Scheduler::Backoff,
+        limits(),
+    );
+    assert!(found, "stopped by {reason} without reaching the goal");
+}
+
+#[test]
+fn math_associate_adds_with_egg_s_own_rules_and_runner() {
+    let rule = |name: &str, lhs: &str, rhs: &str| RuleSpec {
+        name: name.into(),
+        lhs: lhs.into(),
+        rhs: rhs.into(),
+        color: Color::Red,
+        bidirectional: false,
+        nonzero: vec![],
+        integer: vec![],
+    };
+    let rules = RuleBook::new(
+        false,
+        &[
+            rule("comm-add", "(+ ?a ?b)", "(+ ?b ?a)"),
+            rule("assoc-add", "(+ ?a (+ ?b ?c))", "(+ (+ ?a ?b) ?c)"),
+        ],
+    )
+    .unwrap();
+    let seven = Limits {
+        iterations: 7,
+        ..limits()
+    };
+    let start = "(+ 1 (+ 2 (+ 3 (+ 4 (+ 5 (+ 6 7))))))";
+    let mut egraph = EGraph::new(ColoredAnalysis::new(false));
+    let root = egraph.add_expr(&parse_expr(start).unwrap());
+    egraph.rebuild();
+    let deadline = Instant::now() + seven.time;
+    let (egraph, fixpoint) = color_fixpoint(egraph, &rules, Scheduler::Simple, seven, deadline);
+    // Seven iterations of RED in all, as egg's runner: the same 127 classes.
+    assert_eq!(egraph.number_of_classes(), 127);
+    assert_eq!(fixpoint.stop_reason, "iteration_limit");
+    assert_eq!(fixpoint.rounds, 7);
+    let goal = parse_expr("(+ 7 (+ 6 (+ 5 (+ 4 (+ 3 (+ 2 1))))))").unwrap();
+    let goal = egraph.lookup_expr(&goal).expect("the goal is in the e-graph");
+    assert_eq!(egraph.find(goal), egraph.find(root));
+}
+
+#[test]
+fn subtraction_and_negation_meet_in_one_class() {
+    let rules = RuleBook::new(true, &[]).unwrap();
+    for (start, goal) in [
+        ("(- a b)", "(+ a (* -1 b))"),
+        ("(neg a)", "(* -1 a)"),
+        ("(+ a (neg b))", "(- a b)"),
+        ("(pow (pow x 2) 3)", "(pow x 6)"),
+        ("(- (* 3 y) y)", "(* 2 y)"),
+    ] {
+        let (found, reason) = reaches(start, goal, &rules, Scheduler::Backoff, limits());
+        assert!(found, "{start} did not reach {goal} ({reason})");
+    }
+}
+
+#[test]
+fn conditions_keep_rules_sound() {
+    let rules = RuleBook::new(true, &[]).unwrap();
+    // (x^(1/2))^2 is not x for negative x: pow-of-pow needs an integer outer exponent.
+    let (found, _) = reaches("(pow (pow x 2) 1/2)", "x", &rules, Scheduler::Backoff, limits());
+    assert!(!found);
+    // x/x is not 1 at x = 0: cancel-div needs a known non-zero constant.
+    let (found, _) = reaches("(/ x x)", "1", &rules, Scheduler::Backoff, limits());
+    assert!(!found);
+    let (found, _) = reaches("(/ 3 3)", "1", &rules, Scheduler::Backoff, limits());
+    assert!(found);
+}
+
+#[test]
+fn a_blow_up_stops_at_its_limit_and_says_so() {
+    let sum = (1..=12).fold("y".to_string(), |a, i| format!("(+ z{i} {a})"));
+    let report = Saturation {
+        expr: parse_expr(&sum).unwrap(),
+        rules: RuleBook::new(true, &[]).unwrap(),
+        fold_constants: true,
+        scheduler: Scheduler::Simple,
+        limits: Limits {
+            nodes: 2_000,
+            ..limits()
+        },
+        start: None,
+    }
+    .run();
+    assert_eq!(report.stop_reason, "node_limit");
+    assert_eq!(report.phases.last().unwrap().phase, "extract");
+}

@@ -82,6 +82,8 @@ pub enum Rewriting {
     Pending,
     /// Its colour's rules add nothing to what it holds.
     Saturated,
+    /// Another agent of its colour does the rewriting; this one replicates.
+    Replicating,
     /// Its last step stopped at a limit and derived nothing new: it will not
     /// rewrite again until new facts arrive (`node_limit`, `time_limit`,
     /// `iteration_limit`, or `max_terms` when the replica is full).
@@ -142,6 +144,12 @@ pub struct AgentSnapshot {
     now_ms: u64,
     #[serde(default)]
     last_stop: Option<String>,
+    #[serde(default = "yes")]
+    rewrites: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl AgentSnapshot {
@@ -174,6 +182,9 @@ pub struct Agent {
     working: bool,
     /// Why the last rewriting step stopped (`saturated` or a limit).
     last_stop: Option<String>,
+    /// This agent rewrites with its colour's rules (one agent per colour does,
+    /// see [`crate::topology::Topology::rewrites`]); the others only replicate.
+    rewrites: bool,
     next_sync: usize,
     log: VecDeque<LogEntry>,
     refutations: VecDeque<Refutation>,
@@ -199,6 +210,7 @@ impl Agent {
             dirty: false,
             working: false,
             last_stop: None,
+            rewrites: true,
             next_sync: 0,
             log: VecDeque::new(),
             refutations: VecDeque::new(),
@@ -226,6 +238,7 @@ impl Agent {
             refutations: self.refutations,
             now_ms: self.now_ms,
             last_stop: self.last_stop,
+            rewrites: self.rewrites,
         }
     }
 
@@ -248,6 +261,7 @@ impl Agent {
             dirty: snapshot.dirty,
             working: false,
             last_stop: snapshot.last_stop,
+            rewrites: snapshot.rewrites,
             next_sync: snapshot.next_sync,
             log: snapshot.log,
             refutations: snapshot.refutations,
@@ -258,7 +272,15 @@ impl Agent {
     /// Restores a replica (after a restart); the agent then rewrites it again if needed.
     pub fn restore(&mut self, replica: ReplicaState) {
         self.replica.merge(&replica);
-        self.dirty = !self.replica.is_empty();
+        self.dirty = self.rewrites && !self.replica.is_empty();
+    }
+
+    /// Leaves rewriting to another agent of its colour: this one only
+    /// replicates. Agents of one colour would otherwise all derive the same
+    /// facts at once, each under its own names.
+    pub fn delegate_rewriting(&mut self) {
+        self.rewrites = false;
+        self.dirty = false;
     }
 
     /// What a store lacks: every fact new since the last [`Agent::mark_saved`],
@@ -339,6 +361,9 @@ impl Agent {
 
     /// Whether its rewriting is finished, and how.
     pub fn rewriting(&self) -> Rewriting {
+        if !self.rewrites {
+            return Rewriting::Replicating;
+        }
         if self.is_dirty() {
             return Rewriting::Pending;
         }
@@ -422,7 +447,7 @@ impl Agent {
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
-        self.dirty = true;
+        self.dirty = self.rewrites;
         let out = self.flood(&delta, None);
         (root, out)
     }
@@ -515,7 +540,7 @@ impl Agent {
     /// Merges facts; GREEN checks the new equalities.
     fn absorb(&mut self, delta: &ReplicaState) {
         let stats = self.replica.merge_noting(delta, self.journal.as_mut());
-        if stats.new_terms + stats.new_equalities > 0 {
+        if self.rewrites && stats.new_terms + stats.new_equalities > 0 {
             self.dirty = true;
         }
         if self.color == Color::Green && stats.new_equalities > 0 {

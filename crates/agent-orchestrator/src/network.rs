@@ -186,8 +186,8 @@ pub struct HeldForm {
 pub struct ColorProgress {
     /// The colour.
     pub color: Color,
-    /// `pending` while any of its agents has rewriting to do (or did not
-    /// answer); `saturated` when all are saturated; else `stopped`.
+    /// `pending` while its rewriting agent has work to do (or some agent did
+    /// not answer); `saturated` when it is saturated; else `stopped`.
     pub state: &'static str,
     /// The limits its agents stopped at, when `stopped`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -258,7 +258,9 @@ impl SubmissionStatus {
                     .collect();
                 stop_reasons.sort();
                 stop_reasons.dedup();
-                let state = if !unanswered.is_empty() || of_color().any(|h| h.rewriting == Rewriting::Pending) {
+                let rewriters = of_color().filter(|h| h.rewriting != Rewriting::Replicating).count();
+                let pending = of_color().any(|h| h.rewriting == Rewriting::Pending);
+                let state = if !unanswered.is_empty() || pending || rewriters == 0 {
                     "pending"
                 } else if stop_reasons.is_empty() {
                     "saturated"

@@ -85,13 +85,19 @@ impl Topology {
         }
         let known: HashSet<String> = (0..self.len()).map(agent_id).collect();
         let neighbors = self.neighbors[index].iter().map(|&j| agent_id(j)).collect();
-        Ok(Agent::new(
-            agent_id(index),
-            self.colors[index],
-            neighbors,
-            known,
-            limits,
-        ))
+        let mut agent = Agent::new(agent_id(index), self.colors[index], neighbors, known, limits);
+        if !self.rewrites(index) {
+            agent.delegate_rewriting();
+        }
+        Ok(agent)
+    }
+
+    /// Whether the agent at `index` rewrites: the first agent of each colour
+    /// does, the others replicate what it derives. One writer per colour keeps
+    /// agents from deriving the same facts at once under different names, and
+    /// makes the rewriting work independent of the number of agents.
+    pub fn rewrites(&self, index: usize) -> bool {
+        self.colors.iter().position(|&c| c == self.colors[index]) == Some(index)
     }
 
     /// Every edge once, `(u, v)` with `u < v`, sorted.

@@ -54,19 +54,13 @@ impl Equality {
         }
     }
 
-    /// The equality's identity: a hash of both sides and the provenance.
+    /// The equality's identity: a hash of its two sides. The same equality
+    /// asserted by several agents, or by several rules, is one fact; a replica
+    /// keeps the least provenance it has seen for it (see [`ReplicaState::merge`]).
     pub fn key(&self) -> u128 {
         let mut h = blake3::Hasher::new();
         h.update(&self.lhs.0.to_le_bytes());
         h.update(&self.rhs.0.to_le_bytes());
-        for part in [
-            self.provenance.agent.as_str(),
-            self.provenance.rule.as_str(),
-            self.provenance.color.name(),
-        ] {
-            h.update(&(part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
         u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().expect("16 bytes"))
     }
 }
@@ -109,6 +103,19 @@ fn keep_least(slot: &mut Dot, dot: &Dot) {
     if dot < slot {
         *slot = dot.clone();
     }
+}
+
+/// One equality asserted twice: keep the least provenance, and the least dot
+/// among its assertions. A minimum under a total order, so merging stays
+/// commutative, associative and idempotent, and every replica ends with the same
+/// provenance: a replica whose clock covers the kept dot received that
+/// provenance, and one that does not is sent it by `delta_since`.
+fn keep_least_assertion(slot: &mut (Equality, Dot), other: &(Equality, Dot)) -> bool {
+    let replace = (&other.0.provenance, &other.1) < (&slot.0.provenance, &slot.1);
+    if replace {
+        *slot = other.clone();
+    }
+    replace
 }
 
 impl ReplicaState {
@@ -218,9 +225,18 @@ impl ReplicaState {
                 }
             }
         }
-        for (key, (eq, dot)) in &other.equalities {
+        for (key, theirs) in &other.equalities {
+            let (eq, dot) = theirs;
             match self.equalities.get_mut(key) {
-                Some((_, mine)) => keep_least(mine, dot),
+                Some(mine) => {
+                    // A store must learn the provenance kept, or a replica restored
+                    // from it would disagree with its peers for good.
+                    if keep_least_assertion(mine, theirs)
+                        && let Some(j) = journal.as_deref_mut()
+                    {
+                        j.equalities.insert(*key, theirs.clone());
+                    }
+                }
                 None => {
                     self.equalities.insert(*key, (eq.clone(), dot.clone()));
                     if let Some(j) = journal.as_deref_mut() {
@@ -289,7 +305,8 @@ impl ReplicaState {
         }
     }
 
-    /// A digest of the facts (not the clock): replicas holding the same facts agree.
+    /// A digest of the facts and each equality's kept provenance (not the
+    /// clock or the dots): replicas holding the same facts agree.
     pub fn digest(&self) -> String {
         let mut h = blake3::Hasher::new();
         h.update(b"terms");
@@ -297,8 +314,16 @@ impl ReplicaState {
             h.update(&key.0.to_le_bytes());
         }
         h.update(b"equalities");
-        for key in self.equalities.keys() {
+        for (key, (eq, _)) in &self.equalities {
             h.update(&key.to_le_bytes());
+            for part in [
+                eq.provenance.agent.as_str(),
+                eq.provenance.rule.as_str(),
+                eq.provenance.color.name(),
+            ] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
         }
         h.finalize().to_hex()[..32].to_string()
     }
@@ -442,7 +467,15 @@ impl TryFrom<WireState> for ReplicaState {
                 color: e.color,
             };
             let eq = Equality::new(e.lhs, e.rhs, provenance).ok_or(ReplicaError::Reflexive(e.lhs))?;
-            equalities.insert(eq.key(), (eq, e.dot));
+            let assertion = (eq, e.dot);
+            match equalities.entry(assertion.0.key()) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(assertion);
+                }
+                std::collections::btree_map::Entry::Occupied(mut slot) => {
+                    keep_least_assertion(slot.get_mut(), &assertion);
+                }
+            }
         }
         Ok(ReplicaState {
             terms,

@@ -81,6 +81,7 @@ struct Blueprint {
     neighbors: Vec<String>,
     known: HashSet<String>,
     work: WorkLimits,
+    rewrites: bool,
 }
 
 impl Blueprint {
@@ -95,6 +96,9 @@ impl Blueprint {
             self.known.clone(),
             self.work,
         );
+        if !self.rewrites {
+            agent.delegate_rewriting();
+        }
         agent.number_messages_from(first_sequence_number());
         agent.restore(saved);
         Ok(agent)
@@ -175,6 +179,7 @@ impl InProcessNetwork {
                 neighbors: topology.neighbors[i].iter().map(|&j| ids[j].clone()).collect(),
                 known: known.clone(),
                 work: config.work,
+                rewrites: topology.rewrites(i),
             };
             let mut store: Box<dyn ReplicaStore> = match &config.data_dir {
                 Some(dir) => Box::new(RedbStore::for_agent(dir, id).map_err(|e| e.to_string())?),
@@ -320,6 +325,23 @@ impl InProcessNetwork {
             .or_insert((submission, root))
             .0
             .clone()
+    }
+
+    /// Where a submission has got to (what `GET /agents/submissions/{id}` answers).
+    pub fn submission_status(&self, id: &str) -> Result<SubmissionStatus, NetworkError> {
+        let found = lock(&self.submissions).get(id).cloned();
+        let Some((submission, root)) = found else {
+            return Err(NetworkError::NotFound(format!("no submission `{id}`")));
+        };
+        let answers = self
+            .ids
+            .iter()
+            .map(|agent| {
+                let form = lock(&self.slots[agent].agent).held_form(root);
+                (agent.clone(), Ok::<_, Infallible>(form))
+            })
+            .collect();
+        Ok(SubmissionStatus::from_answers(submission, answers))
     }
 
     fn state_of(&self, id: &str) -> Result<AgentState, NetworkError> {
@@ -493,18 +515,6 @@ impl Network for InProcessNetwork {
     }
 
     fn submission(&self, id: String) -> BoxFuture<'_, Result<SubmissionStatus, NetworkError>> {
-        let found = lock(&self.submissions).get(&id).cloned();
-        let Some((submission, root)) = found else {
-            return ready(Err(NetworkError::NotFound(format!("no submission `{id}`"))));
-        };
-        let answers = self
-            .ids
-            .iter()
-            .map(|agent| {
-                let form = lock(&self.slots[agent].agent).held_form(root);
-                (agent.clone(), Ok::<_, Infallible>(form))
-            })
-            .collect();
-        ready(Ok(SubmissionStatus::from_answers(submission, answers)))
+        ready(self.submission_status(&id))
     }
 }

@@ -1,0 +1,136 @@
+//! The network does the math: agents that split the rewriting by colour settle
+//! every submission on the canonical form one saturation with all the rules
+//! reaches (`/egraph/saturate`), and their replicas hold that e-graph, not a
+//! history of its names.
+
+use agent_orchestrator::agent::WorkLimits;
+use agent_orchestrator::network::SubmissionStatus;
+use ramanujan_core::parse::parse_expr;
+use ramanujan_core::rules::RuleBook;
+use ramanujan_core::saturate::{Limits, Saturation, SaturationReport, Scheduler};
+use ramanujan_network::{InProcessNetwork, NetworkConfig, TopologyKind};
+use rand::{Rng, SeedableRng};
+use std::time::{Duration, Instant};
+
+fn saturate(expr: &str) -> SaturationReport {
+    Saturation {
+        expr: parse_expr(expr).unwrap(),
+        rules: RuleBook::new(true, &[]).unwrap(),
+        fold_constants: true,
+        scheduler: Scheduler::Backoff,
+        limits: Limits {
+            time: Duration::from_secs(30),
+            ..Limits::default()
+        },
+        start: None,
+    }
+    .run()
+}
+
+fn network(topology: TopologyKind) -> std::sync::Arc<InProcessNetwork> {
+    InProcessNetwork::start(NetworkConfig {
+        topology,
+        sync_interval: Duration::from_millis(100),
+        // Submissions that do not saturate stop at this size (there are no
+        // per-submission budgets yet), so the test stays short in debug builds.
+        work: WorkLimits {
+            max_terms: 4_000,
+            ..WorkLimits::default()
+        },
+        ..NetworkConfig::default()
+    })
+    .unwrap()
+}
+
+/// Submits `expr` and waits (bounded) until the network says it is settled.
+fn settle(network: &InProcessNetwork, expr: &str) -> SubmissionStatus {
+    let id = network.submit_expr(&parse_expr(expr).unwrap()).id;
+    let started = Instant::now();
+    loop {
+        let status = network.submission_status(&id).unwrap();
+        if status.settled {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{expr} did not settle in 60 s: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Terms plus equalities in the largest replica.
+fn facts_per_replica(network: &InProcessNetwork) -> usize {
+    network
+        .agent_ids()
+        .iter()
+        .map(|id| {
+            let r = network.replica(id).unwrap();
+            r.term_count() + r.equality_count()
+        })
+        .max()
+        .unwrap()
+}
+
+fn random_expr(rng: &mut impl Rng, depth: u32) -> String {
+    if depth == 0 || rng.random_bool(0.3) {
+        return if rng.random_bool(0.6) {
+            ["a", "b", "c"][rng.random_range(0..3)].to_string()
+        } else {
+            rng.random_range(0..4).to_string()
+        };
+    }
+    let op = ["+", "*", "-"][rng.random_range(0..3)];
+    format!("({op} {} {})", random_expr(rng, depth - 1), random_expr(rng, depth - 1))
+}
+
+/// egg's arithmetic test expressions that fit the language, and a few products.
+const EGG_MATH: &[&str] = &[
+    "(+ x (+ x (+ x x)))",
+    "(+ 1 (- a (* (- 2 1) a)))",
+    "(* (pow 2 x) (pow 2 y))",
+    "(* 0 (+ p q))",
+    "(+ (* a b) (* a c))",
+    "(- (* 3 y) y)",
+];
+
+/// Each expression on a fresh network: the settled form is the saturation's.
+/// With `bound_size`, a submission whose saturation reaches the fixpoint leaves
+/// replicas within 3× its e-graph.
+fn check(topology: TopologyKind, exprs: &[String], bound_size: bool) {
+    for expr in exprs {
+        let network = network(topology.clone());
+        let status = settle(&network, expr);
+        let one = saturate(expr);
+        let form = status.canonical[0].1.clone().unwrap();
+        assert_eq!(form, one.canonical, "{expr}: network against one saturation");
+        let facts = facts_per_replica(&network);
+        // The replica holds the input's own terms even where the saturation pruned
+        // them (a class with a constant value keeps only the constant), so the
+        // bound counts them beside the saturation's e-nodes.
+        let input = parse_expr(expr).unwrap().len();
+        eprintln!(
+            "{expr}: {form}, {facts} facts per replica; one saturation: {} e-nodes ({}), input {input}",
+            one.nodes, one.stop_reason
+        );
+        assert!(
+            !bound_size || one.stop_reason != "saturated" || facts <= 3 * (one.nodes + input),
+            "{expr}: {facts} facts per replica; one saturation has {} e-nodes, the input {input}",
+            one.nodes
+        );
+        network.shutdown();
+    }
+}
+
+#[test]
+fn nine_agents_settle_egg_s_expressions_on_the_saturation_s_forms_in_small_replicas() {
+    let exprs: Vec<String> = EGG_MATH.iter().map(|s| s.to_string()).collect();
+    check(TopologyKind::Sierpinski, &exprs, true);
+}
+
+#[test]
+fn nine_agents_settle_random_expressions_on_the_saturation_s_forms() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let exprs: Vec<String> = (0..16).map(|_| random_expr(&mut rng, 3)).collect();
+    check(TopologyKind::Sierpinski, &exprs, false);
+}

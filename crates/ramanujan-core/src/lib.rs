@@ -9,7 +9,7 @@
 //! - [`materialize`]: from facts to an e-graph and back.
 //! - [`extract`]: deterministic canonical forms.
 //! - [`verify`] and [`modular`]: GREEN verification, by exact evaluation on random assignments.
-//! - [`saturate`]: the four-phase pipeline.
+//! - [`saturate`]: the colour fixpoint, verification and extraction.
 //! - [`stream`]: one colour's rules applied to an expression or a replica, as a delta.
 //!
 //! Nothing here touches sockets, files or an async runtime, so it builds for

@@ -99,7 +99,7 @@ const EGG_MATH: &[&str] = &[
 /// replicas within 3× its e-graph.
 fn check(topology: TopologyKind, exprs: &[String], bound_size: bool) {
     for expr in exprs {
-        let network = network(topology.clone());
+        let network = network(topology);
         let status = settle(&network, expr);
         let one = saturate(expr);
         let form = status.canonical[0].1.clone().unwrap();

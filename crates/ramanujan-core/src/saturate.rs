@@ -137,36 +137,46 @@ pub fn stop_reason_name(reason: Option<&StopReason>) -> String {
     .to_string()
 }
 
-/// [`egg::SimpleScheduler`] with each rule's matches capped, so one iteration
-/// cannot outgrow the node limit by orders of magnitude.
-struct CappedScheduler(usize);
+/// How one phase's runner picks matches.
+enum PhaseScheduler {
+    /// egg's [`egg::BackoffScheduler`], possibly shared by the phases of one
+    /// colour in a fixpoint: each phase is a new runner counting iterations from
+    /// 0, so they are shifted by what the colour already ran, and rules banned
+    /// for exploding stay banned into the next rounds.
+    Backoff {
+        shared: Rc<RefCell<egg::BackoffScheduler>>,
+        offset: usize,
+    },
+    /// [`egg::SimpleScheduler`] with each rule's matches capped at this many, so
+    /// one iteration cannot outgrow the node limit by orders of magnitude.
+    Capped(usize),
+}
 
-impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for CappedScheduler {
-    fn search_rewrite<'a>(
-        &mut self,
-        _iteration: usize,
-        egraph: &EGraph,
-        rewrite: &'a crate::rules::ColoredRewrite,
-    ) -> Vec<egg::SearchMatches<'a, crate::lang::Math>> {
-        rewrite.search_with_limit(egraph, self.0)
+impl PhaseScheduler {
+    /// `scheduler` for one phase; backoff state comes from `shared`, offset by
+    /// the iterations its colour already ran.
+    fn new(scheduler: Scheduler, limits: Limits, shared: &Rc<RefCell<egg::BackoffScheduler>>, offset: usize) -> Self {
+        match scheduler {
+            Scheduler::Backoff => PhaseScheduler::Backoff {
+                shared: shared.clone(),
+                offset,
+            },
+            Scheduler::Simple => PhaseScheduler::Capped(limits.nodes),
+        }
     }
 }
 
-/// egg's [`egg::BackoffScheduler`] kept across the phases of a colour fixpoint:
-/// each phase is a new runner counting iterations from 0, so its iterations are
-/// shifted by the colour's iterations so far, and rules banned for exploding stay
-/// banned into the next rounds.
-struct SharedBackoff {
-    inner: Rc<RefCell<egg::BackoffScheduler>>,
-    offset: usize,
-}
-
-impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for SharedBackoff {
+impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for PhaseScheduler {
     fn can_stop(&mut self, iteration: usize) -> bool {
-        egg::RewriteScheduler::<crate::lang::Math, ColoredAnalysis>::can_stop(
-            &mut *self.inner.borrow_mut(),
-            iteration + self.offset,
-        )
+        match self {
+            PhaseScheduler::Backoff { shared, offset } => {
+                egg::RewriteScheduler::<crate::lang::Math, ColoredAnalysis>::can_stop(
+                    &mut *shared.borrow_mut(),
+                    iteration + *offset,
+                )
+            }
+            PhaseScheduler::Capped(_) => true,
+        }
     }
 
     fn search_rewrite<'a>(
@@ -175,9 +185,12 @@ impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for SharedBackoff
         egraph: &EGraph,
         rewrite: &'a crate::rules::ColoredRewrite,
     ) -> Vec<egg::SearchMatches<'a, crate::lang::Math>> {
-        self.inner
-            .borrow_mut()
-            .search_rewrite(iteration + self.offset, egraph, rewrite)
+        match self {
+            PhaseScheduler::Backoff { shared, offset } => {
+                shared.borrow_mut().search_rewrite(iteration + *offset, egraph, rewrite)
+            }
+            PhaseScheduler::Capped(cap) => rewrite.search_with_limit(egraph, *cap),
+        }
     }
 }
 
@@ -190,38 +203,15 @@ pub fn run_phase(
     limits: Limits,
     deadline: Instant,
 ) -> (EGraph, PhaseReport) {
-    let scheduler: Box<dyn egg::RewriteScheduler<_, _>> = match scheduler {
-        Scheduler::Backoff => Box::new(egg::BackoffScheduler::default()),
-        Scheduler::Simple => Box::new(CappedScheduler(limits.nodes)),
-    };
+    let scheduler = PhaseScheduler::new(scheduler, limits, &Rc::default(), 0);
     run_phase_with(egraph, rules, color, scheduler, limits, deadline)
-}
-
-type BoxedScheduler = Box<dyn egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis>>;
-
-/// A boxed scheduler is a scheduler (egg takes one by value).
-struct Boxed(BoxedScheduler);
-
-impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for Boxed {
-    fn can_stop(&mut self, iteration: usize) -> bool {
-        self.0.can_stop(iteration)
-    }
-
-    fn search_rewrite<'a>(
-        &mut self,
-        iteration: usize,
-        egraph: &EGraph,
-        rewrite: &'a crate::rules::ColoredRewrite,
-    ) -> Vec<egg::SearchMatches<'a, crate::lang::Math>> {
-        self.0.search_rewrite(iteration, egraph, rewrite)
-    }
 }
 
 fn run_phase_with(
     egraph: EGraph,
     rules: &RuleBook,
     color: Color,
-    scheduler: BoxedScheduler,
+    scheduler: PhaseScheduler,
     limits: Limits,
     deadline: Instant,
 ) -> (EGraph, PhaseReport) {
@@ -232,7 +222,7 @@ fn run_phase_with(
         .with_iter_limit(limits.iterations)
         .with_node_limit(limits.nodes)
         .with_time_limit(deadline.saturating_duration_since(started))
-        .with_scheduler(Boxed(scheduler))
+        .with_scheduler(scheduler)
         .run(rewrites);
     let mut rules_applied = BTreeMap::new();
     for iteration in &runner.iterations {
@@ -330,13 +320,7 @@ pub fn color_fixpoint(
                 skipped = true;
                 continue;
             }
-            let chosen: BoxedScheduler = match scheduler {
-                Scheduler::Backoff => Box::new(SharedBackoff {
-                    inner: backoff[&color].clone(),
-                    offset: used[&color],
-                }),
-                Scheduler::Simple => Box::new(CappedScheduler(limits.nodes)),
-            };
+            let chosen = PhaseScheduler::new(scheduler, limits, &backoff[&color], used[&color]);
             let slice = Limits {
                 iterations: 1,
                 ..limits

@@ -6,17 +6,18 @@ use crate::network::HeldForm;
 use crate::protocol::{Body, Envelope};
 use ramanujan_core::Color;
 use ramanujan_core::clock::VectorClock;
+use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::lang::Expr;
-use ramanujan_core::materialize::{expr_terms, term_expr};
+use ramanujan_core::materialize::{Materialized, export, expr_terms, term_expr};
 use ramanujan_core::replica::{Facts, ReplicaState};
 use ramanujan_core::rules::RuleBook;
-use ramanujan_core::saturate::{Limits, Scheduler};
-use ramanujan_core::stream::{StreamInput, apply_stream};
+use ramanujan_core::saturate::{Limits, run_step};
 use ramanujan_core::term::TermKey;
 use ramanujan_core::verify::{Verdict, check_semantically};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// How much an agent may grow its replica by rewriting.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +32,10 @@ pub struct WorkLimits {
     pub step_time: Duration,
     /// Equalities GREEN checks per arriving message.
     pub verify_per_message: usize,
+    /// Iterations one submission may take in all, per colour (its budget).
+    pub goal_iterations: usize,
+    /// Terms one submission's rewriting may add in all, per colour.
+    pub goal_nodes: usize,
 }
 
 impl Default for WorkLimits {
@@ -41,6 +46,8 @@ impl Default for WorkLimits {
             step_iterations: 3,
             step_time: Duration::from_secs(2),
             verify_per_message: 64,
+            goal_iterations: 60,
+            goal_nodes: 10_000,
         }
     }
 }
@@ -74,7 +81,7 @@ pub struct Counters {
     pub rewrite_skipped_at_max_terms: u64,
 }
 
-/// Whether an agent's rewriting is finished, as a reader means it.
+/// Whether an agent's rewriting of a submission is finished, as a reader means it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Rewriting {
@@ -82,15 +89,62 @@ pub enum Rewriting {
     Pending,
     /// Its colour's rules add nothing to what it holds.
     Saturated,
-    /// Another agent of its colour does the rewriting; this one replicates.
+    /// Another agent of its colour rewrites this submission; this one replicates.
     Replicating,
-    /// Its last step stopped at a limit and derived nothing new: it will not
-    /// rewrite again until new facts arrive (`node_limit`, `time_limit`,
-    /// `iteration_limit`, or `max_terms` when the replica is full).
+    /// Its last step stopped at a limit and derived nothing new, or the
+    /// submission's budget ran out: it will not rewrite it again until news
+    /// arrives in its region (never, for a spent budget). Reasons:
+    /// `node_limit`, `time_limit`, `iteration_limit`, `iteration_budget`,
+    /// `node_budget`, or `max_terms` when the replica is full.
     Stopped {
         /// The limit.
         reason: String,
     },
+}
+
+/// Which submissions an agent rewrites: those whose root hashes to its rank
+/// among the `of` agents of its colour. Agents of one colour so share the work,
+/// and no two derive the same facts at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    /// This agent's place among its colour's agents.
+    pub rank: usize,
+    /// How many agents its colour has.
+    pub of: usize,
+}
+
+impl Default for Share {
+    fn default() -> Self {
+        Share { rank: 0, of: 1 }
+    }
+}
+
+impl Share {
+    /// Whether the agent with this share rewrites the submission at `root`.
+    pub fn owns(&self, root: TermKey) -> bool {
+        self.of > 0 && (root.0 % self.of as u128) as usize == self.rank
+    }
+}
+
+/// What an agent has spent on one submission it rewrites, and how its last step ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Goal {
+    iterations: usize,
+    nodes: usize,
+    stop: Option<String>,
+    /// Fingerprint of the region its last finished step left unchanged (or saturated).
+    #[serde(default)]
+    seen: Option<String>,
+}
+
+impl Goal {
+    /// A spent budget (or a full replica) ends rewriting for good.
+    fn spent(&self) -> bool {
+        matches!(
+            self.stop.as_deref(),
+            Some("iteration_budget" | "node_budget" | "max_terms")
+        )
+    }
 }
 
 /// One line of an agent's message log.
@@ -122,11 +176,32 @@ pub struct Refutation {
 }
 
 const LOG_CAPACITY: usize = 128;
+/// Classes below a submission's own depth that its rewriting steps look at.
+const FOCUS_DEPTH: usize = 1;
+
+/// The depth of a held term (a leaf has depth 0; a term not all held, 0).
+fn term_depth(replica: &ReplicaState, root: TermKey) -> usize {
+    let mut depth: HashMap<TermKey, usize> = HashMap::new();
+    let mut stack = vec![root];
+    while let Some(&key) = stack.last() {
+        let Some(term) = replica.term(key) else { return 0 };
+        let pending: Vec<TermKey> = term.args.iter().filter(|a| !depth.contains_key(a)).copied().collect();
+        if pending.is_empty() {
+            let d = term.args.iter().map(|a| depth[a] + 1).max().unwrap_or(0);
+            depth.insert(key, d);
+            stack.pop();
+        } else {
+            stack.extend(pending);
+        }
+    }
+    depth[&root]
+}
+/// Submissions one event may be about (a submission, or one rewriting step, names one).
+const MAX_ABOUT: usize = 16;
 const REPLAY_WINDOW: u64 = 4096;
 
 /// An agent's whole state, see [`Agent::into_snapshot`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AgentSnapshot {
     id: String,
     actor: String,
@@ -137,19 +212,16 @@ pub struct AgentSnapshot {
     counters: Counters,
     seq: u64,
     seen: HashMap<String, (u64, BTreeSet<u64>)>,
-    dirty: bool,
     next_sync: usize,
     log: VecDeque<LogEntry>,
     refutations: VecDeque<Refutation>,
     now_ms: u64,
     #[serde(default)]
-    last_stop: Option<String>,
-    #[serde(default = "yes")]
-    rewrites: bool,
-}
-
-fn yes() -> bool {
-    true
+    share: Share,
+    #[serde(default)]
+    goals: BTreeMap<TermKey, Goal>,
+    #[serde(default)]
+    queue: VecDeque<TermKey>,
 }
 
 impl AgentSnapshot {
@@ -177,14 +249,22 @@ pub struct Agent {
     seq: u64,
     /// Per sender: the highest sequence number seen and which of the last ones.
     seen: HashMap<String, (u64, BTreeSet<u64>)>,
-    dirty: bool,
-    /// A rewriting step is out (between [`Agent::start_work`] and [`Agent::finish_work`]).
-    working: bool,
-    /// Why the last rewriting step stopped (`saturated` or a limit).
-    last_stop: Option<String>,
-    /// This agent rewrites with its colour's rules (one agent per colour does,
-    /// see [`crate::topology::Topology::rewrites`]); the others only replicate.
-    rewrites: bool,
+    /// The replica as an e-graph, kept up to date with each delta.
+    graph: Materialized,
+    /// Bumped whenever `graph` changes: cached canonical forms older than it are stale.
+    generation: u64,
+    /// Canonical forms and region fingerprints of roots, with the generation
+    /// they were computed at.
+    views: Mutex<HashMap<TermKey, (u64, Option<RegionView>)>>,
+    /// Which submissions this agent rewrites.
+    share: Share,
+    /// The submissions it rewrites, with what each has spent.
+    goals: BTreeMap<TermKey, Goal>,
+    /// Submissions with news in their region, oldest first (each once).
+    queue: VecDeque<TermKey>,
+    /// The submission a rewriting step is out for (between
+    /// [`Agent::start_work`] and [`Agent::finish_work`]).
+    working: Option<TermKey>,
     next_sync: usize,
     log: VecDeque<LogEntry>,
     refutations: VecDeque<Refutation>,
@@ -207,10 +287,13 @@ impl Agent {
             counters: Counters::default(),
             seq: 0,
             seen: HashMap::new(),
-            dirty: false,
-            working: false,
-            last_stop: None,
-            rewrites: true,
+            graph: Materialized::empty(true),
+            generation: 0,
+            views: Mutex::default(),
+            share: Share::default(),
+            goals: BTreeMap::new(),
+            queue: VecDeque::new(),
+            working: None,
             next_sync: 0,
             log: VecDeque::new(),
             refutations: VecDeque::new(),
@@ -232,19 +315,20 @@ impl Agent {
             counters: self.counters,
             seq: self.seq,
             seen: self.seen,
-            dirty: self.dirty,
             next_sync: self.next_sync,
             log: self.log,
             refutations: self.refutations,
             now_ms: self.now_ms,
-            last_stop: self.last_stop,
-            rewrites: self.rewrites,
+            share: self.share,
+            goals: self.goals,
+            queue: self.queue,
         }
     }
 
     /// The agent a snapshot describes, with these limits. It keeps no journal:
     /// its host saves whole snapshots.
     pub fn from_snapshot(snapshot: AgentSnapshot, limits: WorkLimits) -> Agent {
+        let graph = Materialized::new(&snapshot.replica);
         Agent {
             id: snapshot.id,
             actor: snapshot.actor,
@@ -258,10 +342,13 @@ impl Agent {
             counters: snapshot.counters,
             seq: snapshot.seq,
             seen: snapshot.seen,
-            dirty: snapshot.dirty,
-            working: false,
-            last_stop: snapshot.last_stop,
-            rewrites: snapshot.rewrites,
+            graph,
+            generation: 0,
+            views: Mutex::default(),
+            share: snapshot.share,
+            goals: snapshot.goals,
+            queue: snapshot.queue,
+            working: None,
             next_sync: snapshot.next_sync,
             log: snapshot.log,
             refutations: snapshot.refutations,
@@ -269,18 +356,73 @@ impl Agent {
         }
     }
 
-    /// Restores a replica (after a restart); the agent then rewrites it again if needed.
+    /// Restores a replica (after a restart). What each submission's rewriting
+    /// had spent is not saved with the replica: a restored agent does not know
+    /// whether it had finished, so it says `pending` for a submission until it
+    /// has stepped it again, which it does when the submission is asked about
+    /// or when news about it arrives (not all at once at start, which would
+    /// keep a restarted agent busy for as long as its history).
     pub fn restore(&mut self, replica: ReplicaState) {
         self.replica.merge(&replica);
-        self.dirty = self.rewrites && !self.replica.is_empty();
+        self.graph = Materialized::new(&self.replica);
+        self.generation += 1;
     }
 
-    /// Leaves rewriting to another agent of its colour: this one only
-    /// replicates. Agents of one colour would otherwise all derive the same
-    /// facts at once, each under its own names.
-    pub fn delegate_rewriting(&mut self) {
-        self.rewrites = false;
-        self.dirty = false;
+    /// Sets which submissions this agent rewrites (see [`Share`]); by default
+    /// it rewrites all of them.
+    pub fn set_share(&mut self, share: Share) {
+        self.share = share;
+        self.queue.retain(|&root| share.owns(root));
+        self.goals.retain(|&root, _| share.owns(root));
+    }
+
+    /// Why this agent refuses new submissions, if it does: its replica holds
+    /// `max_terms` terms. Replication goes on; a host answers 503 with this.
+    pub fn refuses_submissions(&self) -> Option<String> {
+        let terms = self.replica.term_count();
+        (terms >= self.limits.max_terms).then(|| {
+            format!(
+                "{} holds {terms} terms, its limit (max_terms {}): no new submissions",
+                self.id, self.limits.max_terms
+            )
+        })
+    }
+
+    /// Queues a submission this agent rewrites, unless its budget is spent.
+    fn enqueue(&mut self, root: TermKey) {
+        if !self.share.owns(root) || self.queue.contains(&root) {
+            return;
+        }
+        if self.goals.entry(root).or_default().spent() {
+            return;
+        }
+        self.queue.push_back(root);
+    }
+
+    /// Takes news into the e-graph and queues the submissions it is about: new
+    /// roots, the submissions named by `about`, or (for news that says nothing,
+    /// as anti-entropy brings it) every submission whose region it touched.
+    fn take_news(&mut self, news: &ReplicaState, about: Option<&[TermKey]>) {
+        let touched = self.graph.absorb(&self.replica, news);
+        self.generation += 1;
+        let mut roots: BTreeSet<TermKey> = news.roots().collect();
+        match about {
+            Some(about) => roots.extend(about),
+            None => {
+                for class in self.graph.ancestors(&touched) {
+                    roots.extend(
+                        self.graph.egraph[class]
+                            .data
+                            .held
+                            .iter()
+                            .filter(|&&k| self.replica.is_root(k)),
+                    );
+                }
+            }
+        }
+        for root in roots {
+            self.enqueue(root);
+        }
     }
 
     /// What a store lacks: every fact new since the last [`Agent::mark_saved`],
@@ -356,37 +498,72 @@ impl Agent {
 
     /// Whether the agent has rewriting to do, or a step is running.
     pub fn is_dirty(&self) -> bool {
-        self.dirty || self.working
+        !self.queue.is_empty() || self.working.is_some()
     }
 
-    /// Whether its rewriting is finished, and how.
-    pub fn rewriting(&self) -> Rewriting {
-        if !self.rewrites {
+    /// Whether its rewriting of the submission at `root`, whose region now has
+    /// `fingerprint`, is finished, and how. A goal whose region changed since
+    /// its last step (other submissions' facts arrived under it) is queued again.
+    fn rewriting(&mut self, root: TermKey, fingerprint: Option<&str>) -> Rewriting {
+        if !self.share.owns(root) {
             return Rewriting::Replicating;
         }
-        if self.is_dirty() {
+        if self.working == Some(root) || self.queue.contains(&root) {
             return Rewriting::Pending;
         }
-        match self.last_stop.as_deref() {
-            None | Some("saturated") => Rewriting::Saturated,
-            Some(reason) => Rewriting::Stopped {
-                reason: reason.to_string(),
-            },
+        let Some(goal) = self.goals.get(&root).filter(|g| g.stop.is_some()) else {
+            // Not seen yet as a submission, or never stepped: not finished.
+            if self.replica.is_root(root) {
+                self.enqueue(root);
+            }
+            return Rewriting::Pending;
+        };
+        let stop = goal.stop.clone().unwrap_or_default();
+        if !goal.spent() && goal.seen.as_deref() != fingerprint {
+            self.enqueue(root);
+            return Rewriting::Pending;
+        }
+        match stop.as_str() {
+            "saturated" => Rewriting::Saturated,
+            _ => Rewriting::Stopped { reason: stop },
         }
     }
 
-    /// What this agent knows of a submitted term: its canonical form (none if
-    /// the term is not held), with the agent's colour, rewriting and digest.
-    pub fn held_form(&self, root: TermKey) -> HeldForm {
+    /// What this agent knows of a submitted term: its canonical form and region
+    /// fingerprint (none if the term is not held), with the agent's colour,
+    /// rewriting and digest. Costs the size of the term's region, once per
+    /// change of the replica.
+    pub fn held_form(&mut self, root: TermKey) -> HeldForm {
+        let view = self.view(root);
+        let fingerprint = view.as_ref().map(|v| v.fingerprint.clone());
         HeldForm {
-            canonical: self
-                .replica
-                .term(root)
-                .and_then(|_| crate::network::canonical_of(&self.replica, root)),
+            canonical: view.and_then(|v| v.canonical),
             color: self.color,
-            rewriting: self.rewriting(),
+            rewriting: self.rewriting(root, fingerprint.as_deref()),
             digest: self.replica.digest(),
+            region: fingerprint,
         }
+    }
+
+    /// The canonical form of a held term (from its region, cached until the replica changes).
+    pub fn canonical(&self, root: TermKey) -> Option<String> {
+        self.view(root).and_then(|v| v.canonical)
+    }
+
+    fn view(&self, root: TermKey) -> Option<RegionView> {
+        let views = || self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((generation, view)) = views().get(&root)
+            && *generation == self.generation
+        {
+            return view.clone();
+        }
+        let view = self.graph.region(root).map(|region| RegionView::of(&region, root));
+        let mut views = views();
+        if views.len() > 4096 {
+            views.clear();
+        }
+        views.insert(root, (self.generation, view.clone()));
+        view
     }
 
     /// Sets the agent's clock (milliseconds since it started).
@@ -420,7 +597,7 @@ impl Agent {
         }
     }
 
-    fn flood(&mut self, delta: &ReplicaState, except: Option<&str>) -> Vec<Envelope> {
+    fn flood(&mut self, delta: &ReplicaState, about: &[TermKey], except: Option<&str>) -> Vec<Envelope> {
         let targets: Vec<String> = self
             .neighbors
             .iter()
@@ -429,14 +606,22 @@ impl Agent {
             .collect();
         targets
             .iter()
-            .map(|to| self.send(to, Body::Event { delta: delta.clone() }))
+            .map(|to| {
+                let body = Body::Event {
+                    delta: delta.clone(),
+                    about: about.to_vec(),
+                };
+                self.send(to, body)
+            })
             .collect()
     }
 
-    /// Records a submitted expression and floods it. Answers its root term.
+    /// Records a submitted expression (its terms, and its root as a
+    /// submission) and floods it. Answers its root term.
     pub fn submit(&mut self, expr: &Expr) -> (TermKey, Vec<Envelope>) {
         let mut facts = Facts::default();
         let root = expr_terms(expr, &mut facts);
+        facts.roots.push(root);
         let delta = self
             .replica
             .record(&self.actor, facts)
@@ -447,8 +632,8 @@ impl Agent {
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
-        self.dirty = self.rewrites;
-        let out = self.flood(&delta, None);
+        self.take_news(&delta, Some(&[root]));
+        let out = self.flood(&delta, &[root], None);
         (root, out)
     }
 
@@ -488,15 +673,15 @@ impl Agent {
         self.counters.messages_received += 1;
         self.note("in", &env.from, &env.body, env.seq);
         match env.body {
-            Body::Event { delta } => {
-                if !event_is_single(&delta) {
+            Body::Event { delta, about } => {
+                if !event_is_single(&delta) || about.len() > MAX_ABOUT {
                     self.counters.rejected_malformed += 1;
                     return Vec::new();
                 }
                 let news = !self.replica.clock().dominates(delta.clock());
-                self.absorb(&delta);
+                self.absorb(&delta, Some(&about));
                 if news {
-                    self.flood(&delta, Some(&env.from))
+                    self.flood(&delta, &about, Some(&env.from))
                 } else {
                     Vec::new()
                 }
@@ -522,7 +707,7 @@ impl Agent {
                 if in_sync {
                     return Vec::new();
                 }
-                self.absorb(&delta);
+                self.absorb(&delta, None);
                 let back = self.replica.delta_since(&clock);
                 if back.term_count() + back.equality_count() == 0 {
                     return Vec::new();
@@ -530,18 +715,23 @@ impl Agent {
                 vec![self.send(&env.from, Body::SyncPush { delta: back })]
             }
             Body::SyncPush { delta } => {
-                self.absorb(&delta);
+                self.absorb(&delta, None);
                 Vec::new()
             }
             Body::Heartbeat { .. } => Vec::new(),
         }
     }
 
-    /// Merges facts; GREEN checks the new equalities.
-    fn absorb(&mut self, delta: &ReplicaState) {
-        let stats = self.replica.merge_noting(delta, self.journal.as_mut());
-        if self.rewrites && stats.new_terms + stats.new_equalities > 0 {
-            self.dirty = true;
+    /// Merges facts (about these submissions, if the sender said); GREEN checks
+    /// the new equalities.
+    fn absorb(&mut self, delta: &ReplicaState, about: Option<&[TermKey]>) {
+        let mut news = ReplicaState::new();
+        let stats = self.replica.merge_noting(delta, Some(&mut news));
+        if let Some(journal) = self.journal.as_mut() {
+            journal.merge(&news);
+        }
+        if stats.new_terms + stats.new_equalities + stats.new_roots > 0 {
+            self.take_news(&news, about);
         }
         if self.color == Color::Green && stats.new_equalities > 0 {
             self.verify(delta);
@@ -583,68 +773,102 @@ impl Agent {
     }
 
     /// Takes out what one rewriting step needs, if there is work, so that the
-    /// step can run without holding the agent (see [`WorkJob::run`]).
+    /// step can run without holding the agent (see [`WorkJob::run`]). The step
+    /// rewrites the oldest queued submission's region, within what is left of
+    /// its budget.
     pub fn start_work(&mut self) -> Option<WorkJob> {
-        if !self.dirty {
+        if self.working.is_some() {
             return None;
         }
-        self.dirty = false;
-        let terms = self.replica.term_count();
-        if terms >= self.limits.max_terms {
-            self.last_stop = Some("max_terms".into());
-            self.counters.rewrite_skipped_at_max_terms += 1;
-            if self.counters.rewrite_skipped_at_max_terms == 1 {
-                tracing::warn!(
-                    agent = %self.id,
-                    terms,
-                    max_terms = self.limits.max_terms,
-                    "rewriting stopped: the replica holds max_terms terms (replication goes on)"
-                );
+        while let Some(root) = self.queue.pop_front() {
+            let terms = self.replica.term_count();
+            let limits = self.limits;
+            let goal = self.goals.entry(root).or_default();
+            let stop = if terms >= limits.max_terms {
+                self.counters.rewrite_skipped_at_max_terms += 1;
+                Some("max_terms")
+            } else if goal.iterations >= limits.goal_iterations {
+                Some("iteration_budget")
+            } else if goal.nodes >= limits.goal_nodes {
+                Some("node_budget")
+            } else {
+                None
+            };
+            if let Some(stop) = stop {
+                tracing::debug!(agent = %self.id, root = %root, stop, "rewriting of a submission stopped");
+                goal.stop = Some(stop.to_string());
+                continue;
             }
-            return None;
+            let step = Limits {
+                nodes: limits
+                    .step_nodes
+                    .min(limits.goal_nodes - goal.nodes)
+                    .min(limits.max_terms - terms),
+                iterations: limits.step_iterations.min(limits.goal_iterations - goal.iterations),
+                time: limits.step_time,
+            };
+            // The submission's own depth and a little more: rewriting looks
+            // at the submission, not at what others put deep in shared classes.
+            let depth = term_depth(&self.replica, root) + FOCUS_DEPTH;
+            let Some(region) = self.graph.region_within(root, depth) else {
+                // Its terms have not all arrived: they will queue it again.
+                goal.stop = None;
+                continue;
+            };
+            self.counters.rewrite_steps += 1;
+            self.working = Some(root);
+            return Some(WorkJob {
+                root,
+                fingerprint: region.fingerprint(),
+                color: self.color,
+                actor: self.actor.clone(),
+                region,
+                rules: self.rules.clone(),
+                limits: step,
+            });
         }
-        self.counters.rewrite_steps += 1;
-        self.working = true;
-        Some(WorkJob {
-            color: self.color,
-            actor: self.actor.clone(),
-            replica: self.replica.clone(),
-            rules: self.rules.clone(),
-            limits: Limits {
-                nodes: self.limits.step_nodes.min(self.limits.max_terms - terms),
-                iterations: self.limits.step_iterations,
-                time: self.limits.step_time,
-            },
-        })
+        None
     }
 
     /// Records what a rewriting step derived as one event of this agent (the
     /// replica may have moved on meanwhile; only facts still new are kept) and
     /// floods it.
     pub fn finish_work(&mut self, done: WorkDone) -> Vec<Envelope> {
-        self.working = false;
-        let saturated = done.stop_reason == "saturated";
-        self.last_stop = Some(done.stop_reason);
-        let Some(derived) = done.derived else {
-            return Vec::new();
+        self.working = None;
+        let delta = match self.replica.record(&self.actor, done.facts) {
+            Ok(delta) => delta,
+            Err(e) => {
+                tracing::warn!(agent = %self.id, error = %e, "a rewriting step exported an invalid fact");
+                ReplicaState::new()
+            }
         };
-        let facts = Facts {
-            terms: derived.terms().map(|(_, t)| t.clone()).collect(),
-            equalities: derived.equalities().cloned().collect(),
-        };
-        let Ok(delta) = self.replica.record(&self.actor, facts) else {
-            return Vec::new();
-        };
+        let goal = self.goals.entry(done.root).or_default();
+        goal.iterations += done.iterations;
+        goal.nodes += delta.term_count();
+        goal.stop = Some(done.stop_reason.clone());
+        goal.seen = None;
         if delta.is_empty() {
-            // Nothing new: a step that stopped at a limit would stop there again.
+            // Nothing new: a step that stopped at a limit would stop there again,
+            // as long as its region stays as it was.
+            goal.seen = Some(done.fingerprint);
             return Vec::new();
         }
-        // More may follow from what was just derived, unless rewriting saturated.
-        self.dirty = self.dirty || !saturated;
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
-        self.flood(&delta, None)
+        // More may follow from what was just derived, unless its region saturated.
+        let about = [done.root];
+        if done.stop_reason == "saturated" {
+            self.take_news(&delta, Some(&[]));
+            // Its region is what the saturated e-graph exported.
+            let seen = self.view(done.root).map(|v| v.fingerprint);
+            if let Some(goal) = self.goals.get_mut(&done.root) {
+                goal.seen = seen;
+            }
+        } else {
+            self.take_news(&delta, Some(&about));
+        }
+        self.flood(&delta, &about, None)
     }
 
     /// Starts anti-entropy with the next neighbour in turn.
@@ -674,41 +898,66 @@ fn event_is_single(delta: &ReplicaState) -> bool {
     clock.counters().values().sum::<u64>() + clock.cloud().len() as u64 <= 1
 }
 
-/// One rewriting step, taken out of its agent.
+/// A term's region as a reader sees it.
+#[derive(Debug, Clone)]
+struct RegionView {
+    canonical: Option<String>,
+    fingerprint: String,
+}
+
+impl RegionView {
+    fn of(region: &Materialized, root: TermKey) -> RegionView {
+        let canonical = region.class_of(root).and_then(|class| {
+            CanonicalExtractor::new(&region.egraph)
+                .expr(&region.egraph, class)
+                .map(|e| e.to_string())
+        });
+        RegionView {
+            canonical,
+            fingerprint: region.fingerprint(),
+        }
+    }
+}
+
+/// One rewriting step, taken out of its agent: one submission's region.
 pub struct WorkJob {
+    root: TermKey,
+    fingerprint: String,
     color: Color,
     actor: String,
-    replica: ReplicaState,
+    region: Materialized,
     rules: RuleBook,
     limits: Limits,
 }
 
 /// What a rewriting step derived, and why it stopped.
 pub struct WorkDone {
-    derived: Option<ReplicaState>,
+    root: TermKey,
+    fingerprint: String,
+    facts: Facts,
+    iterations: usize,
     stop_reason: String,
 }
 
 impl WorkJob {
-    /// Rewrites a copy of the replica with the colour's rules, within the limits.
+    /// Rewrites the region with the colour's rules, within the limits
+    /// (`limits.nodes` is what it may add), and exports what it added.
     pub fn run(self) -> WorkDone {
-        let input = StreamInput::State(self.replica);
-        match apply_stream(
-            self.color,
-            &self.actor,
-            input,
+        let deadline = Instant::now() + self.limits.time;
+        let (egraph, phase) = run_step(
+            self.region.egraph.clone(),
             &self.rules,
-            Scheduler::Backoff,
-            self.limits,
-        ) {
-            Ok(outcome) => WorkDone {
-                stop_reason: outcome.phase.stop_reason,
-                derived: (!outcome.delta.is_empty()).then_some(outcome.delta),
-            },
-            Err(e) => WorkDone {
-                derived: None,
-                stop_reason: format!("refused: {e}"),
-            },
+            self.color,
+            self.limits.nodes,
+            self.limits.iterations,
+            deadline,
+        );
+        WorkDone {
+            root: self.root,
+            fingerprint: self.fingerprint,
+            facts: export(&egraph, &self.actor, self.color, &self.region),
+            iterations: phase.iterations,
+            stop_reason: phase.stop_reason,
         }
     }
 }

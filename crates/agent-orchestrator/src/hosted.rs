@@ -207,12 +207,19 @@ impl Hosted {
             }
             Inbound::Submit { request, expression } => {
                 acks.push(match parse_expr(&expression) {
+                    Ok(_) if let Some(full) = loaded.agent.refuses_submissions() => SubmitAck {
+                        request,
+                        root: None,
+                        error: Some(full),
+                        unavailable: true,
+                    },
                     Ok(expr) => {
                         let (root, sent) = loaded.agent.submit(&expr);
                         out.extend(sent);
                         SubmitAck {
                             request,
                             root: Some(root.to_string()),
+                            unavailable: false,
                             error: None,
                         }
                     }
@@ -220,6 +227,7 @@ impl Hosted {
                         request,
                         root: None,
                         error: Some(e.to_string()),
+                        unavailable: false,
                     },
                 });
                 1

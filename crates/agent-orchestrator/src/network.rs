@@ -179,6 +179,10 @@ pub struct HeldForm {
     pub rewriting: Rewriting,
     /// Digest of its facts.
     pub digest: String,
+    /// Fingerprint of the e-graph under the expression (its region, see
+    /// `Materialized::fingerprint`); none where it does not hold it yet.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// Where the agents of one colour are with their rewriting.
@@ -216,9 +220,11 @@ pub struct SubmissionStatus {
     /// Per colour: whether its agents' rewriting is finished (saturated, or
     /// stopped at a named limit).
     pub rewriting: Vec<ColorProgress>,
-    /// Final: every agent answered, holds the same facts (equal digests) and the
-    /// same canonical form, and no colour has rewriting pending. Nothing in
-    /// flight can then change the form: any message carries facts every agent holds.
+    /// Final: every agent answered, holds the same e-graph under the submission
+    /// (equal region fingerprints) and the same canonical form, and no colour
+    /// has rewriting of it pending: each colour's rewriter last stepped on that
+    /// very e-graph and derived nothing, or its budget is spent. It is about
+    /// this submission only, so it holds while other submissions are rewritten.
     pub settled: bool,
 }
 
@@ -274,8 +280,11 @@ impl SubmissionStatus {
                 }
             })
             .collect();
-        let same_facts = held.windows(2).all(|w| w[0].digest == w[1].digest);
-        let settled = converged && same_facts && rewriting.iter().all(|c| c.state != "pending");
+        // Settled is about this submission: every agent holds the same e-graph
+        // under it (not just the same answer), and no colour will rewrite it further.
+        let same_region =
+            held.iter().all(|h| h.region.is_some()) && held.windows(2).all(|w| w[0].region == w[1].region);
+        let settled = converged && same_region && rewriting.iter().all(|c| c.state != "pending");
         SubmissionStatus {
             submission,
             present_in,
@@ -359,12 +368,13 @@ mod tests {
         }
     }
 
-    fn held(form: Option<&str>, color: Color, rewriting: Rewriting, digest: &str) -> HeldForm {
+    fn held(form: Option<&str>, color: Color, rewriting: Rewriting, region: &str) -> HeldForm {
         HeldForm {
             canonical: form.map(str::to_string),
             color,
             rewriting,
-            digest: digest.into(),
+            digest: "whole replica".into(),
+            region: form.map(|_| region.into()),
         }
     }
 
@@ -380,8 +390,8 @@ mod tests {
     }
 
     #[test]
-    fn settled_needs_the_same_facts_and_no_pending_colour() {
-        let answer = |form, color, rewriting, digest| Ok::<_, ()>(held(Some(form), color, rewriting, digest));
+    fn settled_needs_the_same_region_and_no_pending_colour() {
+        let answer = |form, color, rewriting, region| Ok::<_, ()>(held(Some(form), color, rewriting, region));
         let stopped = || Rewriting::Stopped {
             reason: "node_limit".into(),
         };
@@ -405,7 +415,7 @@ mod tests {
         );
         assert!(pending.converged && !pending.settled);
         assert_eq!(pending.rewriting[0].state, "pending");
-        // Same form, all idle, different facts: something is in flight.
+        // Same form, all idle, different e-graphs under it: something is in flight.
         let in_flight = SubmissionStatus::from_answers(
             submission(),
             vec![

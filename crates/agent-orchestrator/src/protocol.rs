@@ -9,6 +9,7 @@
 
 use ramanujan_core::clock::VectorClock;
 use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::term::TermKey;
 use serde::{Deserialize, Serialize};
 
 /// A message between two agents.
@@ -35,6 +36,10 @@ pub enum Body {
     Event {
         /// The facts.
         delta: ReplicaState,
+        /// The submissions these facts are about (the one submitted, or the one
+        /// whose rewriting derived them): receivers that rewrite them look again.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        about: Vec<TermKey>,
     },
     /// Anti-entropy, first step: the sender's clock and digest.
     SyncRequest {
@@ -81,7 +86,7 @@ impl Body {
     /// Facts carried.
     pub fn facts(&self) -> usize {
         match self {
-            Body::Event { delta } | Body::SyncReply { delta, .. } | Body::SyncPush { delta } => {
+            Body::Event { delta, .. } | Body::SyncReply { delta, .. } | Body::SyncPush { delta } => {
                 delta.term_count() + delta.equality_count()
             }
             Body::SyncRequest { .. } | Body::Heartbeat { .. } => 0,

@@ -1,7 +1,7 @@
 //! Who talks to whom: the Sierpiński graph S(n, 3) (S(2,3), nine agents, is the
 //! default) and random regular expanders measured against the Ramanujan bound.
 
-use crate::agent::{Agent, WorkLimits};
+use crate::agent::{Agent, Share, WorkLimits};
 use duck_colors::SplitMix64;
 use ramanujan_core::Color;
 use serde::{Deserialize, Serialize};
@@ -86,18 +86,20 @@ impl Topology {
         let known: HashSet<String> = (0..self.len()).map(agent_id).collect();
         let neighbors = self.neighbors[index].iter().map(|&j| agent_id(j)).collect();
         let mut agent = Agent::new(agent_id(index), self.colors[index], neighbors, known, limits);
-        if !self.rewrites(index) {
-            agent.delegate_rewriting();
-        }
+        agent.set_share(self.share(index));
         Ok(agent)
     }
 
-    /// Whether the agent at `index` rewrites: the first agent of each colour
-    /// does, the others replicate what it derives. One writer per colour keeps
-    /// agents from deriving the same facts at once under different names, and
-    /// makes the rewriting work independent of the number of agents.
-    pub fn rewrites(&self, index: usize) -> bool {
-        self.colors.iter().position(|&c| c == self.colors[index]) == Some(index)
+    /// Which submissions the agent at `index` rewrites: its rank among the
+    /// agents of its colour, out of how many there are. Each submission is
+    /// rewritten by one agent of each colour, and a colour's work is split
+    /// evenly among its agents (see [`Share`]).
+    pub fn share(&self, index: usize) -> Share {
+        let color = self.colors[index];
+        Share {
+            rank: self.colors[..index].iter().filter(|&&c| c == color).count(),
+            of: self.colors.iter().filter(|&&c| c == color).count(),
+        }
     }
 
     /// Every edge once, `(u, v)` with `u < v`, sorted.

@@ -69,6 +69,9 @@ pub fn decode_inbound(bytes: &[u8]) -> Result<Inbound, String> {
 /// What arrives in an agent's inbox (MessagePack, see [`encode_inbound`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+// Inbound values live one at a time on the way to an agent: boxing the common
+// variant would add an allocation per message to save stack bytes.
+#[allow(clippy::large_enum_variant)]
 pub enum Inbound {
     /// A message from another agent.
     Envelope(Envelope),
@@ -94,6 +97,9 @@ pub struct SubmitAck {
     pub root: Option<String>,
     /// Why it was refused.
     pub error: Option<String>,
+    /// Refused for now, not for its content (the agent's replica is full): 503, not 400.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unavailable: bool,
 }
 
 /// A question to one agent on `agent.{i}.state`.

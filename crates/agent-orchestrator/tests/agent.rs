@@ -61,7 +61,10 @@ fn unknown_misaddressed_and_malformed_messages_are_rejected_and_counted() {
     whole.merge(a.replica());
     b.handle(Envelope {
         seq: 3,
-        body: Body::Event { delta: whole },
+        body: Body::Event {
+            delta: whole,
+            about: Vec::new(),
+        },
         ..event.clone()
     });
     assert_eq!(b.counters().rejected_unknown_sender, 1);
@@ -95,7 +98,7 @@ fn rewriting_floods_a_delta_with_provenance() {
     a.submit(&parse_expr("(* x (+ y z))").unwrap());
     let out = a.work();
     assert_eq!(out.len(), 1);
-    let Body::Event { delta } = &out[0].body else {
+    let Body::Event { delta, .. } = &out[0].body else {
         panic!("an event")
     };
     assert!(

@@ -15,6 +15,9 @@ pub struct ClassData {
     pub constant: Option<Constant>,
     /// Which colours' rules derived members of this class.
     pub colors: ColorSet,
+    /// Replicated terms that stand in this class (set by
+    /// [`crate::materialize::Materialized`]; empty in graphs built otherwise).
+    pub held: Vec<crate::term::TermKey>,
 }
 
 /// One successful rule application: `rule` of `color` unioned the class holding `id`.
@@ -75,6 +78,7 @@ impl Analysis<Math> for ColoredAnalysis {
         ClassData {
             constant,
             colors: ColorSet::default(),
+            held: Vec::new(),
         }
     }
 
@@ -82,6 +86,8 @@ impl Analysis<Math> for ColoredAnalysis {
         let colors = a.colors.union(b.colors);
         let colors_changed = DidMerge(colors != a.colors, colors != b.colors);
         a.colors = colors;
+        // Which terms stand here says nothing the parents' analysis depends on.
+        a.held.extend(b.held);
         let constant_changed = match (&a.constant, b.constant) {
             (None, None) => DidMerge(false, false),
             (None, Some(c)) => {

@@ -9,14 +9,22 @@ use crate::lang::{Expr, Math};
 use crate::replica::{Equality, Facts, Provenance, ReplicaState};
 use crate::term::{Term, TermKey};
 use egg::{Id, Language};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// A replica state materialised as an egg e-graph, with each term's e-class.
+///
+/// An agent keeps one for good and [`Materialized::absorb`]s each delta into it:
+/// the cost of news is the size of the news, not of the replica. Work on one
+/// submission happens on its [`Materialized::region`], a small e-graph of its own.
 pub struct Materialized {
     /// The e-graph: every term added, every equality unioned, rebuilt.
     pub egraph: EGraph,
     /// The (uncanonical) id of each term.
     pub ids: HashMap<TermKey, Id>,
+    /// Terms and equalities that name a term not held yet: they wait, and are
+    /// retried when facts arrive.
+    waiting_terms: BTreeSet<TermKey>,
+    waiting_equalities: Vec<(TermKey, TermKey, Color)>,
 }
 
 impl Materialized {
@@ -29,21 +37,63 @@ impl Materialized {
 
     /// [`Materialized::new`], folding constants or not.
     pub fn build(state: &ReplicaState, fold_constants: bool) -> Self {
-        let mut m = Materialized {
+        let mut m = Materialized::empty(fold_constants);
+        m.absorb(state, state);
+        m
+    }
+
+    /// An empty e-graph.
+    pub fn empty(fold_constants: bool) -> Self {
+        Materialized {
             egraph: EGraph::new(ColoredAnalysis::new(fold_constants)),
             ids: HashMap::new(),
-        };
-        for (key, _) in state.terms() {
-            m.add_term(state, key);
+            waiting_terms: BTreeSet::new(),
+            waiting_equalities: Vec::new(),
         }
-        for eq in state.equalities() {
-            if let (Some(&a), Some(&b)) = (m.ids.get(&eq.lhs), m.ids.get(&eq.rhs)) {
-                m.egraph.union(a, b);
-                m.egraph[a].data.colors.insert(eq.provenance.color);
+    }
+
+    /// Adds the facts of `delta` (already merged into `state`, which holds the
+    /// terms they name) and rebuilds. Answers the canonical classes the news
+    /// touched: classes that gained a term or were merged. Costs the size of the
+    /// news (and of whatever still waits), not of the e-graph.
+    pub fn absorb(&mut self, state: &ReplicaState, delta: &ReplicaState) -> Vec<Id> {
+        let mut touched: Vec<Id> = Vec::new();
+        let before = self.ids.len();
+        let mut retry: Vec<TermKey> = std::mem::take(&mut self.waiting_terms).into_iter().collect();
+        retry.extend(delta.terms().map(|(k, _)| k));
+        for key in retry {
+            if self.ids.contains_key(&key) {
+                continue;
+            }
+            match self.add_term(state, key) {
+                Some(id) => touched.push(id),
+                None => {
+                    self.waiting_terms.insert(key);
+                }
             }
         }
-        m.egraph.rebuild();
-        m
+        let newly_held = self.ids.len() > before;
+        let mut sides: Vec<(TermKey, TermKey, Color)> = if newly_held {
+            std::mem::take(&mut self.waiting_equalities)
+        } else {
+            Vec::new()
+        };
+        sides.extend(delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color)));
+        for (lhs, rhs, color) in sides {
+            match (self.ids.get(&lhs), self.ids.get(&rhs)) {
+                (Some(&a), Some(&b)) => {
+                    self.egraph.union(a, b);
+                    self.egraph[a].data.colors.insert(color);
+                    touched.push(a);
+                }
+                _ => self.waiting_equalities.push((lhs, rhs, color)),
+            }
+        }
+        self.egraph.rebuild();
+        let mut classes: Vec<Id> = touched.into_iter().map(|id| self.egraph.find(id)).collect();
+        classes.sort_unstable();
+        classes.dedup();
+        classes
     }
 
     /// Adds a term and, first, its children (iteratively: terms can be deep).
@@ -63,6 +113,7 @@ impl Materialized {
                 .collect();
             if pending.is_empty() {
                 let id = self.egraph.add(term.to_node(|k| self.ids[&k]));
+                self.egraph[id].data.held.push(key);
                 self.ids.insert(key, id);
                 stack.pop();
             } else {
@@ -80,6 +131,161 @@ impl Materialized {
     /// Whether two held terms are known equal.
     pub fn equivalent(&self, a: TermKey, b: TermKey) -> bool {
         matches!((self.class_of(a), self.class_of(b)), (Some(x), Some(y)) if x == y)
+    }
+
+    /// The classes of a term's region: its class and every class below it, at
+    /// most `depth` steps down (`usize::MAX`: all of them).
+    pub fn region_classes(&self, root: TermKey, depth: usize) -> Vec<Id> {
+        let Some(start) = self.class_of(root) else {
+            return Vec::new();
+        };
+        let mut seen: HashSet<Id> = HashSet::from([start]);
+        let mut order = vec![start];
+        let mut level = vec![0usize];
+        let mut next = 0;
+        while let Some(&class) = order.get(next) {
+            let below = level[next] + 1;
+            next += 1;
+            if below > depth {
+                continue;
+            }
+            for node in self.egraph[class].iter() {
+                for &child in node.children() {
+                    let child = self.egraph.find(child);
+                    if seen.insert(child) {
+                        order.push(child);
+                        level.push(below);
+                    }
+                }
+            }
+        }
+        order
+    }
+
+    /// A term's region as an e-graph of its own: the e-nodes of its class and
+    /// of every class below it, in the same classes, each class named by its
+    /// least held term (and `root` by itself). Built from e-nodes, not from the
+    /// terms that stand for them, so it costs the size of the region's e-graph
+    /// however many names its classes collected. Extraction and rewriting there
+    /// cost the size of the region, not of the whole replica; the canonical
+    /// form of `root` is the same as in the whole e-graph (a class's canonical
+    /// term depends only on the classes below it).
+    pub fn region(&self, root: TermKey) -> Option<Materialized> {
+        self.region_within(root, usize::MAX)
+    }
+
+    /// [`Materialized::region`] cut at `depth` classes below the root: an
+    /// e-node whose children lie deeper is left out (a class left with no
+    /// e-node is left out too). Every equality in it still holds; it is where a
+    /// submission's rewriting looks first, before what other submissions put
+    /// deep in shared classes.
+    pub fn region_within(&self, root: TermKey, depth: usize) -> Option<Materialized> {
+        let classes = self.region_classes(root, depth);
+        if classes.is_empty() {
+            return None;
+        }
+        let graph = &self.egraph;
+        let mut sub = Materialized::empty(graph.analysis.fold_constants);
+        let mut made: HashMap<Id, Id> = HashMap::with_capacity(classes.len());
+        let mapped = |node: &Math, made: &HashMap<Id, Id>| -> Option<Math> {
+            node.children()
+                .iter()
+                .all(|c| made.contains_key(&graph.find(*c)))
+                .then(|| node.clone().map_children(|c| made[&graph.find(c)]))
+        };
+        // Each class first gets a node whose children are already made (every
+        // class of terms has one: its terms are finite), in passes bottom-up.
+        let mut left: Vec<Id> = classes.clone();
+        while !left.is_empty() {
+            let before = left.len();
+            left.retain(|&class| {
+                let Some(node) = graph[class].iter().find_map(|n| mapped(n, &made)) else {
+                    return true;
+                };
+                made.insert(class, sub.egraph.add(node));
+                false
+            });
+            if left.len() == before {
+                break;
+            }
+        }
+        // Then every other node, into its class.
+        for &class in &classes {
+            let Some(&id) = made.get(&class) else { continue };
+            for node in graph[class].iter() {
+                if let Some(node) = mapped(node, &made) {
+                    let other = sub.egraph.add(node);
+                    sub.egraph.union(id, other);
+                }
+            }
+            let data = &graph[class].data;
+            for color in data.colors.iter() {
+                sub.egraph[id].data.colors.insert(color);
+            }
+            if let Some(&name) = data.held.iter().min() {
+                sub.ids.insert(name, id);
+            }
+        }
+        sub.ids.insert(root, *made.get(&graph.find(self.ids[&root]))?);
+        sub.egraph.rebuild();
+        Some(sub)
+    }
+
+    /// A digest of this e-graph under its held names: every class named by its
+    /// least held term, every e-node by its operator and its children's names.
+    /// Two replicas whose regions of a term agree on it hold the same e-graph
+    /// there, whatever ids egg gave it.
+    pub fn fingerprint(&self) -> String {
+        let mut name: HashMap<Id, TermKey> = HashMap::with_capacity(self.ids.len());
+        for (&key, &id) in &self.ids {
+            let slot = name.entry(self.egraph.find(id)).or_insert(key);
+            *slot = (*slot).min(key);
+        }
+        let mut lines: Vec<(TermKey, String, Vec<TermKey>)> = Vec::with_capacity(self.egraph.total_size());
+        for class in self.egraph.classes() {
+            let Some(&class_name) = name.get(&class.id) else {
+                continue;
+            };
+            for node in class.iter() {
+                let children: Option<Vec<TermKey>> = node
+                    .children()
+                    .iter()
+                    .map(|c| name.get(&self.egraph.find(*c)).copied())
+                    .collect();
+                if let Some(children) = children {
+                    lines.push((class_name, node.to_string(), children));
+                }
+            }
+        }
+        lines.sort_unstable();
+        let mut h = blake3::Hasher::new();
+        for (class, op, children) in &lines {
+            h.update(&class.0.to_le_bytes());
+            h.update(&(op.len() as u64).to_le_bytes());
+            h.update(op.as_bytes());
+            h.update(&(children.len() as u64).to_le_bytes());
+            for child in children {
+                h.update(&child.0.to_le_bytes());
+            }
+        }
+        h.finalize().to_hex()[..32].to_string()
+    }
+
+    /// Classes at or above `classes`: every class whose region holds one of them.
+    pub fn ancestors(&self, classes: &[Id]) -> Vec<Id> {
+        let mut seen: HashSet<Id> = classes.iter().map(|&c| self.egraph.find(c)).collect();
+        let mut order: Vec<Id> = seen.iter().copied().collect();
+        let mut next = 0;
+        while let Some(&class) = order.get(next) {
+            next += 1;
+            for parent in self.egraph[class].parents() {
+                let parent = self.egraph.find(parent);
+                if seen.insert(parent) {
+                    order.push(parent);
+                }
+            }
+        }
+        order
     }
 }
 
@@ -135,7 +341,7 @@ pub fn export(egraph: &EGraph, agent: &str, color: Color, known: &Materialized) 
     // Held terms, least key first: the first held term of a class names it.
     let mut held: Vec<(TermKey, Id)> = known.ids.iter().map(|(&k, &id)| (k, id)).collect();
     held.sort_unstable();
-    let mut present: HashSet<Math> = HashSet::with_capacity(held.len());
+    let mut present: HashSet<Math> = HashSet::with_capacity(known.egraph.total_size());
     let mut joined: HashSet<(Id, Id)> = HashSet::new();
     let mut derived: HashMap<Math, (String, Color)> = HashMap::new();
     for d in &egraph.analysis.derivations {
@@ -166,7 +372,11 @@ pub fn export(egraph: &EGraph, agent: &str, color: Color, known: &Materialized) 
             let why = provenance(&[&node, &canonical_node(named_id)]);
             facts.equalities.extend(Equality::new(key, class_name, why));
         }
-        present.insert(node);
+    }
+    // Every e-node the e-graph had before rewriting stands for held terms (or
+    // is a folded constant that every replica folds again).
+    for class in known.egraph.classes() {
+        present.extend(class.iter().map(|n| n.clone().map_children(|c| egraph.find(c))));
     }
     // Classes that hold no term yet, named by their cheapest node, children first.
     let extractor = CanonicalExtractor::new(egraph);

@@ -72,6 +72,9 @@ pub struct Facts {
     pub terms: Vec<Term>,
     /// New equalities.
     pub equalities: Vec<Equality>,
+    /// Terms submitted as goals: each is rewritten on its own budget (see
+    /// [`ReplicaState::roots`]).
+    pub roots: Vec<TermKey>,
 }
 
 /// Why a state or delta was refused. Nothing of it was applied.
@@ -91,18 +94,82 @@ pub enum ReplicaError {
     Reflexive(TermKey),
 }
 
+/// A fact, as the index by dot names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FactId {
+    Term(TermKey),
+    Equality(u128),
+    Root(TermKey),
+}
+
 /// The replicated e-graph state: a state-based CRDT.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ReplicaState {
     terms: BTreeMap<TermKey, (Term, Dot)>,
     equalities: BTreeMap<u128, (Equality, Dot)>,
+    /// Submitted roots, a grow-only set like the others.
+    roots: BTreeMap<TermKey, Dot>,
     clock: VectorClock,
+    /// The sum (mod 2^128) of a hash of every fact, kept as facts come: the
+    /// digest in constant time (see [`ReplicaState::digest`]).
+    fact_sum: u128,
+    /// Facts by the dot they were recorded with, so that `delta_since` costs
+    /// what the peer lacks, not the replica. A fact whose dot was lowered later
+    /// stays listed under the old one too; entries are checked against the
+    /// fact's current dot.
+    by_dot: BTreeMap<String, BTreeMap<u64, Vec<FactId>>>,
 }
 
-fn keep_least(slot: &mut Dot, dot: &Dot) {
-    if dot < slot {
+impl PartialEq for ReplicaState {
+    fn eq(&self, other: &Self) -> bool {
+        self.terms == other.terms
+            && self.equalities == other.equalities
+            && self.roots == other.roots
+            && self.clock == other.clock
+    }
+}
+
+impl Eq for ReplicaState {}
+
+/// A fact's share of the digest: a hash of a tag and its bytes.
+fn fact_hash(tag: &[u8], parts: &[&[u8]]) -> u128 {
+    let mut h = blake3::Hasher::new();
+    h.update(tag);
+    for part in parts {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().expect("16 bytes"))
+}
+
+fn term_hash(key: TermKey) -> u128 {
+    fact_hash(b"term", &[&key.0.to_le_bytes()])
+}
+
+fn root_hash(key: TermKey) -> u128 {
+    fact_hash(b"root", &[&key.0.to_le_bytes()])
+}
+
+fn equality_hash(eq: &Equality) -> u128 {
+    let p = &eq.provenance;
+    fact_hash(
+        b"equality",
+        &[
+            &eq.key().to_le_bytes(),
+            p.agent.as_bytes(),
+            p.rule.as_bytes(),
+            p.color.name().as_bytes(),
+        ],
+    )
+}
+
+/// Keeps the least dot; answers whether it changed.
+fn keep_least(slot: &mut Dot, dot: &Dot) -> bool {
+    let lower = dot < slot;
+    if lower {
         *slot = dot.clone();
     }
+    lower
 }
 
 /// One equality asserted twice: keep the least provenance, and the least dot
@@ -141,7 +208,18 @@ impl ReplicaState {
 
     /// Whether the replica holds no facts.
     pub fn is_empty(&self) -> bool {
-        self.terms.is_empty() && self.equalities.is_empty()
+        self.terms.is_empty() && self.equalities.is_empty() && self.roots.is_empty()
+    }
+
+    /// The submitted roots: terms someone asked the network to rewrite. Each is
+    /// a goal with its own rewriting budget; the terms under it are its region.
+    pub fn roots(&self) -> impl Iterator<Item = TermKey> + '_ {
+        self.roots.keys().copied()
+    }
+
+    /// Whether a term was submitted as a root.
+    pub fn is_root(&self, key: TermKey) -> bool {
+        self.roots.contains_key(&key)
     }
 
     /// A term by key.
@@ -180,17 +258,72 @@ impl ReplicaState {
                 delta.equalities.insert(key, (eq, placeholder.clone()));
             }
         }
+        for root in facts.roots {
+            if !self.roots.contains_key(&root) {
+                delta.roots.insert(root, placeholder.clone());
+            }
+        }
         if delta.is_empty() {
             return Ok(delta);
         }
         let dot = self.clock.tick(agent);
         delta.terms.values_mut().for_each(|(_, d)| *d = dot.clone());
         delta.equalities.values_mut().for_each(|(_, d)| *d = dot.clone());
-        delta.clock = VectorClock::of_event(dot);
+        delta.roots.values_mut().for_each(|d| *d = dot.clone());
+        delta.clock = VectorClock::of_event(dot.clone());
+        delta.fact_sum = delta.sum_of_facts();
+        self.fact_sum = self.fact_sum.wrapping_add(delta.fact_sum);
         self.terms.extend(delta.terms.iter().map(|(k, v)| (*k, v.clone())));
         self.equalities
             .extend(delta.equalities.iter().map(|(k, v)| (*k, v.clone())));
+        self.roots.extend(delta.roots.iter().map(|(k, d)| (*k, d.clone())));
+        delta.reindex();
+        for facts in delta.by_dot.values().flat_map(|m| m.values()) {
+            for &fact in facts {
+                self.index(&dot, fact);
+            }
+        }
         Ok(delta)
+    }
+
+    fn index(&mut self, dot: &Dot, fact: FactId) {
+        self.by_dot
+            .entry(dot.0.clone())
+            .or_default()
+            .entry(dot.1)
+            .or_default()
+            .push(fact);
+    }
+
+    /// Rebuilds the index by dot from the facts.
+    fn reindex(&mut self) {
+        let mut by_dot: BTreeMap<String, BTreeMap<u64, Vec<FactId>>> = BTreeMap::new();
+        let mut add = |dot: &Dot, fact: FactId| {
+            by_dot
+                .entry(dot.0.clone())
+                .or_default()
+                .entry(dot.1)
+                .or_default()
+                .push(fact);
+        };
+        for (k, (_, d)) in &self.terms {
+            add(d, FactId::Term(*k));
+        }
+        for (k, (_, d)) in &self.equalities {
+            add(d, FactId::Equality(*k));
+        }
+        for (k, d) in &self.roots {
+            add(d, FactId::Root(*k));
+        }
+        self.by_dot = by_dot;
+    }
+
+    /// The digest sum computed from scratch.
+    fn sum_of_facts(&self) -> u128 {
+        let terms = self.terms.keys().map(|&k| term_hash(k));
+        let equalities = self.equalities.values().map(|(e, _)| equality_hash(e));
+        let roots = self.roots.keys().map(|&k| root_hash(k));
+        terms.chain(equalities).chain(roots).fold(0u128, u128::wrapping_add)
     }
 
     /// Terms named (as a child or an equality side) but not held: the delta that
@@ -198,7 +331,12 @@ impl ReplicaState {
     pub fn pending(&self) -> BTreeSet<TermKey> {
         let named = self.terms.values().flat_map(|(t, _)| t.args.iter().copied());
         let sides = self.equalities.values().flat_map(|(e, _)| [e.lhs, e.rhs]);
-        named.chain(sides).filter(|k| !self.terms.contains_key(k)).collect()
+        let roots = self.roots.keys().copied();
+        named
+            .chain(sides)
+            .chain(roots)
+            .filter(|k| !self.terms.contains_key(k))
+            .collect()
     }
 
     /// Merges another state or delta into this one: set union and clock maximum.
@@ -215,11 +353,17 @@ impl ReplicaState {
         let mut stats = MergeStats::default();
         for (key, (term, dot)) in &other.terms {
             match self.terms.get_mut(key) {
-                Some((_, mine)) => keep_least(mine, dot),
+                Some((_, mine)) => {
+                    if keep_least(mine, dot) {
+                        self.index(dot, FactId::Term(*key));
+                    }
+                }
                 None => {
                     self.terms.insert(*key, (term.clone(), dot.clone()));
+                    self.index(dot, FactId::Term(*key));
+                    self.fact_sum = self.fact_sum.wrapping_add(term_hash(*key));
                     if let Some(j) = journal.as_deref_mut() {
-                        j.terms.insert(*key, (term.clone(), dot.clone()));
+                        j.insert_term(*key, term.clone(), dot.clone());
                     }
                     stats.new_terms += 1;
                 }
@@ -229,20 +373,43 @@ impl ReplicaState {
             let (eq, dot) = theirs;
             match self.equalities.get_mut(key) {
                 Some(mine) => {
-                    // A store must learn the provenance kept, or a replica restored
-                    // from it would disagree with its peers for good.
-                    if keep_least_assertion(mine, theirs)
-                        && let Some(j) = journal.as_deref_mut()
-                    {
-                        j.equalities.insert(*key, theirs.clone());
+                    let before = equality_hash(&mine.0);
+                    if keep_least_assertion(mine, theirs) {
+                        self.fact_sum = self.fact_sum.wrapping_sub(before).wrapping_add(equality_hash(eq));
+                        self.index(dot, FactId::Equality(*key));
+                        // A store must learn the provenance kept, or a replica restored
+                        // from it would disagree with its peers for good.
+                        if let Some(j) = journal.as_deref_mut() {
+                            j.insert_equality(*key, theirs.clone());
+                        }
                     }
                 }
                 None => {
                     self.equalities.insert(*key, (eq.clone(), dot.clone()));
+                    self.index(dot, FactId::Equality(*key));
+                    self.fact_sum = self.fact_sum.wrapping_add(equality_hash(eq));
                     if let Some(j) = journal.as_deref_mut() {
-                        j.equalities.insert(*key, (eq.clone(), dot.clone()));
+                        j.insert_equality(*key, (eq.clone(), dot.clone()));
                     }
                     stats.new_equalities += 1;
+                }
+            }
+        }
+        for (key, dot) in &other.roots {
+            match self.roots.get_mut(key) {
+                Some(mine) => {
+                    if keep_least(mine, dot) {
+                        self.index(dot, FactId::Root(*key));
+                    }
+                }
+                None => {
+                    self.roots.insert(*key, dot.clone());
+                    self.index(dot, FactId::Root(*key));
+                    self.fact_sum = self.fact_sum.wrapping_add(root_hash(*key));
+                    if let Some(j) = journal.as_deref_mut() {
+                        j.insert_root(*key, dot.clone());
+                    }
+                    stats.new_roots += 1;
                 }
             }
         }
@@ -258,7 +425,7 @@ impl ReplicaState {
         let mut parts = vec![ReplicaState::default()];
         let room = |parts: &mut Vec<ReplicaState>| {
             let last = parts.last().expect("a part");
-            if last.terms.len() + last.equalities.len() >= max_facts {
+            if last.terms.len() + last.equalities.len() + last.roots.len() >= max_facts {
                 parts.push(ReplicaState::default());
             }
         };
@@ -270,8 +437,14 @@ impl ReplicaState {
             room(&mut parts);
             parts.last_mut().expect("a part").equalities.insert(*k, v.clone());
         }
+        for (k, d) in &self.roots {
+            room(&mut parts);
+            parts.last_mut().expect("a part").roots.insert(*k, d.clone());
+        }
         for part in &mut parts {
             part.clock = self.clock.clone();
+            part.fact_sum = part.sum_of_facts();
+            part.reindex();
         }
         parts
     }
@@ -288,44 +461,83 @@ impl ReplicaState {
     /// one that has seen more): the clock it carries speaks for facts left out
     /// because `clock` had seen them.
     pub fn delta_since(&self, clock: &VectorClock) -> ReplicaState {
-        ReplicaState {
-            terms: self
-                .terms
-                .iter()
-                .filter(|(_, (_, d))| !clock.covers(d))
-                .map(|(k, v)| (*k, v.clone()))
-                .collect(),
-            equalities: self
-                .equalities
-                .iter()
-                .filter(|(_, (_, d))| !clock.covers(d))
-                .map(|(k, v)| (*k, v.clone()))
-                .collect(),
+        let mut out = ReplicaState {
             clock: self.clock.clone(),
+            ..ReplicaState::default()
+        };
+        for (actor, by_counter) in &self.by_dot {
+            for (&n, facts) in by_counter.range(clock.get(actor).saturating_add(1)..) {
+                let dot = Dot(actor.clone(), n);
+                if clock.covers(&dot) {
+                    continue;
+                }
+                for &fact in facts {
+                    match fact {
+                        FactId::Term(k) => {
+                            if let Some(v) = self.terms.get(&k).filter(|(_, d)| *d == dot) {
+                                out.terms.insert(k, v.clone());
+                            }
+                        }
+                        FactId::Equality(k) => {
+                            if let Some(v) = self.equalities.get(&k).filter(|(_, d)| *d == dot) {
+                                out.equalities.insert(k, v.clone());
+                            }
+                        }
+                        FactId::Root(k) => {
+                            if let Some(d) = self.roots.get(&k).filter(|d| **d == dot) {
+                                out.roots.insert(k, d.clone());
+                            }
+                        }
+                    }
+                }
+            }
         }
+        out.reindex();
+        out.with_sum()
     }
 
     /// A digest of the facts and each equality's kept provenance (not the
-    /// clock or the dots): replicas holding the same facts agree.
+    /// clock or the dots): replicas holding the same facts agree. It is the sum
+    /// (mod 2^128) of a BLAKE3 hash of each fact, kept up to date as facts
+    /// arrive, so it costs nothing to ask. A sum is not collision resistant
+    /// against someone choosing facts to forge one (Wagner's generalised
+    /// birthday attack): it is a fast "probably in sync" check between agents
+    /// of one network, never a proof of content.
     pub fn digest(&self) -> String {
-        let mut h = blake3::Hasher::new();
-        h.update(b"terms");
-        for key in self.terms.keys() {
-            h.update(&key.0.to_le_bytes());
+        format!("{:032x}", self.fact_sum)
+    }
+
+    fn with_sum(mut self) -> Self {
+        self.fact_sum = self.sum_of_facts();
+        self
+    }
+
+    fn indexed(mut self) -> Self {
+        self.reindex();
+        self
+    }
+
+    fn insert_term(&mut self, key: TermKey, term: Term, dot: Dot) {
+        self.index(&dot, FactId::Term(key));
+        if self.terms.insert(key, (term, dot)).is_none() {
+            self.fact_sum = self.fact_sum.wrapping_add(term_hash(key));
         }
-        h.update(b"equalities");
-        for (key, (eq, _)) in &self.equalities {
-            h.update(&key.to_le_bytes());
-            for part in [
-                eq.provenance.agent.as_str(),
-                eq.provenance.rule.as_str(),
-                eq.provenance.color.name(),
-            ] {
-                h.update(&(part.len() as u64).to_le_bytes());
-                h.update(part.as_bytes());
-            }
+    }
+
+    fn insert_equality(&mut self, key: u128, assertion: (Equality, Dot)) {
+        self.index(&assertion.1, FactId::Equality(key));
+        let added = equality_hash(&assertion.0);
+        if let Some((old, _)) = self.equalities.insert(key, assertion) {
+            self.fact_sum = self.fact_sum.wrapping_sub(equality_hash(&old));
         }
-        h.finalize().to_hex()[..32].to_string()
+        self.fact_sum = self.fact_sum.wrapping_add(added);
+    }
+
+    fn insert_root(&mut self, key: TermKey, dot: Dot) {
+        self.index(&dot, FactId::Root(key));
+        if self.roots.insert(key, dot).is_none() {
+            self.fact_sum = self.fact_sum.wrapping_add(root_hash(key));
+        }
     }
 
     /// Keys of terms this replica has and `other` lacks.
@@ -353,6 +565,8 @@ pub struct MergeStats {
     pub new_terms: usize,
     /// Equalities that were new here.
     pub new_equalities: usize,
+    /// Roots that were new here.
+    pub new_roots: usize,
 }
 
 /// A fact's dot as it travels: `["agent", n]`.
@@ -410,6 +624,9 @@ struct WireState {
     terms: BTreeMap<TermKey, WireFactTerm>,
     #[serde(default)]
     equalities: Vec<WireEquality>,
+    /// Submitted roots with their dots; absent when there are none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    roots: BTreeMap<TermKey, Dot>,
 }
 
 impl Serialize for ReplicaState {
@@ -433,6 +650,7 @@ impl Serialize for ReplicaState {
                     dot: d.clone(),
                 })
                 .collect(),
+            roots: self.roots.clone(),
         }
         .serialize(s)
     }
@@ -477,11 +695,19 @@ impl TryFrom<WireState> for ReplicaState {
                 }
             }
         }
+        for dot in w.roots.values() {
+            check_dot(dot)?;
+        }
         Ok(ReplicaState {
             terms,
             equalities,
+            roots: w.roots,
             clock: w.clock,
-        })
+            fact_sum: 0,
+            by_dot: BTreeMap::new(),
+        }
+        .with_sum()
+        .indexed())
     }
 }
 

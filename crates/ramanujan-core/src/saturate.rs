@@ -207,6 +207,35 @@ pub fn run_phase(
     run_phase_with(egraph, rules, color, scheduler, limits, deadline)
 }
 
+/// One bounded rewriting step of one colour on `egraph`: at most `iterations`
+/// iterations, each rule's matches per iteration capped at `growth`, stopping
+/// once the e-graph has grown by `growth` e-nodes (checked between iterations,
+/// so one iteration may overshoot by at most the rules' capped matches). Every
+/// match within the cap is applied: a step never starts with a rule banned, as
+/// egg's backoff would each time afresh.
+pub fn run_step(
+    egraph: EGraph,
+    rules: &RuleBook,
+    color: Color,
+    growth: usize,
+    iterations: usize,
+    deadline: Instant,
+) -> (EGraph, PhaseReport) {
+    let limits = Limits {
+        nodes: egraph.total_size().saturating_add(growth),
+        iterations,
+        time: deadline.saturating_duration_since(Instant::now()),
+    };
+    run_phase_with(
+        egraph,
+        rules,
+        color,
+        PhaseScheduler::Capped(growth.max(1)),
+        limits,
+        deadline,
+    )
+}
+
 fn run_phase_with(
     egraph: EGraph,
     rules: &RuleBook,

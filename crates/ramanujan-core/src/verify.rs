@@ -11,7 +11,7 @@ use crate::constant::Constant;
 use crate::lang::{Expr, Math};
 use crate::modular::{self, Program};
 use crate::rules::ColoredRewrite;
-use egg::{FlatTerm, Id, Runner, Symbol};
+use egg::{FlatTerm, Id, Language, Runner, Symbol};
 use num_rational::BigRational;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -82,7 +82,21 @@ impl Verdict {
 /// can be, exactly over the rationals otherwise; a counterexample is reported in
 /// exact rationals either way.
 pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
-    let digest = blake3::hash(format!("{lhs}={rhs}").as_bytes());
+    let mut h = blake3::Hasher::new();
+    for (side, expr) in [(b'l', lhs), (b'r', rhs)] {
+        h.update(&[side]);
+        // Node by node (operator, then child positions): the same seed on every
+        // agent, without printing the expressions.
+        for node in expr.as_ref() {
+            let op = node.to_string();
+            h.update(&(op.len() as u64).to_le_bytes());
+            h.update(op.as_bytes());
+            for &child in node.children() {
+                h.update(&(usize::from(child) as u64).to_le_bytes());
+            }
+        }
+    }
+    let digest = h.finalize();
     let seed = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"));
     let mut names = BTreeSet::new();
     symbols(lhs, &mut names);

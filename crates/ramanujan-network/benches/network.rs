@@ -8,7 +8,8 @@
 //!    same terms, and the size of its redb store.
 //!
 //! `cargo bench -p ramanujan-network --bench network` (needs `nats-server` on PATH).
-//! `-- quick` runs fewer samples; `-- throughput` only the messages/s part.
+//! `-- quick` runs fewer samples; `-- throughput` only the messages/s part; `-- settled` only the time
+//! to settled of a new submission after 0, 100 and 1,000 earlier ones.
 
 use agent_orchestrator::Network;
 use agent_orchestrator::agent::{Agent, WorkLimits};
@@ -95,9 +96,17 @@ fn topology(agents: usize) -> TopologyKind {
 /// Small rewriting budget: latency measures the network, not saturation.
 fn work() -> WorkLimits {
     WorkLimits {
-        max_terms: 4_000,
         step_nodes: 500,
         step_iterations: 2,
+        goal_nodes: 500,
+        ..WorkLimits::default()
+    }
+}
+
+/// No rewriting at all: every submission's iteration budget is zero.
+fn no_rewriting() -> WorkLimits {
+    WorkLimits {
+        goal_iterations: 0,
         ..WorkLimits::default()
     }
 }
@@ -128,13 +137,7 @@ fn mode(rewriting: bool) -> (WorkLimits, &'static str) {
     if rewriting {
         (work(), "+rewriting")
     } else {
-        (
-            WorkLimits {
-                max_terms: 0,
-                ..WorkLimits::default()
-            },
-            "replication",
-        )
+        (no_rewriting(), "replication")
     }
 }
 
@@ -222,12 +225,8 @@ async fn nats_latency(agents: usize, samples: usize, rewriting: bool) {
 async fn nats_throughput(submissions: usize, persist: bool) {
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).unwrap();
-    let no_rewriting = WorkLimits {
-        max_terms: 0,
-        ..WorkLimits::default()
-    };
     let data_dir = persist.then(|| dir.path().join("data"));
-    let (network, stop) = nats_network(&broker, 9, no_rewriting, data_dir).await;
+    let (network, stop) = nats_network(&broker, 9, no_rewriting(), data_dir).await;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let exprs: Vec<Expr> = (0..submissions)
         .map(|_| parse_expr(&random_expr(&mut rng, 3, 1_000_000)).unwrap())
@@ -396,8 +395,67 @@ fn memory() {
     );
 }
 
+/// Waits until the submission `id` is settled (bounded).
+async fn wait_settled(network: &dyn Network, id: &str) {
+    let started = Instant::now();
+    while !network.submission(id.to_string()).await.unwrap().settled {
+        assert!(started.elapsed() < Duration::from_secs(300), "{id} did not settle");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Time to `settled` for one new submission (random, depth 3, five
+/// variables) on 9 agents in process, after `history` earlier ones have all
+/// settled; with each submission's default budget. Also the heap per agent.
+async fn settled_after(history: &[usize], samples: usize) {
+    let network = InProcessNetwork::start(NetworkConfig {
+        topology: topology(9),
+        sync_interval: Duration::from_millis(100),
+        ..NetworkConfig::default()
+    })
+    .unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut submitted = 0;
+    for &n in history {
+        while submitted < n {
+            let expr = parse_expr(&random_expr(&mut rng, 3, 5)).unwrap();
+            let id = network.submit(expr).await.expect("submitted").id;
+            wait_settled(network.as_ref(), &id).await;
+            submitted += 1;
+        }
+        let mut times = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            let expr = parse_expr(&random_expr(&mut rng, 3, 5)).unwrap();
+            let started = Instant::now();
+            let id = network.submit(expr).await.expect("submitted").id;
+            wait_settled(network.as_ref(), &id).await;
+            times.push(started.elapsed());
+            submitted += 1;
+        }
+        let facts = network
+            .replica("agent-0")
+            .map_or(0, |r| r.term_count() + r.equality_count());
+        report(&format!("settled after {n}, in process, 9 agents"), times);
+        println!(
+            "    {facts} facts per replica, heap {:.1} MB per agent",
+            live() as f64 / 9.0 / 1e6
+        );
+    }
+    network.shutdown();
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
+    if std::env::args().any(|a| a == "settled") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let history: &[usize] = if quick { &[0, 100] } else { &[0, 100, 1_000] };
+        runtime.block_on(settled_after(history, if quick { 10 } else { 40 }));
+        return;
+    }
     let samples = if quick { 10 } else { 40 };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -2,7 +2,7 @@
 
 use crate::redb_store::RedbStore;
 use crate::transport::{InProcessTransport, Transport};
-use agent_orchestrator::agent::{Agent, LogEntry, WorkLimits};
+use agent_orchestrator::agent::{Agent, LogEntry, Share, WorkLimits};
 use agent_orchestrator::network::{
     AgentState, AgentSummary, BoxFuture, Lifecycle, Network, NetworkError, NetworkStatus, Submission, SubmissionStatus,
 };
@@ -81,7 +81,7 @@ struct Blueprint {
     neighbors: Vec<String>,
     known: HashSet<String>,
     work: WorkLimits,
-    rewrites: bool,
+    share: Share,
 }
 
 impl Blueprint {
@@ -96,9 +96,7 @@ impl Blueprint {
             self.known.clone(),
             self.work,
         );
-        if !self.rewrites {
-            agent.delegate_rewriting();
-        }
+        agent.set_share(self.share);
         agent.number_messages_from(first_sequence_number());
         agent.restore(saved);
         Ok(agent)
@@ -179,7 +177,7 @@ impl InProcessNetwork {
                 neighbors: topology.neighbors[i].iter().map(|&j| ids[j].clone()).collect(),
                 known: known.clone(),
                 work: config.work,
-                rewrites: topology.rewrites(i),
+                share: topology.share(i),
             };
             let mut store: Box<dyn ReplicaStore> = match &config.data_dir {
                 Some(dir) => Box::new(RedbStore::for_agent(dir, id).map_err(|e| e.to_string())?),
@@ -303,11 +301,17 @@ impl InProcessNetwork {
     }
 
     /// Submits an expression through the next entry agent (round robin).
-    pub fn submit_expr(&self, expr: &Expr) -> Submission {
+    pub fn submit_expr(&self, expr: &Expr) -> Result<Submission, NetworkError> {
         let entry = self.next_entry.fetch_add(1, Ordering::Relaxed) as usize % self.ids.len();
         let id = &self.ids[entry];
         let slot = &self.slots[id];
-        let (root, out) = lock(&slot.agent).submit(expr);
+        let (root, out) = {
+            let mut agent = lock(&slot.agent);
+            if let Some(full) = agent.refuses_submissions() {
+                return Err(NetworkError::Unavailable(full));
+            }
+            agent.submit(expr)
+        };
         // Durable before it is acknowledged.
         slot.save();
         for envelope in out {
@@ -320,11 +324,11 @@ impl InProcessNetwork {
         };
         // A resubmission is the same submission: the first entry agent stays.
         let mut submissions = lock(&self.submissions);
-        submissions
+        Ok(submissions
             .entry(root.to_string())
             .or_insert((submission, root))
             .0
-            .clone()
+            .clone())
     }
 
     /// Where a submission has got to (what `GET /agents/submissions/{id}` answers).
@@ -511,7 +515,7 @@ impl Network for InProcessNetwork {
     }
 
     fn submit(&self, expr: Expr) -> BoxFuture<'_, Result<Submission, NetworkError>> {
-        ready(Ok(self.submit_expr(&expr)))
+        ready(self.submit_expr(&expr))
     }
 
     fn submission(&self, id: String) -> BoxFuture<'_, Result<SubmissionStatus, NetworkError>> {

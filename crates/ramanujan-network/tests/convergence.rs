@@ -25,10 +25,14 @@ fn config(loss: f64) -> NetworkConfig {
         topology: TopologyKind::Sierpinski,
         sync_interval: Duration::from_millis(100),
         loss,
+        // Each submission's budget keeps rewriting (and so the replicas) small:
+        // this test is about replication.
         work: WorkLimits {
-            max_terms: 3_000,
             step_nodes: 500,
             step_iterations: 2,
+            goal_nodes: 100,
+            goal_iterations: 8,
+            max_terms: 1_000_000,
             ..WorkLimits::default()
         },
         ..NetworkConfig::default()
@@ -43,7 +47,7 @@ fn submit_and_converge(network: &InProcessNetwork, seed: u64) -> Duration {
     let started = Instant::now();
     for _ in 0..200 {
         let expr = parse_expr(&random_expr(&mut rng, 3)).unwrap();
-        roots.push(network.submit_expr(&expr).id);
+        roots.push(network.submit_expr(&expr).unwrap().id);
     }
     while !network.is_converged() {
         assert!(
@@ -106,7 +110,7 @@ fn crashed_agents_restart_from_their_store_and_a_restarted_network_restores_ever
     let mut roots = Vec::new();
     for i in 0..60 {
         let expr = parse_expr(&random_expr(&mut rng, 3)).unwrap();
-        roots.push(network.submit_expr(&expr).id);
+        roots.push(network.submit_expr(&expr).unwrap().id);
         if i == 20 || i == 40 {
             // Two agents lose their memory mid-run, one of them the next entry agent.
             network.restart_agent("agent-3").unwrap();

@@ -70,6 +70,7 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
 
     let good = Body::Event {
         delta: event_from("agent-1", "(+ a b)"),
+        about: Vec::new(),
     };
     publish(&js, "garbage", b"\x00not json{".to_vec()).await;
     let unknown_field = json!({"envelope": {"from": "agent-1", "to": "agent-0", "seq": 1,
@@ -88,7 +89,15 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
     publish(
         &js,
         "forged",
-        envelope("agent-1", "agent-0", 4, Body::Event { delta: two_events }),
+        envelope(
+            "agent-1",
+            "agent-0",
+            4,
+            Body::Event {
+                delta: two_events,
+                about: Vec::new(),
+            },
+        ),
     )
     .await;
 

@@ -64,9 +64,16 @@ pub struct NetworkArgs {
     /// and repaired by anti-entropy), or its batch from the broker.
     #[arg(long, env = "MAX_BUFFER_SIZE", default_value_t = 1024)]
     pub max_buffer_size: usize,
-    /// An agent stops rewriting once its replica holds this many terms (replication goes on).
-    #[arg(long, env = "MAX_TERMS", default_value_t = 20_000)]
+    /// An agent whose replica holds this many terms refuses new submissions
+    /// (503) and stops rewriting; replication goes on.
+    #[arg(long, env = "MAX_TERMS", default_value_t = 200_000)]
     pub max_terms: usize,
+    /// Terms one submission's rewriting may add, per colour (its node budget).
+    #[arg(long, env = "GOAL_NODES", default_value_t = 10_000)]
+    pub goal_nodes: usize,
+    /// Iterations one submission's rewriting may take, per colour.
+    #[arg(long, env = "GOAL_ITERATIONS", default_value_t = 60)]
+    pub goal_iterations: usize,
     /// Where agents keep their replicas (one redb file each).
     #[arg(long, env = "DATA_DIR", default_value = "ramanujan-data")]
     pub data_dir: PathBuf,
@@ -151,6 +158,8 @@ impl NetworkArgs {
     pub fn work_limits(&self) -> agent_orchestrator::agent::WorkLimits {
         agent_orchestrator::agent::WorkLimits {
             max_terms: self.max_terms,
+            goal_nodes: self.goal_nodes,
+            goal_iterations: self.goal_iterations,
             ..Default::default()
         }
     }

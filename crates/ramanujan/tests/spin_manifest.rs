@@ -271,7 +271,7 @@ fn the_checks_refuse_what_spin_refuses() {
     let broken = text
         .replacen("agents = \"{{ agents }}\"", "agents = \"{{ agent_list }}\"", 1)
         .replacen(
-            "max_terms = { default = \"20000\" }",
+            "max_terms = { default = \"200000\" }",
             "max_terms = { secret = true }",
             1,
         );

@@ -15,7 +15,8 @@
 //! | `num_agents`, `degree`, `topology_seed` | a `ramanujan` topology | 48, 4, 1069 |
 //! | `component_id` | reported as the agents' `node_id` | `agent-orchestrator` |
 //! | `saturation_timeout_ms` | time of one rewriting step | 500 |
-//! | `max_terms` | no rewriting beyond this many terms | 20000 |
+//! | `max_terms` | no new submissions and no rewriting beyond this many terms | 200000 |
+//! | `goal_nodes` | terms one submission's rewriting may add, per colour | 10000 |
 //! | `kv_store` | the key-value store label | `default` |
 
 mod platform;
@@ -68,7 +69,8 @@ fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>),
         None => (0..size).collect(),
     };
     let work = WorkLimits {
-        max_terms: number("max_terms", 20_000)? as usize,
+        max_terms: number("max_terms", 200_000)? as usize,
+        goal_nodes: number("goal_nodes", 10_000)? as usize,
         step_time: Duration::from_millis(number("saturation_timeout_ms", 500)?),
         ..WorkLimits::default()
     };

@@ -22,6 +22,7 @@ const NAMES: &[&str] = &[
     "component_id",
     "saturation_timeout_ms",
     "max_terms",
+    "goal_nodes",
     "kv_store",
 ];
 

@@ -188,12 +188,19 @@ impl Process {
                     }
                 }
                 Ok(Inbound::Submit { request, expression }) => match parse_expr(&expression) {
+                    Ok(_) if let Some(full) = self.agent.refuses_submissions() => acks.push(SubmitAck {
+                        request,
+                        root: None,
+                        error: Some(full),
+                        unavailable: true,
+                    }),
                     Ok(expr) => {
                         let (root, sent) = self.agent.submit(&expr);
                         out.extend(sent);
                         acks.push(SubmitAck {
                             request,
                             root: Some(root.to_string()),
+                            unavailable: false,
                             error: None,
                         });
                     }
@@ -201,6 +208,7 @@ impl Process {
                         request,
                         root: None,
                         error: Some(e.to_string()),
+                        unavailable: false,
                     }),
                 },
                 Err(e) => {

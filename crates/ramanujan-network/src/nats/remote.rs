@@ -379,6 +379,13 @@ impl Network for NatsNetwork {
                         let mut submissions = lock(&self.submissions);
                         return Ok(submissions.entry(root).or_insert(submission).clone());
                     }
+                    Ok(SubmitAck {
+                        error,
+                        unavailable: true,
+                        ..
+                    }) => {
+                        return Err(NetworkError::Unavailable(error.unwrap_or_else(|| "refused".into())));
+                    }
                     Ok(SubmitAck { error, .. }) => {
                         return Err(NetworkError::Invalid(error.unwrap_or_else(|| "refused".into())));
                     }

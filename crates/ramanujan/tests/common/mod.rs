@@ -75,8 +75,9 @@ pub const NETWORK_FLAGS: [&str; 8] = [
     "300",
     "--health-timeout",
     "1000",
-    "--max-terms",
-    "3000",
+    // Each submission's rewriting stays small, so debug-built agents keep up.
+    "--goal-nodes",
+    "50",
     "--log-level",
     "warn",
 ];

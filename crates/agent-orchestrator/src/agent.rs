@@ -41,13 +41,13 @@ pub struct WorkLimits {
 impl Default for WorkLimits {
     fn default() -> Self {
         WorkLimits {
-            max_terms: 20_000,
+            max_terms: 200_000,
             step_nodes: 2_000,
             step_iterations: 3,
             step_time: Duration::from_secs(2),
             verify_per_message: 64,
             goal_iterations: 60,
-            goal_nodes: 10_000,
+            goal_nodes: 2_000,
         }
     }
 }

@@ -69,7 +69,7 @@ pub struct NetworkArgs {
     #[arg(long, env = "MAX_TERMS", default_value_t = 200_000)]
     pub max_terms: usize,
     /// Terms one submission's rewriting may add, per colour (its node budget).
-    #[arg(long, env = "GOAL_NODES", default_value_t = 10_000)]
+    #[arg(long, env = "GOAL_NODES", default_value_t = 2_000)]
     pub goal_nodes: usize,
     /// Iterations one submission's rewriting may take, per colour.
     #[arg(long, env = "GOAL_ITERATIONS", default_value_t = 60)]

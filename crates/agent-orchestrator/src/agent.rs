@@ -545,11 +545,6 @@ impl Agent {
         }
     }
 
-    /// The canonical form of a held term (from its region, cached until the replica changes).
-    pub fn canonical(&self, root: TermKey) -> Option<String> {
-        self.view(root).and_then(|v| v.canonical)
-    }
-
     fn view(&self, root: TermKey) -> Option<RegionView> {
         let views = || self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((generation, view)) = views().get(&root)

@@ -5,11 +5,8 @@ use crate::agent::{Agent, Counters, LogEntry, Rewriting};
 use crate::protocol::Envelope;
 use crate::topology::Spectrum;
 use ramanujan_core::clock::VectorClock;
-use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::lang::Expr;
-use ramanujan_core::materialize::Materialized;
 use ramanujan_core::replica::ReplicaState;
-use ramanujan_core::term::TermKey;
 use ramanujan_core::{Color, Polarity};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -344,16 +341,6 @@ pub trait Network: Send + Sync + 'static {
     fn degraded(&self) -> Option<String> {
         None
     }
-}
-
-/// The canonical form of a term in a replica (deterministic on every replica
-/// holding the same facts).
-pub fn canonical_of(replica: &ReplicaState, root: TermKey) -> Option<String> {
-    let m = Materialized::new(replica);
-    let class = m.class_of(root)?;
-    CanonicalExtractor::new(&m.egraph)
-        .expr(&m.egraph, class)
-        .map(|e| e.to_string())
 }
 
 #[cfg(test)]

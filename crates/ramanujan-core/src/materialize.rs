@@ -135,7 +135,7 @@ impl Materialized {
 
     /// The classes of a term's region: its class and every class below it, at
     /// most `depth` steps down (`usize::MAX`: all of them).
-    pub fn region_classes(&self, root: TermKey, depth: usize) -> Vec<Id> {
+    fn region_classes(&self, root: TermKey, depth: usize) -> Vec<Id> {
         let Some(start) = self.class_of(root) else {
             return Vec::new();
         };

@@ -810,11 +810,16 @@ impl Agent {
                 goal.stop = None;
                 continue;
             };
+            // The whole region's fingerprint, as status queries see it: a step
+            // that finds nothing new is not repeated until that changes.
+            let Some(fingerprint) = self.view(root).map(|v| v.fingerprint) else {
+                continue;
+            };
             self.counters.rewrite_steps += 1;
             self.working = Some(root);
             return Some(WorkJob {
                 root,
-                fingerprint: region.fingerprint(),
+                fingerprint,
                 color: self.color,
                 actor: self.actor.clone(),
                 region,
@@ -939,8 +944,10 @@ impl WorkJob {
     /// (`limits.nodes` is what it may add), and exports what it added.
     pub fn run(self) -> WorkDone {
         let deadline = Instant::now() + self.limits.time;
+        let root = self.region.class_of(self.root).expect("a region holds its root");
         let (egraph, phase) = run_step(
             self.region.egraph.clone(),
+            root,
             &self.rules,
             self.color,
             self.limits.nodes,

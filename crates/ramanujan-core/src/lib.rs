@@ -23,6 +23,7 @@ pub mod extract;
 pub mod lang;
 pub mod materialize;
 pub mod modular;
+mod nearest;
 pub mod parse;
 pub mod replica;
 pub mod rules;

@@ -207,14 +207,16 @@ pub fn run_phase(
     run_phase_with(egraph, rules, color, scheduler, limits, deadline)
 }
 
-/// One bounded rewriting step of one colour on `egraph`: at most `iterations`
-/// iterations, each rule's matches per iteration capped at `growth`, stopping
-/// once the e-graph has grown by `growth` e-nodes (checked between iterations,
-/// so one iteration may overshoot by at most the rules' capped matches). Every
-/// match within the cap is applied: a step never starts with a rule banned, as
-/// egg's backoff would each time afresh.
+/// One bounded rewriting step of one colour on `egraph`, aimed at the class
+/// `root`: at most `iterations` iterations, stopping once the e-graph has grown
+/// by `growth` e-nodes. Each iteration applies the matches that would change
+/// the e-graph nearest `root` first, as many as the growth left allows (so one
+/// iteration may overshoot by the right-hand sides of those matches): a step
+/// spends its budget on the submission before what lies deep below it, and
+/// never starts with a rule banned, as egg's backoff would each time afresh.
 pub fn run_step(
     egraph: EGraph,
+    root: Id,
     rules: &RuleBook,
     color: Color,
     growth: usize,
@@ -222,25 +224,21 @@ pub fn run_step(
     deadline: Instant,
 ) -> (EGraph, PhaseReport) {
     let limits = Limits {
-        nodes: egraph.total_size().saturating_add(growth),
+        // The scheduler stops the growth; the runner's limit only backs it up.
+        nodes: usize::MAX,
         iterations,
         time: deadline.saturating_duration_since(Instant::now()),
     };
-    run_phase_with(
-        egraph,
-        rules,
-        color,
-        PhaseScheduler::Capped(growth.max(1)),
-        limits,
-        deadline,
-    )
+    let node_limit = egraph.total_size().saturating_add(growth.max(1));
+    let scheduler = crate::nearest::NearestFirst::new(root, node_limit);
+    run_phase_with(egraph, rules, color, scheduler, limits, deadline)
 }
 
 fn run_phase_with(
     egraph: EGraph,
     rules: &RuleBook,
     color: Color,
-    scheduler: PhaseScheduler,
+    scheduler: impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> + 'static,
     limits: Limits,
     deadline: Instant,
 ) -> (EGraph, PhaseReport) {

@@ -1,0 +1,186 @@
+//! Goal-directed rule scheduling: when one rewriting step may not apply every
+//! match, it applies those nearest the submission's root first.
+//!
+//! A step of the agent network rewrites one submission's region within what is
+//! left of its budget. egg's schedulers pick matches in e-class order, so a
+//! budget can be spent on classes deep below the root (shared with many other
+//! submissions) while the rewrite the submission itself needs (say, factoring
+//! at its root) never gets a turn. [`NearestFirst`] ranks every match that would
+//! change the e-graph by how far its class is from the root, and keeps the
+//! nearest ones that fit the budget.
+
+use crate::analysis::{ColoredAnalysis, EGraph};
+use crate::lang::Math;
+use crate::rules::ColoredRewrite;
+use egg::{ENodeOrVar, Id, Language, RewriteScheduler, RunnerLimits, RunnerResult, SearchMatches, StopReason, Subst};
+use std::collections::{HashMap, VecDeque};
+
+/// A scheduler that applies, each iteration, at most as many matches as the
+/// step may still grow by, nearest the root first.
+#[derive(Debug)]
+pub(crate) struct NearestFirst {
+    root: Id,
+    /// Total e-nodes at which the step stops.
+    node_limit: usize,
+    /// Whether the last search left out matches that would change the e-graph
+    /// (then the iteration cannot count as saturated).
+    truncated: bool,
+}
+
+impl NearestFirst {
+    /// Ranks matches by their distance from `root`; the step stops growing at
+    /// `node_limit` total e-nodes.
+    pub(crate) fn new(root: Id, node_limit: usize) -> Self {
+        NearestFirst {
+            root,
+            node_limit,
+            truncated: false,
+        }
+    }
+}
+
+/// Distance, in e-node edges, of each class below `root` (`root` itself is 0).
+fn distances(egraph: &EGraph, root: Id) -> HashMap<Id, usize> {
+    let root = egraph.find(root);
+    let mut distance = HashMap::from([(root, 0)]);
+    let mut queue = VecDeque::from([root]);
+    while let Some(class) = queue.pop_front() {
+        let next = distance[&class] + 1;
+        for node in &egraph[class].nodes {
+            for &child in node.children() {
+                let child = egraph.find(child);
+                distance.entry(child).or_insert_with(|| {
+                    queue.push_back(child);
+                    next
+                });
+            }
+        }
+    }
+    distance
+}
+
+/// Whether applying `rewrite` at `class` with `subst` would change nothing: its
+/// right-hand side is already an e-node of `class`. (A rewrite without a
+/// pattern on the right is assumed to change something.)
+fn changes_nothing(egraph: &EGraph, rewrite: &ColoredRewrite, class: Id, subst: &Subst) -> bool {
+    let Some(rhs) = rewrite.applier.get_pattern_ast() else {
+        return false;
+    };
+    let mut ids: Vec<Id> = Vec::with_capacity(rhs.as_ref().len());
+    for node in rhs.as_ref() {
+        let id = match node {
+            ENodeOrVar::Var(v) => subst[*v],
+            ENodeOrVar::ENode(node) => {
+                let node = node.clone().map_children(|i| ids[usize::from(i)]);
+                match egraph.lookup(node) {
+                    Some(id) => id,
+                    None => return false,
+                }
+            }
+        };
+        ids.push(id);
+    }
+    ids.last().is_some_and(|&id| egraph.find(id) == egraph.find(class))
+}
+
+impl RewriteScheduler<Math, ColoredAnalysis> for NearestFirst {
+    fn can_stop(&mut self, _iteration: usize) -> bool {
+        !self.truncated
+    }
+
+    fn search_rewrites<'a>(
+        &mut self,
+        iteration: usize,
+        egraph: &EGraph,
+        rewrites: &[&'a ColoredRewrite],
+        limits: &RunnerLimits,
+    ) -> RunnerResult<Vec<Vec<SearchMatches<'a, Math>>>> {
+        let room = self.node_limit.saturating_sub(egraph.total_size());
+        if room == 0 {
+            return Err(StopReason::NodeLimit(egraph.total_size()));
+        }
+        let distance = distances(egraph, self.root);
+        // (distance, rule, class, match): those that would change the e-graph.
+        let mut candidates: Vec<(usize, usize, Id, Subst)> = Vec::new();
+        for (rule, rewrite) in rewrites.iter().enumerate() {
+            for found in rewrite.search(egraph) {
+                let away = distance.get(&egraph.find(found.eclass)).copied().unwrap_or(usize::MAX);
+                candidates.extend(
+                    found
+                        .substs
+                        .into_iter()
+                        .filter(|s| !changes_nothing(egraph, rewrite, found.eclass, s))
+                        .map(|s| (away, rule, found.eclass, s)),
+                );
+            }
+            limits.check_limits(iteration, egraph)?;
+        }
+        // Stable: equal keys keep egg's order, so the choice is deterministic.
+        candidates.sort_by_key(|&(away, rule, class, _)| (away, rule, class));
+        self.truncated = candidates.len() > room;
+        candidates.truncate(room);
+        let mut chosen: Vec<Vec<SearchMatches<'a, Math>>> = rewrites.iter().map(|_| Vec::new()).collect();
+        for (_, rule, eclass, subst) in candidates {
+            let matches = &mut chosen[rule];
+            match matches.last_mut() {
+                Some(last) if last.eclass == eclass => last.substs.push(subst),
+                _ => matches.push(SearchMatches {
+                    eclass,
+                    substs: vec![subst],
+                    ast: None,
+                }),
+            }
+        }
+        Ok(chosen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::{ColoredAnalysis, EGraph};
+    use crate::color::Color;
+    use crate::parse::parse_expr;
+    use crate::rules::RuleBook;
+    use crate::saturate::run_step;
+    use std::time::{Duration, Instant};
+
+    fn graph(expr: &str) -> (EGraph, egg::Id) {
+        let mut egraph = EGraph::new(ColoredAnalysis::new(true));
+        let root = egraph.add_expr(&parse_expr(expr).unwrap());
+        egraph.rebuild();
+        (egraph, root)
+    }
+
+    fn step(egraph: EGraph, root: egg::Id, color: Color, growth: usize) -> (EGraph, String) {
+        let rules = RuleBook::new(true, &[]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (egraph, report) = run_step(egraph, root, &rules, color, growth, 1, deadline);
+        (egraph, report.stop_reason)
+    }
+
+    /// With room for one new e-node, the factoring at the root wins over the
+    /// factorings deeper down, which egg would find first (their classes are older).
+    #[test]
+    fn a_small_budget_goes_to_the_root_first() {
+        let (egraph, root) = graph("(+ (* a (+ (* p q) (* p r))) (* a (+ (* s t) (* s u))))");
+        let (egraph, stop) = step(egraph, root, Color::Blue, 1);
+        let factored = parse_expr("(* a (+ (+ (* p q) (* p r)) (+ (* s t) (* s u))))").unwrap();
+        assert_eq!(egraph.lookup_expr(&factored), Some(egraph.find(root)));
+        for deep in ["(* p (+ q r))", "(* s (+ t u))"] {
+            assert_eq!(egraph.lookup_expr(&parse_expr(deep).unwrap()), None, "{deep}");
+        }
+        // Matches were left out: the step did not saturate.
+        assert_ne!(stop, "saturated");
+    }
+
+    /// Matches that would change nothing take no room, so a region whose every
+    /// match is already applied is saturated however small the budget left.
+    #[test]
+    fn matches_that_change_nothing_do_not_hide_saturation() {
+        let (egraph, root) = graph("(+ a b)");
+        let (egraph, stop) = step(egraph, root, Color::Red, 10);
+        assert_eq!(stop, "iteration_limit");
+        let (_, stop) = step(egraph, root, Color::Red, 1);
+        assert_eq!(stop, "saturated");
+    }
+}

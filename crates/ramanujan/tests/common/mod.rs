@@ -84,10 +84,15 @@ pub const NETWORK_FLAGS: [&str; 8] = [
 
 /// Starts `ramanujan agent` at position `index` on the broker at `url`, keeping its replica in `data`.
 pub fn spawn_agent(index: usize, url: &str, data: &Path) -> Proc {
+    spawn_agent_with(index, url, data, &NETWORK_FLAGS)
+}
+
+/// [`spawn_agent`] with other options than [`NETWORK_FLAGS`].
+pub fn spawn_agent_with(index: usize, url: &str, data: &Path, flags: &[&str]) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_ramanujan"))
         .args(["agent", "--id", &index.to_string(), "--nats", url, "--data-dir"])
         .arg(data)
-        .args(NETWORK_FLAGS)
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -251,6 +251,8 @@ pub struct Agent {
     seen: HashMap<String, (u64, BTreeSet<u64>)>,
     /// The replica as an e-graph, kept up to date with each delta.
     graph: Materialized,
+    /// News merged into the replica but not yet into `graph` (see [`Agent::absorb_news`]).
+    unabsorbed: Option<Unabsorbed>,
     /// Bumped whenever `graph` changes: cached canonical forms older than it are stale.
     generation: u64,
     /// Canonical forms and region fingerprints of roots, with the generation
@@ -288,6 +290,7 @@ impl Agent {
             seq: 0,
             seen: HashMap::new(),
             graph: Materialized::empty(true),
+            unabsorbed: None,
             generation: 0,
             views: Mutex::default(),
             share: Share::default(),
@@ -304,7 +307,9 @@ impl Agent {
     /// Everything the agent is between two messages, for a host that keeps no
     /// process between them (a Spin component saves it in key-value after each
     /// request). The rules and limits are configuration, not state.
-    pub fn into_snapshot(self) -> AgentSnapshot {
+    pub fn into_snapshot(mut self) -> AgentSnapshot {
+        // What the news queued is part of the snapshot.
+        self.absorb_news();
         AgentSnapshot {
             id: self.id,
             actor: self.actor,
@@ -343,6 +348,7 @@ impl Agent {
             seq: snapshot.seq,
             seen: snapshot.seen,
             graph,
+            unabsorbed: None,
             generation: 0,
             views: Mutex::default(),
             share: snapshot.share,
@@ -399,25 +405,40 @@ impl Agent {
         self.queue.push_back(root);
     }
 
-    /// Takes news into the e-graph and queues the submissions it is about: new
-    /// roots, the submissions named by `about`, or (for news that says nothing,
-    /// as anti-entropy brings it) every submission whose region it touched.
+    /// Notes news (already merged into the replica) for the e-graph and the
+    /// submissions it is about: new roots, the submissions named by `about`,
+    /// or (for news that says nothing, as anti-entropy brings it) every
+    /// submission whose region it touched. It goes into the e-graph at the next
+    /// [`Agent::absorb_news`], so a batch of messages costs one rebuild.
     fn take_news(&mut self, news: &ReplicaState, about: Option<&[TermKey]>) {
-        let touched = self.graph.absorb(&self.replica, news);
-        self.generation += 1;
-        let mut roots: BTreeSet<TermKey> = news.roots().collect();
+        let pending = self.unabsorbed.get_or_insert_with(Unabsorbed::default);
+        pending.facts.merge(news);
         match about {
-            Some(about) => roots.extend(about),
-            None => {
-                for class in self.graph.ancestors(&touched) {
-                    roots.extend(
-                        self.graph.egraph[class]
-                            .data
-                            .held
-                            .iter()
-                            .filter(|&&k| self.replica.is_root(k)),
-                    );
-                }
+            Some(about) => pending.about.extend(about),
+            None => pending.wide = true,
+        }
+    }
+
+    /// Adds the news noted since the last call to the e-graph (one rebuild:
+    /// egg's rebuild walks every class, so it is done once per batch, not once
+    /// per message) and queues the submissions it is about.
+    fn absorb_news(&mut self) {
+        let Some(news) = self.unabsorbed.take() else {
+            return;
+        };
+        let touched = self.graph.absorb(&self.replica, &news.facts);
+        self.generation += 1;
+        let mut roots: BTreeSet<TermKey> = news.facts.roots().collect();
+        roots.extend(news.about);
+        if news.wide {
+            for class in self.graph.ancestors(&touched) {
+                roots.extend(
+                    self.graph.egraph[class]
+                        .data
+                        .held
+                        .iter()
+                        .filter(|&&k| self.replica.is_root(k)),
+                );
             }
         }
         for root in roots {
@@ -498,7 +519,7 @@ impl Agent {
 
     /// Whether the agent has rewriting to do, or a step is running.
     pub fn is_dirty(&self) -> bool {
-        !self.queue.is_empty() || self.working.is_some()
+        !self.queue.is_empty() || self.working.is_some() || self.unabsorbed.is_some()
     }
 
     /// Whether its rewriting of the submission at `root`, whose region now has
@@ -529,11 +550,12 @@ impl Agent {
         }
     }
 
-    /// What this agent knows of a submitted term: its canonical form and region
-    /// fingerprint (none if the term is not held), with the agent's colour,
-    /// rewriting and digest. Costs the size of the term's region, once per
-    /// change of the replica.
+    /// What this agent knows of a submitted term: its canonical form and
+    /// fingerprint within its focus (none if the term is not held), with the
+    /// agent's colour, rewriting and digest. Costs the size of the focus, once
+    /// per change of the replica.
     pub fn held_form(&mut self, root: TermKey) -> HeldForm {
+        self.absorb_news();
         let view = self.view(root);
         let fingerprint = view.as_ref().map(|v| v.fingerprint.clone());
         HeldForm {
@@ -545,6 +567,16 @@ impl Agent {
         }
     }
 
+    /// A submission's focus: its region cut at the submission's own depth plus
+    /// [`FOCUS_DEPTH`] classes. Rewriting steps rewrite it, and status queries
+    /// read its canonical form and fingerprint from it, so both cost the
+    /// submission's neighbourhood, not what other submissions put deep in
+    /// shared classes (there the whole region can grow to most of the replica).
+    fn focus(&self, root: TermKey) -> Option<Materialized> {
+        let depth = term_depth(&self.replica, root) + FOCUS_DEPTH;
+        self.graph.region_within(root, depth)
+    }
+
     fn view(&self, root: TermKey) -> Option<RegionView> {
         let views = || self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((generation, view)) = views().get(&root)
@@ -552,7 +584,7 @@ impl Agent {
         {
             return view.clone();
         }
-        let view = self.graph.region(root).map(|region| RegionView::of(&region, root));
+        let view = self.focus(root).map(|region| RegionView::of(&region, root));
         let mut views = views();
         if views.len() > 4096 {
             views.clear();
@@ -775,6 +807,7 @@ impl Agent {
         if self.working.is_some() {
             return None;
         }
+        self.absorb_news();
         while let Some(root) = self.queue.pop_front() {
             let terms = self.replica.term_count();
             let limits = self.limits;
@@ -802,24 +835,16 @@ impl Agent {
                 iterations: limits.step_iterations.min(limits.goal_iterations - goal.iterations),
                 time: limits.step_time,
             };
-            // The submission's own depth and a little more: rewriting looks
-            // at the submission, not at what others put deep in shared classes.
-            let depth = term_depth(&self.replica, root) + FOCUS_DEPTH;
-            let Some(region) = self.graph.region_within(root, depth) else {
+            let Some(region) = self.focus(root) else {
                 // Its terms have not all arrived: they will queue it again.
-                goal.stop = None;
-                continue;
-            };
-            // The whole region's fingerprint, as status queries see it: a step
-            // that finds nothing new is not repeated until that changes.
-            let Some(fingerprint) = self.view(root).map(|v| v.fingerprint) else {
+                self.goals.entry(root).or_default().stop = None;
                 continue;
             };
             self.counters.rewrite_steps += 1;
             self.working = Some(root);
             return Some(WorkJob {
                 root,
-                fingerprint,
+                fingerprint: region.fingerprint(),
                 color: self.color,
                 actor: self.actor.clone(),
                 region,
@@ -860,6 +885,7 @@ impl Agent {
         let about = [done.root];
         if done.stop_reason == "saturated" {
             self.take_news(&delta, Some(&[]));
+            self.absorb_news();
             // Its region is what the saturated e-graph exported.
             let seen = self.view(done.root).map(|v| v.fingerprint);
             if let Some(goal) = self.goals.get_mut(&done.root) {
@@ -896,6 +922,17 @@ impl Agent {
 fn event_is_single(delta: &ReplicaState) -> bool {
     let clock = delta.clock();
     clock.counters().values().sum::<u64>() + clock.cloud().len() as u64 <= 1
+}
+
+/// News merged into an agent's replica, waiting to go into its e-graph.
+#[derive(Debug, Default)]
+struct Unabsorbed {
+    /// The facts.
+    facts: ReplicaState,
+    /// Submissions the news named.
+    about: BTreeSet<TermKey>,
+    /// Some of it named none (anti-entropy): queue every submission above what it touched.
+    wide: bool,
 }
 
 /// A term's region as a reader sees it.

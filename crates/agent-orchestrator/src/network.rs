@@ -176,8 +176,9 @@ pub struct HeldForm {
     pub rewriting: Rewriting,
     /// Digest of its facts.
     pub digest: String,
-    /// Fingerprint of the e-graph under the expression (its region, see
-    /// `Materialized::fingerprint`); none where it does not hold it yet.
+    /// Fingerprint of the e-graph under the expression (its focus: the
+    /// region its rewriting looks at, see `Materialized::fingerprint`); none
+    /// where it does not hold it yet.
     #[serde(default)]
     pub region: Option<String>,
 }

@@ -1,17 +1,27 @@
-//! The saturate handler against raw egg on the same workloads.
+//! The saturate handler against egg doing the same saturation.
 //!
 //! `ramanujan` is the handler's whole work but the cache lookup and HTTP framing:
-//! decode the JSON request, validate, run the four phases (RED, BLUE, GREEN with
-//! verification, deterministic extraction), encode the JSON answer.
-//! `raw_egg` runs the same rule patterns in the same phases on egg's `SymbolLang`
-//! with no analysis, then egg's `AstSize` extractor.
+//! decode the JSON request, validate, run rounds of RED, BLUE and GREEN until a
+//! round changes nothing, verify, extract deterministically, encode the JSON
+//! answer. `egg` is egg as its own `tests/math.rs` uses it: the same language
+//! (`Math`), constant folding as an e-class analysis (the same evaluation,
+//! constant classes pruned to their leaves), the same rules with their
+//! conditions, all in one runner with egg's default backoff scheduler and the
+//! same limits, then egg's `AstSize` extractor. Both must reach forms of the
+//! same size; the bench checks that before it measures.
 //!
 //! Run: `cargo bench -p egraph-service --bench saturate`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use egg::{AstSize, Extractor, Pattern, Rewrite, Runner, SimpleScheduler, SymbolLang};
+use egg::{
+    Analysis, AstSize, ConditionalApplier, DidMerge, Extractor, Id, Language, Pattern, Rewrite, Runner,
+    SimpleScheduler, Subst,
+};
 use egraph_service::SaturateRequest;
 use ramanujan_core::Color;
+use ramanujan_core::analysis::fold;
+use ramanujan_core::constant::Constant;
+use ramanujan_core::lang::Math;
 use ramanujan_core::rules::{RuleSpec, default_rules};
 use serde_json::{Value, json};
 use std::hint::black_box;
@@ -23,47 +33,114 @@ fn handler(body: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&saturation.run()).unwrap()
 }
 
-fn egg_rules(specs: &[RuleSpec]) -> Vec<Rewrite<SymbolLang, ()>> {
+/// Constant folding as egg's `tests/math.rs` has it, with this project's evaluation.
+#[derive(Default)]
+struct ConstantFold {
+    fold: bool,
+}
+
+type Graph = egg::EGraph<Math, ConstantFold>;
+
+impl Analysis<Math> for ConstantFold {
+    type Data = Option<Constant>;
+
+    fn make(egraph: &mut Graph, enode: &Math, _id: Id) -> Self::Data {
+        match enode {
+            Math::Num(c) => Some(c.clone()),
+            _ if egraph.analysis.fold => fold(enode, |id| egraph[id].data.clone()),
+            _ => None,
+        }
+    }
+
+    fn merge(&mut self, a: &mut Self::Data, b: Self::Data) -> DidMerge {
+        egg::merge_option(a, b, |_, _| DidMerge(false, false))
+    }
+
+    fn modify(egraph: &mut Graph, id: Id) {
+        if let Some(c) = egraph[id].data.clone() {
+            let added = egraph.add(Math::Num(c));
+            egraph.union(id, added);
+            egraph[id].nodes.retain(|n| n.is_leaf());
+        }
+    }
+}
+
+/// The rules as egg rewrites, their conditions as egg's conditional appliers.
+fn egg_rules(specs: &[RuleSpec]) -> Vec<Rewrite<Math, ConstantFold>> {
     specs
         .iter()
-        .filter(|s| s.nonzero.is_empty())
         .map(|s| {
-            let lhs: Pattern<SymbolLang> = s.lhs.parse().unwrap();
-            let rhs: Pattern<SymbolLang> = s.rhs.parse().unwrap();
-            Rewrite::new(s.name.clone(), lhs, rhs).unwrap()
+            let lhs: Pattern<Math> = s.lhs.parse().unwrap();
+            let rhs: Pattern<Math> = s.rhs.parse().unwrap();
+            let var = |v: &String| -> egg::Var { v.parse().unwrap() };
+            let nonzero: Vec<egg::Var> = s.nonzero.iter().map(var).collect();
+            let integer: Vec<egg::Var> = s.integer.iter().map(var).collect();
+            let condition = move |egraph: &mut Graph, _: Id, subst: &Subst| {
+                let value = |v: &egg::Var| egraph[subst[*v]].data.clone();
+                nonzero.iter().all(|v| value(v).is_some_and(|c| !c.is_zero()))
+                    && integer.iter().all(|v| value(v).is_some_and(|c| c.is_integer()))
+            };
+            Rewrite::new(
+                s.name.clone(),
+                lhs,
+                ConditionalApplier {
+                    condition,
+                    applier: rhs,
+                },
+            )
+            .unwrap()
         })
         .collect()
 }
 
-fn raw_egg(expr: &str, phases: &[Vec<Rewrite<SymbolLang, ()>>], simple: bool, iterations: usize) -> String {
-    let expr: egg::RecExpr<SymbolLang> = expr.parse().unwrap();
-    let mut egraph = egg::EGraph::<SymbolLang, ()>::default();
+/// egg saturating `expr` with `rules` (all colours in one runner), then `AstSize`
+/// extraction: the best form and its size.
+fn egg_peer(
+    expr: &str,
+    rules: &[Rewrite<Math, ConstantFold>],
+    fold: bool,
+    simple: bool,
+    iterations: usize,
+) -> (usize, String) {
+    let expr: egg::RecExpr<Math> = expr.parse().unwrap();
+    let mut egraph = Graph::new(ConstantFold { fold });
     let root = egraph.add_expr(&expr);
-    for rules in phases {
-        let runner = Runner::default()
-            .with_egraph(egraph)
-            .with_iter_limit(iterations)
-            .with_node_limit(10_000);
-        let runner = if simple {
-            runner.with_scheduler(SimpleScheduler)
-        } else {
-            runner
-        };
-        egraph = runner.run(rules).egraph;
-    }
-    Extractor::new(&egraph, AstSize).find_best(root).1.to_string()
+    let runner = Runner::default()
+        .with_egraph(egraph)
+        .with_iter_limit(iterations)
+        .with_node_limit(10_000)
+        .with_time_limit(Duration::from_secs(5));
+    let runner = if simple {
+        runner.with_scheduler(SimpleScheduler)
+    } else {
+        runner
+    };
+    let egraph = runner.run(rules).egraph;
+    let (size, best) = Extractor::new(&egraph, AstSize).find_best(root);
+    (size, best.to_string())
 }
 
-fn bench_workload(c: &mut Criterion, name: &str, request: Value, peer: impl Fn() -> String) {
+fn bench_workload(c: &mut Criterion, name: &str, request: Value, peer: impl Fn() -> (usize, String)) {
     let body = request.to_string().into_bytes();
+    let ours: Value = serde_json::from_slice(&handler(&body)).unwrap();
+    let (size, form) = peer();
+    println!(
+        "{name}: ramanujan {} (cost {}, {}), egg {form} (size {size})",
+        ours["canonical"], ours["cost"], ours["stop_reason"]
+    );
+    assert_eq!(
+        ours["cost"].as_u64(),
+        Some(size as u64),
+        "{name}: the same work reaches forms of the same size"
+    );
     let mut group = c.benchmark_group(name);
     group.bench_function("ramanujan", |b| b.iter(|| handler(black_box(&body))));
-    group.bench_function("raw_egg", |b| b.iter(&peer));
+    group.bench_function("egg", |b| b.iter(&peer));
     group.finish();
 }
 
 fn benches(c: &mut Criterion) {
-    // egg's math_associate_adds: two RED rules, simple scheduler, 7 iterations.
+    // egg's math_associate_adds: two RED rules, simple scheduler, 7 iterations, no folding.
     let adds = "(+ 1 (+ 2 (+ 3 (+ 4 (+ 5 (+ 6 7))))))";
     let assoc_specs: Vec<RuleSpec> = default_rules(Color::Red)
         .into_iter()
@@ -75,15 +152,23 @@ fn benches(c: &mut Criterion) {
         "math_associate_adds",
         json!({"expression": adds, "rules": assoc_specs, "default_rules": false, "fold_constants": false,
                "scheduler": "simple", "limits": {"iterations": 7}}),
-        || raw_egg(adds, std::slice::from_ref(&assoc_rules), true, 7),
+        || egg_peer(adds, &assoc_rules, false, true, 7),
     );
 
-    // The built-in RED, BLUE and GREEN rules on a product of sums, backoff scheduler.
-    let product = "(* (+ a b) (+ c (* 2 d)))";
-    let phases: Vec<_> = Color::ALL.into_iter().map(|c| egg_rules(&default_rules(c))).collect();
-    bench_workload(c, "default_rules_product", json!({"expression": product}), || {
-        raw_egg(product, &phases, false, 30)
-    });
+    // The built-in rules of every colour, constant folding, backoff scheduler:
+    // egg's arithmetic goals and a product of sums.
+    let specs: Vec<RuleSpec> = Color::ALL.into_iter().flat_map(default_rules).collect();
+    let rules = egg_rules(&specs);
+    for (name, expr) in [
+        ("default_rules_product", "(* (+ a b) (+ c (* 2 d)))"),
+        ("math_simplify_add", "(+ x (+ x (+ x x)))"),
+        ("math_simplify_const", "(+ 1 (- a (* (- 2 1) a)))"),
+        ("math_powers", "(* (pow 2 x) (pow 2 y))"),
+    ] {
+        bench_workload(c, name, json!({"expression": expr}), || {
+            egg_peer(expr, &rules, true, false, 30)
+        });
+    }
 }
 
 criterion_group! {

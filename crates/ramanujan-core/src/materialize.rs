@@ -9,7 +9,7 @@ use crate::lang::{Expr, Math};
 use crate::replica::{Equality, Facts, Provenance, ReplicaState};
 use crate::term::{Term, TermKey};
 use egg::{Id, Language};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 /// A replica state materialised as an egg e-graph, with each term's e-class.
 ///
@@ -54,8 +54,9 @@ impl Materialized {
 
     /// Adds the facts of `delta` (already merged into `state`, which holds the
     /// terms they name) and rebuilds. Answers the canonical classes the news
-    /// touched: classes that gained a term or were merged. Costs the size of the
-    /// news (and of whatever still waits), not of the e-graph.
+    /// touched: classes that gained a term or were merged. Adding costs the size
+    /// of the news (and of whatever still waits); egg's rebuild then walks every
+    /// class once, so callers absorb news in batches.
     pub fn absorb(&mut self, state: &ReplicaState, delta: &ReplicaState) -> Vec<Id> {
         let mut touched: Vec<Id> = Vec::new();
         let before = self.ids.len();
@@ -194,19 +195,44 @@ impl Materialized {
                 .then(|| node.clone().map_children(|c| made[&graph.find(c)]))
         };
         // Each class first gets a node whose children are already made (every
-        // class of terms has one: its terms are finite), in passes bottom-up.
-        let mut left: Vec<Id> = classes.clone();
-        while !left.is_empty() {
-            let before = left.len();
-            left.retain(|&class| {
-                let Some(node) = graph[class].iter().find_map(|n| mapped(n, &made)) else {
-                    return true;
-                };
-                made.insert(class, sub.egraph.add(node));
-                false
-            });
-            if left.len() == before {
-                break;
+        // class of terms has one: its terms are finite): each e-node waits for
+        // its children's classes, and is ready once they are all made.
+        let inside: HashSet<Id> = classes.iter().copied().collect();
+        let mut nodes: Vec<(Id, &Math)> = Vec::new();
+        let mut unmade: Vec<usize> = Vec::new();
+        let mut waiters: HashMap<Id, Vec<usize>> = HashMap::new();
+        let mut ready: VecDeque<usize> = VecDeque::new();
+        for &class in &classes {
+            for node in graph[class].iter() {
+                let mut children: Vec<Id> = node.children().iter().map(|&c| graph.find(c)).collect();
+                if !children.iter().all(|c| inside.contains(c)) {
+                    continue;
+                }
+                children.sort_unstable();
+                children.dedup();
+                let n = nodes.len();
+                nodes.push((class, node));
+                unmade.push(children.len());
+                if children.is_empty() {
+                    ready.push_back(n);
+                }
+                for child in children {
+                    waiters.entry(child).or_default().push(n);
+                }
+            }
+        }
+        while let Some(n) = ready.pop_front() {
+            let (class, node) = nodes[n];
+            if made.contains_key(&class) {
+                continue;
+            }
+            let node = mapped(node, &made).expect("its children are made");
+            made.insert(class, sub.egraph.add(node));
+            for &w in waiters.get(&class).into_iter().flatten() {
+                unmade[w] -= 1;
+                if unmade[w] == 0 {
+                    ready.push_back(w);
+                }
             }
         }
         // Then every other node, into its class.

@@ -7,13 +7,15 @@
 //! submissions) while the rewrite the submission itself needs (say, factoring
 //! at its root) never gets a turn. [`NearestFirst`] ranks every match that would
 //! change the e-graph by how far its class is from the root, and keeps the
-//! nearest ones that fit the budget.
+//! nearest ones that fit the budget. It searches the region layer by layer from
+//! the root and stops once it has found enough, so a step in a big region
+//! costs about what it may apply.
 
 use crate::analysis::{ColoredAnalysis, EGraph};
 use crate::lang::Math;
 use crate::rules::ColoredRewrite;
 use egg::{ENodeOrVar, Id, Language, RewriteScheduler, RunnerLimits, RunnerResult, SearchMatches, StopReason, Subst};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashSet;
 
 /// A scheduler that applies, each iteration, at most as many matches as the
 /// step may still grow by, nearest the root first.
@@ -39,24 +41,25 @@ impl NearestFirst {
     }
 }
 
-/// Distance, in e-node edges, of each class below `root` (`root` itself is 0).
-fn distances(egraph: &EGraph, root: Id) -> HashMap<Id, usize> {
+/// The classes below `root` (`root` itself first), breadth first, each with
+/// its distance in e-node edges from `root`.
+fn breadth_first(egraph: &EGraph, root: Id) -> Vec<(Id, usize)> {
     let root = egraph.find(root);
-    let mut distance = HashMap::from([(root, 0)]);
-    let mut queue = VecDeque::from([root]);
-    while let Some(class) = queue.pop_front() {
-        let next = distance[&class] + 1;
+    let mut seen = HashSet::from([root]);
+    let mut order = vec![(root, 0)];
+    let mut next = 0;
+    while let Some(&(class, distance)) = order.get(next) {
+        next += 1;
         for node in &egraph[class].nodes {
             for &child in node.children() {
                 let child = egraph.find(child);
-                distance.entry(child).or_insert_with(|| {
-                    queue.push_back(child);
-                    next
-                });
+                if seen.insert(child) {
+                    order.push((child, distance + 1));
+                }
             }
         }
     }
-    distance
+    order
 }
 
 /// Whether applying `rewrite` at `class` with `subst` would change nothing: its
@@ -99,25 +102,38 @@ impl RewriteScheduler<Math, ColoredAnalysis> for NearestFirst {
         if room == 0 {
             return Err(StopReason::NodeLimit(egraph.total_size()));
         }
-        let distance = distances(egraph, self.root);
-        // (distance, rule, class, match): those that would change the e-graph.
+        // Layer by layer from the root, until the matches found fill the room:
+        // a step's search costs what it may apply, not the whole region.
+        let order = breadth_first(egraph, self.root);
         let mut candidates: Vec<(usize, usize, Id, Subst)> = Vec::new();
-        for (rule, rewrite) in rewrites.iter().enumerate() {
-            for found in rewrite.search(egraph) {
-                let away = distance.get(&egraph.find(found.eclass)).copied().unwrap_or(usize::MAX);
-                candidates.extend(
-                    found
-                        .substs
-                        .into_iter()
-                        .filter(|s| !changes_nothing(egraph, rewrite, found.eclass, s))
-                        .map(|s| (away, rule, found.eclass, s)),
-                );
+        let (mut searched, mut capped) = (0, false);
+        while searched < order.len() && candidates.len() <= room {
+            let layer = order[searched].1;
+            while let Some(&(class, distance)) = order.get(searched).filter(|c| c.1 == layer) {
+                searched += 1;
+                for (rule, rewrite) in rewrites.iter().enumerate() {
+                    // A class of many members can match a nested pattern
+                    // quadratically often: take a bounded share, allowing for
+                    // matches that change nothing, and say the search was cut.
+                    let limit = room.saturating_sub(candidates.len()).saturating_mul(8).max(256);
+                    let Some(found) = rewrite.searcher.search_eclass_with_limit(egraph, class, limit) else {
+                        continue;
+                    };
+                    capped |= found.substs.len() >= limit;
+                    candidates.extend(
+                        found
+                            .substs
+                            .into_iter()
+                            .filter(|s| !changes_nothing(egraph, rewrite, class, s))
+                            .map(|s| (distance, rule, class, s)),
+                    );
+                }
             }
             limits.check_limits(iteration, egraph)?;
         }
-        // Stable: equal keys keep egg's order, so the choice is deterministic.
+        // Stable: equal keys keep the search's order, so the choice is deterministic.
         candidates.sort_by_key(|&(away, rule, class, _)| (away, rule, class));
-        self.truncated = candidates.len() > room;
+        self.truncated = capped || searched < order.len() || candidates.len() > room;
         candidates.truncate(room);
         let mut chosen: Vec<Vec<SearchMatches<'a, Math>>> = rewrites.iter().map(|_| Vec::new()).collect();
         for (_, rule, eclass, subst) in candidates {

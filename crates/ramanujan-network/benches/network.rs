@@ -9,11 +9,14 @@
 //!
 //! `cargo bench -p ramanujan-network --bench network` (needs `nats-server` on PATH).
 //! `-- quick` runs fewer samples; `-- throughput` only the messages/s part; `-- settled` only the time
-//! to settled of a new submission after 0, 100 and 1,000 earlier ones.
+//! to settled of a new submission after 0, 100 and 1,000 earlier ones (`goal_nodes=N` sets the budget
+//! of each submission and colour, the default is the network's; `agents=48` runs the expander instead of
+//! the 9-agent triangle; `PROGRESS=1` prints progress every 5 submissions).
 
 use agent_orchestrator::Network;
 use agent_orchestrator::agent::{Agent, WorkLimits};
 use agent_orchestrator::store::ReplicaStore;
+use mimalloc::MiMalloc;
 use ramanujan_core::Color;
 use ramanujan_core::lang::{Expr, Math};
 use ramanujan_core::parse::parse_expr;
@@ -21,7 +24,7 @@ use ramanujan_network::nats::wire::{self, Inbound};
 use ramanujan_network::nats::{AgentConfig, LocalBroker, NatsNetwork, RemoteConfig, run_agent};
 use ramanujan_network::{InProcessNetwork, NetworkConfig, RedbStore, TopologyKind, agent_id};
 use rand::{Rng, SeedableRng};
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -35,20 +38,30 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
+        unsafe { MiMalloc.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { MiMalloc.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
+
+/// The process's resident set, in MB (Linux).
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
 
 fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
@@ -406,14 +419,21 @@ async fn wait_settled(network: &dyn Network, id: &str) {
 
 /// Time to `settled` for one new submission (random, depth 3, five
 /// variables) on 9 agents in process, after `history` earlier ones have all
-/// settled; with each submission's default budget. Also the heap per agent.
-async fn settled_after(history: &[usize], samples: usize) {
+/// settled; each submission with a budget of `goal_nodes` terms per colour,
+/// replicas without a term limit. Also the heap per agent.
+async fn settled_after(agents: usize, history: &[usize], samples: usize, goal_nodes: usize) {
     let network = InProcessNetwork::start(NetworkConfig {
-        topology: topology(9),
+        topology: topology(agents),
         sync_interval: Duration::from_millis(100),
+        work: WorkLimits {
+            goal_nodes,
+            max_terms: usize::MAX,
+            ..WorkLimits::default()
+        },
         ..NetworkConfig::default()
     })
     .unwrap();
+    println!("time to settled, {goal_nodes} terms per submission and colour, {agents} agents");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let mut submitted = 0;
     for &n in history {
@@ -422,6 +442,17 @@ async fn settled_after(history: &[usize], samples: usize) {
             let id = network.submit(expr).await.expect("submitted").id;
             wait_settled(network.as_ref(), &id).await;
             submitted += 1;
+            if std::env::var_os("PROGRESS").is_some() && submitted % 5 == 0 {
+                let facts = network
+                    .replica("agent-0")
+                    .map_or(0, |r| r.term_count() + r.equality_count());
+                println!(
+                    "  after {submitted}: {facts} facts, heap {:.1} MB per agent, rss {:.0} MB, dropped {}",
+                    live() as f64 / agents as f64 / 1e6,
+                    rss_mb(),
+                    network.dropped()
+                );
+            }
         }
         let mut times = Vec::with_capacity(samples);
         for _ in 0..samples {
@@ -435,10 +466,11 @@ async fn settled_after(history: &[usize], samples: usize) {
         let facts = network
             .replica("agent-0")
             .map_or(0, |r| r.term_count() + r.equality_count());
-        report(&format!("settled after {n}, in process, 9 agents"), times);
+        report(&format!("settled after {n}, in process, {agents} agents"), times);
         println!(
-            "    {facts} facts per replica, heap {:.1} MB per agent",
-            live() as f64 / 9.0 / 1e6
+            "    {facts} facts per replica, heap {:.1} MB per agent, process RSS {:.0} MB",
+            live() as f64 / agents as f64 / 1e6,
+            rss_mb()
         );
     }
     network.shutdown();
@@ -453,7 +485,13 @@ fn main() {
             .build()
             .unwrap();
         let history: &[usize] = if quick { &[0, 100] } else { &[0, 100, 1_000] };
-        runtime.block_on(settled_after(history, if quick { 10 } else { 40 }));
+        let goal_nodes = std::env::args()
+            .find_map(|a| a.strip_prefix("goal_nodes=").map(|n| n.parse().expect("goal_nodes=N")))
+            .unwrap_or(WorkLimits::default().goal_nodes);
+        let agents = std::env::args()
+            .find_map(|a| a.strip_prefix("agents=").map(|n| n.parse().expect("agents=N")))
+            .unwrap_or(9);
+        runtime.block_on(settled_after(agents, history, if quick { 10 } else { 40 }, goal_nodes));
         return;
     }
     let samples = if quick { 10 } else { 40 };

@@ -2,6 +2,12 @@ use clap::Parser;
 use ramanujan::config::{Cli, Command, LogArgs, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: agents' rewriting steps allocate and free
+/// whole e-graphs on several threads, and glibc's per-thread arenas kept about
+/// four times the live heap resident (measured: 1.2 GB live, 4.7 GB RSS).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing(log: &LogArgs) {
     let filter = EnvFilter::try_new(&log.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -2,7 +2,7 @@
 
 use num_bigint::BigInt;
 use num_rational::BigRational;
-use num_traits::{One, Signed, ToPrimitive, Zero};
+use num_traits::{Signed, ToPrimitive, Zero};
 use std::fmt;
 use std::str::FromStr;
 
@@ -76,17 +76,15 @@ impl Constant {
         if e < 0 && self.0.is_zero() {
             return None;
         }
-        let mut result = BigRational::one();
-        for _ in 0..e.unsigned_abs() {
-            result *= &self.0;
-            if result.numer().bits() > MAX_VALUE_BITS || result.denom().bits() > MAX_VALUE_BITS {
-                return None;
-            }
+        let n = e.unsigned_abs() as u32;
+        // x^n has at least (bits(x) - 1) * n + 1 bits: refuse before computing.
+        let too_wide = |x: &BigInt| x.bits().saturating_sub(1).saturating_mul(u64::from(n)) >= MAX_VALUE_BITS;
+        if too_wide(self.0.numer()) || too_wide(self.0.denom()) {
+            return None;
         }
-        if e < 0 {
-            result = result.recip();
-        }
-        Self::bounded(result)
+        // Powers of a reduced fraction's parts are coprime: no gcd to take.
+        let result = BigRational::new_raw(self.0.numer().pow(n), self.0.denom().pow(n));
+        Self::bounded(if e < 0 { result.recip() } else { result })
     }
 }
 
@@ -176,5 +174,52 @@ mod tests {
         assert_eq!(two.pow(&Constant::int(65)), None);
         assert_eq!(Constant::int(0).pow(&Constant::int(-1)), None);
         assert_eq!(two.pow(&"1/2".parse().unwrap()), None);
+    }
+
+    /// Powers by squaring agree with repeated multiplication, sign, reduction
+    /// and the width bound included (a value of exactly `MAX_VALUE_BITS` bits
+    /// fits, one more does not).
+    #[test]
+    fn pow_is_repeated_multiplication() {
+        let bases = [
+            "-3/2",
+            "2/3",
+            "-1",
+            "0",
+            "7",
+            "-5/4",
+            &format!("{}", BigInt::from(1) << 63usize),
+        ];
+        for base in bases {
+            let base: Constant = base.parse().unwrap();
+            for e in -MAX_EXPONENT..=MAX_EXPONENT {
+                let mut want = Some(BigRational::from_integer(1.into()));
+                for _ in 0..e.unsigned_abs() {
+                    want = want.map(|w| w * &base.0).filter(|w: &BigRational| {
+                        w.numer().bits() <= MAX_VALUE_BITS && w.denom().bits() <= MAX_VALUE_BITS
+                    });
+                }
+                let want = want
+                    .and_then(|w| {
+                        if e >= 0 {
+                            Some(w)
+                        } else {
+                            (!w.is_zero()).then(|| w.recip())
+                        }
+                    })
+                    .and_then(Constant::bounded);
+                assert_eq!(base.pow(&Constant::int(e)), want, "{base}^{e}");
+            }
+        }
+        let wide = Constant(BigRational::from_integer(BigInt::from(1) << 63usize));
+        assert_eq!(wide.pow(&Constant::int(65)), None, "beyond the exponent bound");
+        let edge = Constant(BigRational::from_integer(BigInt::from(1) << 128usize));
+        assert_eq!(
+            edge.pow(&Constant::int(32)).map(|c| c.0.numer().bits()),
+            None,
+            "4097 bits"
+        );
+        let fits = Constant(BigRational::from_integer((BigInt::from(1) << 128usize) - 1));
+        assert_eq!(fits.pow(&Constant::int(32)).map(|c| c.0.numer().bits()), Some(4096));
     }
 }

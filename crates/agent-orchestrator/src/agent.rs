@@ -253,9 +253,11 @@ pub struct Agent {
     graph: Materialized,
     /// News merged into the replica but not yet into `graph` (see [`Agent::absorb_news`]).
     unabsorbed: Option<Unabsorbed>,
-    /// Bumped whenever `graph` changes: cached canonical forms older than it are stale.
+    /// Bumped when `graph` is rebuilt whole: cached views older than it are
+    /// stale. News drops only the views it can have changed (see
+    /// [`Agent::absorb_news`]).
     generation: u64,
-    /// Canonical forms and region fingerprints of roots, with the generation
+    /// Canonical forms and focus fingerprints of roots, with the generation
     /// they were computed at.
     views: Mutex<HashMap<TermKey, (u64, Option<RegionView>)>>,
     /// Which submissions this agent rewrites.
@@ -427,11 +429,19 @@ impl Agent {
             return;
         };
         let touched = self.graph.absorb(&self.replica, &news.facts);
-        self.generation += 1;
+        // Every class whose e-nodes the news changed (congruence included) is
+        // a touched class or above one, so only the views of roots above a
+        // touched class are stale.
+        let above = self.graph.ancestors(&touched);
+        let stale: HashSet<_> = above.iter().copied().collect();
+        self.views
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|&root, _| self.graph.class_of(root).is_none_or(|class| !stale.contains(&class)));
         let mut roots: BTreeSet<TermKey> = news.facts.roots().collect();
         roots.extend(news.about);
         if news.wide {
-            for class in self.graph.ancestors(&touched) {
+            for class in above {
                 roots.extend(
                     self.graph.egraph[class]
                         .data

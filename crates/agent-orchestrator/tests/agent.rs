@@ -161,3 +161,58 @@ fn an_agent_at_max_terms_stops_rewriting_and_says_so() {
     assert_eq!(a.counters().rewrite_skipped_at_max_terms, 1);
     assert_eq!(a.counters().rewrite_steps, 0);
 }
+
+/// Cached views (canonical form and fingerprint of each submission) are
+/// dropped exactly when news can have changed them: after every exchange,
+/// asked between each, two agents answer what agents built from their
+/// replicas from scratch answer.
+#[test]
+fn cached_forms_match_forms_built_from_scratch() {
+    let (mut a, mut b) = pair();
+    let mut roots = Vec::new();
+    let mut to_b = Vec::new();
+    for expr in [
+        "(* x (+ y z))",
+        "(+ (* x y) (* x z))",
+        "(- (* 2 y) y)",
+        "(+ y (+ z 0))",
+        "(* (+ x 1) 0)",
+    ] {
+        let (root, out) = a.submit(&parse_expr(expr).unwrap());
+        roots.push(root);
+        to_b.extend(out);
+    }
+    let known: HashSet<String> = ["a".to_string(), "b".to_string()].into();
+    for round in 0..12 {
+        for env in std::mem::take(&mut to_b) {
+            for back in b.handle(env) {
+                a.handle(back);
+            }
+        }
+        let mut to_a = b.work();
+        to_a.extend(b.sync_tick());
+        for env in to_a {
+            to_b.extend(a.handle(env));
+        }
+        to_b.extend(a.work());
+        to_b.extend(a.sync_tick());
+        for agent in [&mut a, &mut b] {
+            let mut fresh = Agent::new(
+                "c".into(),
+                Color::Green,
+                Vec::new(),
+                known.clone(),
+                WorkLimits::default(),
+            );
+            fresh.restore(agent.replica().clone());
+            for &root in &roots {
+                let (cached, built) = (agent.held_form(root), fresh.held_form(root));
+                assert_eq!(
+                    (&cached.canonical, &cached.region),
+                    (&built.canonical, &built.region),
+                    "round {round}, {root}"
+                );
+            }
+        }
+    }
+}

@@ -266,6 +266,8 @@ pub struct Agent {
     goals: BTreeMap<TermKey, Goal>,
     /// Submissions with news in their region, oldest first (each once).
     queue: VecDeque<TermKey>,
+    /// The same submissions, to ask about one in constant time.
+    queued: HashSet<TermKey>,
     /// The submission a rewriting step is out for (between
     /// [`Agent::start_work`] and [`Agent::finish_work`]).
     working: Option<TermKey>,
@@ -298,6 +300,7 @@ impl Agent {
             share: Share::default(),
             goals: BTreeMap::new(),
             queue: VecDeque::new(),
+            queued: HashSet::new(),
             working: None,
             next_sync: 0,
             log: VecDeque::new(),
@@ -355,6 +358,7 @@ impl Agent {
             views: Mutex::default(),
             share: snapshot.share,
             goals: snapshot.goals,
+            queued: snapshot.queue.iter().copied().collect(),
             queue: snapshot.queue,
             working: None,
             next_sync: snapshot.next_sync,
@@ -381,6 +385,7 @@ impl Agent {
     pub fn set_share(&mut self, share: Share) {
         self.share = share;
         self.queue.retain(|&root| share.owns(root));
+        self.queued.retain(|&root| share.owns(root));
         self.goals.retain(|&root, _| share.owns(root));
     }
 
@@ -398,13 +403,14 @@ impl Agent {
 
     /// Queues a submission this agent rewrites, unless its budget is spent.
     fn enqueue(&mut self, root: TermKey) {
-        if !self.share.owns(root) || self.queue.contains(&root) {
+        if !self.share.owns(root) || self.queued.contains(&root) {
             return;
         }
         if self.goals.entry(root).or_default().spent() {
             return;
         }
         self.queue.push_back(root);
+        self.queued.insert(root);
     }
 
     /// Notes news (already merged into the replica) for the e-graph and the
@@ -539,7 +545,7 @@ impl Agent {
         if !self.share.owns(root) {
             return Rewriting::Replicating;
         }
-        if self.working == Some(root) || self.queue.contains(&root) {
+        if self.working == Some(root) || self.queued.contains(&root) {
             return Rewriting::Pending;
         }
         let Some(goal) = self.goals.get(&root).filter(|g| g.stop.is_some()) else {
@@ -819,6 +825,7 @@ impl Agent {
         }
         self.absorb_news();
         while let Some(root) = self.queue.pop_front() {
+            self.queued.remove(&root);
             let terms = self.replica.term_count();
             let limits = self.limits;
             let goal = self.goals.entry(root).or_default();

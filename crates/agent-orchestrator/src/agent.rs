@@ -253,13 +253,10 @@ pub struct Agent {
     graph: Materialized,
     /// News merged into the replica but not yet into `graph` (see [`Agent::absorb_news`]).
     unabsorbed: Option<Unabsorbed>,
-    /// Bumped when `graph` is rebuilt whole: cached views older than it are
-    /// stale. News drops only the views it can have changed (see
-    /// [`Agent::absorb_news`]).
-    generation: u64,
-    /// Canonical forms and focus fingerprints of roots, with the generation
-    /// they were computed at.
-    views: Mutex<HashMap<TermKey, (u64, Option<RegionView>)>>,
+    /// Canonical forms and focus fingerprints of roots. News drops only the
+    /// views it can have changed (see [`Agent::absorb_news`]); rebuilding
+    /// `graph` whole drops them all.
+    views: Mutex<HashMap<TermKey, Option<RegionView>>>,
     /// Which submissions this agent rewrites.
     share: Share,
     /// The submissions it rewrites, with what each has spent.
@@ -295,7 +292,6 @@ impl Agent {
             seen: HashMap::new(),
             graph: Materialized::empty(true),
             unabsorbed: None,
-            generation: 0,
             views: Mutex::default(),
             share: Share::default(),
             goals: BTreeMap::new(),
@@ -354,7 +350,6 @@ impl Agent {
             seen: snapshot.seen,
             graph,
             unabsorbed: None,
-            generation: 0,
             views: Mutex::default(),
             share: snapshot.share,
             goals: snapshot.goals,
@@ -377,7 +372,10 @@ impl Agent {
     pub fn restore(&mut self, replica: ReplicaState) {
         self.replica.merge(&replica);
         self.graph = Materialized::new(&self.replica);
-        self.generation += 1;
+        self.views
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
     }
 
     /// Sets which submissions this agent rewrites (see [`Share`]); by default
@@ -439,11 +437,10 @@ impl Agent {
         // a touched class or above one, so only the views of roots above a
         // touched class are stale.
         let above = self.graph.ancestors(&touched);
-        let stale: HashSet<_> = above.iter().copied().collect();
         self.views
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|&root, _| self.graph.class_of(root).is_none_or(|class| !stale.contains(&class)));
+            .retain(|&root, _| self.graph.class_of(root).is_none_or(|class| !above.contains(&class)));
         let mut roots: BTreeSet<TermKey> = news.facts.roots().collect();
         roots.extend(news.about);
         if news.wide {
@@ -595,9 +592,7 @@ impl Agent {
 
     fn view(&self, root: TermKey) -> Option<RegionView> {
         let views = || self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((generation, view)) = views().get(&root)
-            && *generation == self.generation
-        {
+        if let Some(view) = views().get(&root) {
             return view.clone();
         }
         let view = self.focus(root).map(|region| RegionView::of(&region, root));
@@ -605,7 +600,7 @@ impl Agent {
         if views.len() > 4096 {
             views.clear();
         }
-        views.insert(root, (self.generation, view.clone()));
+        views.insert(root, view.clone());
         view
     }
 

@@ -140,27 +140,10 @@ impl Materialized {
         let Some(start) = self.class_of(root) else {
             return Vec::new();
         };
-        let mut seen: HashSet<Id> = HashSet::from([start]);
-        let mut order = vec![start];
-        let mut level = vec![0usize];
-        let mut next = 0;
-        while let Some(&class) = order.get(next) {
-            let below = level[next] + 1;
-            next += 1;
-            if below > depth {
-                continue;
-            }
-            for node in self.egraph[class].iter() {
-                for &child in node.children() {
-                    let child = self.egraph.find(child);
-                    if seen.insert(child) {
-                        order.push(child);
-                        level.push(below);
-                    }
-                }
-            }
-        }
-        order
+        classes_below(&self.egraph, start, depth)
+            .into_iter()
+            .map(|(class, _)| class)
+            .collect()
     }
 
     /// A term's region as an e-graph of its own: the e-nodes of its class and
@@ -298,21 +281,43 @@ impl Materialized {
     }
 
     /// Classes at or above `classes`: every class whose region holds one of them.
-    pub fn ancestors(&self, classes: &[Id]) -> Vec<Id> {
+    pub fn ancestors(&self, classes: &[Id]) -> HashSet<Id> {
         let mut seen: HashSet<Id> = classes.iter().map(|&c| self.egraph.find(c)).collect();
-        let mut order: Vec<Id> = seen.iter().copied().collect();
-        let mut next = 0;
-        while let Some(&class) = order.get(next) {
-            next += 1;
+        let mut todo: Vec<Id> = seen.iter().copied().collect();
+        while let Some(class) = todo.pop() {
             for parent in self.egraph[class].parents() {
                 let parent = self.egraph.find(parent);
                 if seen.insert(parent) {
-                    order.push(parent);
+                    todo.push(parent);
                 }
             }
         }
-        order
+        seen
     }
+}
+
+/// The classes below `root` (`root` itself first), breadth first, each with its
+/// distance in e-node edges from `root`, at most `depth` (`usize::MAX`: all).
+pub(crate) fn classes_below(egraph: &EGraph, root: Id, depth: usize) -> Vec<(Id, usize)> {
+    let root = egraph.find(root);
+    let mut seen = HashSet::from([root]);
+    let mut order = vec![(root, 0)];
+    let mut next = 0;
+    while let Some(&(class, distance)) = order.get(next) {
+        next += 1;
+        if distance >= depth {
+            continue;
+        }
+        for node in egraph[class].iter() {
+            for &child in node.children() {
+                let child = egraph.find(child);
+                if seen.insert(child) {
+                    order.push((child, distance + 1));
+                }
+            }
+        }
+    }
+    order
 }
 
 /// Adds a parsed expression's terms to `facts` and answers the root's key.

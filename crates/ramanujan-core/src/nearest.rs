@@ -13,9 +13,9 @@
 
 use crate::analysis::{ColoredAnalysis, EGraph};
 use crate::lang::Math;
+use crate::materialize::classes_below;
 use crate::rules::ColoredRewrite;
 use egg::{ENodeOrVar, Id, Language, RewriteScheduler, RunnerLimits, RunnerResult, SearchMatches, StopReason, Subst};
-use std::collections::HashSet;
 
 /// A scheduler that applies, each iteration, at most as many matches as the
 /// step may still grow by, nearest the root first.
@@ -39,27 +39,6 @@ impl NearestFirst {
             truncated: false,
         }
     }
-}
-
-/// The classes below `root` (`root` itself first), breadth first, each with
-/// its distance in e-node edges from `root`.
-fn breadth_first(egraph: &EGraph, root: Id) -> Vec<(Id, usize)> {
-    let root = egraph.find(root);
-    let mut seen = HashSet::from([root]);
-    let mut order = vec![(root, 0)];
-    let mut next = 0;
-    while let Some(&(class, distance)) = order.get(next) {
-        next += 1;
-        for node in &egraph[class].nodes {
-            for &child in node.children() {
-                let child = egraph.find(child);
-                if seen.insert(child) {
-                    order.push((child, distance + 1));
-                }
-            }
-        }
-    }
-    order
 }
 
 /// Whether applying `rewrite` at `class` with `subst` would change nothing: its
@@ -104,7 +83,7 @@ impl RewriteScheduler<Math, ColoredAnalysis> for NearestFirst {
         }
         // Layer by layer from the root, until the matches found fill the room:
         // a step's search costs what it may apply, not the whole region.
-        let order = breadth_first(egraph, self.root);
+        let order = classes_below(egraph, self.root, usize::MAX);
         let mut candidates: Vec<(usize, usize, Id, Subst)> = Vec::new();
         let (mut searched, mut capped) = (0, false);
         while searched < order.len() && candidates.len() <= room {

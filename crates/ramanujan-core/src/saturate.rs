@@ -224,7 +224,7 @@ pub fn run_step(
     deadline: Instant,
 ) -> (EGraph, PhaseReport) {
     let limits = Limits {
-        // The scheduler stops the growth; the runner's limit only backs it up.
+        // The scheduler stops the growth (`NearestFirst`), not the runner.
         nodes: usize::MAX,
         iterations,
         time: deadline.saturating_duration_since(Instant::now()),

@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{NETWORK_FLAGS, Proc, spawn_agent, spawn_printing_url};
+use common::{Host, NETWORK_FLAGS, Proc, random_expr, spawn_agent, spawn_printing_url};
 use ramanujan_network::nats::LocalBroker;
-use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use rand::SeedableRng;
+use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
@@ -21,55 +21,6 @@ fn spawn_host(url: &str) -> (Proc, String) {
     spawn_printing_url(&args)
 }
 
-fn random_expr(rng: &mut impl Rng, depth: u32) -> String {
-    if depth == 0 || rng.random_bool(0.3) {
-        return if rng.random_bool(0.6) {
-            ["a", "b", "c", "d", "e"][rng.random_range(0..5)].to_string()
-        } else {
-            rng.random_range(0..6).to_string()
-        };
-    }
-    let op = ["+", "*", "-"][rng.random_range(0..3)];
-    format!("({op} {} {})", random_expr(rng, depth - 1), random_expr(rng, depth - 1))
-}
-
-struct Host {
-    base: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Host {
-    fn get(&self, path: &str) -> (u16, Value) {
-        match self.http.get(format!("{}{path}", self.base)).send() {
-            Ok(r) => (r.status().as_u16(), r.json().unwrap_or(Value::Null)),
-            Err(_) => (0, Value::Null),
-        }
-    }
-
-    /// Submits; the network's answer if it acknowledged the submission.
-    fn submit_answer(&self, expression: &str) -> Option<Value> {
-        let r = self
-            .http
-            .post(format!("{}/agents/submit", self.base))
-            .json(&json!({ "expression": expression }))
-            .send()
-            .ok()?;
-        if r.status().as_u16() != 202 {
-            return None;
-        }
-        r.json::<Value>().ok()
-    }
-
-    /// Submits; the submission id if the network acknowledged it.
-    fn submit(&self, expression: &str) -> Option<String> {
-        self.submit_answer(expression)?["id"].as_str().map(str::to_string)
-    }
-
-    fn status(&self) -> Value {
-        self.get("/agents/status").1
-    }
-}
-
 #[test]
 fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,13 +29,7 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
     let url = broker.url();
     let mut agents: Vec<Option<Proc>> = (0..AGENTS).map(|i| Some(spawn_agent(i, &url, &data))).collect();
     let (_host, base) = spawn_host(&url);
-    let host = Host {
-        base,
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap(),
-    };
+    let host = Host::new(base, Duration::from_secs(15));
     let deadline = Instant::now() + Duration::from_secs(60);
     while host.status()["agents"]
         .as_array()
@@ -144,7 +89,7 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
             80 => broker.restart().unwrap(),
             _ => {}
         }
-        let expression = random_expr(&mut rng, 3);
+        let expression = random_expr(&mut rng, 3, &["a", "b", "c", "d", "e"], 6);
         match host.submit(&expression) {
             Some(id) => {
                 acknowledged.insert(id);

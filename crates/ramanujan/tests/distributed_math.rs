@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{Proc, spawn_agent_with, spawn_printing_url};
+use common::{Host, Proc, random_expr, spawn_agent_with, spawn_printing_url};
 use ramanujan_network::nats::LocalBroker;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -23,43 +23,6 @@ const FLAGS: [&str; 6] = [
     "warn",
 ];
 
-fn random_expr(rng: &mut impl Rng, depth: u32) -> String {
-    if depth == 0 || rng.random_bool(0.3) {
-        return if rng.random_bool(0.6) {
-            ["a", "b", "c"][rng.random_range(0..3)].to_string()
-        } else {
-            rng.random_range(0..4).to_string()
-        };
-    }
-    let op = ["+", "*", "-"][rng.random_range(0..3)];
-    format!("({op} {} {})", random_expr(rng, depth - 1), random_expr(rng, depth - 1))
-}
-
-struct Host {
-    base: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Host {
-    fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .and_then(|r| r.json())
-            .unwrap_or(Value::Null)
-    }
-
-    fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-}
-
 #[test]
 fn nine_agent_processes_settle_on_the_saturation_s_forms() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,15 +33,9 @@ fn nine_agent_processes_settle_on_the_saturation_s_forms() {
     let mut args = vec!["up", "--port", "0", "--nats", &url];
     args.extend(FLAGS);
     let (_host, base) = spawn_printing_url(&args);
-    let host = Host {
-        base,
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-    };
+    let host = Host::new(base, Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while host.get("/agents/status")["agents"]
+    while host.status()["agents"]
         .as_array()
         .is_none_or(|a| a.len() != AGENTS || a.iter().any(|a| a["status"] != "alive"))
     {
@@ -97,7 +54,7 @@ fn nine_agent_processes_settle_on_the_saturation_s_forms() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    exprs.extend((0..6).map(|_| random_expr(&mut rng, 3)));
+    exprs.extend((0..6).map(|_| random_expr(&mut rng, 3, &["a", "b", "c"], 4)));
     let mut compared = 0;
     for expr in &exprs {
         let (code, ack) = host.post("/agents/submit", json!({ "expression": expr }));
@@ -105,7 +62,7 @@ fn nine_agent_processes_settle_on_the_saturation_s_forms() {
         let id = ack["id"].as_str().unwrap().to_string();
         let asked = Instant::now();
         let status = loop {
-            let status = host.get(&format!("/agents/submissions/{id}"));
+            let (_, status) = host.get(&format!("/agents/submissions/{id}"));
             if status["settled"] == true {
                 break status;
             }

@@ -99,3 +99,70 @@ pub fn spawn_agent_with(index: usize, url: &str, data: &Path, flags: &[&str]) ->
         .unwrap();
     Proc(child)
 }
+
+/// A random expression of depth at most `depth` over `vars` and the integers
+/// below `constants`, with `+`, `*` and `-`.
+pub fn random_expr(rng: &mut impl rand::Rng, depth: u32, vars: &[&str], constants: u32) -> String {
+    if depth == 0 || rng.random_bool(0.3) {
+        return if rng.random_bool(0.6) {
+            vars[rng.random_range(0..vars.len())].to_string()
+        } else {
+            rng.random_range(0..constants).to_string()
+        };
+    }
+    let op = ["+", "*", "-"][rng.random_range(0..3)];
+    format!(
+        "({op} {} {})",
+        random_expr(rng, depth - 1, vars, constants),
+        random_expr(rng, depth - 1, vars, constants)
+    )
+}
+
+/// A host's HTTP API as the tests call it.
+pub struct Host {
+    /// Its base URL.
+    pub base: String,
+    /// The client, with a timeout per request.
+    pub http: reqwest::blocking::Client,
+}
+
+impl Host {
+    /// The host at `base`, each request bounded by `timeout`.
+    pub fn new(base: String, timeout: std::time::Duration) -> Host {
+        let http = reqwest::blocking::Client::builder().timeout(timeout).build().unwrap();
+        Host { base, http }
+    }
+
+    /// `GET path`: the status and the JSON body (0 and null if it did not answer).
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        match self.http.get(format!("{}{path}", self.base)).send() {
+            Ok(r) => (r.status().as_u16(), r.json().unwrap_or_default()),
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
+    /// `POST path` with a JSON body: the status and the JSON answer (0 and
+    /// null if it did not answer).
+    pub fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        match self.http.post(format!("{}{path}", self.base)).json(&body).send() {
+            Ok(r) => (r.status().as_u16(), r.json().unwrap_or_default()),
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
+    /// Submits; the network's answer if it acknowledged the submission.
+    pub fn submit_answer(&self, expression: &str) -> Option<serde_json::Value> {
+        let (code, answer) = self.post("/agents/submit", serde_json::json!({ "expression": expression }));
+        (code == 202 && !answer.is_null()).then_some(answer)
+    }
+
+    /// Submits; the submission id if the network acknowledged it.
+    pub fn submit(&self, expression: &str) -> Option<String> {
+        self.submit_answer(expression)?["id"].as_str().map(str::to_string)
+    }
+
+    /// `GET /agents/status`.
+    pub fn status(&self) -> serde_json::Value {
+        self.get("/agents/status").1
+    }
+}

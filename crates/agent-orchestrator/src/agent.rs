@@ -26,7 +26,11 @@ pub struct WorkLimits {
     pub max_terms: usize,
     /// E-nodes one rewriting step may add to the replica's e-graph.
     pub step_nodes: usize,
-    /// Iterations of one rewriting step.
+    /// Iterations of one rewriting step. One, as in one saturation's colour
+    /// fixpoint: a colour's rules alone (say RED's associativity and
+    /// distribution before BLUE and GREEN have simplified) can blow up where the
+    /// colours in turn reach a small fixpoint, so each step hands the others
+    /// its result before taking the next.
     pub step_iterations: usize,
     /// Time of one rewriting step.
     pub step_time: Duration,
@@ -43,7 +47,7 @@ impl Default for WorkLimits {
         WorkLimits {
             max_terms: 200_000,
             step_nodes: 2_000,
-            step_iterations: 3,
+            step_iterations: 1,
             step_time: Duration::from_secs(2),
             verify_per_message: 64,
             goal_iterations: 60,

@@ -139,41 +139,18 @@ pub fn stop_reason_name(reason: Option<&StopReason>) -> String {
 
 /// How one phase's runner picks matches.
 enum PhaseScheduler {
-    /// egg's [`egg::BackoffScheduler`], possibly shared by the phases of one
-    /// colour in a fixpoint: each phase is a new runner counting iterations from
-    /// 0, so they are shifted by what the colour already ran, and rules banned
-    /// for exploding stay banned into the next rounds.
-    Backoff {
-        shared: Rc<RefCell<egg::BackoffScheduler>>,
-        offset: usize,
-    },
+    /// egg's [`egg::BackoffScheduler`]: explosive rules are banned for a while.
+    Backoff(egg::BackoffScheduler),
     /// [`egg::SimpleScheduler`] with each rule's matches capped at this many, so
     /// one iteration cannot outgrow the node limit by orders of magnitude.
     Capped(usize),
 }
 
-impl PhaseScheduler {
-    /// `scheduler` for one phase; backoff state comes from `shared`, offset by
-    /// the iterations its colour already ran.
-    fn new(scheduler: Scheduler, limits: Limits, shared: &Rc<RefCell<egg::BackoffScheduler>>, offset: usize) -> Self {
-        match scheduler {
-            Scheduler::Backoff => PhaseScheduler::Backoff {
-                shared: shared.clone(),
-                offset,
-            },
-            Scheduler::Simple => PhaseScheduler::Capped(limits.nodes),
-        }
-    }
-}
-
 impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for PhaseScheduler {
     fn can_stop(&mut self, iteration: usize) -> bool {
         match self {
-            PhaseScheduler::Backoff { shared, offset } => {
-                egg::RewriteScheduler::<crate::lang::Math, ColoredAnalysis>::can_stop(
-                    &mut *shared.borrow_mut(),
-                    iteration + *offset,
-                )
+            PhaseScheduler::Backoff(backoff) => {
+                egg::RewriteScheduler::<crate::lang::Math, ColoredAnalysis>::can_stop(backoff, iteration)
             }
             PhaseScheduler::Capped(_) => true,
         }
@@ -186,9 +163,7 @@ impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for PhaseSchedule
         rewrite: &'a crate::rules::ColoredRewrite,
     ) -> Vec<egg::SearchMatches<'a, crate::lang::Math>> {
         match self {
-            PhaseScheduler::Backoff { shared, offset } => {
-                shared.borrow_mut().search_rewrite(iteration + *offset, egraph, rewrite)
-            }
+            PhaseScheduler::Backoff(backoff) => backoff.search_rewrite(iteration, egraph, rewrite),
             PhaseScheduler::Capped(cap) => rewrite.search_with_limit(egraph, *cap),
         }
     }
@@ -203,7 +178,10 @@ pub fn run_phase(
     limits: Limits,
     deadline: Instant,
 ) -> (EGraph, PhaseReport) {
-    let scheduler = PhaseScheduler::new(scheduler, limits, &Rc::default(), 0);
+    let scheduler = match scheduler {
+        Scheduler::Backoff => PhaseScheduler::Backoff(egg::BackoffScheduler::default()),
+        Scheduler::Simple => PhaseScheduler::Capped(limits.nodes),
+    };
     run_phase_with(egraph, rules, color, scheduler, limits, deadline)
 }
 
@@ -258,11 +236,7 @@ fn run_phase_with(
         }
     }
     let report = PhaseReport {
-        phase: match color {
-            Color::Red => "red",
-            Color::Blue => "blue",
-            Color::Green => "green",
-        },
+        phase: color_name(color),
         round: 1,
         stop_reason: stop_reason_name(runner.stop_reason.as_ref()),
         iterations: runner.iterations.len(),
@@ -312,15 +286,99 @@ pub struct Fixpoint {
     pub stop_reason: String,
 }
 
+/// What [`ColorRounds`] learns while the runner owns it.
+#[derive(Debug, Default)]
+struct RoundLog {
+    /// Per iteration: whether its colour was saturated there (nothing applied,
+    /// no rule banned).
+    saturated: Vec<bool>,
+}
+
+/// The colour fixpoint as one runner's scheduler: iteration `i` is colour
+/// `colors[i % colors.len()]`'s turn, and only its rules are searched. A colour
+/// that was saturated on exactly this e-graph (same e-nodes, same classes) is
+/// not searched again; the runner may stop once every colour is.
+struct ColorRounds {
+    colors: Vec<Color>,
+    /// Each rule's colour, by name.
+    color_of: HashMap<egg::Symbol, Color>,
+    scheduler: Scheduler,
+    node_limit: usize,
+    /// Per colour: its backoff state (bans carry over from round to round).
+    backoff: Vec<egg::BackoffScheduler>,
+    /// Per colour: the e-graph's (e-nodes, classes) when the colour last saturated.
+    saturated_at: Vec<Option<(usize, usize)>>,
+    /// The e-graph's (e-nodes, classes) when the current iteration searched.
+    searched_at: (usize, usize),
+    log: Rc<RefCell<RoundLog>>,
+}
+
+impl ColorRounds {
+    fn turn(&self, iteration: usize) -> usize {
+        iteration % self.colors.len()
+    }
+}
+
+impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for ColorRounds {
+    fn can_stop(&mut self, iteration: usize) -> bool {
+        // Called only when the iteration applied nothing: the e-graph is as it
+        // was searched.
+        let turn = self.turn(iteration);
+        let round = iteration / self.colors.len();
+        let unbanned = match self.scheduler {
+            Scheduler::Backoff => {
+                egg::RewriteScheduler::<crate::lang::Math, ColoredAnalysis>::can_stop(&mut self.backoff[turn], round)
+            }
+            Scheduler::Simple => true,
+        };
+        if unbanned {
+            self.saturated_at[turn] = Some(self.searched_at);
+        }
+        self.log.borrow_mut().saturated[iteration] = unbanned;
+        self.saturated_at.iter().all(|&at| at == Some(self.searched_at))
+    }
+
+    fn search_rewrites<'a>(
+        &mut self,
+        iteration: usize,
+        egraph: &EGraph,
+        rewrites: &[&'a crate::rules::ColoredRewrite],
+        limits: &egg::RunnerLimits,
+    ) -> egg::RunnerResult<Vec<Vec<egg::SearchMatches<'a, crate::lang::Math>>>> {
+        let turn = self.turn(iteration);
+        let round = iteration / self.colors.len();
+        self.searched_at = (egraph.total_size(), egraph.number_of_classes());
+        self.log.borrow_mut().saturated.push(false);
+        let color = self.colors[turn];
+        let unchanged = self.saturated_at[turn] == Some(self.searched_at);
+        rewrites
+            .iter()
+            .map(|rw| {
+                if unchanged || self.color_of.get(&rw.name) != Some(&color) {
+                    return Ok(Vec::new());
+                }
+                let matches = match self.scheduler {
+                    Scheduler::Backoff => self.backoff[turn].search_rewrite(round, egraph, rw),
+                    Scheduler::Simple => rw.search_with_limit(egraph, self.node_limit),
+                };
+                limits.check_limits(iteration, egraph)?;
+                Ok(matches)
+            })
+            .collect()
+    }
+}
+
 /// Runs rounds of RED, BLUE and GREEN, one iteration of each colour per round
-/// (so the colours interleave as one runner with all the rules would), until a
-/// round in which every colour ran and each saturated: then no rule of any colour
+/// (so the colours interleave as one runner with all the rules would), until
+/// every colour is saturated on the same e-graph: then no rule of any colour
 /// applies, the fixpoint one saturation with all the rules together reaches.
 /// Each colour has `limits.iterations` iterations over all rounds; the node and
 /// time limits stop everything. With the backoff scheduler each colour keeps its
-/// bans from round to round.
+/// bans from round to round. All rounds run in one egg runner (a colour's turn
+/// is an iteration that searches only its rules), and a colour already saturated
+/// on an unchanged e-graph is not searched again.
 pub fn color_fixpoint(
-    mut egraph: EGraph,
+    egraph: EGraph,
     rules: &RuleBook,
     scheduler: Scheduler,
     limits: Limits,
@@ -330,57 +388,82 @@ pub fn color_fixpoint(
         .into_iter()
         .filter(|&c| !rules.rewrites(c).is_empty())
         .collect();
-    let backoff: HashMap<Color, Rc<RefCell<egg::BackoffScheduler>>> =
-        colors.iter().map(|&c| (c, Rc::default())).collect();
-    let mut used: HashMap<Color, usize> = colors.iter().map(|&c| (c, 0)).collect();
-    let mut phases = Vec::new();
-    let mut round = 0;
-    let stop_reason = loop {
-        if colors.is_empty() {
-            break "saturated".to_string();
-        }
-        round += 1;
-        let (mut all_saturated, mut skipped) = (true, false);
-        let mut stopped = None;
-        for &color in &colors {
-            if used[&color] >= limits.iterations {
-                skipped = true;
-                continue;
-            }
-            let chosen = PhaseScheduler::new(scheduler, limits, &backoff[&color], used[&color]);
-            let slice = Limits {
-                iterations: 1,
-                ..limits
-            };
-            let (next, mut report) = run_phase_with(egraph, rules, color, chosen, slice, deadline);
-            egraph = next;
-            report.round = round;
-            *used.get_mut(&color).expect("a colour with rules") += report.iterations.max(1);
-            all_saturated &= report.stop_reason == "saturated";
-            let reason = report.stop_reason.clone();
-            phases.push(report);
-            if reason == "node_limit" || reason == "time_limit" {
-                stopped = Some(reason);
-                break;
-            }
-        }
-        if let Some(reason) = stopped {
-            break reason;
-        }
-        if all_saturated && !skipped {
-            break "saturated".to_string();
-        }
-        // A colour out of iterations while the others have nothing left, or all out.
-        if all_saturated || colors.iter().all(|c| used[c] >= limits.iterations) {
-            break "iteration_limit".to_string();
-        }
+    if colors.is_empty() {
+        let fixpoint = Fixpoint {
+            phases: Vec::new(),
+            rounds: 0,
+            stop_reason: "saturated".into(),
+        };
+        return (egraph, fixpoint);
+    }
+    let rewrites: Vec<&crate::rules::ColoredRewrite> = colors.iter().flat_map(|&c| rules.rewrites(c)).collect();
+    let color_of = colors
+        .iter()
+        .flat_map(|&c| rules.rewrites(c).into_iter().map(move |rw| (rw.name, c)))
+        .collect();
+    let log = Rc::new(RefCell::new(RoundLog::default()));
+    let rounds = ColorRounds {
+        colors: colors.clone(),
+        color_of,
+        scheduler,
+        node_limit: limits.nodes,
+        backoff: colors.iter().map(|_| egg::BackoffScheduler::default()).collect(),
+        saturated_at: vec![None; colors.len()],
+        searched_at: (0, 0),
+        log: log.clone(),
     };
+    let started = Instant::now();
+    let runner = Runner::<_, _, ()>::new(ColoredAnalysis::default())
+        .with_egraph(egraph)
+        .with_iter_limit(limits.iterations.saturating_mul(colors.len()))
+        .with_node_limit(limits.nodes)
+        .with_time_limit(deadline.saturating_duration_since(started))
+        .with_scheduler(rounds)
+        .run(rewrites);
+    let saturated = std::mem::take(&mut log.borrow_mut().saturated);
+    let last = runner.iterations.len().saturating_sub(1);
+    let phases: Vec<PhaseReport> = runner
+        .iterations
+        .iter()
+        .enumerate()
+        .map(|(i, iteration)| {
+            // The e-graph after this iteration: as the next one found it.
+            let (nodes, classes) = match runner.iterations.get(i + 1) {
+                Some(next) => (next.egraph_nodes, next.egraph_classes),
+                None => (runner.egraph.total_size(), runner.egraph.number_of_classes()),
+            };
+            let stop_reason = match (&iteration.stop_reason, saturated.get(i)) {
+                (Some(r @ (StopReason::NodeLimit(_) | StopReason::TimeLimit(_))), _) => stop_reason_name(Some(r)),
+                (_, Some(true)) => "saturated".into(),
+                _ => "iteration_limit".into(),
+            };
+            PhaseReport {
+                phase: color_name(colors[i % colors.len()]),
+                round: i / colors.len() + 1,
+                stop_reason,
+                iterations: 1,
+                classes,
+                nodes,
+                time_ms: iteration.total_time * 1e3,
+                rules_applied: iteration.applied.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            }
+        })
+        .collect();
+    let stop_reason = stop_reason_name(runner.stop_reason.as_ref());
     let fixpoint = Fixpoint {
         phases,
-        rounds: round,
+        rounds: last / colors.len() + 1,
         stop_reason,
     };
-    (egraph, fixpoint)
+    (runner.egraph, fixpoint)
+}
+
+fn color_name(color: Color) -> &'static str {
+    match color {
+        Color::Red => "red",
+        Color::Blue => "blue",
+        Color::Green => "green",
+    }
 }
 
 impl Saturation {

@@ -9,7 +9,7 @@ use ramanujan_core::clock::VectorClock;
 use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::materialize::{Materialized, export, expr_terms, term_expr};
-use ramanujan_core::replica::{Facts, ReplicaState};
+use ramanujan_core::replica::{Facts, Refutation, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, run_step};
 use ramanujan_core::term::TermKey;
@@ -79,6 +79,9 @@ pub struct Counters {
     pub verified: u64,
     /// Equalities GREEN refuted.
     pub refuted: u64,
+    /// Equalities GREEN could neither verify nor refute.
+    #[serde(default)]
+    pub inconclusive: u64,
     /// Rewriting steps not run because the replica holds `max_terms` terms
     /// (rewriting has stopped; replication goes on).
     #[serde(default)]
@@ -168,9 +171,10 @@ pub struct LogEntry {
     pub at_ms: u64,
 }
 
-/// A refuted equality, kept for the record.
+/// A refuted equality with its counterexample, kept for the record (the
+/// replicated fact is a [`Refutation`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Refutation {
+pub struct RefutationNote {
     /// The equality, as text.
     pub equality: String,
     /// Who asserted it, with which rule.
@@ -218,7 +222,7 @@ pub struct AgentSnapshot {
     seen: HashMap<String, (u64, BTreeSet<u64>)>,
     next_sync: usize,
     log: VecDeque<LogEntry>,
-    refutations: VecDeque<Refutation>,
+    refutations: VecDeque<RefutationNote>,
     now_ms: u64,
     #[serde(default)]
     share: Share,
@@ -274,7 +278,7 @@ pub struct Agent {
     working: Option<TermKey>,
     next_sync: usize,
     log: VecDeque<LogEntry>,
-    refutations: VecDeque<Refutation>,
+    refutations: VecDeque<RefutationNote>,
     now_ms: u64,
 }
 
@@ -530,7 +534,7 @@ impl Agent {
     }
 
     /// Equalities GREEN refuted (latest 32).
-    pub fn refutations(&self) -> impl Iterator<Item = &Refutation> {
+    pub fn refutations(&self) -> impl Iterator<Item = &RefutationNote> {
         self.refutations.iter()
     }
 
@@ -721,12 +725,14 @@ impl Agent {
                     return Vec::new();
                 }
                 let news = !self.replica.clock().dominates(delta.clock());
-                self.absorb(&delta, Some(&about));
+                // A GREEN agent's refutations of what the event asserts go out
+                // first, so a neighbour learns an equality is false before it
+                // could use it.
+                let mut out = self.absorb(&delta, Some(&about));
                 if news {
-                    self.flood(&delta, &about, Some(&env.from))
-                } else {
-                    Vec::new()
+                    out.extend(self.flood(&delta, &about, Some(&env.from)));
                 }
+                out
             }
             Body::SyncRequest { clock, digest } => {
                 let body = if digest == self.replica.digest() {
@@ -749,39 +755,42 @@ impl Agent {
                 if in_sync {
                     return Vec::new();
                 }
-                self.absorb(&delta, None);
+                let mut out = self.absorb(&delta, None);
                 let back = self.replica.delta_since(&clock);
-                if back.term_count() + back.equality_count() == 0 {
-                    return Vec::new();
+                if !back.is_empty() {
+                    out.push(self.send(&env.from, Body::SyncPush { delta: back }));
                 }
-                vec![self.send(&env.from, Body::SyncPush { delta: back })]
+                out
             }
-            Body::SyncPush { delta } => {
-                self.absorb(&delta, None);
-                Vec::new()
-            }
+            Body::SyncPush { delta } => self.absorb(&delta, None),
             Body::Heartbeat { .. } => Vec::new(),
         }
     }
 
     /// Merges facts (about these submissions, if the sender said); GREEN checks
-    /// the new equalities.
-    fn absorb(&mut self, delta: &ReplicaState, about: Option<&[TermKey]>) {
+    /// the new equalities and answers the flood of its refutations, if any.
+    fn absorb(&mut self, delta: &ReplicaState, about: Option<&[TermKey]>) -> Vec<Envelope> {
         let mut news = ReplicaState::new();
         let stats = self.replica.merge_noting(delta, Some(&mut news));
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&news);
         }
-        if stats.new_terms + stats.new_equalities + stats.new_roots > 0 {
+        if !news.is_empty() {
             self.take_news(&news, about);
         }
         if self.color == Color::Green && stats.new_equalities > 0 {
-            self.verify(delta);
+            return self.verify(&news);
         }
+        Vec::new()
     }
 
-    fn verify(&mut self, delta: &ReplicaState) {
-        for eq in delta.equalities().take(self.limits.verify_per_message) {
+    /// Checks new equalities; records a [`Refutation`] of each refuted one as
+    /// one event and floods it. Every replica that merges it leaves the
+    /// equality out of its e-graph.
+    fn verify(&mut self, news: &ReplicaState) -> Vec<Envelope> {
+        let mut refutations = Vec::new();
+        let unrefuted = news.equalities().filter(|eq| !self.replica.is_refuted(eq.key()));
+        for eq in unrefuted.take(self.limits.verify_per_message) {
             let (Some(l), Some(r)) = (term_expr(&self.replica, eq.lhs), term_expr(&self.replica, eq.rhs)) else {
                 continue;
             };
@@ -791,16 +800,36 @@ impl Agent {
                     if self.refutations.len() == 32 {
                         self.refutations.pop_front();
                     }
-                    self.refutations.push_back(Refutation {
+                    self.refutations.push_back(RefutationNote {
                         equality: format!("{l} = {r}"),
                         asserted_by: format!("{} ({})", eq.provenance.agent, eq.provenance.rule),
                         verdict,
                     });
+                    refutations.push(Refutation::of(eq, &self.actor));
                 }
                 Verdict::Verified { .. } => self.counters.verified += 1,
-                Verdict::Inconclusive { .. } => {}
+                Verdict::Inconclusive { .. } => self.counters.inconclusive += 1,
             }
         }
+        if refutations.is_empty() {
+            return Vec::new();
+        }
+        let facts = Facts {
+            refutations,
+            ..Facts::default()
+        };
+        let delta = self
+            .replica
+            .record(&self.actor, facts)
+            .expect("an asserted equality's sides differ");
+        if delta.is_empty() {
+            return Vec::new();
+        }
+        if let Some(journal) = self.journal.as_mut() {
+            journal.merge(&delta);
+        }
+        self.take_news(&delta, None);
+        self.flood(&delta, &[], None)
     }
 
     /// One rewriting step with the agent's colour, if there is work; floods the result.

@@ -62,8 +62,11 @@ pub struct AgentState {
     pub status: Lifecycle,
     /// Terms in its replica.
     pub egraph_nodes: usize,
-    /// Asserted equalities in its replica.
+    /// Asserted equalities in its replica (refuted ones included).
     pub equalities: usize,
+    /// Equalities its replica holds as refuted: left out of its e-graph and
+    /// canonical forms.
+    pub refuted_equalities: usize,
     /// Neighbour ids.
     pub neighbors: Vec<String>,
     /// Messages accepted.
@@ -97,6 +100,7 @@ impl AgentState {
             status,
             egraph_nodes: replica.term_count(),
             equalities: replica.equality_count(),
+            refuted_equalities: replica.refutation_count(),
             neighbors: agent.neighbors().to_vec(),
             messages_received: counters.messages_received,
             messages_sent: counters.messages_sent,

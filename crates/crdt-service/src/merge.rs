@@ -128,6 +128,30 @@ macro_rules! with_kind {
     };
 }
 
+/// A state's canonical content ([`Kind::identity`]): equal states, however
+/// encoded, give equal bytes.
+pub fn identity(crdt_type: &str, state: Value) -> Result<Vec<u8>, MergeError> {
+    let kind = self::crdt_type(crdt_type)?;
+    with_kind!(kind, K => Ok(parse_state::<K>(kind, state, "state")?.identity()))
+}
+
+/// The merge itself, [`Kind::merge_all`], with no shortcut and no cache: the
+/// merged state in its wire form. [`Merger::merge`] answers this (or a cached
+/// copy of it, or the input when all inputs are one state); the merge laws
+/// are checked against it.
+pub fn merge_uncached(crdt_type: &str, states: Vec<Value>) -> Result<Value, MergeError> {
+    let kind = self::crdt_type(crdt_type)?;
+    with_kind!(kind, K => {
+        let parsed = states
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| parse_state::<K>(kind, s, &format!("state {i}")))
+            .collect::<Result<Vec<K>, _>>()?;
+        let merged = K::merge_all(&parsed).map_err(|(i, e)| MergeError(format!("state {i} cannot be merged: {e}")))?;
+        Ok(merged.state())
+    })
+}
+
 /// The type of a wire name, or a refusal listing the known ones.
 fn crdt_type(name: &str) -> Result<CrdtType, MergeError> {
     CrdtType::from_name(name).ok_or_else(|| {

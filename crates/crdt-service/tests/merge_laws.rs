@@ -1,9 +1,13 @@
-//! Every type's merge is commutative, associative and idempotent, and a cached
-//! merge answers exactly what a fresh one does.
+//! Every type's merge is commutative, associative and idempotent, contains
+//! both of its inputs, and a cached merge answers exactly what a fresh one does.
+//! Idempotence and inflation are checked against the merge itself
+//! ([`merge_uncached`]: no shortcut for equal inputs, no cache), and "contains"
+//! by each type's own order (clocks, counts, facts, Yjs state vectors), never
+//! by the merge; a merge that drops a side fails it (see the mutant test).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use crdt_service::merge::{Merger, Outcome};
+use crdt_service::merge::{Merger, Outcome, identity, merge_uncached};
 use crdts::{CmRDT, GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use proptest::prelude::*;
 use ramanujan_core::materialize::expr_terms;
@@ -158,9 +162,65 @@ fn merged(crdt_type: &str, states: &[&Value]) -> Value {
     serde_json::from_slice::<Value>(&body).unwrap()["state"].clone()
 }
 
-fn canonical(crdt_type: &str, s: &Value) -> Value {
-    // Merging a state with itself answers its canonical form.
-    merged(crdt_type, &[s, s])
+/// Whether `big` contains everything `small` holds, by the type's own order:
+/// a merge's answer must contain each input.
+fn contains(crdt_type: &str, big: &Value, small: &Value) -> bool {
+    // Every actor's count in `small` is at most its count in `big`.
+    let dots_cover = |big: &Value, small: &Value| {
+        small.as_object().is_none_or(|dots| {
+            dots.iter()
+                .all(|(actor, n)| big.get(actor).and_then(Value::as_u64).unwrap_or(0) >= n.as_u64().unwrap())
+        })
+    };
+    match crdt_type {
+        "GCounter" => dots_cover(&big["inner"]["dots"], &small["inner"]["dots"]),
+        "PNCounter" => ["p", "n"]
+            .iter()
+            .all(|s| dots_cover(&big[s]["inner"]["dots"], &small[s]["inner"]["dots"])),
+        "VectorClock" => dots_cover(&big["dots"], &small["dots"]),
+        "LWWRegister" => big["marker"].as_u64() >= small["marker"].as_u64(),
+        "MVRegister" => {
+            let read = |v: &Value| {
+                serde_json::from_value::<MVReg<Value, String>>(v.clone())
+                    .unwrap()
+                    .read_ctx()
+            };
+            read(big).add_clock >= read(small).add_clock
+        }
+        "ORSet" => {
+            let read = |v: &Value| {
+                serde_json::from_value::<Orswot<String, String>>(v.clone())
+                    .unwrap()
+                    .read_ctx()
+            };
+            read(big).add_clock >= read(small).add_clock
+        }
+        "EGraph" => {
+            let read = |v: &Value| serde_json::from_value::<ReplicaState>(v.clone()).unwrap();
+            let (big, small) = (read(big), read(small));
+            small.terms_missing_from(&big).is_empty()
+                && small.equalities_missing_from(&big).next().is_none()
+                && small.refutations().all(|r| big.is_refuted(r.key()))
+                && big.clock().dominates(small.clock())
+        }
+        _ => {
+            let vector = |v: &Value| {
+                let update = BASE64.decode(v.as_str().unwrap()).unwrap();
+                let doc = Doc::new();
+                doc.transact_mut()
+                    .apply_update(Update::decode_v1(&update).unwrap())
+                    .unwrap();
+                doc.transact().state_vector()
+            };
+            let (big, small) = (vector(big), vector(small));
+            small.iter().all(|(client, &clock)| big.get(client) >= clock)
+        }
+    }
+}
+
+/// Equal content, however encoded.
+fn same(crdt_type: &str, a: &Value, b: &Value) -> bool {
+    identity(crdt_type, a.clone()).unwrap() == identity(crdt_type, b.clone()).unwrap()
 }
 
 /// The same operations by the writers of one branch (actors `offset..offset+3`).
@@ -189,8 +249,18 @@ proptest! {
         let right = merged(ty, &[&sa, &merged(ty, &[&sb, &sc])]);
         prop_assert_eq!(&left, &right, "associative");
         prop_assert_eq!(merged(ty, &[&sa, &sb, &sc]), left, "n-ary = pairwise");
-        prop_assert_eq!(merged(ty, &[&sb, &sb]), canonical(ty, &sb), "idempotent");
-        prop_assert_eq!(merged(ty, &[&merged(ty, &[&sa, &sb]), &sb]), merged(ty, &[&sa, &sb]), "absorbs");
+        // The merge itself, with no shortcut for equal inputs.
+        for s in [&sa, &sb, &sc] {
+            prop_assert!(same(ty, &merge_uncached(ty, vec![s.clone(), s.clone()]).unwrap(), s), "idempotent");
+        }
+        let ab = merge_uncached(ty, vec![sb.clone(), sc.clone()]).unwrap();
+        prop_assert!(contains(ty, &ab, &sb) && contains(ty, &ab, &sc), "contains both inputs");
+        for s in [&sb, &sc] {
+            prop_assert!(same(ty, &merge_uncached(ty, vec![ab.clone(), s.clone()]).unwrap(), &ab), "inflation");
+        }
+        // The service's answer is the merge's.
+        prop_assert!(same(ty, &merged(ty, &[&sb, &sc]), &ab));
+        prop_assert!(same(ty, &merged(ty, &[&merged(ty, &[&sa, &sb]), &sb]), &merged(ty, &[&sa, &sb])), "absorbs");
     }
 
     #[test]
@@ -206,6 +276,35 @@ proptest! {
         prop_assert_eq!(&second, &fresh);
         prop_assert_eq!(&first, &fresh);
         prop_assert!(matches!(outcome, Outcome::Hit | Outcome::Identical), "{:?}", outcome);
+    }
+}
+
+/// The laws above catch a merge that drops a side (it keeps the first state):
+/// for every type, on two concurrent states, "contains both inputs" fails for
+/// the mutant while the real merge passes.
+#[test]
+fn a_merge_that_drops_a_side_breaks_the_contains_law_for_every_type() {
+    let drop_second = |states: Vec<Value>| states[0].clone();
+    for ty in TYPES {
+        let sb = state(ty, &[(3, 4), (4, 5), (5, 1)]);
+        let sc = state(ty, &[(6, 4), (7, 5), (8, 1)]);
+        let real = merge_uncached(ty, vec![sb.clone(), sc.clone()]).unwrap();
+        assert!(contains(ty, &real, &sb) && contains(ty, &real, &sc), "{ty}");
+        let mutant = drop_second(vec![sb.clone(), sc.clone()]);
+        assert!(
+            !contains(ty, &mutant, &sc),
+            "{ty}: the mutant passes, the law checks nothing"
+        );
+        // And a merge that doubles what it is given breaks idempotence where
+        // counts are kept.
+        if ty == "GCounter" {
+            let doubled = merge_uncached(ty, vec![sb.clone(), sb.clone()]).unwrap();
+            let mut mutant = doubled.clone();
+            for n in mutant["inner"]["dots"].as_object_mut().unwrap().values_mut() {
+                *n = json!(n.as_u64().unwrap() * 2);
+            }
+            assert!(same(ty, &doubled, &sb) && !same(ty, &mutant, &sb));
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! - [`replica`], [`term`], [`clock`]: the content-addressed CRDT state.
 //! - [`materialize`]: from facts to an e-graph and back.
 //! - [`extract`]: deterministic canonical forms.
-//! - [`verify`] and [`modular`]: GREEN verification, by exact evaluation on random assignments.
+//! - [`verify`] and [`modular`]: GREEN verification: random points modulo random primes, exact counterexamples.
+//! - [`soundness`]: user rules checked before use.
 //! - [`saturate`]: the colour fixpoint, verification and extraction.
 //! - [`stream`]: one colour's rules applied to an expression or a replica, as a delta.
 //!
@@ -28,6 +29,7 @@ pub mod parse;
 pub mod replica;
 pub mod rules;
 pub mod saturate;
+pub mod soundness;
 pub mod stream;
 pub mod term;
 pub mod verify;

@@ -6,7 +6,7 @@ use crate::analysis::{ColoredAnalysis, EGraph};
 use crate::color::Color;
 use crate::extract::CanonicalExtractor;
 use crate::lang::{Expr, Math};
-use crate::replica::{Equality, Facts, Provenance, ReplicaState};
+use crate::replica::{Equality, Facts, Provenance, ReplicaState, equality_key};
 use crate::term::{Term, TermKey};
 use egg::{Id, Language};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -57,7 +57,19 @@ impl Materialized {
     /// touched: classes that gained a term or were merged. Adding costs the size
     /// of the news (and of whatever still waits); egg's rebuild then walks every
     /// class once, so callers absorb news in batches.
+    ///
+    /// A refutation of an equality that may already be unioned here cannot be
+    /// undone in place (egg never splits a class): the e-graph is built again
+    /// from `state`, without refuted equalities, and every class counts as
+    /// touched. Refutations are rare; a sound network makes none.
     pub fn absorb(&mut self, state: &ReplicaState, delta: &ReplicaState) -> Vec<Id> {
+        let unioned = |r: &crate::replica::Refutation| {
+            state.asserts(r.key()) && self.ids.contains_key(&r.lhs) && self.ids.contains_key(&r.rhs)
+        };
+        if delta.refutations().any(unioned) {
+            *self = Materialized::build(state, self.egraph.analysis.fold_constants);
+            return self.egraph.classes().map(|c| c.id).collect();
+        }
         let mut touched: Vec<Id> = Vec::new();
         let before = self.ids.len();
         let mut retry: Vec<TermKey> = std::mem::take(&mut self.waiting_terms).into_iter().collect();
@@ -81,6 +93,9 @@ impl Materialized {
         };
         sides.extend(delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color)));
         for (lhs, rhs, color) in sides {
+            if state.is_refuted(equality_key(lhs, rhs)) {
+                continue;
+            }
             match (self.ids.get(&lhs), self.ids.get(&rhs)) {
                 (Some(&a), Some(&b)) => {
                     self.egraph.union(a, b);

@@ -1,12 +1,21 @@
-//! Exact evaluation modulo the Mersenne prime 2^61 − 1.
+//! Exact evaluation modulo primes drawn at random for each process.
 //!
-//! Reducing rationals modulo a prime is a ring homomorphism wherever denominators
-//! stay invertible, so two expressions that differ modulo p on an assignment differ
-//! as rational functions, and two that agree on many random assignments are equal
-//! with overwhelming probability (Schwartz–Zippel). It is the same test as
-//! evaluating over the rationals, without big-integer allocation: GREEN checks run
-//! it first and fall back to [`crate::verify::evaluate`] for what it cannot express
+//! Reducing rationals modulo a prime p is a ring homomorphism wherever the
+//! denominators stay invertible, so two expressions that differ modulo p at an
+//! assignment where both are defined differ as rational functions there, and two
+//! that agree at many random points are equal with overwhelming probability
+//! (Schwartz–Zippel: a non-zero rational function whose numerator and
+//! denominator have total degree at most d agrees with zero at a uniformly random
+//! point of the field with probability at most d / p). GREEN checks run this
+//! first and fall back to [`crate::verify::evaluate`] for what it cannot express
 //! (a `pow` whose exponent is not a literal integer) and to show counterexamples.
+//!
+//! The primes are drawn from the operating system's randomness when the process
+//! first needs them, between 2^61 and 2^62, so no input can be built against
+//! them: a constant that is zero modulo one of them is as unlikely as guessing
+//! it. Exponents are never reduced: a `pow` takes a literal integer of at most
+//! 64 in size, evaluated exactly by squaring, and [`degree`] bounds a whole
+//! expression's degree so a tower of powers is refused, not trusted.
 
 use crate::constant::Constant;
 use crate::lang::{Expr, Math};
@@ -14,65 +23,145 @@ use egg::Symbol;
 use num_bigint::BigInt;
 use num_integer::Integer;
 use num_traits::ToPrimitive;
+use rand::{Rng, SeedableRng};
+use std::sync::OnceLock;
 
-/// The prime: 2^61 − 1.
-pub const P: u64 = (1 << 61) - 1;
+/// How many random primes each check uses.
+pub const PRIMES: usize = 2;
 
 /// Largest literal exponent accepted, as in [`Constant::pow`].
 const MAX_EXPONENT: i64 = 64;
 
-fn reduce(x: u128) -> u64 {
-    // x mod (2^61 − 1) for x < 2^122, by folding the high bits onto the low ones.
-    let folded = (x & P as u128) + (x >> 61);
-    let folded = (folded & P as u128) + (folded >> 61);
-    let r = folded as u64;
-    if r >= P { r - P } else { r }
+/// The process's primes, each in [2^61, 2^62), drawn once from OS randomness.
+pub fn primes() -> &'static [Field; PRIMES] {
+    static PRIMES_DRAWN: OnceLock<[Field; PRIMES]> = OnceLock::new();
+    PRIMES_DRAWN.get_or_init(|| {
+        let mut rng = rand_chacha::ChaCha8Rng::from_os_rng();
+        std::array::from_fn(|_| Field::new(random_prime(&mut rng)))
+    })
 }
 
-fn add(a: u64, b: u64) -> u64 {
-    let s = a + b;
-    if s >= P { s - P } else { s }
-}
-
-fn sub(a: u64, b: u64) -> u64 {
-    if a >= b { a - b } else { a + P - b }
-}
-
-fn mul(a: u64, b: u64) -> u64 {
-    reduce(a as u128 * b as u128)
-}
-
-fn pow(mut base: u64, mut e: u64) -> u64 {
-    let mut acc = 1;
-    while e > 0 {
-        if e & 1 == 1 {
-            acc = mul(acc, base);
+/// A uniformly random prime in [2^61, 2^62) (by rejection; about one odd
+/// candidate in 21 is prime).
+pub fn random_prime(rng: &mut impl Rng) -> u64 {
+    loop {
+        let candidate = rng.random_range((1u64 << 61)..(1u64 << 62)) | 1;
+        if machine_prime::is_prime(candidate) {
+            return candidate;
         }
-        base = mul(base, base);
-        e >>= 1;
     }
-    acc
 }
 
-/// The inverse of a non-zero residue (Fermat).
-fn inv(a: u64) -> Option<u64> {
-    (a != 0).then(|| pow(a, P - 2))
+/// Arithmetic modulo one prime below 2^62.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    p: u64,
 }
 
-/// An integer's residue.
-pub fn residue_of_int(n: &BigInt) -> u64 {
-    n.mod_floor(&BigInt::from(P)).to_u64().expect("a residue is below P")
+impl Field {
+    /// The field of residues modulo `p` (a prime below 2^62).
+    pub fn new(p: u64) -> Self {
+        debug_assert!(p < 1 << 62 && machine_prime::is_prime(p));
+        Field { p }
+    }
+
+    /// The prime.
+    pub fn modulus(&self) -> u64 {
+        self.p
+    }
+
+    fn add(&self, a: u64, b: u64) -> u64 {
+        let s = a + b;
+        if s >= self.p { s - self.p } else { s }
+    }
+
+    fn sub(&self, a: u64, b: u64) -> u64 {
+        if a >= b { a - b } else { a + self.p - b }
+    }
+
+    fn mul(&self, a: u64, b: u64) -> u64 {
+        ((a as u128 * b as u128) % self.p as u128) as u64
+    }
+
+    fn pow(&self, mut base: u64, mut e: u64) -> u64 {
+        let mut acc = 1;
+        while e > 0 {
+            if e & 1 == 1 {
+                acc = self.mul(acc, base);
+            }
+            base = self.mul(base, base);
+            e >>= 1;
+        }
+        acc
+    }
+
+    /// The inverse of a non-zero residue (Fermat).
+    fn inv(&self, a: u64) -> Option<u64> {
+        (a != 0).then(|| self.pow(a, self.p - 2))
+    }
+
+    /// An integer's residue.
+    pub fn residue_of_int(&self, n: &BigInt) -> u64 {
+        n.mod_floor(&BigInt::from(self.p))
+            .to_u64()
+            .expect("a residue is below p")
+    }
+
+    /// The residue of `n / d` for a small positive `d`.
+    pub fn ratio_residue(&self, n: i64, d: u32) -> u64 {
+        let n = (i128::from(n)).rem_euclid(i128::from(self.p)) as u64;
+        self.mul(n, self.inv(u64::from(d) % self.p).expect("d is positive and below p"))
+    }
+
+    /// A rational's residue: `None` when it is not a unit's image faithfully,
+    /// that is when its numerator or denominator is a non-zero multiple of p
+    /// (a non-zero constant that is zero modulo p would make a false equality
+    /// look true; the check then uses another prime).
+    pub fn residue(&self, c: &Constant) -> Option<u64> {
+        let numer = self.residue_of_int(c.0.numer());
+        if numer == 0 && !c.is_zero() {
+            return None;
+        }
+        Some(self.mul(numer, self.inv(self.residue_of_int(c.0.denom()))?))
+    }
 }
 
-/// The residue of `n / d` for a small positive `d`.
-pub fn ratio_residue(n: i64, d: u32) -> u64 {
-    let n = n.rem_euclid(P as i64) as u64;
-    mul(n, inv(d as u64 % P).expect("d is positive and below P"))
-}
-
-/// A rational's residue, `None` when its denominator is a multiple of P.
-pub fn residue(c: &Constant) -> Option<u64> {
-    Some(mul(residue_of_int(c.0.numer()), inv(residue_of_int(c.0.denom()))?))
+/// An upper bound on the total degree of `expr` as a rational function: the
+/// degrees of a numerator and a denominator that represent it. `None` where it
+/// is not a rational function of its symbols (a `pow` whose exponent is not a
+/// literal integer). Saturates at `u64::MAX`.
+pub fn degree(expr: &Expr) -> Option<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(expr.len());
+    for node in expr.iter() {
+        let d = |id: &egg::Id| out[usize::from(*id)];
+        let value = match node {
+            Math::Num(_) => (0, 0),
+            Math::Symbol(_) => (1, 0),
+            Math::Add([a, b]) | Math::Sub([a, b]) => {
+                let ((na, da), (nb, db)) = (d(a), d(b));
+                (na.saturating_add(db).max(nb.saturating_add(da)), da.saturating_add(db))
+            }
+            Math::Mul([a, b]) => {
+                let ((na, da), (nb, db)) = (d(a), d(b));
+                (na.saturating_add(nb), da.saturating_add(db))
+            }
+            Math::Div([a, b]) => {
+                let ((na, da), (nb, db)) = (d(a), d(b));
+                (na.saturating_add(db), da.saturating_add(nb))
+            }
+            Math::Neg([a]) => d(a),
+            Math::Pow([a, b]) => {
+                let Math::Num(e) = &expr[*b] else { return None };
+                let e = e.0.is_integer().then(|| e.0.to_integer().to_i64()).flatten()?;
+                let (n, den) = d(a);
+                let k = e.unsigned_abs();
+                let (n, den) = (n.saturating_mul(k), den.saturating_mul(k));
+                if e >= 0 { (n, den) } else { (den, n) }
+            }
+        };
+        out.push(value);
+    }
+    out.last().copied()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,22 +176,24 @@ enum Op {
     Pow(usize, i64),
 }
 
-/// An expression compiled for repeated evaluation modulo [`P`].
+/// An expression compiled for repeated evaluation modulo one prime.
 #[derive(Debug, Clone)]
 pub struct Program {
+    field: Field,
     ops: Vec<Op>,
 }
 
 impl Program {
-    /// Compiles `expr`, numbering its symbols by their position in `symbols`.
-    /// `None` when the expression has a `pow` whose exponent is not a literal
-    /// integer of at most 64 in size, or a symbol missing from `symbols`.
-    pub fn compile(expr: &Expr, symbols: &[Symbol]) -> Option<Program> {
+    /// Compiles `expr` for `field`, numbering its symbols by their position in
+    /// `symbols`. `None` when the expression has a `pow` whose exponent is not a
+    /// literal integer of at most 64 in size, a symbol missing from `symbols`,
+    /// or a non-zero constant that is zero modulo the prime.
+    pub fn compile(expr: &Expr, symbols: &[Symbol], field: Field) -> Option<Program> {
         let ops = expr
             .iter()
             .map(|node| {
                 Some(match node {
-                    Math::Num(c) => Op::Const(residue(c)),
+                    Math::Num(c) => Op::Const(Some(field.residue(c)?)),
                     Math::Symbol(s) => Op::Var(symbols.iter().position(|x| x == s)?),
                     Math::Add([a, b]) => Op::Add((*a).into(), (*b).into()),
                     Math::Sub([a, b]) => Op::Sub((*a).into(), (*b).into()),
@@ -120,25 +211,26 @@ impl Program {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Program { ops })
+        Some(Program { field, ops })
     }
 
-    /// The value modulo [`P`] under `values` (one residue per symbol), or `None`
-    /// where a division by zero (modulo P) makes it undefined.
+    /// The value modulo the prime under `values` (one residue per symbol), or
+    /// `None` where a division by zero (modulo the prime) makes it undefined.
     pub fn eval(&self, values: &[u64], scratch: &mut Vec<Option<u64>>) -> Option<u64> {
+        let f = self.field;
         scratch.clear();
         for op in &self.ops {
             let v = |i: usize| scratch[i];
             let value = match *op {
                 Op::Const(c) => c,
                 Op::Var(i) => Some(values[i]),
-                Op::Add(a, b) => Some(add(v(a)?, v(b)?)),
-                Op::Sub(a, b) => Some(sub(v(a)?, v(b)?)),
-                Op::Mul(a, b) => Some(mul(v(a)?, v(b)?)),
-                Op::Div(a, b) => Some(mul(v(a)?, inv(v(b)?)?)),
-                Op::Neg(a) => Some(sub(0, v(a)?)),
-                Op::Pow(a, e) if e >= 0 => Some(pow(v(a)?, e as u64)),
-                Op::Pow(a, e) => inv(pow(v(a)?, e.unsigned_abs())),
+                Op::Add(a, b) => Some(f.add(v(a)?, v(b)?)),
+                Op::Sub(a, b) => Some(f.sub(v(a)?, v(b)?)),
+                Op::Mul(a, b) => Some(f.mul(v(a)?, v(b)?)),
+                Op::Div(a, b) => Some(f.mul(v(a)?, f.inv(v(b)?)?)),
+                Op::Neg(a) => Some(f.sub(0, v(a)?)),
+                Op::Pow(a, e) if e >= 0 => Some(f.pow(v(a)?, e as u64)),
+                Op::Pow(a, e) => f.inv(f.pow(v(a)?, e.unsigned_abs())),
             };
             scratch.push(value);
         }
@@ -152,52 +244,97 @@ mod tests {
     use crate::parse::parse_expr;
     use proptest::prelude::*;
 
-    fn field(c: &Constant) -> u64 {
-        residue(c).unwrap()
+    fn field() -> Field {
+        primes()[0]
+    }
+
+    fn res(c: &Constant) -> u64 {
+        field().residue(c).unwrap()
     }
 
     proptest! {
         /// Modular arithmetic is the image of exact arithmetic.
         #[test]
         fn agrees_with_exact_arithmetic(a in -1_000_000i64..1_000_000, b in -1_000_000i64..1_000_000, d in 1i64..1_000) {
+            let f = field();
             let (x, y) = (Constant::int(a), Constant(num_rational::BigRational::new(b.into(), d.into())));
-            prop_assert_eq!(add(field(&x), field(&y)), field(&x.add(&y).unwrap()));
-            prop_assert_eq!(sub(field(&x), field(&y)), field(&x.sub(&y).unwrap()));
-            prop_assert_eq!(mul(field(&x), field(&y)), field(&x.mul(&y).unwrap()));
-            prop_assert_eq!(field(&y), ratio_residue(b, d as u32));
+            prop_assert_eq!(f.add(res(&x), res(&y)), res(&x.add(&y).unwrap()));
+            prop_assert_eq!(f.sub(res(&x), res(&y)), res(&x.sub(&y).unwrap()));
+            prop_assert_eq!(f.mul(res(&x), res(&y)), res(&x.mul(&y).unwrap()));
+            prop_assert_eq!(res(&y), f.ratio_residue(b, d as u32));
             if b != 0 {
-                prop_assert_eq!(mul(field(&x), inv(field(&y)).unwrap()), field(&x.div(&y).unwrap()));
+                prop_assert_eq!(f.mul(res(&x), f.inv(res(&y)).unwrap()), res(&x.div(&y).unwrap()));
             }
             let e = Constant::int(a.rem_euclid(9) - 4);
             prop_assert_eq!(
-                Program::compile(&parse_expr(&format!("(pow y {e})")).unwrap(), &[Symbol::from("y")])
+                Program::compile(&parse_expr(&format!("(pow y {e})")).unwrap(), &[Symbol::from("y")], f)
                     .unwrap()
-                    .eval(&[field(&y)], &mut Vec::new()),
-                y.pow(&e).map(|v| field(&v))
+                    .eval(&[res(&y)], &mut Vec::new()),
+                y.pow(&e).map(|v| res(&v))
             );
         }
     }
 
     #[test]
-    fn reduce_handles_the_extremes() {
-        assert_eq!(mul(P - 1, P - 1), 1);
-        assert_eq!(reduce(P as u128), 0);
-        assert_eq!(add(P - 1, 1), 0);
-        assert_eq!(sub(0, 1), P - 1);
+    fn primes_are_random_61_bit_primes() {
+        let [a, b] = *primes();
+        for f in [a, b] {
+            assert!(machine_prime::is_prime(f.modulus()));
+            assert!((1u64 << 61..1u64 << 62).contains(&f.modulus()));
+        }
+        // Two draws from about 2^56 primes: equal only if the draw is broken.
+        assert_ne!(a, b);
+        assert_ne!(a.modulus(), (1 << 61) - 1, "not the fixed Mersenne prime");
+    }
+
+    #[test]
+    fn arithmetic_handles_the_extremes() {
+        let f = field();
+        let p = f.modulus();
+        assert_eq!(f.mul(p - 1, p - 1), 1);
+        assert_eq!(f.add(p - 1, 1), 0);
+        assert_eq!(f.sub(0, 1), p - 1);
+        assert_eq!(f.ratio_residue(i64::MIN, 1), f.residue_of_int(&BigInt::from(i64::MIN)));
+    }
+
+    #[test]
+    fn a_constant_that_is_zero_modulo_the_prime_is_not_taken_for_zero() {
+        let f = field();
+        let multiple = Constant(num_rational::BigRational::from_integer(BigInt::from(f.modulus()) * 3));
+        assert_eq!(f.residue(&multiple), None);
+        assert_eq!(f.residue(&Constant::int(0)), Some(0));
+        let expr = parse_expr(&format!("(* x {multiple})")).unwrap();
+        assert!(Program::compile(&expr, &[Symbol::from("x")], f).is_none());
     }
 
     #[test]
     fn division_by_zero_is_undefined() {
         let x = Symbol::from("x");
-        let p = Program::compile(&parse_expr("(/ 1 (- x x))").unwrap(), &[x]).unwrap();
+        let p = Program::compile(&parse_expr("(/ 1 (- x x))").unwrap(), &[x], field()).unwrap();
         assert_eq!(p.eval(&[5], &mut Vec::new()), None);
     }
 
     #[test]
     fn symbolic_exponents_are_not_compiled() {
         let syms = [Symbol::from("x"), Symbol::from("n")];
-        assert!(Program::compile(&parse_expr("(pow x n)").unwrap(), &syms).is_none());
-        assert!(Program::compile(&parse_expr("(pow x 1/2)").unwrap(), &syms).is_none());
-        assert!(Program::compile(&parse_expr("(pow x 65)").unwrap(), &syms).is_none());
+        for expr in ["(pow x n)", "(pow x 1/2)", "(pow x 65)"] {
+            assert!(
+                Program::compile(&parse_expr(expr).unwrap(), &syms, field()).is_none(),
+                "{expr}"
+            );
+        }
+    }
+
+    #[test]
+    fn degrees_bound_numerators_and_denominators() {
+        let d = |e: &str| degree(&parse_expr(e).unwrap());
+        assert_eq!(d("(+ (* x y) 3)"), Some((2, 0)));
+        assert_eq!(d("(/ 1 (- x 5))"), Some((0, 1)));
+        assert_eq!(d("(+ (/ 1 x) (/ 1 y))"), Some((1, 2)));
+        assert_eq!(d("(pow (+ x 1) -3)"), Some((0, 3)));
+        assert_eq!(d("(pow x n)"), None);
+        // A tower of powers: 2 · 64^10 = 2^61, far past any bound that means something.
+        let tower = (0..10).fold("(pow x 2)".to_string(), |acc, _| format!("(pow {acc} 64)"));
+        assert_eq!(d(&tower), Some((1 << 61, 0)));
     }
 }

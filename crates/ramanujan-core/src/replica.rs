@@ -2,6 +2,11 @@
 //! provenance, each fact tagged with the dot of the event that first made it, and a
 //! vector clock.
 //!
+//! Equalities and refutations form a two-phase set: a GREEN agent that refutes
+//! an equality records a [`Refutation`], a grow-only fact like the others, and
+//! every replica that holds it leaves that equality out of its e-graph and
+//! canonical forms ([`ReplicaState::live_equalities`]), whichever arrived first.
+//!
 //! `merge` is set union (keeping the least dot of a fact seen twice) and a clock
 //! maximum, so it is commutative, associative and idempotent. `delta_since(clock)`
 //! answers every fact whose dot that clock has not seen: with the invariant that a
@@ -58,10 +63,46 @@ impl Equality {
     /// asserted by several agents, or by several rules, is one fact; a replica
     /// keeps the least provenance it has seen for it (see [`ReplicaState::merge`]).
     pub fn key(&self) -> u128 {
-        let mut h = blake3::Hasher::new();
-        h.update(&self.lhs.0.to_le_bytes());
-        h.update(&self.rhs.0.to_le_bytes());
-        u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().expect("16 bytes"))
+        equality_key(self.lhs, self.rhs)
+    }
+}
+
+/// The identity of the equality between two terms, in either order.
+pub fn equality_key(a: TermKey, b: TermKey) -> u128 {
+    let (lhs, rhs) = if a <= b { (a, b) } else { (b, a) };
+    let mut h = blake3::Hasher::new();
+    h.update(&lhs.0.to_le_bytes());
+    h.update(&rhs.0.to_le_bytes());
+    u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().expect("16 bytes"))
+}
+
+/// A GREEN agent's finding that an equality is false (it found a
+/// counterexample): the equality's two sides, `lhs < rhs`, and who refuted it.
+/// Its identity is the equality's ([`equality_key`]): one refutation excludes
+/// every assertion of that equality.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Refutation {
+    /// The smaller key.
+    pub lhs: TermKey,
+    /// The larger key.
+    pub rhs: TermKey,
+    /// The refuting agent.
+    pub agent: String,
+}
+
+impl Refutation {
+    /// The refutation of `equality` by `agent`.
+    pub fn of(equality: &Equality, agent: &str) -> Self {
+        Refutation {
+            lhs: equality.lhs,
+            rhs: equality.rhs,
+            agent: agent.to_string(),
+        }
+    }
+
+    /// The refuted equality's identity.
+    pub fn key(&self) -> u128 {
+        equality_key(self.lhs, self.rhs)
     }
 }
 
@@ -75,6 +116,8 @@ pub struct Facts {
     /// Terms submitted as goals: each is rewritten on its own budget (see
     /// [`ReplicaState::roots`]).
     pub roots: Vec<TermKey>,
+    /// Equalities found false.
+    pub refutations: Vec<Refutation>,
 }
 
 /// Why a state or delta was refused. Nothing of it was applied.
@@ -92,6 +135,9 @@ pub enum ReplicaError {
     /// An equality relates a term to itself.
     #[error("equality relates term {0} to itself")]
     Reflexive(TermKey),
+    /// A refutation's sides are not in key order (`lhs < rhs`).
+    #[error("refutation of term {0}: sides must be in key order, lhs < rhs")]
+    Unordered(TermKey),
 }
 
 /// A fact, as the index by dot names it.
@@ -100,6 +146,7 @@ enum FactId {
     Term(TermKey),
     Equality(u128),
     Root(TermKey),
+    Refutation(u128),
 }
 
 /// The replicated e-graph state: a state-based CRDT.
@@ -109,6 +156,9 @@ pub struct ReplicaState {
     equalities: BTreeMap<u128, (Equality, Dot)>,
     /// Submitted roots, a grow-only set like the others.
     roots: BTreeMap<TermKey, Dot>,
+    /// Refuted equalities, by the equality's key: the second phase of the
+    /// equalities' two-phase set.
+    refuted: BTreeMap<u128, (Refutation, Dot)>,
     clock: VectorClock,
     /// The sum (mod 2^128) of a hash of every fact, kept as facts come: the
     /// digest in constant time (see [`ReplicaState::digest`]).
@@ -125,6 +175,7 @@ impl PartialEq for ReplicaState {
         self.terms == other.terms
             && self.equalities == other.equalities
             && self.roots == other.roots
+            && self.refuted == other.refuted
             && self.clock == other.clock
     }
 }
@@ -148,6 +199,10 @@ fn term_hash(key: TermKey) -> u128 {
 
 fn root_hash(key: TermKey) -> u128 {
     fact_hash(b"root", &[&key.0.to_le_bytes()])
+}
+
+fn refutation_hash(r: &Refutation) -> u128 {
+    fact_hash(b"refutation", &[&r.key().to_le_bytes(), r.agent.as_bytes()])
 }
 
 fn equality_hash(eq: &Equality) -> u128 {
@@ -185,6 +240,16 @@ fn keep_least_assertion(slot: &mut (Equality, Dot), other: &(Equality, Dot)) -> 
     replace
 }
 
+/// One equality refuted twice: keep the least refuting agent and dot, as for
+/// assertions.
+fn keep_least_refutation(slot: &mut (Refutation, Dot), other: &(Refutation, Dot)) -> bool {
+    let replace = (&other.0.agent, &other.1) < (&slot.0.agent, &slot.1);
+    if replace {
+        *slot = other.clone();
+    }
+    replace
+}
+
 impl ReplicaState {
     /// An empty replica.
     pub fn new() -> Self {
@@ -206,9 +271,14 @@ impl ReplicaState {
         self.equalities.len()
     }
 
+    /// Number of refutations (refuted equalities, held or not yet).
+    pub fn refutation_count(&self) -> usize {
+        self.refuted.len()
+    }
+
     /// Whether the replica holds no facts.
     pub fn is_empty(&self) -> bool {
-        self.terms.is_empty() && self.equalities.is_empty() && self.roots.is_empty()
+        self.terms.is_empty() && self.equalities.is_empty() && self.roots.is_empty() && self.refuted.is_empty()
     }
 
     /// The submitted roots: terms someone asked the network to rewrite. Each is
@@ -232,9 +302,33 @@ impl ReplicaState {
         self.terms.iter().map(|(k, (t, _))| (*k, t))
     }
 
-    /// All equalities, by key order.
+    /// All asserted equalities, by key order, refuted ones included (the set
+    /// grows only; see [`ReplicaState::live_equalities`]).
     pub fn equalities(&self) -> impl Iterator<Item = &Equality> {
         self.equalities.values().map(|(e, _)| e)
+    }
+
+    /// The equalities that shape answers: asserted and not refuted.
+    pub fn live_equalities(&self) -> impl Iterator<Item = &Equality> {
+        self.equalities
+            .iter()
+            .filter(|(k, _)| !self.refuted.contains_key(k))
+            .map(|(_, (e, _))| e)
+    }
+
+    /// Whether the replica holds an assertion of the equality with this key.
+    pub fn asserts(&self, key: u128) -> bool {
+        self.equalities.contains_key(&key)
+    }
+
+    /// Whether the equality with this key ([`equality_key`]) was refuted.
+    pub fn is_refuted(&self, key: u128) -> bool {
+        self.refuted.contains_key(&key)
+    }
+
+    /// All refutations, by the refuted equality's key.
+    pub fn refutations(&self) -> impl Iterator<Item = &Refutation> {
+        self.refuted.values().map(|(r, _)| r)
     }
 
     /// Records facts made by `agent` as one event; only facts not already held get
@@ -263,6 +357,18 @@ impl ReplicaState {
                 delta.roots.insert(root, placeholder.clone());
             }
         }
+        for mut refutation in facts.refutations {
+            if refutation.lhs == refutation.rhs {
+                return Err(ReplicaError::Reflexive(refutation.lhs));
+            }
+            if refutation.lhs > refutation.rhs {
+                std::mem::swap(&mut refutation.lhs, &mut refutation.rhs);
+            }
+            let key = refutation.key();
+            if !self.refuted.contains_key(&key) {
+                delta.refuted.insert(key, (refutation, placeholder.clone()));
+            }
+        }
         if delta.is_empty() {
             return Ok(delta);
         }
@@ -270,6 +376,7 @@ impl ReplicaState {
         delta.terms.values_mut().for_each(|(_, d)| *d = dot.clone());
         delta.equalities.values_mut().for_each(|(_, d)| *d = dot.clone());
         delta.roots.values_mut().for_each(|d| *d = dot.clone());
+        delta.refuted.values_mut().for_each(|(_, d)| *d = dot.clone());
         delta.clock = VectorClock::of_event(dot.clone());
         delta.fact_sum = delta.sum_of_facts();
         self.fact_sum = self.fact_sum.wrapping_add(delta.fact_sum);
@@ -277,6 +384,7 @@ impl ReplicaState {
         self.equalities
             .extend(delta.equalities.iter().map(|(k, v)| (*k, v.clone())));
         self.roots.extend(delta.roots.iter().map(|(k, d)| (*k, d.clone())));
+        self.refuted.extend(delta.refuted.iter().map(|(k, v)| (*k, v.clone())));
         delta.reindex();
         for facts in delta.by_dot.values().flat_map(|m| m.values()) {
             for &fact in facts {
@@ -315,6 +423,9 @@ impl ReplicaState {
         for (k, d) in &self.roots {
             add(d, FactId::Root(*k));
         }
+        for (k, (_, d)) in &self.refuted {
+            add(d, FactId::Refutation(*k));
+        }
         self.by_dot = by_dot;
     }
 
@@ -323,7 +434,12 @@ impl ReplicaState {
         let terms = self.terms.keys().map(|&k| term_hash(k));
         let equalities = self.equalities.values().map(|(e, _)| equality_hash(e));
         let roots = self.roots.keys().map(|&k| root_hash(k));
-        terms.chain(equalities).chain(roots).fold(0u128, u128::wrapping_add)
+        let refuted = self.refuted.values().map(|(r, _)| refutation_hash(r));
+        terms
+            .chain(equalities)
+            .chain(roots)
+            .chain(refuted)
+            .fold(0u128, u128::wrapping_add)
     }
 
     /// Terms named (as a child or an equality side) but not held: the delta that
@@ -413,6 +529,32 @@ impl ReplicaState {
                 }
             }
         }
+        for (key, theirs) in &other.refuted {
+            match self.refuted.get_mut(key) {
+                Some(mine) => {
+                    let before = refutation_hash(&mine.0);
+                    if keep_least_refutation(mine, theirs) {
+                        self.fact_sum = self
+                            .fact_sum
+                            .wrapping_sub(before)
+                            .wrapping_add(refutation_hash(&theirs.0));
+                        self.index(&theirs.1, FactId::Refutation(*key));
+                        if let Some(j) = journal.as_deref_mut() {
+                            j.insert_refutation(*key, theirs.clone());
+                        }
+                    }
+                }
+                None => {
+                    self.refuted.insert(*key, theirs.clone());
+                    self.index(&theirs.1, FactId::Refutation(*key));
+                    self.fact_sum = self.fact_sum.wrapping_add(refutation_hash(&theirs.0));
+                    if let Some(j) = journal.as_deref_mut() {
+                        j.insert_refutation(*key, theirs.clone());
+                    }
+                    stats.new_refutations += 1;
+                }
+            }
+        }
         self.clock.merge(&other.clock);
         stats
     }
@@ -425,7 +567,7 @@ impl ReplicaState {
         let mut parts = vec![ReplicaState::default()];
         let room = |parts: &mut Vec<ReplicaState>| {
             let last = parts.last().expect("a part");
-            if last.terms.len() + last.equalities.len() + last.roots.len() >= max_facts {
+            if last.terms.len() + last.equalities.len() + last.roots.len() + last.refuted.len() >= max_facts {
                 parts.push(ReplicaState::default());
             }
         };
@@ -440,6 +582,10 @@ impl ReplicaState {
         for (k, d) in &self.roots {
             room(&mut parts);
             parts.last_mut().expect("a part").roots.insert(*k, d.clone());
+        }
+        for (k, v) in &self.refuted {
+            room(&mut parts);
+            parts.last_mut().expect("a part").refuted.insert(*k, v.clone());
         }
         for part in &mut parts {
             part.clock = self.clock.clone();
@@ -488,6 +634,11 @@ impl ReplicaState {
                                 out.roots.insert(k, d.clone());
                             }
                         }
+                        FactId::Refutation(k) => {
+                            if let Some(v) = self.refuted.get(&k).filter(|(_, d)| *d == dot) {
+                                out.refuted.insert(k, v.clone());
+                            }
+                        }
                     }
                 }
             }
@@ -533,6 +684,15 @@ impl ReplicaState {
         self.fact_sum = self.fact_sum.wrapping_add(added);
     }
 
+    fn insert_refutation(&mut self, key: u128, refutation: (Refutation, Dot)) {
+        self.index(&refutation.1, FactId::Refutation(key));
+        let added = refutation_hash(&refutation.0);
+        if let Some((old, _)) = self.refuted.insert(key, refutation) {
+            self.fact_sum = self.fact_sum.wrapping_sub(refutation_hash(&old));
+        }
+        self.fact_sum = self.fact_sum.wrapping_add(added);
+    }
+
     fn insert_root(&mut self, key: TermKey, dot: Dot) {
         self.index(&dot, FactId::Root(key));
         if self.roots.insert(key, dot).is_none() {
@@ -567,6 +727,8 @@ pub struct MergeStats {
     pub new_equalities: usize,
     /// Roots that were new here.
     pub new_roots: usize,
+    /// Refutations that were new here.
+    pub new_refutations: usize,
 }
 
 /// A fact's dot as it travels: `["agent", n]`.
@@ -627,6 +789,18 @@ struct WireState {
     /// Submitted roots with their dots; absent when there are none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     roots: BTreeMap<TermKey, Dot>,
+    /// Refuted equalities; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    refuted: Vec<WireRefutation>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRefutation {
+    lhs: TermKey,
+    rhs: TermKey,
+    agent: String,
+    dot: Dot,
 }
 
 impl Serialize for ReplicaState {
@@ -651,6 +825,16 @@ impl Serialize for ReplicaState {
                 })
                 .collect(),
             roots: self.roots.clone(),
+            refuted: self
+                .refuted
+                .values()
+                .map(|(r, d)| WireRefutation {
+                    lhs: r.lhs,
+                    rhs: r.rhs,
+                    agent: r.agent.clone(),
+                    dot: d.clone(),
+                })
+                .collect(),
         }
         .serialize(s)
     }
@@ -698,10 +882,34 @@ impl TryFrom<WireState> for ReplicaState {
         for dot in w.roots.values() {
             check_dot(dot)?;
         }
+        let mut refuted = BTreeMap::new();
+        for r in w.refuted {
+            check_dot(&r.dot)?;
+            if r.lhs >= r.rhs {
+                return Err(ReplicaError::Unordered(r.lhs));
+            }
+            let fact = (
+                Refutation {
+                    lhs: r.lhs,
+                    rhs: r.rhs,
+                    agent: r.agent,
+                },
+                r.dot,
+            );
+            match refuted.entry(fact.0.key()) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(fact);
+                }
+                std::collections::btree_map::Entry::Occupied(mut slot) => {
+                    keep_least_refutation(slot.get_mut(), &fact);
+                }
+            }
+        }
         Ok(ReplicaState {
             terms,
             equalities,
             roots: w.roots,
+            refuted,
             clock: w.clock,
             fact_sum: 0,
             by_dot: BTreeMap::new(),

@@ -248,6 +248,8 @@ fn compile_one(name: &str, lhs: &str, rhs: &str, spec: &RuleSpec) -> Result<Colo
             })
             .collect()
     };
+    // Before the rule may derive anything: both sides over random substitutions.
+    crate::soundness::check_rule(spec, &searcher, &applier).map_err(|e| err(e.to_string()))?;
     let applier = ColoredApplier {
         rhs: applier,
         color: spec.color,
@@ -257,8 +259,10 @@ fn compile_one(name: &str, lhs: &str, rhs: &str, spec: &RuleSpec) -> Result<Colo
     Rewrite::new(name, searcher, applier).map_err(err)
 }
 
-/// Compiles rule specs into egg rewrites, checking every pattern and that no name
-/// repeats or is one of `taken`.
+/// Compiles rule specs into egg rewrites, checking every pattern, that no name
+/// repeats or is one of `taken`, and that each rule is sound
+/// ([`crate::soundness::check_rule`]: an unsound rule is refused with its
+/// counterexample).
 pub fn compile(specs: &[RuleSpec], taken: &HashSet<Symbol>) -> Result<Vec<ColoredRewrite>, RuleError> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(specs.len());

@@ -91,13 +91,14 @@ pub struct PhaseReport {
 /// GREEN's findings.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verification {
-    /// Input = canonical form, checked on random exact assignments.
+    /// Input = canonical form, checked by [`check_semantically`].
     pub input_equals_canonical: Verdict,
     /// Pairs of different constants proven equal: an unsound rule was used.
     pub constant_conflicts: Vec<(String, String)>,
     /// Steps derived by both RED and BLUE rules.
     pub color_conflicts: Vec<ColorConflict>,
-    /// No refutation and no constant conflict.
+    /// The input = canonical form check verified (not merely unrefuted) and no
+    /// constant conflict.
     pub passed: bool,
 }
 
@@ -497,7 +498,7 @@ impl Saturation {
             color_conflicts: color_conflicts(&egraph),
             passed: false,
         };
-        let passed = !verification.input_equals_canonical.is_refuted() && verification.constant_conflicts.is_empty();
+        let passed = verification.input_equals_canonical.is_verified() && verification.constant_conflicts.is_empty();
         phases.push(PhaseReport {
             phase: "extract",
             round: rounds,

@@ -1,27 +1,40 @@
 //! GREEN verification: is a claimed equality true, and is it derivable?
 //!
-//! Truth is checked by evaluating both sides exactly on random rational
-//! assignments (division by zero and unbounded powers make an assignment
-//! undefined, not a counterexample). Derivability is checked by asking egg for an
+//! Truth is checked by evaluating both sides exactly: on small rational
+//! assignments, for a readable counterexample, then at random points modulo
+//! random primes, which is what can verify (see [`check_semantically`] and
+//! [`crate::modular`]; division by zero makes an assignment undefined, not a
+//! counterexample). Derivability is checked by asking egg for an
 //! explanation of the equality under the claimed colour's rules.
 
 use crate::analysis::{ColoredAnalysis, fold};
 use crate::color::Color;
 use crate::constant::Constant;
 use crate::lang::{Expr, Math};
-use crate::modular::{self, Program};
+use crate::modular::{self, Field, Program};
 use crate::rules::ColoredRewrite;
 use egg::{FlatTerm, Id, Language, Runner, Symbol};
 use num_rational::BigRational;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Random assignments tried per equality.
+/// Small rational assignments tried per equality, to find a readable
+/// counterexample (they decide nothing in an equality's favour).
 pub const TRIALS: usize = 16;
-/// Defined assignments needed to call an equality verified.
+/// Uniformly random points of each prime's field tried per equality: the
+/// points that decide in its favour.
+pub const FIELD_TRIALS: usize = 4;
+/// Field points where both sides are defined needed to call an equality verified.
 pub const MIN_DEFINED: usize = 4;
+/// The largest degree verified: the difference of the two sides, as one
+/// fraction, with a numerator of at most this degree. A false equality agrees
+/// at a random point of a field of p > 2^61 elements with probability at most
+/// degree / p < 2^-41, so with [`MIN_DEFINED`] independent points it is
+/// verified with probability below 2^-160.
+pub const MAX_DEGREE: u64 = 1 << 20;
 
 /// Evaluates an expression exactly; `None` where it is undefined or too large.
 pub fn evaluate(expr: &Expr, assignment: &HashMap<Symbol, Constant>) -> Option<Constant> {
@@ -43,28 +56,34 @@ fn symbols(expr: &Expr, out: &mut BTreeSet<Symbol>) {
     }));
 }
 
-/// The outcome of evaluating both sides of an equality.
+/// The outcome of checking an equality.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Verdict {
-    /// Equal on every defined assignment, with enough of them defined.
+    /// Both sides are rational functions of bounded degree that agree at
+    /// random points of fields of random primes: false with probability below
+    /// 2^-160 (see [`MAX_DEGREE`]).
     Verified {
-        /// Assignments on which both sides were defined.
+        /// Field points at which both sides were defined (and equal).
         defined: usize,
     },
-    /// A counterexample.
+    /// A counterexample: an exact assignment where the two sides differ.
     Refuted {
-        /// The assignment, symbol to value.
+        /// The assignment, symbol to exact value.
         assignment: BTreeMap<String, String>,
-        /// The left side's value there.
+        /// The left side's value there (exact, or its residue where the exact
+        /// value is too large to write).
         lhs: String,
         /// The right side's value there.
         rhs: String,
     },
-    /// Too few assignments were defined to decide.
+    /// Neither: no counterexample was found, and random evaluation cannot vouch
+    /// for the equality.
     Inconclusive {
         /// Assignments on which both sides were defined.
         defined: usize,
+        /// Why not verified.
+        reason: String,
     },
 }
 
@@ -73,36 +92,36 @@ impl Verdict {
     pub fn is_refuted(&self) -> bool {
         matches!(self, Verdict::Refuted { .. })
     }
+
+    /// Whether the equality was verified.
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Verdict::Verified { .. })
+    }
 }
 
-/// Checks `lhs = rhs` on [`TRIALS`] random assignments. The assignments are drawn
-/// from a seed hashed from both sides, so every replica checks a claim the same way.
-///
-/// Both sides are evaluated modulo a 61-bit prime ([`crate::modular`]) when they
-/// can be, exactly over the rationals otherwise; a counterexample is reported in
-/// exact rationals either way.
+/// A secret of this process, so that where the field points fall cannot be
+/// computed from an equality by anyone else.
+fn process_salt() -> u64 {
+    static SALT: OnceLock<u64> = OnceLock::new();
+    *SALT.get_or_init(|| rand_chacha::ChaCha8Rng::from_os_rng().random())
+}
+
+/// Checks `lhs = rhs`. First on [`TRIALS`] small rational assignments, drawn
+/// from a seed hashed from both sides (a counterexample there is exact and
+/// readable); then, if both sides are rational functions of degree at most
+/// [`MAX_DEGREE`], at [`FIELD_TRIALS`] uniformly random points modulo each of
+/// the process's random primes ([`crate::modular::primes`]). Only the second
+/// can verify. A point where a side divides by zero (or by something that is
+/// zero modulo the prime) decides nothing either way.
 pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
-    let mut h = blake3::Hasher::new();
-    for (side, expr) in [(b'l', lhs), (b'r', rhs)] {
-        h.update(&[side]);
-        // Node by node (operator, then child positions): the same seed on every
-        // agent, without printing the expressions.
-        for node in expr.as_ref() {
-            let op = node.to_string();
-            h.update(&(op.len() as u64).to_le_bytes());
-            h.update(op.as_bytes());
-            for &child in node.children() {
-                h.update(&(usize::from(child) as u64).to_le_bytes());
-            }
-        }
-    }
-    let digest = h.finalize();
-    let seed = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"));
+    let seed = equality_seed(lhs, rhs);
     let mut names = BTreeSet::new();
     symbols(lhs, &mut names);
     symbols(rhs, &mut names);
     let names: Vec<Symbol> = names.into_iter().collect();
-    let programs = Program::compile(lhs, &names).zip(Program::compile(rhs, &names));
+    let primes = modular::primes();
+    let programs = |field: Field| Program::compile(lhs, &names, field).zip(Program::compile(rhs, &names, field));
+    let first = programs(primes[0]);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (mut defined, mut draws, mut residues, mut scratch) = (0, Vec::new(), Vec::new(), Vec::new());
     for _ in 0..TRIALS {
@@ -113,55 +132,129 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
                 .iter()
                 .map(|_| (rng.random_range(-20i64..=20), rng.random_range(1u32..=7))),
         );
-        let exact = || -> Vec<Constant> {
-            draws
-                .iter()
-                .map(|&(n, d)| Constant(BigRational::new(n.into(), i64::from(d).into())))
-                .collect()
-        };
-        if let Some((l, r)) = &programs {
+        let values: Vec<Constant> = draws
+            .iter()
+            .map(|&(n, d)| Constant(BigRational::new(n.into(), i64::from(d).into())))
+            .collect();
+        if let Some((l, r)) = &first {
+            let field = primes[0];
             residues.clear();
-            residues.extend(draws.iter().map(|&(n, d)| modular::ratio_residue(n, d)));
+            residues.extend(draws.iter().map(|&(n, d)| field.ratio_residue(n, d)));
             let (Some(a), Some(b)) = (l.eval(&residues, &mut scratch), r.eval(&residues, &mut scratch)) else {
                 continue;
             };
-            if a == b {
-                defined += 1;
-                continue;
+            defined += 1;
+            if a != b {
+                return refuted(lhs, rhs, &names, &values, field, a, b);
             }
-            let values = exact();
-            let show = |expr: &Expr, residue: u64| {
-                let exact = evaluate(expr, &names.iter().copied().zip(values.iter().cloned()).collect());
-                exact.map_or_else(|| format!("{residue} (mod 2^61-1)"), |v| v.to_string())
-            };
-            return refuted(&names, &values, show(lhs, a), show(rhs, b));
+            continue;
         }
-        let values = exact();
         let assignment: HashMap<Symbol, Constant> = names.iter().copied().zip(values.iter().cloned()).collect();
         let (Some(a), Some(b)) = (evaluate(lhs, &assignment), evaluate(rhs, &assignment)) else {
             continue;
         };
         if a != b {
-            return refuted(&names, &values, a.to_string(), b.to_string());
+            return Verdict::Refuted {
+                assignment: show_assignment(&names, &values),
+                lhs: a.to_string(),
+                rhs: b.to_string(),
+            };
         }
         defined += 1;
+    }
+    let degree = modular::degree(lhs)
+        .zip(modular::degree(rhs))
+        .map(|((nl, dl), (nr, dr))| nl.saturating_add(dr).max(nr.saturating_add(dl)));
+    let degree = match degree {
+        None => {
+            return Verdict::Inconclusive {
+                defined,
+                reason: format!(
+                    "a power with a symbolic or fractional exponent is not a rational function: \
+                     equal on {defined} exact assignments, which bounds no error"
+                ),
+            };
+        }
+        Some(d) if d > MAX_DEGREE => {
+            return Verdict::Inconclusive {
+                defined,
+                reason: format!("degree {d} exceeds {MAX_DEGREE}: random evaluation bounds no error there"),
+            };
+        }
+        Some(d) => d,
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ process_salt());
+    let mut defined = 0;
+    for &field in primes {
+        // A non-zero constant that is zero modulo this prime: the other prime decides.
+        let Some((l, r)) = programs(field) else { continue };
+        for _ in 0..FIELD_TRIALS {
+            residues.clear();
+            residues.extend(names.iter().map(|_| rng.random_range(0..field.modulus())));
+            let (Some(a), Some(b)) = (l.eval(&residues, &mut scratch), r.eval(&residues, &mut scratch)) else {
+                continue;
+            };
+            if a != b {
+                // The residues are integers where both sides are defined: an
+                // exact counterexample.
+                let values: Vec<Constant> = residues.iter().map(|&v| Constant::int(v as i64)).collect();
+                return refuted(lhs, rhs, &names, &values, field, a, b);
+            }
+            defined += 1;
+        }
     }
     if defined >= MIN_DEFINED {
         Verdict::Verified { defined }
     } else {
-        Verdict::Inconclusive { defined }
+        Verdict::Inconclusive {
+            defined,
+            reason: format!(
+                "both sides were defined at {defined} of {} random points (degree {degree}); \
+                 {MIN_DEFINED} are needed",
+                FIELD_TRIALS * primes.len()
+            ),
+        }
     }
 }
 
-fn refuted(names: &[Symbol], values: &[Constant], lhs: String, rhs: String) -> Verdict {
+/// A seed hashed from both sides, node by node (operator, then child positions),
+/// so every agent draws the same small assignments for the same claim.
+fn equality_seed(lhs: &Expr, rhs: &Expr) -> u64 {
+    let mut h = blake3::Hasher::new();
+    for (side, expr) in [(b'l', lhs), (b'r', rhs)] {
+        h.update(&[side]);
+        for node in expr.as_ref() {
+            let op = node.to_string();
+            h.update(&(op.len() as u64).to_le_bytes());
+            h.update(op.as_bytes());
+            for &child in node.children() {
+                h.update(&(usize::from(child) as u64).to_le_bytes());
+            }
+        }
+    }
+    let digest = h.finalize();
+    u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+fn show_assignment(names: &[Symbol], values: &[Constant]) -> BTreeMap<String, String> {
+    names
+        .iter()
+        .zip(values)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A refutation at `values`, where the sides' residues modulo `field` are `a`
+/// and `b` (different, both defined: so the exact values differ too).
+fn refuted(lhs: &Expr, rhs: &Expr, names: &[Symbol], values: &[Constant], field: Field, a: u64, b: u64) -> Verdict {
+    let assignment: HashMap<Symbol, Constant> = names.iter().copied().zip(values.iter().cloned()).collect();
+    let show = |expr: &Expr, residue: u64| {
+        evaluate(expr, &assignment).map_or_else(|| format!("{residue} (mod {})", field.modulus()), |v| v.to_string())
+    };
     Verdict::Refuted {
-        assignment: names
-            .iter()
-            .zip(values)
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        lhs,
-        rhs,
+        assignment: show_assignment(names, values),
+        lhs: show(lhs, a),
+        rhs: show(rhs, b),
     }
 }
 
@@ -270,7 +363,8 @@ mod tests {
     fn true_identities_are_verified() {
         let square = "(pow (+ a b) 2)";
         let expanded = "(+ (* a a) (+ (* 2 (* a b)) (* b b)))";
-        assert_eq!(check(square, expanded), Verdict::Verified { defined: TRIALS });
+        let all = FIELD_TRIALS * crate::modular::PRIMES;
+        assert_eq!(check(square, expanded), Verdict::Verified { defined: all });
         assert!(matches!(check("(/ (* x y) y)", "x"), Verdict::Verified { .. }));
     }
 
@@ -283,6 +377,77 @@ mod tests {
         let (a, b) = (value("a"), value("b"));
         assert_eq!(lhs.parse::<Constant>().unwrap(), a.add(&b).unwrap());
         assert_eq!(rhs.parse::<Constant>().unwrap(), a.mul(&b).unwrap());
+    }
+
+    /// The false equalities of issue #14, each built against a verifier that
+    /// evaluated modulo the fixed prime 2^61 − 1 on 191 small rationals.
+    #[test]
+    fn equalities_built_against_a_known_prime_or_sample_set_are_never_verified() {
+        let p = "2305843009213693951";
+        let tower = (0..10).fold("(pow x 2)".to_string(), |acc, _| format!("(pow {acc} 64)"));
+        // Every value n/d the old verifier drew (n in -20..=20, d in 1..=7): a
+        // product that vanishes on all of them, and nowhere else that matters.
+        let mut roots: Vec<Constant> = (-20i64..=20)
+            .flat_map(|n| (1i64..=7).map(move |d| Constant(BigRational::new(n.into(), d.into()))))
+            .collect();
+        roots.sort_by(|a, b| a.0.cmp(&b.0));
+        roots.dedup();
+        assert!(roots.len() >= 191);
+        let sample_product = balanced_product(roots.iter().map(|r| format!("(- x {r})")).collect());
+        let degree_200 = balanced_product((0..200).map(|i| format!("(- x {i})")).collect());
+        let cases = [
+            (p.to_string(), "0".to_string()),
+            (format!("(* x {p})"), "0".to_string()),
+            (format!("(/ 1 (- x {p}))"), "(/ 1 x)".to_string()),
+            (tower, "(* x x)".to_string()),
+            (sample_product.clone(), "0".to_string()),
+            (degree_200.clone(), "0".to_string()),
+            ("(/ x 0)".to_string(), "5".to_string()),
+            ("(pow x 1/2)".to_string(), "7".to_string()),
+        ];
+        for (lhs, rhs) in cases {
+            let verdict = check(&lhs, &rhs);
+            assert!(!verdict.is_verified(), "{lhs} = {rhs}: {verdict:?}");
+        }
+        // Those a random point decides are refuted, with an exact counterexample.
+        let refutable = [
+            (format!("(* x {p})"), "0"),
+            (format!("(/ 1 (- x {p}))"), "(/ 1 x)"),
+            (sample_product, "0"),
+            (degree_200, "0"),
+        ];
+        for (lhs, rhs) in refutable {
+            assert!(check(&lhs, rhs).is_refuted(), "{lhs} = {rhs}");
+        }
+        let Verdict::Inconclusive { reason, .. } = check("(/ x 0)", "5") else {
+            panic!("division by zero everywhere decides nothing");
+        };
+        assert!(reason.contains("defined"), "{reason}");
+    }
+
+    /// A product of `factors`, as a balanced tree.
+    fn balanced_product(mut factors: Vec<String>) -> String {
+        while factors.len() > 1 {
+            factors = factors
+                .chunks(2)
+                .map(|c| match c {
+                    [a, b] => format!("(* {a} {b})"),
+                    [a] => a.clone(),
+                    _ => unreachable!(),
+                })
+                .collect();
+        }
+        factors.pop().unwrap_or_else(|| "1".into())
+    }
+
+    /// A true identity of degree 400 is verified: the bound is on the degree,
+    /// not on the size of the sample set.
+    #[test]
+    fn a_true_identity_of_high_degree_is_verified() {
+        let product = balanced_product((0..200).map(|i| format!("(- x {i})")).collect());
+        let squared = format!("(* {product} {product})");
+        let power = format!("(pow {product} 2)");
+        assert!(check(&squared, &power).is_verified());
     }
 
     #[test]

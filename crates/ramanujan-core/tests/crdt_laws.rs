@@ -1,13 +1,14 @@
-//! Property tests: over random operation histories, merge is commutative,
-//! associative and idempotent, and replicas that merge the same facts in any
-//! order have identical digests and canonical forms.
+//! Property tests: over random operation histories (with false equalities
+//! asserted and refuted among them), merge is commutative, associative and
+//! idempotent, and replicas that merge the same facts in any order have
+//! identical digests and canonical forms, which no refuted equality shapes.
 
 use proptest::prelude::*;
 use ramanujan_core::Color;
 use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::materialize::{Materialized, expr_terms};
 use ramanujan_core::parse::parse_expr;
-use ramanujan_core::replica::{Facts, ReplicaState};
+use ramanujan_core::replica::{Equality, Facts, Provenance, Refutation, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, Scheduler};
 use ramanujan_core::stream::{StreamInput, apply_stream};
@@ -36,6 +37,11 @@ enum Op {
     /// One of `from`'s recorded events (by index, wrapping) reaches `to`, out of
     /// order; events never delivered are lost.
     Deliver { from: usize, to: usize, event: usize },
+    /// Agent asserts that two submissions (by index, wrapping) are equal: as a
+    /// rule would that nobody checked.
+    Assert { agent: usize, a: usize, b: usize },
+    /// Agent refutes one of the equalities it holds (by index, wrapping).
+    Refute { agent: usize, equality: usize },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -44,6 +50,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         (0usize..3, prop::sample::select(Color::ALL.to_vec())).prop_map(|(a, c)| Op::Rewrite(a, c)),
         (0usize..3, 0usize..3).prop_map(|(from, to)| Op::Sync { from, to }),
         (0usize..3, 0usize..3, 0usize..8).prop_map(|(from, to, event)| Op::Deliver { from, to, event }),
+        (0usize..3, 0usize..6, 0usize..6).prop_map(|(agent, a, b)| Op::Assert { agent, a, b }),
+        (0usize..3, 0usize..16).prop_map(|(agent, equality)| Op::Refute { agent, equality }),
     ]
 }
 
@@ -90,6 +98,39 @@ fn run_history(ops: &[Op]) -> (Vec<ReplicaState>, Vec<TermKey>) {
             Op::Sync { from, to } => {
                 let delta = replicas[*from].delta_since(replicas[*to].clock());
                 replicas[*to].merge(&delta);
+            }
+            Op::Assert { agent, a, b } => {
+                let (Some(&a), Some(&b)) = (roots.get(a % roots.len().max(1)), roots.get(b % roots.len().max(1)))
+                else {
+                    continue;
+                };
+                let provenance = Provenance {
+                    agent: format!("agent-{agent}"),
+                    rule: "unchecked".into(),
+                    color: Color::Blue,
+                };
+                let Some(eq) = Equality::new(a, b, provenance) else {
+                    continue;
+                };
+                let facts = Facts {
+                    equalities: vec![eq],
+                    ..Facts::default()
+                };
+                let event = replicas[*agent].record(&format!("agent-{agent}"), facts).unwrap();
+                events[*agent].push(event);
+            }
+            Op::Refute { agent, equality } => {
+                let held: Vec<Equality> = replicas[*agent].equalities().cloned().collect();
+                if held.is_empty() {
+                    continue;
+                }
+                let name = format!("agent-{agent}");
+                let facts = Facts {
+                    refutations: vec![Refutation::of(&held[equality % held.len()], &name)],
+                    ..Facts::default()
+                };
+                let event = replicas[*agent].record(&name, facts).unwrap();
+                events[*agent].push(event);
             }
         }
     }
@@ -219,6 +260,116 @@ fn a_submitted_root_is_a_fact_of_its_own() {
     assert_ne!(plain.digest(), submitted.digest(), "the digest counts roots");
     assert_eq!(plain.merge(&delta).new_roots, 1);
     assert_eq!(plain, submitted);
+}
+
+/// A refutation is a fact: it changes the digest, travels by `delta_since`,
+/// and a replica that had unioned the equality before the refutation arrived
+/// takes it apart again, whichever order the two came in.
+#[test]
+fn a_refuted_equality_is_taken_out_of_every_replica_whichever_arrives_first() {
+    let mut facts = Facts::default();
+    let a = expr_terms(&parse_expr("(* x 2)").unwrap(), &mut facts);
+    let b = expr_terms(&parse_expr("(+ x 3)").unwrap(), &mut facts);
+    facts.roots.extend([a, b]);
+    let mut origin = ReplicaState::new();
+    origin.record("agent-0", facts).unwrap();
+    let provenance = Provenance {
+        agent: "agent-0".into(),
+        rule: "unsound".into(),
+        color: Color::Blue,
+    };
+    let false_eq = Equality::new(a, b, provenance).unwrap();
+    let before_assertion = origin.clone();
+    let asserted = origin
+        .record(
+            "agent-0",
+            Facts {
+                equalities: vec![false_eq.clone()],
+                ..Facts::default()
+            },
+        )
+        .unwrap();
+    let before_refutation = origin.clone();
+    let refutation = Refutation::of(&false_eq, "agent-1");
+    let refuted = origin
+        .record(
+            "agent-1",
+            Facts {
+                refutations: vec![refutation.clone()],
+                ..Facts::default()
+            },
+        )
+        .unwrap();
+    // States that differ in one equality, or in one refutation, have different digests.
+    assert_ne!(
+        before_assertion.digest(),
+        before_refutation.digest(),
+        "the digest counts equalities"
+    );
+    assert_ne!(
+        before_refutation.digest(),
+        origin.digest(),
+        "the digest counts refutations"
+    );
+    assert!(origin.is_refuted(false_eq.key()));
+    assert_eq!(origin.refutations().collect::<Vec<_>>(), vec![&refutation]);
+    assert_eq!(origin.live_equalities().count(), 0);
+    assert_eq!(origin.equality_count(), 1, "the equality stays, as a fact, refuted");
+
+    // A replica that unioned the equality first, then learnt its refutation.
+    let mut late = ReplicaState::new();
+    let mut graph = Materialized::empty(true);
+    let mut news = ReplicaState::new();
+    late.merge_noting(&before_refutation, Some(&mut news));
+    graph.absorb(&late, &news);
+    assert!(graph.equivalent(a, b), "merged before the refutation arrived");
+    let mut news = ReplicaState::new();
+    late.merge_noting(&refuted, Some(&mut news));
+    assert_eq!(news.refutation_count(), 1);
+    graph.absorb(&late, &news);
+    assert!(!graph.equivalent(a, b), "un-merged once refuted");
+    assert_eq!(late, origin);
+
+    // A replica that learnt the refutation before the equality never unions it.
+    let mut early = ReplicaState::new();
+    let mut graph = Materialized::empty(true);
+    for part in [&refuted, &asserted, &before_refutation] {
+        let mut news = ReplicaState::new();
+        early.merge_noting(part, Some(&mut news));
+        graph.absorb(&early, &news);
+        assert!(!graph.equivalent(a, b));
+    }
+    assert_eq!(early.digest(), origin.digest());
+    assert_eq!(canonical_forms(&early, &[a, b]), vec!["(* x 2)", "(+ x 3)"]);
+
+    // Refutations travel by anti-entropy and over the wire.
+    let mut peer = before_refutation.clone();
+    peer.merge(&origin.delta_since(peer.clock()));
+    assert_eq!(peer, origin);
+    let back: ReplicaState = serde_json::from_str(&serde_json::to_string(&origin).unwrap()).unwrap();
+    assert_eq!(back, origin);
+    assert_eq!(back.digest(), origin.digest());
+}
+
+/// A merge that dropped refutations would break this law: each law-style
+/// test above sees them, since histories refute.
+#[test]
+fn histories_refute() {
+    let ops = vec![
+        Op::Submit(0, "(+ a 1)".into()),
+        Op::Submit(1, "(* b 2)".into()),
+        Op::Assert { agent: 0, a: 0, b: 1 },
+        Op::Sync { from: 0, to: 1 },
+        Op::Refute { agent: 1, equality: 0 },
+        Op::Sync { from: 1, to: 2 },
+    ];
+    let (r, roots) = run_history(&ops);
+    assert_eq!(r[2].refutation_count(), 1);
+    assert_eq!(r[0].refutation_count(), 0);
+    let union = merged(&[&r[0], &r[1], &r[2]]);
+    assert_eq!(union.refutation_count(), 1);
+    let forms = canonical_forms(&union, &roots);
+    assert_ne!(forms[0], forms[1], "{forms:?}");
 }
 
 #[test]

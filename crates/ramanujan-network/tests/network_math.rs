@@ -1,15 +1,22 @@
 //! The network does the math: agents that split the rewriting by colour settle
 //! every submission on the canonical form one saturation with all the rules
 //! reaches (`/egraph/saturate`), and their replicas hold that e-graph, not a
-//! history of its names.
+//! history of its names; and nothing false gets in (a refuted equality shapes
+//! no answer).
 
 use agent_orchestrator::agent::WorkLimits;
-use agent_orchestrator::network::SubmissionStatus;
+use agent_orchestrator::network::{Network, SubmissionStatus};
+use agent_orchestrator::protocol::{Body, Envelope};
+use ramanujan_core::Color;
 use ramanujan_core::parse::parse_expr;
+use ramanujan_core::replica::{Equality, Facts, Provenance, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, Saturation, SaturationReport, Scheduler};
+use ramanujan_core::term::TermKey;
 use ramanujan_network::{InProcessNetwork, NetworkConfig, TopologyKind};
 use rand::{Rng, SeedableRng};
+use std::collections::HashSet;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 fn saturate(expr: &str) -> SaturationReport {
@@ -283,5 +290,117 @@ fn a_blow_up_stops_at_its_budget_while_other_submissions_settle() {
         "the blow-up names its spent budget: {:?}",
         blown.rewriting
     );
+    network.shutdown();
+}
+
+/// The answer of an in-process network's future, which is ready at once.
+fn now<T>(future: impl Future<Output = T>) -> T {
+    let Poll::Ready(answer) = std::pin::pin!(future).poll(&mut Context::from_waker(Waker::noop())) else {
+        panic!("the in-process network answers at once");
+    };
+    answer
+}
+
+/// The one form every agent holds of a settled submission.
+fn form(status: &SubmissionStatus) -> String {
+    let forms: HashSet<_> = status.canonical.iter().map(|(_, f)| f.clone()).collect();
+    assert_eq!(forms.len(), 1, "{status:?}");
+    forms.into_iter().next().flatten().unwrap()
+}
+
+/// Refuted facts never shape an answer: a false equality that enters the
+/// network through a BLUE agent is refuted by GREEN, the refutation reaches
+/// every replica, and no canonical form uses the equality. (That a replica
+/// which had unioned it takes it apart again is `crdt_laws.rs`'s test: here
+/// GREEN refutes within milliseconds, so most agents never union it.)
+#[test]
+fn a_false_equality_sent_through_a_blue_agent_is_refuted_everywhere_and_shapes_no_answer() {
+    let network = network(TopologyKind::Sierpinski);
+    let (left, right) = ("(* (+ x 1) 2)", "(+ x 3)");
+    let mut roots: Vec<(TermKey, String)> = Vec::new();
+    for expr in [left, right] {
+        let id = network.submit_expr(&parse_expr(expr).unwrap()).unwrap().id;
+        let settled = wait_settled(&network, &id, expr, Duration::from_secs(60));
+        assert_eq!(form(&settled), saturate(expr).canonical);
+        roots.push((id.parse().unwrap(), id));
+    }
+
+    // A BLUE agent "asserts" (* (+ x 1) 2) = (+ x 3), as an unchecked rule
+    // would, in an event sent to one of its neighbours.
+    let topology = network.topology();
+    let blue = (0..topology.len())
+        .find(|&i| topology.agent(i, WorkLimits::default()).unwrap().color() == Color::Blue)
+        .unwrap();
+    let blue_agent = topology.agent(blue, WorkLimits::default()).unwrap();
+    let neighbor = blue_agent.neighbors()[0].clone();
+    let provenance = Provenance {
+        agent: blue_agent.id().to_string(),
+        rule: "unchecked".into(),
+        color: Color::Blue,
+    };
+    let false_eq = Equality::new(roots[0].0, roots[1].0, provenance).unwrap();
+    let mut forger = ReplicaState::new();
+    let delta = forger
+        .record(
+            "forger",
+            Facts {
+                equalities: vec![false_eq.clone()],
+                ..Facts::default()
+            },
+        )
+        .unwrap();
+    // Numbered just after the BLUE agent's latest message, as its own would be.
+    let latest = now(network.agent_messages(blue_agent.id().to_string()))
+        .unwrap()
+        .iter()
+        .filter(|m| m.direction == "out")
+        .map(|m| m.seq)
+        .max()
+        .unwrap();
+    let envelope = Envelope {
+        from: blue_agent.id().to_string(),
+        to: neighbor,
+        seq: latest + 1_000,
+        body: Body::Event {
+            delta,
+            about: vec![roots[0].0],
+        },
+    };
+    now(network.deliver(envelope)).unwrap();
+
+    // Every replica ends holding the equality and its refutation, with one digest.
+    let started = Instant::now();
+    loop {
+        let all_refuted = network.agent_ids().iter().all(|id| {
+            let replica = network.replica(id).unwrap();
+            replica.asserts(false_eq.key()) && replica.is_refuted(false_eq.key())
+        });
+        if all_refuted && network.is_converged() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not refuted everywhere in 60 s: {:?}",
+            network
+                .agent_ids()
+                .iter()
+                .map(|id| network.replica(id).unwrap().refutation_count())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let digests: HashSet<String> = network.digests().into_iter().collect();
+    assert_eq!(digests.len(), 1);
+    for id in network.agent_ids() {
+        let state = now(network.agent_state(id.clone())).unwrap();
+        assert_eq!(state.refuted_equalities, 1, "{id} reports the refutation");
+    }
+
+    // Both submissions settle again on their own saturation's forms: the
+    // false equality shapes neither.
+    for ((_, id), expr) in roots.iter().zip([left, right]) {
+        let settled = wait_settled(&network, id, expr, Duration::from_secs(60));
+        assert_eq!(form(&settled), saturate(expr).canonical, "{expr}");
+    }
     network.shutdown();
 }

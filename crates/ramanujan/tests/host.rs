@@ -228,6 +228,59 @@ async fn green_verify_refutes_a_false_equality_and_explains_a_true_one() {
     assert_eq!(results[1]["derivation"]["derivable"], false);
 }
 
+/// Issue #14's false equalities, each built against a verifier that evaluated
+/// modulo the public prime 2^61 − 1 on a fixed sample set: none is verified,
+/// `passed` is false, and an inconclusive check alone is not a pass either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn green_verify_is_not_fooled_by_equalities_built_against_it() {
+    let server = start(ServeArgs::default()).await;
+    let p = "2305843009213693951";
+    let tower = (0..10).fold("(pow x 2)".to_string(), |acc, _| format!("(pow {acc} 64)"));
+    let product = (0..200).fold("1".to_string(), |acc, i| format!("(* {acc} (- x {i}))"));
+    let equalities = [
+        (p.to_string(), "0".to_string()),
+        (format!("(* x {p})"), "0".to_string()),
+        (format!("(/ 1 (- x {p}))"), "(/ 1 x)".to_string()),
+        (tower, "(* x x)".to_string()),
+        (product, "0".to_string()),
+        ("(/ x 0)".to_string(), "5".to_string()),
+        ("(pow x 1/2)".to_string(), "7".to_string()),
+    ];
+    for (lhs, rhs) in &equalities {
+        let (status, body) = post(
+            &server.base,
+            "/stream/green/verify",
+            json!({"equalities": [{"lhs": lhs, "rhs": rhs, "color": "BLUE"}], "derivations": false}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let verdict = &body["results"][0]["semantic"];
+        assert_ne!(verdict["status"], "verified", "{lhs} = {rhs}: {verdict}");
+        assert_eq!(body["passed"], false, "{lhs} = {rhs}: {body}");
+        if verdict["status"] == "inconclusive" {
+            assert!(verdict["reason"].as_str().is_some_and(|r| !r.is_empty()), "{verdict}");
+        }
+    }
+}
+
+/// A stream never emits equalities from an unsound rule: the request is refused
+/// with the rule's counterexample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_refuses_an_unsound_custom_rule() {
+    let server = start(ServeArgs::default()).await;
+    let (status, body) = post(
+        &server.base,
+        "/stream/blue/apply",
+        json!({"expression": "(* a b)", "rules": [
+            {"name": "mul-is-add", "lhs": "(* ?a ?b)", "rhs": "(+ ?a ?b)", "color": "BLUE"}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("mul-is-add") && error.contains("unsound"), "{error}");
+}
+
 /// The embedded agent network behind `/agents` and `/agent/{id}`: a submission
 /// reaches all nine agents with one canonical form; state, messages and sync
 /// answer; bad messages get JSON 4xx.

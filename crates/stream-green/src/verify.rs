@@ -141,7 +141,9 @@ fn run(claims: Vec<Claim>, skipped: usize, conflicts: Vec<ColorConflict>, deriva
         });
     }
     VerifyResponse {
-        passed: summary.refuted == 0,
+        // Every equality checked, and every check verified: an inconclusive or
+        // skipped one is not a pass.
+        passed: summary.verified == summary.checked && summary.skipped == 0,
         summary,
         results,
         color_conflicts: conflicts,

@@ -22,7 +22,9 @@ use ramanujan_core::Color;
 use ramanujan_core::analysis::fold;
 use ramanujan_core::constant::Constant;
 use ramanujan_core::lang::Math;
+use ramanujan_core::parse::parse_expr;
 use ramanujan_core::rules::{RuleSpec, default_rules};
+use ramanujan_core::verify::check_semantically;
 use serde_json::{Value, json};
 use std::hint::black_box;
 use std::time::Duration;
@@ -136,6 +138,12 @@ fn bench_workload(c: &mut Criterion, name: &str, request: Value, peer: impl Fn()
     let mut group = c.benchmark_group(name);
     group.bench_function("ramanujan", |b| b.iter(|| handler(black_box(&body))));
     group.bench_function("egg", |b| b.iter(&peer));
+    // The handler's GREEN check alone: input = canonical form, one equality.
+    let input = parse_expr(request["expression"].as_str().unwrap()).unwrap();
+    let canonical = parse_expr(ours["canonical"].as_str().unwrap()).unwrap();
+    group.bench_function("verify_one_equality", |b| {
+        b.iter(|| check_semantically(black_box(&input), black_box(&canonical)))
+    });
     group.finish();
 }
 

@@ -34,7 +34,8 @@ pub struct WorkLimits {
     pub step_iterations: usize,
     /// Time of one rewriting step.
     pub step_time: Duration,
-    /// Equalities GREEN checks per arriving message.
+    /// Equalities GREEN checks per arriving message, and per sync tick when it
+    /// has no rewriting to do; the rest wait in its backlog.
     pub verify_per_message: usize,
     /// Iterations one submission may take in all, per colour (its budget).
     pub goal_iterations: usize,
@@ -224,6 +225,9 @@ pub struct AgentSnapshot {
     log: VecDeque<LogEntry>,
     refutations: VecDeque<RefutationNote>,
     now_ms: u64,
+    /// GREEN's backlog of equalities not checked yet.
+    #[serde(default)]
+    unchecked: VecDeque<u128>,
     #[serde(default)]
     share: Share,
     #[serde(default)]
@@ -279,6 +283,8 @@ pub struct Agent {
     next_sync: usize,
     log: VecDeque<LogEntry>,
     refutations: VecDeque<RefutationNote>,
+    /// GREEN: equalities held but not checked yet, by key, oldest first.
+    unchecked: VecDeque<u128>,
     now_ms: u64,
 }
 
@@ -309,6 +315,7 @@ impl Agent {
             next_sync: 0,
             log: VecDeque::new(),
             refutations: VecDeque::new(),
+            unchecked: VecDeque::new(),
             now_ms: 0,
         }
     }
@@ -333,6 +340,7 @@ impl Agent {
             log: self.log,
             refutations: self.refutations,
             now_ms: self.now_ms,
+            unchecked: self.unchecked,
             share: self.share,
             goals: self.goals,
             queue: self.queue,
@@ -367,7 +375,21 @@ impl Agent {
             next_sync: snapshot.next_sync,
             log: snapshot.log,
             refutations: snapshot.refutations,
+            unchecked: snapshot.unchecked,
             now_ms: snapshot.now_ms,
+        }
+    }
+
+    /// A GREEN agent restored from a store checks everything it holds again, a
+    /// few at a time: what it had checked before is not stored.
+    fn check_everything_again(&mut self) {
+        if self.color == Color::Green {
+            self.unchecked = self
+                .replica
+                .equalities()
+                .map(|e| e.key())
+                .filter(|&k| !self.replica.is_refuted(k))
+                .collect();
         }
     }
 
@@ -384,6 +406,7 @@ impl Agent {
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clear();
+        self.check_everything_again();
     }
 
     /// Sets which submissions this agent rewrites (see [`Share`]); by default
@@ -784,14 +807,37 @@ impl Agent {
         Vec::new()
     }
 
-    /// Checks new equalities; records a [`Refutation`] of each refuted one as
-    /// one event and floods it. Every replica that merges it leaves the
-    /// equality out of its e-graph.
+    /// Queues new equalities for checking and checks the oldest queued ones,
+    /// [`WorkLimits::verify_per_message`] at a time (the rest wait for the next
+    /// message or sync tick: every equality is checked, none is dropped).
     fn verify(&mut self, news: &ReplicaState) -> Vec<Envelope> {
+        self.unchecked.extend(news.equalities().map(|e| e.key()));
+        self.check_unchecked()
+    }
+
+    /// Equalities this GREEN agent holds and has not checked yet.
+    pub fn verify_backlog(&self) -> usize {
+        self.unchecked.len()
+    }
+
+    /// Checks up to [`WorkLimits::verify_per_message`] queued equalities;
+    /// records a [`Refutation`] of each refuted one, as one event, and floods
+    /// it. Every replica that merges it leaves the equality out of its e-graph.
+    fn check_unchecked(&mut self) -> Vec<Envelope> {
         let mut refutations = Vec::new();
-        let unrefuted = news.equalities().filter(|eq| !self.replica.is_refuted(eq.key()));
-        for eq in unrefuted.take(self.limits.verify_per_message) {
+        let mut checked = 0;
+        while checked < self.limits.verify_per_message {
+            let Some(key) = self.unchecked.pop_front() else { break };
+            if self.replica.is_refuted(key) {
+                continue;
+            }
+            let Some(eq) = self.replica.equality(key).cloned() else {
+                continue;
+            };
+            checked += 1;
             let (Some(l), Some(r)) = (term_expr(&self.replica, eq.lhs), term_expr(&self.replica, eq.rhs)) else {
+                // A side not received yet: check it once it has arrived.
+                self.unchecked.push_back(key);
                 continue;
             };
             match check_semantically(&l, &r) {
@@ -805,7 +851,7 @@ impl Agent {
                         asserted_by: format!("{} ({})", eq.provenance.agent, eq.provenance.rule),
                         verdict,
                     });
-                    refutations.push(Refutation::of(eq, &self.actor));
+                    refutations.push(Refutation::of(&eq, &self.actor));
                 }
                 Verdict::Verified { .. } => self.counters.verified += 1,
                 Verdict::Inconclusive { .. } => self.counters.inconclusive += 1,
@@ -944,12 +990,21 @@ impl Agent {
 
     /// Starts anti-entropy with the next neighbour in turn.
     pub fn sync_tick(&mut self) -> Vec<Envelope> {
+        // GREEN works through its backlog on ticks too, when it has no
+        // rewriting to do: checking never slows the colours' turns down.
+        let idle = self.queue.is_empty() && self.working.is_none() && self.unabsorbed.is_none();
+        let mut out = if self.color == Color::Green && idle {
+            self.check_unchecked()
+        } else {
+            Vec::new()
+        };
         if self.neighbors.is_empty() {
-            return Vec::new();
+            return out;
         }
         let to = self.neighbors[self.next_sync % self.neighbors.len()].clone();
         self.next_sync += 1;
-        self.sync_with(&to)
+        out.extend(self.sync_with(&to));
+        out
     }
 
     /// Starts anti-entropy with one neighbour.

@@ -67,6 +67,8 @@ pub struct AgentState {
     /// Equalities its replica holds as refuted: left out of its e-graph and
     /// canonical forms.
     pub refuted_equalities: usize,
+    /// GREEN: equalities held and not checked yet (0 for other colours).
+    pub verify_backlog: usize,
     /// Neighbour ids.
     pub neighbors: Vec<String>,
     /// Messages accepted.
@@ -101,6 +103,7 @@ impl AgentState {
             egraph_nodes: replica.term_count(),
             equalities: replica.equality_count(),
             refuted_equalities: replica.refutation_count(),
+            verify_backlog: agent.verify_backlog(),
             neighbors: agent.neighbors().to_vec(),
             messages_received: counters.messages_received,
             messages_sent: counters.messages_sent,

@@ -216,3 +216,93 @@ fn cached_forms_match_forms_built_from_scratch() {
         }
     }
 }
+
+/// GREEN checks every equality it receives, not only the first
+/// `verify_per_message` of a message: a false one placed after a hundred true
+/// ones waits in the backlog, is refuted by a later tick, and the refutation
+/// is flooded; a restarted GREEN agent checks everything again.
+#[test]
+fn green_refutes_a_false_equality_hidden_past_its_per_message_cap() {
+    use ramanujan_core::materialize::expr_terms;
+    use ramanujan_core::replica::{Equality, Facts, Provenance, ReplicaState};
+    let known: HashSet<String> = ["a".to_string(), "g".to_string()].into();
+    let limits = WorkLimits {
+        verify_per_message: 8,
+        ..WorkLimits::default()
+    };
+    let mut green = Agent::new("g".into(), Color::Green, vec!["a".into()], known.clone(), limits);
+    let provenance = Provenance {
+        agent: "a".into(),
+        rule: "forged".into(),
+        color: Color::Blue,
+    };
+    let mut facts = Facts::default();
+    for i in 0..100 {
+        // (+ x_i 0) = x_i: true.
+        let lhs = expr_terms(&parse_expr(&format!("(+ x{i} 0)")).unwrap(), &mut facts);
+        let rhs = expr_terms(&parse_expr(&format!("x{i}")).unwrap(), &mut facts);
+        facts
+            .equalities
+            .push(Equality::new(lhs, rhs, provenance.clone()).unwrap());
+    }
+    let lhs = expr_terms(&parse_expr("(* y 2)").unwrap(), &mut facts);
+    let rhs = expr_terms(&parse_expr("(+ y 2)").unwrap(), &mut facts);
+    let false_eq = Equality::new(lhs, rhs, provenance).unwrap();
+    let mut sender = ReplicaState::new();
+    let delta = sender.record("a", facts).unwrap();
+    let last = sender
+        .record(
+            "a",
+            Facts {
+                equalities: vec![false_eq.clone()],
+                ..Facts::default()
+            },
+        )
+        .unwrap();
+    let mut merged = delta.clone();
+    merged.merge(&last);
+    let event = |seq, delta: ReplicaState| Envelope {
+        from: "a".into(),
+        to: "g".into(),
+        seq,
+        body: Body::SyncPush { delta },
+    };
+    // The 101 equalities go in key order (a hash): the false one lies past the
+    // first message's cap of 8 (the test checks it does).
+    let merged_copy = merged.clone();
+    let mut out = green.handle(event(1, merged));
+    assert!(
+        !green.replica().is_refuted(false_eq.key()),
+        "not within the first message's cap"
+    );
+    assert_eq!(green.verify_backlog(), 101 - 8);
+    let mut ticks = 0;
+    while green.verify_backlog() > 0 {
+        // As a driver does: rewrite if there is work, then tick (GREEN checks
+        // its backlog on ticks when it has no rewriting to do).
+        out.extend(green.work());
+        out.extend(green.sync_tick());
+        ticks += 1;
+        assert!(ticks <= 20, "the backlog does not shrink");
+    }
+    assert!(green.replica().is_refuted(false_eq.key()));
+    // A host that keeps agents between requests (Spin) keeps the backlog too.
+    let mut half = Agent::new("g".into(), Color::Green, vec!["a".into()], known, limits);
+    half.handle(event(1, merged_copy));
+    let saved = rmp_serde::to_vec_named(&half.into_snapshot()).unwrap();
+    let back = Agent::from_snapshot(rmp_serde::from_slice(&saved).unwrap(), limits);
+    assert_eq!(back.verify_backlog(), 101 - 8);
+    assert_eq!(green.counters().refuted, 1, "{:?}", green.counters());
+    assert_eq!(green.counters().verified, 100, "{:?}", green.counters());
+    let flooded = out.iter().any(|env| match &env.body {
+        Body::Event { delta, .. } => delta.is_refuted(false_eq.key()),
+        _ => false,
+    });
+    assert!(flooded, "the refutation was flooded");
+    // A GREEN agent restored from the replica (without the refutation) checks it all again.
+    let mut restarted = Agent::new("g".into(), Color::Green, vec!["a".into()], HashSet::new(), limits);
+    let mut without = delta;
+    without.merge(&last);
+    restarted.restore(without);
+    assert_eq!(restarted.verify_backlog(), 101);
+}

@@ -316,6 +316,11 @@ impl ReplicaState {
             .map(|(_, (e, _))| e)
     }
 
+    /// The equality with this key ([`equality_key`]), if asserted here.
+    pub fn equality(&self, key: u128) -> Option<&Equality> {
+        self.equalities.get(&key).map(|(e, _)| e)
+    }
+
     /// Whether the replica holds an assertion of the equality with this key.
     pub fn asserts(&self, key: u128) -> bool {
         self.equalities.contains_key(&key)

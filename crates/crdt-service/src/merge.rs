@@ -141,15 +141,21 @@ pub fn identity(crdt_type: &str, state: Value) -> Result<Vec<u8>, MergeError> {
 /// are checked against it.
 pub fn merge_uncached(crdt_type: &str, states: Vec<Value>) -> Result<Value, MergeError> {
     let kind = self::crdt_type(crdt_type)?;
-    with_kind!(kind, K => {
-        let parsed = states
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| parse_state::<K>(kind, s, &format!("state {i}")))
-            .collect::<Result<Vec<K>, _>>()?;
-        let merged = K::merge_all(&parsed).map_err(|(i, e)| MergeError(format!("state {i} cannot be merged: {e}")))?;
-        Ok(merged.state())
-    })
+    with_kind!(kind, K => Ok(merge_parsed(&parse_states::<K>(kind, states)?)?.state()))
+}
+
+/// Every input parsed, `state {i}` named in a refusal.
+fn parse_states<K: Kind>(kind: CrdtType, states: Vec<Value>) -> Result<Vec<K>, MergeError> {
+    states
+        .into_iter()
+        .enumerate()
+        .map(|(i, state)| parse_state(kind, state, &format!("state {i}")))
+        .collect()
+}
+
+/// [`Kind::merge_all`], a refusal naming the state to blame.
+fn merge_parsed<K: Kind>(parsed: &[K]) -> Result<K, MergeError> {
+    K::merge_all(parsed).map_err(|(i, e)| MergeError(format!("state {i} cannot be merged: {e}")))
 }
 
 /// The type of a wire name, or a refusal listing the known ones.
@@ -255,10 +261,7 @@ impl Merger {
         states: Vec<Value>,
         root: Option<&str>,
     ) -> Result<(Bytes, Outcome), MergeError> {
-        let mut parsed: Vec<K> = Vec::with_capacity(states.len());
-        for (i, state) in states.into_iter().enumerate() {
-            parsed.push(parse_state(kind, state, &format!("state {i}"))?);
-        }
+        let parsed: Vec<K> = parse_states(kind, states)?;
         let identities: Vec<Vec<u8>> = parsed.iter().map(K::identity).collect();
         if identities.iter().all(|e| e == &identities[0]) {
             // One state, perhaps encoded differently (when the identity is
@@ -295,7 +298,7 @@ impl Merger {
             self.count(Outcome::Hit);
             return Ok((body, Outcome::Hit));
         }
-        let merged = K::merge_all(&parsed).map_err(|(i, e)| MergeError(format!("state {i} cannot be merged: {e}")))?;
+        let merged = merge_parsed(&parsed)?;
         let state_json = merged.state_json();
         let body = self.readable(kind, &parsed, &merged, &state_json, root)?;
         let identity = if K::IDENTITY_IS_STATE {

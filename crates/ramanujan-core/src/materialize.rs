@@ -92,8 +92,10 @@ impl Materialized {
             Vec::new()
         };
         sides.extend(delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color)));
+        // Hashing a side pair to look it up costs, so only where there is anything to find.
+        let any_refuted = state.refutation_count() > 0;
         for (lhs, rhs, color) in sides {
-            if state.is_refuted(equality_key(lhs, rhs)) {
+            if any_refuted && state.is_refuted(equality_key(lhs, rhs)) {
                 continue;
             }
             match (self.ids.get(&lhs), self.ids.get(&rhs)) {

@@ -120,8 +120,15 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
     symbols(rhs, &mut names);
     let names: Vec<Symbol> = names.into_iter().collect();
     let primes = modular::primes();
-    let programs = |field: Field| Program::compile(lhs, &names, field).zip(Program::compile(rhs, &names, field));
-    let first = programs(primes[0]);
+    // Both sides compiled once per prime; `None` for a prime that some
+    // non-zero constant is a multiple of (the other prime decides).
+    let programs: Vec<(Field, Option<(Program, Program)>)> = primes
+        .iter()
+        .map(|&field| {
+            let compiled = Program::compile(lhs, &names, field).zip(Program::compile(rhs, &names, field));
+            (field, compiled)
+        })
+        .collect();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (mut defined, mut draws, mut residues, mut scratch) = (0, Vec::new(), Vec::new(), Vec::new());
     for _ in 0..TRIALS {
@@ -132,12 +139,14 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
                 .iter()
                 .map(|_| (rng.random_range(-20i64..=20), rng.random_range(1u32..=7))),
         );
-        let values: Vec<Constant> = draws
-            .iter()
-            .map(|&(n, d)| Constant(BigRational::new(n.into(), i64::from(d).into())))
-            .collect();
-        if let Some((l, r)) = &first {
-            let field = primes[0];
+        let exact = || -> Vec<Constant> {
+            draws
+                .iter()
+                .map(|&(n, d)| Constant(BigRational::new(n.into(), i64::from(d).into())))
+                .collect()
+        };
+        if let (field, Some((l, r))) = &programs[0] {
+            let field = *field;
             residues.clear();
             residues.extend(draws.iter().map(|&(n, d)| field.ratio_residue(n, d)));
             let (Some(a), Some(b)) = (l.eval(&residues, &mut scratch), r.eval(&residues, &mut scratch)) else {
@@ -145,10 +154,11 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
             };
             defined += 1;
             if a != b {
-                return refuted(lhs, rhs, &names, &values, field, a, b);
+                return refuted(lhs, rhs, &names, &exact(), field, a, b);
             }
             continue;
         }
+        let values = exact();
         let assignment: HashMap<Symbol, Constant> = names.iter().copied().zip(values.iter().cloned()).collect();
         let (Some(a), Some(b)) = (evaluate(lhs, &assignment), evaluate(rhs, &assignment)) else {
             continue;
@@ -185,9 +195,10 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ process_salt());
     let mut defined = 0;
-    for &field in primes {
-        // A non-zero constant that is zero modulo this prime: the other prime decides.
-        let Some((l, r)) = programs(field) else { continue };
+    for (field, compiled) in &programs {
+        let (field, Some((l, r))) = (*field, compiled) else {
+            continue;
+        };
         for _ in 0..FIELD_TRIALS {
             residues.clear();
             residues.extend(names.iter().map(|_| rng.random_range(0..field.modulus())));

@@ -66,13 +66,34 @@ pub fn fold(node: &Math, child: impl Fn(Id) -> Option<Constant>) -> Option<Const
     }
 }
 
+/// [`fold`], and also a product with a zero factor, which is `0` whatever the
+/// other factor (as the built-in rule `mul-zero` says), and a power with
+/// exponent `0`, which is `1` (`pow-zero`), and a difference of two terms of
+/// one class, which is `0` (`cancel-sub`).
+///
+/// The e-graph knows these values the moment such a node is added, so its class
+/// is pruned to the constant before any rule can match the node. Were the value
+/// learnt only from a `mul-zero` rewrite, what rules derive from the node before
+/// that rewrite lands would depend on the order in which rules (or agents) run:
+/// pruning is not monotone, so the fixpoint of one saturation and the one the
+/// network reaches, with its colours in other agents, could differ.
+pub fn fold_absorbing(node: &Math, child: impl Fn(Id) -> Option<Constant>) -> Option<Constant> {
+    let zero = |id: &Id| child(*id).is_some_and(|c| c.is_zero());
+    match node {
+        Math::Mul([a, b]) if zero(a) || zero(b) => Some(Constant::int(0)),
+        Math::Pow([_, b]) if zero(b) => Some(Constant::int(1)),
+        Math::Sub([a, b]) if a == b => Some(Constant::int(0)),
+        _ => fold(node, child),
+    }
+}
+
 impl Analysis<Math> for ColoredAnalysis {
     type Data = ClassData;
 
     fn make(egraph: &mut EGraph, enode: &Math, _id: Id) -> ClassData {
         let constant = match enode {
             Math::Num(c) => Some(c.clone()),
-            _ if egraph.analysis.fold_constants => fold(enode, |id| egraph[id].data.constant.clone()),
+            _ if egraph.analysis.fold_constants => fold_absorbing(enode, |id| egraph[id].data.constant.clone()),
             _ => None,
         };
         ClassData {

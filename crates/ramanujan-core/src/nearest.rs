@@ -11,11 +11,13 @@
 //! the root and stops once it has found enough, so a step in a big region
 //! costs about what it may apply.
 
-use crate::analysis::{ColoredAnalysis, EGraph};
+use crate::analysis::{ColoredAnalysis, EGraph, fold_absorbing};
 use crate::lang::Math;
 use crate::materialize::classes_below;
 use crate::rules::ColoredRewrite;
 use egg::{ENodeOrVar, Id, Language, RewriteScheduler, RunnerLimits, RunnerResult, SearchMatches, StopReason, Subst};
+use std::cell::Cell;
+use std::rc::Rc;
 
 /// A scheduler that applies, each iteration, at most as many matches as the
 /// step may still grow by, nearest the root first.
@@ -25,25 +27,31 @@ pub(crate) struct NearestFirst {
     /// Total e-nodes at which the step stops.
     node_limit: usize,
     /// Whether the last search left out matches that would change the e-graph
-    /// (then the iteration cannot count as saturated).
-    truncated: bool,
+    /// (then the iteration cannot count as saturated); shared with the caller,
+    /// as egg's runner keeps its scheduler.
+    truncated: Rc<Cell<bool>>,
 }
 
 impl NearestFirst {
     /// Ranks matches by their distance from `root`; the step stops growing at
-    /// `node_limit` total e-nodes.
-    pub(crate) fn new(root: Id, node_limit: usize) -> Self {
+    /// `node_limit` total e-nodes. `truncated` says whether its last search
+    /// left matches out.
+    pub(crate) fn new(root: Id, node_limit: usize, truncated: Rc<Cell<bool>>) -> Self {
         NearestFirst {
             root,
             node_limit,
-            truncated: false,
+            truncated,
         }
     }
 }
 
 /// Whether applying `rewrite` at `class` with `subst` would change nothing: its
 /// right-hand side is already an e-node of `class`. (A rewrite without a
-/// pattern on the right is assumed to change something.)
+/// pattern on the right is assumed to change something.) A node whose value
+/// the analysis knows (`(* y 0)`, `(+ 1 1)`) counts as its constant: its class
+/// keeps only the constant, and a region rebuilt from classes' nodes has never
+/// seen the pruned node, so adding it again would change nothing but egg's
+/// hash-cons, and keep the step from ever counting as saturated.
 fn changes_nothing(egraph: &EGraph, rewrite: &ColoredRewrite, class: Id, subst: &Subst) -> bool {
     let Some(rhs) = rewrite.applier.get_pattern_ast() else {
         return false;
@@ -54,7 +62,13 @@ fn changes_nothing(egraph: &EGraph, rewrite: &ColoredRewrite, class: Id, subst: 
             ENodeOrVar::Var(v) => subst[*v],
             ENodeOrVar::ENode(node) => {
                 let node = node.clone().map_children(|i| ids[usize::from(i)]);
-                match egraph.lookup(node) {
+                let known = |node: &Math| {
+                    if !egraph.analysis.fold_constants {
+                        return None;
+                    }
+                    egraph.lookup(Math::Num(fold_absorbing(node, |c| egraph[c].data.constant.clone())?))
+                };
+                match egraph.lookup(node.clone()).or_else(|| known(&node)) {
                     Some(id) => id,
                     None => return false,
                 }
@@ -67,7 +81,7 @@ fn changes_nothing(egraph: &EGraph, rewrite: &ColoredRewrite, class: Id, subst: 
 
 impl RewriteScheduler<Math, ColoredAnalysis> for NearestFirst {
     fn can_stop(&mut self, _iteration: usize) -> bool {
-        !self.truncated
+        !self.truncated.get()
     }
 
     fn search_rewrites<'a>(
@@ -112,7 +126,8 @@ impl RewriteScheduler<Math, ColoredAnalysis> for NearestFirst {
         }
         // Stable: equal keys keep the search's order, so the choice is deterministic.
         candidates.sort_by_key(|&(away, rule, class, _)| (away, rule, class));
-        self.truncated = capped || searched < order.len() || candidates.len() > room;
+        self.truncated
+            .set(capped || searched < order.len() || candidates.len() > room);
         candidates.truncate(room);
         let mut chosen: Vec<Vec<SearchMatches<'a, Math>>> = rewrites.iter().map(|_| Vec::new()).collect();
         for (_, rule, eclass, subst) in candidates {
@@ -135,7 +150,7 @@ mod tests {
     use crate::analysis::{ColoredAnalysis, EGraph};
     use crate::color::Color;
     use crate::parse::parse_expr;
-    use crate::rules::RuleBook;
+    use crate::rules::{RuleBook, RuleSpec};
     use crate::saturate::run_step;
     use std::time::{Duration, Instant};
 
@@ -166,6 +181,31 @@ mod tests {
         }
         // Matches were left out: the step did not saturate.
         assert_ne!(stop, "saturated");
+    }
+
+    /// A region a step rewrites is rebuilt from its classes' nodes, so it has
+    /// never seen `(* a 0)`, which distributing made and pruning reduced to `0`
+    /// where it was first derived; making it again changes nothing, and the step
+    /// saturates (it used to report `iteration_limit` at every step, for ever).
+    #[test]
+    fn a_node_pruned_to_its_constant_does_not_hide_saturation() {
+        let (mut egraph, root) = graph("(* a (+ b 0))");
+        let distributed = egraph.add_expr(&parse_expr("(+ (* a b) 0)").unwrap());
+        egraph.union(root, distributed);
+        egraph.rebuild();
+        let distribute = RuleSpec {
+            name: "dist".into(),
+            lhs: "(* ?a (+ ?b ?c))".into(),
+            rhs: "(+ (* ?a ?b) (* ?a ?c))".into(),
+            color: Color::Red,
+            bidirectional: false,
+            nonzero: Vec::new(),
+            integer: Vec::new(),
+        };
+        let rules = RuleBook::new(false, &[distribute]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (_, report) = run_step(egraph, root, &rules, Color::Red, 10, 1, deadline);
+        assert_eq!(report.stop_reason, "saturated");
     }
 
     /// Matches that would change nothing take no room, so a region whose every

@@ -10,7 +10,7 @@ use crate::rules::RuleBook;
 use crate::verify::{ColorConflict, Verdict, check_semantically};
 use egg::{Id, Language, Runner, StopReason};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -209,8 +209,17 @@ pub fn run_step(
         time: deadline.saturating_duration_since(Instant::now()),
     };
     let node_limit = egraph.total_size().saturating_add(growth.max(1));
-    let scheduler = crate::nearest::NearestFirst::new(root, node_limit);
-    run_phase_with(egraph, rules, color, scheduler, limits, deadline)
+    let truncated = Rc::new(Cell::new(false));
+    let scheduler = crate::nearest::NearestFirst::new(root, node_limit, truncated.clone());
+    let (egraph, mut report) = run_phase_with(egraph, rules, color, scheduler, limits, deadline);
+    // egg counts any new e-node as a change. A step whose every match was
+    // applied and united nothing only gave known classes new names (a node
+    // whose class the analysis pruned to a constant the region never held):
+    // its region is saturated.
+    if report.stop_reason == "iteration_limit" && report.rules_applied.is_empty() && !truncated.get() {
+        report.stop_reason = "saturated".into();
+    }
+    (egraph, report)
 }
 
 fn run_phase_with(

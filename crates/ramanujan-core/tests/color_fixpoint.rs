@@ -5,9 +5,10 @@
 
 use ramanujan_core::Color;
 use ramanujan_core::analysis::{ColoredAnalysis, EGraph};
+use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::rules::{RuleBook, RuleSpec};
-use ramanujan_core::saturate::{Limits, Saturation, Scheduler, color_fixpoint};
+use ramanujan_core::saturate::{Limits, Saturation, Scheduler, color_fixpoint, run_step};
 use std::time::{Duration, Instant};
 
 fn limits() -> Limits {
@@ -174,4 +175,78 @@ fn a_blow_up_stops_at_its_limit_and_says_so() {
     .run();
     assert_eq!(report.stop_reason, "node_limit");
     assert_eq!(report.phases.last().unwrap().phase, "extract");
+}
+
+/// Rewrites `expr` in one e-graph as the network does, one colour's step at a
+/// time in the order `turns` (repeated), until every colour has had a step that
+/// changed nothing; returns the canonical form.
+fn interleaved(expr: &str, turns: &[Color]) -> String {
+    let rules = RuleBook::new(true, &[]).unwrap();
+    let mut egraph = EGraph::new(ColoredAnalysis::new(true));
+    let root = egraph.add_expr(&parse_expr(expr).unwrap());
+    egraph.rebuild();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut quiet = std::collections::HashSet::new();
+    for &color in turns.iter().cycle().take(600) {
+        let (next, step) = run_step(egraph, root, &rules, color, 100_000, 1, deadline);
+        egraph = next;
+        if step.stop_reason == "saturated" {
+            quiet.insert(color);
+        } else {
+            quiet.clear();
+        }
+        if quiet.len() == 3 {
+            let form = CanonicalExtractor::new(&egraph)
+                .expr(&egraph, egraph.find(root))
+                .unwrap();
+            return form.to_string();
+        }
+    }
+    panic!("{expr}: no fixpoint in 600 steps of {turns:?}");
+}
+
+/// Whatever order the colours take turns in (the network's agents step when
+/// their messages arrive), a fixpoint is the same one: the e-graph one
+/// saturation reaches, so its canonical form. Pruning a class with a known
+/// value to its constant is not monotone, so this holds only because the
+/// analysis knows a value the moment a node is added wherever a built-in rule
+/// would otherwise learn it a step later (`(* y 0)`): with plain constant
+/// folding, RED rewrites `(* (+ a 2) 0)` before GREEN's `mul-zero` prunes it,
+/// and `(+ (+ (* (+ a 2) (* a a)) a) 0)` ends on another fixpoint (found by the
+/// network on `(* a (pow (+ 1 a) 2))`).
+#[test]
+fn colours_in_any_order_reach_the_saturation_s_fixpoint() {
+    use Color::{Blue, Green, Red};
+    let orders: [&[Color]; 5] = [
+        &[Red, Blue, Green],
+        &[Green, Blue, Red],
+        &[Red, Red, Red, Blue, Green],
+        &[Blue, Blue, Red, Red, Green],
+        &[Red, Blue, Red, Blue, Red, Blue, Green],
+    ];
+    for expr in [
+        "(+ (+ (* (+ a 2) (* a a)) a) 0)",
+        "(* (- (* b 0) (+ a 3)) (- c (* a 2)))",
+        "(+ (* (- a a) (+ b c)) (* (pow b 0) c))",
+        "(- (* (+ a 1) (+ a 1)) (* 0 (- b 2)))",
+        "(+ 1 (- a (* (- 2 1) a)))",
+        "(* 0 (+ p q))",
+        "(- (* 3 y) y)",
+    ] {
+        let one = Saturation {
+            expr: parse_expr(expr).unwrap(),
+            rules: RuleBook::new(true, &[]).unwrap(),
+            fold_constants: true,
+            scheduler: Scheduler::Backoff,
+            limits: limits(),
+            start: None,
+        }
+        .run();
+        assert_eq!(one.stop_reason, "saturated", "{expr}");
+        for turns in orders {
+            // (The e-graphs can differ below classes no longer under the root:
+            // a step rewrites only what its root reaches.)
+            assert_eq!(interleaved(expr, turns), one.canonical, "{expr} in turns {turns:?}");
+        }
+    }
 }

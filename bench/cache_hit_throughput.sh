@@ -9,7 +9,7 @@ conns=${2:-64}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install -y wrk)"; exit 1; }
 cargo build --release -q -p ramanujan
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-LOG_LEVEL=warn ./target/release/ramanujan up --port "$port" >/dev/null 2>&1 &
+LOG_LEVEL=warn "${CARGO_TARGET_DIR:-target}/release/ramanujan" up --port "$port" >/dev/null 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done

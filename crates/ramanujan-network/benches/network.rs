@@ -235,6 +235,19 @@ async fn nats_latency(agents: usize, samples: usize, rewriting: bool) {
 /// Floods `submissions` expressions (no rewriting) through 9 agents on the
 /// broker, with their replicas in memory or saved to redb; messages handled per
 /// second, and raw JetStream's rate on the same broker.
+/// Agent `i`'s state, asked again (at most 20 times) while the agent is too
+/// busy to answer within the query's deadline: agents saving every batch to
+/// redb under this load sometimes are.
+async fn state_of(network: &NatsNetwork, i: usize) -> agent_orchestrator::network::AgentState {
+    for _ in 0..20 {
+        match network.agent_state(agent_id(i)).await {
+            Ok(state) => return state,
+            Err(e) => eprintln!("agent {i} did not answer ({e}); asking again"),
+        }
+    }
+    panic!("agent {i} did not answer 20 state queries");
+}
+
 async fn nats_throughput(submissions: usize, persist: bool) {
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).unwrap();
@@ -271,7 +284,7 @@ async fn nats_throughput(submissions: usize, persist: bool) {
     loop {
         let mut digests = HashSet::new();
         for i in 0..9 {
-            digests.insert(network.agent_state(agent_id(i)).await.unwrap().digest);
+            digests.insert(state_of(&network, i).await.digest);
         }
         if digests.len() == 1 {
             break;
@@ -281,7 +294,7 @@ async fn nats_throughput(submissions: usize, persist: bool) {
     let took = started.elapsed();
     let mut received = 0;
     for i in 0..9 {
-        received += network.agent_state(agent_id(i)).await.unwrap().messages_received;
+        received += state_of(&network, i).await.messages_received;
     }
     // Broker messages: everything ever published on the agents' stream (its
     // last sequence number; acknowledged messages leave a work queue), the

@@ -48,8 +48,8 @@ fn canonical(expr: &str) -> (String, String, usize) {
 
 #[test]
 fn math_simplify_add_needs_more_than_one_round() {
-    // As in egg, the arithmetic rules do not saturate here (commutativity and
-    // associativity grow the graph to the node limit), but the goal is reached.
+    // The rules reach their fixpoint here (19 e-nodes on 2026-12-02), and only
+    // after more than one round of the colours.
     let (form, _, rounds) = canonical("(+ x (+ x (+ x x)))");
     assert_eq!(form, "(* 4 x)");
     assert!(rounds > 1, "{rounds}");

@@ -4,10 +4,10 @@
 //! decode the JSON request, validate, run rounds of RED, BLUE and GREEN until a
 //! round changes nothing, verify, extract deterministically, encode the JSON
 //! answer. `egg` is egg as its own `tests/math.rs` uses it: the same language
-//! (`Math`), constant folding as an e-class analysis (the same evaluation, with the
-//! same zero and one known at once, constant classes pruned to their leaves), the same rules with their
-//! conditions, all in one runner with egg's default backoff scheduler and the
-//! same limits, then egg's `AstSize` extractor. Both must reach forms of the
+//! (`Math`), constant folding as an e-class analysis (the same evaluation, with
+//! the same zero and one known at once, constant classes pruned to their
+//! leaves), the same rules with their conditions, all in one runner with egg's
+//! default backoff scheduler and the same limits, then egg's `AstSize` extractor. Both must reach forms of the
 //! same size; the bench checks that before it measures.
 //!
 //! Run: `cargo bench -p egraph-service --bench saturate`

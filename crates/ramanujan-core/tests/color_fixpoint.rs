@@ -8,7 +8,7 @@ use ramanujan_core::analysis::{ColoredAnalysis, EGraph};
 use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::rules::{RuleBook, RuleSpec};
-use ramanujan_core::saturate::{Limits, Saturation, Scheduler, color_fixpoint, run_step};
+use ramanujan_core::saturate::{Limits, Saturation, SaturationReport, Scheduler, color_fixpoint, run_step};
 use std::time::{Duration, Instant};
 
 fn limits() -> Limits {
@@ -33,8 +33,9 @@ fn reaches(start: &str, goal: &str, rules: &RuleBook, scheduler: Scheduler, limi
     (found, fixpoint.stop_reason)
 }
 
-fn canonical(expr: &str) -> (String, String, usize) {
-    let report = Saturation {
+/// One saturation of `expr` with every built-in rule.
+fn saturation(expr: &str) -> SaturationReport {
+    Saturation {
         expr: parse_expr(expr).unwrap(),
         rules: RuleBook::new(true, &[]).unwrap(),
         fold_constants: true,
@@ -42,7 +43,11 @@ fn canonical(expr: &str) -> (String, String, usize) {
         limits: limits(),
         start: None,
     }
-    .run();
+    .run()
+}
+
+fn canonical(expr: &str) -> (String, String, usize) {
+    let report = saturation(expr);
     (report.canonical, report.stop_reason, report.rounds)
 }
 
@@ -233,15 +238,7 @@ fn colours_in_any_order_reach_the_saturation_s_fixpoint() {
         "(* 0 (+ p q))",
         "(- (* 3 y) y)",
     ] {
-        let one = Saturation {
-            expr: parse_expr(expr).unwrap(),
-            rules: RuleBook::new(true, &[]).unwrap(),
-            fold_constants: true,
-            scheduler: Scheduler::Backoff,
-            limits: limits(),
-            start: None,
-        }
-        .run();
+        let one = saturation(expr);
         assert_eq!(one.stop_reason, "saturated", "{expr}");
         for turns in orders {
             // (The e-graphs can differ below classes no longer under the root:

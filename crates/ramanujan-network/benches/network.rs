@@ -232,9 +232,6 @@ async fn nats_latency(agents: usize, samples: usize, rewriting: bool) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
-/// Floods `submissions` expressions (no rewriting) through 9 agents on the
-/// broker, with their replicas in memory or saved to redb; messages handled per
-/// second, and raw JetStream's rate on the same broker.
 /// Agent `i`'s state, asked again (at most 20 times) while the agent is too
 /// busy to answer within the query's deadline: agents saving every batch to
 /// redb under this load sometimes are.
@@ -248,6 +245,9 @@ async fn state_of(network: &NatsNetwork, i: usize) -> agent_orchestrator::networ
     panic!("agent {i} did not answer 20 state queries");
 }
 
+/// Floods `submissions` expressions (no rewriting) through 9 agents on the
+/// broker, with their replicas in memory or saved to redb; messages handled per
+/// second, and raw JetStream's rate on the same broker.
 async fn nats_throughput(submissions: usize, persist: bool) {
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).unwrap();

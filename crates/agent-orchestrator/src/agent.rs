@@ -16,7 +16,7 @@ use ramanujan_core::term::TermKey;
 use ramanujan_core::verify::{Verdict, check_semantically};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How much an agent may grow its replica by rewriting.
@@ -261,8 +261,10 @@ pub struct Agent {
     seq: u64,
     /// Per sender: the highest sequence number seen and which of the last ones.
     seen: HashMap<String, (u64, BTreeSet<u64>)>,
-    /// The replica as an e-graph, kept up to date with each delta.
-    graph: Materialized,
+    /// The replica as an e-graph, built on first use (a host that loads the
+    /// agent for each request, as Spin does, builds none to answer a state
+    /// query), then kept up to date with each delta. Read it with [`Agent::graph`].
+    graph: OnceLock<Materialized>,
     /// News merged into the replica but not yet into `graph` (see [`Agent::absorb_news`]).
     unabsorbed: Option<Unabsorbed>,
     /// Canonical forms and focus fingerprints of roots. News drops only the
@@ -304,7 +306,7 @@ impl Agent {
             counters: Counters::default(),
             seq: 0,
             seen: HashMap::new(),
-            graph: Materialized::empty(true),
+            graph: OnceLock::new(),
             unabsorbed: None,
             views: Mutex::default(),
             share: Share::default(),
@@ -350,7 +352,6 @@ impl Agent {
     /// The agent a snapshot describes, with these limits. It keeps no journal:
     /// its host saves whole snapshots.
     pub fn from_snapshot(snapshot: AgentSnapshot, limits: WorkLimits) -> Agent {
-        let graph = Materialized::new(&snapshot.replica);
         Agent {
             id: snapshot.id,
             actor: snapshot.actor,
@@ -364,7 +365,7 @@ impl Agent {
             counters: snapshot.counters,
             seq: snapshot.seq,
             seen: snapshot.seen,
-            graph,
+            graph: OnceLock::new(),
             unabsorbed: None,
             views: Mutex::default(),
             share: snapshot.share,
@@ -401,7 +402,7 @@ impl Agent {
     /// keep a restarted agent busy for as long as its history).
     pub fn restore(&mut self, replica: ReplicaState) {
         self.replica.merge(&replica);
-        self.graph = Materialized::new(&self.replica);
+        self.graph = OnceLock::new();
         self.views
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -456,6 +457,11 @@ impl Agent {
         }
     }
 
+    /// The replica as an e-graph, built from it on first use.
+    fn graph(&self) -> &Materialized {
+        self.graph.get_or_init(|| Materialized::new(&self.replica))
+    }
+
     /// Adds the news noted since the last call to the e-graph (one rebuild:
     /// egg's rebuild walks every class, so it is done once per batch, not once
     /// per message) and queues the submissions it is about.
@@ -463,21 +469,26 @@ impl Agent {
         let Some(news) = self.unabsorbed.take() else {
             return;
         };
-        let touched = self.graph.absorb(&self.replica, &news.facts);
+        let touched = match self.graph.get_mut() {
+            Some(graph) => graph.absorb(&self.replica, &news.facts),
+            // Built now, from a replica that already holds the news.
+            None => self.graph().classes_of(&news.facts),
+        };
+        let graph = self.graph.get_or_init(|| Materialized::new(&self.replica));
         // Every class whose e-nodes the news changed (congruence included) is
         // a touched class or above one, so only the views of roots above a
         // touched class are stale.
-        let above = self.graph.ancestors(&touched);
+        let above = graph.ancestors(&touched);
         self.views
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|&root, _| self.graph.class_of(root).is_none_or(|class| !above.contains(&class)));
+            .retain(|&root, _| graph.class_of(root).is_none_or(|class| !above.contains(&class)));
         let mut roots: BTreeSet<TermKey> = news.facts.roots().collect();
         roots.extend(news.about);
         if news.wide {
             for class in above {
                 roots.extend(
-                    self.graph.egraph[class]
+                    graph.egraph[class]
                         .data
                         .held
                         .iter()
@@ -488,6 +499,13 @@ impl Agent {
         for root in roots {
             self.enqueue(root);
         }
+    }
+
+    /// The submissions waiting for a rewriting step, oldest first, once the
+    /// news merged so far has been taken in.
+    pub fn queued(&mut self) -> Vec<TermKey> {
+        self.absorb_news();
+        self.queue.iter().copied().collect()
     }
 
     /// What a store lacks: every fact new since the last [`Agent::mark_saved`],
@@ -618,7 +636,7 @@ impl Agent {
     /// shared classes (there the whole region can grow to most of the replica).
     fn focus(&self, root: TermKey) -> Option<Materialized> {
         let depth = term_depth(&self.replica, root) + FOCUS_DEPTH;
-        self.graph.region_within(root, depth)
+        self.graph().region_within(root, depth)
     }
 
     fn view(&self, root: TermKey) -> Option<RegionView> {

@@ -141,6 +141,23 @@ impl Materialized {
         self.ids.get(&root).copied()
     }
 
+    /// The classes holding `delta`'s terms and the sides of its equalities, for
+    /// an e-graph built from a state that already held `delta`: what
+    /// [`Materialized::absorb`] would have answered for it, had the e-graph been
+    /// built without it (every class where `delta` refutes anything, as there).
+    /// Congruence merges the news caused are above these classes.
+    pub fn classes_of(&self, delta: &ReplicaState) -> Vec<Id> {
+        if delta.refutation_count() > 0 {
+            return self.egraph.classes().map(|c| c.id).collect();
+        }
+        let terms = delta.terms().map(|(k, _)| k);
+        let sides = delta.equalities().flat_map(|eq| [eq.lhs, eq.rhs]);
+        let mut classes: Vec<Id> = terms.chain(sides).filter_map(|k| self.class_of(k)).collect();
+        classes.sort_unstable();
+        classes.dedup();
+        classes
+    }
+
     /// The e-class of a term, if held.
     pub fn class_of(&self, key: TermKey) -> Option<Id> {
         self.ids.get(&key).map(|&id| self.egraph.find(id))

@@ -371,3 +371,74 @@ fn an_agent_that_builds_its_e_graph_late_acts_as_one_that_built_it_at_once() {
     }
     assert_eq!(late.replica().digest(), early.replica().digest());
 }
+
+/// A replica that merged a false equality before its refutation arrived takes
+/// it apart again: a RED agent unions `(* (+ x 1) 2) = (+ x 3)` from a forged
+/// BLUE event and answers one form for both, then GREEN's refutation arrives
+/// and it answers the forms it gave before, with the equality kept as a
+/// refuted fact.
+#[test]
+fn an_agent_that_merged_a_false_equality_answers_without_it_once_refuted() {
+    use ramanujan_core::replica::{Equality, Facts, Provenance, ReplicaState};
+    let known: HashSet<String> = ["a", "b", "g"].map(String::from).into();
+    let agent = |id: &str, color, neighbors: &[&str]| {
+        let neighbors = neighbors.iter().map(|n| n.to_string()).collect();
+        Agent::new(id.into(), color, neighbors, known.clone(), WorkLimits::default())
+    };
+    let (mut a, mut g) = (agent("a", Color::Red, &["b", "g"]), agent("g", Color::Green, &["a"]));
+    let mut roots = Vec::new();
+    for expr in ["(* (+ x 1) 2)", "(+ x 3)"] {
+        let (root, out) = a.submit(&parse_expr(expr).unwrap());
+        roots.push(root);
+        for env in out.into_iter().filter(|e| e.to == "g") {
+            assert!(g.handle(env).iter().all(|back| back.to != "a"), "nothing to refute yet");
+        }
+    }
+    let forms = |a: &mut Agent| roots.iter().map(|&r| a.held_form(r).canonical).collect::<Vec<_>>();
+    let before = forms(&mut a);
+    assert_ne!(before[0], before[1]);
+
+    let false_eq = Equality::new(
+        roots[0],
+        roots[1],
+        Provenance {
+            agent: "b".into(),
+            rule: "unchecked".into(),
+            color: Color::Blue,
+        },
+    )
+    .unwrap();
+    let delta = ReplicaState::new()
+        .record(
+            "b",
+            Facts {
+                equalities: vec![false_eq.clone()],
+                ..Facts::default()
+            },
+        )
+        .unwrap();
+    let forged = Envelope {
+        from: "b".into(),
+        to: "a".into(),
+        seq: 1,
+        body: Body::Event {
+            delta,
+            about: vec![roots[0]],
+        },
+    };
+    let flood = a.handle(forged);
+    let merged = forms(&mut a);
+    assert_eq!(merged[0], merged[1], "RED merged what it cannot check");
+
+    // a's flood reaches GREEN, whose refutation comes back.
+    let mut refutations = 0;
+    for env in flood.into_iter().filter(|e| e.to == "g") {
+        for back in g.handle(env).into_iter().filter(|e| e.to == "a") {
+            refutations += 1;
+            a.handle(back);
+        }
+    }
+    assert!(refutations > 0, "GREEN answered with its refutation");
+    assert!(a.replica().asserts(false_eq.key()) && a.replica().is_refuted(false_eq.key()));
+    assert_eq!(forms(&mut a), before, "the refuted equality shapes no form");
+}

@@ -246,7 +246,8 @@ impl AgentSnapshot {
 /// An agent.
 pub struct Agent {
     id: String,
-    /// Names the dots of this agent's events (its id unless told otherwise).
+    /// Names the dots of this agent's events: its id, or `{id}#{incarnation}`
+    /// once a life began (see [`Agent::begin_life`]). Provenance names the id.
     actor: String,
     color: Color,
     neighbors: Vec<String>,
@@ -536,12 +537,17 @@ impl Agent {
         self.seq = self.seq.max(first);
     }
 
-    /// Names the dots of this agent's own events. An agent that restarts
-    /// without its saved replica must take a new actor (e.g. `agent-3#<start>`):
-    /// otherwise its new events would reuse dots that its earlier life gave to
-    /// other facts, and peers that saw those would never ask for the new ones.
-    pub fn set_actor(&mut self, actor: String) {
-        self.actor = actor;
+    /// Starts a life of this agent: numbers its messages from `incarnation` on
+    /// (see [`Agent::number_messages_from`]) and names the dots of this life's
+    /// events `{id}#{incarnation}`. Every restart must begin a new life, even
+    /// from a saved replica: what was saved may lag what the earlier life sent
+    /// (a save that failed, or a crash between a save and a send), and a life
+    /// that went on counting from the saved clock would give new facts dots
+    /// that peers have seen on other facts, so they would never ask for them.
+    /// `incarnation` must differ between lives (a clock reading, made unique).
+    pub fn begin_life(&mut self, incarnation: u64) {
+        self.number_messages_from(incarnation);
+        self.actor = format!("{}#{incarnation}", self.id);
     }
 
     /// The agent's id.
@@ -869,7 +875,7 @@ impl Agent {
                         asserted_by: format!("{} ({})", eq.provenance.agent, eq.provenance.rule),
                         verdict,
                     });
-                    refutations.push(Refutation::of(&eq, &self.actor));
+                    refutations.push(Refutation::of(&eq, &self.id));
                 }
                 Verdict::Verified { .. } => self.counters.verified += 1,
                 Verdict::Inconclusive { .. } => self.counters.inconclusive += 1,
@@ -955,7 +961,7 @@ impl Agent {
                 root,
                 fingerprint: region.fingerprint(),
                 color: self.color,
-                actor: self.actor.clone(),
+                agent: self.id.clone(),
                 region,
                 rules: self.rules.clone(),
                 limits: step,
@@ -1079,7 +1085,8 @@ pub struct WorkJob {
     root: TermKey,
     fingerprint: String,
     color: Color,
-    actor: String,
+    /// Names the agent in the provenance of what the step derives.
+    agent: String,
     region: Materialized,
     rules: RuleBook,
     limits: Limits,
@@ -1112,7 +1119,7 @@ impl WorkJob {
         WorkDone {
             root: self.root,
             fingerprint: self.fingerprint,
-            facts: export(&egraph, &self.actor, self.color, &self.region),
+            facts: export(&egraph, &self.agent, self.color, &self.region),
             iterations: phase.iterations,
             stop_reason: phase.stop_reason,
         }

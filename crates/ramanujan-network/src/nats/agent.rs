@@ -62,11 +62,7 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
     let mut agent = topology.agent(index, config.work)?;
     let id = agent_id(index);
     let incarnation = first_sequence_number();
-    agent.number_messages_from(incarnation);
-    if config.data_dir.is_none() {
-        // Nothing saved: this life's events need dots of their own.
-        agent.set_actor(format!("{id}#{incarnation}"));
-    }
+    agent.begin_life(incarnation);
     let store = match &config.data_dir {
         Some(dir) => {
             let mut store = RedbStore::for_agent(dir, &id).map_err(|e| e.to_string())?;

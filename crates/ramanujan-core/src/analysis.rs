@@ -13,6 +13,9 @@ pub type EGraph = egg::EGraph<Math, ColoredAnalysis>;
 pub struct ClassData {
     /// The class's value, when constant folding found one.
     pub constant: Option<Constant>,
+    /// The tree size of the class's smallest term: its extraction cost (see
+    /// [`crate::extract`]), kept as e-nodes come and classes merge.
+    pub size: u64,
     /// Which colours' rules derived members of this class.
     pub colors: ColorSet,
     /// Replicated terms that stand in this class (set by
@@ -87,6 +90,14 @@ pub fn fold_absorbing(node: &Math, child: impl Fn(Id) -> Option<Constant>) -> Op
     }
 }
 
+/// The tree size of the smallest term through `node`: one plus its children's
+/// smallest sizes.
+pub fn node_size(egraph: &EGraph, node: &Math) -> u64 {
+    node.children()
+        .iter()
+        .fold(1, |size, &child| size.saturating_add(egraph[child].data.size))
+}
+
 impl Analysis<Math> for ColoredAnalysis {
     type Data = ClassData;
 
@@ -98,6 +109,7 @@ impl Analysis<Math> for ColoredAnalysis {
         };
         ClassData {
             constant,
+            size: node_size(egraph, enode),
             colors: ColorSet::default(),
             held: Vec::new(),
         }
@@ -107,6 +119,8 @@ impl Analysis<Math> for ColoredAnalysis {
         let colors = a.colors.union(b.colors);
         let colors_changed = DidMerge(colors != a.colors, colors != b.colors);
         a.colors = colors;
+        let size_changed = DidMerge(b.size < a.size, a.size < b.size);
+        a.size = a.size.min(b.size);
         // Which terms stand here says nothing the parents' analysis depends on.
         a.held.extend(b.held);
         let constant_changed = match (&a.constant, b.constant) {
@@ -123,7 +137,7 @@ impl Analysis<Math> for ColoredAnalysis {
                 DidMerge(false, false)
             }
         };
-        colors_changed | constant_changed
+        colors_changed | constant_changed | size_changed
     }
 
     /// A class with a known value gets that constant as a node and keeps only its

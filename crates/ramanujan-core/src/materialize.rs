@@ -2,7 +2,7 @@
 //! e-graph (set union is followed by this rebuild), and exporting what rewriting
 //! added to an e-graph as new facts.
 
-use crate::analysis::{ColoredAnalysis, EGraph};
+use crate::analysis::{ColoredAnalysis, EGraph, node_size};
 use crate::color::Color;
 use crate::extract::CanonicalExtractor;
 use crate::lang::{Expr, Math};
@@ -170,14 +170,33 @@ impl Materialized {
 
     /// The classes of a term's region: its class and every class below it, at
     /// most `depth` steps down (`usize::MAX`: all of them).
+    /// The classes of a focus region: breadth first from the root's class,
+    /// `depth` classes down, through the e-nodes each class keeps (see
+    /// [`kept_nodes`]).
     fn region_classes(&self, root: TermKey, depth: usize) -> Vec<Id> {
         let Some(start) = self.class_of(root) else {
             return Vec::new();
         };
-        classes_below(&self.egraph, start, depth)
-            .into_iter()
-            .map(|(class, _)| class)
-            .collect()
+        let graph = &self.egraph;
+        let start = graph.find(start);
+        let mut seen = HashSet::from([start]);
+        let mut order = vec![(start, 0)];
+        let mut next = 0;
+        while let Some(&(class, distance)) = order.get(next) {
+            next += 1;
+            if distance >= depth {
+                continue;
+            }
+            for node in kept_nodes(graph, class) {
+                for &child in node.children() {
+                    let child = graph.find(child);
+                    if seen.insert(child) {
+                        order.push((child, distance + 1));
+                    }
+                }
+            }
+        }
+        order.into_iter().map(|(class, _)| class).collect()
     }
 
     /// A term's region as an e-graph of its own: the e-nodes of its class and
@@ -220,7 +239,7 @@ impl Materialized {
         let mut waiters: HashMap<Id, Vec<usize>> = HashMap::new();
         let mut ready: VecDeque<usize> = VecDeque::new();
         for &class in &classes {
-            for node in graph[class].iter() {
+            for node in kept_nodes(graph, class) {
                 let mut children: Vec<Id> = node.children().iter().map(|&c| graph.find(c)).collect();
                 if !children.iter().all(|c| inside.contains(c)) {
                     continue;
@@ -255,7 +274,7 @@ impl Materialized {
         // Then every other node, into its class.
         for &class in &classes {
             let Some(&id) = made.get(&class) else { continue };
-            for node in graph[class].iter() {
+            for node in kept_nodes(graph, class) {
                 if let Some(node) = mapped(node, &made) {
                     let other = sub.egraph.add(node);
                     sub.egraph.union(id, other);
@@ -332,6 +351,32 @@ impl Materialized {
 
 /// The classes below `root` (`root` itself first), breadth first, each with its
 /// distance in e-node edges from `root`, at most `depth` (`usize::MAX`: all).
+/// How many e-nodes of one class a region keeps, at least (see [`kept_nodes`]).
+pub const REGION_NODES_PER_CLASS: usize = 64;
+
+/// The e-nodes of `class` that a region keeps: all of them in a class of at
+/// most [`REGION_NODES_PER_CLASS`], otherwise those no larger (by the tree size
+/// of their smallest term) than its [`REGION_NODES_PER_CLASS`]-th smallest,
+/// ties included. The smallest e-nodes are always kept, so a region's
+/// canonical forms are the whole e-graph's; what is left out are the larger
+/// forms that a class gathers without bound when rules such as factoring and
+/// the AC rules meet many submissions' terms (a class of 1 − v0 held 3,000
+/// e-nodes after 90 submissions), which would otherwise draw every class below
+/// them into every region that reaches the class. Depends only on the e-graph,
+/// so agents that hold the same facts keep the same e-nodes.
+fn kept_nodes(graph: &EGraph, class: Id) -> impl Iterator<Item = &Math> {
+    let nodes = &graph[class].nodes;
+    let limit = if nodes.len() <= REGION_NODES_PER_CLASS {
+        u64::MAX
+    } else {
+        let mut sizes: Vec<u64> = nodes.iter().map(|n| node_size(graph, n)).collect();
+        *sizes.select_nth_unstable(REGION_NODES_PER_CLASS - 1).1
+    };
+    nodes
+        .iter()
+        .filter(move |n| limit == u64::MAX || node_size(graph, n) <= limit)
+}
+
 pub(crate) fn classes_below(egraph: &EGraph, root: Id, depth: usize) -> Vec<(Id, usize)> {
     let root = egraph.find(root);
     let mut seen = HashSet::from([root]);

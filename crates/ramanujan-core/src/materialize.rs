@@ -168,12 +168,10 @@ impl Materialized {
         matches!((self.class_of(a), self.class_of(b)), (Some(x), Some(y)) if x == y)
     }
 
-    /// The classes of a term's region: its class and every class below it, at
-    /// most `depth` steps down (`usize::MAX`: all of them).
-    /// The classes of a focus region: breadth first from the root's class,
-    /// `depth` classes down, through the e-nodes each class keeps (see
-    /// [`kept_nodes`]).
-    fn region_classes(&self, root: TermKey, depth: usize) -> Vec<Id> {
+    /// The classes of a term's region with the e-nodes each keeps (see
+    /// [`kept_nodes`]): breadth first from the root's class, at most `depth`
+    /// classes down (`usize::MAX`: all of them), through kept e-nodes only.
+    fn region_classes(&self, root: TermKey, depth: usize) -> Vec<(Id, Vec<&Math>)> {
         let Some(start) = self.class_of(root) else {
             return Vec::new();
         };
@@ -181,22 +179,24 @@ impl Materialized {
         let start = graph.find(start);
         let mut seen = HashSet::from([start]);
         let mut order = vec![(start, 0)];
+        let mut kept = Vec::new();
         let mut next = 0;
         while let Some(&(class, distance)) = order.get(next) {
             next += 1;
-            if distance >= depth {
-                continue;
-            }
-            for node in kept_nodes(graph, class) {
-                for &child in node.children() {
-                    let child = graph.find(child);
-                    if seen.insert(child) {
-                        order.push((child, distance + 1));
+            let nodes = kept_nodes(graph, class);
+            if distance < depth {
+                for node in &nodes {
+                    for &child in node.children() {
+                        let child = graph.find(child);
+                        if seen.insert(child) {
+                            order.push((child, distance + 1));
+                        }
                     }
                 }
             }
+            kept.push((class, nodes));
         }
-        order.into_iter().map(|(class, _)| class).collect()
+        kept
     }
 
     /// A term's region as an e-graph of its own: the e-nodes of its class and
@@ -233,13 +233,14 @@ impl Materialized {
         // Each class first gets a node whose children are already made (every
         // class of terms has one: its terms are finite): each e-node waits for
         // its children's classes, and is ready once they are all made.
-        let inside: HashSet<Id> = classes.iter().copied().collect();
+        let inside: HashSet<Id> = classes.iter().map(|&(class, _)| class).collect();
         let mut nodes: Vec<(Id, &Math)> = Vec::new();
         let mut unmade: Vec<usize> = Vec::new();
         let mut waiters: HashMap<Id, Vec<usize>> = HashMap::new();
         let mut ready: VecDeque<usize> = VecDeque::new();
-        for &class in &classes {
-            for node in kept_nodes(graph, class) {
+        for (class, kept) in &classes {
+            let class = *class;
+            for &node in kept {
                 let mut children: Vec<Id> = node.children().iter().map(|&c| graph.find(c)).collect();
                 if !children.iter().all(|c| inside.contains(c)) {
                     continue;
@@ -272,15 +273,15 @@ impl Materialized {
             }
         }
         // Then every other node, into its class.
-        for &class in &classes {
-            let Some(&id) = made.get(&class) else { continue };
-            for node in kept_nodes(graph, class) {
+        for (class, kept) in &classes {
+            let Some(&id) = made.get(class) else { continue };
+            for &node in kept {
                 if let Some(node) = mapped(node, &made) {
                     let other = sub.egraph.add(node);
                     sub.egraph.union(id, other);
                 }
             }
-            let data = &graph[class].data;
+            let data = &graph[*class].data;
             for color in data.colors.iter() {
                 sub.egraph[id].data.colors.insert(color);
             }
@@ -351,30 +352,36 @@ impl Materialized {
 
 /// The classes below `root` (`root` itself first), breadth first, each with its
 /// distance in e-node edges from `root`, at most `depth` (`usize::MAX`: all).
-/// How many e-nodes of one class a region keeps, at least (see [`kept_nodes`]).
+/// How many e-nodes of one class a region keeps at most (see [`kept_nodes`]).
 pub const REGION_NODES_PER_CLASS: usize = 64;
 
 /// The e-nodes of `class` that a region keeps: all of them in a class of at
-/// most [`REGION_NODES_PER_CLASS`], otherwise those no larger (by the tree size
-/// of their smallest term) than its [`REGION_NODES_PER_CLASS`]-th smallest,
-/// ties included. The smallest e-nodes are always kept, so a region's
-/// canonical forms are the whole e-graph's; what is left out are the larger
-/// forms that a class gathers without bound when rules such as factoring and
-/// the AC rules meet many submissions' terms (a class of 1 − v0 held 3,000
-/// e-nodes after 90 submissions), which would otherwise draw every class below
-/// them into every region that reaches the class. Depends only on the e-graph,
-/// so agents that hold the same facts keep the same e-nodes.
-fn kept_nodes(graph: &EGraph, class: Id) -> impl Iterator<Item = &Math> {
+/// most [`REGION_NODES_PER_CLASS`], otherwise the [`REGION_NODES_PER_CLASS`]
+/// smallest, by the tree size of their smallest term, ties broken by operator
+/// and then by their children's names (least held terms). The smallest e-nodes
+/// are kept, so a region's canonical forms are the whole e-graph's. What is
+/// left out are the larger forms that a class gathers without bound when
+/// factoring and the AC rules meet many submissions' terms (a class of 1 − v0
+/// held 3,000 e-nodes after 90 submissions), which would otherwise draw every
+/// class below them into every region that reaches the class. The choice
+/// depends only on the e-graph's content, so agents that hold the same facts
+/// keep the same e-nodes.
+fn kept_nodes(graph: &EGraph, class: Id) -> Vec<&Math> {
     let nodes = &graph[class].nodes;
-    let limit = if nodes.len() <= REGION_NODES_PER_CLASS {
-        u64::MAX
-    } else {
-        let mut sizes: Vec<u64> = nodes.iter().map(|n| node_size(graph, n)).collect();
-        *sizes.select_nth_unstable(REGION_NODES_PER_CLASS - 1).1
-    };
-    nodes
+    if nodes.len() <= REGION_NODES_PER_CLASS {
+        return nodes.iter().collect();
+    }
+    let name = |c: &Id| graph[*c].data.held.iter().min().copied();
+    let mut keyed: Vec<_> = nodes
         .iter()
-        .filter(move |n| limit == u64::MAX || node_size(graph, n) <= limit)
+        .map(|n| {
+            let children: Vec<Option<TermKey>> = n.children().iter().map(name).collect();
+            ((node_size(graph, n), n.to_string(), children), n)
+        })
+        .collect();
+    keyed.select_nth_unstable_by(REGION_NODES_PER_CLASS - 1, |a, b| a.0.cmp(&b.0));
+    keyed.truncate(REGION_NODES_PER_CLASS);
+    keyed.into_iter().map(|(_, n)| n).collect()
 }
 
 pub(crate) fn classes_below(egraph: &EGraph, root: Id, depth: usize) -> Vec<(Id, usize)> {
@@ -521,4 +528,74 @@ pub fn export(egraph: &EGraph, agent: &str, color: Color, known: &Materialized) 
         }
     }
     facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_expr;
+    use crate::replica::{Facts, Provenance};
+
+    /// A class gathering far more e-nodes than a region keeps, all of one
+    /// size: `x = (+ i (- x i))` for 300 constants i.
+    fn crowded() -> (ReplicaState, TermKey) {
+        let mut facts = Facts::default();
+        let root = expr_terms(&parse_expr("(* x y)").unwrap(), &mut facts);
+        facts.roots.push(root);
+        let x = expr_terms(&parse_expr("x").unwrap(), &mut facts);
+        for i in 1..=300 {
+            let form = expr_terms(&parse_expr(&format!("(+ {i} (- x {i}))")).unwrap(), &mut facts);
+            let why = Provenance {
+                agent: "a".into(),
+                rule: "test".into(),
+                color: Color::Red,
+            };
+            facts.equalities.extend(Equality::new(x, form, why));
+        }
+        let mut state = ReplicaState::new();
+        state.record("a", facts).unwrap();
+        (state, root)
+    }
+
+    #[test]
+    fn a_region_keeps_a_crowded_class_s_smallest_e_nodes_and_the_whole_graph_s_forms() {
+        let (state, root) = crowded();
+        let whole = Materialized::new(&state);
+        let x = expr_terms(&parse_expr("x").unwrap(), &mut Facts::default());
+        assert_eq!(whole.egraph[whole.class_of(x).unwrap()].len(), 301);
+        let region = whole.region_within(root, 3).unwrap();
+        // The root, x cut to 64 e-nodes, y, and below x's kept e-nodes their
+        // constants and differences: about 200 (900 with every e-node of x).
+        assert!(
+            region.egraph.total_size() < 256,
+            "{} e-nodes",
+            region.egraph.total_size()
+        );
+        let form = |m: &Materialized| {
+            let extractor = CanonicalExtractor::new(&m.egraph);
+            extractor
+                .expr(&m.egraph, m.class_of(root).unwrap())
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(form(&region), form(&whole));
+        assert_eq!(form(&region), "(* x y)");
+        // An agent that learnt the same facts in another order (so egg gave
+        // them other ids) keeps the same e-nodes: the same fingerprint.
+        let mut again = Materialized::empty(true);
+        for eq in state.equalities().collect::<Vec<_>>().into_iter().rev() {
+            let mut facts = Facts::default();
+            facts.equalities.push(eq.clone());
+            facts
+                .terms
+                .extend([eq.lhs, eq.rhs].map(|k| state.term(k).cloned().unwrap()));
+            let delta = ReplicaState::new().record("b", facts).unwrap();
+            again.absorb(&state, &delta);
+        }
+        again.absorb(&state, &state);
+        assert_eq!(
+            again.region_within(root, 3).unwrap().fingerprint(),
+            region.fingerprint()
+        );
+    }
 }

@@ -350,8 +350,6 @@ impl Materialized {
     }
 }
 
-/// The classes below `root` (`root` itself first), breadth first, each with its
-/// distance in e-node edges from `root`, at most `depth` (`usize::MAX`: all).
 /// How many e-nodes of one class a region keeps at most (see [`kept_nodes`]).
 pub const REGION_NODES_PER_CLASS: usize = 64;
 
@@ -384,6 +382,8 @@ fn kept_nodes(graph: &EGraph, class: Id) -> Vec<&Math> {
     keyed.into_iter().map(|(_, n)| n).collect()
 }
 
+/// The classes below `root` (`root` itself first), breadth first, each with its
+/// distance in e-node edges from `root`, at most `depth` (`usize::MAX`: all).
 pub(crate) fn classes_below(egraph: &EGraph, root: Id, depth: usize) -> Vec<(Id, usize)> {
     let root = egraph.find(root);
     let mut seen = HashSet::from([root]);

@@ -95,13 +95,14 @@ pub struct Counters {
 pub enum Rewriting {
     /// Facts arrived (or a step is running) that its colour has not rewritten yet.
     Pending,
-    /// Its colour's rules add nothing to what it holds.
+    /// Its colour's rules add nothing to the submission's own e-graph (what
+    /// every colour derived from the submission; see `OwnGraphs`).
     Saturated,
     /// Another agent of its colour rewrites this submission; this one replicates.
     Replicating,
     /// Its last step stopped at a limit and derived nothing new, or the
     /// submission's budget ran out: it will not rewrite it again until news
-    /// arrives in its region (never, for a spent budget). Reasons:
+    /// about the submission arrives (never, for a spent budget). Reasons:
     /// `node_limit`, `time_limit`, `iteration_limit`, `iteration_budget`,
     /// `node_budget`, or `max_terms` when the replica is full.
     Stopped {
@@ -140,9 +141,6 @@ struct Goal {
     iterations: usize,
     nodes: usize,
     stop: Option<String>,
-    /// Fingerprint of the region its last finished step left unchanged (or saturated).
-    #[serde(default)]
-    seen: Option<String>,
 }
 
 impl Goal {
@@ -276,6 +274,11 @@ pub struct Agent {
     share: Share,
     /// The submissions it rewrites, with what each has spent.
     goals: BTreeMap<TermKey, Goal>,
+    /// Each submission's own e-graph, for the submissions it rewrites (see
+    /// [`OwnGraphs`]).
+    own: OwnGraphs,
+    /// Events about a submission it has forwarded (see [`Agent::first_forward`]).
+    forwarded: HashSet<VectorClock>,
     /// Submissions with news in their region, oldest first (each once).
     queue: VecDeque<TermKey>,
     /// The same submissions, to ask about one in constant time.
@@ -312,6 +315,8 @@ impl Agent {
             views: Mutex::default(),
             share: Share::default(),
             goals: BTreeMap::new(),
+            own: OwnGraphs::default(),
+            forwarded: HashSet::new(),
             queue: VecDeque::new(),
             queued: HashSet::new(),
             working: None,
@@ -371,6 +376,8 @@ impl Agent {
             views: Mutex::default(),
             share: snapshot.share,
             goals: snapshot.goals,
+            own: OwnGraphs::default(),
+            forwarded: HashSet::new(),
             queued: snapshot.queue.iter().copied().collect(),
             queue: snapshot.queue,
             working: None,
@@ -418,6 +425,7 @@ impl Agent {
         self.queue.retain(|&root| share.owns(root));
         self.queued.retain(|&root| share.owns(root));
         self.goals.retain(|&root, _| share.owns(root));
+        self.own.graphs.retain(|&root, _| share.owns(root));
     }
 
     /// Why this agent refuses new submissions, if it does: its replica holds
@@ -450,12 +458,80 @@ impl Agent {
     /// submission whose region it touched. It goes into the e-graph at the next
     /// [`Agent::absorb_news`], so a batch of messages costs one rebuild.
     fn take_news(&mut self, news: &ReplicaState, about: Option<&[TermKey]>) {
+        if news.refutation_count() > 0 {
+            // egg never splits a class: an own e-graph that may have unioned a
+            // refuted equality is dropped, and rebuilt from the focus.
+            self.own.graphs.retain(|_, own| !own.unions_any_of(news));
+        }
         let pending = self.unabsorbed.get_or_insert_with(Unabsorbed::default);
         pending.facts.merge(news);
         match about {
             Some(about) => pending.about.extend(about),
             None => pending.wide = true,
         }
+    }
+
+    /// Takes an event about the submissions it names into the own e-graphs of
+    /// those this agent rewrites (all of its facts: some may be held already,
+    /// from other submissions, and still be new to this one), and queues each
+    /// whose own e-graph grew.
+    fn take_about(&mut self, delta: &ReplicaState, about: &[TermKey]) {
+        for &root in about {
+            if !self.share.owns(root) {
+                continue;
+            }
+            // A goal already stepped whose own e-graph is gone takes the
+            // event from its focus at its next step.
+            let fresh = self.goals.get(&root).is_none_or(|g| g.iterations == 0);
+            if !self.own.graphs.contains_key(&root) && !(fresh && self.make_own_graph(root, true)) {
+                continue;
+            }
+            let own = self.own.graphs.get_mut(&root).expect("made above");
+            if own.absorb_delta(&self.replica, delta) {
+                self.enqueue(root);
+            }
+        }
+    }
+
+    /// A copy of the own e-graph of the submission at `root` (made first if
+    /// need be: from its own terms for a `fresh` goal, else from its focus,
+    /// when the own e-graph was dropped or lost in a restart); `None` while its
+    /// terms have not all arrived.
+    fn own_graph(&mut self, root: TermKey, fresh: bool) -> Option<Materialized> {
+        if !self.own.graphs.contains_key(&root) && !self.make_own_graph(root, fresh) {
+            return None;
+        }
+        self.own.graphs.get(&root).cloned()
+    }
+
+    /// Makes the own e-graph of the submission at `root` (see
+    /// [`Agent::own_graph`]); answers whether its terms were all held.
+    fn make_own_graph(&mut self, root: TermKey, fresh: bool) -> bool {
+        let own = if fresh {
+            let mut own = Materialized::empty(true);
+            if own.add_held(&self.replica, root).is_none() {
+                return false;
+            }
+            own
+        } else {
+            self.absorb_news();
+            match self.focus(root) {
+                Some(focus) => focus,
+                None => return false,
+            }
+        };
+        self.own.insert(root, own);
+        true
+    }
+
+    /// Whether the event with this clock is one this agent has not forwarded
+    /// yet (remembered for the last 65,536 events about a submission; an event
+    /// older than that may go round once more).
+    fn first_forward(&mut self, event: &VectorClock) -> bool {
+        if self.forwarded.len() >= 65_536 {
+            self.forwarded.clear();
+        }
+        self.forwarded.insert(event.clone())
     }
 
     /// The replica as an e-graph, built from it on first use.
@@ -590,10 +666,13 @@ impl Agent {
         !self.queue.is_empty() || self.working.is_some() || self.unabsorbed.is_some()
     }
 
-    /// Whether its rewriting of the submission at `root`, whose region now has
-    /// `fingerprint`, is finished, and how. A goal whose region changed since
-    /// its last step (other submissions' facts arrived under it) is queued again.
-    fn rewriting(&mut self, root: TermKey, fingerprint: Option<&str>) -> Rewriting {
+    /// Whether its rewriting of the submission at `root` is finished, and how:
+    /// finished once its last step on the submission's own e-graph (see
+    /// [`OwnGraphs`]) derived nothing, and no news about the submission
+    /// arrived since. Other submissions' facts in shared classes are not its
+    /// work: they change the canonical form only as extraction picks among
+    /// what is held.
+    fn rewriting(&mut self, root: TermKey) -> Rewriting {
         if !self.share.owns(root) {
             return Rewriting::Replicating;
         }
@@ -608,10 +687,6 @@ impl Agent {
             return Rewriting::Pending;
         };
         let stop = goal.stop.clone().unwrap_or_default();
-        if !goal.spent() && goal.seen.as_deref() != fingerprint {
-            self.enqueue(root);
-            return Rewriting::Pending;
-        }
         match stop.as_str() {
             "saturated" => Rewriting::Saturated,
             _ => Rewriting::Stopped { reason: stop },
@@ -629,17 +704,18 @@ impl Agent {
         HeldForm {
             canonical: view.and_then(|v| v.canonical),
             color: self.color,
-            rewriting: self.rewriting(root, fingerprint.as_deref()),
+            rewriting: self.rewriting(root),
             digest: self.replica.digest(),
             region: fingerprint,
         }
     }
 
     /// A submission's focus: its region cut at the submission's own depth plus
-    /// [`FOCUS_DEPTH`] classes. Rewriting steps rewrite it, and status queries
-    /// read its canonical form and fingerprint from it, so both cost the
-    /// submission's neighbourhood, not what other submissions put deep in
-    /// shared classes (there the whole region can grow to most of the replica).
+    /// [`FOCUS_DEPTH`] classes. Status queries read its canonical form and
+    /// fingerprint from it, so they cost the submission's neighbourhood, not
+    /// what other submissions put deep in shared classes (there the whole
+    /// region can grow to most of the replica). Rewriting steps rewrite the
+    /// submission's own e-graph instead (see [`OwnGraphs`]).
     fn focus(&self, root: TermKey) -> Option<Materialized> {
         let depth = term_depth(&self.replica, root) + FOCUS_DEPTH;
         self.graph().region_within(root, depth)
@@ -776,7 +852,13 @@ impl Agent {
                 // first, so a neighbour learns an equality is false before it
                 // could use it.
                 let mut out = self.absorb(&delta, Some(&about));
-                if news {
+                self.take_about(&delta, &about);
+                // An event about a submission goes on even where its facts
+                // came first by anti-entropy (which names no submission): the
+                // submission's rewriters take facts into its own e-graph only
+                // from events. Each agent forwards each event once.
+                let first = !about.is_empty() && self.first_forward(delta.clock());
+                if news || first {
                     out.extend(self.flood(&delta, &about, Some(&env.from)));
                 }
                 out
@@ -940,6 +1022,8 @@ impl Agent {
             if let Some(stop) = stop {
                 tracing::debug!(agent = %self.id, root = %root, stop, "rewriting of a submission stopped");
                 goal.stop = Some(stop.to_string());
+                // It never steps again.
+                self.own.graphs.remove(&root);
                 continue;
             }
             let step = Limits {
@@ -950,7 +1034,8 @@ impl Agent {
                 iterations: limits.step_iterations.min(limits.goal_iterations - goal.iterations),
                 time: limits.step_time,
             };
-            let Some(region) = self.focus(root) else {
+            let fresh = goal.iterations == 0;
+            let Some(region) = self.own_graph(root, fresh) else {
                 // Its terms have not all arrived: they will queue it again.
                 self.goals.entry(root).or_default().stop = None;
                 continue;
@@ -959,7 +1044,6 @@ impl Agent {
             self.working = Some(root);
             return Some(WorkJob {
                 root,
-                fingerprint: region.fingerprint(),
                 color: self.color,
                 agent: self.id.clone(),
                 region,
@@ -975,40 +1059,36 @@ impl Agent {
     /// floods it.
     pub fn finish_work(&mut self, done: WorkDone) -> Vec<Envelope> {
         self.working = None;
-        let delta = match self.replica.record(&self.actor, done.facts) {
-            Ok(delta) => delta,
+        let (delta, valid) = match self.replica.record(&self.actor, done.facts.clone()) {
+            Ok(delta) => (delta, true),
             Err(e) => {
                 tracing::warn!(agent = %self.id, error = %e, "a rewriting step exported an invalid fact");
-                ReplicaState::new()
+                (ReplicaState::new(), false)
             }
         };
+        // The submission's own e-graph takes every fact the step exported,
+        // held before or not: it is what one saturation of it would hold.
+        let grew = valid
+            && match self.own.graphs.get_mut(&done.root) {
+                Some(own) => own.absorb_facts(&self.replica, &done.facts),
+                None => !delta.is_empty(),
+            };
         let goal = self.goals.entry(done.root).or_default();
         goal.iterations += done.iterations;
-        goal.nodes += delta.term_count();
+        goal.nodes += done.facts.terms.len();
         goal.stop = Some(done.stop_reason.clone());
-        goal.seen = None;
+        if grew && done.stop_reason != "saturated" {
+            // More may follow from what was just derived.
+            self.enqueue(done.root);
+        }
         if delta.is_empty() {
-            // Nothing new: a step that stopped at a limit would stop there again,
-            // as long as its region stays as it was.
-            goal.seen = Some(done.fingerprint);
             return Vec::new();
         }
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
-        // More may follow from what was just derived, unless its region saturated.
         let about = [done.root];
-        if done.stop_reason == "saturated" {
-            self.take_news(&delta, Some(&[]));
-            self.absorb_news();
-            // Its region is what the saturated e-graph exported.
-            let seen = self.view(done.root).map(|v| v.fingerprint);
-            if let Some(goal) = self.goals.get_mut(&done.root) {
-                goal.seen = seen;
-            }
-        } else {
-            self.take_news(&delta, Some(&about));
-        }
+        self.take_news(&delta, Some(&[]));
         self.flood(&delta, &about, None)
     }
 
@@ -1048,6 +1128,39 @@ fn event_is_single(delta: &ReplicaState) -> bool {
     clock.counters().values().sum::<u64>() + clock.cloud().len() as u64 <= 1
 }
 
+/// The own e-graphs of the submissions an agent rewrites: each holds what one
+/// saturation of that submission alone would, its terms and what every
+/// colour's steps on it derived (events name the submission they are about),
+/// and nothing that other submissions put in shared classes. Steps rewrite it,
+/// so a new submission is rewritten as on a fresh network however long the
+/// network has run; extraction still reads the whole focus, and so picks among
+/// everything held. At most [`OWN_GRAPHS`] are kept, the oldest dropped first
+/// (a dropped one, or one lost in a restart, is rebuilt from the submission's
+/// focus, which holds more than its own facts but every one of them).
+#[derive(Default)]
+struct OwnGraphs {
+    graphs: HashMap<TermKey, Materialized>,
+    order: VecDeque<TermKey>,
+}
+
+/// How many own e-graphs an agent keeps (see [`OwnGraphs`]).
+const OWN_GRAPHS: usize = 64;
+
+impl OwnGraphs {
+    fn insert(&mut self, root: TermKey, own: Materialized) {
+        if self.graphs.insert(root, own).is_none() {
+            self.order.push_back(root);
+        }
+        while self.graphs.len() > OWN_GRAPHS {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.graphs.remove(&oldest);
+        }
+        if self.order.len() > 2 * OWN_GRAPHS {
+            self.order.retain(|root| self.graphs.contains_key(root));
+        }
+    }
+}
+
 /// News merged into an agent's replica, waiting to go into its e-graph.
 #[derive(Debug, Default)]
 struct Unabsorbed {
@@ -1080,10 +1193,9 @@ impl RegionView {
     }
 }
 
-/// One rewriting step, taken out of its agent: one submission's region.
+/// One rewriting step, taken out of its agent: a copy of one submission's own e-graph.
 pub struct WorkJob {
     root: TermKey,
-    fingerprint: String,
     color: Color,
     /// Names the agent in the provenance of what the step derives.
     agent: String,
@@ -1095,7 +1207,6 @@ pub struct WorkJob {
 /// What a rewriting step derived, and why it stopped.
 pub struct WorkDone {
     root: TermKey,
-    fingerprint: String,
     facts: Facts,
     iterations: usize,
     stop_reason: String,
@@ -1118,7 +1229,6 @@ impl WorkJob {
         );
         WorkDone {
             root: self.root,
-            fingerprint: self.fingerprint,
             facts: export(&egraph, &self.agent, self.color, &self.region),
             iterations: phase.iterations,
             stop_reason: phase.stop_reason,

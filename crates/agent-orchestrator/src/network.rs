@@ -227,9 +227,10 @@ pub struct SubmissionStatus {
     pub rewriting: Vec<ColorProgress>,
     /// Final: every agent answered, holds the same e-graph under the submission
     /// (equal region fingerprints) and the same canonical form, and no colour
-    /// has rewriting of it pending: each colour's rewriter last stepped on that
-    /// very e-graph and derived nothing, or its budget is spent. It is about
-    /// this submission only, so it holds while other submissions are rewritten.
+    /// has rewriting of it pending: each colour's rewriter last stepped on
+    /// the submission's own e-graph, with everything the colours derived from
+    /// it, and derived nothing, or its budget is spent. It is about this
+    /// submission only, so it holds while other submissions are rewritten.
     pub settled: bool,
 }
 

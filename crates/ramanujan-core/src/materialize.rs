@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 /// An agent keeps one for good and [`Materialized::absorb`]s each delta into it:
 /// the cost of news is the size of the news, not of the replica. Work on one
 /// submission happens on its [`Materialized::region`], a small e-graph of its own.
+#[derive(Clone)]
 pub struct Materialized {
     /// The e-graph: every term added, every equality unioned, rebuilt.
     pub egraph: EGraph,
@@ -70,10 +71,61 @@ impl Materialized {
             *self = Materialized::build(state, self.egraph.analysis.fold_constants);
             return self.egraph.classes().map(|c| c.id).collect();
         }
+        let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
+        let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
+        self.absorb_parts(state, terms, sides)
+    }
+
+    /// Adds facts that name terms held in `state` (a rewriting step's export,
+    /// whether or not `state` had them before) and rebuilds. Answers whether
+    /// the e-graph gained a term or merged two classes. Refuted equalities are
+    /// left out; the caller drops an e-graph that had unioned one (see
+    /// [`Materialized::unions_any_of`]).
+    pub fn absorb_facts(&mut self, state: &ReplicaState, facts: &Facts) -> bool {
+        let before = (self.ids.len(), self.egraph.number_of_classes());
+        let terms: Vec<TermKey> = facts.terms.iter().map(Term::key).collect();
+        let sides = facts.equalities.iter().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
+        self.absorb_parts(state, terms, sides);
+        before != (self.ids.len(), self.egraph.number_of_classes())
+    }
+
+    /// [`Materialized::absorb_facts`] for a delta (refutations aside).
+    pub fn absorb_delta(&mut self, state: &ReplicaState, delta: &ReplicaState) -> bool {
+        let before = (self.ids.len(), self.egraph.number_of_classes());
+        let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
+        let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
+        self.absorb_parts(state, terms, sides);
+        before != (self.ids.len(), self.egraph.number_of_classes())
+    }
+
+    /// Whether this e-graph holds both sides of one of `delta`'s refutations
+    /// (it may have unioned them, and egg never splits a class).
+    pub fn unions_any_of(&self, delta: &ReplicaState) -> bool {
+        delta
+            .refutations()
+            .any(|r| self.ids.contains_key(&r.lhs) && self.ids.contains_key(&r.rhs))
+    }
+
+    /// Adds a term held in `state`, with its descendants, and rebuilds.
+    /// Answers its class (none if `state` does not hold it all).
+    pub fn add_held(&mut self, state: &ReplicaState, key: TermKey) -> Option<Id> {
+        let id = self.add_term(state, key)?;
+        self.egraph.rebuild();
+        Some(self.egraph.find(id))
+    }
+
+    /// Adds terms (retrying those that waited) and unions equalities' sides
+    /// (those still waiting too), then rebuilds; answers the touched classes.
+    fn absorb_parts(
+        &mut self,
+        state: &ReplicaState,
+        terms: Vec<TermKey>,
+        new_sides: impl Iterator<Item = (TermKey, TermKey, Color)>,
+    ) -> Vec<Id> {
         let mut touched: Vec<Id> = Vec::new();
         let before = self.ids.len();
         let mut retry: Vec<TermKey> = std::mem::take(&mut self.waiting_terms).into_iter().collect();
-        retry.extend(delta.terms().map(|(k, _)| k));
+        retry.extend(terms);
         for key in retry {
             if self.ids.contains_key(&key) {
                 continue;
@@ -91,7 +143,7 @@ impl Materialized {
         } else {
             Vec::new()
         };
-        sides.extend(delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color)));
+        sides.extend(new_sides);
         // Hashing a side pair to look it up costs, so only where there is anything to find.
         let any_refuted = state.refutation_count() > 0;
         for (lhs, rhs, color) in sides {

@@ -276,11 +276,43 @@ fn settles_to(network: &InProcessNetwork, expr: &str, want: &str) {
 /// still rewrites a new one on its own budget. Each submission is rewritten in
 /// its own region, nearest its root first, so neither the size of the replica
 /// nor what other submissions put in shared classes stops it.
+///
+/// New submissions whose one saturation reaches its fixpoint reach it there too,
+/// every colour saturated, and add facts within 3× that saturation's e-nodes:
+/// each is rewritten in its own e-graph, not in the classes it shares with the
+/// history (until 2026-12-03 RED and BLUE spent their whole budget on what
+/// factoring and the AC rules made of other submissions' terms there).
 #[test]
 fn a_network_that_took_500_submissions_still_simplifies_and_factors_new_ones() {
     let network = long_running(500);
     settles_to(&network, "(* 0 (+ p q))", "0");
     settles_to(&network, "(+ (* a b) (* a c))", "(* a (+ b c))");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(501);
+    let (mut checked, mut seen) = (0, HashSet::new());
+    while checked < 10 {
+        let expr = random_expr_over(&mut rng, 3, &["a", "b", "c"], 0.15);
+        let one = saturate_within(&expr, 40);
+        if one.stop_reason != "saturated" || parse_expr(&expr).unwrap().len() < 5 || !seen.insert(expr.clone()) {
+            continue;
+        }
+        let before = facts_per_replica(&network);
+        let status = settle(&network, &expr);
+        let added = facts_per_replica(&network) - before;
+        let input = parse_expr(&expr).unwrap().len();
+        eprintln!("{expr}: {added} facts added; one saturation: {} e-nodes", one.nodes);
+        assert!(
+            status.rewriting.iter().all(|c| c.state == "saturated"),
+            "{expr}: one saturation reaches its fixpoint ({} e-nodes), every colour must too: {:?}",
+            one.nodes,
+            status.rewriting
+        );
+        assert!(
+            added <= 3 * (one.nodes + input),
+            "{expr}: {added} facts added; one saturation has {} e-nodes, the input {input}",
+            one.nodes
+        );
+        checked += 1;
+    }
     network.shutdown();
 }
 

@@ -16,7 +16,6 @@ use ramanujan_core::term::TermKey;
 use ramanujan_core::verify::{Verdict, check_semantically};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How much an agent may grow its replica by rewriting.
@@ -263,13 +262,13 @@ pub struct Agent {
     /// The replica as an e-graph, built on first use (a host that loads the
     /// agent for each request, as Spin does, builds none to answer a state
     /// query), then kept up to date with each delta. Read it with [`Agent::graph`].
-    graph: OnceLock<Materialized>,
+    graph: Option<Materialized>,
     /// News merged into the replica but not yet into `graph` (see [`Agent::absorb_news`]).
     unabsorbed: Option<Unabsorbed>,
     /// Canonical forms and focus fingerprints of roots. News drops only the
     /// views it can have changed (see [`Agent::absorb_news`]); rebuilding
     /// `graph` whole drops them all.
-    views: Mutex<HashMap<TermKey, Option<RegionView>>>,
+    views: HashMap<TermKey, Option<RegionView>>,
     /// Which submissions this agent rewrites.
     share: Share,
     /// The submissions it rewrites, with what each has spent.
@@ -310,9 +309,9 @@ impl Agent {
             counters: Counters::default(),
             seq: 0,
             seen: HashMap::new(),
-            graph: OnceLock::new(),
+            graph: None,
             unabsorbed: None,
-            views: Mutex::default(),
+            views: HashMap::new(),
             share: Share::default(),
             goals: BTreeMap::new(),
             own: OwnGraphs::default(),
@@ -371,9 +370,9 @@ impl Agent {
             counters: snapshot.counters,
             seq: snapshot.seq,
             seen: snapshot.seen,
-            graph: OnceLock::new(),
+            graph: None,
             unabsorbed: None,
-            views: Mutex::default(),
+            views: HashMap::new(),
             share: snapshot.share,
             goals: snapshot.goals,
             own: OwnGraphs::default(),
@@ -410,11 +409,8 @@ impl Agent {
     /// keep a restarted agent busy for as long as its history).
     pub fn restore(&mut self, replica: ReplicaState) {
         self.replica.merge(&replica);
-        self.graph = OnceLock::new();
-        self.views
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        self.graph = None;
+        self.views.clear();
         self.check_everything_again();
     }
 
@@ -465,9 +461,8 @@ impl Agent {
         }
         let pending = self.unabsorbed.get_or_insert_with(Unabsorbed::default);
         pending.facts.merge(news);
-        match about {
-            Some(about) => pending.about.extend(about),
-            None => pending.wide = true,
+        if let Some(about) = about {
+            pending.about.extend(about);
         }
     }
 
@@ -534,45 +529,30 @@ impl Agent {
         self.forwarded.insert(event.clone())
     }
 
-    /// The replica as an e-graph, built from it on first use.
-    fn graph(&self) -> &Materialized {
-        self.graph.get_or_init(|| Materialized::new(&self.replica))
+    /// The replica as an e-graph, built from it on first use, with the news
+    /// taken in so far (egg's rebuild walks every class, so the e-graph is
+    /// rebuilt here, when read, not once per batch of news).
+    fn graph(&mut self) -> &Materialized {
+        self.absorb_news();
+        let graph = self.graph.get_or_insert_with(|| Materialized::new(&self.replica));
+        graph.rebuild();
+        graph
     }
 
-    /// Adds the news noted since the last call to the e-graph (one rebuild:
-    /// egg's rebuild walks every class, so it is done once per batch, not once
-    /// per message) and queues the submissions it is about.
+    /// Adds the news noted since the last call to the e-graph, if one is
+    /// built (not rebuilt: see [`Agent::graph`]), drops the views it may have
+    /// changed (all of them: finding which would walk every class above what
+    /// the news touched), and queues the submissions it is about.
     fn absorb_news(&mut self) {
         let Some(news) = self.unabsorbed.take() else {
             return;
         };
-        let touched = match self.graph.get_mut() {
-            Some(graph) => graph.absorb(&self.replica, &news.facts),
-            // Built now, from a replica that already holds the news.
-            None => self.graph().classes_of(&news.facts),
-        };
-        let graph = self.graph.get_or_init(|| Materialized::new(&self.replica));
-        // Every class whose e-nodes the news changed (congruence included) is
-        // a touched class or above one, so only the views of roots above a
-        // touched class are stale.
-        let above = graph.ancestors(&touched);
-        self.views
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|&root, _| graph.class_of(root).is_none_or(|class| !above.contains(&class)));
+        if let Some(graph) = self.graph.as_mut() {
+            graph.absorb_deferred(&self.replica, &news.facts);
+        }
+        self.views.clear();
         let mut roots: BTreeSet<TermKey> = news.facts.roots().collect();
         roots.extend(news.about);
-        if news.wide {
-            for class in above {
-                roots.extend(
-                    graph.egraph[class]
-                        .data
-                        .held
-                        .iter()
-                        .filter(|&&k| self.replica.is_root(k)),
-                );
-            }
-        }
         for root in roots {
             self.enqueue(root);
         }
@@ -716,22 +696,20 @@ impl Agent {
     /// what other submissions put deep in shared classes (there the whole
     /// region can grow to most of the replica). Rewriting steps rewrite the
     /// submission's own e-graph instead (see [`OwnGraphs`]).
-    fn focus(&self, root: TermKey) -> Option<Materialized> {
+    fn focus(&mut self, root: TermKey) -> Option<Materialized> {
         let depth = term_depth(&self.replica, root) + FOCUS_DEPTH;
         self.graph().region_within(root, depth)
     }
 
-    fn view(&self, root: TermKey) -> Option<RegionView> {
-        let views = || self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(view) = views().get(&root) {
+    fn view(&mut self, root: TermKey) -> Option<RegionView> {
+        if let Some(view) = self.views.get(&root) {
             return view.clone();
         }
         let view = self.focus(root).map(|region| RegionView::of(&region, root));
-        let mut views = views();
-        if views.len() > 4096 {
-            views.clear();
+        if self.views.len() > 4096 {
+            self.views.clear();
         }
-        views.insert(root, view.clone());
+        self.views.insert(root, view.clone());
         view
     }
 
@@ -1168,8 +1146,6 @@ struct Unabsorbed {
     facts: ReplicaState,
     /// Submissions the news named.
     about: BTreeSet<TermKey>,
-    /// Some of it named none (anti-entropy): queue every submission above what it touched.
-    wide: bool,
 }
 
 /// A term's region as a reader sees it.

@@ -73,7 +73,7 @@ impl Materialized {
         }
         let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
         let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
-        self.absorb_parts(state, terms, sides)
+        self.absorb_parts(state, terms, sides, true)
     }
 
     /// Adds facts that name terms held in `state` (a rewriting step's export,
@@ -85,7 +85,7 @@ impl Materialized {
         let before = (self.ids.len(), self.egraph.number_of_classes());
         let terms: Vec<TermKey> = facts.terms.iter().map(Term::key).collect();
         let sides = facts.equalities.iter().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
-        self.absorb_parts(state, terms, sides);
+        self.absorb_parts(state, terms, sides, true);
         before != (self.ids.len(), self.egraph.number_of_classes())
     }
 
@@ -94,7 +94,7 @@ impl Materialized {
         let before = (self.ids.len(), self.egraph.number_of_classes());
         let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
         let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
-        self.absorb_parts(state, terms, sides);
+        self.absorb_parts(state, terms, sides, true);
         before != (self.ids.len(), self.egraph.number_of_classes())
     }
 
@@ -121,6 +121,7 @@ impl Materialized {
         state: &ReplicaState,
         terms: Vec<TermKey>,
         new_sides: impl Iterator<Item = (TermKey, TermKey, Color)>,
+        rebuild: bool,
     ) -> Vec<Id> {
         let mut touched: Vec<Id> = Vec::new();
         let before = self.ids.len();
@@ -159,11 +160,35 @@ impl Materialized {
                 _ => self.waiting_equalities.push((lhs, rhs, color)),
             }
         }
-        self.egraph.rebuild();
+        if rebuild {
+            self.egraph.rebuild();
+        }
         let mut classes: Vec<Id> = touched.into_iter().map(|id| self.egraph.find(id)).collect();
         classes.sort_unstable();
         classes.dedup();
         classes
+    }
+
+    /// [`Materialized::absorb`] without egg's rebuild, which walks every class:
+    /// for an e-graph that takes news far more often than it is read. Call
+    /// [`Materialized::rebuild`] before reading classes' e-nodes or analysis
+    /// data (`class_of` and `equivalent` see the unions, not yet their
+    /// congruences).
+    pub fn absorb_deferred(&mut self, state: &ReplicaState, delta: &ReplicaState) {
+        if delta.refutations().next().is_some() {
+            self.absorb(state, delta);
+            return;
+        }
+        let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
+        let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
+        self.absorb_parts(state, terms, sides, false);
+    }
+
+    /// Rebuilds the e-graph if news came in since it was last rebuilt.
+    pub fn rebuild(&mut self) {
+        if !self.egraph.clean {
+            self.egraph.rebuild();
+        }
     }
 
     /// Adds a term and, first, its children (iteratively: terms can be deep).
@@ -191,23 +216,6 @@ impl Materialized {
             }
         }
         self.ids.get(&root).copied()
-    }
-
-    /// The classes holding `delta`'s terms and the sides of its equalities, for
-    /// an e-graph built from a state that already held `delta`: what
-    /// [`Materialized::absorb`] would have answered for it, had the e-graph been
-    /// built without it (every class where `delta` refutes anything, as there).
-    /// Congruence merges the news caused are above these classes.
-    pub fn classes_of(&self, delta: &ReplicaState) -> Vec<Id> {
-        if delta.refutation_count() > 0 {
-            return self.egraph.classes().map(|c| c.id).collect();
-        }
-        let terms = delta.terms().map(|(k, _)| k);
-        let sides = delta.equalities().flat_map(|eq| [eq.lhs, eq.rhs]);
-        let mut classes: Vec<Id> = terms.chain(sides).filter_map(|k| self.class_of(k)).collect();
-        classes.sort_unstable();
-        classes.dedup();
-        classes
     }
 
     /// The e-class of a term, if held.
@@ -384,21 +392,6 @@ impl Materialized {
             }
         }
         h.finalize().to_hex()[..32].to_string()
-    }
-
-    /// Classes at or above `classes`: every class whose region holds one of them.
-    pub fn ancestors(&self, classes: &[Id]) -> HashSet<Id> {
-        let mut seen: HashSet<Id> = classes.iter().map(|&c| self.egraph.find(c)).collect();
-        let mut todo: Vec<Id> = seen.iter().copied().collect();
-        while let Some(class) = todo.pop() {
-            for parent in self.egraph[class].parents() {
-                let parent = self.egraph.find(parent);
-                if seen.insert(parent) {
-                    todo.push(parent);
-                }
-            }
-        }
-        seen
     }
 }
 

@@ -11,7 +11,8 @@
 //! `-- quick` runs fewer samples; `-- throughput` only the messages/s part; `-- settled` only the time
 //! to settled of a new submission after 0, 100 and 1,000 earlier ones (`goal_nodes=N` sets the budget
 //! of each submission and colour, the default is the network's; `agents=48` runs the expander instead of
-//! the 9-agent triangle; `PROGRESS=1` prints progress every 5 submissions).
+//! the 9-agent triangle; `history=0,100,5000` sets the earlier submissions to measure after;
+//! `PROGRESS=1` prints progress every 5 submissions).
 
 use agent_orchestrator::Network;
 use agent_orchestrator::agent::{Agent, WorkLimits};
@@ -534,14 +535,19 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        let history: &[usize] = if quick { &[0, 100] } else { &[0, 100, 1_000] };
+        let history: Vec<usize> = std::env::args()
+            .find_map(|a| {
+                let list = a.strip_prefix("history=")?;
+                Some(list.split(',').map(|n| n.parse().expect("history=N,M,...")).collect())
+            })
+            .unwrap_or(if quick { vec![0, 100] } else { vec![0, 100, 1_000] });
         let goal_nodes = std::env::args()
             .find_map(|a| a.strip_prefix("goal_nodes=").map(|n| n.parse().expect("goal_nodes=N")))
             .unwrap_or(WorkLimits::default().goal_nodes);
         let agents = std::env::args()
             .find_map(|a| a.strip_prefix("agents=").map(|n| n.parse().expect("agents=N")))
             .unwrap_or(9);
-        runtime.block_on(settled_after(agents, history, if quick { 10 } else { 40 }, goal_nodes));
+        runtime.block_on(settled_after(agents, &history, if quick { 10 } else { 40 }, goal_nodes));
         return;
     }
     let samples = if quick { 10 } else { 40 };

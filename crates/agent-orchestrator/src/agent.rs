@@ -231,6 +231,8 @@ pub struct AgentSnapshot {
     goals: BTreeMap<TermKey, Goal>,
     #[serde(default)]
     queue: VecDeque<TermKey>,
+    #[serde(default)]
+    forwarded: VecDeque<VectorClock>,
 }
 
 impl AgentSnapshot {
@@ -276,8 +278,8 @@ pub struct Agent {
     /// Each submission's own e-graph, for the submissions it rewrites (see
     /// [`OwnGraphs`]).
     own: OwnGraphs,
-    /// Events about a submission it has forwarded (see [`Agent::first_forward`]).
-    forwarded: HashSet<VectorClock>,
+    /// The last events about a submission it forwarded (see [`Agent::first_forward`]).
+    forwarded: Forwarded,
     /// Submissions with news in their region, oldest first (each once).
     queue: VecDeque<TermKey>,
     /// The same submissions, to ask about one in constant time.
@@ -315,7 +317,7 @@ impl Agent {
             share: Share::default(),
             goals: BTreeMap::new(),
             own: OwnGraphs::default(),
-            forwarded: HashSet::new(),
+            forwarded: Forwarded::default(),
             queue: VecDeque::new(),
             queued: HashSet::new(),
             working: None,
@@ -351,6 +353,7 @@ impl Agent {
             share: self.share,
             goals: self.goals,
             queue: self.queue,
+            forwarded: self.forwarded.order,
         }
     }
 
@@ -376,7 +379,7 @@ impl Agent {
             share: snapshot.share,
             goals: snapshot.goals,
             own: OwnGraphs::default(),
-            forwarded: HashSet::new(),
+            forwarded: Forwarded::from(snapshot.forwarded),
             queued: snapshot.queue.iter().copied().collect(),
             queue: snapshot.queue,
             working: None,
@@ -520,13 +523,11 @@ impl Agent {
     }
 
     /// Whether the event with this clock is one this agent has not forwarded
-    /// yet (remembered for the last 65,536 events about a submission; an event
-    /// older than that may go round once more).
+    /// yet (remembered for the last [`FORWARDED`] events about a submission,
+    /// across snapshots too, so a hosted agent forwards each once as well; a
+    /// copy that arrives later than that goes round once more).
     fn first_forward(&mut self, event: &VectorClock) -> bool {
-        if self.forwarded.len() >= 65_536 {
-            self.forwarded.clear();
-        }
-        self.forwarded.insert(event.clone())
+        self.forwarded.insert(event)
     }
 
     /// The replica as an e-graph, built from it on first use, with the news
@@ -1136,6 +1137,40 @@ impl OwnGraphs {
         if self.order.len() > 2 * OWN_GRAPHS {
             self.order.retain(|root| self.graphs.contains_key(root));
         }
+    }
+}
+
+/// How many events about a submission an agent remembers having forwarded.
+const FORWARDED: usize = 4096;
+
+/// The last [`FORWARDED`] events an agent forwarded, oldest first.
+#[derive(Default)]
+struct Forwarded {
+    order: VecDeque<VectorClock>,
+    set: HashSet<VectorClock>,
+}
+
+impl From<VecDeque<VectorClock>> for Forwarded {
+    fn from(order: VecDeque<VectorClock>) -> Self {
+        let set = order.iter().cloned().collect();
+        Forwarded { order, set }
+    }
+}
+
+impl Forwarded {
+    /// Remembers `event`; answers whether it was new.
+    fn insert(&mut self, event: &VectorClock) -> bool {
+        if self.set.contains(event) {
+            return false;
+        }
+        self.set.insert(event.clone());
+        self.order.push_back(event.clone());
+        while self.order.len() > FORWARDED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+        true
     }
 }
 

@@ -444,3 +444,39 @@ fn an_agent_that_merged_a_false_equality_answers_without_it_once_refuted() {
     assert!(a.replica().asserts(false_eq.key()) && a.replica().is_refuted(false_eq.key()));
     assert_eq!(forms(&mut a), before, "the refuted equality shapes no form");
 }
+
+/// An event about a submission is forwarded even by an agent that got its
+/// facts first by anti-entropy (which names no submission), so the agents
+/// that rewrite the submission still learn which facts are its own; and each
+/// agent forwards it once, however many copies arrive.
+#[test]
+fn an_event_whose_facts_came_first_by_anti_entropy_is_still_forwarded_once() {
+    let known: HashSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    let agent = |id: &str, color, neighbors: &[&str]| {
+        let neighbors = neighbors.iter().map(|s| s.to_string()).collect();
+        Agent::new(id.into(), color, neighbors, known.clone(), WorkLimits::default())
+    };
+    let mut a = agent("a", Color::Red, &["b"]);
+    let mut b = agent("b", Color::Blue, &["a", "c"]);
+    let (root, out) = a.submit(&parse_expr("(* x (+ y z))").unwrap());
+    let event = out.into_iter().find(|env| env.to == "b").unwrap();
+    // b syncs with a before the event reaches it.
+    for request in b.sync_with("a") {
+        for reply in a.handle(request) {
+            b.handle(reply);
+        }
+    }
+    assert_eq!(b.replica().digest(), a.replica().digest());
+    let forwards = |out: Vec<Envelope>| -> Vec<Envelope> {
+        out.into_iter()
+            .filter(|env| env.to == "c" && matches!(&env.body, Body::Event { about, .. } if about == &vec![root]))
+            .collect()
+    };
+    assert_eq!(
+        forwards(b.handle(event.clone())).len(),
+        1,
+        "forwarded, though no fact was new"
+    );
+    let copy = Envelope { seq: 99, ..event };
+    assert!(forwards(b.handle(copy)).is_empty(), "and only once");
+}

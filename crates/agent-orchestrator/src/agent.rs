@@ -481,7 +481,8 @@ impl Agent {
             // A goal already stepped whose own e-graph is gone takes the
             // event from its focus at its next step.
             let fresh = self.goals.get(&root).is_none_or(|g| g.iterations == 0);
-            if !self.own.graphs.contains_key(&root) && !(fresh && self.make_own_graph(root, true)) {
+            let held = self.own.graphs.contains_key(&root) || (fresh && self.make_own_graph(root, true));
+            if !held {
                 continue;
             }
             let own = self.own.graphs.get_mut(&root).expect("made above");

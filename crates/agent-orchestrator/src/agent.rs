@@ -140,9 +140,20 @@ struct Goal {
     iterations: usize,
     nodes: usize,
     stop: Option<String>,
+    /// Its own e-graph, once lost, is rebuilt from its focus: events about it
+    /// may have gone into an own e-graph that is gone (a restart, a snapshot,
+    /// an event that came before its terms).
+    #[serde(default)]
+    from_focus: bool,
 }
 
 impl Goal {
+    /// Whether its own e-graph starts from its terms alone: nothing about it
+    /// can have been taken in and lost.
+    fn fresh(&self) -> bool {
+        self.iterations == 0 && !self.from_focus
+    }
+
     /// A spent budget (or a full replica) ends rewriting for good.
     fn spent(&self) -> bool {
         matches!(
@@ -267,9 +278,8 @@ pub struct Agent {
     graph: Option<Materialized>,
     /// News merged into the replica but not yet into `graph` (see [`Agent::absorb_news`]).
     unabsorbed: Option<Unabsorbed>,
-    /// Canonical forms and focus fingerprints of roots. News drops only the
-    /// views it can have changed (see [`Agent::absorb_news`]); rebuilding
-    /// `graph` whole drops them all.
+    /// Canonical forms and focus fingerprints of roots; any news drops them
+    /// (see [`Agent::absorb_news`]).
     views: HashMap<TermKey, Option<RegionView>>,
     /// Which submissions this agent rewrites.
     share: Share,
@@ -280,7 +290,7 @@ pub struct Agent {
     own: OwnGraphs,
     /// The last events about a submission it forwarded (see [`Agent::first_forward`]).
     forwarded: Forwarded,
-    /// Submissions with news in their region, oldest first (each once).
+    /// Submissions with news about them, oldest first (each once).
     queue: VecDeque<TermKey>,
     /// The same submissions, to ask about one in constant time.
     queued: HashSet<TermKey>,
@@ -377,7 +387,20 @@ impl Agent {
             unabsorbed: None,
             views: HashMap::new(),
             share: snapshot.share,
-            goals: snapshot.goals,
+            // Own e-graphs are not in snapshots: each is made from its focus.
+            goals: snapshot
+                .goals
+                .into_iter()
+                .map(|(root, goal)| {
+                    (
+                        root,
+                        Goal {
+                            from_focus: true,
+                            ..goal
+                        },
+                    )
+                })
+                .collect(),
             own: OwnGraphs::default(),
             forwarded: Forwarded::from(snapshot.forwarded),
             queued: snapshot.queue.iter().copied().collect(),
@@ -415,6 +438,11 @@ impl Agent {
         self.graph = None;
         self.views.clear();
         self.check_everything_again();
+        // What the events about them brought went into own e-graphs now lost.
+        let roots: Vec<TermKey> = self.replica.roots().collect();
+        for root in roots {
+            self.goals.entry(root).or_default().from_focus = true;
+        }
     }
 
     /// Sets which submissions this agent rewrites (see [`Share`]); by default
@@ -452,10 +480,8 @@ impl Agent {
     }
 
     /// Notes news (already merged into the replica) for the e-graph and the
-    /// submissions it is about: new roots, the submissions named by `about`,
-    /// or (for news that says nothing, as anti-entropy brings it) every
-    /// submission whose region it touched. It goes into the e-graph at the next
-    /// [`Agent::absorb_news`], so a batch of messages costs one rebuild.
+    /// submissions it is about: new roots and the submissions named by
+    /// `about`. It goes into the e-graph at the next [`Agent::absorb_news`].
     fn take_news(&mut self, news: &ReplicaState, about: Option<&[TermKey]>) {
         if news.refutation_count() > 0 {
             // egg never splits a class: an own e-graph that may have unioned a
@@ -475,18 +501,23 @@ impl Agent {
     /// whose own e-graph grew.
     fn take_about(&mut self, delta: &ReplicaState, about: &[TermKey]) {
         for &root in about {
-            if !self.share.owns(root) {
+            let goal = self.goals.entry(root).or_default();
+            if !self.share.owns(root) || goal.spent() {
                 continue;
             }
-            // A goal already stepped whose own e-graph is gone takes the
-            // event from its focus at its next step.
-            let fresh = self.goals.get(&root).is_none_or(|g| g.iterations == 0);
+            let fresh = goal.fresh();
             let held = self.own.graphs.contains_key(&root) || (fresh && self.make_own_graph(root, true));
             if !held {
+                // Its own e-graph is gone, or its terms have not all arrived:
+                // it is made from the focus, which holds the event, at its
+                // next step.
+                self.goals.entry(root).or_default().from_focus = true;
+                self.enqueue(root);
                 continue;
             }
-            let own = self.own.graphs.get_mut(&root).expect("made above");
-            if own.absorb_delta(&self.replica, delta) {
+            if let Some(own) = self.own.graphs.get_mut(&root)
+                && own.absorb_delta(&self.replica, delta)
+            {
                 self.enqueue(root);
             }
         }
@@ -747,6 +778,10 @@ impl Agent {
     }
 
     fn flood(&mut self, delta: &ReplicaState, about: &[TermKey], except: Option<&str>) -> Vec<Envelope> {
+        if !about.is_empty() {
+            // Its echoes are not forwarded again (see `first_forward`).
+            self.forwarded.insert(delta.clock());
+        }
         let targets: Vec<String> = self
             .neighbors
             .iter()
@@ -1014,7 +1049,7 @@ impl Agent {
                 iterations: limits.step_iterations.min(limits.goal_iterations - goal.iterations),
                 time: limits.step_time,
             };
-            let fresh = goal.iterations == 0;
+            let fresh = goal.fresh();
             let Some(region) = self.own_graph(root, fresh) else {
                 // Its terms have not all arrived: they will queue it again.
                 self.goals.entry(root).or_default().stop = None;
@@ -1128,15 +1163,14 @@ const OWN_GRAPHS: usize = 64;
 
 impl OwnGraphs {
     fn insert(&mut self, root: TermKey, own: Materialized) {
-        if self.graphs.insert(root, own).is_none() {
-            self.order.push_back(root);
-        }
+        // Entries of graphs dropped since (a refutation, a spent budget) go
+        // first, so an entry never names a graph inserted later.
+        self.order.retain(|r| *r != root && self.graphs.contains_key(r));
+        self.graphs.insert(root, own);
+        self.order.push_back(root);
         while self.graphs.len() > OWN_GRAPHS {
             let Some(oldest) = self.order.pop_front() else { break };
             self.graphs.remove(&oldest);
-        }
-        if self.order.len() > 2 * OWN_GRAPHS {
-            self.order.retain(|root| self.graphs.contains_key(root));
         }
     }
 }
@@ -1245,5 +1279,28 @@ impl WorkJob {
             iterations: phase.iterations,
             stop_reason: phase.stop_reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A graph dropped (by a refutation) and made again later is the newest,
+    /// not evicted at once by the entry its first insertion left behind.
+    #[test]
+    fn an_own_graph_made_again_after_a_drop_is_kept() {
+        let mut own = OwnGraphs::default();
+        let root = |i: u128| TermKey(i);
+        for i in 0..OWN_GRAPHS as u128 {
+            own.insert(root(i), Materialized::empty(true));
+        }
+        own.graphs.remove(&root(0));
+        own.insert(root(1_000), Materialized::empty(true));
+        own.insert(root(0), Materialized::empty(true));
+        assert!(own.graphs.contains_key(&root(0)), "the newest graph stays");
+        assert!(own.graphs.contains_key(&root(1_000)));
+        assert_eq!(own.graphs.len(), OWN_GRAPHS);
+        assert_eq!(own.order.len(), OWN_GRAPHS);
     }
 }

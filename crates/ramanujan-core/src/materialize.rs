@@ -13,9 +13,11 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 /// A replica state materialised as an egg e-graph, with each term's e-class.
 ///
-/// An agent keeps one for good and [`Materialized::absorb`]s each delta into it:
-/// the cost of news is the size of the news, not of the replica. Work on one
-/// submission happens on its [`Materialized::region`], a small e-graph of its own.
+/// An agent keeps one for good and takes each delta into it
+/// ([`Materialized::absorb_deferred`], rebuilt when read). Reading one
+/// submission happens on its [`Materialized::region`], a small e-graph of its
+/// own; an agent rewrites a submission in another small one, built from the
+/// submission's own facts ([`Materialized::add_held`], [`Materialized::absorb_facts`]).
 #[derive(Clone)]
 pub struct Materialized {
     /// The e-graph: every term added, every equality unioned, rebuilt.
@@ -83,7 +85,9 @@ impl Materialized {
     /// [`Materialized::unions_any_of`]).
     pub fn absorb_facts(&mut self, state: &ReplicaState, facts: &Facts) -> bool {
         let before = (self.ids.len(), self.egraph.number_of_classes());
-        let terms: Vec<TermKey> = facts.terms.iter().map(Term::key).collect();
+        // An equality's side may be a term `state` held before: it comes in too.
+        let sides = facts.equalities.iter().flat_map(|eq| [eq.lhs, eq.rhs]);
+        let terms: Vec<TermKey> = facts.terms.iter().map(Term::key).chain(sides).collect();
         let sides = facts.equalities.iter().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
         self.absorb_parts(state, terms, sides, true);
         before != (self.ids.len(), self.egraph.number_of_classes())
@@ -92,7 +96,8 @@ impl Materialized {
     /// [`Materialized::absorb_facts`] for a delta (refutations aside).
     pub fn absorb_delta(&mut self, state: &ReplicaState, delta: &ReplicaState) -> bool {
         let before = (self.ids.len(), self.egraph.number_of_classes());
-        let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
+        let sides = delta.equalities().flat_map(|eq| [eq.lhs, eq.rhs]);
+        let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).chain(sides).collect();
         let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
         self.absorb_parts(state, terms, sides, true);
         before != (self.ids.len(), self.egraph.number_of_classes())

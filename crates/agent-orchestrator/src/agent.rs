@@ -1151,7 +1151,10 @@ fn event_is_single(delta: &ReplicaState) -> bool {
 /// network has run; extraction still reads the whole focus, and so picks among
 /// everything held. At most [`OWN_GRAPHS`] are kept, the oldest dropped first
 /// (a dropped one, or one lost in a restart, is rebuilt from the submission's
-/// focus, which holds more than its own facts but every one of them).
+/// focus, which holds more than its own facts but every one of them). An
+/// event carries only the facts new to its sender's replica, so a fact that
+/// another submission had put in the replica first reaches the other
+/// colours' own e-graphs only through their own rewriting.
 #[derive(Default)]
 struct OwnGraphs {
     graphs: HashMap<TermKey, Materialized>,

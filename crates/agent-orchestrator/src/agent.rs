@@ -9,10 +9,10 @@ use ramanujan_core::clock::VectorClock;
 use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::materialize::{Materialized, export, expr_terms, term_expr};
-use ramanujan_core::replica::{Facts, Refutation, ReplicaState};
+use ramanujan_core::replica::{Equality, Facts, Refutation, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, run_step};
-use ramanujan_core::term::TermKey;
+use ramanujan_core::term::{Term, TermKey};
 use ramanujan_core::verify::{Verdict, check_semantically};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -1104,7 +1104,13 @@ impl Agent {
         }
         let about = [done.root];
         self.take_news(&delta, Some(&[]));
-        self.flood(&delta, &about, None)
+        // The event names every fact the step derived, those held before too
+        // (another submission's): the other colours' own e-graphs of this
+        // submission take them from it.
+        let terms = done.facts.terms.iter().map(Term::key);
+        let equalities = done.facts.equalities.iter().map(Equality::key);
+        let event = delta.carrying(&self.replica, terms, equalities);
+        self.flood(&event, &about, None)
     }
 
     /// Starts anti-entropy with the next neighbour in turn.
@@ -1151,10 +1157,11 @@ fn event_is_single(delta: &ReplicaState) -> bool {
 /// network has run; extraction still reads the whole focus, and so picks among
 /// everything held. At most [`OWN_GRAPHS`] are kept, the oldest dropped first
 /// (a dropped one, or one lost in a restart, is rebuilt from the submission's
-/// focus, which holds more than its own facts but every one of them). An
-/// event carries only the facts new to its sender's replica, so a fact that
-/// another submission had put in the replica first reaches the other
-/// colours' own e-graphs only through their own rewriting.
+/// focus, which holds more than its own facts but every one of them). A
+/// step's event carries every fact it derived, those its sender held before
+/// too ([`ReplicaState::carrying`]); a step that derived nothing new sends no
+/// event, so what it re-derived reaches the other colours' own e-graphs only
+/// through their own rewriting.
 #[derive(Default)]
 struct OwnGraphs {
     graphs: HashMap<TermKey, Materialized>,

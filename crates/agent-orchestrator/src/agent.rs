@@ -9,10 +9,10 @@ use ramanujan_core::clock::VectorClock;
 use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::materialize::{Materialized, export, expr_terms, term_expr};
-use ramanujan_core::replica::{Equality, Facts, Refutation, ReplicaState};
+use ramanujan_core::replica::{Facts, Refutation, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, run_step};
-use ramanujan_core::term::{Term, TermKey};
+use ramanujan_core::term::TermKey;
 use ramanujan_core::verify::{Verdict, check_semantically};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -508,9 +508,8 @@ impl Agent {
             let fresh = goal.fresh();
             let held = self.own.graphs.contains_key(&root) || (fresh && self.make_own_graph(root, true));
             if !held {
-                // Its own e-graph is gone, or its terms have not all arrived:
-                // it is made from the focus, which holds the event, at its
-                // next step.
+                // Its own e-graph is gone: it is made again from the focus,
+                // which holds the event, at its next step.
                 self.goals.entry(root).or_default().from_focus = true;
                 self.enqueue(root);
                 continue;
@@ -531,17 +530,26 @@ impl Agent {
         if !self.own.graphs.contains_key(&root) && !self.make_own_graph(root, fresh) {
             return None;
         }
-        self.own.graphs.get(&root).cloned()
+        let own = self.own.graphs.get_mut(&root)?;
+        if own.class_of(root).is_none() {
+            // Made before its terms had all arrived (they may have come since
+            // by anti-entropy, which names no submission).
+            own.add_held(&self.replica, root)?;
+        }
+        // A fresh e-graph of its e-nodes, cut as the focus is: a class of
+        // several thousand e-nodes (AC and factoring can breed them for ever,
+        // whichever order the colours' facts arrived in) stays out of a step.
+        let depth = term_depth(&self.replica, root) + FOCUS_DEPTH;
+        own.region_within(root, depth)
     }
 
     /// Makes the own e-graph of the submission at `root` (see
-    /// [`Agent::own_graph`]); answers whether its terms were all held.
+    /// [`Agent::own_graph`]); answers whether it could (a focus needs the
+    /// root held; a fresh own e-graph waits for its terms).
     fn make_own_graph(&mut self, root: TermKey, fresh: bool) -> bool {
         let own = if fresh {
             let mut own = Materialized::empty(true);
-            if own.add_held(&self.replica, root).is_none() {
-                return false;
-            }
+            own.add_held(&self.replica, root);
             own
         } else {
             self.absorb_news();
@@ -1104,13 +1112,7 @@ impl Agent {
         }
         let about = [done.root];
         self.take_news(&delta, Some(&[]));
-        // The event names every fact the step derived, those held before too
-        // (another submission's): the other colours' own e-graphs of this
-        // submission take them from it.
-        let terms = done.facts.terms.iter().map(Term::key);
-        let equalities = done.facts.equalities.iter().map(Equality::key);
-        let event = delta.carrying(&self.replica, terms, equalities);
-        self.flood(&event, &about, None)
+        self.flood(&delta, &about, None)
     }
 
     /// Starts anti-entropy with the next neighbour in turn.
@@ -1157,11 +1159,12 @@ fn event_is_single(delta: &ReplicaState) -> bool {
 /// network has run; extraction still reads the whole focus, and so picks among
 /// everything held. At most [`OWN_GRAPHS`] are kept, the oldest dropped first
 /// (a dropped one, or one lost in a restart, is rebuilt from the submission's
-/// focus, which holds more than its own facts but every one of them). A
-/// step's event carries every fact it derived, those its sender held before
-/// too ([`ReplicaState::carrying`]); a step that derived nothing new sends no
-/// event, so what it re-derived reaches the other colours' own e-graphs only
-/// through their own rewriting.
+/// focus, which holds more than its own facts but every one of them). An
+/// event carries only the facts new to its sender's replica, so a fact that
+/// another submission had put in the replica first reaches the other
+/// colours' own e-graphs only through their own rewriting. A step rewrites a
+/// fresh e-graph of the own e-graph's e-nodes cut as the focus is (see
+/// [`Agent::own_graph`]).
 #[derive(Default)]
 struct OwnGraphs {
     graphs: HashMap<TermKey, Materialized>,

@@ -480,36 +480,3 @@ fn an_event_whose_facts_came_first_by_anti_entropy_is_still_forwarded_once() {
     let copy = Envelope { seq: 99, ..event };
     assert!(forwards(b.handle(copy)).is_empty(), "and only once");
 }
-
-/// A step's event names every fact the step derived, those its sender held
-/// before (from another submission) too: the other colours' rewriters of the
-/// submission take a submission's facts from its events only.
-#[test]
-fn a_step_s_event_carries_what_it_derived_that_was_held_before() {
-    let (mut a, mut b) = pair();
-    let (_, out) = a.submit(&parse_expr("(* x (+ y z))").unwrap());
-    out.into_iter().for_each(|env| drop(b.handle(env)));
-    for _ in 0..20 {
-        a.work().into_iter().for_each(|env| drop(b.handle(env)));
-    }
-    // RED's distribution of the product, held since the first submission.
-    let mut facts = ramanujan_core::replica::Facts::default();
-    let held = ramanujan_core::materialize::expr_terms(&parse_expr("(+ (* x y) (* x z))").unwrap(), &mut facts);
-    assert!(a.replica().term(held).is_some());
-    let (_, out) = a.submit(&parse_expr("(+ 1 (* x (+ y z)))").unwrap());
-    out.into_iter().for_each(|env| drop(b.handle(env)));
-    let mut carried = false;
-    for _ in 0..20 {
-        for env in a.work() {
-            if let Body::Event { delta, .. } = &env.body {
-                carried |= delta.term(held).is_some();
-            }
-            b.handle(env);
-        }
-    }
-    assert!(
-        carried,
-        "an event about the second submission names the held distribution"
-    );
-    assert_eq!(a.replica().digest(), b.replica().digest());
-}

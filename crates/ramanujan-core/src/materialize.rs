@@ -85,9 +85,7 @@ impl Materialized {
     /// [`Materialized::unions_any_of`]).
     pub fn absorb_facts(&mut self, state: &ReplicaState, facts: &Facts) -> bool {
         let before = (self.ids.len(), self.egraph.number_of_classes());
-        // An equality's side may be a term `state` held before: it comes in too.
-        let sides = facts.equalities.iter().flat_map(|eq| [eq.lhs, eq.rhs]);
-        let terms: Vec<TermKey> = facts.terms.iter().map(Term::key).chain(sides).collect();
+        let terms: Vec<TermKey> = facts.terms.iter().map(Term::key).collect();
         let sides = facts.equalities.iter().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
         self.absorb_parts(state, terms, sides, true);
         before != (self.ids.len(), self.egraph.number_of_classes())
@@ -96,8 +94,7 @@ impl Materialized {
     /// [`Materialized::absorb_facts`] for a delta (refutations aside).
     pub fn absorb_delta(&mut self, state: &ReplicaState, delta: &ReplicaState) -> bool {
         let before = (self.ids.len(), self.egraph.number_of_classes());
-        let sides = delta.equalities().flat_map(|eq| [eq.lhs, eq.rhs]);
-        let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).chain(sides).collect();
+        let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
         let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
         self.absorb_parts(state, terms, sides, true);
         before != (self.ids.len(), self.egraph.number_of_classes())
@@ -112,9 +109,13 @@ impl Materialized {
     }
 
     /// Adds a term held in `state`, with its descendants, and rebuilds.
-    /// Answers its class (none if `state` does not hold it all).
+    /// Answers its class; none if `state` does not hold it all yet, and then
+    /// it waits, as terms in a delta do, and comes in with a later absorb.
     pub fn add_held(&mut self, state: &ReplicaState, key: TermKey) -> Option<Id> {
-        let id = self.add_term(state, key)?;
+        let Some(id) = self.add_term(state, key) else {
+            self.waiting_terms.insert(key);
+            return None;
+        };
         self.egraph.rebuild();
         Some(self.egraph.find(id))
     }

@@ -652,37 +652,6 @@ impl ReplicaState {
         out.with_sum()
     }
 
-    /// This state, the delta of one event, carrying also the terms and
-    /// equalities named that `source` holds and it does not, under the
-    /// event's own dot (a receiver that holds one already keeps its least
-    /// dot, as for any fact asserted twice). So an event can say which facts a
-    /// step derived though its sender held them before. A state whose clock
-    /// is not one event is answered unchanged.
-    pub fn carrying(
-        mut self,
-        source: &ReplicaState,
-        terms: impl IntoIterator<Item = TermKey>,
-        equalities: impl IntoIterator<Item = u128>,
-    ) -> ReplicaState {
-        let clock = self.clock();
-        let dot = match (clock.counters().iter().next(), clock.cloud().iter().next()) {
-            (Some((actor, &1)), None) if clock.counters().len() == 1 => Dot(actor.clone(), 1),
-            (None, Some(dot)) if clock.cloud().len() == 1 => dot.clone(),
-            _ => return self,
-        };
-        for key in terms {
-            if let (false, Some((term, _))) = (self.terms.contains_key(&key), source.terms.get(&key)) {
-                self.terms.insert(key, (term.clone(), dot.clone()));
-            }
-        }
-        for key in equalities {
-            if let (false, Some((eq, _))) = (self.equalities.contains_key(&key), source.equalities.get(&key)) {
-                self.equalities.insert(key, (eq.clone(), dot.clone()));
-            }
-        }
-        self.indexed().with_sum()
-    }
-
     /// A digest of the facts and each equality's kept provenance (not the
     /// clock or the dots): replicas holding the same facts agree. It is the sum
     /// (mod 2^128) of a BLAKE3 hash of each fact, kept up to date as facts

@@ -213,6 +213,11 @@ fn term_depth(replica: &ReplicaState, root: TermKey) -> usize {
     }
     depth[&root]
 }
+/// How deep a submission's focus reaches: its own depth plus [`FOCUS_DEPTH`].
+fn focus_depth(replica: &ReplicaState, root: TermKey) -> usize {
+    term_depth(replica, root) + FOCUS_DEPTH
+}
+
 /// Submissions one event may be about (a submission, or one rewriting step, names one).
 const MAX_ABOUT: usize = 16;
 const REPLAY_WINDOW: u64 = 4096;
@@ -288,7 +293,7 @@ pub struct Agent {
     /// Each submission's own e-graph, for the submissions it rewrites (see
     /// [`OwnGraphs`]).
     own: OwnGraphs,
-    /// The last events about a submission it forwarded (see [`Agent::first_forward`]).
+    /// The last events about a submission it forwarded (see [`Forwarded`]).
     forwarded: Forwarded,
     /// Submissions with news about them, oldest first (each once).
     queue: VecDeque<TermKey>,
@@ -539,7 +544,7 @@ impl Agent {
         // A fresh e-graph of its e-nodes, cut as the focus is: a class of
         // several thousand e-nodes (AC and factoring can breed them for ever,
         // whichever order the colours' facts arrived in) stays out of a step.
-        let depth = term_depth(&self.replica, root) + FOCUS_DEPTH;
+        let depth = focus_depth(&self.replica, root);
         own.region_within(root, depth)
     }
 
@@ -560,14 +565,6 @@ impl Agent {
         };
         self.own.insert(root, own);
         true
-    }
-
-    /// Whether the event with this clock is one this agent has not forwarded
-    /// yet (remembered for the last [`FORWARDED`] events about a submission,
-    /// across snapshots too, so a hosted agent forwards each once as well; a
-    /// copy that arrives later than that goes round once more).
-    fn first_forward(&mut self, event: &VectorClock) -> bool {
-        self.forwarded.insert(event)
     }
 
     /// The replica as an e-graph, built from it on first use, with the news
@@ -738,7 +735,7 @@ impl Agent {
     /// region can grow to most of the replica). Rewriting steps rewrite the
     /// submission's own e-graph instead (see [`OwnGraphs`]).
     fn focus(&mut self, root: TermKey) -> Option<Materialized> {
-        let depth = term_depth(&self.replica, root) + FOCUS_DEPTH;
+        let depth = focus_depth(&self.replica, root);
         self.graph().region_within(root, depth)
     }
 
@@ -787,7 +784,7 @@ impl Agent {
 
     fn flood(&mut self, delta: &ReplicaState, about: &[TermKey], except: Option<&str>) -> Vec<Envelope> {
         if !about.is_empty() {
-            // Its echoes are not forwarded again (see `first_forward`).
+            // Its echoes are not forwarded again (see `Forwarded`).
             self.forwarded.insert(delta.clock());
         }
         let targets: Vec<String> = self
@@ -880,7 +877,7 @@ impl Agent {
                 // came first by anti-entropy (which names no submission): the
                 // submission's rewriters take facts into its own e-graph only
                 // from events. Each agent forwards each event once.
-                let first = !about.is_empty() && self.first_forward(delta.clock());
+                let first = !about.is_empty() && self.forwarded.insert(delta.clock());
                 if news || first {
                     out.extend(self.flood(&delta, &about, Some(&env.from)));
                 }
@@ -1191,7 +1188,10 @@ impl OwnGraphs {
 /// How many events about a submission an agent remembers having forwarded.
 const FORWARDED: usize = 4096;
 
-/// The last [`FORWARDED`] events an agent forwarded, oldest first.
+/// The last [`FORWARDED`] events about a submission an agent forwarded,
+/// oldest first: each is forwarded once, even where its facts came first by
+/// anti-entropy. Kept in snapshots too, so a hosted agent forwards each once
+/// as well; a copy that arrives later than that goes round once more.
 #[derive(Default)]
 struct Forwarded {
     order: VecDeque<VectorClock>,
@@ -1252,7 +1252,8 @@ impl RegionView {
     }
 }
 
-/// One rewriting step, taken out of its agent: a copy of one submission's own e-graph.
+/// One rewriting step, taken out of its agent: one submission's own e-graph,
+/// copied through its focus cut (see [`Agent::own_graph`]).
 pub struct WorkJob {
     root: TermKey,
     color: Color,

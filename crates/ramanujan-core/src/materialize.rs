@@ -73,9 +73,7 @@ impl Materialized {
             *self = Materialized::build(state, self.egraph.analysis.fold_constants);
             return self.egraph.classes().map(|c| c.id).collect();
         }
-        let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
-        let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
-        self.absorb_parts(state, terms, sides, true)
+        self.absorb_state(state, delta, true)
     }
 
     /// Adds facts that name terms held in `state` (a rewriting step's export,
@@ -84,20 +82,30 @@ impl Materialized {
     /// left out; the caller drops an e-graph that had unioned one (see
     /// [`Materialized::unions_any_of`]).
     pub fn absorb_facts(&mut self, state: &ReplicaState, facts: &Facts) -> bool {
-        let before = (self.ids.len(), self.egraph.number_of_classes());
+        let before = self.shape();
         let terms: Vec<TermKey> = facts.terms.iter().map(Term::key).collect();
         let sides = facts.equalities.iter().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
         self.absorb_parts(state, terms, sides, true);
-        before != (self.ids.len(), self.egraph.number_of_classes())
+        before != self.shape()
     }
 
     /// [`Materialized::absorb_facts`] for a delta (refutations aside).
     pub fn absorb_delta(&mut self, state: &ReplicaState, delta: &ReplicaState) -> bool {
-        let before = (self.ids.len(), self.egraph.number_of_classes());
+        let before = self.shape();
+        self.absorb_state(state, delta, true);
+        before != self.shape()
+    }
+
+    /// Terms held and classes: what changes when an absorb adds anything.
+    fn shape(&self) -> (usize, usize) {
+        (self.ids.len(), self.egraph.number_of_classes())
+    }
+
+    /// [`Materialized::absorb_parts`] with a delta's terms and equalities.
+    fn absorb_state(&mut self, state: &ReplicaState, delta: &ReplicaState, rebuild: bool) -> Vec<Id> {
         let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
         let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
-        self.absorb_parts(state, terms, sides, true);
-        before != (self.ids.len(), self.egraph.number_of_classes())
+        self.absorb_parts(state, terms, sides, rebuild)
     }
 
     /// Whether this e-graph holds both sides of one of `delta`'s refutations
@@ -185,9 +193,7 @@ impl Materialized {
             self.absorb(state, delta);
             return;
         }
-        let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
-        let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
-        self.absorb_parts(state, terms, sides, false);
+        self.absorb_state(state, delta, false);
     }
 
     /// Rebuilds the e-graph if news came in since it was last rebuilt.

@@ -12,7 +12,8 @@
 //! to settled of a new submission after 0, 100 and 1,000 earlier ones (`goal_nodes=N` sets the budget
 //! of each submission and colour, the default is the network's; `agents=48` runs the expander instead of
 //! the 9-agent triangle; `history=0,100,5000` sets the earlier submissions to measure after;
-//! `PROGRESS=1` prints progress every 5 submissions).
+//! `PROGRESS=1` prints progress every 5 submissions); `-- rss agents=48 'expr=(* 0 (+ p q))'` the
+//! process RSS for one submission on a fresh network.
 
 use agent_orchestrator::Network;
 use agent_orchestrator::agent::{Agent, WorkLimits};
@@ -527,8 +528,56 @@ async fn settled_after(agents: usize, history: &[usize], samples: usize, goal_no
     network.shutdown();
 }
 
+/// Process RSS and live heap for one submission of `expr` on a fresh network
+/// of `agents`: before the network starts, once it idles, and once the
+/// submission settled (issue #13 measured 6.3 GB for `(* 0 (+ p q))` on 48 agents).
+async fn one_submission_memory(agents: usize, expr: &str) {
+    let before = (rss_mb(), live());
+    let network = InProcessNetwork::start(NetworkConfig {
+        topology: topology(agents),
+        ..NetworkConfig::default()
+    })
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = (rss_mb(), live());
+    let id = network.submit(parse_expr(expr).unwrap()).await.expect("submitted").id;
+    wait_settled(network.as_ref(), &id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let settled = (rss_mb(), live());
+    let facts = network
+        .replica("agent-0")
+        .map_or(0, |r| r.term_count() + r.equality_count());
+    for (label, (rss, heap)) in [
+        ("before start", before),
+        ("idle", idle),
+        ("one submission settled", settled),
+    ] {
+        println!(
+            "{agents} agents, {label:<24} process RSS {rss:.0} MB, live heap {:.1} MB",
+            heap as f64 / 1e6
+        );
+    }
+    println!("{agents} agents, {expr}: facts per replica {facts}");
+    network.shutdown();
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
+    if std::env::args().any(|a| a == "rss") {
+        let agents = std::env::args()
+            .find_map(|a| a.strip_prefix("agents=").map(|n| n.parse().expect("agents=N")))
+            .unwrap_or(48);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let expr = std::env::args()
+            .find_map(|a| a.strip_prefix("expr=").map(str::to_string))
+            .unwrap_or_else(|| "(* 0 (+ p q))".into());
+        runtime.block_on(one_submission_memory(agents, &expr));
+        return;
+    }
     if std::env::args().any(|a| a == "settled") {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -130,7 +130,17 @@ impl Default for Share {
 impl Share {
     /// Whether the agent with this share rewrites the submission at `root`.
     pub fn owns(&self, root: TermKey) -> bool {
-        self.of > 0 && (root.0 % self.of as u128) as usize == self.rank
+        self.takes(root.0)
+    }
+
+    /// Whether a GREEN agent with this share checks the equality with this
+    /// key: each equality is checked by one GREEN agent, not by all of them.
+    pub fn checks(&self, equality: u128) -> bool {
+        self.takes(equality)
+    }
+
+    fn takes(&self, key: u128) -> bool {
+        self.of > 0 && (key % self.of as u128) as usize == self.rank
     }
 }
 
@@ -419,15 +429,15 @@ impl Agent {
         }
     }
 
-    /// A GREEN agent restored from a store checks everything it holds again, a
-    /// few at a time: what it had checked before is not stored.
+    /// A GREEN agent restored from a store checks everything of its share it
+    /// holds again, a few at a time: what it had checked before is not stored.
     fn check_everything_again(&mut self) {
         if self.color == Color::Green {
             self.unchecked = self
                 .replica
                 .equalities()
                 .map(|e| e.key())
-                .filter(|&k| !self.replica.is_refuted(k))
+                .filter(|&k| self.share.checks(k) && !self.replica.is_refuted(k))
                 .collect();
         }
     }
@@ -450,14 +460,15 @@ impl Agent {
         }
     }
 
-    /// Sets which submissions this agent rewrites (see [`Share`]); by default
-    /// it rewrites all of them.
+    /// Sets which submissions this agent rewrites and, for a GREEN agent,
+    /// which equalities it checks (see [`Share`]); by default all of them.
     pub fn set_share(&mut self, share: Share) {
         self.share = share;
         self.queue.retain(|&root| share.owns(root));
         self.queued.retain(|&root| share.owns(root));
         self.goals.retain(|&root, _| share.owns(root));
         self.own.graphs.retain(|&root, _| share.owns(root));
+        self.unchecked.retain(|&key| share.checks(key));
     }
 
     /// Why this agent refuses new submissions, if it does: its replica holds
@@ -933,11 +944,14 @@ impl Agent {
         Vec::new()
     }
 
-    /// Queues new equalities for checking and checks the oldest queued ones,
-    /// [`WorkLimits::verify_per_message`] at a time (the rest wait for the next
-    /// message or sync tick: every equality is checked, none is dropped).
+    /// Queues the new equalities its share checks and checks the oldest queued
+    /// ones, [`WorkLimits::verify_per_message`] at a time (the rest wait for the
+    /// next message or sync tick: every equality of its share is checked, none
+    /// is dropped).
     fn verify(&mut self, news: &ReplicaState) -> Vec<Envelope> {
-        self.unchecked.extend(news.equalities().map(|e| e.key()));
+        let share = self.share;
+        self.unchecked
+            .extend(news.equalities().map(|e| e.key()).filter(|&k| share.checks(k)));
         self.check_unchecked()
     }
 

@@ -1,6 +1,6 @@
 //! One agent against bad, unknown, replayed and duplicated messages.
 
-use agent_orchestrator::agent::{Agent, WorkLimits};
+use agent_orchestrator::agent::{Agent, Share, WorkLimits};
 use agent_orchestrator::protocol::{Body, Envelope};
 use ramanujan_core::Color;
 use ramanujan_core::parse::parse_expr;
@@ -221,16 +221,16 @@ fn cached_forms_match_forms_built_from_scratch() {
 /// `verify_per_message` of a message: a false one placed after a hundred true
 /// ones waits in the backlog, is refuted by a later tick, and the refutation
 /// is flooded; a restarted GREEN agent checks everything again.
-#[test]
-fn green_refutes_a_false_equality_hidden_past_its_per_message_cap() {
+/// 100 true equalities `(+ x_i 0) = x_i` and a false one `(* y 2) = (+ y 2)`,
+/// forged by agent `a`: the delta of the true ones, the delta of the false
+/// one, and the false equality.
+fn forged_equalities() -> (
+    ramanujan_core::replica::ReplicaState,
+    ramanujan_core::replica::ReplicaState,
+    ramanujan_core::replica::Equality,
+) {
     use ramanujan_core::materialize::expr_terms;
     use ramanujan_core::replica::{Equality, Facts, Provenance, ReplicaState};
-    let known: HashSet<String> = ["a".to_string(), "g".to_string()].into();
-    let limits = WorkLimits {
-        verify_per_message: 8,
-        ..WorkLimits::default()
-    };
-    let mut green = Agent::new("g".into(), Color::Green, vec!["a".into()], known.clone(), limits);
     let provenance = Provenance {
         agent: "a".into(),
         rule: "forged".into(),
@@ -259,36 +259,57 @@ fn green_refutes_a_false_equality_hidden_past_its_per_message_cap() {
             },
         )
         .unwrap();
-    let mut merged = delta.clone();
-    merged.merge(&last);
-    let event = |seq, delta: ReplicaState| Envelope {
+    (delta, last, false_eq)
+}
+
+/// A GREEN agent's `SyncPush` of `delta` from agent `a`.
+fn push(seq: u64, delta: ramanujan_core::replica::ReplicaState) -> Envelope {
+    Envelope {
         from: "a".into(),
         to: "g".into(),
         seq,
         body: Body::SyncPush { delta },
-    };
-    // The 101 equalities go in key order (a hash): the false one lies past the
-    // first message's cap of 8 (the test checks it does).
-    let merged_copy = merged.clone();
-    let mut out = green.handle(event(1, merged));
-    assert!(
-        !green.replica().is_refuted(false_eq.key()),
-        "not within the first message's cap"
-    );
-    assert_eq!(green.verify_backlog(), 101 - 8);
+    }
+}
+
+/// Ticks a GREEN agent (rewriting if it has work, as a driver does) until its
+/// backlog is checked; what it sent.
+fn drain(green: &mut Agent) -> Vec<Envelope> {
+    let mut out = Vec::new();
     let mut ticks = 0;
     while green.verify_backlog() > 0 {
-        // As a driver does: rewrite if there is work, then tick (GREEN checks
-        // its backlog on ticks when it has no rewriting to do).
         out.extend(green.work());
         out.extend(green.sync_tick());
         ticks += 1;
         assert!(ticks <= 20, "the backlog does not shrink");
     }
+    out
+}
+
+#[test]
+fn green_refutes_a_false_equality_hidden_past_its_per_message_cap() {
+    let known: HashSet<String> = ["a".to_string(), "g".to_string()].into();
+    let limits = WorkLimits {
+        verify_per_message: 8,
+        ..WorkLimits::default()
+    };
+    let mut green = Agent::new("g".into(), Color::Green, vec!["a".into()], known.clone(), limits);
+    let (delta, last, false_eq) = forged_equalities();
+    let mut merged = delta.clone();
+    merged.merge(&last);
+    let merged_copy = merged.clone();
+    let mut out = green.handle(push(1, merged));
+    assert!(
+        !green.replica().is_refuted(false_eq.key()),
+        "not within the first message's cap"
+    );
+    assert_eq!(green.verify_backlog(), 101 - 8);
+    // GREEN checks its backlog on ticks when it has no rewriting to do.
+    out.extend(drain(&mut green));
     assert!(green.replica().is_refuted(false_eq.key()));
     // A host that keeps agents between requests (Spin) keeps the backlog too.
     let mut half = Agent::new("g".into(), Color::Green, vec!["a".into()], known, limits);
-    half.handle(event(1, merged_copy));
+    half.handle(push(1, merged_copy));
     let saved = rmp_serde::to_vec_named(&half.into_snapshot()).unwrap();
     let back = Agent::from_snapshot(rmp_serde::from_slice(&saved).unwrap(), limits);
     assert_eq!(back.verify_backlog(), 101 - 8);
@@ -305,6 +326,53 @@ fn green_refutes_a_false_equality_hidden_past_its_per_message_cap() {
     without.merge(&last);
     restarted.restore(without);
     assert_eq!(restarted.verify_backlog(), 101);
+}
+
+/// GREEN agents share the checks as they share rewriting: with two of them,
+/// each equality is checked by exactly one, every equality by one of them, and
+/// the false one refuted by the agent whose share it is in (mutant: `checks`
+/// answering true for every key makes each agent check all 101).
+#[test]
+fn green_agents_split_the_checks_and_miss_none() {
+    let known: HashSet<String> = ["a".to_string(), "g".to_string()].into();
+    let (delta, last, false_eq) = forged_equalities();
+    let mut merged = delta;
+    merged.merge(&last);
+    let mut counts = Vec::new();
+    let mut refuted_by = Vec::new();
+    for rank in 0..2 {
+        let mut green = Agent::new(
+            "g".into(),
+            Color::Green,
+            vec!["a".into()],
+            known.clone(),
+            WorkLimits::default(),
+        );
+        let share = Share { rank, of: 2 };
+        green.set_share(share);
+        green.handle(push(1, merged.clone()));
+        drain(&mut green);
+        let c = green.counters();
+        counts.push(c.verified + c.refuted + c.inconclusive);
+        if green.replica().is_refuted(false_eq.key()) {
+            refuted_by.push(rank);
+            assert!(share.checks(false_eq.key()));
+        }
+        // Restored from its replica, it queues its share again, not everything.
+        let mut restarted = Agent::new(
+            "g".into(),
+            Color::Green,
+            vec!["a".into()],
+            HashSet::new(),
+            WorkLimits::default(),
+        );
+        restarted.set_share(share);
+        restarted.restore(merged.clone());
+        assert_eq!(restarted.verify_backlog() as u64, counts[rank]);
+    }
+    assert_eq!(counts.iter().sum::<u64>(), 101, "{counts:?}");
+    assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
+    assert_eq!(refuted_by.len(), 1, "refuted by one agent, the owner");
 }
 
 /// An agent loaded from a snapshot builds its e-graph only when it first needs

@@ -398,7 +398,14 @@ fn run_agent(
         let now_ms = epoch.elapsed().as_millis() as u64;
         slot.last_beat_ms.store(now_ms.max(1), Ordering::Relaxed);
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            match inbox.recv_timeout(tick) {
+            // With rewriting still to do, only look at the mail: the next step
+            // must not wait a tick for mail that may not come.
+            let wait = if lock(&slot.agent).is_dirty() {
+                Duration::ZERO
+            } else {
+                tick
+            };
+            match inbox.recv_timeout(wait) {
                 Ok(first) => {
                     let mut agent = lock(&slot.agent);
                     agent.set_time(now_ms);

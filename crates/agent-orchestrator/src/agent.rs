@@ -4,6 +4,7 @@
 
 use crate::network::HeldForm;
 use crate::protocol::{Body, Envelope};
+use crate::store::{ReplicaStore, StoreError};
 use ramanujan_core::Color;
 use ramanujan_core::clock::VectorClock;
 use ramanujan_core::extract::CanonicalExtractor;
@@ -71,6 +72,10 @@ pub struct Counters {
     pub rejected_misaddressed: u64,
     /// Messages seen before (same sender and sequence number).
     pub duplicates: u64,
+    /// Events whose facts the replica already held (its clock covered their
+    /// dot): forwarded if they had not been, not merged again.
+    #[serde(default)]
+    pub events_already_held: u64,
     /// Messages whose content was invalid (reported by the transport's decoder or here).
     pub rejected_malformed: u64,
     /// Rewriting steps run.
@@ -278,7 +283,7 @@ pub struct Agent {
     neighbors: Vec<String>,
     known: HashSet<String>,
     replica: ReplicaState,
-    /// Facts new since the last save (see [`Agent::unsaved`]); `None` for an
+    /// Facts new since the last save (see [`Agent::save_to`]); `None` for an
     /// agent that saves nothing.
     journal: Option<ReplicaState>,
     rules: RuleBook,
@@ -614,19 +619,23 @@ impl Agent {
         self.queue.iter().copied().collect()
     }
 
-    /// What a store lacks: every fact new since the last [`Agent::mark_saved`],
+    /// Appends to `store` what it lacks: every fact new since the last save,
     /// with the replica's clock (the store then holds everything that clock
-    /// covers). `None` when nothing is new. Costs the size of the news, not of
-    /// the replica.
-    pub fn unsaved(&self) -> Option<ReplicaState> {
-        let journal = self.journal.as_ref().filter(|j| !j.is_empty())?;
-        Some(journal.clone().with_clock(self.replica.clock().clone()))
-    }
-
-    /// The journal was saved durably: start a new one.
-    pub fn mark_saved(&mut self) {
-        if self.journal.is_some() {
-            self.journal = Some(ReplicaState::new());
+    /// covers), and starts a new journal once the append is durable. Costs the
+    /// size of the news, not of the replica, and copies nothing. `Ok(false)`
+    /// when nothing was new (or the agent keeps no journal); on an error the
+    /// journal is kept for the next try.
+    pub fn save_to(&mut self, store: &mut (impl ReplicaStore + ?Sized)) -> Result<bool, StoreError> {
+        let Some(journal) = self.journal.as_mut().filter(|j| !j.is_empty()) else {
+            return Ok(false);
+        };
+        let news = std::mem::take(journal).with_clock(self.replica.clock().clone());
+        match store.append(&news) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                *journal = news;
+                Err(e)
+            }
         }
     }
 
@@ -881,8 +890,16 @@ impl Agent {
                 let news = !self.replica.clock().dominates(delta.clock());
                 // A GREEN agent's refutations of what the event asserts go out
                 // first, so a neighbour learns an equality is false before it
-                // could use it.
-                let mut out = self.absorb(&delta, Some(&about));
+                // could use it. An event the clock covers is not merged again:
+                // a replica holds every fact its clock covers (at that dot or a
+                // lower one), so merging it changes nothing. Flooding brings
+                // each event from several neighbours.
+                let mut out = if news {
+                    self.absorb(&delta, Some(&about))
+                } else {
+                    self.counters.events_already_held += 1;
+                    Vec::new()
+                };
                 self.take_about(&delta, &about);
                 // An event about a submission goes on even where its facts
                 // came first by anti-entropy (which names no submission): the

@@ -127,10 +127,8 @@ impl Slot {
     /// Writes what the agent holds beyond its last save.
     fn save(&self) {
         let mut agent = lock(&self.agent);
-        let Some(news) = agent.unsaved() else { return };
-        match lock(&self.store).append(&news) {
-            Ok(()) => agent.mark_saved(),
-            Err(e) => tracing::error!(agent = %agent.id(), error = %e, "saving the replica failed; will retry"),
+        if let Err(e) = agent.save_to(lock(&self.store).as_mut()) {
+            tracing::error!(agent = %agent.id(), error = %e, "saving the replica failed; will retry");
         }
     }
 
@@ -582,8 +580,7 @@ mod tests {
         let mut b = blue_b.build(&mut store_b).unwrap();
 
         let sent = submit(&mut a, "(+ x 1)");
-        store_a.append(&a.unsaved().unwrap()).unwrap();
-        a.mark_saved();
+        assert!(a.save_to(&mut store_a).unwrap());
         deliver(sent, &mut a, &mut b);
         let lost = submit(&mut a, "(* y 2)");
         deliver(lost, &mut a, &mut b);

@@ -233,13 +233,9 @@ impl Process {
     /// Saves what the agent learned; `false` if the store failed.
     fn save(&mut self) -> bool {
         let Some(store) = self.store.as_mut() else { return true };
-        let Some(news) = self.agent.unsaved() else { return true };
         // Encoding and fsync: let the runtime's other tasks go on meanwhile.
-        match blocking(|| store.append(&news)) {
-            Ok(()) => {
-                self.agent.mark_saved();
-                true
-            }
+        match blocking(|| self.agent.save_to(store)) {
+            Ok(_) => true,
             Err(e) => {
                 tracing::error!(agent = %self.agent.id(), error = %e, "saving the replica failed");
                 false

@@ -104,7 +104,7 @@ fn rewriting_floods_a_delta_with_provenance() {
     assert!(
         delta
             .equalities()
-            .all(|e| e.provenance.color == Color::Red && e.provenance.agent == "a")
+            .all(|e| e.provenance.color == Color::Red && &*e.provenance.agent == "a")
     );
     assert!(delta.equality_count() > 0);
 }

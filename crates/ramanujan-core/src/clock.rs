@@ -10,10 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One event of one agent: the agent's id and its counter at that event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Dot(pub String, pub u64);
+pub struct Dot(pub Arc<str>, pub u64);
 
 /// Which events have been seen: every event of each agent up to its counter,
 /// plus the events in `cloud` beyond it.
@@ -59,9 +60,9 @@ impl VectorClock {
 
     /// Starts a new event of `agent`, after every event of it seen so far.
     pub fn tick(&mut self, agent: &str) -> Dot {
-        let beyond = self.cloud.iter().filter(|d| d.0 == agent).map(|d| d.1).max();
+        let beyond = self.cloud.iter().filter(|d| &*d.0 == agent).map(|d| d.1).max();
         let n = beyond.unwrap_or(0).max(self.get(agent)) + 1;
-        let dot = Dot(agent.to_string(), n);
+        let dot = Dot(agent.into(), n);
         self.cloud.insert(dot.clone());
         self.compact();
         dot
@@ -87,7 +88,7 @@ impl VectorClock {
         let cloud = std::mem::take(&mut self.cloud);
         // The cloud is ordered by agent, then counter, so each run extends in order.
         for dot in cloud {
-            let counter = self.counters.entry(dot.0.clone()).or_insert(0);
+            let counter = self.counters.entry(dot.0.to_string()).or_insert(0);
             if dot.1 == *counter + 1 {
                 *counter = dot.1;
             } else if dot.1 > *counter {

@@ -529,8 +529,8 @@ pub fn export(egraph: &EGraph, agent: &str, color: Color, known: &Materialized) 
             .cloned()
             .unwrap_or_else(|| ("congruence".to_string(), color));
         Provenance {
-            agent: agent.to_string(),
-            rule,
+            agent: agent.into(),
+            rule: rule.into(),
             color: rule_color,
         }
     };

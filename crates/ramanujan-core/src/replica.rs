@@ -18,14 +18,15 @@ use crate::color::Color;
 use crate::term::{Term, TermKey, WireTerm};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Who asserted an equality, by which rule, in which colour.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Provenance {
-    /// The asserting agent.
-    pub agent: String,
-    /// The rule (or `input`, `congruence`, `constant-fold`).
-    pub rule: String,
+    /// The asserting agent (shared: every equality it asserts names it).
+    pub agent: Arc<str>,
+    /// The rule (or `input`, `congruence`, `constant-fold`; shared likewise).
+    pub rule: Arc<str>,
     /// The rule's colour.
     pub color: Color,
 }
@@ -167,7 +168,7 @@ pub struct ReplicaState {
     /// what the peer lacks, not the replica. A fact whose dot was lowered later
     /// stays listed under the old one too; entries are checked against the
     /// fact's current dot.
-    by_dot: BTreeMap<String, BTreeMap<u64, Vec<FactId>>>,
+    by_dot: BTreeMap<Arc<str>, BTreeMap<u64, Vec<FactId>>>,
 }
 
 impl PartialEq for ReplicaState {
@@ -341,7 +342,7 @@ impl ReplicaState {
     /// (empty, with no tick, if nothing was new), so any replica may merge it.
     pub fn record(&mut self, agent: &str, facts: Facts) -> Result<ReplicaState, ReplicaError> {
         let mut delta = ReplicaState::default();
-        let placeholder = Dot(agent.to_string(), 0);
+        let placeholder = Dot(agent.into(), 0);
         for term in facts.terms {
             let key = term.key();
             if !self.terms.contains_key(&key) {
@@ -410,7 +411,7 @@ impl ReplicaState {
 
     /// Rebuilds the index by dot from the facts.
     fn reindex(&mut self) {
-        let mut by_dot: BTreeMap<String, BTreeMap<u64, Vec<FactId>>> = BTreeMap::new();
+        let mut by_dot: BTreeMap<Arc<str>, BTreeMap<u64, Vec<FactId>>> = BTreeMap::new();
         let mut add = |dot: &Dot, fact: FactId| {
             by_dot
                 .entry(dot.0.clone())
@@ -823,8 +824,8 @@ impl Serialize for ReplicaState {
                 .map(|(e, d)| WireEquality {
                     lhs: e.lhs,
                     rhs: e.rhs,
-                    agent: e.provenance.agent.clone(),
-                    rule: e.provenance.rule.clone(),
+                    agent: e.provenance.agent.to_string(),
+                    rule: e.provenance.rule.to_string(),
                     color: e.provenance.color,
                     dot: d.clone(),
                 })
@@ -869,8 +870,8 @@ impl TryFrom<WireState> for ReplicaState {
         for e in w.equalities {
             check_dot(&e.dot)?;
             let provenance = Provenance {
-                agent: e.agent,
-                rule: e.rule,
+                agent: e.agent.into(),
+                rule: e.rule.into(),
                 color: e.color,
             };
             let eq = Equality::new(e.lhs, e.rhs, provenance).ok_or(ReplicaError::Reflexive(e.lhs))?;

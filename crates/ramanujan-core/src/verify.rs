@@ -348,7 +348,7 @@ pub fn verify_color_constraint(state: &crate::replica::ReplicaState) -> Vec<Colo
         claims
             .entry((eq.lhs, eq.rhs))
             .or_default()
-            .insert((eq.provenance.rule.clone(), eq.provenance.color));
+            .insert((eq.provenance.rule.to_string(), eq.provenance.color));
     }
     let show = |k: TermKey| crate::materialize::term_expr(state, k).map_or(k.to_string(), |e| e.to_string());
     claims

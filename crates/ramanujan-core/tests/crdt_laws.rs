@@ -105,7 +105,7 @@ fn run_history(ops: &[Op]) -> (Vec<ReplicaState>, Vec<TermKey>) {
                     continue;
                 };
                 let provenance = Provenance {
-                    agent: format!("agent-{agent}"),
+                    agent: format!("agent-{agent}").into(),
                     rule: "unchecked".into(),
                     color: Color::Blue,
                 };

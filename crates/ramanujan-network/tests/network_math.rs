@@ -380,7 +380,7 @@ fn a_false_equality_sent_through_a_blue_agent_is_refuted_everywhere_and_shapes_n
     let blue_agent = topology.agent(blue, WorkLimits::default()).unwrap();
     let neighbor = blue_agent.neighbors()[0].clone();
     let provenance = Provenance {
-        agent: blue_agent.id().to_string(),
+        agent: blue_agent.id().into(),
         rule: "unchecked".into(),
         color: Color::Blue,
     };

@@ -177,8 +177,8 @@ pub async fn verify(
                     lhs,
                     rhs,
                     color: eq.provenance.color,
-                    rule: Some(eq.provenance.rule.clone()),
-                    agent: Some(eq.provenance.agent.clone()),
+                    rule: Some(eq.provenance.rule.to_string()),
+                    agent: Some(eq.provenance.agent.to_string()),
                 });
             }
         }

@@ -14,6 +14,7 @@
 pub mod nats;
 pub mod redb_store;
 pub mod runtime;
+pub mod tools;
 pub mod transport;
 
 pub use redb_store::RedbStore;

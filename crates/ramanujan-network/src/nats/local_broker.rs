@@ -14,7 +14,8 @@ pub struct LocalBroker {
 }
 
 impl LocalBroker {
-    /// Starts `nats-server` (it must be on `PATH`) with its JetStream store under `dir`.
+    /// Starts `nats-server` (the pinned one on `PATH`, or else fetched: see
+    /// [`crate::tools`]) with its JetStream store under `dir`.
     pub fn start(dir: &Path) -> Result<LocalBroker, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -43,13 +44,14 @@ impl LocalBroker {
 
     /// Starts it again on the same port and store (after [`LocalBroker::kill`]).
     pub fn restart(&mut self) -> Result<(), String> {
-        let child = Command::new("nats-server")
+        let program = crate::tools::program(&crate::tools::NATS_SERVER)?;
+        let child = Command::new(program)
             .arg("-c")
             .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("starting nats-server (apt-get install -y nats-server): {e}"))?;
+            .map_err(|e| format!("starting nats-server: {e}"))?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {

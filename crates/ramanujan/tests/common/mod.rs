@@ -18,6 +18,7 @@ pub fn root() -> &'static Path {
 pub fn spin_components() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
+        ramanujan_network::tools::ensure_rust_target("wasm32-wasip2").unwrap();
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spin-components");
         let status = Command::new(env!("CARGO"))
             .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])

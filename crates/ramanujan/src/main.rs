@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_tracing(log: &LogArgs) {
-    let filter = EnvFilter::try_new(&log.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(&log.log_level).unwrap_or_else(|_| EnvFilter::new("info,egg=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

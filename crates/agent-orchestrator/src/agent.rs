@@ -459,7 +459,7 @@ impl Agent {
         self.views.clear();
         self.check_everything_again();
         // What the events about them brought went into own e-graphs now lost.
-        let roots: Vec<TermKey> = self.replica.roots().collect();
+        let roots: Vec<TermKey> = self.replica.roots().filter(|&r| self.share.owns(r)).collect();
         for root in roots {
             self.goals.entry(root).or_default().from_focus = true;
         }
@@ -522,8 +522,11 @@ impl Agent {
     /// whose own e-graph grew.
     fn take_about(&mut self, delta: &ReplicaState, about: &[TermKey]) {
         for &root in about {
+            if !self.share.owns(root) {
+                continue;
+            }
             let goal = self.goals.entry(root).or_default();
-            if !self.share.owns(root) || goal.spent() {
+            if goal.spent() {
                 continue;
             }
             let fresh = goal.fresh();

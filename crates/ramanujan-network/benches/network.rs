@@ -561,50 +561,41 @@ async fn one_submission_memory(agents: usize, expr: &str) {
     network.shutdown();
 }
 
+/// The value of the command-line argument `{name}=value`, if given.
+fn arg(name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    std::env::args().find_map(|a| a.strip_prefix(&prefix).map(str::to_string))
+}
+
+/// The agents to run (`agents=N`), or `default`.
+fn agents_arg(default: usize) -> usize {
+    arg("agents").map_or(default, |n| n.parse().expect("agents=N"))
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
-    if std::env::args().any(|a| a == "rss") {
-        let agents = std::env::args()
-            .find_map(|a| a.strip_prefix("agents=").map(|n| n.parse().expect("agents=N")))
-            .unwrap_or(48);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let expr = std::env::args()
-            .find_map(|a| a.strip_prefix("expr=").map(str::to_string))
-            .unwrap_or_else(|| "(* 0 (+ p q))".into());
-        runtime.block_on(one_submission_memory(agents, &expr));
-        return;
-    }
-    if std::env::args().any(|a| a == "settled") {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let history: Vec<usize> = std::env::args()
-            .find_map(|a| {
-                let list = a.strip_prefix("history=")?;
-                Some(list.split(',').map(|n| n.parse().expect("history=N,M,...")).collect())
-            })
-            .unwrap_or(if quick { vec![0, 100] } else { vec![0, 100, 1_000] });
-        let goal_nodes = std::env::args()
-            .find_map(|a| a.strip_prefix("goal_nodes=").map(|n| n.parse().expect("goal_nodes=N")))
-            .unwrap_or(WorkLimits::default().goal_nodes);
-        let agents = std::env::args()
-            .find_map(|a| a.strip_prefix("agents=").map(|n| n.parse().expect("agents=N")))
-            .unwrap_or(9);
-        runtime.block_on(settled_after(agents, &history, if quick { 10 } else { 40 }, goal_nodes));
-        return;
-    }
-    let samples = if quick { 10 } else { 40 };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    if std::env::args().any(|a| a == "rss") {
+        let expr = arg("expr").unwrap_or_else(|| "(* 0 (+ p q))".into());
+        runtime.block_on(one_submission_memory(agents_arg(48), &expr));
+        return;
+    }
+    if std::env::args().any(|a| a == "settled") {
+        let history: Vec<usize> = arg("history").map_or_else(
+            || if quick { vec![0, 100] } else { vec![0, 100, 1_000] },
+            |list| list.split(',').map(|n| n.parse().expect("history=N,M,...")).collect(),
+        );
+        let goal_nodes =
+            arg("goal_nodes").map_or(WorkLimits::default().goal_nodes, |n| n.parse().expect("goal_nodes=N"));
+        let samples = if quick { 10 } else { 40 };
+        runtime.block_on(settled_after(agents_arg(9), &history, samples, goal_nodes));
+        return;
+    }
+    let samples = if quick { 10 } else { 40 };
     if std::env::args().any(|a| a == "throughput") {
         runtime.block_on(async {
             nats_throughput(5_000, false).await;

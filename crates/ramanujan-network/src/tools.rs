@@ -74,32 +74,25 @@ pub fn program(pinned: &Pinned) -> Result<PathBuf, String> {
 }
 
 /// Makes sure rustup's active toolchain has the standard library for `target`
-/// (`rustup target add`, which does nothing when it is there).
+/// (`rustup target add` when it is missing; callers ask once per build).
 pub fn ensure_rust_target(target: &str) -> Result<(), String> {
-    static ADDED: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    let mut added = ADDED
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if added.iter().any(|t| t == target) {
-        return Ok(());
-    }
     let sysroot = Command::new("rustc")
         .args(["--print", "sysroot"])
         .output()
         .map_err(|e| format!("running rustc: {e}"))?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    if !sysroot.join("lib/rustlib").join(target).is_dir() {
-        let status = Command::new("rustup")
-            .args(["target", "add", target])
-            .status()
-            .map_err(|e| format!("running rustup (install the {target} target by hand): {e}"))?;
-        if !status.success() {
-            return Err(format!("`rustup target add {target}` failed"));
-        }
+    if sysroot.join("lib/rustlib").join(target).is_dir() {
+        return Ok(());
     }
-    added.push(target.to_string());
-    Ok(())
+    let status = Command::new("rustup")
+        .args(["target", "add", target])
+        .status()
+        .map_err(|e| format!("running rustup (install the {target} target by hand): {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`rustup target add {target}` failed"))
+    }
 }
 
 fn reports_version(program: &Path, version: &str) -> bool {

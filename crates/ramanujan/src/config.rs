@@ -28,12 +28,16 @@ pub enum Command {
     Bridge(BridgeArgs),
 }
 
+/// The log filter when none is given, or the given one does not parse: egg
+/// logs every e-graph rebuild at `info`, so it is kept to warnings.
+pub const DEFAULT_LOG_FILTER: &str = "info,egg=warn";
+
 /// Logging options (every subcommand).
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {
     /// Log filter, e.g. `info` or `ramanujan=debug,tower_http=debug` (egg logs
     /// every e-graph rebuild at `info`: the default keeps it to warnings).
-    #[arg(long, env = "LOG_LEVEL", default_value = "info,egg=warn")]
+    #[arg(long, env = "LOG_LEVEL", default_value = DEFAULT_LOG_FILTER)]
     pub log_level: String,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LOG_JSON")]

@@ -1,5 +1,5 @@
 use clap::Parser;
-use ramanujan::config::{Cli, Command, LogArgs, ServeArgs};
+use ramanujan::config::{Cli, Command, DEFAULT_LOG_FILTER, LogArgs, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: agents' rewriting steps allocate and free
@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_tracing(log: &LogArgs) {
-    let filter = EnvFilter::try_new(&log.log_level).unwrap_or_else(|_| EnvFilter::new("info,egg=warn"));
+    let filter = EnvFilter::try_new(&log.log_level).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -9,7 +9,7 @@ use ramanujan_core::Color;
 use ramanujan_core::clock::VectorClock;
 use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::lang::Expr;
-use ramanujan_core::materialize::{Materialized, export, expr_terms, term_expr};
+use ramanujan_core::materialize::{Materialized, ReplicaGraph, export, expr_terms, term_expr};
 use ramanujan_core::replica::{Facts, Refutation, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, run_step};
@@ -295,7 +295,7 @@ pub struct Agent {
     /// The replica as an e-graph, built on first use (a host that loads the
     /// agent for each request, as Spin does, builds none to answer a state
     /// query), then kept up to date with each delta. Read it with [`Agent::graph`].
-    graph: Option<Materialized>,
+    graph: Option<ReplicaGraph>,
     /// News merged into the replica but not yet into `graph` (see [`Agent::absorb_news`]).
     unabsorbed: Option<Unabsorbed>,
     /// Canonical forms and focus fingerprints of roots; any news drops them
@@ -587,11 +587,11 @@ impl Agent {
     }
 
     /// The replica as an e-graph, built from it on first use, with the news
-    /// taken in so far (egg's rebuild walks every class, so the e-graph is
-    /// rebuilt here, when read, not once per batch of news).
-    fn graph(&mut self) -> &Materialized {
+    /// taken in so far, rebuilt when read (a rebuild costs the classes the
+    /// news changed: see [`ramanujan_core::congruence`]).
+    fn graph(&mut self) -> &ReplicaGraph {
         self.absorb_news();
-        let graph = self.graph.get_or_insert_with(|| Materialized::new(&self.replica));
+        let graph = self.graph.get_or_insert_with(|| ReplicaGraph::new(&self.replica));
         graph.rebuild();
         graph
     }

@@ -98,21 +98,31 @@ pub fn node_size(egraph: &EGraph, node: &Math) -> u64 {
         .fold(1, |size, &child| size.saturating_add(egraph[child].data.size))
 }
 
+/// The data of a class made of `node` alone, given its children's classes'
+/// data: its value (when folding constants, or a number), its size.
+pub fn make_class_data<'a>(fold_constants: bool, node: &Math, child: impl Fn(Id) -> &'a ClassData) -> ClassData {
+    let constant = match node {
+        Math::Num(c) => Some(c.clone()),
+        _ if fold_constants => fold_absorbing(node, |id| child(id).constant.clone()),
+        _ => None,
+    };
+    let size = node
+        .children()
+        .iter()
+        .fold(1, |size: u64, &c| size.saturating_add(child(c).size));
+    ClassData {
+        constant,
+        size,
+        colors: ColorSet::default(),
+        held: Vec::new(),
+    }
+}
+
 impl Analysis<Math> for ColoredAnalysis {
     type Data = ClassData;
 
     fn make(egraph: &mut EGraph, enode: &Math, _id: Id) -> ClassData {
-        let constant = match enode {
-            Math::Num(c) => Some(c.clone()),
-            _ if egraph.analysis.fold_constants => fold_absorbing(enode, |id| egraph[id].data.constant.clone()),
-            _ => None,
-        };
-        ClassData {
-            constant,
-            size: node_size(egraph, enode),
-            colors: ColorSet::default(),
-            held: Vec::new(),
-        }
+        make_class_data(egraph.analysis.fold_constants, enode, |id| &egraph[id].data)
     }
 
     fn merge(&mut self, a: &mut ClassData, b: ClassData) -> DidMerge {

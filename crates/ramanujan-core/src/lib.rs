@@ -19,6 +19,7 @@
 pub mod analysis;
 pub mod clock;
 pub mod color;
+pub mod congruence;
 pub mod constant;
 pub mod extract;
 pub mod lang;

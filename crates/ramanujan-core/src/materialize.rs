@@ -2,8 +2,9 @@
 //! e-graph (set union is followed by this rebuild), and exporting what rewriting
 //! added to an e-graph as new facts.
 
-use crate::analysis::{ColoredAnalysis, EGraph, node_size};
+use crate::analysis::EGraph;
 use crate::color::Color;
+use crate::congruence::{ClassGraph, CongruenceGraph};
 use crate::extract::CanonicalExtractor;
 use crate::lang::{Expr, Math};
 use crate::replica::{Equality, Facts, Provenance, ReplicaState, equality_key};
@@ -11,17 +12,19 @@ use crate::term::{Term, TermKey};
 use egg::{Id, Language};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-/// A replica state materialised as an egg e-graph, with each term's e-class.
+/// A replica state materialised as an e-graph, with each term's e-class.
 ///
-/// An agent keeps one for good and takes each delta into it
-/// ([`Materialized::absorb_deferred`], rebuilt when read). Reading one
-/// submission happens on its [`Materialized::region`], a small e-graph of its
-/// own; an agent rewrites a submission in another small one, built from the
-/// submission's own facts ([`Materialized::add_held`], [`Materialized::absorb_facts`]).
+/// An agent keeps a [`ReplicaGraph`] of its whole replica for good and takes
+/// each delta into it ([`Materialization::absorb_deferred`], rebuilt when
+/// read). Reading one submission happens on its
+/// [`Materialization::region`], a small egg e-graph of its own
+/// ([`Materialized`]); an agent rewrites a submission in another small one,
+/// built from the submission's own facts ([`Materialization::add_held`],
+/// [`Materialization::absorb_facts`]).
 #[derive(Clone)]
-pub struct Materialized {
+pub struct Materialization<G: ClassGraph> {
     /// The e-graph: every term added, every equality unioned, rebuilt.
-    pub egraph: EGraph,
+    pub egraph: G,
     /// The (uncanonical) id of each term.
     pub ids: HashMap<TermKey, Id>,
     /// Terms and equalities that name a term not held yet: they wait, and are
@@ -30,7 +33,15 @@ pub struct Materialized {
     waiting_equalities: Vec<(TermKey, TermKey, Color)>,
 }
 
-impl Materialized {
+/// A state materialised as an egg e-graph: for rewriting, extraction and
+/// regions.
+pub type Materialized = Materialization<EGraph>;
+
+/// A whole replica materialised for reading: a [`CongruenceGraph`], whose
+/// rebuild costs what changed, that regions are cut from.
+pub type ReplicaGraph = Materialization<CongruenceGraph>;
+
+impl<G: ClassGraph> Materialization<G> {
     /// Builds the e-graph of a state: every term whose descendants are all held
     /// (pending ones are left out), every equality between such terms, with
     /// constants folded, rebuilt.
@@ -40,15 +51,15 @@ impl Materialized {
 
     /// [`Materialized::new`], folding constants or not.
     pub fn build(state: &ReplicaState, fold_constants: bool) -> Self {
-        let mut m = Materialized::empty(fold_constants);
+        let mut m = Self::empty(fold_constants);
         m.absorb(state, state);
         m
     }
 
     /// An empty e-graph.
     pub fn empty(fold_constants: bool) -> Self {
-        Materialized {
-            egraph: EGraph::new(ColoredAnalysis::new(fold_constants)),
+        Materialization {
+            egraph: G::with_folding(fold_constants),
             ids: HashMap::new(),
             waiting_terms: BTreeSet::new(),
             waiting_equalities: Vec::new(),
@@ -70,8 +81,8 @@ impl Materialized {
             state.asserts(r.key()) && self.ids.contains_key(&r.lhs) && self.ids.contains_key(&r.rhs)
         };
         if delta.refutations().any(unioned) {
-            *self = Materialized::build(state, self.egraph.analysis.fold_constants);
-            return self.egraph.classes().map(|c| c.id).collect();
+            *self = Self::build(state, self.egraph.folds_constants());
+            return self.egraph.class_ids();
         }
         self.absorb_state(state, delta, true)
     }
@@ -98,7 +109,7 @@ impl Materialized {
 
     /// Terms held and classes: what changes when an absorb adds anything.
     fn shape(&self) -> (usize, usize) {
-        (self.ids.len(), self.egraph.number_of_classes())
+        (self.ids.len(), self.egraph.class_count())
     }
 
     /// [`Materialized::absorb_parts`] with a delta's terms and equalities.
@@ -168,7 +179,7 @@ impl Materialized {
             match (self.ids.get(&lhs), self.ids.get(&rhs)) {
                 (Some(&a), Some(&b)) => {
                     self.egraph.union(a, b);
-                    self.egraph[a].data.colors.insert(color);
+                    self.egraph.data_mut(a).colors.insert(color);
                     touched.push(a);
                 }
                 _ => self.waiting_equalities.push((lhs, rhs, color)),
@@ -198,9 +209,7 @@ impl Materialized {
 
     /// Rebuilds the e-graph if news came in since it was last rebuilt.
     pub fn rebuild(&mut self) {
-        if !self.egraph.clean {
-            self.egraph.rebuild();
-        }
+        self.egraph.rebuild();
     }
 
     /// Adds a term and, first, its children (iteratively: terms can be deep).
@@ -220,7 +229,7 @@ impl Materialized {
                 .collect();
             if pending.is_empty() {
                 let id = self.egraph.add(term.to_node(|k| self.ids[&k]));
-                self.egraph[id].data.held.push(key);
+                self.egraph.data_mut(id).held.push(key);
                 self.ids.insert(key, id);
                 stack.pop();
             } else {
@@ -243,7 +252,7 @@ impl Materialized {
     /// The classes of a term's region with the e-nodes each keeps (see
     /// [`kept_nodes`]): breadth first from the root's class, at most `depth`
     /// classes down (`usize::MAX`: all of them), through kept e-nodes only.
-    fn region_classes(&self, root: TermKey, depth: usize) -> Vec<(Id, Vec<&Math>)> {
+    fn region_classes(&self, root: TermKey, depth: usize) -> Vec<(Id, Vec<Math>)> {
         let Some(start) = self.class_of(root) else {
             return Vec::new();
         };
@@ -294,13 +303,14 @@ impl Materialized {
             return None;
         }
         let graph = &self.egraph;
-        let mut sub = Materialized::empty(graph.analysis.fold_constants);
+        let mut sub = Materialized::empty(graph.folds_constants());
         let mut made: HashMap<Id, Id> = HashMap::with_capacity(classes.len());
+        // Region e-nodes have canonical children (see `kept_nodes`).
         let mapped = |node: &Math, made: &HashMap<Id, Id>| -> Option<Math> {
             node.children()
                 .iter()
-                .all(|c| made.contains_key(&graph.find(*c)))
-                .then(|| node.clone().map_children(|c| made[&graph.find(c)]))
+                .all(|c| made.contains_key(c))
+                .then(|| node.clone().map_children(|c| made[&c]))
         };
         // Each class first gets a node whose children are already made (every
         // class of terms has one: its terms are finite): each e-node waits for
@@ -312,8 +322,8 @@ impl Materialized {
         let mut ready: VecDeque<usize> = VecDeque::new();
         for (class, kept) in &classes {
             let class = *class;
-            for &node in kept {
-                let mut children: Vec<Id> = node.children().iter().map(|&c| graph.find(c)).collect();
+            for node in kept {
+                let mut children: Vec<Id> = node.children().to_vec();
                 if !children.iter().all(|c| inside.contains(c)) {
                     continue;
                 }
@@ -347,13 +357,13 @@ impl Materialized {
         // Then every other node, into its class.
         for (class, kept) in &classes {
             let Some(&id) = made.get(class) else { continue };
-            for &node in kept {
+            for node in kept {
                 if let Some(node) = mapped(node, &made) {
                     let other = sub.egraph.add(node);
                     sub.egraph.union(id, other);
                 }
             }
-            let data = &graph[*class].data;
+            let data = graph.data(*class);
             for color in data.colors.iter() {
                 sub.egraph[id].data.colors.insert(color);
             }
@@ -365,7 +375,9 @@ impl Materialized {
         sub.egraph.rebuild();
         Some(sub)
     }
+}
 
+impl Materialized {
     /// A digest of this e-graph under its held names: every class named by its
     /// least held term, every e-node by its operator and its children's names.
     /// Two replicas whose regions of a term agree on it hold the same e-graph
@@ -421,17 +433,22 @@ pub const REGION_NODES_PER_CLASS: usize = 64;
 /// class below them into every region that reaches the class. The choice
 /// depends only on the e-graph's content, so agents that hold the same facts
 /// keep the same e-nodes.
-fn kept_nodes(graph: &EGraph, class: Id) -> Vec<&Math> {
-    let nodes = &graph[class].nodes;
+fn kept_nodes<G: ClassGraph>(graph: &G, class: Id) -> Vec<Math> {
+    let nodes = graph.canonical_nodes(class);
     if nodes.len() <= REGION_NODES_PER_CLASS {
-        return nodes.iter().collect();
+        return nodes;
     }
-    let name = |c: &Id| graph[*c].data.held.iter().min().copied();
+    let name = |c: &Id| graph.data(*c).held.iter().min().copied();
+    let size = |n: &Math| {
+        n.children()
+            .iter()
+            .fold(1, |size: u64, &c| size.saturating_add(graph.data(c).size))
+    };
     let mut keyed: Vec<_> = nodes
-        .iter()
+        .into_iter()
         .map(|n| {
             let children: Vec<Option<TermKey>> = n.children().iter().map(name).collect();
-            ((node_size(graph, n), n.to_string(), children), n)
+            ((size(&n), n.to_string(), children), n)
         })
         .collect();
     keyed.select_nth_unstable_by(REGION_NODES_PER_CLASS - 1, |a, b| a.0.cmp(&b.0));

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use ramanujan_core::Color;
 use ramanujan_core::extract::CanonicalExtractor;
-use ramanujan_core::materialize::{Materialized, expr_terms};
+use ramanujan_core::materialize::{Materialized, ReplicaGraph, expr_terms};
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::{Equality, Facts, Provenance, Refutation, ReplicaState};
 use ramanujan_core::rules::RuleBook;
@@ -208,7 +208,9 @@ proptest! {
     /// syncs arrived) gives each root the canonical form a rebuild from the
     /// whole state gives, and so does the root's region alone; one that took
     /// the deltas without egg's rebuild and was rebuilt once at the end holds
-    /// the same regions (the same fingerprints).
+    /// the same regions (the same fingerprints), and so does a
+    /// [`ReplicaGraph`] (whose rebuild repairs only what changed) that took
+    /// them in another order.
     #[test]
     fn incremental_materialisation_and_regions_match_a_rebuild(ops in prop::collection::vec(op_strategy(), 1..14)) {
         let (r, roots) = run_history(&ops);
@@ -216,16 +218,25 @@ proptest! {
         let mut state = ReplicaState::new();
         let mut grown = Materialized::empty(true);
         let mut deferred = Materialized::empty(true);
+        let mut replica_graph = ReplicaGraph::empty(true);
+        let mut other_state = ReplicaState::new();
         for part in [&r[2], &r[0], &r[1]] {
             let mut news = ReplicaState::new();
             state.merge_noting(part, Some(&mut news));
             grown.absorb(&state, &news);
             deferred.absorb_deferred(&state, &news);
         }
+        for part in [&r[1], &r[2], &r[0]] {
+            let mut news = ReplicaState::new();
+            other_state.merge_noting(part, Some(&mut news));
+            replica_graph.absorb_deferred(&other_state, &news);
+            replica_graph.rebuild();
+        }
         deferred.rebuild();
         for root in &roots {
-            let fingerprint = |m: &Materialized| m.region(*root).map(|region| region.fingerprint());
-            prop_assert_eq!(fingerprint(&deferred), fingerprint(&grown));
+            let fingerprint = grown.region(*root).map(|region| region.fingerprint());
+            prop_assert_eq!(deferred.region(*root).map(|region| region.fingerprint()), fingerprint.clone());
+            prop_assert_eq!(replica_graph.region(*root).map(|region| region.fingerprint()), fingerprint);
         }
         let rebuilt = canonical_forms(&union, &roots);
         let extractor = CanonicalExtractor::new(&grown.egraph);
@@ -328,15 +339,20 @@ fn a_refuted_equality_is_taken_out_of_every_replica_whichever_arrives_first() {
     // A replica that unioned the equality first, then learnt its refutation.
     let mut late = ReplicaState::new();
     let mut graph = Materialized::empty(true);
+    let mut replica_graph = ReplicaGraph::empty(true);
     let mut news = ReplicaState::new();
     late.merge_noting(&before_refutation, Some(&mut news));
     graph.absorb(&late, &news);
+    replica_graph.absorb_deferred(&late, &news);
     assert!(graph.equivalent(a, b), "merged before the refutation arrived");
+    assert!(replica_graph.equivalent(a, b));
     let mut news = ReplicaState::new();
     late.merge_noting(&refuted, Some(&mut news));
     assert_eq!(news.refutation_count(), 1);
     graph.absorb(&late, &news);
+    replica_graph.absorb_deferred(&late, &news);
     assert!(!graph.equivalent(a, b), "un-merged once refuted");
+    assert!(!replica_graph.equivalent(a, b));
     assert_eq!(late, origin);
 
     // A replica that learnt the refutation before the equality never unions it.

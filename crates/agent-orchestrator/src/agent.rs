@@ -5,11 +5,11 @@
 use crate::network::HeldForm;
 use crate::protocol::{Body, Envelope};
 use crate::store::{ReplicaStore, StoreError};
+use ramanujan_core::ClassId;
 use ramanujan_core::Color;
 use ramanujan_core::clock::VectorClock;
-use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::lang::Expr;
-use ramanujan_core::materialize::{Materialized, ReplicaGraph, export, expr_terms, term_expr};
+use ramanujan_core::materialize::{FocusView, Materialized, ReplicaGraph, export, expr_terms, term_expr};
 use ramanujan_core::replica::{Facts, Refutation, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, run_step};
@@ -298,9 +298,9 @@ pub struct Agent {
     graph: Option<ReplicaGraph>,
     /// News merged into the replica but not yet into `graph` (see [`Agent::absorb_news`]).
     unabsorbed: Option<Unabsorbed>,
-    /// Canonical forms and focus fingerprints of roots; any news drops them
-    /// (see [`Agent::absorb_news`]).
-    views: HashMap<TermKey, Option<RegionView>>,
+    /// Canonical forms and focus fingerprints of roots, each kept until a
+    /// class it was read from changes.
+    views: Views,
     /// Which submissions this agent rewrites.
     share: Share,
     /// The submissions it rewrites, with what each has spent.
@@ -343,7 +343,7 @@ impl Agent {
             seen: HashMap::new(),
             graph: None,
             unabsorbed: None,
-            views: HashMap::new(),
+            views: Views::default(),
             share: Share::default(),
             goals: BTreeMap::new(),
             own: OwnGraphs::default(),
@@ -405,7 +405,7 @@ impl Agent {
             seen: snapshot.seen,
             graph: None,
             unabsorbed: None,
-            views: HashMap::new(),
+            views: Views::default(),
             share: snapshot.share,
             // Own e-graphs are not in snapshots: each is made from its focus.
             goals: snapshot
@@ -593,21 +593,26 @@ impl Agent {
         self.absorb_news();
         let graph = self.graph.get_or_insert_with(|| ReplicaGraph::new(&self.replica));
         graph.rebuild();
+        self.views.forget_reads_of(graph.take_changed());
         graph
     }
 
     /// Adds the news noted since the last call to the e-graph, if one is
-    /// built (not rebuilt: see [`Agent::graph`]), drops the views it may have
-    /// changed (all of them: finding which would walk every class above what
-    /// the news touched), and queues the submissions it is about.
+    /// built (not rebuilt: see [`Agent::graph`]), drops the views of the
+    /// classes it changed (congruences found by the rebuild drop theirs
+    /// then), and queues the submissions it is about.
     fn absorb_news(&mut self) {
         let Some(news) = self.unabsorbed.take() else {
             return;
         };
         if let Some(graph) = self.graph.as_mut() {
             graph.absorb_deferred(&self.replica, &news.facts);
+            if news.facts.refutation_count() > 0 {
+                // The e-graph was built again: its class ids are new.
+                self.views.clear();
+            }
+            self.views.forget_reads_of(graph.take_changed());
         }
-        self.views.clear();
         let mut roots: BTreeSet<TermKey> = news.facts.roots().collect();
         roots.extend(news.about);
         for root in roots {
@@ -743,7 +748,7 @@ impl Agent {
         let view = self.view(root);
         let fingerprint = view.as_ref().map(|v| v.fingerprint.clone());
         HeldForm {
-            canonical: view.and_then(|v| v.canonical),
+            canonical: view.and_then(|v| v.canonical).map(|e| e.to_string()),
             color: self.color,
             rewriting: self.rewriting(root),
             digest: self.replica.digest(),
@@ -753,25 +758,29 @@ impl Agent {
 
     /// A submission's focus: its region cut at the submission's own depth plus
     /// [`FOCUS_DEPTH`] classes. Status queries read its canonical form and
-    /// fingerprint from it, so they cost the submission's neighbourhood, not
-    /// what other submissions put deep in shared classes (there the whole
-    /// region can grow to most of the replica). Rewriting steps rewrite the
-    /// submission's own e-graph instead (see [`OwnGraphs`]).
+    /// fingerprint from it (in place: [`Agent::view`]), so they cost the
+    /// submission's neighbourhood, not what other submissions put deep in
+    /// shared classes (there the whole region can grow to most of the
+    /// replica). Rewriting steps rewrite the submission's own e-graph instead
+    /// (see [`OwnGraphs`]); one made again after a restart starts from this.
     fn focus(&mut self, root: TermKey) -> Option<Materialized> {
         let depth = focus_depth(&self.replica, root);
         self.graph().region_within(root, depth)
     }
 
-    fn view(&mut self, root: TermKey) -> Option<RegionView> {
-        if let Some(view) = self.views.get(&root) {
-            return view.clone();
+    /// The status view of a submission: kept from the last time it was
+    /// read while none of the classes it was read from changed (so a status
+    /// query about a settled submission costs a lookup however busy the
+    /// network is with others), read from its focus otherwise.
+    fn view(&mut self, root: TermKey) -> Option<FocusView> {
+        self.graph();
+        if let Some(view) = self.views.get(root) {
+            return Some(view.clone());
         }
-        let view = self.focus(root).map(|region| RegionView::of(&region, root));
-        if self.views.len() > 4096 {
-            self.views.clear();
-        }
+        let depth = focus_depth(&self.replica, root);
+        let view = self.graph().focus_view(root, depth)?;
         self.views.insert(root, view.clone());
-        view
+        Some(view)
     }
 
     /// Sets the agent's clock (milliseconds since it started).
@@ -1265,24 +1274,46 @@ struct Unabsorbed {
     about: BTreeSet<TermKey>,
 }
 
-/// A term's region as a reader sees it.
-#[derive(Debug, Clone)]
-struct RegionView {
-    canonical: Option<String>,
-    fingerprint: String,
+/// Status views of submissions (see [`Agent::view`]), each kept until a class
+/// it was read from changes.
+#[derive(Default)]
+struct Views {
+    by_root: HashMap<TermKey, FocusView>,
+    /// For each class, the roots whose view read it (some may have been
+    /// dropped since, through another class).
+    readers: HashMap<ClassId, HashSet<TermKey>>,
 }
 
-impl RegionView {
-    fn of(region: &Materialized, root: TermKey) -> RegionView {
-        let canonical = region.class_of(root).and_then(|class| {
-            CanonicalExtractor::new(&region.egraph)
-                .expr(&region.egraph, class)
-                .map(|e| e.to_string())
-        });
-        RegionView {
-            canonical,
-            fingerprint: region.fingerprint(),
+impl Views {
+    /// Views kept at most; all are dropped when there are more.
+    const CAPACITY: usize = 4096;
+
+    fn get(&self, root: TermKey) -> Option<&FocusView> {
+        self.by_root.get(&root)
+    }
+
+    fn insert(&mut self, root: TermKey, view: FocusView) {
+        if self.by_root.len() >= Self::CAPACITY || self.readers.len() >= 64 * Self::CAPACITY {
+            self.clear();
         }
+        for &class in &view.reads {
+            self.readers.entry(class).or_default().insert(root);
+        }
+        self.by_root.insert(root, view);
+    }
+
+    /// Drops the views that read any of `changed`.
+    fn forget_reads_of(&mut self, changed: Vec<ClassId>) {
+        for class in changed {
+            for root in self.readers.remove(&class).into_iter().flatten() {
+                self.by_root.remove(&root);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_root.clear();
+        self.readers.clear();
     }
 }
 

@@ -136,9 +136,20 @@ pub struct CongruenceGraph {
     pending: Vec<Id>,
     analysis_pending: Vec<Id>,
     class_count: usize,
+    /// Classes whose e-nodes or data changed (or that were merged away)
+    /// since [`CongruenceGraph::take_changed`] was last called.
+    changed: Vec<Id>,
 }
 
 impl CongruenceGraph {
+    /// The classes whose e-nodes or analysis data changed since the last
+    /// call, by the ids they had then (a class merged into another is named
+    /// too): what a reader that cached something read from a class must
+    /// drop. A class made since has no reader yet and is not named.
+    pub fn take_changed(&mut self) -> Vec<Id> {
+        std::mem::take(&mut self.changed)
+    }
+
     fn find_mut(&mut self, id: Id) -> Id {
         let mut root = id;
         while self.leader[usize::from(root)] != root {
@@ -179,7 +190,13 @@ impl CongruenceGraph {
         };
         let constant = self.add(Math::Num(value));
         self.perform_union(id, constant);
-        self.class_mut(id).nodes.retain(|n| n.is_leaf());
+        let id = self.find_mut(id);
+        let nodes = &mut self.class_mut(id).nodes;
+        let before = nodes.len();
+        nodes.retain(|n| n.is_leaf());
+        if nodes.len() != before {
+            self.changed.push(id);
+        }
     }
 
     fn perform_union(&mut self, a: Id, b: Id) -> bool {
@@ -192,6 +209,7 @@ impl CongruenceGraph {
         }
         self.leader[usize::from(b)] = a;
         self.class_count -= 1;
+        self.changed.extend([a, b]);
         let gone = self.classes[usize::from(b)]
             .take()
             .expect("a canonical id names a class");
@@ -231,6 +249,7 @@ impl ClassGraph for CongruenceGraph {
             pending: Vec::new(),
             analysis_pending: Vec::new(),
             class_count: 0,
+            changed: Vec::new(),
         }
     }
 
@@ -297,6 +316,7 @@ impl ClassGraph for CongruenceGraph {
                     .as_mut()
                     .expect("a canonical id names a class");
                 if self.analysis.merge(&mut kept.data, data).0 {
+                    self.changed.push(class);
                     self.analysis_pending.extend(kept.parents.iter().copied());
                     self.modify(class);
                 }
@@ -313,6 +333,8 @@ impl ClassGraph for CongruenceGraph {
     }
 
     fn data_mut(&mut self, class: Id) -> &mut ClassData {
+        let class = self.find_mut(class);
+        self.changed.push(class);
         &mut self.class_mut(class).data
     }
 
@@ -402,11 +424,24 @@ mod tests {
             }
             let mut state = ReplicaState::new();
             let mut graph = ReplicaGraph::empty(true);
+            // Views kept while no class they read changed stay what a
+            // fresh read gives: `take_changed` names every change.
+            let mut kept: std::collections::HashMap<TermKey, crate::materialize::FocusView> = Default::default();
             for e in &events {
                 let mut news = ReplicaState::new();
                 state.merge_noting(e, Some(&mut news));
                 graph.absorb_deferred(&state, &news);
                 graph.rebuild();
+                let changed = graph.take_changed();
+                kept.retain(|_, view| !view.reads.iter().any(|c| changed.contains(c)));
+                for &key in &keys {
+                    let fresh = graph.focus_view(key, 2);
+                    if let Some(view) = kept.get(&key) {
+                        prop_assert_eq!(Some(view), fresh.as_ref());
+                    } else if let Some(fresh) = fresh {
+                        kept.insert(key, fresh);
+                    }
+                }
             }
             for &key in &keys {
                 prop_assert_eq!(

@@ -65,12 +65,21 @@ fn slot<T>(map: &ByClass<T>, id: Id) -> Option<&T> {
 impl CanonicalExtractor {
     /// Computes the canonical choice of every class of a clean (rebuilt) graph.
     pub fn new(egraph: &EGraph) -> Self {
-        let costs = Self::min_costs(egraph);
-        let mut by_cost: Vec<(Cost, Id)> = egraph
-            .classes()
-            .filter_map(|class| Some((*slot(&costs, class.id)?, class.id)))
+        let classes: Vec<(Id, &[Math])> = egraph.classes().map(|c| (c.id, c.nodes.as_slice())).collect();
+        Self::over(&classes)
+    }
+
+    /// Computes the canonical choice of every class of a part of an e-graph:
+    /// classes by canonical id, each with e-nodes whose children are canonical;
+    /// an e-node with a child outside the part is never chosen.
+    pub fn over(classes: &[(Id, &[Math])]) -> Self {
+        let costs = Self::min_costs(classes);
+        let mut by_cost: Vec<(Cost, Id)> = classes
+            .iter()
+            .filter_map(|&(class, _)| Some((*slot(&costs, class)?, class)))
             .collect();
         by_cost.sort_unstable_by_key(|&(c, _)| c);
+        let nodes: HashMap<Id, &[Math]> = classes.iter().copied().collect();
 
         let mut best: ByClass<Choice> = vec![None; costs.len()];
         let mut rank = 0;
@@ -79,7 +88,7 @@ impl CanonicalExtractor {
             let mut chosen: Vec<(Id, Math)> = level
                 .iter()
                 .map(|&(_, class)| {
-                    let node = egraph[class]
+                    let node = nodes[&class]
                         .iter()
                         .filter(|n| Self::node_cost(&costs, n) == Some(cost))
                         .min_by(|a, b| Self::compare_nodes(&best, a, b))
@@ -103,18 +112,18 @@ impl CanonicalExtractor {
             .try_fold(1 as Cost, |sum, &c| Some(sum.saturating_add(*slot(costs, c)?)))
     }
 
-    fn min_costs(egraph: &EGraph) -> ByClass<Cost> {
-        let size = egraph.classes().map(|c| usize::from(c.id) + 1).max().unwrap_or(0);
+    fn min_costs(classes: &[(Id, &[Math])]) -> ByClass<Cost> {
+        let size = classes.iter().map(|&(c, _)| usize::from(c) + 1).max().unwrap_or(0);
         let mut costs: ByClass<Cost> = vec![None; size];
         let mut changed = true;
         while changed {
             changed = false;
-            for class in egraph.classes() {
-                let found = class.iter().filter_map(|n| Self::node_cost(&costs, n)).min();
+            for &(class, nodes) in classes {
+                let found = nodes.iter().filter_map(|n| Self::node_cost(&costs, n)).min();
                 if let Some(cost) = found
-                    && slot(&costs, class.id).is_none_or(|&old| cost < old)
+                    && slot(&costs, class).is_none_or(|&old| cost < old)
                 {
-                    costs[usize::from(class.id)] = Some(cost);
+                    costs[usize::from(class)] = Some(cost);
                     changed = true;
                 }
             }
@@ -139,9 +148,14 @@ impl CanonicalExtractor {
 
     /// The canonical term of a class, sharing repeated subterms.
     pub fn expr(&self, egraph: &EGraph, class: Id) -> Option<Expr> {
+        self.expr_with(|id| egraph.find(id), class)
+    }
+
+    /// [`CanonicalExtractor::expr`] in an e-graph whose canonical ids `find` gives.
+    pub fn expr_with(&self, find: impl Fn(Id) -> Id, class: Id) -> Option<Expr> {
         let mut expr = Expr::default();
         let mut added: HashMap<Id, Id> = HashMap::new();
-        let mut stack = vec![egraph.find(class)];
+        let mut stack = vec![find(class)];
         while let Some(&class) = stack.last() {
             if added.contains_key(&class) {
                 stack.pop();
@@ -151,11 +165,11 @@ impl CanonicalExtractor {
             let pending: Vec<Id> = node
                 .children()
                 .iter()
-                .map(|&c| egraph.find(c))
+                .map(|&c| find(c))
                 .filter(|c| !added.contains_key(c))
                 .collect();
             if pending.is_empty() {
-                let id = expr.add(node.clone().map_children(|c| added[&egraph.find(c)]));
+                let id = expr.add(node.clone().map_children(|c| added[&find(c)]));
                 added.insert(class, id);
                 stack.pop();
             } else {

@@ -36,4 +36,6 @@ pub mod term;
 pub mod verify;
 
 pub use color::{Color, Polarity, merge_colors};
+/// An e-class id, as egg names classes (local to one e-graph: never shipped).
+pub use egg::Id as ClassId;
 pub use replica::ReplicaState;

@@ -253,6 +253,13 @@ impl<G: ClassGraph> Materialization<G> {
     /// [`kept_nodes`]): breadth first from the root's class, at most `depth`
     /// classes down (`usize::MAX`: all of them), through kept e-nodes only.
     fn region_classes(&self, root: TermKey, depth: usize) -> Vec<(Id, Vec<Math>)> {
+        self.region_classes_reading(root, depth, &mut Vec::new())
+    }
+
+    /// [`Materialization::region_classes`], noting in `reads` every class
+    /// whose e-nodes or data the choice read: the region's classes and the
+    /// children of their e-nodes (which rank a crowded class's e-nodes).
+    fn region_classes_reading(&self, root: TermKey, depth: usize, reads: &mut Vec<Id>) -> Vec<(Id, Vec<Math>)> {
         let Some(start) = self.class_of(root) else {
             return Vec::new();
         };
@@ -264,7 +271,8 @@ impl<G: ClassGraph> Materialization<G> {
         let mut next = 0;
         while let Some(&(class, distance)) = order.get(next) {
             next += 1;
-            let nodes = kept_nodes(graph, class);
+            let nodes = kept_nodes(graph, class, reads);
+            reads.push(class);
             if distance < depth {
                 for node in &nodes {
                     for &child in node.children() {
@@ -278,6 +286,40 @@ impl<G: ClassGraph> Materialization<G> {
             kept.push((class, nodes));
         }
         kept
+    }
+
+    /// A term's region cut at `depth` (as [`Materialization::region_within`]
+    /// cuts it) read in place, without making it an e-graph of its own: its
+    /// canonical form there and a digest of its e-nodes, each class named by
+    /// its least held term. Costs the region's e-nodes. `None` if the term is
+    /// not held.
+    pub fn focus_view(&self, root: TermKey, depth: usize) -> Option<FocusView> {
+        let mut reads = Vec::new();
+        let classes = self.region_classes_reading(root, depth, &mut reads);
+        let &(start, _) = classes.first()?;
+        let parts: Vec<(Id, &[Math])> = classes.iter().map(|(c, nodes)| (*c, nodes.as_slice())).collect();
+        let canonical = CanonicalExtractor::over(&parts).expr_with(|id| self.egraph.find(id), start);
+        let name: HashMap<Id, TermKey> = classes
+            .iter()
+            .filter_map(|&(class, _)| Some((class, *self.egraph.data(class).held.iter().min()?)))
+            .collect();
+        let mut lines: Vec<NamedNode> = Vec::new();
+        for (class, nodes) in &classes {
+            let Some(&class_name) = name.get(class) else { continue };
+            for node in nodes {
+                let children: Option<Vec<TermKey>> = node.children().iter().map(|c| name.get(c).copied()).collect();
+                if let Some(children) = children {
+                    lines.push((class_name, node.to_string(), children));
+                }
+            }
+        }
+        reads.sort_unstable();
+        reads.dedup();
+        Some(FocusView {
+            canonical,
+            fingerprint: digest_lines(lines),
+            reads,
+        })
     }
 
     /// A term's region as an e-graph of its own: the e-nodes of its class and
@@ -388,7 +430,7 @@ impl Materialized {
             let slot = name.entry(self.egraph.find(id)).or_insert(key);
             *slot = (*slot).min(key);
         }
-        let mut lines: Vec<(TermKey, String, Vec<TermKey>)> = Vec::with_capacity(self.egraph.total_size());
+        let mut lines: Vec<NamedNode> = Vec::with_capacity(self.egraph.total_size());
         for class in self.egraph.classes() {
             let Some(&class_name) = name.get(&class.id) else {
                 continue;
@@ -404,18 +446,48 @@ impl Materialized {
                 }
             }
         }
-        lines.sort_unstable();
-        let mut h = blake3::Hasher::new();
-        for (class, op, children) in &lines {
-            h.update(&class.0.to_le_bytes());
-            h.update(&(op.len() as u64).to_le_bytes());
-            h.update(op.as_bytes());
-            h.update(&(children.len() as u64).to_le_bytes());
-            for child in children {
-                h.update(&child.0.to_le_bytes());
-            }
+        digest_lines(lines)
+    }
+}
+
+/// One e-node under held names: its class's name, its operator, its
+/// children's names.
+type NamedNode = (TermKey, String, Vec<TermKey>);
+
+/// A digest of e-nodes under held names, in any order.
+fn digest_lines(mut lines: Vec<NamedNode>) -> String {
+    lines.sort_unstable();
+    let mut h = blake3::Hasher::new();
+    for (class, op, children) in &lines {
+        h.update(&class.0.to_le_bytes());
+        h.update(&(op.len() as u64).to_le_bytes());
+        h.update(op.as_bytes());
+        h.update(&(children.len() as u64).to_le_bytes());
+        for child in children {
+            h.update(&child.0.to_le_bytes());
         }
-        h.finalize().to_hex()[..32].to_string()
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// What a status reads of one submission: see [`Materialization::focus_view`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FocusView {
+    /// The canonical form of the submission within its region.
+    pub canonical: Option<Expr>,
+    /// A digest of the region's e-nodes under held names: agents whose
+    /// regions of a term agree on it hold the same e-graph there.
+    pub fingerprint: String,
+    /// The classes it was read from (see [`ReplicaGraph::take_changed`]):
+    /// until one of them changes, the view stays what it is.
+    pub reads: Vec<Id>,
+}
+
+impl ReplicaGraph {
+    /// The classes whose e-nodes or data changed since the last call (see
+    /// [`CongruenceGraph::take_changed`]); call it after [`Materialization::rebuild`].
+    pub fn take_changed(&mut self) -> Vec<Id> {
+        self.egraph.take_changed()
     }
 }
 
@@ -433,8 +505,11 @@ pub const REGION_NODES_PER_CLASS: usize = 64;
 /// class below them into every region that reaches the class. The choice
 /// depends only on the e-graph's content, so agents that hold the same facts
 /// keep the same e-nodes.
-fn kept_nodes<G: ClassGraph>(graph: &G, class: Id) -> Vec<Math> {
+///
+/// Appends to `reads` the children of all of the class's e-nodes.
+fn kept_nodes<G: ClassGraph>(graph: &G, class: Id, reads: &mut Vec<Id>) -> Vec<Math> {
     let nodes = graph.canonical_nodes(class);
+    reads.extend(nodes.iter().flat_map(|n| n.children().iter().copied()));
     if nodes.len() <= REGION_NODES_PER_CLASS {
         return nodes;
     }

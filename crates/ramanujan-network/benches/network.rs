@@ -465,7 +465,10 @@ async fn wait_settled(network: &dyn Network, id: &str) {
     let started = Instant::now();
     while !network.submission(id.to_string()).await.unwrap().settled {
         assert!(started.elapsed() < Duration::from_secs(300), "{id} did not settle");
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(Duration::from_millis(
+            std::env::var("POLL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1),
+        ))
+        .await;
     }
 }
 

@@ -12,7 +12,8 @@
 //! to settled of a new submission after 0, 100 and 1,000 earlier ones (`goal_nodes=N` sets the budget
 //! of each submission and colour, the default is the network's; `agents=48` runs the expander instead of
 //! the 9-agent triangle; `history=0,100,5000` sets the earlier submissions to measure after;
-//! `PROGRESS=1` prints progress every 5 submissions); `-- rss agents=48 'expr=(* 0 (+ p q))'` the
+//! `PROGRESS=1` prints progress every 5 submissions; `POLL_MS=10` asks for the status every 10 ms
+//! instead of every 1, which takes the poller's CPU off the two cores the agents share); `-- rss agents=48 'expr=(* 0 (+ p q))'` the
 //! process RSS for one submission on a fresh network.
 
 use agent_orchestrator::Network;
@@ -461,14 +462,17 @@ fn memory() {
 }
 
 /// Waits until the submission `id` is settled (bounded).
+/// How often [`wait_settled`] asks: `POLL_MS` milliseconds, 1 by default.
+fn poll_interval() -> Duration {
+    let ms = std::env::var("POLL_MS").ok().and_then(|v| v.parse().ok());
+    Duration::from_millis(ms.unwrap_or(1))
+}
+
 async fn wait_settled(network: &dyn Network, id: &str) {
     let started = Instant::now();
     while !network.submission(id.to_string()).await.unwrap().settled {
         assert!(started.elapsed() < Duration::from_secs(300), "{id} did not settle");
-        tokio::time::sleep(Duration::from_millis(
-            std::env::var("POLL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1),
-        ))
-        .await;
+        tokio::time::sleep(poll_interval()).await;
     }
 }
 

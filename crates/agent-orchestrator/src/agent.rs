@@ -9,7 +9,7 @@ use ramanujan_core::ClassId;
 use ramanujan_core::Color;
 use ramanujan_core::clock::VectorClock;
 use ramanujan_core::lang::Expr;
-use ramanujan_core::materialize::{FocusView, Materialized, ReplicaGraph, export, expr_terms, term_expr};
+use ramanujan_core::materialize::{FormView, Materialized, ReplicaGraph, export, expr_terms, term_expr};
 use ramanujan_core::replica::{Facts, Refutation, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, run_step};
@@ -739,10 +739,11 @@ impl Agent {
         }
     }
 
-    /// What this agent knows of a submitted term: its canonical form and
-    /// fingerprint within its focus (none if the term is not held), with the
-    /// agent's colour, rewriting and digest. Costs the size of the focus, once
-    /// per change of the replica.
+    /// What this agent knows of a submitted term: its canonical form and the
+    /// fingerprint of the classes its smallest forms go through (none if the
+    /// term is not held; see [`ReplicaGraph::form_view`]), with the agent's
+    /// colour, rewriting and digest. Costs those classes' e-nodes once per
+    /// change to them, a lookup otherwise.
     pub fn held_form(&mut self, root: TermKey) -> HeldForm {
         self.absorb_news();
         let view = self.view(root);
@@ -757,12 +758,9 @@ impl Agent {
     }
 
     /// A submission's focus: its region cut at the submission's own depth plus
-    /// [`FOCUS_DEPTH`] classes. Status queries read its canonical form and
-    /// fingerprint from it (in place: [`Agent::view`]), so they cost the
-    /// submission's neighbourhood, not what other submissions put deep in
-    /// shared classes (there the whole region can grow to most of the
-    /// replica). Rewriting steps rewrite the submission's own e-graph instead
-    /// (see [`OwnGraphs`]); one made again after a restart starts from this.
+    /// [`FOCUS_DEPTH`] classes, as an e-graph of its own: where the own
+    /// e-graph of a submission (see [`OwnGraphs`]) starts again after a
+    /// restart or a refutation.
     fn focus(&mut self, root: TermKey) -> Option<Materialized> {
         let depth = focus_depth(&self.replica, root);
         self.graph().region_within(root, depth)
@@ -771,14 +769,13 @@ impl Agent {
     /// The status view of a submission: kept from the last time it was
     /// read while none of the classes it was read from changed (so a status
     /// query about a settled submission costs a lookup however busy the
-    /// network is with others), read from its focus otherwise.
-    fn view(&mut self, root: TermKey) -> Option<FocusView> {
+    /// network is with others), read again otherwise.
+    fn view(&mut self, root: TermKey) -> Option<FormView> {
         self.graph();
         if let Some(view) = self.views.get(root) {
             return Some(view.clone());
         }
-        let depth = focus_depth(&self.replica, root);
-        let view = self.graph().focus_view(root, depth)?;
+        let view = self.graph().form_view(root)?;
         self.views.insert(root, view.clone());
         Some(view)
     }
@@ -1278,7 +1275,7 @@ struct Unabsorbed {
 /// it was read from changes.
 #[derive(Default)]
 struct Views {
-    by_root: HashMap<TermKey, FocusView>,
+    by_root: HashMap<TermKey, FormView>,
     /// For each class, the roots whose view read it (some may have been
     /// dropped since, through another class).
     readers: HashMap<ClassId, HashSet<TermKey>>,
@@ -1288,11 +1285,11 @@ impl Views {
     /// Views kept at most; all are dropped when there are more.
     const CAPACITY: usize = 4096;
 
-    fn get(&self, root: TermKey) -> Option<&FocusView> {
+    fn get(&self, root: TermKey) -> Option<&FormView> {
         self.by_root.get(&root)
     }
 
-    fn insert(&mut self, root: TermKey, view: FocusView) {
+    fn insert(&mut self, root: TermKey, view: FormView) {
         if self.by_root.len() >= Self::CAPACITY || self.readers.len() >= 64 * Self::CAPACITY {
             self.clear();
         }

@@ -183,9 +183,8 @@ pub struct HeldForm {
     pub rewriting: Rewriting,
     /// Digest of its facts.
     pub digest: String,
-    /// Fingerprint of the e-graph under the expression (its focus: the
-    /// region its rewriting looks at, see `Materialized::fingerprint`); none
-    /// where it does not hold it yet.
+    /// Fingerprint of the e-graph where the expression's smallest forms run
+    /// (see `ReplicaGraph::form_view`); none where it does not hold it yet.
     #[serde(default)]
     pub region: Option<String>,
 }
@@ -225,8 +224,9 @@ pub struct SubmissionStatus {
     /// Per colour: whether its agents' rewriting is finished (saturated, or
     /// stopped at a named limit).
     pub rewriting: Vec<ColorProgress>,
-    /// Final: every agent answered, holds the same e-graph under the submission
-    /// (equal region fingerprints) and the same canonical form, and no colour
+    /// Final: every agent answered, holds the same e-graph where the
+    /// submission's smallest forms run (equal fingerprints: the classes they
+    /// go through, with their e-nodes and sizes) and the same canonical form, and no colour
     /// has rewriting of it pending: each colour's rewriter last stepped on
     /// the submission's own e-graph, with everything the colours derived from
     /// it, and derived nothing, or its budget is spent. It is about this

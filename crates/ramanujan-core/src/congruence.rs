@@ -426,7 +426,7 @@ mod tests {
             let mut graph = ReplicaGraph::empty(true);
             // Views kept while no class they read changed stay what a
             // fresh read gives: `take_changed` names every change.
-            let mut kept: std::collections::HashMap<TermKey, crate::materialize::FocusView> = Default::default();
+            let mut kept: std::collections::HashMap<TermKey, crate::materialize::FormView> = Default::default();
             for e in &events {
                 let mut news = ReplicaState::new();
                 state.merge_noting(e, Some(&mut news));
@@ -435,7 +435,7 @@ mod tests {
                 let changed = graph.take_changed();
                 kept.retain(|_, view| !view.reads.iter().any(|c| changed.contains(c)));
                 for &key in &keys {
-                    let fresh = graph.focus_view(key, 2);
+                    let fresh = graph.form_view(key);
                     if let Some(view) = kept.get(&key) {
                         prop_assert_eq!(Some(view), fresh.as_ref());
                     } else if let Some(fresh) = fresh {

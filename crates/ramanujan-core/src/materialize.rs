@@ -253,13 +253,6 @@ impl<G: ClassGraph> Materialization<G> {
     /// [`kept_nodes`]): breadth first from the root's class, at most `depth`
     /// classes down (`usize::MAX`: all of them), through kept e-nodes only.
     fn region_classes(&self, root: TermKey, depth: usize) -> Vec<(Id, Vec<Math>)> {
-        self.region_classes_reading(root, depth, &mut Vec::new())
-    }
-
-    /// [`Materialization::region_classes`], noting in `reads` every class
-    /// whose e-nodes or data the choice read: the region's classes and the
-    /// children of their e-nodes (which rank a crowded class's e-nodes).
-    fn region_classes_reading(&self, root: TermKey, depth: usize, reads: &mut Vec<Id>) -> Vec<(Id, Vec<Math>)> {
         let Some(start) = self.class_of(root) else {
             return Vec::new();
         };
@@ -271,8 +264,7 @@ impl<G: ClassGraph> Materialization<G> {
         let mut next = 0;
         while let Some(&(class, distance)) = order.get(next) {
             next += 1;
-            let nodes = kept_nodes(graph, class, reads);
-            reads.push(class);
+            let nodes = kept_nodes(graph, class, &mut Vec::new());
             if distance < depth {
                 for node in &nodes {
                     for &child in node.children() {
@@ -288,26 +280,47 @@ impl<G: ClassGraph> Materialization<G> {
         kept
     }
 
-    /// A term's region cut at `depth` (as [`Materialization::region_within`]
-    /// cuts it) read in place, without making it an e-graph of its own: its
-    /// canonical form there and a digest of its e-nodes, each class named by
-    /// its least held term. Costs the region's e-nodes. `None` if the term is
-    /// not held.
-    pub fn focus_view(&self, root: TermKey, depth: usize) -> Option<FocusView> {
+    /// What a status reads of a held term, in place: its canonical form in
+    /// the whole e-graph, and a digest of the classes its smallest forms go
+    /// through (from its class, down every e-node of least size: the classes
+    /// extraction chooses among), each with the e-nodes a region keeps of it
+    /// (see [`kept_nodes`]) and its least size, classes named by their least
+    /// held term. Two replicas with the same digest extract the same form from
+    /// the same choices; a fact in flight that would change the form changes
+    /// an e-node, a name or a size there. Costs those classes' e-nodes (a
+    /// smallest form's classes, not everything other submissions put in the
+    /// classes below it). `None` if the term is not held.
+    pub fn form_view(&self, root: TermKey) -> Option<FormView> {
+        let start = self.class_of(root)?;
+        let graph = &self.egraph;
+        let cost = |n: &Math| {
+            n.children()
+                .iter()
+                .fold(1, |size: u64, &c| size.saturating_add(graph.data(c).size))
+        };
         let mut reads = Vec::new();
-        let classes = self.region_classes_reading(root, depth, &mut reads);
-        let &(start, _) = classes.first()?;
+        let mut seen = HashSet::from([start]);
+        let mut classes: Vec<(Id, Vec<Math>)> = Vec::new();
+        let mut next = vec![start];
+        while let Some(class) = next.pop() {
+            let nodes = kept_nodes(graph, class, &mut reads);
+            reads.push(class);
+            let least = graph.data(class).size;
+            // Children of a least e-node are smaller still: this ends.
+            for node in nodes.iter().filter(|n| cost(n) == least) {
+                next.extend(node.children().iter().copied().filter(|&c| seen.insert(c)));
+            }
+            classes.push((class, nodes));
+        }
         let parts: Vec<(Id, &[Math])> = classes.iter().map(|(c, nodes)| (*c, nodes.as_slice())).collect();
-        let canonical = CanonicalExtractor::over(&parts).expr_with(|id| self.egraph.find(id), start);
-        let name: HashMap<Id, TermKey> = classes
-            .iter()
-            .filter_map(|&(class, _)| Some((class, *self.egraph.data(class).held.iter().min()?)))
-            .collect();
+        let canonical = CanonicalExtractor::over(&parts).expr_with(|id| graph.find(id), start);
+        let name = |class: Id| graph.data(class).held.iter().min().copied();
         let mut lines: Vec<NamedNode> = Vec::new();
         for (class, nodes) in &classes {
-            let Some(&class_name) = name.get(class) else { continue };
+            let Some(class_name) = name(*class) else { continue };
+            lines.push((class_name, format!("size {}", graph.data(*class).size), Vec::new()));
             for node in nodes {
-                let children: Option<Vec<TermKey>> = node.children().iter().map(|c| name.get(c).copied()).collect();
+                let children: Option<Vec<TermKey>> = node.children().iter().map(|&c| name(c)).collect();
                 if let Some(children) = children {
                     lines.push((class_name, node.to_string(), children));
                 }
@@ -315,7 +328,7 @@ impl<G: ClassGraph> Materialization<G> {
         }
         reads.sort_unstable();
         reads.dedup();
-        Some(FocusView {
+        Some(FormView {
             canonical,
             fingerprint: digest_lines(lines),
             reads,
@@ -470,15 +483,17 @@ fn digest_lines(mut lines: Vec<NamedNode>) -> String {
     h.finalize().to_hex()[..32].to_string()
 }
 
-/// What a status reads of one submission: see [`Materialization::focus_view`].
+/// What a status reads of one submission: see [`Materialization::form_view`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FocusView {
-    /// The canonical form of the submission within its region.
+pub struct FormView {
+    /// The canonical form of the submission.
     pub canonical: Option<Expr>,
-    /// A digest of the region's e-nodes under held names: agents whose
-    /// regions of a term agree on it hold the same e-graph there.
+    /// A digest of the classes its smallest forms go through, under held
+    /// names: agents whose digests of a term agree extract it from the same
+    /// e-graph there.
     pub fingerprint: String,
-    /// The classes it was read from (see [`ReplicaGraph::take_changed`]):
+    /// The classes it was read from: those it covers and the children of
+    /// their e-nodes (see [`ReplicaGraph::take_changed`]):
     /// until one of them changes, the view stays what it is.
     pub reads: Vec<Id>,
 }

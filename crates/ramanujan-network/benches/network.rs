@@ -12,7 +12,8 @@
 //! to settled of a new submission after 0, 100 and 1,000 earlier ones (`goal_nodes=N` sets the budget
 //! of each submission and colour, the default is the network's; `agents=48` runs the expander instead of
 //! the 9-agent triangle; `history=0,100,5000` sets the earlier submissions to measure after;
-//! `PROGRESS=1` prints progress every 5 submissions; `POLL_MS=10` asks for the status every 10 ms
+//! `PROGRESS=1` prints progress every 5 submissions; `nats` measures over a real `nats-server`, fresh, instead;
+//! `POLL_MS=10` asks for the status every 10 ms
 //! instead of every 1, which takes the poller's CPU off the two cores the agents share); `-- rss agents=48 'expr=(* 0 (+ p q))'` the
 //! process RSS for one submission on a fresh network.
 
@@ -231,6 +232,32 @@ async fn nats_latency(agents: usize, samples: usize, rewriting: bool) {
     let (network, stop) = nats_network(&broker, agents, work, None).await;
     let samples = latencies(network.as_ref(), samples, 1).await;
     report(&format!("{label}, over NATS, {agents} agents"), samples);
+    let _ = stop.send(true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Time to `settled` for new submissions (random, depth 3, five variables)
+/// on `agents` agents over a real `nats-server` (agents as tasks of this
+/// process, each with its own connection), each with a budget of
+/// `goal_nodes` terms per colour.
+async fn nats_settled(agents: usize, samples: usize, goal_nodes: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = LocalBroker::start(dir.path()).unwrap();
+    let work = WorkLimits {
+        goal_nodes,
+        ..WorkLimits::default()
+    };
+    let (network, stop) = nats_network(&broker, agents, work, None).await;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let expr = parse_expr(&random_expr(&mut rng, 3, 5)).unwrap();
+        let started = Instant::now();
+        let id = network.submit(expr).await.expect("submitted").id;
+        wait_settled(network.as_ref(), &id).await;
+        times.push(started.elapsed());
+    }
+    report(&format!("settled, over NATS, {agents} agents"), times);
     let _ = stop.send(true);
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
@@ -599,7 +626,11 @@ fn main() {
         let goal_nodes =
             arg("goal_nodes").map_or(WorkLimits::default().goal_nodes, |n| n.parse().expect("goal_nodes=N"));
         let samples = if quick { 10 } else { 40 };
-        runtime.block_on(settled_after(agents_arg(9), &history, samples, goal_nodes));
+        if std::env::args().any(|a| a == "nats") {
+            runtime.block_on(nats_settled(agents_arg(9), samples, goal_nodes));
+        } else {
+            runtime.block_on(settled_after(agents_arg(9), &history, samples, goal_nodes));
+        }
         return;
     }
     let samples = if quick { 10 } else { 40 };

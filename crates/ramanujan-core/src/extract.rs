@@ -79,7 +79,10 @@ impl CanonicalExtractor {
             .filter_map(|&(class, _)| Some((*slot(&costs, class)?, class)))
             .collect();
         by_cost.sort_unstable_by_key(|&(c, _)| c);
-        let nodes: HashMap<Id, &[Math]> = classes.iter().copied().collect();
+        let mut nodes: ByClass<&[Math]> = vec![None; costs.len()];
+        for &(class, class_nodes) in classes {
+            nodes[usize::from(class)] = Some(class_nodes);
+        }
 
         let mut best: ByClass<Choice> = vec![None; costs.len()];
         let mut rank = 0;
@@ -88,7 +91,8 @@ impl CanonicalExtractor {
             let mut chosen: Vec<(Id, Math)> = level
                 .iter()
                 .map(|&(_, class)| {
-                    let node = nodes[&class]
+                    let node = slot(&nodes, class)
+                        .expect("every costed class was given")
                         .iter()
                         .filter(|n| Self::node_cost(&costs, n) == Some(cost))
                         .min_by(|a, b| Self::compare_nodes(&best, a, b))

@@ -249,14 +249,7 @@ async fn nats_settled(agents: usize, samples: usize, goal_nodes: usize) {
     };
     let (network, stop) = nats_network(&broker, agents, work, None).await;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    let mut times = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let expr = parse_expr(&random_expr(&mut rng, 3, 5)).unwrap();
-        let started = Instant::now();
-        let id = network.submit(expr).await.expect("submitted").id;
-        wait_settled(network.as_ref(), &id).await;
-        times.push(started.elapsed());
-    }
+    let times = settle_times(network.as_ref(), &mut rng, samples).await;
     report(&format!("settled, over NATS, {agents} agents"), times);
     let _ = stop.send(true);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -489,6 +482,20 @@ fn memory() {
 }
 
 /// Waits until the submission `id` is settled (bounded).
+/// Time to `settled` of `samples` new submissions (random, depth 3, five
+/// variables), one after another.
+async fn settle_times(network: &dyn Network, rng: &mut rand_chacha::ChaCha8Rng, samples: usize) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let expr = parse_expr(&random_expr(rng, 3, 5)).unwrap();
+        let started = Instant::now();
+        let id = network.submit(expr).await.expect("submitted").id;
+        wait_settled(network, &id).await;
+        times.push(started.elapsed());
+    }
+    times
+}
+
 /// How often [`wait_settled`] asks: `POLL_MS` milliseconds, 1 by default.
 fn poll_interval() -> Duration {
     let ms = std::env::var("POLL_MS").ok().and_then(|v| v.parse().ok());
@@ -540,15 +547,8 @@ async fn settled_after(agents: usize, history: &[usize], samples: usize, goal_no
                 );
             }
         }
-        let mut times = Vec::with_capacity(samples);
-        for _ in 0..samples {
-            let expr = parse_expr(&random_expr(&mut rng, 3, 5)).unwrap();
-            let started = Instant::now();
-            let id = network.submit(expr).await.expect("submitted").id;
-            wait_settled(network.as_ref(), &id).await;
-            times.push(started.elapsed());
-            submitted += 1;
-        }
+        let times = settle_times(network.as_ref(), &mut rng, samples).await;
+        submitted += samples;
         let facts = network
             .replica("agent-0")
             .map_or(0, |r| r.term_count() + r.equality_count());

@@ -298,8 +298,8 @@ pub struct Agent {
     graph: Option<ReplicaGraph>,
     /// News merged into the replica but not yet into `graph` (see [`Agent::absorb_news`]).
     unabsorbed: Option<Unabsorbed>,
-    /// Canonical forms and focus fingerprints of roots, each kept until a
-    /// class it was read from changes.
+    /// Status views of roots (canonical form and fingerprint, see
+    /// [`Agent::view`]), each kept until a class it was read from changes.
     views: Views,
     /// Which submissions this agent rewrites.
     share: Share,
@@ -771,11 +771,12 @@ impl Agent {
     /// query about a settled submission costs a lookup however busy the
     /// network is with others), read again otherwise.
     fn view(&mut self, root: TermKey) -> Option<FormView> {
+        // Takes the news in first, which drops the views it changed.
         self.graph();
         if let Some(view) = self.views.get(root) {
             return Some(view.clone());
         }
-        let view = self.graph().form_view(root)?;
+        let view = self.graph.as_ref()?.form_view(root)?;
         self.views.insert(root, view.clone());
         Some(view)
     }

@@ -1,6 +1,7 @@
 //! The e-class analysis: constant folding, colours, and the derivation log.
 
 use crate::color::{Color, ColorSet};
+use crate::congruence::ClassGraph;
 use crate::constant::Constant;
 use crate::lang::Math;
 use egg::{Analysis, DidMerge, Id, Language, Symbol};
@@ -90,29 +91,17 @@ pub fn fold_absorbing(node: &Math, child: impl Fn(Id) -> Option<Constant>) -> Op
     }
 }
 
-/// The tree size of the smallest term through `node`: one plus its children's
-/// smallest sizes.
-pub fn node_size(egraph: &EGraph, node: &Math) -> u64 {
-    node.children()
-        .iter()
-        .fold(1, |size, &child| size.saturating_add(egraph[child].data.size))
-}
-
-/// The data of a class made of `node` alone, given its children's classes'
-/// data: its value (when folding constants, or a number), its size.
-pub fn make_class_data<'a>(fold_constants: bool, node: &Math, child: impl Fn(Id) -> &'a ClassData) -> ClassData {
+/// The data of a class made of `node` alone, in `graph` (which holds its
+/// children): its value (when `graph` folds constants, or a number), its size.
+pub fn make_class_data(graph: &impl ClassGraph, node: &Math) -> ClassData {
     let constant = match node {
         Math::Num(c) => Some(c.clone()),
-        _ if fold_constants => fold_absorbing(node, |id| child(id).constant.clone()),
+        _ if graph.folds_constants() => fold_absorbing(node, |id| graph.data(id).constant.clone()),
         _ => None,
     };
-    let size = node
-        .children()
-        .iter()
-        .fold(1, |size: u64, &c| size.saturating_add(child(c).size));
     ClassData {
         constant,
-        size,
+        size: graph.node_size(node),
         colors: ColorSet::default(),
         held: Vec::new(),
     }
@@ -122,7 +111,7 @@ impl Analysis<Math> for ColoredAnalysis {
     type Data = ClassData;
 
     fn make(egraph: &mut EGraph, enode: &Math, _id: Id) -> ClassData {
-        make_class_data(egraph.analysis.fold_constants, enode, |id| &egraph[id].data)
+        make_class_data(&*egraph, enode)
     }
 
     fn merge(&mut self, a: &mut ClassData, b: ClassData) -> DidMerge {

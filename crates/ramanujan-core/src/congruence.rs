@@ -48,6 +48,14 @@ pub trait ClassGraph: Clone {
     /// The canonical ids of every class.
     fn class_ids(&self) -> Vec<Id>;
 
+    /// The tree size of the smallest term through `node`: one plus its
+    /// children's smallest sizes.
+    fn node_size(&self, node: &Math) -> u64 {
+        node.children()
+            .iter()
+            .fold(1, |size: u64, &c| size.saturating_add(self.data(c).size))
+    }
+
     /// The e-nodes of a class with canonical children, sorted, each once.
     fn canonical_nodes(&self, class: Id) -> Vec<Math> {
         let mut nodes: Vec<Math> = self
@@ -179,7 +187,7 @@ impl CongruenceGraph {
 
     /// The analysis data an e-node with canonical children makes.
     fn make(&self, node: &Math) -> ClassData {
-        make_class_data(self.analysis.fold_constants, node, |c| self.data(c))
+        make_class_data(self, node)
     }
 
     /// A class with a value gets it as an e-node and keeps only its leaves

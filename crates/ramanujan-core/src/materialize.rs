@@ -257,7 +257,6 @@ impl<G: ClassGraph> Materialization<G> {
             return Vec::new();
         };
         let graph = &self.egraph;
-        let start = graph.find(start);
         let mut seen = HashSet::from([start]);
         let mut order = vec![(start, 0)];
         let mut kept = Vec::new();
@@ -266,9 +265,9 @@ impl<G: ClassGraph> Materialization<G> {
             next += 1;
             let nodes = kept_nodes(graph, class, &mut Vec::new());
             if distance < depth {
+                // Kept e-nodes have canonical children.
                 for node in &nodes {
                     for &child in node.children() {
-                        let child = graph.find(child);
                         if seen.insert(child) {
                             order.push((child, distance + 1));
                         }
@@ -293,11 +292,6 @@ impl<G: ClassGraph> Materialization<G> {
     pub fn form_view(&self, root: TermKey) -> Option<FormView> {
         let start = self.class_of(root)?;
         let graph = &self.egraph;
-        let cost = |n: &Math| {
-            n.children()
-                .iter()
-                .fold(1, |size: u64, &c| size.saturating_add(graph.data(c).size))
-        };
         let mut reads = Vec::new();
         let mut seen = HashSet::from([start]);
         let mut classes: Vec<(Id, Vec<Math>)> = Vec::new();
@@ -307,7 +301,7 @@ impl<G: ClassGraph> Materialization<G> {
             reads.push(class);
             let least = graph.data(class).size;
             // Children of a least e-node are smaller still: this ends.
-            for node in nodes.iter().filter(|n| cost(n) == least) {
+            for node in nodes.iter().filter(|n| graph.node_size(n) == least) {
                 next.extend(node.children().iter().copied().filter(|&c| seen.insert(c)));
             }
             classes.push((class, nodes));
@@ -529,16 +523,11 @@ fn kept_nodes<G: ClassGraph>(graph: &G, class: Id, reads: &mut Vec<Id>) -> Vec<M
         return nodes;
     }
     let name = |c: &Id| graph.data(*c).held.iter().min().copied();
-    let size = |n: &Math| {
-        n.children()
-            .iter()
-            .fold(1, |size: u64, &c| size.saturating_add(graph.data(c).size))
-    };
     let mut keyed: Vec<_> = nodes
         .into_iter()
         .map(|n| {
             let children: Vec<Option<TermKey>> = n.children().iter().map(name).collect();
-            ((size(&n), n.to_string(), children), n)
+            ((graph.node_size(&n), n.to_string(), children), n)
         })
         .collect();
     keyed.select_nth_unstable_by(REGION_NODES_PER_CLASS - 1, |a, b| a.0.cmp(&b.0));

@@ -12,8 +12,8 @@
 //! to settled of a new submission after 0, 100 and 1,000 earlier ones (`goal_nodes=N` sets the budget
 //! of each submission and colour, the default is the network's; `agents=48` runs the expander instead of
 //! the 9-agent triangle; `history=0,100,5000` sets the earlier submissions to measure after;
-//! `PROGRESS=1` prints progress every 5 submissions; `nats` measures over a real `nats-server`, fresh, instead;
-//! `POLL_MS=10` asks for the status every 10 ms
+//! `PROGRESS=1` prints progress every 5 submissions; `SAMPLES=1` each timed submission with its
+//! time; `nats` measures over a real `nats-server`, fresh, instead; `POLL_MS=10` asks for the status every 10 ms
 //! instead of every 1, which takes the poller's CPU off the two cores the agents share); `-- rss agents=48 'expr=(* 0 (+ p q))'` the
 //! process RSS for one submission on a fresh network.
 
@@ -489,9 +489,12 @@ async fn settle_times(network: &dyn Network, rng: &mut rand_chacha::ChaCha8Rng, 
     for _ in 0..samples {
         let expr = parse_expr(&random_expr(rng, 3, 5)).unwrap();
         let started = Instant::now();
-        let id = network.submit(expr).await.expect("submitted").id;
+        let id = network.submit(expr.clone()).await.expect("submitted").id;
         wait_settled(network, &id).await;
         times.push(started.elapsed());
+        if std::env::var_os("SAMPLES").is_some() {
+            println!("  {:>9.1} ms  {expr}", started.elapsed().as_secs_f64() * 1e3);
+        }
     }
     times
 }

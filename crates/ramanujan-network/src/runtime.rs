@@ -1,7 +1,7 @@
 //! Agent threads, timers and lifecycle for a network in one process.
 
 use crate::redb_store::RedbStore;
-use crate::transport::{InProcessTransport, Transport};
+use crate::transport::{InProcessTransport, Mail, Transport};
 use agent_orchestrator::agent::{Agent, LogEntry, Share, WorkLimits};
 use agent_orchestrator::network::{
     AgentState, AgentSummary, BoxFuture, Lifecycle, Network, NetworkError, NetworkStatus, Submission, SubmissionStatus,
@@ -222,22 +222,44 @@ impl InProcessNetwork {
         Ok(network)
     }
 
-    fn spawn_agent(self: &Arc<Self>, index: usize, inbox: Receiver<Envelope>) -> JoinHandle<()> {
+    fn spawn_agent(self: &Arc<Self>, index: usize, inbox: Receiver<Mail>) -> JoinHandle<()> {
         let slot = self.slots[&self.ids[index]].clone();
         let transport = self.transport.clone();
         let stop = self.stop.clone();
         let (interval, epoch) = (self.config.sync_interval, self.epoch);
+        // How long an idle agent waits for mail before it beats again: often
+        // enough that it is never suspect. Work it is given (a submission, a
+        // status read that queues a step) wakes it at once.
+        let idle = interval
+            .min(self.config.health_timeout / 10)
+            .max(Duration::from_millis(1));
         // Stagger the agents' first sync so they do not all start at once.
         let offset = interval.mul_f64(index as f64 / self.ids.len() as f64);
         std::thread::Builder::new()
             .name(format!("agent-{index}"))
-            .spawn(move || run_agent(slot, inbox, transport, stop, interval, offset, epoch))
+            .spawn(move || {
+                run_agent(
+                    slot,
+                    inbox,
+                    transport,
+                    stop,
+                    Timing {
+                        interval,
+                        idle,
+                        offset,
+                        epoch,
+                    },
+                )
+            })
             .expect("spawn an agent thread")
     }
 
     /// Stops every agent thread and waits for them.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        for id in &self.ids {
+            self.transport.wake(id);
+        }
         for handle in lock(&self.threads).drain(..) {
             let _ = handle.join();
         }
@@ -326,6 +348,8 @@ impl InProcessNetwork {
         for envelope in out {
             self.transport.send(envelope);
         }
+        // Its rewriting starts now, not at the agent's next tick.
+        self.transport.wake(id);
         let submission = Submission {
             id: root.to_string(),
             expression: expr.to_string(),
@@ -350,7 +374,16 @@ impl InProcessNetwork {
             .ids
             .iter()
             .map(|agent| {
-                let form = lock(&self.slots[agent].agent).held_form(root);
+                let (form, queued) = {
+                    let mut held = lock(&self.slots[agent].agent);
+                    let idle = !held.is_dirty();
+                    (held.held_form(root), idle && held.is_dirty())
+                };
+                if queued {
+                    // The read queued a step (a submission it had not seen
+                    // as one): the agent takes it now, not at its tick.
+                    self.transport.wake(agent);
+                }
                 (agent.clone(), Ok::<_, Infallible>(form))
             })
             .collect();
@@ -370,7 +403,22 @@ impl InProcessNetwork {
 impl Drop for InProcessNetwork {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        for id in &self.ids {
+            self.transport.wake(id);
+        }
     }
+}
+
+/// When an agent's thread syncs and beats.
+struct Timing {
+    /// Anti-entropy period.
+    interval: Duration,
+    /// Longest wait for mail while idle (it beats after each wait).
+    idle: Duration,
+    /// First sync after this (agents are staggered).
+    offset: Duration,
+    /// The network's start, the origin of its clock.
+    epoch: Instant,
 }
 
 /// An agent's thread: handle mail, rewrite when there is work, start anti-entropy
@@ -378,12 +426,15 @@ impl Drop for InProcessNetwork {
 /// A panic inside the agent is a crash: the agent restarts from its store.
 fn run_agent(
     slot: Arc<Slot>,
-    inbox: Receiver<Envelope>,
+    inbox: Receiver<Mail>,
     transport: Arc<InProcessTransport>,
     stop: Arc<AtomicBool>,
-    interval: Duration,
-    offset: Duration,
-    epoch: Instant,
+    Timing {
+        interval,
+        idle,
+        offset,
+        epoch,
+    }: Timing,
 ) {
     let send_all = |out: Vec<Envelope>| {
         for envelope in out {
@@ -391,7 +442,6 @@ fn run_agent(
         }
     };
     let mut next_sync = Instant::now() + offset.max(Duration::from_millis(1));
-    let tick = interval.min(Duration::from_millis(100)).max(Duration::from_millis(1));
     while !stop.load(Ordering::Relaxed) {
         let now_ms = epoch.elapsed().as_millis() as u64;
         slot.last_beat_ms.store(now_ms.max(1), Ordering::Relaxed);
@@ -401,16 +451,18 @@ fn run_agent(
             let wait = if lock(&slot.agent).is_dirty() {
                 Duration::ZERO
             } else {
-                tick
+                idle.min(next_sync.saturating_duration_since(Instant::now()))
             };
             match inbox.recv_timeout(wait) {
                 Ok(first) => {
                     let mut agent = lock(&slot.agent);
                     agent.set_time(now_ms);
-                    let mut out = agent.handle(first);
+                    let mut out = Vec::new();
                     // Drain what else is waiting, up to a batch, before rewriting.
-                    for envelope in inbox.try_iter().take(256) {
-                        out.extend(agent.handle(envelope));
+                    for mail in std::iter::once(first).chain(inbox.try_iter().take(256)) {
+                        if let Mail::Envelope(envelope) = mail {
+                            out.extend(agent.handle(envelope));
+                        }
                     }
                     drop(agent);
                     slot.save();

@@ -16,9 +16,20 @@ pub trait Transport: Send + Sync + 'static {
     fn dropped(&self) -> u64;
 }
 
+/// What an in-process agent's mailbox carries.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // mail is an envelope; a box would allocate for each
+pub enum Mail {
+    /// A message from another agent (or the host, on its behalf).
+    Envelope(Envelope),
+    /// No message: the host gave the agent work (a submission, a status read
+    /// that queued a step), so it should not sleep until its next tick.
+    Wake,
+}
+
 /// Bounded in-process mailboxes, one per agent.
 pub struct InProcessTransport {
-    mailboxes: HashMap<String, SyncSender<Envelope>>,
+    mailboxes: HashMap<String, SyncSender<Mail>>,
     /// Drop each message with this probability (deterministic stream): fault tests.
     loss: Option<(f64, Mutex<SplitMix64>)>,
     dropped: AtomicU64,
@@ -27,11 +38,19 @@ pub struct InProcessTransport {
 impl InProcessTransport {
     /// A transport to these mailboxes, losing a fraction `loss` of messages
     /// (drawn from a SplitMix64 stream seeded with `seed`).
-    pub fn new(mailboxes: HashMap<String, SyncSender<Envelope>>, loss: f64, seed: u64) -> Self {
+    pub fn new(mailboxes: HashMap<String, SyncSender<Mail>>, loss: f64, seed: u64) -> Self {
         InProcessTransport {
             mailboxes,
             loss: (loss > 0.0).then(|| (loss, Mutex::new(SplitMix64::new(seed)))),
             dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Wakes the agent `to` if it waits for mail; nothing if its mailbox is
+    /// full (it has mail to wake it then) or unknown.
+    pub fn wake(&self, to: &str) {
+        if let Some(mailbox) = self.mailboxes.get(to) {
+            let _ = mailbox.try_send(Mail::Wake);
         }
     }
 }
@@ -46,7 +65,7 @@ impl Transport for InProcessTransport {
             }
         }
         let delivered = match self.mailboxes.get(&envelope.to) {
-            Some(mailbox) => match mailbox.try_send(envelope) {
+            Some(mailbox) => match mailbox.try_send(Mail::Envelope(envelope)) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
             },

@@ -348,6 +348,59 @@ fn a_blow_up_stops_at_its_budget_while_other_submissions_settle() {
     network.shutdown();
 }
 
+/// An agent given work starts on it at once, not when it next wakes by
+/// itself: the entry agent of a submission may be one of its rewriters, and a
+/// status read may be what queues a step. Idle agents here wake by themselves
+/// only every 6 s (no anti-entropy for a minute), so each of these small
+/// submissions settling within 3 s shows the work woke them. (Fails with the
+/// entry agent left asleep after a submission, or a restarted one after the
+/// read that queued its step.)
+#[test]
+fn agents_given_work_start_on_it_at_once() {
+    let network = InProcessNetwork::start(NetworkConfig {
+        sync_interval: Duration::from_secs(60),
+        health_timeout: Duration::from_secs(60),
+        ..NetworkConfig::default()
+    })
+    .unwrap();
+    // 18 submissions: each agent is the entry twice; which colour owns each
+    // is a hash, so entry agents are owners of several.
+    for expr in [
+        "0",
+        "x",
+        "(+ x 0)",
+        "(* y 1)",
+        "(- 2 4)",
+        "(+ a b)",
+        "(* a b)",
+        "(- c c)",
+        "(+ 1 2)",
+        "(* 3 z)",
+        "(+ u (* 0 v))",
+        "(* 2 (+ p q))",
+        "(- m 1)",
+        "(+ n n)",
+        "(pow w 1)",
+        "(* k (- k k))",
+        "(+ 7 r)",
+        "s",
+    ] {
+        let id = network.submit_expr(&parse_expr(expr).unwrap()).unwrap().id;
+        wait_settled(&network, &id, expr, Duration::from_secs(3));
+    }
+    // Restarted agents know no submission until a status read asks for one:
+    // the read queues the step, and wakes them for it.
+    let id = network.submit_expr(&parse_expr("(+ 2 (* a 3))").unwrap()).unwrap().id;
+    wait_settled(&network, &id, "(+ 2 (* a 3))", Duration::from_secs(3));
+    for agent in network.agent_ids() {
+        network.restart_agent(agent).unwrap();
+    }
+    let again = network.submission_status(&id).unwrap();
+    assert!(!again.settled, "restarted rewriters have not stepped: {again:?}");
+    wait_settled(&network, &id, "(+ 2 (* a 3)) after a restart", Duration::from_secs(3));
+    network.shutdown();
+}
+
 /// The answer of an in-process network's future, which is ready at once.
 fn now<T>(future: impl Future<Output = T>) -> T {
     let Poll::Ready(answer) = std::pin::pin!(future).poll(&mut Context::from_waker(Waker::noop())) else {

@@ -22,7 +22,8 @@ pub type Cost = u64;
 /// The canonical choice for every e-class of a graph.
 #[derive(Debug, Clone)]
 pub struct CanonicalExtractor {
-    /// Indexed by canonical class id.
+    /// Where each class's choice is in `best`.
+    index: ClassIndex,
     best: Vec<Option<Choice>>,
 }
 
@@ -55,11 +56,55 @@ fn compare_ops(a: &Math, b: &Math) -> Ordering {
     })
 }
 
-/// A dense map from class id to value.
-type ByClass<T> = Vec<Option<T>>;
+/// Where the classes of a part of an e-graph sit in dense vectors: at their
+/// id when the part is most of the graph's ids (the whole graph), at a
+/// position of their own otherwise, so that a small part of a big graph costs
+/// its own size, not the graph's.
+#[derive(Debug, Clone)]
+enum ClassIndex {
+    ById(usize),
+    Positions(HashMap<Id, usize>),
+}
 
-fn slot<T>(map: &ByClass<T>, id: Id) -> Option<&T> {
-    map.get(usize::from(id)).and_then(Option::as_ref)
+impl ClassIndex {
+    fn of_part(classes: &[(Id, &[Math])]) -> Self {
+        let ids = classes.iter().map(|&(c, _)| usize::from(c) + 1).max().unwrap_or(0);
+        if ids <= 4 * classes.len() {
+            ClassIndex::ById(ids)
+        } else {
+            ClassIndex::Positions(classes.iter().enumerate().map(|(i, &(c, _))| (c, i)).collect())
+        }
+    }
+
+    /// How long a dense vector over the part is.
+    fn len(&self) -> usize {
+        match self {
+            ClassIndex::ById(ids) => *ids,
+            ClassIndex::Positions(positions) => positions.len(),
+        }
+    }
+
+    fn position(&self, id: Id) -> Option<usize> {
+        match self {
+            ClassIndex::ById(ids) => Some(usize::from(id)).filter(|i| i < ids),
+            ClassIndex::Positions(positions) => positions.get(&id).copied(),
+        }
+    }
+
+    /// A dense vector over the part, every class without a value.
+    fn empty<T: Clone>(&self) -> Vec<Option<T>> {
+        vec![None; self.len()]
+    }
+
+    fn get<'a, T>(&self, values: &'a [Option<T>], id: Id) -> Option<&'a T> {
+        values.get(self.position(id)?)?.as_ref()
+    }
+
+    fn set<T>(&self, values: &mut [Option<T>], id: Id, value: T) {
+        if let Some(i) = self.position(id) {
+            values[i] = Some(value);
+        }
+    }
 }
 
 impl CanonicalExtractor {
@@ -73,61 +118,62 @@ impl CanonicalExtractor {
     /// classes by canonical id, each with e-nodes whose children are canonical;
     /// an e-node with a child outside the part is never chosen.
     pub fn over(classes: &[(Id, &[Math])]) -> Self {
-        let costs = Self::min_costs(classes);
+        let index = ClassIndex::of_part(classes);
+        let costs = Self::min_costs(&index, classes);
         let mut by_cost: Vec<(Cost, Id)> = classes
             .iter()
-            .filter_map(|&(class, _)| Some((*slot(&costs, class)?, class)))
+            .filter_map(|&(class, _)| Some((*index.get(&costs, class)?, class)))
             .collect();
         by_cost.sort_unstable_by_key(|&(c, _)| c);
-        let mut nodes: ByClass<&[Math]> = vec![None; costs.len()];
+        let mut nodes: Vec<Option<&[Math]>> = index.empty();
         for &(class, class_nodes) in classes {
-            nodes[usize::from(class)] = Some(class_nodes);
+            index.set(&mut nodes, class, class_nodes);
         }
 
-        let mut best: ByClass<Choice> = vec![None; costs.len()];
+        let mut best: Vec<Option<Choice>> = index.empty();
         let mut rank = 0;
         for level in by_cost.chunk_by(|a, b| a.0 == b.0) {
             let cost = level[0].0;
             let mut chosen: Vec<(Id, Math)> = level
                 .iter()
                 .map(|&(_, class)| {
-                    let node = slot(&nodes, class)
+                    let node = index
+                        .get(&nodes, class)
                         .expect("every costed class was given")
                         .iter()
-                        .filter(|n| Self::node_cost(&costs, n) == Some(cost))
-                        .min_by(|a, b| Self::compare_nodes(&best, a, b))
+                        .filter(|n| Self::node_cost(&index, &costs, n) == Some(cost))
+                        .min_by(|a, b| Self::compare_nodes(&index, &best, a, b))
                         .expect("a class of finite cost has a node of that cost")
                         .clone();
                     (class, node)
                 })
                 .collect();
-            chosen.sort_by(|a, b| Self::compare_nodes(&best, &a.1, &b.1));
+            chosen.sort_by(|a, b| Self::compare_nodes(&index, &best, &a.1, &b.1));
             for (class, node) in chosen {
-                best[usize::from(class)] = Some(Choice { cost, rank, node });
+                index.set(&mut best, class, Choice { cost, rank, node });
                 rank += 1;
             }
         }
-        CanonicalExtractor { best }
+        CanonicalExtractor { index, best }
     }
 
-    fn node_cost(costs: &ByClass<Cost>, node: &Math) -> Option<Cost> {
+    fn node_cost(index: &ClassIndex, costs: &[Option<Cost>], node: &Math) -> Option<Cost> {
         node.children()
             .iter()
-            .try_fold(1 as Cost, |sum, &c| Some(sum.saturating_add(*slot(costs, c)?)))
+            .try_fold(1 as Cost, |sum, &c| Some(sum.saturating_add(*index.get(costs, c)?)))
     }
 
-    fn min_costs(classes: &[(Id, &[Math])]) -> ByClass<Cost> {
-        let size = classes.iter().map(|&(c, _)| usize::from(c) + 1).max().unwrap_or(0);
-        let mut costs: ByClass<Cost> = vec![None; size];
+    fn min_costs(index: &ClassIndex, classes: &[(Id, &[Math])]) -> Vec<Option<Cost>> {
+        let mut costs: Vec<Option<Cost>> = index.empty();
         let mut changed = true;
         while changed {
             changed = false;
             for &(class, nodes) in classes {
-                let found = nodes.iter().filter_map(|n| Self::node_cost(&costs, n)).min();
+                let found = nodes.iter().filter_map(|n| Self::node_cost(index, &costs, n)).min();
                 if let Some(cost) = found
-                    && slot(&costs, class).is_none_or(|&old| cost < old)
+                    && index.get(&costs, class).is_none_or(|&old| cost < old)
                 {
-                    costs[usize::from(class)] = Some(cost);
+                    index.set(&mut costs, class, cost);
                     changed = true;
                 }
             }
@@ -135,19 +181,23 @@ impl CanonicalExtractor {
         costs
     }
 
-    fn compare_nodes(best: &ByClass<Choice>, a: &Math, b: &Math) -> Ordering {
-        let rank = |&id: &Id| slot(best, id).map_or(usize::MAX, |c| c.rank);
+    fn compare_nodes(index: &ClassIndex, best: &[Option<Choice>], a: &Math, b: &Math) -> Ordering {
+        let rank = |&id: &Id| index.get(best, id).map_or(usize::MAX, |c| c.rank);
         compare_ops(a, b).then_with(|| a.children().iter().map(rank).cmp(b.children().iter().map(rank)))
+    }
+
+    fn choice(&self, class: Id) -> Option<&Choice> {
+        self.index.get(&self.best, class)
     }
 
     /// The canonical node of a class, if the class has a finite term.
     pub fn node(&self, egraph: &EGraph, class: Id) -> Option<&Math> {
-        slot(&self.best, egraph.find(class)).map(|c| &c.node)
+        self.choice(egraph.find(class)).map(|c| &c.node)
     }
 
     /// The cost of a class's canonical term.
     pub fn cost(&self, egraph: &EGraph, class: Id) -> Option<Cost> {
-        slot(&self.best, egraph.find(class)).map(|c| c.cost)
+        self.choice(egraph.find(class)).map(|c| c.cost)
     }
 
     /// The canonical term of a class, sharing repeated subterms.
@@ -165,7 +215,7 @@ impl CanonicalExtractor {
                 stack.pop();
                 continue;
             }
-            let node = &slot(&self.best, class)?.node;
+            let node = &self.choice(class)?.node;
             let pending: Vec<Id> = node
                 .children()
                 .iter()

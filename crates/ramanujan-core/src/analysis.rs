@@ -19,9 +19,10 @@ pub struct ClassData {
     pub size: u64,
     /// Which colours' rules derived members of this class.
     pub colors: ColorSet,
-    /// Replicated terms that stand in this class (set by
-    /// [`crate::materialize::Materialized`]; empty in graphs built otherwise).
-    pub held: Vec<crate::term::TermKey>,
+    /// The least replicated term that stands in this class, its name across
+    /// replicas (set by [`crate::materialize::Materialized`]; none in graphs
+    /// built otherwise).
+    pub name: Option<crate::term::TermKey>,
 }
 
 /// One successful rule application: `rule` of `color` unioned the class holding `id`.
@@ -103,7 +104,22 @@ pub fn make_class_data(graph: &impl ClassGraph, node: &Math) -> ClassData {
         constant,
         size: graph.node_size(node),
         colors: ColorSet::default(),
-        held: Vec::new(),
+        name: None,
+    }
+}
+
+/// The lesser of two names, either of which may be missing.
+fn least_name(a: Option<crate::term::TermKey>, b: Option<crate::term::TermKey>) -> Option<crate::term::TermKey> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl ClassData {
+    /// Notes that the held term `key` stands in this class.
+    pub fn hold(&mut self, key: crate::term::TermKey) {
+        self.name = least_name(self.name, Some(key));
     }
 }
 
@@ -121,7 +137,7 @@ impl Analysis<Math> for ColoredAnalysis {
         let size_changed = DidMerge(b.size < a.size, a.size < b.size);
         a.size = a.size.min(b.size);
         // Which terms stand here says nothing the parents' analysis depends on.
-        a.held.extend(b.held);
+        a.name = least_name(a.name, b.name);
         let constant_changed = match (&a.constant, b.constant) {
             (None, None) => DidMerge(false, false),
             (None, Some(c)) => {

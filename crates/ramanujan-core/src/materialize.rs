@@ -229,7 +229,7 @@ impl<G: ClassGraph> Materialization<G> {
                 .collect();
             if pending.is_empty() {
                 let id = self.egraph.add(term.to_node(|k| self.ids[&k]));
-                self.egraph.data_mut(id).held.push(key);
+                self.egraph.data_mut(id).hold(key);
                 self.ids.insert(key, id);
                 stack.pop();
             } else {
@@ -308,7 +308,7 @@ impl<G: ClassGraph> Materialization<G> {
         }
         let parts: Vec<(Id, &[Math])> = classes.iter().map(|(c, nodes)| (*c, nodes.as_slice())).collect();
         let canonical = CanonicalExtractor::over(&parts).expr_with(|id| graph.find(id), start);
-        let name = |class: Id| graph.data(class).held.iter().min().copied();
+        let name = |class: Id| graph.data(class).name;
         let mut lines: Vec<NamedNode> = Vec::new();
         for (class, nodes) in &classes {
             let Some(class_name) = name(*class) else { continue };
@@ -416,7 +416,7 @@ impl<G: ClassGraph> Materialization<G> {
             for color in data.colors.iter() {
                 sub.egraph[id].data.colors.insert(color);
             }
-            if let Some(&name) = data.held.iter().min() {
+            if let Some(name) = data.name {
                 sub.ids.insert(name, id);
             }
         }
@@ -522,7 +522,7 @@ fn kept_nodes<G: ClassGraph>(graph: &G, class: Id, reads: &mut Vec<Id>) -> Vec<M
     if nodes.len() <= REGION_NODES_PER_CLASS {
         return nodes;
     }
-    let name = |c: &Id| graph.data(*c).held.iter().min().copied();
+    let name = |c: &Id| graph.data(*c).name;
     let mut keyed: Vec<_> = nodes
         .into_iter()
         .map(|n| {

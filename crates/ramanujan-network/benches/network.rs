@@ -12,6 +12,7 @@
 //! to settled of a new submission after 0, 100 and 1,000 earlier ones (`goal_nodes=N` sets the budget
 //! of each submission and colour, the default is the network's; `agents=48` runs the expander instead of
 //! the 9-agent triangle; `history=0,100,5000` sets the earlier submissions to measure after;
+//! `samples=N` times N new submissions, not 40;
 //! `PROGRESS=1` prints progress every 5 submissions; `SAMPLES=1` each timed submission with its
 //! time; `nats` measures over a real `nats-server`, fresh, instead; `POLL_MS=10` asks for the status every 10 ms
 //! instead of every 1, which takes the poller's CPU off the two cores the agents share); `-- rss agents=48 'expr=(* 0 (+ p q))'` the
@@ -628,7 +629,7 @@ fn main() {
         );
         let goal_nodes =
             arg("goal_nodes").map_or(WorkLimits::default().goal_nodes, |n| n.parse().expect("goal_nodes=N"));
-        let samples = if quick { 10 } else { 40 };
+        let samples = arg("samples").map_or(if quick { 10 } else { 40 }, |n| n.parse().expect("samples=N"));
         if std::env::args().any(|a| a == "nats") {
             runtime.block_on(nats_settled(agents_arg(9), samples, goal_nodes));
         } else {

@@ -8,7 +8,7 @@
 use super::wire::{self, Beat, Inbound, Query, SubmitAck};
 use crate::redb_store::RedbStore;
 use crate::runtime::{TopologyKind, agent_id, first_sequence_number};
-use agent_orchestrator::agent::{Agent, WorkLimits};
+use agent_orchestrator::agent::{Agent, WorkDone, WorkLimits};
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::store::ReplicaStore;
 use async_nats::jetstream::{self, consumer::pull};
@@ -53,7 +53,13 @@ struct Process {
     js: jetstream::Context,
     incarnation: u64,
     started: Instant,
+    /// Messages waiting for a save that failed to succeed (see [`Process::release`]).
+    held_back: Vec<Envelope>,
 }
+
+/// At most this many messages wait for a failing store; older ones are
+/// dropped (anti-entropy repairs what neighbours miss).
+const MAX_HELD_BACK: usize = 10_000;
 
 /// Runs one agent until `shutdown` resolves.
 pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), String> {
@@ -87,6 +93,7 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
         js,
         incarnation,
         started: Instant::now(),
+        held_back: Vec::new(),
     };
     process.run(shutdown).await
 }
@@ -124,11 +131,29 @@ impl Process {
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(agent = %self.agent.id(), color = ?self.agent.color(), "running");
         let mut shutdown = std::pin::pin!(shutdown);
+        // A rewriting step runs on a blocking thread while the agent goes on
+        // taking mail and answering queries (as the thread driver releases
+        // the agent during a step); at most one at a time.
+        let mut step: Option<tokio::task::JoinHandle<WorkDone>> = None;
         loop {
-            let dirty = self.agent.is_dirty();
+            if step.is_none()
+                && let Some(job) = self.agent.start_work()
+            {
+                step = Some(tokio::task::spawn_blocking(move || job.run()));
+            }
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
+                done = async { step.as_mut().expect("guarded").await }, if step.is_some() => {
+                    step = None;
+                    match done {
+                        Ok(done) => {
+                            let out = self.agent.finish_work(done);
+                            let _ = self.release(out).await;
+                        }
+                        Err(e) => tracing::error!(agent = %self.agent.id(), error = %e, "a rewriting step failed"),
+                    }
+                }
                 next = inbox.next() => match next {
                     Some(Ok(first)) => {
                         let mut batch = vec![first];
@@ -150,18 +175,33 @@ impl Process {
                 Some(_) = pings.next() => self.beat().await,
                 _ = beat.tick() => self.beat().await,
                 _ = sync.tick() => {
+                    // A GREEN agent's tick may record refutations: saved first.
                     let out = self.agent.sync_tick();
-                    self.publish(out).await;
-                }
-                _ = std::future::ready(()), if dirty => {
-                    let out = blocking(|| self.agent.work());
-                    self.save();
-                    self.publish(out).await;
+                    let _ = self.release(out).await;
                 }
             }
         }
+        if let Some(step) = step {
+            // What the step derived is dropped: nothing of it was saved or sent.
+            step.abort();
+        }
         tracing::info!(agent = %self.agent.id(), "stopping");
         Ok(())
+    }
+
+    /// Saves what the agent learned, then sends what it said; if the store
+    /// failed, sends nothing now (the journal is kept and saved with the next
+    /// save, and the messages go out then). Answers whether it saved.
+    async fn release(&mut self, out: Vec<Envelope>) -> bool {
+        self.held_back.extend(out);
+        if !self.save() {
+            let excess = self.held_back.len().saturating_sub(MAX_HELD_BACK);
+            self.held_back.drain(..excess);
+            return false;
+        }
+        let out = std::mem::take(&mut self.held_back);
+        self.publish(out).await;
+        true
     }
 
     /// Handles a batch, saves, announces saved submissions, passes messages on,
@@ -213,7 +253,7 @@ impl Process {
                 }
             }
         }
-        if !self.save() {
+        if !self.release(out).await {
             // Not durable: acknowledge nothing, JetStream delivers the batch again.
             return;
         }
@@ -222,7 +262,6 @@ impl Process {
             let payload = serde_json::to_vec(&ack).unwrap_or_default();
             let _ = self.client.publish(subject.clone(), payload.into()).await;
         }
-        self.publish(out).await;
         for message in batch {
             if let Err(e) = message.ack().await {
                 tracing::debug!(agent = %self.agent.id(), error = %e, "ack failed; the message will come again");
@@ -243,10 +282,14 @@ impl Process {
         }
     }
 
-    /// Publishes envelopes to their recipients' inboxes. A message that cannot be
-    /// published is lost to that neighbour until anti-entropy repairs it.
+    /// Publishes envelopes to their recipients' inboxes, in order; the
+    /// broker's acknowledgements are awaited on the side (the agent's own
+    /// state is saved already, so it need not wait for them). A message that
+    /// cannot be published is lost to that neighbour until anti-entropy
+    /// repairs it.
     async fn publish(&self, out: Vec<Envelope>) {
-        publish_envelopes(&self.js, out).await;
+        let stored = send_envelopes(&self.js, out).await;
+        tokio::spawn(stored);
     }
 
     async fn beat(&self) {
@@ -287,6 +330,12 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// [`wire::outbox`]) and waits (bounded) for the broker to store them. Answers
 /// how many envelopes were stored.
 pub async fn publish_envelopes(js: &jetstream::Context, out: Vec<Envelope>) -> usize {
+    send_envelopes(js, out).await.await
+}
+
+/// Publishes envelopes to their recipients' JetStream inboxes, in order, and
+/// answers a future of how many the broker stored (waiting at most 5 s).
+async fn send_envelopes(js: &jetstream::Context, out: Vec<Envelope>) -> impl Future<Output = usize> + Send + 'static {
     let mut pending = Vec::new();
     for message in wire::outbox(out) {
         let mut headers = async_nats::HeaderMap::new();
@@ -300,9 +349,11 @@ pub async fn publish_envelopes(js: &jetstream::Context, out: Vec<Envelope>) -> u
             Err(e) => tracing::debug!(error = %e, "publish failed"),
         }
     }
-    match tokio::time::timeout(Duration::from_secs(5), futures_util::future::join_all(pending)).await {
-        Ok(results) => results.into_iter().filter_map(Result::ok).sum(),
-        Err(_) => 0,
+    async move {
+        match tokio::time::timeout(Duration::from_secs(5), futures_util::future::join_all(pending)).await {
+            Ok(results) => results.into_iter().filter_map(Result::ok).sum(),
+            Err(_) => 0,
+        }
     }
 }
 

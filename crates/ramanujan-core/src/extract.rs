@@ -233,3 +233,48 @@ impl CanonicalExtractor {
         Some(expr)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::ColoredAnalysis;
+
+    /// A part of a big e-graph (its ids sparse among the graph's) is indexed
+    /// by position, and extracts the same forms as the whole graph does.
+    #[test]
+    fn a_small_part_of_a_big_graph_extracts_as_the_whole_graph_does() {
+        let mut egraph = EGraph::new(ColoredAnalysis::new(false));
+        for i in 0..200 {
+            egraph.add_expr(&format!("(+ w{i} (* w{i} 3))").parse().unwrap());
+        }
+        let root = egraph.add_expr(&"(* (+ x y) (+ y x))".parse().unwrap());
+        let swapped = egraph.add_expr(&"(+ y x)".parse().unwrap());
+        let straight = egraph.add_expr(&"(+ x y)".parse().unwrap());
+        egraph.union(swapped, straight);
+        egraph.rebuild();
+        let whole = CanonicalExtractor::new(&egraph);
+
+        let mut part: Vec<(Id, &[Math])> = Vec::new();
+        let mut next = vec![egraph.find(root)];
+        while let Some(class) = next.pop() {
+            if part.iter().any(|&(c, _)| c == class) {
+                continue;
+            }
+            let nodes = egraph[class].nodes.as_slice();
+            next.extend(nodes.iter().flat_map(|n| n.children().iter().map(|&c| egraph.find(c))));
+            part.push((class, nodes));
+        }
+        assert!(matches!(ClassIndex::of_part(&part), ClassIndex::Positions(_)));
+        let of_part = CanonicalExtractor::over(&part);
+        assert_eq!(
+            of_part.expr(&egraph, root).map(|e| e.to_string()),
+            whole.expr(&egraph, root).map(|e| e.to_string())
+        );
+        assert_eq!(of_part.expr(&egraph, root).unwrap().to_string(), "(* (+ x y) (+ x y))");
+        assert!(
+            of_part
+                .expr(&egraph, egraph.lookup_expr(&"w3".parse().unwrap()).unwrap())
+                .is_none()
+        );
+    }
+}

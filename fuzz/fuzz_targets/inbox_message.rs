@@ -7,10 +7,10 @@
 #![no_main]
 
 use agent_orchestrator::agent::{Agent, WorkLimits};
-use agent_orchestrator::wire::{self, Inbound};
+use agent_orchestrator::inbox::Handled;
+use agent_orchestrator::wire;
 use libfuzzer_sys::fuzz_target;
 use ramanujan_core::Color;
-use ramanujan_core::parse::parse_expr;
 use std::collections::HashSet;
 
 fuzz_target!(|bytes: &[u8]| {
@@ -19,27 +19,10 @@ fuzz_target!(|bytes: &[u8]| {
     };
     let known: HashSet<String> = (0..9).map(|i| format!("agent-{i}")).collect();
     let neighbors = vec!["agent-3".to_string(), "agent-5".to_string()];
-    // GREEN, so that arriving equalities are verified too; no rewriting.
-    let limits = WorkLimits {
-        max_terms: 0,
-        ..WorkLimits::default()
-    };
-    let mut agent = Agent::new("agent-4".into(), Color::Green, neighbors, known, limits);
-    match inbound {
-        Inbound::Envelope(envelope) => {
-            agent.handle(envelope);
-        }
-        Inbound::Envelopes(envelopes) => {
-            for envelope in envelopes.into_iter().take(wire::MAX_ENVELOPES_PER_MESSAGE) {
-                agent.handle(envelope);
-            }
-        }
-        Inbound::Submit { expression, .. } => {
-            if let Ok(expr) = parse_expr(&expression) {
-                agent.submit(&expr);
-            }
-        }
-    }
+    // GREEN, so that arriving equalities are verified too (it never rewrites here).
+    let mut agent = Agent::new("agent-4".into(), Color::Green, neighbors, known, WorkLimits::default());
+    // What every driver does with an inbox message.
+    Handled::default().take(&mut agent, inbound);
     // What it now holds must round-trip as a snapshot (a Spin agent saves one per request).
     let snapshot = agent.into_snapshot();
     let _ = rmp_serde::to_vec_named(&snapshot);

@@ -12,11 +12,11 @@
 //! read-modify-write of the agent's key safe without a compare-and-swap.
 
 use crate::agent::{Agent, AgentSnapshot, WorkLimits};
+use crate::inbox::Handled;
 use crate::network::BoxFuture;
 use crate::protocol::Envelope;
 use crate::topology::{TopologyKind, agent_id};
-use crate::wire::{self, Beat, Inbound, Query, SubmitAck};
-use ramanujan_core::parse::parse_expr;
+use crate::wire::{self, Beat, Query, SubmitAck};
 use ramanujan_http::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -177,64 +177,16 @@ impl Hosted {
         Ok((loaded.index, beat))
     }
 
-    /// Handles an inbox message (`agent.{i}.sync`): MessagePack [`Inbound`].
+    /// Handles an inbox message (`agent.{i}.sync`): MessagePack [`wire::Inbound`].
     pub async fn inbound(&self, index: usize, body: &[u8]) -> Result<Report, ApiError> {
         let inbound =
             wire::decode_inbound(body).map_err(|e| ApiError::bad_request(format!("not an inbox message: {e}")))?;
-        if let Inbound::Envelopes(envelopes) = &inbound
-            && envelopes.len() > wire::MAX_ENVELOPES_PER_MESSAGE
-        {
-            return Err(ApiError::bad_request(format!(
-                "{} envelopes in one message; at most {}",
-                envelopes.len(),
-                wire::MAX_ENVELOPES_PER_MESSAGE
-            )));
-        }
         let mut loaded = self.load(index).await?;
-        let mut out = Vec::new();
-        let mut acks = Vec::new();
-        let handled = match inbound {
-            Inbound::Envelope(envelope) => {
-                out.extend(loaded.agent.handle(envelope));
-                1
-            }
-            Inbound::Envelopes(envelopes) => {
-                let n = envelopes.len();
-                for envelope in envelopes {
-                    out.extend(loaded.agent.handle(envelope));
-                }
-                n
-            }
-            Inbound::Submit { request, expression } => {
-                acks.push(match parse_expr(&expression) {
-                    Ok(_) if let Some(full) = loaded.agent.refuses_submissions() => SubmitAck {
-                        request,
-                        root: None,
-                        error: Some(full),
-                        unavailable: true,
-                    },
-                    Ok(expr) => {
-                        let (root, sent) = loaded.agent.submit(&expr);
-                        out.extend(sent);
-                        SubmitAck {
-                            request,
-                            root: Some(root.to_string()),
-                            unavailable: false,
-                            error: None,
-                        }
-                    }
-                    Err(e) => SubmitAck {
-                        request,
-                        root: None,
-                        error: Some(e.to_string()),
-                        unavailable: false,
-                    },
-                });
-                1
-            }
-        };
-        out.extend(loaded.agent.work());
-        self.finish(loaded, handled, out, acks, false).await
+        let mut handled = Handled::default();
+        handled.take(&mut loaded.agent, inbound);
+        handled.out.extend(loaded.agent.work());
+        self.finish(loaded, handled.messages, handled.out, handled.acks, false)
+            .await
     }
 
     /// The bridge's clock (`agent.{i}.tick`): a heartbeat, anti-entropy with the

@@ -12,6 +12,7 @@
 //! - [`routes`]: `/agents/...` and `/agent/{id}/...`.
 //! - [`store`]: durable storage of a replica, as a trait.
 //! - [`wire`]: subjects and payloads on the broker.
+//! - [`inbox`]: what an agent does with an inbox message, for every driver.
 //! - [`hosted`]: agents kept in a key-value store between requests (Spin).
 //! - [`webhook`]: `/nats/webhook/{topic}`, how the NATS bridge reaches hosted agents.
 //! - [`signature`]: the HMAC that bridge and hosted agents sign with.
@@ -20,6 +21,7 @@
 
 pub mod agent;
 pub mod hosted;
+pub mod inbox;
 pub mod network;
 pub mod protocol;
 pub mod routes;

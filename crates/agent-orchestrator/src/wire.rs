@@ -63,7 +63,15 @@ pub fn encode_inbound(inbound: &Inbound) -> Result<Vec<u8>, String> {
 
 /// Decodes an inbox message.
 pub fn decode_inbound(bytes: &[u8]) -> Result<Inbound, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    let inbound: Inbound = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+    match &inbound {
+        // No sender packs more: such a message is refused whole.
+        Inbound::Envelopes(envelopes) if envelopes.len() > MAX_ENVELOPES_PER_MESSAGE => Err(format!(
+            "{} envelopes in one message; at most {MAX_ENVELOPES_PER_MESSAGE}",
+            envelopes.len()
+        )),
+        _ => Ok(inbound),
+    }
 }
 
 /// What arrives in an agent's inbox (MessagePack, see [`encode_inbound`]).

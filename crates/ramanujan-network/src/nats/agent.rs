@@ -5,15 +5,15 @@
 //! JetStream: a kill at any point loses nothing, because unacknowledged
 //! messages are delivered again and merging them twice changes nothing.
 
-use super::wire::{self, Beat, Inbound, Query, SubmitAck};
+use super::wire::{self, Beat, Query};
 use crate::redb_store::RedbStore;
 use crate::runtime::{TopologyKind, agent_id, first_sequence_number};
 use agent_orchestrator::agent::{Agent, WorkDone, WorkLimits};
+use agent_orchestrator::inbox::Handled;
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::store::ReplicaStore;
 use async_nats::jetstream::{self, consumer::pull};
 use futures_util::{FutureExt, StreamExt};
-use ramanujan_core::parse::parse_expr;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -209,56 +209,22 @@ impl Process {
     async fn handle_batch(&mut self, batch: Vec<jetstream::Message>) {
         let now_ms = self.started.elapsed().as_millis() as u64;
         self.agent.set_time(now_ms);
-        let mut out = Vec::new();
-        let mut acks = Vec::new();
+        let mut handled = Handled::default();
         for message in &batch {
             match wire::decode_inbound(&message.payload) {
-                Ok(Inbound::Envelope(envelope)) => out.extend(self.agent.handle(envelope)),
-                // No sender packs more; a message that does is refused whole.
-                Ok(Inbound::Envelopes(envelopes)) if envelopes.len() > wire::MAX_ENVELOPES_PER_MESSAGE => {
-                    self.agent.reject_malformed();
-                }
-                Ok(Inbound::Envelopes(envelopes)) => {
-                    for envelope in envelopes {
-                        out.extend(self.agent.handle(envelope));
-                    }
-                }
-                Ok(Inbound::Submit { request, expression }) => match parse_expr(&expression) {
-                    Ok(_) if let Some(full) = self.agent.refuses_submissions() => acks.push(SubmitAck {
-                        request,
-                        root: None,
-                        error: Some(full),
-                        unavailable: true,
-                    }),
-                    Ok(expr) => {
-                        let (root, sent) = self.agent.submit(&expr);
-                        out.extend(sent);
-                        acks.push(SubmitAck {
-                            request,
-                            root: Some(root.to_string()),
-                            unavailable: false,
-                            error: None,
-                        });
-                    }
-                    Err(e) => acks.push(SubmitAck {
-                        request,
-                        root: None,
-                        error: Some(e.to_string()),
-                        unavailable: false,
-                    }),
-                },
+                Ok(inbound) => handled.take(&mut self.agent, inbound),
                 Err(e) => {
                     tracing::debug!(agent = %self.agent.id(), error = %e, "malformed inbox message");
                     self.agent.reject_malformed();
                 }
             }
         }
-        if !self.release(out).await {
+        if !self.release(handled.out).await {
             // Not durable: acknowledge nothing, JetStream delivers the batch again.
             return;
         }
         let subject = wire::ack_subject(self.index());
-        for ack in acks {
+        for ack in handled.acks {
             let payload = serde_json::to_vec(&ack).unwrap_or_default();
             let _ = self.client.publish(subject.clone(), payload.into()).await;
         }

@@ -151,8 +151,10 @@ impl Hosted {
         let mut agent = topology.agent(index, self.config.work).map_err(ApiError::not_found)?;
         agent.keep_no_journal();
         let created_ms = now_ms();
+        // A new life (see `Agent::begin_life`): were the stored state ever
+        // lost, this agent's new facts get dots its peers have not seen.
         let incarnation = created_ms << 20;
-        agent.number_messages_from(incarnation);
+        agent.begin_life(incarnation);
         Ok(Loaded {
             index,
             agent,

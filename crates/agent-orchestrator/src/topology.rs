@@ -10,6 +10,16 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 /// Most agents in one topology.
 pub const MAX_AGENTS: usize = 1024;
 
+/// When agent `index` starts anti-entropy first, after it starts: agents
+/// are spread over one `interval` in 16 slots so they do not all sync at once
+/// (at least 1 ms, so none syncs before it has looked at its mail). Every
+/// driver (threads, NATS, the Spin bridge's clock) staggers by this.
+pub fn first_sync_delay(index: usize, interval: std::time::Duration) -> std::time::Duration {
+    interval
+        .mul_f64((index % 16) as f64 / 16.0)
+        .max(std::time::Duration::from_millis(1))
+}
+
 /// The id of the agent at position `index` of a topology: `agent-{index}`.
 pub fn agent_id(index: usize) -> String {
     format!("agent-{index}")

@@ -9,6 +9,7 @@ use agent_orchestrator::network::{
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::store::{MemoryStore, ReplicaStore};
 use agent_orchestrator::topology::Topology;
+use agent_orchestrator::topology::first_sync_delay;
 pub use agent_orchestrator::topology::{TopologyKind, agent_id};
 use ramanujan_core::Color;
 use ramanujan_core::lang::Expr;
@@ -234,7 +235,7 @@ impl InProcessNetwork {
             .min(self.config.health_timeout / 10)
             .max(Duration::from_millis(1));
         // Stagger the agents' first sync so they do not all start at once.
-        let offset = interval.mul_f64(index as f64 / self.ids.len() as f64);
+        let offset = first_sync_delay(index, interval);
         std::thread::Builder::new()
             .name(format!("agent-{index}"))
             .spawn(move || {
@@ -441,7 +442,7 @@ fn run_agent(
             transport.send(envelope);
         }
     };
-    let mut next_sync = Instant::now() + offset.max(Duration::from_millis(1));
+    let mut next_sync = Instant::now() + offset;
     while !stop.load(Ordering::Relaxed) {
         let now_ms = epoch.elapsed().as_millis() as u64;
         slot.last_beat_ms.store(now_ms.max(1), Ordering::Relaxed);
@@ -472,7 +473,8 @@ fn run_agent(
                 Err(RecvTimeoutError::Disconnected) => return false,
             }
             if Instant::now() >= next_sync {
-                next_sync += interval;
+                // After a late tick, the next comes an interval later (no burst).
+                next_sync = Instant::now() + interval;
                 let out = lock(&slot.agent).sync_tick();
                 send_all(out);
             }

@@ -12,6 +12,7 @@ use agent_orchestrator::agent::{Agent, WorkDone, WorkLimits};
 use agent_orchestrator::inbox::Handled;
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::store::ReplicaStore;
+use agent_orchestrator::topology::first_sync_delay;
 use async_nats::jetstream::{self, consumer::pull};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::Value;
@@ -123,11 +124,8 @@ impl Process {
         let mut inbox = self.inbox().await;
         let mut beat = tokio::time::interval(self.config.heartbeat_interval);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stagger = self.config.sync_interval.mul_f64((index % 16) as f64 / 16.0);
-        let mut sync = tokio::time::interval_at(
-            tokio::time::Instant::now() + stagger + Duration::from_millis(1),
-            self.config.sync_interval,
-        );
+        let stagger = first_sync_delay(index, self.config.sync_interval);
+        let mut sync = tokio::time::interval_at(tokio::time::Instant::now() + stagger, self.config.sync_interval);
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(agent = %self.agent.id(), color = ?self.agent.color(), "running");
         let mut shutdown = std::pin::pin!(shutdown);

@@ -199,7 +199,7 @@ impl AgentLink {
         let mut queries = self.subscribe(wire::state_subject(self.index)).await;
         let mut pings = self.subscribe(wire::BROADCAST_HEARTBEAT.to_string()).await;
         let interval = self.shared.config.sync_interval;
-        let stagger = interval.mul_f64((self.index % 16) as f64 / 16.0);
+        let stagger = agent_orchestrator::topology::first_sync_delay(self.index, interval);
         let mut sync = tokio::time::interval_at(tokio::time::Instant::now() + stagger, interval);
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

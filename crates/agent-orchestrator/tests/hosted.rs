@@ -1,0 +1,99 @@
+//! Agents kept in a key-value store between requests (the Spin driver), with
+//! an in-memory store and a publisher that keeps what it is given.
+
+use agent_orchestrator::agent::WorkLimits;
+use agent_orchestrator::hosted::{Hosted, HostedConfig, KeyValue, Publisher};
+use agent_orchestrator::network::BoxFuture;
+use agent_orchestrator::protocol::Body;
+use agent_orchestrator::topology::TopologyKind;
+use agent_orchestrator::wire::{self, Inbound};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+#[derive(Default)]
+struct MemoryKv(Mutex<HashMap<String, Vec<u8>>>);
+
+impl KeyValue for MemoryKv {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        Box::pin(async move { Ok(self.0.lock().unwrap().get(key).cloned()) })
+    }
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.0.lock().unwrap().insert(key.to_string(), value);
+            Ok(())
+        })
+    }
+}
+
+#[derive(Default)]
+struct Kept(Mutex<Vec<(String, Vec<u8>)>>);
+
+impl Publisher for Kept {
+    fn publish<'a>(
+        &'a self,
+        subject: &'a str,
+        _: Option<&'a str>,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.0.lock().unwrap().push((subject.to_string(), payload));
+            Ok(())
+        })
+    }
+}
+
+/// The answer of a future that never waits (in-memory store and publisher).
+fn now<T>(future: impl Future<Output = T>) -> T {
+    let Poll::Ready(answer) = std::pin::pin!(future).poll(&mut Context::from_waker(Waker::noop())) else {
+        panic!("nothing here waits");
+    };
+    answer
+}
+
+/// A hosted agent made for the first time begins a life, as native agents do:
+/// its events' dots are named `agent-{i}#{incarnation}`, so an agent whose
+/// stored state was lost never reuses dots its peers have seen.
+#[test]
+fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
+    let published = Arc::new(Kept::default());
+    let hosted = Hosted::new(
+        HostedConfig {
+            topology: TopologyKind::Sierpinski,
+            seed: 1069,
+            agents: (0..9).collect(),
+            node_id: "test".into(),
+            work: WorkLimits::default(),
+        },
+        Arc::new(MemoryKv::default()),
+        published.clone(),
+    );
+    let submit = wire::encode_inbound(&Inbound::Submit {
+        request: "r".into(),
+        expression: "(+ x 1)".into(),
+    })
+    .unwrap();
+    now(hosted.inbound(0, &submit)).unwrap();
+
+    let mut actors = Vec::new();
+    for (subject, payload) in published.0.lock().unwrap().iter() {
+        if !subject.ends_with(".sync") {
+            continue;
+        }
+        let envelopes = match wire::decode_inbound(payload).unwrap() {
+            Inbound::Envelope(envelope) => vec![envelope],
+            Inbound::Envelopes(envelopes) => envelopes,
+            Inbound::Submit { .. } => panic!("agents send no submissions"),
+        };
+        for envelope in envelopes {
+            if let Body::Event { delta, .. } = envelope.body {
+                actors.extend(delta.clock().counters().keys().cloned());
+            }
+        }
+    }
+    assert!(!actors.is_empty(), "the submission was flooded");
+    assert!(
+        actors.iter().all(|a| a.starts_with("agent-0#")),
+        "dots of this life: {actors:?}"
+    );
+}

@@ -10,7 +10,7 @@ use crate::rules::RuleBook;
 use crate::verify::{ColorConflict, Verdict, check_semantically};
 use egg::{Id, Language, Runner, StopReason};
 use serde::{Deserialize, Serialize};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -296,86 +296,78 @@ pub struct Fixpoint {
     pub stop_reason: String,
 }
 
-/// What [`ColorRounds`] learns while the runner owns it.
-#[derive(Debug, Default)]
-struct RoundLog {
-    /// Per iteration: whether its colour was saturated there (nothing applied,
-    /// no rule banned).
-    saturated: Vec<bool>,
+/// A colour's turn ended by a limit.
+enum Stopped {
+    Nodes,
+    Time,
 }
 
-/// The colour fixpoint as one runner's scheduler: iteration `i` is colour
-/// `colors[i % colors.len()]`'s turn, and only its rules are searched. A colour
-/// that was saturated on exactly this e-graph (same e-nodes, same classes) is
-/// not searched again; the runner may stop once every colour is.
-struct ColorRounds {
-    colors: Vec<Color>,
-    /// Each rule's colour, by name.
-    color_of: HashMap<egg::Symbol, Color>,
-    scheduler: Scheduler,
-    node_limit: usize,
-    /// Per colour: its backoff state (bans carry over from round to round).
-    backoff: Vec<egg::BackoffScheduler>,
-    /// Per colour: the e-graph's (e-nodes, classes) when the colour last saturated.
-    saturated_at: Vec<Option<(usize, usize)>>,
-    /// The e-graph's (e-nodes, classes) when the current iteration searched.
-    searched_at: (usize, usize),
-    log: Rc<RefCell<RoundLog>>,
-}
-
-impl ColorRounds {
-    fn turn(&self, iteration: usize) -> usize {
-        iteration % self.colors.len()
-    }
-}
-
-impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for ColorRounds {
-    fn can_stop(&mut self, iteration: usize) -> bool {
-        // Called only when the iteration applied nothing: the e-graph is as it
-        // was searched.
-        let turn = self.turn(iteration);
-        let round = iteration / self.colors.len();
-        let unbanned = match self.scheduler {
-            Scheduler::Backoff => {
-                egg::RewriteScheduler::<crate::lang::Math, ColoredAnalysis>::can_stop(&mut self.backoff[turn], round)
-            }
-            Scheduler::Simple => true,
-        };
-        if unbanned {
-            self.saturated_at[turn] = Some(self.searched_at);
+impl Stopped {
+    fn name(&self) -> String {
+        match self {
+            Stopped::Nodes => "node_limit",
+            Stopped::Time => "time_limit",
         }
-        self.log.borrow_mut().saturated[iteration] = unbanned;
-        self.saturated_at.iter().all(|&at| at == Some(self.searched_at))
+        .into()
     }
+}
 
-    fn search_rewrites<'a>(
-        &mut self,
-        iteration: usize,
-        egraph: &EGraph,
-        rewrites: &[&'a crate::rules::ColoredRewrite],
-        limits: &egg::RunnerLimits,
-    ) -> egg::RunnerResult<Vec<Vec<egg::SearchMatches<'a, crate::lang::Math>>>> {
-        let turn = self.turn(iteration);
-        let round = iteration / self.colors.len();
-        self.searched_at = (egraph.total_size(), egraph.number_of_classes());
-        self.log.borrow_mut().saturated.push(false);
-        let color = self.colors[turn];
-        let unchanged = self.saturated_at[turn] == Some(self.searched_at);
-        rewrites
-            .iter()
-            .map(|rw| {
-                if unchanged || self.color_of.get(&rw.name) != Some(&color) {
-                    return Ok(Vec::new());
-                }
-                let matches = match self.scheduler {
-                    Scheduler::Backoff => self.backoff[turn].search_rewrite(round, egraph, rw),
-                    Scheduler::Simple => rw.search_with_limit(egraph, self.node_limit),
-                };
-                limits.check_limits(iteration, egraph)?;
-                Ok(matches)
-            })
-            .collect()
+/// One colour's turn: search its rules on `egraph`, apply the matches, rebuild.
+/// What each rule applied is added to `applied`; a limit reached after a rule
+/// ends the turn there (the e-graph is still rebuilt), as egg's runner does.
+fn take_turn(
+    egraph: &mut EGraph,
+    rewrites: &[&crate::rules::ColoredRewrite],
+    scheduler: &mut Option<egg::BackoffScheduler>,
+    round: usize,
+    limits: Limits,
+    deadline: Instant,
+    applied: &mut BTreeMap<String, usize>,
+) -> Option<Stopped> {
+    use egg::RewriteScheduler;
+    // The clock is read after every `CLOCK_EVERY`th rule and after the last
+    // (reading it after each rule was a tenth of a small saturation); the node
+    // count after every rule, as egg's runner does.
+    const CLOCK_EVERY: usize = 8;
+    let last = rewrites.len().saturating_sub(1);
+    let over = |egraph: &EGraph, i: usize| {
+        if egraph.total_size() > limits.nodes {
+            Some(Stopped::Nodes)
+        } else if (i % CLOCK_EVERY == CLOCK_EVERY - 1 || i == last) && Instant::now() > deadline {
+            Some(Stopped::Time)
+        } else {
+            None
+        }
+    };
+    let mut stopped = None;
+    let mut matches = Vec::with_capacity(rewrites.len());
+    for (i, rw) in rewrites.iter().enumerate() {
+        matches.push(match scheduler {
+            Some(backoff) => backoff.search_rewrite(round, egraph, rw),
+            None => rw.search_with_limit(egraph, limits.nodes),
+        });
+        stopped = over(egraph, i);
+        if stopped.is_some() {
+            break;
+        }
     }
+    if stopped.is_none() {
+        for (i, (rw, ms)) in rewrites.iter().zip(matches).enumerate() {
+            let n = match scheduler {
+                Some(backoff) => backoff.apply_rewrite(round, egraph, rw, ms),
+                None => rw.apply(egraph, &ms).len(),
+            };
+            if n > 0 {
+                *applied.entry(rw.name.to_string()).or_insert(0) += n;
+            }
+            stopped = over(egraph, i);
+            if stopped.is_some() {
+                break;
+            }
+        }
+    }
+    egraph.rebuild();
+    stopped
 }
 
 /// Runs rounds of RED, BLUE and GREEN, one iteration of each colour per round
@@ -384,11 +376,16 @@ impl egg::RewriteScheduler<crate::lang::Math, ColoredAnalysis> for ColorRounds {
 /// applies, the fixpoint one saturation with all the rules together reaches.
 /// Each colour has `limits.iterations` iterations over all rounds; the node and
 /// time limits stop everything. With the backoff scheduler each colour keeps its
-/// bans from round to round. All rounds run in one egg runner (a colour's turn
-/// is an iteration that searches only its rules), and a colour already saturated
-/// on an unchanged e-graph is not searched again.
+/// bans from round to round. A colour's turn searches only its own rules, and a
+/// colour already saturated on an unchanged e-graph (same e-nodes, same
+/// classes) is not searched again.
+///
+/// This is egg's runner loop written out for turns: egg's `Runner` takes one
+/// rule list for every iteration, so each turn checked the limits for every
+/// colour's rules and kept per-iteration records nobody reads (a tenth of a
+/// small saturation's time went to reading the clock).
 pub fn color_fixpoint(
-    egraph: EGraph,
+    mut egraph: EGraph,
     rules: &RuleBook,
     scheduler: Scheduler,
     limits: Limits,
@@ -406,66 +403,83 @@ pub fn color_fixpoint(
         };
         return (egraph, fixpoint);
     }
-    let rewrites: Vec<&crate::rules::ColoredRewrite> = colors.iter().flat_map(|&c| rules.rewrites(c)).collect();
-    let color_of = colors
+    let rewrites: Vec<Vec<&crate::rules::ColoredRewrite>> = colors.iter().map(|&c| rules.rewrites(c)).collect();
+    let mut schedulers: Vec<Option<egg::BackoffScheduler>> = colors
         .iter()
-        .flat_map(|&c| rules.rewrites(c).into_iter().map(move |rw| (rw.name, c)))
+        .map(|_| (scheduler == Scheduler::Backoff).then(egg::BackoffScheduler::default))
         .collect();
-    let log = Rc::new(RefCell::new(RoundLog::default()));
-    let rounds = ColorRounds {
-        colors: colors.clone(),
-        color_of,
-        scheduler,
-        node_limit: limits.nodes,
-        backoff: colors.iter().map(|_| egg::BackoffScheduler::default()).collect(),
-        saturated_at: vec![None; colors.len()],
-        searched_at: (0, 0),
-        log: log.clone(),
-    };
-    let started = Instant::now();
-    let runner = Runner::<_, _, ()>::new(ColoredAnalysis::default())
-        .with_egraph(egraph)
-        .with_iter_limit(limits.iterations.saturating_mul(colors.len()))
-        .with_node_limit(limits.nodes)
-        .with_time_limit(deadline.saturating_duration_since(started))
-        .with_scheduler(rounds)
-        .run(rewrites);
-    let saturated = std::mem::take(&mut log.borrow_mut().saturated);
-    let last = runner.iterations.len().saturating_sub(1);
-    let phases: Vec<PhaseReport> = runner
-        .iterations
-        .iter()
-        .enumerate()
-        .map(|(i, iteration)| {
-            // The e-graph after this iteration: as the next one found it.
-            let (nodes, classes) = match runner.iterations.get(i + 1) {
-                Some(next) => (next.egraph_nodes, next.egraph_classes),
-                None => (runner.egraph.total_size(), runner.egraph.number_of_classes()),
+    // Per colour: the e-graph's (e-nodes, classes) when the colour last saturated.
+    let mut saturated_at: Vec<Option<(usize, usize)>> = vec![None; colors.len()];
+    egraph.rebuild();
+    let iteration_limit = limits.iterations.saturating_mul(colors.len());
+    let mut phases = Vec::new();
+    let mut stop_reason = "iteration_limit".to_string();
+    for iteration in 0..iteration_limit {
+        let started = Instant::now();
+        if started > deadline {
+            stop_reason = Stopped::Time.name();
+            break;
+        }
+        let turn = iteration % colors.len();
+        let round = iteration / colors.len();
+        let searched_at = (egraph.total_size(), egraph.number_of_classes());
+        let mut applied = BTreeMap::new();
+        let stopped = if saturated_at[turn] == Some(searched_at) {
+            None
+        } else {
+            let scheduler = &mut schedulers[turn];
+            take_turn(
+                &mut egraph,
+                &rewrites[turn],
+                scheduler,
+                round,
+                limits,
+                deadline,
+                &mut applied,
+            )
+        };
+        let after = (egraph.total_size(), egraph.number_of_classes());
+        let mut phase_stop = "iteration_limit".to_string();
+        let mut all_saturated = false;
+        if let Some(stopped) = &stopped {
+            phase_stop = stopped.name();
+        } else if applied.is_empty() && after == searched_at {
+            let unbanned = match &mut schedulers[turn] {
+                Some(backoff) => egg::RewriteScheduler::<crate::lang::Math, ColoredAnalysis>::can_stop(backoff, round),
+                None => true,
             };
-            let stop_reason = match (&iteration.stop_reason, saturated.get(i)) {
-                (Some(r @ (StopReason::NodeLimit(_) | StopReason::TimeLimit(_))), _) => stop_reason_name(Some(r)),
-                (_, Some(true)) => "saturated".into(),
-                _ => "iteration_limit".into(),
-            };
-            PhaseReport {
-                phase: color_name(colors[i % colors.len()]),
-                round: i / colors.len() + 1,
-                stop_reason,
-                iterations: 1,
-                classes,
-                nodes,
-                time_ms: iteration.total_time * 1e3,
-                rules_applied: iteration.applied.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            if unbanned {
+                saturated_at[turn] = Some(searched_at);
+                phase_stop = "saturated".into();
             }
-        })
-        .collect();
-    let stop_reason = stop_reason_name(runner.stop_reason.as_ref());
+            all_saturated = saturated_at.iter().all(|&at| at == Some(searched_at));
+        }
+        phases.push(PhaseReport {
+            phase: color_name(colors[turn]),
+            round: round + 1,
+            stop_reason: phase_stop,
+            iterations: 1,
+            classes: after.1,
+            nodes: after.0,
+            time_ms: started.elapsed().as_secs_f64() * 1e3,
+            rules_applied: applied,
+        });
+        if let Some(stopped) = stopped {
+            stop_reason = stopped.name();
+            break;
+        }
+        if all_saturated {
+            stop_reason = "saturated".into();
+            break;
+        }
+    }
+    let rounds = phases.len().saturating_sub(1) / colors.len() + 1;
     let fixpoint = Fixpoint {
         phases,
-        rounds: last / colors.len() + 1,
+        rounds,
         stop_reason,
     };
-    (runner.egraph, fixpoint)
+    (egraph, fixpoint)
 }
 
 fn color_name(color: Color) -> &'static str {

@@ -182,6 +182,31 @@ fn a_blow_up_stops_at_its_limit_and_says_so() {
     assert_eq!(report.phases.last().unwrap().phase, "extract");
 }
 
+#[test]
+fn a_blow_up_without_a_node_limit_stops_at_its_time_limit_and_says_so() {
+    let sum = (1..=16).fold("y".to_string(), |a, i| format!("(+ z{i} {a})"));
+    let started = Instant::now();
+    let report = Saturation {
+        expr: parse_expr(&sum).unwrap(),
+        rules: RuleBook::new(true, &[]).unwrap(),
+        fold_constants: true,
+        scheduler: Scheduler::Simple,
+        limits: Limits {
+            nodes: usize::MAX,
+            iterations: 1_000,
+            time: Duration::from_millis(200),
+        },
+        start: None,
+    }
+    .run();
+    assert_eq!(report.stop_reason, "time_limit");
+    let last_turn = &report.phases[report.phases.len() - 2];
+    assert_eq!(last_turn.stop_reason, "time_limit");
+    // The clock is read every few rules, not only between turns: the run ends
+    // well before a 16-term sum under AC would saturate (never, in memory).
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
 /// Rewrites `expr` in one e-graph as the network does, one colour's step at a
 /// time in the order `turns` (repeated), until every colour has had a step that
 /// changed nothing; returns the canonical form.

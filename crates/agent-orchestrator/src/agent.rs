@@ -503,14 +503,14 @@ impl Agent {
     /// Notes news (already merged into the replica) for the e-graph and the
     /// submissions it is about: new roots and the submissions named by
     /// `about`. It goes into the e-graph at the next [`Agent::absorb_news`].
-    fn take_news(&mut self, news: &ReplicaState, about: Option<&[TermKey]>) {
+    fn take_news(&mut self, news: ReplicaState, about: Option<&[TermKey]>) {
         if news.refutation_count() > 0 {
             // egg never splits a class: an own e-graph that may have unioned a
             // refuted equality is dropped, and rebuilt from the focus.
-            self.own.graphs.retain(|_, own| !own.unions_any_of(news));
+            self.own.graphs.retain(|_, own| !own.unions_any_of(&news));
         }
         let pending = self.unabsorbed.get_or_insert_with(Unabsorbed::default);
-        pending.facts.merge(news);
+        pending.facts.push(news);
         if let Some(about) = about {
             pending.about.extend(about);
         }
@@ -605,15 +605,18 @@ impl Agent {
         let Some(news) = self.unabsorbed.take() else {
             return;
         };
+        let refuted = news.facts.iter().any(|facts| facts.refutation_count() > 0);
         if let Some(graph) = self.graph.as_mut() {
-            graph.absorb_deferred(&self.replica, &news.facts);
-            if news.facts.refutation_count() > 0 {
+            for facts in &news.facts {
+                graph.absorb_deferred(&self.replica, facts);
+            }
+            if refuted {
                 // The e-graph was built again: its class ids are new.
                 self.views.clear();
             }
             self.views.forget_reads_of(graph.take_changed());
         }
-        let mut roots: BTreeSet<TermKey> = news.facts.roots().collect();
+        let mut roots: BTreeSet<TermKey> = news.facts.iter().flat_map(|facts| facts.roots()).collect();
         roots.extend(news.about);
         for root in roots {
             self.enqueue(root);
@@ -851,7 +854,7 @@ impl Agent {
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
-        self.take_news(&delta, Some(&[root]));
+        self.take_news(delta.clone(), Some(&[root]));
         let out = self.flood(&delta, &[root], None);
         (root, out)
     }
@@ -959,27 +962,27 @@ impl Agent {
     fn absorb(&mut self, delta: &ReplicaState, about: Option<&[TermKey]>) -> Vec<Envelope> {
         let mut news = ReplicaState::new();
         let stats = self.replica.merge_noting(delta, Some(&mut news));
+        if news.is_empty() {
+            return Vec::new();
+        }
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&news);
         }
-        if !news.is_empty() {
-            self.take_news(&news, about);
+        let verify = self.color == Color::Green && stats.new_equalities > 0;
+        if verify {
+            // Queues the new equalities its share checks.
+            let share = self.share;
+            self.unchecked
+                .extend(news.equalities().map(|e| e.key()).filter(|&k| share.checks(k)));
         }
-        if self.color == Color::Green && stats.new_equalities > 0 {
-            return self.verify(&news);
+        self.take_news(news, about);
+        if verify {
+            // The oldest queued ones, [`WorkLimits::verify_per_message`] at a
+            // time (the rest wait for the next message or sync tick: every
+            // equality of its share is checked, none is dropped).
+            return self.check_unchecked();
         }
         Vec::new()
-    }
-
-    /// Queues the new equalities its share checks and checks the oldest queued
-    /// ones, [`WorkLimits::verify_per_message`] at a time (the rest wait for the
-    /// next message or sync tick: every equality of its share is checked, none
-    /// is dropped).
-    fn verify(&mut self, news: &ReplicaState) -> Vec<Envelope> {
-        let share = self.share;
-        self.unchecked
-            .extend(news.equalities().map(|e| e.key()).filter(|&k| share.checks(k)));
-        self.check_unchecked()
     }
 
     /// Equalities this GREEN agent holds and has not checked yet.
@@ -1041,7 +1044,7 @@ impl Agent {
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
-        self.take_news(&delta, None);
+        self.take_news(delta.clone(), None);
         self.flood(&delta, &[], None)
     }
 
@@ -1149,7 +1152,7 @@ impl Agent {
             journal.merge(&delta);
         }
         let about = [done.root];
-        self.take_news(&delta, Some(&[]));
+        self.take_news(delta.clone(), Some(&[]));
         self.flood(&delta, &about, None)
     }
 
@@ -1266,8 +1269,9 @@ impl Forwarded {
 /// News merged into an agent's replica, waiting to go into its e-graph.
 #[derive(Debug, Default)]
 struct Unabsorbed {
-    /// The facts.
-    facts: ReplicaState,
+    /// The facts, as they came (each new to the replica then: not merged
+    /// together, which would copy them once more).
+    facts: Vec<ReplicaState>,
     /// Submissions the news named.
     about: BTreeSet<TermKey>,
 }

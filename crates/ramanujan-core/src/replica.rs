@@ -465,6 +465,19 @@ impl ReplicaState {
     /// Answers how many facts were new. Deltas may arrive in any order: a fact that
     /// names a term not yet held is kept and waits (see [`ReplicaState::pending`]).
     pub fn merge(&mut self, other: &ReplicaState) -> MergeStats {
+        if self.is_empty() {
+            // Every fact is new: a copy, without hashing and indexing them one
+            // by one (a journal starts empty after each save).
+            let mut clock = std::mem::replace(self, other.clone()).clock;
+            clock.merge(&other.clock);
+            self.clock = clock;
+            return MergeStats {
+                new_terms: other.terms.len(),
+                new_equalities: other.equalities.len(),
+                new_roots: other.roots.len(),
+                new_refutations: other.refuted.len(),
+            };
+        }
         self.merge_noting(other, None)
     }
 

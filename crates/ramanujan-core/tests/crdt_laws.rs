@@ -169,6 +169,20 @@ proptest! {
         prop_assert_eq!(merged(&[&merged(&[a, b]), c]), merged(&[a, &merged(&[b, c])]));
         prop_assert_eq!(merged(&[a, a]), a.clone());
 
+        // Into an empty state a merge is a copy: the same state, digest and
+        // deltas as merging fact by fact.
+        for x in [a, b, c] {
+            let mut noted = ReplicaState::new();
+            noted.merge_noting(x, None);
+            let mut copied = ReplicaState::new();
+            copied.merge(x);
+            prop_assert_eq!(&copied, &noted);
+            prop_assert_eq!(copied.digest(), noted.digest());
+            for y in [a, b, c] {
+                prop_assert_eq!(copied.delta_since(y.clock()), noted.delta_since(y.clock()));
+            }
+        }
+
         // Every order of merging the three replicas gives the same digest and canonical forms.
         let orders = [[a, b, c], [a, c, b], [b, a, c], [b, c, a], [c, a, b], [c, b, a]];
         let first = merged(&orders[0]);

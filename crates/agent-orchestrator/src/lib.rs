@@ -11,6 +11,7 @@
 //! - [`network`]: what the `/agents` routes need from a running network.
 //! - [`routes`]: `/agents/...` and `/agent/{id}/...`.
 //! - [`store`]: durable storage of a replica, as a trait.
+//! - [`release`]: save before send, for the drivers that keep agents alive.
 //! - [`wire`]: subjects and payloads on the broker.
 //! - [`inbox`]: what an agent does with an inbox message, for every driver.
 //! - [`hosted`]: agents kept in a key-value store between requests (Spin).
@@ -24,6 +25,7 @@ pub mod hosted;
 pub mod inbox;
 pub mod network;
 pub mod protocol;
+pub mod release;
 pub mod routes;
 pub mod signature;
 pub mod store;

@@ -29,12 +29,6 @@ impl SplitMix64 {
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
-
-    /// An independent child stream (the parent advances by two outputs).
-    pub fn split(&mut self) -> SplitMix64 {
-        let seed = self.next_u64() ^ self.next_u64().rotate_left(32);
-        SplitMix64::new(seed)
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! The e-class analysis: constant folding, colours, and the derivation log.
+//! The e-class analysis: constant folding, sizes, names, and the derivation log.
 
-use crate::color::{Color, ColorSet};
+use crate::color::Color;
 use crate::congruence::ClassGraph;
 use crate::constant::Constant;
 use crate::lang::Math;
@@ -17,8 +17,6 @@ pub struct ClassData {
     /// The tree size of the class's smallest term: its extraction cost (see
     /// [`crate::extract`]), kept as e-nodes come and classes merge.
     pub size: u64,
-    /// Which colours' rules derived members of this class.
-    pub colors: ColorSet,
     /// The least replicated term that stands in this class, its name across
     /// replicas (set by [`crate::materialize::Materialized`]; none in graphs
     /// built otherwise).
@@ -103,7 +101,6 @@ pub fn make_class_data(graph: &impl ClassGraph, node: &Math) -> ClassData {
     ClassData {
         constant,
         size: graph.node_size(node),
-        colors: ColorSet::default(),
         name: None,
     }
 }
@@ -131,9 +128,6 @@ impl Analysis<Math> for ColoredAnalysis {
     }
 
     fn merge(&mut self, a: &mut ClassData, b: ClassData) -> DidMerge {
-        let colors = a.colors.union(b.colors);
-        let colors_changed = DidMerge(colors != a.colors, colors != b.colors);
-        a.colors = colors;
         let size_changed = DidMerge(b.size < a.size, a.size < b.size);
         a.size = a.size.min(b.size);
         // Which terms stand here says nothing the parents' analysis depends on.
@@ -152,7 +146,7 @@ impl Analysis<Math> for ColoredAnalysis {
                 DidMerge(false, false)
             }
         };
-        colors_changed | constant_changed | size_changed
+        constant_changed | size_changed
     }
 
     /// A class with a known value gets that constant as a node and keeps only its

@@ -56,10 +56,6 @@ impl Color {
             Color::Green => 0,
         }
     }
-
-    fn bit(self) -> u8 {
-        1 << self.priority()
-    }
 }
 
 impl fmt::Display for Color {
@@ -85,49 +81,6 @@ pub fn merge_colors(a: Color, b: Color) -> Color {
     if a.priority() >= b.priority() { a } else { b }
 }
 
-/// A set of colours, as recorded on an e-class.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ColorSet(u8);
-
-impl ColorSet {
-    /// The set holding just `color`.
-    pub fn of(color: Color) -> Self {
-        ColorSet(color.bit())
-    }
-    /// Adds a colour; answers whether it was new.
-    pub fn insert(&mut self, color: Color) -> bool {
-        let new = !self.contains(color);
-        self.0 |= color.bit();
-        new
-    }
-    /// Whether `color` is in the set.
-    pub fn contains(self, color: Color) -> bool {
-        self.0 & color.bit() != 0
-    }
-    /// The union of two sets.
-    pub fn union(self, other: Self) -> Self {
-        ColorSet(self.0 | other.0)
-    }
-    /// Whether the set is empty.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-    /// The colours in priority order.
-    pub fn iter(self) -> impl Iterator<Item = Color> {
-        Color::ALL.into_iter().filter(move |c| self.contains(*c))
-    }
-    /// The highest-priority colour, by [`merge_colors`].
-    pub fn dominant(self) -> Option<Color> {
-        self.iter().reduce(merge_colors)
-    }
-}
-
-impl Serialize for ColorSet {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,10 +90,5 @@ mod tests {
         assert_eq!(merge_colors(Color::Green, Color::Red), Color::Red);
         assert_eq!(merge_colors(Color::Blue, Color::Green), Color::Blue);
         assert_eq!(merge_colors(Color::Blue, Color::Red), Color::Red);
-        let mut set = ColorSet::of(Color::Green);
-        assert!(set.insert(Color::Blue));
-        assert!(!set.insert(Color::Blue));
-        assert_eq!(set.dominant(), Some(Color::Blue));
-        assert_eq!(serde_json::to_string(&set).unwrap(), r#"["BLUE","GREEN"]"#);
     }
 }

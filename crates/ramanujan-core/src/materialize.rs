@@ -30,7 +30,7 @@ pub struct Materialization<G: ClassGraph> {
     /// Terms and equalities that name a term not held yet: they wait, and are
     /// retried when facts arrive.
     waiting_terms: BTreeSet<TermKey>,
-    waiting_equalities: Vec<(TermKey, TermKey, Color)>,
+    waiting_equalities: Vec<(TermKey, TermKey)>,
 }
 
 /// A state materialised as an egg e-graph: for rewriting, extraction and
@@ -95,7 +95,7 @@ impl<G: ClassGraph> Materialization<G> {
     pub fn absorb_facts(&mut self, state: &ReplicaState, facts: &Facts) -> bool {
         let before = self.shape();
         let terms: Vec<TermKey> = facts.terms.iter().map(Term::key).collect();
-        let sides = facts.equalities.iter().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
+        let sides = facts.equalities.iter().map(|eq| (eq.lhs, eq.rhs));
         self.absorb_parts(state, terms, sides, true);
         before != self.shape()
     }
@@ -115,7 +115,7 @@ impl<G: ClassGraph> Materialization<G> {
     /// [`Materialized::absorb_parts`] with a delta's terms and equalities.
     fn absorb_state(&mut self, state: &ReplicaState, delta: &ReplicaState, rebuild: bool) -> Vec<Id> {
         let terms: Vec<TermKey> = delta.terms().map(|(k, _)| k).collect();
-        let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs, eq.provenance.color));
+        let sides = delta.equalities().map(|eq| (eq.lhs, eq.rhs));
         self.absorb_parts(state, terms, sides, rebuild)
     }
 
@@ -145,7 +145,7 @@ impl<G: ClassGraph> Materialization<G> {
         &mut self,
         state: &ReplicaState,
         terms: Vec<TermKey>,
-        new_sides: impl Iterator<Item = (TermKey, TermKey, Color)>,
+        new_sides: impl Iterator<Item = (TermKey, TermKey)>,
         rebuild: bool,
     ) -> Vec<Id> {
         let mut touched: Vec<Id> = Vec::new();
@@ -164,7 +164,7 @@ impl<G: ClassGraph> Materialization<G> {
             }
         }
         let newly_held = self.ids.len() > before;
-        let mut sides: Vec<(TermKey, TermKey, Color)> = if newly_held {
+        let mut sides: Vec<(TermKey, TermKey)> = if newly_held {
             std::mem::take(&mut self.waiting_equalities)
         } else {
             Vec::new()
@@ -172,17 +172,16 @@ impl<G: ClassGraph> Materialization<G> {
         sides.extend(new_sides);
         // Hashing a side pair to look it up costs, so only where there is anything to find.
         let any_refuted = state.refutation_count() > 0;
-        for (lhs, rhs, color) in sides {
+        for (lhs, rhs) in sides {
             if any_refuted && state.is_refuted(equality_key(lhs, rhs)) {
                 continue;
             }
             match (self.ids.get(&lhs), self.ids.get(&rhs)) {
                 (Some(&a), Some(&b)) => {
                     self.egraph.union(a, b);
-                    self.egraph.data_mut(a).colors.insert(color);
                     touched.push(a);
                 }
-                _ => self.waiting_equalities.push((lhs, rhs, color)),
+                _ => self.waiting_equalities.push((lhs, rhs)),
             }
         }
         if rebuild {
@@ -413,9 +412,6 @@ impl<G: ClassGraph> Materialization<G> {
                 }
             }
             let data = graph.data(*class);
-            for color in data.colors.iter() {
-                sub.egraph[id].data.colors.insert(color);
-            }
             if let Some(name) = data.name {
                 sub.ids.insert(name, id);
             }

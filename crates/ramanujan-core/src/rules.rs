@@ -181,7 +181,6 @@ impl Applier<Math, ColoredAnalysis> for ColoredApplier {
                 rule: rule_name,
                 color: self.color,
             });
-            egraph[id].data.colors.insert(self.color);
         }
         added
     }

@@ -19,4 +19,4 @@ pub mod transport;
 
 pub use redb_store::RedbStore;
 pub use runtime::{InProcessNetwork, NetworkConfig, TopologyKind, agent_id};
-pub use transport::{InProcessTransport, Mail, Transport};
+pub use transport::{InProcessTransport, Mail};

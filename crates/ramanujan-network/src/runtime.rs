@@ -1,12 +1,13 @@
 //! Agent threads, timers and lifecycle for a network in one process.
 
 use crate::redb_store::RedbStore;
-use crate::transport::{InProcessTransport, Mail, Transport};
+use crate::transport::{InProcessTransport, Mail};
 use agent_orchestrator::agent::{Agent, LogEntry, Share, WorkLimits};
 use agent_orchestrator::network::{
     AgentState, AgentSummary, BoxFuture, Lifecycle, Network, NetworkError, NetworkStatus, Submission, SubmissionStatus,
 };
 use agent_orchestrator::protocol::Envelope;
+use agent_orchestrator::release::Release;
 use agent_orchestrator::store::{MemoryStore, ReplicaStore};
 use agent_orchestrator::topology::Topology;
 use agent_orchestrator::topology::first_sync_delay;
@@ -73,6 +74,8 @@ struct Slot {
     started: Mutex<Instant>,
     last_beat_ms: AtomicU64,
     restarts: AtomicU64,
+    /// Messages waiting for a save that succeeds (see [`Slot::release`]).
+    release: Mutex<Release>,
 }
 
 #[derive(Clone)]
@@ -125,18 +128,33 @@ pub fn first_sequence_number() -> u64 {
 }
 
 impl Slot {
-    /// Writes what the agent holds beyond its last save.
-    fn save(&self) {
+    /// Writes what the agent holds beyond its last save; answers whether it
+    /// is durable.
+    fn save(&self) -> bool {
         let mut agent = lock(&self.agent);
-        if let Err(e) = agent.save_to(lock(&self.store).as_mut()) {
-            tracing::error!(agent = %agent.id(), error = %e, "saving the replica failed; will retry");
+        match agent.save_to(lock(&self.store).as_mut()) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(agent = %agent.id(), error = %e, "saving the replica failed; will retry");
+                false
+            }
         }
+    }
+
+    /// Saves what the agent learned, then answers what it said (and what
+    /// waited for an earlier save), in order; `None` while the store fails
+    /// (see [`Release`]). Lock order: release, agent, store.
+    fn release(&self, out: Vec<Envelope>) -> Option<Vec<Envelope>> {
+        lock(&self.release).after_save(out, || self.save())
     }
 
     /// Replaces the agent by a fresh one restored from its store: what a crash
     /// and a restart do.
     fn restart(&self) -> Result<(), String> {
-        // Lock order everywhere: agent, then store.
+        // Lock order everywhere: release, agent, then store. What waited for
+        // a save is lost with the life that said it, as in a crash.
+        let mut release = lock(&self.release);
+        *release = Release::default();
         let mut agent = lock(&self.agent);
         let mut store = lock(&self.store);
         *agent = self.blueprint.build(store.as_mut())?;
@@ -201,6 +219,7 @@ impl InProcessNetwork {
                 started: Mutex::new(Instant::now()),
                 last_beat_ms: AtomicU64::new(0),
                 restarts: AtomicU64::new(0),
+                release: Mutex::new(Release::default()),
             };
             slots.insert(id.clone(), Arc::new(slot));
         }
@@ -332,11 +351,30 @@ impl InProcessNetwork {
         Lifecycle::from_heartbeat_age(age, self.config.health_timeout)
     }
 
-    /// Submits an expression through the next entry agent (round robin).
+    /// Submits an expression through the next entry agent (round robin),
+    /// acknowledged once the entry agent has saved it.
     pub fn submit_expr(&self, expr: &Expr) -> Result<Submission, NetworkError> {
+        let (entry, slot, root, out) = self.enter(expr)?;
+        let released = slot.release(out);
+        self.acknowledge(entry, root, expr, released)
+    }
+
+    /// What [`InProcessNetwork::submit_expr`] does, with the entry agent's
+    /// save (a storage commit with fsync) on a blocking thread, off the async
+    /// workers that serve requests.
+    async fn submit_off_the_executor(&self, expr: &Expr) -> Result<Submission, NetworkError> {
+        let (entry, slot, root, out) = self.enter(expr)?;
+        let released = tokio::task::spawn_blocking(move || slot.release(out))
+            .await
+            .map_err(|e| NetworkError::Unavailable(format!("saving the submission failed: {e}")))?;
+        self.acknowledge(entry, root, expr, released)
+    }
+
+    /// The next entry agent takes the submission: its index and slot, the
+    /// submission's root and what the agent says (not saved yet).
+    fn enter(&self, expr: &Expr) -> Result<(usize, Arc<Slot>, TermKey, Vec<Envelope>), NetworkError> {
         let entry = self.next_entry.fetch_add(1, Ordering::Relaxed) as usize % self.ids.len();
-        let id = &self.ids[entry];
-        let slot = &self.slots[id];
+        let slot = self.slots[&self.ids[entry]].clone();
         let (root, out) = {
             let mut agent = lock(&slot.agent);
             if let Some(full) = agent.refuses_submissions() {
@@ -344,8 +382,25 @@ impl InProcessNetwork {
             }
             agent.submit(expr)
         };
-        // Durable before it is acknowledged.
-        slot.save();
+        Ok((entry, slot, root, out))
+    }
+
+    /// Sends what the entry agent said about a submission once it is durable
+    /// (`released`), wakes it, and records the submission; a store that
+    /// failed is a 503, and the submission is not acknowledged.
+    fn acknowledge(
+        &self,
+        entry: usize,
+        root: TermKey,
+        expr: &Expr,
+        released: Option<Vec<Envelope>>,
+    ) -> Result<Submission, NetworkError> {
+        let id = &self.ids[entry];
+        let Some(out) = released else {
+            return Err(NetworkError::Unavailable(format!(
+                "{id} could not save the submission; it is not acknowledged (try again)"
+            )));
+        };
         for envelope in out {
             self.transport.send(envelope);
         }
@@ -466,8 +521,9 @@ fn run_agent(
                         }
                     }
                     drop(agent);
-                    slot.save();
-                    send_all(out);
+                    if let Some(out) = slot.release(out) {
+                        send_all(out);
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return false,
@@ -475,18 +531,20 @@ fn run_agent(
             if Instant::now() >= next_sync {
                 // After a late tick, the next comes an interval later (no burst).
                 next_sync = Instant::now() + interval;
+                // A GREEN agent's tick may record refutations: saved first.
                 let out = lock(&slot.agent).sync_tick();
-                send_all(out);
+                if let Some(out) = slot.release(out) {
+                    send_all(out);
+                }
             }
             // Rewrite without holding the agent: readers and mail are not kept waiting.
             let job = lock(&slot.agent).start_work();
             if let Some(job) = job {
                 let done = job.run();
                 let out = lock(&slot.agent).finish_work(done);
-                if !out.is_empty() {
-                    slot.save();
+                if let Some(out) = slot.release(out) {
+                    send_all(out);
                 }
-                send_all(out);
             }
             true
         }));
@@ -585,7 +643,7 @@ impl Network for InProcessNetwork {
     }
 
     fn submit(&self, expr: Expr) -> BoxFuture<'_, Result<Submission, NetworkError>> {
-        ready(self.submit_expr(&expr))
+        Box::pin(async move { self.submit_off_the_executor(&expr).await })
     }
 
     fn submission(&self, id: String) -> BoxFuture<'_, Result<SubmissionStatus, NetworkError>> {

@@ -7,15 +7,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-/// Moves envelopes to the agent they are addressed to. Delivery may fail or
-/// drop; anti-entropy repairs what is lost.
-pub trait Transport: Send + Sync + 'static {
-    /// Sends one envelope; `false` when it was dropped.
-    fn send(&self, envelope: Envelope) -> bool;
-    /// Envelopes dropped so far (full mailbox, injected loss, unknown recipient).
-    fn dropped(&self) -> u64;
-}
-
 /// What an in-process agent's mailbox carries.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // mail is an envelope; a box would allocate for each
@@ -27,7 +18,9 @@ pub enum Mail {
     Wake,
 }
 
-/// Bounded in-process mailboxes, one per agent.
+/// Bounded in-process mailboxes, one per agent: moves envelopes to the agent
+/// they are addressed to. Delivery may fail or drop; anti-entropy repairs
+/// what is lost.
 pub struct InProcessTransport {
     mailboxes: HashMap<String, SyncSender<Mail>>,
     /// Drop each message with this probability (deterministic stream): fault tests.
@@ -53,10 +46,9 @@ impl InProcessTransport {
             let _ = mailbox.try_send(Mail::Wake);
         }
     }
-}
 
-impl Transport for InProcessTransport {
-    fn send(&self, envelope: Envelope) -> bool {
+    /// Sends one envelope; `false` when it was dropped.
+    pub fn send(&self, envelope: Envelope) -> bool {
         if let Some((p, stream)) = &self.loss {
             let draw = stream.lock().unwrap_or_else(|e| e.into_inner()).next_f64();
             if draw < *p {
@@ -77,7 +69,8 @@ impl Transport for InProcessTransport {
         delivered
     }
 
-    fn dropped(&self) -> u64 {
+    /// Envelopes dropped so far (full mailbox, injected loss, unknown recipient).
+    pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }

@@ -24,11 +24,6 @@ impl BlockingPool {
             queue: queue.max(1),
         }
     }
-
-    /// Jobs running or waiting now.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
 }
 
 impl Offload for BlockingPool {

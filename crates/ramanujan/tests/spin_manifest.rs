@@ -208,7 +208,7 @@ fn spin_toml_is_a_valid_version_2_manifest() {
     let text = std::fs::read_to_string(root().join("spin.toml")).unwrap();
     let m = manifest(&text).unwrap_or_else(|e| panic!("spin.toml: {e}"));
     assert_eq!(check(&m), Vec::<String>::new());
-    // Every route DEVELOPERS.md gives a component that is built is served.
+    // Every route of a component that is built (the README's table) is served.
     for prefix in [
         "/egraph/",
         "/stream/red",

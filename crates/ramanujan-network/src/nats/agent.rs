@@ -11,6 +11,7 @@ use crate::runtime::{TopologyKind, agent_id, first_sequence_number};
 use agent_orchestrator::agent::{Agent, WorkDone, WorkLimits};
 use agent_orchestrator::inbox::Handled;
 use agent_orchestrator::protocol::Envelope;
+use agent_orchestrator::release::Release;
 use agent_orchestrator::store::ReplicaStore;
 use agent_orchestrator::topology::first_sync_delay;
 use async_nats::jetstream::{self, consumer::pull};
@@ -55,12 +56,8 @@ struct Process {
     incarnation: u64,
     started: Instant,
     /// Messages waiting for a save that failed to succeed (see [`Process::release`]).
-    held_back: Vec<Envelope>,
+    release: Release,
 }
-
-/// At most this many messages wait for a failing store; older ones are
-/// dropped (anti-entropy repairs what neighbours miss).
-const MAX_HELD_BACK: usize = 10_000;
 
 /// Runs one agent until `shutdown` resolves.
 pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), String> {
@@ -94,7 +91,7 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
         js,
         incarnation,
         started: Instant::now(),
-        held_back: Vec::new(),
+        release: Release::default(),
     };
     process.run(shutdown).await
 }
@@ -191,13 +188,10 @@ impl Process {
     /// failed, sends nothing now (the journal is kept and saved with the next
     /// save, and the messages go out then). Answers whether it saved.
     async fn release(&mut self, out: Vec<Envelope>) -> bool {
-        self.held_back.extend(out);
-        if !self.save() {
-            let excess = self.held_back.len().saturating_sub(MAX_HELD_BACK);
-            self.held_back.drain(..excess);
+        let (agent, store) = (&mut self.agent, self.store.as_mut());
+        let Some(out) = self.release.after_save(out, || save(agent, store)) else {
             return false;
-        }
-        let out = std::mem::take(&mut self.held_back);
+        };
         self.publish(out).await;
         true
     }
@@ -229,19 +223,6 @@ impl Process {
         for message in batch {
             if let Err(e) = message.ack().await {
                 tracing::debug!(agent = %self.agent.id(), error = %e, "ack failed; the message will come again");
-            }
-        }
-    }
-
-    /// Saves what the agent learned; `false` if the store failed.
-    fn save(&mut self) -> bool {
-        let Some(store) = self.store.as_mut() else { return true };
-        // Encoding and fsync: let the runtime's other tasks go on meanwhile.
-        match blocking(|| self.agent.save_to(store)) {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(agent = %self.agent.id(), error = %e, "saving the replica failed");
-                false
             }
         }
     }
@@ -324,4 +305,18 @@ async fn send_envelopes(js: &jetstream::Context, out: Vec<Envelope>) -> impl Fut
 /// What a query answered, or its error.
 pub(crate) fn answer_error(value: &Value) -> Option<String> {
     value.get("error").and_then(Value::as_str).map(str::to_string)
+}
+
+/// Writes what `agent` learned since its last save to `store` (none with
+/// `--in-memory`); answers whether it is durable.
+fn save(agent: &mut Agent, store: Option<&mut RedbStore>) -> bool {
+    let Some(store) = store else { return true };
+    // Encoding and fsync: let the runtime's other tasks go on meanwhile.
+    match blocking(|| agent.save_to(store)) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(agent = %agent.id(), error = %e, "saving the replica failed");
+            false
+        }
+    }
 }

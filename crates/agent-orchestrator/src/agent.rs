@@ -13,6 +13,7 @@ use ramanujan_core::materialize::{FormView, Materialized, ReplicaGraph, export, 
 use ramanujan_core::replica::{Facts, Refutation, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, run_step};
+use ramanujan_core::stop::Stop;
 use ramanujan_core::term::TermKey;
 use ramanujan_core::verify::{Verdict, check_semantically};
 use serde::{Deserialize, Serialize};
@@ -111,7 +112,7 @@ pub enum Rewriting {
     /// `node_budget`, or `max_terms` when the replica is full.
     Stopped {
         /// The limit.
-        reason: String,
+        reason: Stop,
     },
 }
 
@@ -154,7 +155,7 @@ impl Share {
 struct Goal {
     iterations: usize,
     nodes: usize,
-    stop: Option<String>,
+    stop: Option<Stop>,
     /// Its own e-graph, once lost, is rebuilt from its focus: events about it
     /// may have gone into an own e-graph that is gone (a restart, a snapshot,
     /// an event that came before its terms).
@@ -171,10 +172,7 @@ impl Goal {
 
     /// A spent budget (or a full replica) ends rewriting for good.
     fn spent(&self) -> bool {
-        matches!(
-            self.stop.as_deref(),
-            Some("iteration_budget" | "node_budget" | "max_terms")
-        )
+        self.stop.is_some_and(Stop::ends_for_good)
     }
 }
 
@@ -728,17 +726,16 @@ impl Agent {
         if self.working == Some(root) || self.queued.contains(&root) {
             return Rewriting::Pending;
         }
-        let Some(goal) = self.goals.get(&root).filter(|g| g.stop.is_some()) else {
+        let Some(stop) = self.goals.get(&root).and_then(|g| g.stop) else {
             // Not seen yet as a submission, or never stepped: not finished.
             if self.replica.is_root(root) {
                 self.enqueue(root);
             }
             return Rewriting::Pending;
         };
-        let stop = goal.stop.clone().unwrap_or_default();
-        match stop.as_str() {
-            "saturated" => Rewriting::Saturated,
-            _ => Rewriting::Stopped { reason: stop },
+        match stop {
+            Stop::Saturated => Rewriting::Saturated,
+            reason => Rewriting::Stopped { reason },
         }
     }
 
@@ -1075,17 +1072,17 @@ impl Agent {
             let goal = self.goals.entry(root).or_default();
             let stop = if terms >= limits.max_terms {
                 self.counters.rewrite_skipped_at_max_terms += 1;
-                Some("max_terms")
+                Some(Stop::MaxTerms)
             } else if goal.iterations >= limits.goal_iterations {
-                Some("iteration_budget")
+                Some(Stop::IterationBudget)
             } else if goal.nodes >= limits.goal_nodes {
-                Some("node_budget")
+                Some(Stop::NodeBudget)
             } else {
                 None
             };
             if let Some(stop) = stop {
-                tracing::debug!(agent = %self.id, root = %root, stop, "rewriting of a submission stopped");
-                goal.stop = Some(stop.to_string());
+                tracing::debug!(agent = %self.id, root = %root, %stop, "rewriting of a submission stopped");
+                goal.stop = Some(stop);
                 // It never steps again.
                 self.own.graphs.remove(&root);
                 continue;
@@ -1140,8 +1137,8 @@ impl Agent {
         let goal = self.goals.entry(done.root).or_default();
         goal.iterations += done.iterations;
         goal.nodes += done.facts.terms.len();
-        goal.stop = Some(done.stop_reason.clone());
-        if grew && done.stop_reason != "saturated" {
+        goal.stop = Some(done.stop_reason);
+        if grew && done.stop_reason != Stop::Saturated {
             // More may follow from what was just derived.
             self.enqueue(done.root);
         }
@@ -1336,7 +1333,7 @@ pub struct WorkDone {
     root: TermKey,
     facts: Facts,
     iterations: usize,
-    stop_reason: String,
+    stop_reason: Stop,
 }
 
 impl WorkJob {

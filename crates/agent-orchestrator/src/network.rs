@@ -7,6 +7,7 @@ use crate::topology::Spectrum;
 use ramanujan_core::clock::VectorClock;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::stop::Stop;
 use ramanujan_core::{Color, Polarity};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -199,7 +200,7 @@ pub struct ColorProgress {
     pub state: &'static str,
     /// The limits its agents stopped at, when `stopped`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stop_reasons: Vec<String>,
+    pub stop_reasons: Vec<Stop>,
 }
 
 /// Where a submission has got to: `GET /agents/submissions/{id}`.
@@ -262,9 +263,9 @@ impl SubmissionStatus {
             .filter(|c| held.iter().any(|h| h.color == *c))
             .map(|color| {
                 let of_color = || held.iter().filter(move |h| h.color == color);
-                let mut stop_reasons: Vec<String> = of_color()
+                let mut stop_reasons: Vec<Stop> = of_color()
                     .filter_map(|h| match &h.rewriting {
-                        Rewriting::Stopped { reason } => Some(reason.clone()),
+                        Rewriting::Stopped { reason } => Some(*reason),
                         _ => None,
                     })
                     .collect();
@@ -389,7 +390,7 @@ mod tests {
     fn settled_needs_the_same_region_and_no_pending_colour() {
         let answer = |form, color, rewriting, region| Ok::<_, ()>(held(Some(form), color, rewriting, region));
         let stopped = || Rewriting::Stopped {
-            reason: "node_limit".into(),
+            reason: Stop::NodeLimit,
         };
         let settled = SubmissionStatus::from_answers(
             submission(),
@@ -400,7 +401,7 @@ mod tests {
         );
         assert!(settled.converged && settled.settled);
         assert_eq!(settled.rewriting[1].state, "stopped");
-        assert_eq!(settled.rewriting[1].stop_reasons, ["node_limit"]);
+        assert_eq!(settled.rewriting[1].stop_reasons, [Stop::NodeLimit]);
         // Same form, but one colour still rewriting: replicated, not settled.
         let pending = SubmissionStatus::from_answers(
             submission(),

@@ -31,6 +31,7 @@ pub mod replica;
 pub mod rules;
 pub mod saturate;
 pub mod soundness;
+pub mod stop;
 pub mod stream;
 pub mod term;
 pub mod verify;

@@ -152,6 +152,7 @@ mod tests {
     use crate::parse::parse_expr;
     use crate::rules::{RuleBook, RuleSpec};
     use crate::saturate::run_step;
+    use crate::stop::Stop;
     use std::time::{Duration, Instant};
 
     fn graph(expr: &str) -> (EGraph, egg::Id) {
@@ -161,7 +162,7 @@ mod tests {
         (egraph, root)
     }
 
-    fn step(egraph: EGraph, root: egg::Id, color: Color, growth: usize) -> (EGraph, String) {
+    fn step(egraph: EGraph, root: egg::Id, color: Color, growth: usize) -> (EGraph, Stop) {
         let rules = RuleBook::new(true, &[]).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let (egraph, report) = run_step(egraph, root, &rules, color, growth, 1, deadline);
@@ -180,7 +181,7 @@ mod tests {
             assert_eq!(egraph.lookup_expr(&parse_expr(deep).unwrap()), None, "{deep}");
         }
         // Matches were left out: the step did not saturate.
-        assert_ne!(stop, "saturated");
+        assert_ne!(stop, Stop::Saturated);
     }
 
     /// A region a step rewrites is rebuilt from its classes' nodes, so it has
@@ -205,7 +206,7 @@ mod tests {
         let rules = RuleBook::new(false, &[distribute]).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let (_, report) = run_step(egraph, root, &rules, Color::Red, 10, 1, deadline);
-        assert_eq!(report.stop_reason, "saturated");
+        assert_eq!(report.stop_reason, Stop::Saturated);
     }
 
     /// Matches that would change nothing take no room, so a region whose every
@@ -214,8 +215,8 @@ mod tests {
     fn matches_that_change_nothing_do_not_hide_saturation() {
         let (egraph, root) = graph("(+ a b)");
         let (egraph, stop) = step(egraph, root, Color::Red, 10);
-        assert_eq!(stop, "iteration_limit");
+        assert_eq!(stop, Stop::IterationLimit);
         let (_, stop) = step(egraph, root, Color::Red, 1);
-        assert_eq!(stop, "saturated");
+        assert_eq!(stop, Stop::Saturated);
     }
 }

@@ -7,8 +7,9 @@ use crate::color::Color;
 use crate::extract::CanonicalExtractor;
 use crate::lang::Expr;
 use crate::rules::RuleBook;
+use crate::stop::Stop;
 use crate::verify::{ColorConflict, Verdict, check_semantically};
-use egg::{Id, Language, Runner, StopReason};
+use egg::{Id, Language, Runner};
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -74,7 +75,7 @@ pub struct PhaseReport {
     /// counts as the last round).
     pub round: usize,
     /// Why it stopped (`saturated`, `iteration_limit`, `node_limit`, `time_limit`, `done`).
-    pub stop_reason: String,
+    pub stop_reason: Stop,
     /// Iterations run.
     pub iterations: usize,
     /// E-classes afterwards.
@@ -118,24 +119,11 @@ pub struct SaturationReport {
     /// Why the rounds stopped: `saturated` (a whole round changed nothing: the
     /// colours' fixpoint), or the limit that stopped them (`iteration_limit`: a
     /// colour used all its iterations; `node_limit`; `time_limit`).
-    pub stop_reason: String,
+    pub stop_reason: Stop,
     /// One report per phase run, round by round, then extraction.
     pub phases: Vec<PhaseReport>,
     /// GREEN's verification.
     pub verification: Verification,
-}
-
-/// The snake-case name of a stop reason.
-pub fn stop_reason_name(reason: Option<&StopReason>) -> String {
-    match reason {
-        None => "not_stopped",
-        Some(StopReason::Saturated) => "saturated",
-        Some(StopReason::IterationLimit(_)) => "iteration_limit",
-        Some(StopReason::NodeLimit(_)) => "node_limit",
-        Some(StopReason::TimeLimit(_)) => "time_limit",
-        Some(StopReason::Other(s)) => s.as_str(),
-    }
-    .to_string()
 }
 
 /// How one phase's runner picks matches.
@@ -216,8 +204,8 @@ pub fn run_step(
     // applied and united nothing only gave known classes new names (a node
     // whose class the analysis pruned to a constant the region never held):
     // its region is saturated.
-    if report.stop_reason == "iteration_limit" && report.rules_applied.is_empty() && !truncated.get() {
-        report.stop_reason = "saturated".into();
+    if report.stop_reason == Stop::IterationLimit && report.rules_applied.is_empty() && !truncated.get() {
+        report.stop_reason = Stop::Saturated;
     }
     (egraph, report)
 }
@@ -248,7 +236,7 @@ fn run_phase_with(
     let report = PhaseReport {
         phase: color_name(color),
         round: 1,
-        stop_reason: stop_reason_name(runner.stop_reason.as_ref()),
+        stop_reason: Stop::of_egg(runner.stop_reason.as_ref()),
         iterations: runner.iterations.len(),
         classes: runner.egraph.number_of_classes(),
         nodes: runner.egraph.total_number_of_nodes(),
@@ -293,23 +281,7 @@ pub struct Fixpoint {
     /// Rounds started.
     pub rounds: usize,
     /// `saturated` when a whole round changed nothing; otherwise the limit.
-    pub stop_reason: String,
-}
-
-/// A colour's turn ended by a limit.
-enum Stopped {
-    Nodes,
-    Time,
-}
-
-impl Stopped {
-    fn name(&self) -> String {
-        match self {
-            Stopped::Nodes => "node_limit",
-            Stopped::Time => "time_limit",
-        }
-        .into()
-    }
+    pub stop_reason: Stop,
 }
 
 /// One colour's turn: search its rules on `egraph`, apply the matches, rebuild.
@@ -323,7 +295,7 @@ fn take_turn(
     limits: Limits,
     deadline: Instant,
     applied: &mut BTreeMap<String, usize>,
-) -> Option<Stopped> {
+) -> Option<Stop> {
     use egg::RewriteScheduler;
     // The clock is read after every `CLOCK_EVERY`th rule and after the last
     // (reading it after each rule was a tenth of a small saturation); the node
@@ -332,9 +304,9 @@ fn take_turn(
     let last = rewrites.len().saturating_sub(1);
     let over = |egraph: &EGraph, i: usize| {
         if egraph.total_size() > limits.nodes {
-            Some(Stopped::Nodes)
+            Some(Stop::NodeLimit)
         } else if (i % CLOCK_EVERY == CLOCK_EVERY - 1 || i == last) && Instant::now() > deadline {
-            Some(Stopped::Time)
+            Some(Stop::TimeLimit)
         } else {
             None
         }
@@ -399,7 +371,7 @@ pub fn color_fixpoint(
         let fixpoint = Fixpoint {
             phases: Vec::new(),
             rounds: 0,
-            stop_reason: "saturated".into(),
+            stop_reason: Stop::Saturated,
         };
         return (egraph, fixpoint);
     }
@@ -413,11 +385,11 @@ pub fn color_fixpoint(
     egraph.rebuild();
     let iteration_limit = limits.iterations.saturating_mul(colors.len());
     let mut phases = Vec::new();
-    let mut stop_reason = "iteration_limit".to_string();
+    let mut stop_reason = Stop::IterationLimit;
     for iteration in 0..iteration_limit {
         let started = Instant::now();
         if started > deadline {
-            stop_reason = Stopped::Time.name();
+            stop_reason = Stop::TimeLimit;
             break;
         }
         let turn = iteration % colors.len();
@@ -439,10 +411,10 @@ pub fn color_fixpoint(
             )
         };
         let after = (egraph.total_size(), egraph.number_of_classes());
-        let mut phase_stop = "iteration_limit".to_string();
+        let mut phase_stop = Stop::IterationLimit;
         let mut all_saturated = false;
-        if let Some(stopped) = &stopped {
-            phase_stop = stopped.name();
+        if let Some(stopped) = stopped {
+            phase_stop = stopped;
         } else if applied.is_empty() && after == searched_at {
             let unbanned = match &mut schedulers[turn] {
                 Some(backoff) => egg::RewriteScheduler::<crate::lang::Math, ColoredAnalysis>::can_stop(backoff, round),
@@ -450,7 +422,7 @@ pub fn color_fixpoint(
             };
             if unbanned {
                 saturated_at[turn] = Some(searched_at);
-                phase_stop = "saturated".into();
+                phase_stop = Stop::Saturated;
             }
             all_saturated = saturated_at.iter().all(|&at| at == Some(searched_at));
         }
@@ -465,11 +437,11 @@ pub fn color_fixpoint(
             rules_applied: applied,
         });
         if let Some(stopped) = stopped {
-            stop_reason = stopped.name();
+            stop_reason = stopped;
             break;
         }
         if all_saturated {
-            stop_reason = "saturated".into();
+            stop_reason = Stop::Saturated;
             break;
         }
     }
@@ -525,7 +497,7 @@ impl Saturation {
         phases.push(PhaseReport {
             phase: "extract",
             round: rounds,
-            stop_reason: "done".into(),
+            stop_reason: Stop::Done,
             iterations: 0,
             classes: egraph.number_of_classes(),
             nodes: egraph.total_number_of_nodes(),

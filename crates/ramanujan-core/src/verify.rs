@@ -279,7 +279,7 @@ pub struct DerivationCheck {
     /// Rules the explanation used.
     pub rules_used: Vec<String>,
     /// Why the search stopped.
-    pub stop_reason: String,
+    pub stop_reason: crate::stop::Stop,
 }
 
 fn collect_rules(terms: &[FlatTerm<Math>], steps: &mut usize, rules: &mut BTreeSet<String>) {
@@ -304,13 +304,13 @@ pub fn check_derivation(lhs: &Expr, rhs: &Expr, rules: &[&ColoredRewrite], limit
         .with_time_limit(limit)
         .with_hook(|r| {
             if r.egraph.find(r.roots[0]) == r.egraph.find(r.roots[1]) {
-                Err("proved".into())
+                Err(crate::stop::PROVED.into())
             } else {
                 Ok(())
             }
         });
     let mut runner = runner.run(rules.iter().copied());
-    let stop_reason = crate::saturate::stop_reason_name(runner.stop_reason.as_ref());
+    let stop_reason = crate::stop::Stop::of_egg(runner.stop_reason.as_ref());
     if runner.egraph.find(runner.roots[0]) != runner.egraph.find(runner.roots[1]) {
         return DerivationCheck {
             derivable: false,

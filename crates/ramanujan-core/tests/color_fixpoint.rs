@@ -9,6 +9,7 @@ use ramanujan_core::extract::CanonicalExtractor;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::rules::{RuleBook, RuleSpec};
 use ramanujan_core::saturate::{Limits, Saturation, SaturationReport, Scheduler, color_fixpoint, run_step};
+use ramanujan_core::stop::Stop;
 use std::time::{Duration, Instant};
 
 fn limits() -> Limits {
@@ -21,7 +22,7 @@ fn limits() -> Limits {
 
 /// Whether saturating `start` puts `goal` in its e-class (egg's `test_fn` check:
 /// the goal is looked up, never added).
-fn reaches(start: &str, goal: &str, rules: &RuleBook, scheduler: Scheduler, limits: Limits) -> (bool, String) {
+fn reaches(start: &str, goal: &str, rules: &RuleBook, scheduler: Scheduler, limits: Limits) -> (bool, Stop) {
     let mut egraph = EGraph::new(ColoredAnalysis::new(true));
     let root = egraph.add_expr(&parse_expr(start).unwrap());
     egraph.rebuild();
@@ -46,7 +47,7 @@ fn saturation(expr: &str) -> SaturationReport {
     .run()
 }
 
-fn canonical(expr: &str) -> (String, String, usize) {
+fn canonical(expr: &str) -> (String, Stop, usize) {
     let report = saturation(expr);
     (report.canonical, report.stop_reason, report.rounds)
 }
@@ -68,7 +69,7 @@ fn small_expressions_reach_the_fixpoint() {
         ("(- (+ a 0) a)", "0"),
     ] {
         let (found, reason, _) = canonical(expr);
-        assert_eq!((found.as_str(), reason.as_str()), (form, "saturated"), "{expr}");
+        assert_eq!((found.as_str(), reason), (form, Stop::Saturated), "{expr}");
     }
 }
 
@@ -128,7 +129,7 @@ fn math_associate_adds_with_egg_s_own_rules_and_runner() {
     let (egraph, fixpoint) = color_fixpoint(egraph, &rules, Scheduler::Simple, seven, deadline);
     // Seven iterations of RED in all, as egg's runner: the same 127 classes.
     assert_eq!(egraph.number_of_classes(), 127);
-    assert_eq!(fixpoint.stop_reason, "iteration_limit");
+    assert_eq!(fixpoint.stop_reason, Stop::IterationLimit);
     assert_eq!(fixpoint.rounds, 7);
     let goal = parse_expr("(+ 7 (+ 6 (+ 5 (+ 4 (+ 3 (+ 2 1))))))").unwrap();
     let goal = egraph.lookup_expr(&goal).expect("the goal is in the e-graph");
@@ -178,7 +179,7 @@ fn a_blow_up_stops_at_its_limit_and_says_so() {
         start: None,
     }
     .run();
-    assert_eq!(report.stop_reason, "node_limit");
+    assert_eq!(report.stop_reason, Stop::NodeLimit);
     assert_eq!(report.phases.last().unwrap().phase, "extract");
 }
 
@@ -199,9 +200,9 @@ fn a_blow_up_without_a_node_limit_stops_at_its_time_limit_and_says_so() {
         start: None,
     }
     .run();
-    assert_eq!(report.stop_reason, "time_limit");
+    assert_eq!(report.stop_reason, Stop::TimeLimit);
     let last_turn = &report.phases[report.phases.len() - 2];
-    assert_eq!(last_turn.stop_reason, "time_limit");
+    assert_eq!(last_turn.stop_reason, Stop::TimeLimit);
     // The clock is read every few rules, not only between turns: the run ends
     // well before a 16-term sum under AC would saturate (never, in memory).
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
@@ -220,7 +221,7 @@ fn interleaved(expr: &str, turns: &[Color]) -> String {
     for &color in turns.iter().cycle().take(600) {
         let (next, step) = run_step(egraph, root, &rules, color, 100_000, 1, deadline);
         egraph = next;
-        if step.stop_reason == "saturated" {
+        if step.stop_reason == Stop::Saturated {
             quiet.insert(color);
         } else {
             quiet.clear();
@@ -264,7 +265,7 @@ fn colours_in_any_order_reach_the_saturation_s_fixpoint() {
         "(- (* 3 y) y)",
     ] {
         let one = saturation(expr);
-        assert_eq!(one.stop_reason, "saturated", "{expr}");
+        assert_eq!(one.stop_reason, Stop::Saturated, "{expr}");
         for turns in orders {
             // (The e-graphs can differ below classes no longer under the root:
             // a step rewrites only what its root reaches.)

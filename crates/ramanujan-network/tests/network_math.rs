@@ -12,6 +12,7 @@ use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::{Equality, Facts, Provenance, ReplicaState};
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, Saturation, SaturationReport, Scheduler};
+use ramanujan_core::stop::Stop;
 use ramanujan_core::term::TermKey;
 use ramanujan_network::{InProcessNetwork, NetworkConfig, TopologyKind};
 use rand::{Rng, SeedableRng};
@@ -141,7 +142,7 @@ fn check(topology: TopologyKind, exprs: &[String], bound_size: bool) {
         // Where one saturation stops at a limit, its form is where that limit
         // cut it, and the network's is where the budgets cut: only a fixpoint
         // is the same for both.
-        if one.stop_reason == "saturated" {
+        if one.stop_reason == Stop::Saturated {
             assert_eq!(form, one.canonical, "{expr}: network against one saturation");
         }
         let facts = facts_per_replica(&network);
@@ -154,7 +155,7 @@ fn check(topology: TopologyKind, exprs: &[String], bound_size: bool) {
             one.nodes, one.stop_reason
         );
         assert!(
-            !bound_size || one.stop_reason != "saturated" || facts <= 3 * (one.nodes + input),
+            !bound_size || one.stop_reason != Stop::Saturated || facts <= 3 * (one.nodes + input),
             "{expr}: {facts} facts per replica; one saturation has {} e-nodes, the input {input}",
             one.nodes
         );
@@ -204,7 +205,7 @@ fn nine_agents_settle_hundreds_of_random_expressions_on_the_saturation_s_forms()
             continue;
         }
         let one = saturate_within(&expr, 400);
-        if one.stop_reason != "saturated" {
+        if one.stop_reason != Stop::Saturated {
             unfinished += 1;
             continue;
         }
@@ -301,7 +302,7 @@ fn a_network_that_took_500_submissions_still_simplifies_and_factors_new_ones() {
     while checked < 10 {
         let expr = random_expr_over(&mut rng, 3, &["a", "b", "c"], 0.15);
         let one = saturate_within(&expr, 40);
-        if one.stop_reason != "saturated" || parse_expr(&expr).unwrap().len() < 5 || !seen.insert(expr.clone()) {
+        if one.stop_reason != Stop::Saturated || parse_expr(&expr).unwrap().len() < 5 || !seen.insert(expr.clone()) {
             continue;
         }
         let before = facts_per_replica(&network);
@@ -335,13 +336,15 @@ fn a_blow_up_stops_at_its_budget_while_other_submissions_settle() {
     let small = settle(&network, "(+ (* a b) (* a c))");
     assert_eq!(small.canonical[0].1.as_deref(), Some("(* a (+ b c))"));
     let blown = wait_settled(&network, &blow_up, "the 30-term sum", Duration::from_secs(300));
-    let reasons: Vec<&str> = blown
+    let reasons: Vec<Stop> = blown
         .rewriting
         .iter()
-        .flat_map(|c| c.stop_reasons.iter().map(String::as_str))
+        .flat_map(|c| c.stop_reasons.iter().copied())
         .collect();
     assert!(
-        reasons.iter().any(|r| r.ends_with("_budget")),
+        reasons
+            .iter()
+            .any(|r| matches!(r, Stop::IterationBudget | Stop::NodeBudget)),
         "the blow-up names its spent budget: {:?}",
         blown.rewriting
     );

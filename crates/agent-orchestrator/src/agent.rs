@@ -7,7 +7,7 @@ use crate::protocol::{Body, Envelope};
 use crate::store::{ReplicaStore, StoreError};
 use ramanujan_core::ClassId;
 use ramanujan_core::Color;
-use ramanujan_core::clock::VectorClock;
+use ramanujan_core::clock::CausalContext;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::materialize::{FormView, Materialized, ReplicaGraph, export, expr_terms, term_expr};
 use ramanujan_core::replica::{Facts, Refutation, ReplicaState};
@@ -261,7 +261,7 @@ pub struct AgentSnapshot {
     #[serde(default)]
     queue: VecDeque<TermKey>,
     #[serde(default)]
-    forwarded: VecDeque<VectorClock>,
+    forwarded: VecDeque<CausalContext>,
 }
 
 impl AgentSnapshot {
@@ -925,7 +925,7 @@ impl Agent {
                 let body = if digest == self.replica.digest() {
                     Body::SyncReply {
                         delta: ReplicaState::new(),
-                        clock: VectorClock::default(),
+                        clock: CausalContext::default(),
                         in_sync: true,
                     }
                 } else {
@@ -1235,12 +1235,12 @@ const FORWARDED: usize = 4096;
 /// as well; a copy that arrives later than that goes round once more.
 #[derive(Default)]
 struct Forwarded {
-    order: VecDeque<VectorClock>,
-    set: HashSet<VectorClock>,
+    order: VecDeque<CausalContext>,
+    set: HashSet<CausalContext>,
 }
 
-impl From<VecDeque<VectorClock>> for Forwarded {
-    fn from(order: VecDeque<VectorClock>) -> Self {
+impl From<VecDeque<CausalContext>> for Forwarded {
+    fn from(order: VecDeque<CausalContext>) -> Self {
         let set = order.iter().cloned().collect();
         Forwarded { order, set }
     }
@@ -1248,7 +1248,7 @@ impl From<VecDeque<VectorClock>> for Forwarded {
 
 impl Forwarded {
     /// Remembers `event`; answers whether it was new.
-    fn insert(&mut self, event: &VectorClock) -> bool {
+    fn insert(&mut self, event: &CausalContext) -> bool {
         if self.set.contains(event) {
             return false;
         }

@@ -4,7 +4,7 @@
 use crate::agent::{Agent, Counters, LogEntry, Rewriting};
 use crate::protocol::Envelope;
 use crate::topology::Spectrum;
-use ramanujan_core::clock::VectorClock;
+use ramanujan_core::clock::CausalContext;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::stop::Stop;
@@ -83,7 +83,7 @@ pub struct AgentState {
     /// Times it was restarted.
     pub restarts: u64,
     /// Its causal context.
-    pub vector_clock: VectorClock,
+    pub vector_clock: CausalContext,
     /// Digest of its facts.
     pub digest: String,
     /// Every counter.

@@ -7,7 +7,7 @@
 //! `delta_since` that clock plus its own clock, and the first agent pushes back what
 //! the neighbour lacks. Merges are idempotent, so duplicates are harmless.
 
-use ramanujan_core::clock::VectorClock;
+use ramanujan_core::clock::CausalContext;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::term::TermKey;
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ pub enum Body {
     /// Anti-entropy, first step: the sender's clock and digest.
     SyncRequest {
         /// What the sender has seen.
-        clock: VectorClock,
+        clock: CausalContext,
         /// Digest of the sender's facts.
         digest: String,
     },
@@ -53,7 +53,7 @@ pub enum Body {
         /// `delta_since` the request's clock (empty when the digests agreed).
         delta: ReplicaState,
         /// The responder's clock, so the requester can push back what it lacks.
-        clock: VectorClock,
+        clock: CausalContext,
         /// The digests agreed: nothing to do.
         in_sync: bool,
     },

@@ -9,7 +9,7 @@
 use crate::yjs::{Shape, YState, guarded};
 use crdts::{CmRDT, CvRDT, Dot, GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use ramanujan_core::ReplicaState;
-use ramanujan_core::clock::VectorClock;
+use ramanujan_core::clock::CausalContext;
 use ramanujan_core::materialize::expr_terms;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::Facts;
@@ -434,8 +434,8 @@ impl Kind for ReplicaState {
     }
     /// `since` is a replica's version clock (its state's `clock`).
     fn diff(&self, since: Option<Value>) -> Result<Value, String> {
-        let clock: VectorClock = match since {
-            None | Some(Value::Null) => VectorClock::default(),
+        let clock: CausalContext = match since {
+            None | Some(Value::Null) => CausalContext::default(),
             Some(v) => from_value(v).map_err(|e| format!("`since` is not a version clock: {e}"))?,
         };
         Ok(to_value(&self.delta_since(&clock)))

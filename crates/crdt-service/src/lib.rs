@@ -4,7 +4,7 @@
 //!
 //! - [`kinds`]: the types behind one trait — `TextCRDT`, `Map`, `Array` (Yjs
 //!   documents on yrs, [`yjs`]), `GCounter`, `PNCounter`, `LWWRegister`,
-//!   `MVRegister`, `ORSet`, `VectorClock` (the `crdts` crate's serde states) and
+//!   `MVRegister`, `ORSet`, `CausalContext` (the `crdts` crate's serde states) and
 //!   the core's `EGraph`.
 //! - [`merge`]: merging, memoised in a bounded LRU keyed by a canonical form
 //!   of the inputs, with identical / hit / contained / miss counted apart; diffs

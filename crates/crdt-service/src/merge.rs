@@ -104,7 +104,7 @@ macro_rules! with_kind {
                 type $K = Orswot<String, String>;
                 $body
             }
-            CrdtType::VectorClock => {
+            CrdtType::CausalContext => {
                 type $K = VClock<String>;
                 $body
             }

@@ -17,7 +17,7 @@ pub enum CrdtType {
     /// Observed-remove set (`crdts::Orswot`).
     ORSet,
     /// Vector clock (`crdts::VClock`).
-    VectorClock,
+    CausalContext,
     /// The core's replicated e-graph.
     EGraph,
     /// A Yjs document read as `Y.Text` (yrs).
@@ -39,7 +39,7 @@ impl CrdtType {
         CrdtType::LWWRegister,
         CrdtType::MVRegister,
         CrdtType::ORSet,
-        CrdtType::VectorClock,
+        CrdtType::CausalContext,
         CrdtType::EGraph,
     ];
 
@@ -51,7 +51,7 @@ impl CrdtType {
             CrdtType::LWWRegister => "LWWRegister",
             CrdtType::MVRegister => "MVRegister",
             CrdtType::ORSet => "ORSet",
-            CrdtType::VectorClock => "VectorClock",
+            CrdtType::CausalContext => "CausalContext",
             CrdtType::EGraph => "EGraph",
             CrdtType::TextCRDT => "TextCRDT",
             CrdtType::Map => "Map",
@@ -107,7 +107,7 @@ impl CrdtType {
                 WHOLE,
                 json!({"clock": {"dots": {"a": 2}}, "entries": {"x": {"dots": {"a": 1}}, "y": {"dots": {"a": 2}}}, "deferred": {}}),
             ),
-            CrdtType::VectorClock => (
+            CrdtType::CausalContext => (
                 "the clock's counters",
                 COUNTER_OPS,
                 ABOVE,

@@ -73,7 +73,7 @@ fn state(crdt_type: &str, ops: &[(usize, u8)]) -> Value {
             }
             json!(set)
         }
-        "VectorClock" => {
+        "CausalContext" => {
             let mut c = VClock::<String>::new();
             for &(a, n) in ops {
                 for _ in 0..n % 3 {
@@ -151,7 +151,7 @@ const TYPES: [&str; 10] = [
     "PNCounter",
     "LWWRegister",
     "MVRegister",
-    "VectorClock",
+    "CausalContext",
     "EGraph",
 ];
 
@@ -177,7 +177,7 @@ fn contains(crdt_type: &str, big: &Value, small: &Value) -> bool {
         "PNCounter" => ["p", "n"]
             .iter()
             .all(|s| dots_cover(&big[s]["inner"]["dots"], &small[s]["inner"]["dots"])),
-        "VectorClock" => dots_cover(&big["dots"], &small["dots"]),
+        "CausalContext" => dots_cover(&big["dots"], &small["dots"]),
         "LWWRegister" => big["marker"].as_u64() >= small["marker"].as_u64(),
         "MVRegister" => {
             let read = |v: &Value| {

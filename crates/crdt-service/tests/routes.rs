@@ -59,7 +59,7 @@ fn bad_input_gets_a_400_that_says_why() {
             "same marker",
         ),
         (
-            json!({"crdt_type": "VectorClock", "states": (0..10_000).map(|_| json!({"dots": {}})).collect::<Vec<_>>()}),
+            json!({"crdt_type": "CausalContext", "states": (0..10_000).map(|_| json!({"dots": {}})).collect::<Vec<_>>()}),
             "at most",
         ),
     ];

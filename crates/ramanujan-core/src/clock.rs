@@ -20,7 +20,7 @@ pub struct Dot(pub Arc<str>, pub u64);
 /// plus the events in `cloud` beyond it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VectorClock {
+pub struct CausalContext {
     /// For each agent, how many of its first events have all been seen.
     #[serde(default)]
     counters: BTreeMap<String, u64>,
@@ -29,10 +29,10 @@ pub struct VectorClock {
     cloud: BTreeSet<Dot>,
 }
 
-impl VectorClock {
+impl CausalContext {
     /// A context holding one event.
     pub fn of_event(dot: Dot) -> Self {
-        let mut clock = VectorClock::default();
+        let mut clock = CausalContext::default();
         clock.cloud.insert(dot);
         clock.compact();
         clock
@@ -69,7 +69,7 @@ impl VectorClock {
     }
 
     /// Union: afterwards this context has seen all that `other` has.
-    pub fn merge(&mut self, other: &VectorClock) {
+    pub fn merge(&mut self, other: &CausalContext) {
         for (agent, &n) in &other.counters {
             let mine = self.counters.entry(agent.clone()).or_insert(0);
             *mine = (*mine).max(n);
@@ -79,7 +79,7 @@ impl VectorClock {
     }
 
     /// Whether this context has seen everything `other` has.
-    pub fn dominates(&self, other: &VectorClock) -> bool {
+    pub fn dominates(&self, other: &CausalContext) -> bool {
         other.counters.iter().all(|(agent, &n)| self.get(agent) >= n) && other.cloud.iter().all(|d| self.covers(d))
     }
 
@@ -109,26 +109,26 @@ mod tests {
 
     #[test]
     fn out_of_order_events_are_exact() {
-        let mut c = VectorClock::of_event(dot("a", 3));
+        let mut c = CausalContext::of_event(dot("a", 3));
         assert!(c.covers(&dot("a", 3)) && !c.covers(&dot("a", 1)) && !c.covers(&dot("a", 2)));
-        c.merge(&VectorClock::of_event(dot("a", 1)));
+        c.merge(&CausalContext::of_event(dot("a", 1)));
         assert_eq!((c.get("a"), c.cloud().len()), (1, 1));
-        c.merge(&VectorClock::of_event(dot("a", 2)));
+        c.merge(&CausalContext::of_event(dot("a", 2)));
         assert_eq!((c.get("a"), c.cloud().len()), (3, 0));
     }
 
     #[test]
     fn tick_goes_past_every_seen_event() {
-        let mut c = VectorClock::of_event(dot("a", 5));
+        let mut c = CausalContext::of_event(dot("a", 5));
         assert_eq!(c.tick("a"), dot("a", 6));
         assert!(!c.covers(&dot("a", 4)));
     }
 
     #[test]
     fn merge_is_union() {
-        let mut x = VectorClock::of_event(dot("a", 2));
-        x.merge(&VectorClock::of_event(dot("b", 1)));
-        let y = VectorClock::of_event(dot("a", 1));
+        let mut x = CausalContext::of_event(dot("a", 2));
+        x.merge(&CausalContext::of_event(dot("b", 1)));
+        let y = CausalContext::of_event(dot("a", 1));
         let (mut xy, mut yx) = (x.clone(), y.clone());
         xy.merge(&y);
         yx.merge(&x);

@@ -13,7 +13,7 @@
 //! replica whose clock covers a dot holds every fact made at that event, this is
 //! exactly what a peer at `clock` may lack.
 
-use crate::clock::{Dot, VectorClock};
+use crate::clock::{CausalContext, Dot};
 use crate::color::Color;
 use crate::term::{Term, TermKey, WireTerm};
 use serde::{Deserialize, Serialize};
@@ -160,7 +160,7 @@ pub struct ReplicaState {
     /// Refuted equalities, by the equality's key: the second phase of the
     /// equalities' two-phase set.
     refuted: BTreeMap<u128, (Refutation, Dot)>,
-    clock: VectorClock,
+    clock: CausalContext,
     /// The sum (mod 2^128) of a hash of every fact, kept as facts come: the
     /// digest in constant time (see [`ReplicaState::digest`]).
     fact_sum: u128,
@@ -258,7 +258,7 @@ impl ReplicaState {
     }
 
     /// The vector clock.
-    pub fn clock(&self) -> &VectorClock {
+    pub fn clock(&self) -> &CausalContext {
         &self.clock
     }
 
@@ -383,7 +383,7 @@ impl ReplicaState {
         delta.equalities.values_mut().for_each(|(_, d)| *d = dot.clone());
         delta.roots.values_mut().for_each(|d| *d = dot.clone());
         delta.refuted.values_mut().for_each(|(_, d)| *d = dot.clone());
-        delta.clock = VectorClock::of_event(dot.clone());
+        delta.clock = CausalContext::of_event(dot.clone());
         delta.fact_sum = delta.sum_of_facts();
         self.fact_sum = self.fact_sum.wrapping_add(delta.fact_sum);
         self.terms.extend(delta.terms.iter().map(|(k, v)| (*k, v.clone())));
@@ -616,7 +616,7 @@ impl ReplicaState {
 
     /// These facts with another clock: a journal of new facts, stamped with the
     /// clock of the replica that holds them all.
-    pub fn with_clock(mut self, clock: VectorClock) -> ReplicaState {
+    pub fn with_clock(mut self, clock: CausalContext) -> ReplicaState {
         self.clock = clock;
         self
     }
@@ -625,7 +625,7 @@ impl ReplicaState {
     /// a replica whose clock is `clock` lacks. Merge it only into that replica (or
     /// one that has seen more): the clock it carries speaks for facts left out
     /// because `clock` had seen them.
-    pub fn delta_since(&self, clock: &VectorClock) -> ReplicaState {
+    pub fn delta_since(&self, clock: &CausalContext) -> ReplicaState {
         let mut out = ReplicaState {
             clock: self.clock.clone(),
             ..ReplicaState::default()
@@ -800,7 +800,7 @@ struct WireEquality {
 #[serde(deny_unknown_fields)]
 struct WireState {
     #[serde(default)]
-    clock: VectorClock,
+    clock: CausalContext,
     #[serde(default)]
     terms: BTreeMap<TermKey, WireFactTerm>,
     #[serde(default)]

@@ -21,12 +21,12 @@
 use agent_orchestrator::Network;
 use agent_orchestrator::agent::{Agent, WorkLimits};
 use agent_orchestrator::store::ReplicaStore;
+use agent_orchestrator::wire::{self, Inbound};
 use mimalloc::MiMalloc;
 use ramanujan_core::Color;
 use ramanujan_core::lang::{Expr, Math};
 use ramanujan_core::parse::parse_expr;
-use ramanujan_network::nats::wire::{self, Inbound};
-use ramanujan_network::nats::{AgentConfig, LocalBroker, NatsNetwork, RemoteConfig, run_agent};
+use ramanujan_network::nats::{AgentConfig, LocalBroker, NatsNetwork, RemoteConfig, run_nats_agent};
 use ramanujan_network::{InProcessNetwork, NetworkConfig, RedbStore, TopologyKind, agent_id};
 use rand::{Rng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout};
@@ -196,7 +196,7 @@ async fn nats_network(
             node_id: "bench".into(),
         };
         tokio::spawn(async move {
-            let _ = run_agent(config, async move {
+            let _ = run_nats_agent(config, async move {
                 let _ = stopped.wait_for(|s| *s).await;
             })
             .await;
@@ -324,7 +324,7 @@ async fn nats_throughput(submissions: usize, persist: bool) {
     // last sequence number; acknowledged messages leave a work queue), the
     // submissions included. Several envelopes travel in one broker message.
     let published = js
-        .get_stream(wire::STREAM)
+        .get_stream(ramanujan_network::nats::broker::STREAM)
         .await
         .unwrap()
         .info()

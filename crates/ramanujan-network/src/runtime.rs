@@ -258,7 +258,7 @@ impl InProcessNetwork {
         std::thread::Builder::new()
             .name(format!("agent-{index}"))
             .spawn(move || {
-                run_agent(
+                agent_thread(
                     slot,
                     inbox,
                     transport,
@@ -480,7 +480,7 @@ struct Timing {
 /// An agent's thread: handle mail, rewrite when there is work, start anti-entropy
 /// every `interval`, beat. What the agent learns is saved before it is passed on.
 /// A panic inside the agent is a crash: the agent restarts from its store.
-fn run_agent(
+fn agent_thread(
     slot: Arc<Slot>,
     inbox: Receiver<Mail>,
     transport: Arc<InProcessTransport>,

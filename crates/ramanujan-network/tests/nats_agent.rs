@@ -2,13 +2,13 @@
 //! JetStream inbox are rejected and counted, never crash it, never touch its replica.
 
 use agent_orchestrator::protocol::{Body, Envelope};
+use agent_orchestrator::wire::{self, Inbound};
 use futures_util::StreamExt;
 use ramanujan_core::materialize::expr_terms;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::{Facts, ReplicaState};
 use ramanujan_network::TopologyKind;
-use ramanujan_network::nats::wire::{self, Inbound};
-use ramanujan_network::nats::{AgentConfig, LocalBroker, run_agent};
+use ramanujan_network::nats::{AgentConfig, LocalBroker, run_nats_agent};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,7 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).expect("nats-server runs (.ci/run installs it)");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(run_agent(
+    let agent = tokio::spawn(run_nats_agent(
         AgentConfig {
             nats_url: broker.url(),
             index: 0,
@@ -60,7 +60,9 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
             let _ = stopped.await;
         },
     ));
-    let client = wire::connect(&broker.url(), "test").await.unwrap();
+    let client = ramanujan_network::nats::broker::connect(&broker.url(), "test")
+        .await
+        .unwrap();
     let js = async_nats::jetstream::new(client.clone());
     // The agent is up once it beats.
     let mut beats = client.subscribe(wire::heartbeat_subject(0)).await.unwrap();

@@ -88,7 +88,7 @@ pub async fn run_agent(args: AgentArgs, shutdown: impl Future<Output = ()>) -> R
         work: net.work_limits(),
         node_id: args.node_id.clone(),
     };
-    ramanujan_network::nats::run_agent(config, shutdown).await
+    ramanujan_network::nats::run_nats_agent(config, shutdown).await
 }
 
 /// Runs the NATS bridge (`ramanujan bridge`) until `shutdown` resolves.

@@ -207,7 +207,7 @@ async fn eventually<F: AsyncFnMut() -> bool>(limit: Duration, what: &str, mut ch
 
 /// Inbox messages of `agent-{index}` not yet acknowledged (pending or in flight).
 async fn unacknowledged(js: &async_nats::jetstream::Context, index: usize) -> u64 {
-    let stream = js.get_stream(ramanujan_network::nats::wire::STREAM).await.unwrap();
+    let stream = js.get_stream(ramanujan_network::nats::broker::STREAM).await.unwrap();
     let mut consumer: async_nats::jetstream::consumer::PullConsumer =
         stream.get_consumer(&format!("agent-{index}")).await.unwrap();
     let info = consumer.info().await.unwrap();
@@ -233,7 +233,7 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
             .await
             .unwrap();
         host.set_variable("bridge_url", &format!("http://{}", wrong.addr));
-        ramanujan_network::nats::wire::ensure_stream(&js).await.unwrap();
+        ramanujan_network::nats::broker::ensure_stream(&js).await.unwrap();
         js.publish(wire::sync_subject(4), submit("(* x (+ y 1))").into())
             .await
             .unwrap()
@@ -300,7 +300,7 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
             .unwrap();
         assert_eq!(&stored.payload[..], garbage);
         // No redelivery loop: a while later it is still one, and the inbox is empty.
-        tokio::time::sleep(ramanujan_network::nats::wire::ACK_WAIT + Duration::from_secs(1)).await;
+        tokio::time::sleep(ramanujan_network::nats::broker::ACK_WAIT + Duration::from_secs(1)).await;
         let counters = bridge_status(&http, &bridge).await["counters"].clone();
         assert_eq!(counters["dead_lettered"], 1, "{counters}");
         assert_eq!(unacknowledged(&js, 4).await, 0);

@@ -5,7 +5,7 @@
 //! JetStream: a kill at any point loses nothing, because unacknowledged
 //! messages are delivered again and merging them twice changes nothing.
 
-use super::wire::{self, Beat, Query};
+use super::broker;
 use crate::redb_store::RedbStore;
 use crate::runtime::{TopologyKind, agent_id, first_sequence_number};
 use agent_orchestrator::agent::{Agent, WorkDone, WorkLimits};
@@ -14,6 +14,7 @@ use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::release::Release;
 use agent_orchestrator::store::ReplicaStore;
 use agent_orchestrator::topology::first_sync_delay;
+use agent_orchestrator::wire::{self, Beat, Query};
 use async_nats::jetstream::{self, consumer::pull};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::Value;
@@ -60,7 +61,7 @@ struct Process {
 }
 
 /// Runs one agent until `shutdown` resolves.
-pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+pub async fn run_nats_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     let topology = config.topology.build(config.seed)?;
     let index = config.index;
     let mut agent = topology.agent(index, config.work)?;
@@ -81,7 +82,7 @@ pub async fn run_agent(config: AgentConfig, shutdown: impl Future<Output = ()>) 
         }
     };
 
-    let client = wire::connect(&config.nats_url, &id).await?;
+    let client = broker::connect(&config.nats_url, &id).await?;
     let js = jetstream::new(client.clone());
     let mut process = Process {
         config,
@@ -103,7 +104,7 @@ impl Process {
 
     /// The durable consumer of this agent's inbox, retried until the broker answers.
     async fn inbox(&self) -> pull::Stream {
-        wire::inbox(&self.js, self.index(), self.config.batch).await
+        broker::inbox(&self.js, self.index(), self.config.batch).await
     }
 
     async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), String> {

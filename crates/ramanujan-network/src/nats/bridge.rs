@@ -28,8 +28,9 @@
 //! report the broker connection and counters; `GET /ready` answers 503 while
 //! the broker is unreachable (for readiness probes).
 
-use super::wire;
+use super::broker;
 use agent_orchestrator::signature::{self, SIGNATURE_HEADER};
+use agent_orchestrator::wire;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -119,7 +120,7 @@ impl Bridge {
         if config.secret.is_empty() {
             return Err("the bridge needs a secret (--secret or WEBHOOK_SECRET)".into());
         }
-        let client = wire::connect(&config.nats_url, "ramanujan-bridge").await?;
+        let client = broker::connect(&config.nats_url, "ramanujan-bridge").await?;
         let js = jetstream::new(client.clone());
         let http = reqwest::Client::builder()
             .timeout(config.webhook_timeout)
@@ -239,7 +240,7 @@ impl AgentLink {
             tracing::warn!(agent = self.index, error = %e, "dead-letter stream not ready; retrying");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        wire::inbox(&self.shared.js, self.index, 1).await
+        broker::inbox(&self.shared.js, self.index, 1).await
     }
 
     /// POSTs one webhook and sorts its answer.

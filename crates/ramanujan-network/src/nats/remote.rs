@@ -5,7 +5,7 @@
 //! agent's JetStream inbox, answering only once the agent has saved it.
 
 use super::agent::{answer_error, publish_envelopes};
-use super::wire::{self, Beat, Inbound, Query, SubmitAck};
+use super::broker;
 use crate::runtime::{TopologyKind, agent_id};
 use agent_orchestrator::agent::LogEntry;
 use agent_orchestrator::network::{
@@ -14,6 +14,7 @@ use agent_orchestrator::network::{
 };
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::topology::Topology;
+use agent_orchestrator::wire::{self, Beat, Inbound, Query, SubmitAck};
 use async_nats::connection::State;
 use async_nats::jetstream;
 use futures_util::StreamExt;
@@ -83,7 +84,7 @@ impl NatsNetwork {
     pub async fn connect(config: RemoteConfig) -> Result<Arc<Self>, String> {
         let topology = config.topology.build(config.seed)?;
         let ids: Vec<String> = (0..topology.len()).map(agent_id).collect();
-        let client = wire::connect(&config.nats_url, "ramanujan-host").await?;
+        let client = broker::connect(&config.nats_url, "ramanujan-host").await?;
         let js = jetstream::new(client.clone());
         let beats: Arc<Mutex<HashMap<String, BeatRecord>>> = Arc::default();
         let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<SubmitAck>>>> = Arc::default();
@@ -138,7 +139,7 @@ impl NatsNetwork {
         }));
         let stream_js = js.clone();
         tasks.push(tokio::spawn(async move {
-            while wire::ensure_stream(&stream_js).await.is_err() {
+            while broker::ensure_stream(&stream_js).await.is_err() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }));

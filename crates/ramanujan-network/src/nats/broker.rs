@@ -1,8 +1,8 @@
-//! The broker side of the wire: the JetStream stream and connecting. Subjects
-//! and payloads are [`agent_orchestrator::wire`] (re-exported here), shared
+//! The broker: the JetStream stream, connecting, and an agent's inbox
+//! consumer. Subjects and payloads are [`agent_orchestrator::wire`], shared
 //! with agents that run as Spin components behind the bridge.
 
-pub use agent_orchestrator::wire::*;
+use agent_orchestrator::wire::{MAX_MESSAGE_BYTES, sync_subject};
 use async_nats::jetstream::{self, consumer::pull};
 use std::time::Duration;
 

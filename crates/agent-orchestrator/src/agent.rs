@@ -754,6 +754,12 @@ impl Agent {
             rewriting: self.rewriting(root),
             digest: self.replica.digest(),
             region: fingerprint,
+            submitted: self
+                .replica
+                .is_root(root)
+                .then(|| term_expr(&self.replica, root))
+                .flatten()
+                .map(|e| e.to_string()),
         }
     }
 

@@ -169,8 +169,25 @@ pub struct Submission {
     pub id: String,
     /// The expression.
     pub expression: String,
-    /// The agent it entered through.
-    pub entry_agent: String,
+    /// The agent it entered through; `null` where this host did not take it
+    /// (it came through another host, or before this host restarted: the
+    /// agents' replicas hold it, not the host).
+    pub entry_agent: Option<String>,
+}
+
+impl Submission {
+    /// A submission this host did not take, as the agents' answers describe
+    /// it: `None` unless some agent holds `id` as a submitted root.
+    pub fn recovered<E>(id: &str, answers: &[(String, Result<HeldForm, E>)]) -> Option<Submission> {
+        let expression = answers
+            .iter()
+            .find_map(|(_, answer)| answer.as_ref().ok().and_then(|form| form.submitted.clone()))?;
+        Some(Submission {
+            id: id.to_string(),
+            expression,
+            entry_agent: None,
+        })
+    }
 }
 
 /// What one agent knows of a submission (its answer to a canonical-form query).
@@ -188,6 +205,10 @@ pub struct HeldForm {
     /// (see `ReplicaGraph::form_view`); none where it does not hold it yet.
     #[serde(default)]
     pub region: Option<String>,
+    /// The expression, where the agent holds the term as a submitted root
+    /// (what lets a host that did not take a submission still follow it).
+    #[serde(default)]
+    pub submitted: Option<String>,
 }
 
 /// Where the agents of one colour are with their rewriting.
@@ -361,7 +382,7 @@ mod tests {
         Submission {
             id: "k".into(),
             expression: "(+ a b)".into(),
-            entry_agent: "agent-0".into(),
+            entry_agent: Some("agent-0".into()),
         }
     }
 
@@ -372,6 +393,7 @@ mod tests {
             rewriting,
             digest: "whole replica".into(),
             region: form.map(|_| region.into()),
+            submitted: None,
         }
     }
 

@@ -4,7 +4,8 @@ use crate::redb_store::RedbStore;
 use crate::transport::{InProcessTransport, Mail};
 use agent_orchestrator::agent::{Agent, LogEntry, Share, WorkLimits};
 use agent_orchestrator::network::{
-    AgentState, AgentSummary, BoxFuture, Lifecycle, Network, NetworkError, NetworkStatus, Submission, SubmissionStatus,
+    AgentState, AgentSummary, BoxFuture, HeldForm, Lifecycle, Network, NetworkError, NetworkStatus, Submission,
+    SubmissionStatus,
 };
 use agent_orchestrator::protocol::Envelope;
 use agent_orchestrator::release::Release;
@@ -409,7 +410,7 @@ impl InProcessNetwork {
         let submission = Submission {
             id: root.to_string(),
             expression: expr.to_string(),
-            entry_agent: id.clone(),
+            entry_agent: Some(id.clone()),
         };
         // A resubmission is the same submission: the first entry agent stays.
         let mut submissions = lock(&self.submissions);
@@ -420,13 +421,17 @@ impl InProcessNetwork {
             .clone())
     }
 
-    /// Where a submission has got to (what `GET /agents/submissions/{id}` answers).
+    /// Where a submission has got to (what `GET /agents/submissions/{id}`
+    /// answers). One this host did not take (before a restart) is followed
+    /// as the agents' replicas hold it.
     pub fn submission_status(&self, id: &str) -> Result<SubmissionStatus, NetworkError> {
+        let not_found = || NetworkError::NotFound(format!("no submission `{id}`"));
         let found = lock(&self.submissions).get(id).cloned();
-        let Some((submission, root)) = found else {
-            return Err(NetworkError::NotFound(format!("no submission `{id}`")));
+        let root = match &found {
+            Some((_, root)) => *root,
+            None => id.parse::<TermKey>().map_err(|_| not_found())?,
         };
-        let answers = self
+        let answers: Vec<(String, Result<HeldForm, Infallible>)> = self
             .ids
             .iter()
             .map(|agent| {
@@ -440,9 +445,13 @@ impl InProcessNetwork {
                     // as one): the agent takes it now, not at its tick.
                     self.transport.wake(agent);
                 }
-                (agent.clone(), Ok::<_, Infallible>(form))
+                (agent.clone(), Ok(form))
             })
             .collect();
+        let submission = match found {
+            Some((submission, _)) => submission,
+            None => Submission::recovered(id, &answers).ok_or_else(not_found)?,
+        };
         Ok(SubmissionStatus::from_answers(submission, answers))
     }
 

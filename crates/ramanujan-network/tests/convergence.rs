@@ -112,9 +112,12 @@ fn crashed_agents_restart_from_their_store_and_a_restarted_network_restores_ever
     let network = InProcessNetwork::start(persisted.clone()).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let mut roots = Vec::new();
+    let mut submitted = Vec::new();
     for i in 0..60 {
         let expr = parse_expr(&random_expr(&mut rng, 3)).unwrap();
-        roots.push(network.submit_expr(&expr).unwrap().id);
+        let submission = network.submit_expr(&expr).unwrap();
+        roots.push(submission.id.clone());
+        submitted.push(submission);
         if i == 20 || i == 40 {
             // Two agents lose their memory mid-run, one of them the next entry agent.
             network.restart_agent("agent-3").unwrap();
@@ -147,5 +150,24 @@ fn crashed_agents_restart_from_their_store_and_a_restarted_network_restores_ever
         again.digests().iter().all(|d| d == &digest),
         "restored replicas match what was saved"
     );
+    // The restarted host took none of the submissions: it follows every one
+    // as the agents' replicas hold it (its entry agent is not recorded).
+    for submission in &submitted {
+        let status = again.submission_status(&submission.id).unwrap();
+        assert_eq!(status.submission.expression, submission.expression);
+        assert_eq!(status.submission.entry_agent, None);
+        assert_eq!(status.present_in, status.agents, "{}", submission.expression);
+    }
+    // A term that is held but was never submitted, and an id that names no
+    // term, are not submissions.
+    let replica = again.replica("agent-0").unwrap();
+    let inner = replica
+        .terms()
+        .map(|(k, _)| k.to_string())
+        .find(|k| !roots.contains(k))
+        .expect("some subterm");
+    assert!(again.submission_status(&inner).is_err());
+    assert!(again.submission_status("not-a-term-key").is_err());
+    assert!(again.submission_status(&"0".repeat(32)).is_err());
     again.shutdown();
 }

@@ -161,6 +161,28 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
         digest,
         "restored, not rebuilt"
     );
+
+    // A second host took none of the submissions: it follows them as the
+    // agents' replicas hold them (the entry agent is the first host's record).
+    let (_second, second_base) = spawn_host(&url);
+    let second = Host::new(second_base, Duration::from_secs(15));
+    for id in acknowledged.iter().take(10) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (code, body) = loop {
+            // 503 until the new host reaches the agents.
+            let (code, body) = second.get(&format!("/agents/submissions/{id}"));
+            if code != 503 || Instant::now() > deadline {
+                break (code, body);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(code, 200, "{id}: {body}");
+        assert!(body["entry_agent"].is_null(), "{body}");
+        assert_eq!(body["present_in"], AGENTS, "{body}");
+        let (_, first) = host.get(&format!("/agents/submissions/{id}"));
+        assert_eq!(body["expression"], first["expression"]);
+    }
+    assert_eq!(second.get("/agents/submissions/not-a-term-key").0, 404);
     drop(agents);
 }
 

@@ -20,6 +20,7 @@ use async_nats::jetstream;
 use futures_util::StreamExt;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::term::TermKey;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -374,7 +375,7 @@ impl Network for NatsNetwork {
                         let submission = Submission {
                             id: root.clone(),
                             expression,
-                            entry_agent: self.ids[index].clone(),
+                            entry_agent: Some(self.ids[index].clone()),
                         };
                         // A resubmission is the same submission: the first entry agent stays.
                         let mut submissions = lock(&self.submissions);
@@ -402,14 +403,27 @@ impl Network for NatsNetwork {
 
     fn submission(&self, id: String) -> BoxFuture<'_, Result<SubmissionStatus, NetworkError>> {
         Box::pin(async move {
-            let Some(submission) = lock(&self.submissions).get(&id).cloned() else {
-                return Err(NetworkError::NotFound(format!("no submission `{id}`")));
-            };
+            let not_found = || NetworkError::NotFound(format!("no submission `{id}`"));
+            let found = lock(&self.submissions).get(&id).cloned();
+            if found.is_none() && id.parse::<TermKey>().is_err() {
+                return Err(not_found());
+            }
             let asks = self.ids.iter().map(|agent| async {
                 let answer: Result<HeldForm, _> = self.ask(agent, Query::Canonical { root: id.clone() }).await;
                 (agent.clone(), answer)
             });
             let answers = futures_util::future::join_all(asks).await;
+            // One this host did not take (another host's, or before a
+            // restart) is followed as the agents' replicas hold it.
+            let submission = match found {
+                Some(submission) => submission,
+                None if answers.iter().all(|(_, answer)| answer.is_err()) => {
+                    return Err(NetworkError::Unavailable(format!(
+                        "no agent answered about `{id}`; try again"
+                    )));
+                }
+                None => Submission::recovered(&id, &answers).ok_or_else(not_found)?,
+            };
             Ok(SubmissionStatus::from_answers(submission, answers))
         })
     }

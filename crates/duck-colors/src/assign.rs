@@ -8,7 +8,7 @@
 //! left joining equal colours are reported. Every tie is broken by vertex index, so
 //! the answer is the same on every host.
 
-use ramanujan_core::Color;
+use ramanujan_color::Color;
 
 /// Work (vertex visits) before the exact search gives up: about a second.
 pub const EXACT_WORK_BUDGET: u64 = 50_000_000;

@@ -5,7 +5,7 @@ use crate::palette::{GOLDEN_ANGLE, MAX_COLORS, PaletteColor, palette};
 use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ramanujan_core::Color;
+use ramanujan_color::Color;
 use ramanujan_http::{ApiError, JsonBody, QueryParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -92,7 +92,7 @@ pub struct AssignRequest {
 struct VertexColor {
     vertex: VertexId,
     color: Color,
-    polarity: ramanujan_core::Polarity,
+    polarity: ramanujan_color::Polarity,
 }
 
 #[derive(Serialize)]

@@ -1,11 +1,11 @@
 //! The `POST /egraph/saturate` request and its validation.
 
 use ramanujan_core::ReplicaState;
+use ramanujan_core::limits::LimitsRequest;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::rules::{RuleBook, RuleSpec};
 use ramanujan_core::saturate::{Saturation, Scheduler};
 use ramanujan_http::ApiError;
-use ramanujan_http::limits::LimitsRequest;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -54,7 +54,10 @@ impl SaturateRequest {
     /// Parses the expression, resolves the limits and computes the memo key.
     pub fn check(self, default_time: Duration) -> Result<Checked, ApiError> {
         let expr = parse_expr(&self.expression).map_err(|e| ApiError::bad_request(format!("expression: {e}")))?;
-        let limits = self.limits.resolve(default_time)?;
+        let limits = self
+            .limits
+            .resolve(default_time)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         if let Some(state) = &self.state
             && state.term_count() > limits.nodes
         {

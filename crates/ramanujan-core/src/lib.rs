@@ -18,11 +18,13 @@
 
 pub mod analysis;
 pub mod clock;
-pub mod color;
+/// The rule colours (the `ramanujan-color` crate).
+pub use ramanujan_color as color;
 pub mod congruence;
 pub mod constant;
 pub mod extract;
 pub mod lang;
+pub mod limits;
 pub mod materialize;
 pub mod modular;
 mod nearest;

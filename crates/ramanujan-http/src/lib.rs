@@ -2,15 +2,13 @@
 //!
 //! What every component's `axum::Router` shares, on every host:
 //! [`ApiError`] (`{"error": ...}` answers), [`JsonBody`] (strict JSON bodies),
-//! [`Offload`] (where CPU-heavy work runs), [`Runtime`] (what a host hands a
-//! component), request [`limits`], and the colour-[`stream`] routes.
+//! [`Offload`] (where CPU-heavy work runs) and [`Runtime`] (what a host hands a
+//! component). No domain types: the components bring those.
 
 pub mod error;
 pub mod json;
 pub mod kv;
-pub mod limits;
 pub mod offload;
-pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 

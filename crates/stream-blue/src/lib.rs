@@ -10,5 +10,5 @@ use ramanujan_http::Runtime;
 
 /// The component's routes.
 pub fn router(runtime: Runtime) -> axum::Router {
-    ramanujan_http::stream::router(Color::Blue, runtime)
+    ramanujan_stream::router(Color::Blue, runtime)
 }

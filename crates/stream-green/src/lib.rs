@@ -20,7 +20,7 @@ use std::sync::Arc;
 /// The component's routes.
 pub fn router(runtime: Runtime) -> axum::Router {
     let shared = Arc::new(runtime.clone());
-    ramanujan_http::stream::router(Color::Green, runtime).merge(
+    ramanujan_stream::router(Color::Green, runtime).merge(
         axum::Router::new()
             .route("/stream/green/verify", post(verify::verify))
             .route("/stream/green/converged", post(converged::converged))

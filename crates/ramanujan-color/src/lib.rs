@@ -1,4 +1,6 @@
-//! The three rule colours, their polarities, and sets of colours on e-classes.
+//! # ramanujan-color
+//!
+//! The three rule colours and their polarities.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

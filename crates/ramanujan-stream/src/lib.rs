@@ -1,20 +1,22 @@
+//! # ramanujan-stream
+//!
 //! The routes of a colour stream (`stream-red`, `stream-blue`, `stream-green`):
 //! `GET /stream/{color}` and `POST /stream/{color}/apply`. GREEN adds `verify` and
 //! `converged`, in the `stream-green` crate.
 
-use crate::error::ApiError;
-use crate::json::JsonBody;
-use crate::limits::LimitsRequest;
-use crate::{Runtime, offload};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ramanujan_core::Color;
+use ramanujan_core::limits::LimitsRequest;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::rules::{RuleBook, RuleSpec, default_rules};
 use ramanujan_core::saturate::Scheduler;
 use ramanujan_core::stream::{StreamInput, StreamOutcome, apply_stream};
+use ramanujan_http::error::ApiError;
+use ramanujan_http::json::JsonBody;
+use ramanujan_http::{Runtime, offload};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -111,7 +113,10 @@ impl ColorStream {
             return Err(ApiError::bad_request("agent must be 1 to 128 characters"));
         }
         let book = RuleBook::new(req.default_rules, &req.rules).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let limits = req.limits.resolve(self.runtime.saturation_timeout)?;
+        let limits = req
+            .limits
+            .resolve(self.runtime.saturation_timeout)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok((agent, input, book, limits, req.scheduler))
     }
 }

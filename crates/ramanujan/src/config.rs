@@ -178,8 +178,9 @@ impl NetworkArgs {
 /// Options of `ramanujan agent`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentArgs {
-    /// This agent's position in the topology: it runs as `agent-{id}`.
-    #[arg(long, env = "AGENT_ID")]
+    /// This agent's position in the topology: it runs as `agent-{id}`
+    /// (`AGENT_INDEX`; `AGENT_ID` is `up`'s provenance name, a string).
+    #[arg(long, env = "AGENT_INDEX")]
     pub id: usize,
     /// The NATS JetStream broker (its `max_payload` should allow 8 MiB messages).
     #[arg(long, env = "NATS_URL")]

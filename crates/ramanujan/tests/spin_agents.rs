@@ -350,7 +350,7 @@ fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
             ("webhook_secret", SECRET),
             ("agents", "4,7"),
             ("goal_nodes", "200"),
-            ("saturation_timeout_ms", "300"),
+            ("step_time_ms", "300"),
         ]);
         let (app, _serving) = host.clone().serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let app = format!("http://{app}");

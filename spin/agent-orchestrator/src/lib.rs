@@ -14,7 +14,7 @@
 //! | `topology` | `sierpinski` or `ramanujan` | `sierpinski` |
 //! | `num_agents`, `degree`, `topology_seed` | a `ramanujan` topology | 48, 4, 1069 |
 //! | `component_id` | reported as the agents' `node_id` | `agent-orchestrator` |
-//! | `saturation_timeout_ms` | time of one rewriting step | 500 |
+//! | `step_time_ms` | time of one rewriting step | 500 |
 //! | `max_terms` | no new submissions and no rewriting beyond this many terms | 200000 |
 //! | `goal_nodes` | terms one submission's rewriting may add, per colour | 2000 |
 //! | `kv_store` | the key-value store label | `default` |
@@ -71,7 +71,7 @@ fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>),
     let work = WorkLimits {
         max_terms: number("max_terms", 200_000)? as usize,
         goal_nodes: number("goal_nodes", 2_000)? as usize,
-        step_time: Duration::from_millis(number("saturation_timeout_ms", 500)?),
+        step_time: Duration::from_millis(number("step_time_ms", 500)?),
         ..WorkLimits::default()
     };
     let config = HostedConfig {

@@ -20,7 +20,7 @@ const NAMES: &[&str] = &[
     "degree",
     "topology_seed",
     "component_id",
-    "saturation_timeout_ms",
+    "step_time_ms",
     "max_terms",
     "goal_nodes",
     "kv_store",

@@ -4,17 +4,26 @@
 use crate::constant::Constant;
 use egg::{Id, Symbol, define_language};
 
-define_language! {
-    /// One node of an arithmetic expression, as egg stores it.
-    pub enum Math {
-        "+" = Add([Id; 2]),
-        "-" = Sub([Id; 2]),
-        "*" = Mul([Id; 2]),
-        "/" = Div([Id; 2]),
-        "pow" = Pow([Id; 2]),
-        "neg" = Neg([Id; 1]),
-        Num(Constant),
-        Symbol(Symbol),
+pub use node::Math;
+
+// egg's macro takes no documentation on variants: each is the operator
+// written beside it, a constant, or a symbol.
+#[allow(missing_docs)]
+mod node {
+    use super::*;
+
+    define_language! {
+        /// One node of an arithmetic expression, as egg stores it.
+        pub enum Math {
+            "+" = Add([Id; 2]),
+            "-" = Sub([Id; 2]),
+            "*" = Mul([Id; 2]),
+            "/" = Div([Id; 2]),
+            "pow" = Pow([Id; 2]),
+            "neg" = Neg([Id; 1]),
+            Num(Constant),
+            Symbol(Symbol),
+        }
     }
 }
 

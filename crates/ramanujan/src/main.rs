@@ -1,3 +1,6 @@
+//! The `ramanujan` binary: `up` (the system, embedded or over NATS), `agent` (one agent per
+//! process on NATS), `bridge` (NATS to agents running as Spin components).
+
 use clap::Parser;
 use ramanujan::config::{Cli, Command, DEFAULT_LOG_FILTER, LogArgs, ServeArgs};
 use tracing_subscriber::EnvFilter;

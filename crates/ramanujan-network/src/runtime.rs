@@ -183,6 +183,41 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A submission its entry agent has taken but not yet saved.
+struct Entered {
+    slot: Arc<Slot>,
+    /// The agent's life (its restart count) when it took the submission.
+    life: u64,
+    out: Vec<Envelope>,
+    transport: Arc<InProcessTransport>,
+}
+
+impl Entered {
+    /// Saves the submission, then sends what the agent said and wakes it; a
+    /// 503 when the store failed or the agent restarted (losing what it had
+    /// not saved) since it took the submission: not acknowledged then.
+    fn save_and_send(self) -> Result<(), NetworkError> {
+        let id = &self.slot.blueprint.id;
+        let released = self.slot.release(self.out);
+        if self.slot.restarts.load(Ordering::SeqCst) != self.life {
+            return Err(NetworkError::Unavailable(format!(
+                "{id} restarted before it saved the submission; it is not acknowledged (try again)"
+            )));
+        }
+        let Some(out) = released else {
+            return Err(NetworkError::Unavailable(format!(
+                "{id} could not save the submission; it is not acknowledged (try again)"
+            )));
+        };
+        for envelope in out {
+            self.transport.send(envelope);
+        }
+        // Its rewriting starts now, not at the agent's next tick.
+        self.transport.wake(id);
+        Ok(())
+    }
+}
+
 impl InProcessNetwork {
     /// Builds the topology, starts one thread per agent, and answers the network.
     pub fn start(config: NetworkConfig) -> Result<Arc<Self>, String> {
@@ -355,58 +390,51 @@ impl InProcessNetwork {
     /// Submits an expression through the next entry agent (round robin),
     /// acknowledged once the entry agent has saved it.
     pub fn submit_expr(&self, expr: &Expr) -> Result<Submission, NetworkError> {
-        let (entry, slot, root, out) = self.enter(expr)?;
-        let released = slot.release(out);
-        self.acknowledge(entry, root, expr, released)
+        let (entry, root, entered) = self.enter(expr)?;
+        entered.save_and_send()?;
+        Ok(self.record(entry, root, expr))
     }
 
     /// What [`InProcessNetwork::submit_expr`] does, with the entry agent's
-    /// save (a storage commit with fsync) on a blocking thread, off the async
-    /// workers that serve requests.
+    /// save (a storage commit with fsync) and the sending on a blocking
+    /// thread, off the async workers that serve requests (a client that
+    /// goes away meanwhile does not stop them).
     async fn submit_off_the_executor(&self, expr: &Expr) -> Result<Submission, NetworkError> {
-        let (entry, slot, root, out) = self.enter(expr)?;
-        let released = tokio::task::spawn_blocking(move || slot.release(out))
+        let (entry, root, entered) = self.enter(expr)?;
+        tokio::task::spawn_blocking(move || entered.save_and_send())
             .await
-            .map_err(|e| NetworkError::Unavailable(format!("saving the submission failed: {e}")))?;
-        self.acknowledge(entry, root, expr, released)
+            .map_err(|e| NetworkError::Unavailable(format!("saving the submission failed: {e}")))??;
+        Ok(self.record(entry, root, expr))
     }
 
-    /// The next entry agent takes the submission: its index and slot, the
-    /// submission's root and what the agent says (not saved yet).
-    fn enter(&self, expr: &Expr) -> Result<(usize, Arc<Slot>, TermKey, Vec<Envelope>), NetworkError> {
+    /// The next entry agent takes the submission: its index, the
+    /// submission's root, and what is left to do before acknowledging it.
+    fn enter(&self, expr: &Expr) -> Result<(usize, TermKey, Entered), NetworkError> {
         let entry = self.next_entry.fetch_add(1, Ordering::Relaxed) as usize % self.ids.len();
         let slot = self.slots[&self.ids[entry]].clone();
-        let (root, out) = {
+        let (life, root, out) = {
             let mut agent = lock(&slot.agent);
             if let Some(full) = agent.refuses_submissions() {
                 return Err(NetworkError::Unavailable(full));
             }
-            agent.submit(expr)
+            // Read under the agent's lock: a restart takes it too.
+            let life = slot.restarts.load(Ordering::SeqCst);
+            let (root, out) = agent.submit(expr);
+            (life, root, out)
         };
-        Ok((entry, slot, root, out))
+        let entered = Entered {
+            slot,
+            life,
+            out,
+            transport: self.transport.clone(),
+        };
+        Ok((entry, root, entered))
     }
 
-    /// Sends what the entry agent said about a submission once it is durable
-    /// (`released`), wakes it, and records the submission; a store that
-    /// failed is a 503, and the submission is not acknowledged.
-    fn acknowledge(
-        &self,
-        entry: usize,
-        root: TermKey,
-        expr: &Expr,
-        released: Option<Vec<Envelope>>,
-    ) -> Result<Submission, NetworkError> {
+    /// Records an acknowledged submission (for its entry agent; the agents'
+    /// replicas hold it either way).
+    fn record(&self, entry: usize, root: TermKey, expr: &Expr) -> Submission {
         let id = &self.ids[entry];
-        let Some(out) = released else {
-            return Err(NetworkError::Unavailable(format!(
-                "{id} could not save the submission; it is not acknowledged (try again)"
-            )));
-        };
-        for envelope in out {
-            self.transport.send(envelope);
-        }
-        // Its rewriting starts now, not at the agent's next tick.
-        self.transport.wake(id);
         let submission = Submission {
             id: root.to_string(),
             expression: expr.to_string(),
@@ -414,17 +442,19 @@ impl InProcessNetwork {
         };
         // A resubmission is the same submission: the first entry agent stays.
         let mut submissions = lock(&self.submissions);
-        Ok(submissions
+        submissions
             .entry(root.to_string())
             .or_insert((submission, root))
             .0
-            .clone())
+            .clone()
     }
 
     /// Where a submission has got to (what `GET /agents/submissions/{id}`
     /// answers). One this host did not take (before a restart) is followed
     /// as the agents' replicas hold it.
     pub fn submission_status(&self, id: &str) -> Result<SubmissionStatus, NetworkError> {
+        // An id in upper-case hex is the same term key.
+        let id = &id.parse::<TermKey>().map_or_else(|_| id.to_string(), |k| k.to_string());
         let not_found = || NetworkError::NotFound(format!("no submission `{id}`"));
         let found = lock(&self.submissions).get(id).cloned();
         let root = match &found {
@@ -725,5 +755,22 @@ mod tests {
     fn lives_started_in_one_millisecond_are_numbered_apart() {
         let numbers: HashSet<u64> = (0..1000).map(|_| first_sequence_number()).collect();
         assert_eq!(numbers.len(), 1000);
+    }
+
+    /// The entry agent restarts (a crash on its thread) after taking a
+    /// submission and before saving it: the save that follows saves the new
+    /// life, which never had it, so the submission is not acknowledged.
+    #[test]
+    fn a_submission_its_entry_agent_lost_in_a_restart_is_not_acknowledged() {
+        let network = InProcessNetwork::start(NetworkConfig::default()).unwrap();
+        let expr = parse_expr("(+ lost 1)").unwrap();
+        let (entry, _, entered) = network.enter(&expr).unwrap();
+        network.restart_agent(&network.ids[entry]).unwrap();
+        assert!(matches!(entered.save_and_send(), Err(NetworkError::Unavailable(_))));
+        // Without a restart in between it is saved, sent and acknowledged.
+        let (_, root, entered) = network.enter(&expr).unwrap();
+        entered.save_and_send().unwrap();
+        assert_eq!(network.submit_expr(&expr).unwrap().id, root.to_string());
+        network.shutdown();
     }
 }

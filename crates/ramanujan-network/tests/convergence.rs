@@ -158,6 +158,8 @@ fn crashed_agents_restart_from_their_store_and_a_restarted_network_restores_ever
         assert_eq!(status.submission.entry_agent, None);
         assert_eq!(status.present_in, status.agents, "{}", submission.expression);
     }
+    let upper = again.submission_status(&submitted[0].id.to_uppercase()).unwrap();
+    assert_eq!(upper.submission.id, submitted[0].id, "one term key, whatever the case");
     // A term that is held but was never submitted, and an id that names no
     // term, are not submissions.
     let replica = again.replica("agent-0").unwrap();

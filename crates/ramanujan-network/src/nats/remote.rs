@@ -403,6 +403,8 @@ impl Network for NatsNetwork {
 
     fn submission(&self, id: String) -> BoxFuture<'_, Result<SubmissionStatus, NetworkError>> {
         Box::pin(async move {
+            // An id in upper-case hex is the same term key.
+            let id = id.parse::<TermKey>().map_or(id, |k| k.to_string());
             let not_found = || NetworkError::NotFound(format!("no submission `{id}`"));
             let found = lock(&self.submissions).get(&id).cloned();
             if found.is_none() && id.parse::<TermKey>().is_err() {

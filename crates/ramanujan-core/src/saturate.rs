@@ -388,8 +388,14 @@ pub fn color_fixpoint(
     let mut stop_reason = Stop::IterationLimit;
     for iteration in 0..iteration_limit {
         let started = Instant::now();
+        // As egg's runner checks before each iteration: the time, then the
+        // e-nodes (a start over the limit, or a rebuild that grew past it).
         if started > deadline {
             stop_reason = Stop::TimeLimit;
+            break;
+        }
+        if egraph.total_size() > limits.nodes {
+            stop_reason = Stop::NodeLimit;
             break;
         }
         let turn = iteration % colors.len();

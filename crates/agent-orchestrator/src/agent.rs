@@ -857,8 +857,8 @@ impl Agent {
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
-        self.take_news(delta.clone(), Some(&[root]));
         let out = self.flood(&delta, &[root], None);
+        self.take_news(delta, Some(&[root]));
         (root, out)
     }
 
@@ -1047,8 +1047,9 @@ impl Agent {
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
-        self.take_news(delta.clone(), None);
-        self.flood(&delta, &[], None)
+        let out = self.flood(&delta, &[], None);
+        self.take_news(delta, None);
+        out
     }
 
     /// One rewriting step with the agent's colour, if there is work; floods the result.
@@ -1154,9 +1155,9 @@ impl Agent {
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
-        let about = [done.root];
-        self.take_news(delta.clone(), Some(&[]));
-        self.flood(&delta, &about, None)
+        let out = self.flood(&delta, &[done.root], None);
+        self.take_news(delta, Some(&[]));
+        out
     }
 
     /// Starts anti-entropy with the next neighbour in turn.

@@ -23,7 +23,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-pub use ramanujan_http::kv::KeyValue;
+pub use ramanujan_http::kv::{KeyValue, MemoryKeyValue};
 
 /// Publishes on the broker (through the bridge's `POST /publish/{subject}` on Spin).
 pub trait Publisher: Send + Sync {

@@ -8,6 +8,7 @@ use ramanujan_core::clock::CausalContext;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::stop::Stop;
+use ramanujan_core::term::TermKey;
 use ramanujan_core::{Color, Polarity};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -176,14 +177,36 @@ pub struct Submission {
 }
 
 impl Submission {
-    /// A submission this host did not take, as the agents' answers describe
-    /// it: `None` unless some agent holds `id` as a submitted root.
-    pub fn recovered<E>(id: &str, answers: &[(String, Result<HeldForm, E>)]) -> Option<Submission> {
+    /// The root a submission id names: every id is its root's term key (in
+    /// upper-case hex too); anything else names no submission.
+    pub fn root_of(id: &str) -> Result<TermKey, NetworkError> {
+        id.parse()
+            .map_err(|_| NetworkError::NotFound(format!("no submission `{id}`")))
+    }
+
+    /// The submission `root` names: the host's own record of it, or, for one
+    /// this host did not take (another host's, or before a restart), what the
+    /// agents' answers say: 404 unless some agent holds it as a submitted
+    /// root, 503 when no agent answered.
+    pub fn found<E>(
+        root: TermKey,
+        recorded: Option<Submission>,
+        answers: &[(String, Result<HeldForm, E>)],
+    ) -> Result<Submission, NetworkError> {
+        if let Some(submission) = recorded {
+            return Ok(submission);
+        }
+        if answers.iter().all(|(_, answer)| answer.is_err()) {
+            return Err(NetworkError::Unavailable(format!(
+                "no agent answered about `{root}`; try again"
+            )));
+        }
         let expression = answers
             .iter()
-            .find_map(|(_, answer)| answer.as_ref().ok().and_then(|form| form.submitted.clone()))?;
-        Some(Submission {
-            id: id.to_string(),
+            .find_map(|(_, answer)| answer.as_ref().ok().and_then(|form| form.submitted.clone()))
+            .ok_or_else(|| NetworkError::NotFound(format!("no submission `{root}`")))?;
+        Ok(Submission {
+            id: root.to_string(),
             expression,
             entry_agent: None,
         })

@@ -2,29 +2,13 @@
 //! an in-memory store and a publisher that keeps what it is given.
 
 use agent_orchestrator::agent::WorkLimits;
-use agent_orchestrator::hosted::{Hosted, HostedConfig, KeyValue, Publisher};
+use agent_orchestrator::hosted::{Hosted, HostedConfig, MemoryKeyValue, Publisher};
 use agent_orchestrator::network::BoxFuture;
 use agent_orchestrator::protocol::Body;
 use agent_orchestrator::topology::TopologyKind;
 use agent_orchestrator::wire::{self, Inbound};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-
-#[derive(Default)]
-struct MemoryKv(Mutex<HashMap<String, Vec<u8>>>);
-
-impl KeyValue for MemoryKv {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
-        Box::pin(async move { Ok(self.0.lock().unwrap().get(key).cloned()) })
-    }
-    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            self.0.lock().unwrap().insert(key.to_string(), value);
-            Ok(())
-        })
-    }
-}
 
 #[derive(Default)]
 struct Kept(Mutex<Vec<(String, Vec<u8>)>>);
@@ -65,7 +49,7 @@ fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
             node_id: "test".into(),
             work: WorkLimits::default(),
         },
-        Arc::new(MemoryKv::default()),
+        Arc::new(MemoryKeyValue::default()),
         published.clone(),
     );
     let submit = wire::encode_inbound(&Inbound::Submit {

@@ -36,12 +36,17 @@ fn reaches(start: &str, goal: &str, rules: &RuleBook, scheduler: Scheduler, limi
 
 /// One saturation of `expr` with every built-in rule.
 fn saturation(expr: &str) -> SaturationReport {
+    saturation_within(expr, Scheduler::Backoff, limits())
+}
+
+/// One saturation of `expr` with every built-in rule, this scheduler and these limits.
+fn saturation_within(expr: &str, scheduler: Scheduler, limits: Limits) -> SaturationReport {
     Saturation {
         expr: parse_expr(expr).unwrap(),
         rules: RuleBook::new(true, &[]).unwrap(),
         fold_constants: true,
-        scheduler: Scheduler::Backoff,
-        limits: limits(),
+        scheduler,
+        limits,
         start: None,
     }
     .run()
@@ -167,33 +172,25 @@ fn conditions_keep_rules_sound() {
 #[test]
 fn a_blow_up_stops_at_its_limit_and_says_so() {
     let sum = (1..=12).fold("y".to_string(), |a, i| format!("(+ z{i} {a})"));
-    let report = Saturation {
-        expr: parse_expr(&sum).unwrap(),
-        rules: RuleBook::new(true, &[]).unwrap(),
-        fold_constants: true,
-        scheduler: Scheduler::Simple,
-        limits: Limits {
+    let report = saturation_within(
+        &sum,
+        Scheduler::Simple,
+        Limits {
             nodes: 2_000,
             ..limits()
         },
-        start: None,
-    }
-    .run();
+    );
     assert_eq!(report.stop_reason, Stop::NodeLimit);
     assert_eq!(report.phases.last().unwrap().phase, "extract");
 }
 
 #[test]
 fn a_start_over_the_node_limit_stops_before_any_rule_runs() {
-    let report = Saturation {
-        expr: parse_expr("(* (+ a b) (+ c d))").unwrap(),
-        rules: RuleBook::new(true, &[]).unwrap(),
-        fold_constants: true,
-        scheduler: Scheduler::Backoff,
-        limits: Limits { nodes: 3, ..limits() },
-        start: None,
-    }
-    .run();
+    let report = saturation_within(
+        "(* (+ a b) (+ c d))",
+        Scheduler::Backoff,
+        Limits { nodes: 3, ..limits() },
+    );
     assert_eq!(report.stop_reason, Stop::NodeLimit);
     assert!(
         report.phases.iter().all(|p| p.rules_applied.is_empty()),
@@ -207,19 +204,15 @@ fn a_start_over_the_node_limit_stops_before_any_rule_runs() {
 fn a_blow_up_without_a_node_limit_stops_at_its_time_limit_and_says_so() {
     let sum = (1..=16).fold("y".to_string(), |a, i| format!("(+ z{i} {a})"));
     let started = Instant::now();
-    let report = Saturation {
-        expr: parse_expr(&sum).unwrap(),
-        rules: RuleBook::new(true, &[]).unwrap(),
-        fold_constants: true,
-        scheduler: Scheduler::Simple,
-        limits: Limits {
+    let report = saturation_within(
+        &sum,
+        Scheduler::Simple,
+        Limits {
             nodes: usize::MAX,
             iterations: 1_000,
             time: Duration::from_millis(200),
         },
-        start: None,
-    }
-    .run();
+    );
     // The deadline passes during a turn or between two: either way the run
     // says the time limit stopped it.
     assert_eq!(report.stop_reason, Stop::TimeLimit);

@@ -2,8 +2,10 @@
 //! Spin (shared by every instance of the app), nothing natively, where a
 //! process keeps its state in memory or in its own files.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 
 /// A boxed future, so the trait can be used as `dyn KeyValue`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -14,4 +16,26 @@ pub trait KeyValue: Send + Sync {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
     /// Sets `key`; durable once this returns `Ok` (as durable as the store).
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// A key-value store in memory, for tests and benchmarks of what runs over one.
+#[derive(Debug, Default)]
+pub struct MemoryKeyValue(Mutex<HashMap<String, Vec<u8>>>);
+
+impl MemoryKeyValue {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl KeyValue for MemoryKeyValue {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        Box::pin(async move { Ok(self.map().get(key).cloned()) })
+    }
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.map().insert(key.to_string(), value);
+            Ok(())
+        })
+    }
 }

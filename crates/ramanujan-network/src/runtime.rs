@@ -172,7 +172,7 @@ pub struct InProcessNetwork {
     ids: Vec<String>,
     slots: HashMap<String, Arc<Slot>>,
     transport: Arc<InProcessTransport>,
-    submissions: Mutex<BTreeMap<String, (Submission, TermKey)>>,
+    submissions: Mutex<BTreeMap<String, Submission>>,
     next_entry: AtomicU64,
     epoch: Instant,
     stop: Arc<AtomicBool>,
@@ -209,9 +209,7 @@ impl Entered {
                 "{id} could not save the submission; it is not acknowledged (try again)"
             )));
         };
-        for envelope in out {
-            self.transport.send(envelope);
-        }
+        self.transport.send_all(out);
         // Its rewriting starts now, not at the agent's next tick.
         self.transport.wake(id);
         Ok(())
@@ -442,25 +440,15 @@ impl InProcessNetwork {
         };
         // A resubmission is the same submission: the first entry agent stays.
         let mut submissions = lock(&self.submissions);
-        submissions
-            .entry(root.to_string())
-            .or_insert((submission, root))
-            .0
-            .clone()
+        submissions.entry(root.to_string()).or_insert(submission).clone()
     }
 
     /// Where a submission has got to (what `GET /agents/submissions/{id}`
     /// answers). One this host did not take (before a restart) is followed
     /// as the agents' replicas hold it.
     pub fn submission_status(&self, id: &str) -> Result<SubmissionStatus, NetworkError> {
-        // An id in upper-case hex is the same term key.
-        let id = &id.parse::<TermKey>().map_or_else(|_| id.to_string(), |k| k.to_string());
-        let not_found = || NetworkError::NotFound(format!("no submission `{id}`"));
-        let found = lock(&self.submissions).get(id).cloned();
-        let root = match &found {
-            Some((_, root)) => *root,
-            None => id.parse::<TermKey>().map_err(|_| not_found())?,
-        };
+        let root = Submission::root_of(id)?;
+        let recorded = lock(&self.submissions).get(&root.to_string()).cloned();
         let answers: Vec<(String, Result<HeldForm, Infallible>)> = self
             .ids
             .iter()
@@ -478,10 +466,7 @@ impl InProcessNetwork {
                 (agent.clone(), Ok(form))
             })
             .collect();
-        let submission = match found {
-            Some((submission, _)) => submission,
-            None => Submission::recovered(id, &answers).ok_or_else(not_found)?,
-        };
+        let submission = Submission::found(root, recorded, &answers)?;
         Ok(SubmissionStatus::from_answers(submission, answers))
     }
 
@@ -531,9 +516,10 @@ fn agent_thread(
         epoch,
     }: Timing,
 ) {
-    let send_all = |out: Vec<Envelope>| {
-        for envelope in out {
-            transport.send(envelope);
+    // What the agent said goes out once what it learned is saved.
+    let release = |out: Vec<Envelope>| {
+        if let Some(out) = slot.release(out) {
+            transport.send_all(out);
         }
     };
     let mut next_sync = Instant::now() + offset;
@@ -560,9 +546,7 @@ fn agent_thread(
                         }
                     }
                     drop(agent);
-                    if let Some(out) = slot.release(out) {
-                        send_all(out);
-                    }
+                    release(out);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return false,
@@ -572,18 +556,14 @@ fn agent_thread(
                 next_sync = Instant::now() + interval;
                 // A GREEN agent's tick may record refutations: saved first.
                 let out = lock(&slot.agent).sync_tick();
-                if let Some(out) = slot.release(out) {
-                    send_all(out);
-                }
+                release(out);
             }
             // Rewrite without holding the agent: readers and mail are not kept waiting.
             let job = lock(&slot.agent).start_work();
             if let Some(job) = job {
                 let done = job.run();
                 let out = lock(&slot.agent).finish_work(done);
-                if let Some(out) = slot.release(out) {
-                    send_all(out);
-                }
+                release(out);
             }
             true
         }));

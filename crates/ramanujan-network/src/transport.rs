@@ -69,6 +69,13 @@ impl InProcessTransport {
         delivered
     }
 
+    /// Sends envelopes in order (each may be dropped, as by [`Self::send`]).
+    pub fn send_all(&self, out: Vec<Envelope>) {
+        for envelope in out {
+            self.send(envelope);
+        }
+    }
+
     /// Envelopes dropped so far (full mailbox, injected loss, unknown recipient).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

@@ -15,7 +15,7 @@
 //! components in release first).
 
 use agent_orchestrator::agent::WorkLimits;
-use agent_orchestrator::hosted::{Hosted, HostedConfig, KeyValue, Publisher};
+use agent_orchestrator::hosted::{Hosted, HostedConfig, MemoryKeyValue, Publisher};
 use agent_orchestrator::network::BoxFuture;
 use agent_orchestrator::protocol::{Body, Envelope};
 use agent_orchestrator::signature::{SIGNATURE_HEADER, sign};
@@ -26,10 +26,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Full};
 use ramanujan_core::replica::ReplicaState;
 use spin_test_host::SpinHost;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -46,21 +45,6 @@ fn components() -> PathBuf {
         .unwrap();
     assert!(status.success());
     target.join("wasm32-wasip2/release")
-}
-
-#[derive(Default)]
-struct MemoryKv(Mutex<HashMap<String, Vec<u8>>>);
-
-impl KeyValue for MemoryKv {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
-        Box::pin(async move { Ok(self.0.lock().unwrap().get(key).cloned()) })
-    }
-    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            self.0.lock().unwrap().insert(key.to_string(), value);
-            Ok(())
-        })
-    }
 }
 
 /// Nothing is published in these workloads; a publish would be a bench bug.
@@ -150,7 +134,7 @@ fn benches(c: &mut Criterion) {
                 ..WorkLimits::default()
             },
         },
-        Arc::new(MemoryKv::default()),
+        Arc::new(MemoryKeyValue::default()),
         Arc::new(NoPublisher),
     );
     let native = agent_orchestrator::webhook::router(hosted, Some(SECRET.as_bytes().to_vec()));

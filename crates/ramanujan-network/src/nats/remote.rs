@@ -20,7 +20,6 @@ use async_nats::jetstream;
 use futures_util::StreamExt;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
-use ramanujan_core::term::TermKey;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -403,29 +402,15 @@ impl Network for NatsNetwork {
 
     fn submission(&self, id: String) -> BoxFuture<'_, Result<SubmissionStatus, NetworkError>> {
         Box::pin(async move {
-            // An id in upper-case hex is the same term key.
-            let id = id.parse::<TermKey>().map_or(id, |k| k.to_string());
-            let not_found = || NetworkError::NotFound(format!("no submission `{id}`"));
-            let found = lock(&self.submissions).get(&id).cloned();
-            if found.is_none() && id.parse::<TermKey>().is_err() {
-                return Err(not_found());
-            }
+            let root = Submission::root_of(&id)?;
+            let id = root.to_string();
+            let recorded = lock(&self.submissions).get(&id).cloned();
             let asks = self.ids.iter().map(|agent| async {
                 let answer: Result<HeldForm, _> = self.ask(agent, Query::Canonical { root: id.clone() }).await;
                 (agent.clone(), answer)
             });
             let answers = futures_util::future::join_all(asks).await;
-            // One this host did not take (another host's, or before a
-            // restart) is followed as the agents' replicas hold it.
-            let submission = match found {
-                Some(submission) => submission,
-                None if answers.iter().all(|(_, answer)| answer.is_err()) => {
-                    return Err(NetworkError::Unavailable(format!(
-                        "no agent answered about `{id}`; try again"
-                    )));
-                }
-                None => Submission::recovered(&id, &answers).ok_or_else(not_found)?,
-            };
+            let submission = Submission::found(root, recorded, &answers)?;
             Ok(SubmissionStatus::from_answers(submission, answers))
         })
     }

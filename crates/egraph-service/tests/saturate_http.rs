@@ -162,7 +162,7 @@ fn bad_input_gets_a_json_4xx() {
         (
             Body::from(vec![0xff, 0xfe, 0x00]),
             StatusCode::BAD_REQUEST,
-            "parse the request body",
+            "not valid JSON",
         ),
         (
             Body::from(r#"{"expression": 42}"#),

@@ -13,7 +13,7 @@ pub mod offload;
 pub mod testing;
 
 pub use error::ApiError;
-pub use json::{JsonBody, QueryParams};
+pub use json::{JsonBody, QueryParams, decode_json};
 pub use offload::{Inline, Offload};
 
 use std::sync::Arc;

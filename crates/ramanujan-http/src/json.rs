@@ -280,4 +280,30 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn only_a_json_media_type_is_a_json_body() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, value.parse().unwrap());
+            is_json(&headers)
+        };
+        for accepted in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/cloudevents+json",
+        ] {
+            assert!(with(accepted), "{accepted}");
+        }
+        for refused in [
+            "text/json",
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert!(!with(refused), "{refused}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
 }

@@ -225,21 +225,16 @@ impl AgentLink {
 
     /// A core subscription, retried until the broker takes it.
     async fn subscribe(&self, subject: String) -> async_nats::Subscriber {
-        loop {
-            match self.shared.client.subscribe(subject.clone()).await {
-                Ok(subscriber) => return subscriber,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
+        broker::until_ok(&format!("a subscription to {subject}"), || {
+            self.shared.client.subscribe(subject.clone())
+        })
+        .await
     }
 
     /// The agent's inbox, one message at a time: a message waiting here would
     /// outlive its ack wait. The dead-letter stream is made first.
     async fn inbox(&self) -> pull::Stream {
-        while let Err(e) = ensure_deadletter_stream(&self.shared.js).await {
-            tracing::warn!(agent = self.index, error = %e, "dead-letter stream not ready; retrying");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        broker::until_ok("the dead-letter stream", || ensure_deadletter_stream(&self.shared.js)).await;
         broker::inbox(&self.shared.js, self.index, 1).await
     }
 

@@ -4,6 +4,7 @@
 
 use agent_orchestrator::wire::{MAX_MESSAGE_BYTES, sync_subject};
 use async_nats::jetstream::{self, consumer::pull};
+use backon::{ExponentialBuilder, Retryable};
 use std::time::Duration;
 
 /// The JetStream stream holding every agent's inbox.
@@ -48,17 +49,33 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String
 
 /// Agent `index`'s inbox: its durable pull consumer `agent-{index}` (created if
 /// missing, the same for a native agent and for the bridge), delivering up to
-/// `batch` messages per pull. Retried, with backoff, until the broker answers.
+/// `batch` messages per pull. Retried until the broker answers.
 pub async fn inbox(js: &jetstream::Context, index: usize, batch: usize) -> pull::Stream {
-    let mut delay = Duration::from_millis(100);
+    until_ok(&format!("agent {index}'s inbox"), || try_inbox(js, index, batch)).await
+}
+
+/// The one retry policy for what waits on the broker (its stream, a consumer, a
+/// subscription): exponential from 100 ms to 2 s, with jitter so that many
+/// agents that lost the broker together do not come back in step; never gives
+/// up, and says what it waits for.
+pub async fn until_ok<T, E, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let policy = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times();
     loop {
-        match try_inbox(js, index, batch).await {
-            Ok(messages) => return messages,
-            Err(e) => {
-                tracing::warn!(agent = index, error = %e, "inbox not ready; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
+        let retried = (&mut attempt)
+            .retry(policy)
+            .notify(|error, delay| tracing::warn!(%error, ?delay, "{what} not ready; retrying"))
+            .await;
+        if let Ok(value) = retried {
+            return value;
         }
     }
 }
@@ -88,4 +105,33 @@ async fn try_inbox(js: &jetstream::Context, index: usize, batch: usize) -> Resul
         .messages()
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::until_ok;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn until_ok_backs_off_between_failures_and_returns_the_first_success() {
+        let started = Instant::now();
+        let mut attempts = 0;
+        let value = until_ok("a test resource", || {
+            attempts += 1;
+            let outcome = if attempts < 3 {
+                Err("not yet")
+            } else {
+                Ok(attempts * 10)
+            };
+            std::future::ready(outcome)
+        })
+        .await;
+        assert_eq!((value, attempts), (30, 3));
+        // Two waits: at least 100 ms and then 200 ms, jitter only adds.
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -139,9 +139,7 @@ impl NatsNetwork {
         }));
         let stream_js = js.clone();
         tasks.push(tokio::spawn(async move {
-            while broker::ensure_stream(&stream_js).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            broker::until_ok("the inbox stream", || broker::ensure_stream(&stream_js)).await;
         }));
         let nonce = crate::runtime::first_sequence_number();
         let network = Arc::new_cyclic(|me: &Weak<NatsNetwork>| {

@@ -16,58 +16,51 @@
 //! history in gap-free order never trips the check; states that disagree
 //! about a client's history (one client id reused by two documents) can.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use yrs::IdSet;
 
-/// Clocks per client: for each, sorted ranges that neither overlap nor touch.
+/// Clocks per client: yrs' own [`IdSet`], whose ranges per client are kept
+/// sorted and coalesced (neither overlapping nor touching) by yrs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Clocks(BTreeMap<u64, Vec<Range<u32>>>);
+pub(crate) struct Clocks(IdSet);
 
 impl Clocks {
-    /// The clocks an id set names.
+    /// The clocks an id set names, coalesced (each range inserted anew: yrs
+    /// coalesces on insert) and without clients that name none.
     pub fn of(set: &IdSet) -> Clocks {
-        let clients = set
-            .iter()
-            .map(|(client, ranges)| (client.get(), coalesce(ranges.iter().cloned().collect())))
-            .filter(|(_, ranges)| !ranges.is_empty())
-            .collect();
-        Clocks(clients)
+        Clocks(IdSet::from_iter(
+            set.iter()
+                .filter(|(_, ranges)| ranges.iter().any(|r| !r.is_empty()))
+                .map(|(client, ranges)| (*client, ranges.iter().cloned().collect::<Vec<_>>())),
+        ))
+    }
+
+    /// How many clients these clocks name.
+    pub fn client_count(&self) -> usize {
+        self.0.len()
     }
 
     /// Every client with its ranges, by client id.
-    pub fn clients(&self) -> impl ExactSizeIterator<Item = (u64, &[Range<u32>])> {
-        self.0.iter().map(|(client, ranges)| (*client, ranges.as_slice()))
+    pub fn clients(&self) -> impl Iterator<Item = (u64, impl ExactSizeIterator<Item = &Range<u32>>)> {
+        self.0.iter().map(|(client, ranges)| (client.get(), ranges.iter()))
     }
 
     /// Adds `other`'s clocks.
     pub fn add(&mut self, other: &Clocks) {
-        for (client, ranges) in other.clients() {
-            let mine = self.0.entry(client).or_default();
-            mine.extend(ranges.iter().cloned());
-            *mine = coalesce(std::mem::take(mine));
-        }
+        self.0.merge_with(other.0.clone());
     }
 
     /// These clocks without `other`'s.
     pub fn without(&self, other: &Clocks) -> Clocks {
-        let mut left = BTreeMap::new();
-        for (client, ranges) in self.clients() {
-            let cut = other.0.get(&client).map_or(&[][..], Vec::as_slice);
-            let kept = subtract(ranges, cut);
-            if !kept.is_empty() {
-                left.insert(client, kept);
-            }
-        }
-        Clocks(left)
+        Clocks(self.0.diff(&other.0))
     }
 
     /// How many gaps these clocks leave: clients that do not start at 0, and
     /// holes between ranges. A full state has none; a diff has some.
     pub fn gaps(&self) -> usize {
         self.0
-            .values()
-            .map(|ranges| ranges.len() - usize::from(ranges.first().is_some_and(|r| r.start == 0)))
+            .iter()
+            .map(|(_, ranges)| ranges.len() - usize::from(ranges.iter().next().is_some_and(|r| r.start == 0)))
             .sum()
     }
 
@@ -75,60 +68,18 @@ impl Clocks {
     /// strictly inside one of these ranges: where yrs would split a block of
     /// an update holding these clocks and then read freed memory.
     pub fn straddled_resumption(&self, held: &Clocks) -> Option<(u64, u32)> {
-        for (client, ranges) in self.clients() {
-            let Some(held) = held.0.get(&client) else { continue };
-            for start in held.iter().map(|r| r.start).filter(|&s| s > 0) {
+        for (client, ranges) in self.0.iter() {
+            let Some(held) = held.0.get(client) else { continue };
+            let ranges: Vec<&Range<u32>> = ranges.iter().collect();
+            for start in held.iter().map(|(r, ())| r.start).filter(|&s| s > 0) {
                 let before = ranges.partition_point(|r| r.start < start);
                 if before > 0 && start < ranges[before - 1].end {
-                    return Some((client, start));
+                    return Some((client.get(), start));
                 }
             }
         }
         None
     }
-}
-
-/// Sorts ranges and joins those that overlap or touch; drops empty ones.
-fn coalesce(mut ranges: Vec<Range<u32>>) -> Vec<Range<u32>> {
-    ranges.retain(|r| !r.is_empty());
-    ranges.sort_by_key(|r| (r.start, r.end));
-    let mut out: Vec<Range<u32>> = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        match out.last_mut() {
-            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-            _ => out.push(r),
-        }
-    }
-    out
-}
-
-/// `ranges` without `cut` (both sorted and coalesced).
-fn subtract(ranges: &[Range<u32>], cut: &[Range<u32>]) -> Vec<Range<u32>> {
-    let mut out = Vec::new();
-    let mut c = 0;
-    for r in ranges {
-        let mut start = r.start;
-        while c < cut.len() && cut[c].end <= start {
-            c += 1;
-        }
-        let mut k = c;
-        while start < r.end {
-            match cut.get(k) {
-                Some(x) if x.start < r.end => {
-                    if x.start > start {
-                        out.push(start..x.start);
-                    }
-                    start = start.max(x.end);
-                    k += 1;
-                }
-                _ => {
-                    out.push(start..r.end);
-                    start = r.end;
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -146,12 +97,8 @@ mod tests {
     #[test]
     fn ranges_are_coalesced_and_gaps_counted() {
         let c = clocks(&[(1, 3..5), (1, 0..2), (1, 2..3), (2, 4..6), (2, 8..9)]);
-        let clients: Vec<(u64, &[Range<u32>])> = c.clients().collect();
-        assert_eq!(
-            (clients[0].0, clients[0].1.len(), clients[0].1[0].clone()),
-            (1, 1, 0..5)
-        );
-        assert_eq!((clients[1].0, clients[1].1.to_vec()), (2, vec![4..6, 8..9]));
+        let clients: Vec<(u64, Vec<Range<u32>>)> = c.clients().map(|(id, r)| (id, r.cloned().collect())).collect();
+        assert_eq!(clients, [(1, std::iter::once(0..5).collect()), (2, vec![4..6, 8..9])]);
         assert_eq!(c.gaps(), 2);
         assert_eq!(clocks(&[(1, 0..9)]).gaps(), 0);
     }

@@ -21,6 +21,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use yrs::branch::{Branch, BranchPtr};
+use yrs::encoding::read::Read;
 use yrs::types::ToJson;
 use yrs::types::text::YChange;
 use yrs::updates::decoder::Decode;
@@ -91,7 +92,7 @@ fn new_doc(client_id: Option<u64>) -> Doc {
 
 /// Appends clocks as sorted, coalesced ranges per client.
 fn write_clocks(clocks: &Clocks, out: &mut Vec<u8>) {
-    out.extend((clocks.clients().len() as u64).to_le_bytes());
+    out.extend((clocks.client_count() as u64).to_le_bytes());
     for (client, ranges) in clocks.clients() {
         out.extend(client.to_le_bytes());
         out.extend((ranges.len() as u64).to_le_bytes());
@@ -115,8 +116,8 @@ fn identity_of(inserted: &Clocks, deleted: &IdSet) -> Vec<u8> {
 /// table of that size before reading on, so a few bytes could make it clear
 /// hundreds of megabytes (found by the fuzz target).
 fn check_declared_count(bytes: &[u8], what: &str) -> Result<(), String> {
-    let count = leading_count(bytes).ok_or("not a Yjs v1 encoding: it does not start with a count")?;
-    let left = bytes.len() as u64 - leading_count_len(bytes);
+    let (count, read) = leading_count(bytes).ok_or("not a Yjs v1 encoding: it does not start with a count")?;
+    let left = (bytes.len() - read) as u64;
     if count <= left {
         Ok(())
     } else {
@@ -124,25 +125,12 @@ fn check_declared_count(bytes: &[u8], what: &str) -> Result<(), String> {
     }
 }
 
-/// The variable-length unsigned integer (lib0 encoding) bytes start with.
-fn leading_count(bytes: &[u8]) -> Option<u64> {
-    let mut count: u64 = 0;
-    for (i, byte) in bytes.iter().take(5).enumerate() {
-        count |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some(count);
-        }
-    }
-    None
-}
-
-/// How many bytes [`leading_count`] reads.
-fn leading_count_len(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .take(5)
-        .position(|b| b & 0x80 == 0)
-        .map_or(5, |i| i as u64 + 1)
+/// The count bytes start with (a lib0 variable-length unsigned integer, read by
+/// yrs' own reader), and how many bytes it takes.
+fn leading_count(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut cursor = yrs::encoding::read::Cursor::new(bytes);
+    let count: u64 = cursor.read_var().ok()?;
+    Some((count, cursor.next))
 }
 
 /// Refuses an update that has two sections for one client: yrs appends the
@@ -151,7 +139,7 @@ fn leading_count_len(bytes: &[u8]) -> u64 {
 /// a segfault). Encoders write one section per client with blocks in it, so
 /// the sections declared must be the clients that inserted something.
 fn check_one_section_per_client(bytes: &[u8], identity: &[u8]) -> Result<(), String> {
-    let sections = leading_count(bytes).unwrap_or(0);
+    let sections = leading_count(bytes).map_or(0, |(count, _)| count);
     let clients = identity
         .get(..8)
         .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));

@@ -10,12 +10,10 @@ use crate::kinds::{Kind, YArray, YMap, YText};
 use crate::types::CrdtType;
 use bytes::Bytes;
 use crdts::{GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
-use lru::LruCache;
 use ramanujan_core::ReplicaState;
+use ramanujan_http::MemoCache;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::num::NonZeroUsize;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most states one merge takes.
@@ -71,12 +69,15 @@ pub struct MergeStats {
     pub entries: usize,
     /// Most answers it holds.
     pub capacity: usize,
+    /// Bytes of answers it holds.
+    pub bytes: usize,
+    /// Most bytes of answers it holds.
+    pub max_bytes: usize,
 }
 
 /// The merge service: a bounded memo of answers and its counters.
 pub struct Merger {
-    cache: Mutex<LruCache<[u8; 32], Bytes>>,
-    capacity: usize,
+    cache: MemoCache,
     counts: [AtomicU64; 4],
 }
 
@@ -208,10 +209,8 @@ fn answer_with<K: Kind>(kind: CrdtType, state: &K, state_json: &[u8], root: Opti
 impl Merger {
     /// A service whose memo holds at most `capacity` answers.
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
         Merger {
-            cache: Mutex::new(LruCache::new(NonZeroUsize::new(capacity).expect("at least one"))),
-            capacity,
+            cache: MemoCache::new(capacity),
             counts: Default::default(),
         }
     }
@@ -224,10 +223,6 @@ impl Merger {
             Outcome::Miss => 3,
         };
         self.counts[i].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, LruCache<[u8; 32], Bytes>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Merges two or more states of one type; the answer body and how it was found.
@@ -294,7 +289,7 @@ impl Merger {
             hasher.update(e);
         }
         let key: [u8; 32] = hasher.finalize().into();
-        if let Some(body) = self.cache().get(&key).cloned() {
+        if let Some(body) = self.cache.get(&key) {
             self.count(Outcome::Hit);
             return Ok((body, Outcome::Hit));
         }
@@ -311,7 +306,7 @@ impl Merger {
         } else {
             Outcome::Miss
         };
-        self.cache().put(key, body.clone());
+        self.cache.put(key, body.clone());
         self.count(outcome);
         Ok((body, outcome))
     }
@@ -377,6 +372,7 @@ impl Merger {
     pub fn stats(&self) -> MergeStats {
         let [identical, hits, contained, misses] = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
         let looked_up = hits + contained + misses;
+        let cache = self.cache.stats();
         MergeStats {
             identical,
             hits,
@@ -387,8 +383,10 @@ impl Merger {
             } else {
                 hits as f64 / looked_up as f64
             },
-            entries: self.cache().len(),
-            capacity: self.capacity,
+            entries: cache.entries,
+            capacity: cache.capacity,
+            bytes: cache.bytes,
+            max_bytes: cache.max_bytes,
         }
     }
 }

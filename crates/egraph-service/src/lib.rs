@@ -4,17 +4,16 @@
 //! expression until a whole round changes nothing (the colours' common fixpoint)
 //! or a limit stops it, then GREEN verification and extraction, and answers the
 //! canonical form, its cost, the e-class and e-node counts, the rounds and why
-//! they stopped, each phase's report and the verification. Answers are memoised in a bounded LRU keyed by a content hash of
+//! they stopped, each phase's report and the verification. Answers are memoised (a [`MemoCache`], bounded in count and bytes) keyed by a content hash of
 //! expression, rules, options and limits, and, where the host shares a
 //! key-value store ([`Runtime::shared`], Spin's on Spin), there too under
 //! `egraph/memo/{key}`, so that every instance answers what any one computed.
 //! `GET /egraph/stats` shows the hit ratio, `GET /egraph/health` that the
 //! service is up.
 
-mod cache;
 mod request;
 
-pub use cache::{CacheStats, MemoCache};
+pub use ramanujan_http::{CacheStats, MemoCache};
 pub use request::{Checked, SaturateRequest};
 
 use axum::extract::State;

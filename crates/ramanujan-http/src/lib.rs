@@ -2,18 +2,20 @@
 //!
 //! What every component's `axum::Router` shares, on every host:
 //! [`ApiError`] (`{"error": ...}` answers), [`JsonBody`] (strict JSON bodies),
-//! [`Offload`] (where CPU-heavy work runs) and [`Runtime`] (what a host hands a
+//! [`MemoCache`] (answers kept, bounded in count and bytes), [`Offload`] (where CPU-heavy work runs) and [`Runtime`] (what a host hands a
 //! component). No domain types: the components bring those.
 
 pub mod error;
 pub mod json;
 pub mod kv;
+pub mod memo;
 pub mod offload;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::ApiError;
 pub use json::{JsonBody, QueryParams, decode_json};
+pub use memo::{CacheStats, MemoCache};
 pub use offload::{Inline, Offload};
 
 use std::sync::Arc;

@@ -956,7 +956,6 @@ impl Agent {
                 out
             }
             Body::SyncPush { delta } => self.absorb(&delta, None),
-            Body::Heartbeat { .. } => Vec::new(),
         }
     }
 

@@ -62,13 +62,6 @@ pub enum Body {
         /// `delta_since` the reply's clock.
         delta: ReplicaState,
     },
-    /// I am alive.
-    Heartbeat {
-        /// Facts held, so watchers see progress.
-        facts: usize,
-        /// Digest of the sender's facts.
-        digest: String,
-    },
 }
 
 impl Body {
@@ -79,7 +72,6 @@ impl Body {
             Body::SyncRequest { .. } => "sync_request",
             Body::SyncReply { .. } => "sync_reply",
             Body::SyncPush { .. } => "sync_push",
-            Body::Heartbeat { .. } => "heartbeat",
         }
     }
 
@@ -89,7 +81,7 @@ impl Body {
             Body::Event { delta, .. } | Body::SyncReply { delta, .. } | Body::SyncPush { delta } => {
                 delta.term_count() + delta.equality_count()
             }
-            Body::SyncRequest { .. } | Body::Heartbeat { .. } => 0,
+            Body::SyncRequest { .. } => 0,
         }
     }
 }

@@ -52,8 +52,8 @@ mod tests {
             from: "agent-0".into(),
             to: "agent-1".into(),
             seq,
-            body: Body::Heartbeat {
-                facts: 0,
+            body: Body::SyncRequest {
+                clock: Default::default(),
                 digest: String::new(),
             },
         }

@@ -20,13 +20,13 @@ fn submit(expression: &str) -> Inbound {
     }
 }
 
-fn heartbeat(seq: u64) -> Envelope {
+fn small_envelope(seq: u64) -> Envelope {
     Envelope {
         from: "b".into(),
         to: "a".into(),
         seq,
-        body: Body::Heartbeat {
-            facts: 0,
+        body: Body::SyncRequest {
+            clock: Default::default(),
             digest: String::new(),
         },
     }
@@ -34,7 +34,9 @@ fn heartbeat(seq: u64) -> Envelope {
 
 #[test]
 fn a_batch_larger_than_any_sender_packs_is_refused_whole() {
-    let at_most = (0..wire::MAX_ENVELOPES_PER_MESSAGE as u64).map(heartbeat).collect();
+    let at_most = (0..wire::MAX_ENVELOPES_PER_MESSAGE as u64)
+        .map(small_envelope)
+        .collect();
     let bytes = wire::encode_inbound(&Inbound::Envelopes(at_most)).unwrap();
     let Ok(inbound) = wire::decode_inbound(&bytes) else {
         panic!("a full batch is taken");
@@ -43,7 +45,9 @@ fn a_batch_larger_than_any_sender_packs_is_refused_whole() {
     handled.take(&mut agent(WorkLimits::default()), inbound);
     assert_eq!(handled.messages, wire::MAX_ENVELOPES_PER_MESSAGE);
 
-    let too_many = (0..=wire::MAX_ENVELOPES_PER_MESSAGE as u64).map(heartbeat).collect();
+    let too_many = (0..=wire::MAX_ENVELOPES_PER_MESSAGE as u64)
+        .map(small_envelope)
+        .collect();
     let bytes = wire::encode_inbound(&Inbound::Envelopes(too_many)).unwrap();
     let refused = wire::decode_inbound(&bytes).unwrap_err();
     assert!(refused.contains("at most 1024"), "{refused}");

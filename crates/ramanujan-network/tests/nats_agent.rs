@@ -76,7 +76,7 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
     };
     publish(&js, "garbage", b"\x00not json{".to_vec()).await;
     let unknown_field = json!({"envelope": {"from": "agent-1", "to": "agent-0", "seq": 1,
-        "body": {"type": "heartbeat", "data": {"facts": 0, "digest": ""}}, "extra": 1}});
+        "body": {"type": "sync_request", "data": {"clock": {}, "digest": ""}}, "extra": 1}});
     publish(&js, "unknown-field", rmp_serde::to_vec_named(&unknown_field).unwrap()).await;
     publish(&js, "mallory", envelope("mallory", "agent-0", 1, good.clone())).await;
     publish(&js, "misaddressed", envelope("agent-1", "agent-2", 2, good.clone())).await;

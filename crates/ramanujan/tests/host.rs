@@ -361,16 +361,16 @@ async fn agent_network_routes() {
     let (status, sync) = post(&base, "/agent/agent-0/sync", json!({})).await;
     assert_eq!((status, sync["sync_requests_sent"].as_u64()), (202, Some(2)));
 
-    let heartbeat = |from: &str, to: &str| json!({"from": from, "to": to, "seq": 1, "body": {"type": "heartbeat", "data": {"facts": 0, "digest": ""}}});
+    let sync_request = |from: &str, to: &str| json!({"from": from, "to": to, "seq": 1, "body": {"type": "sync_request", "data": {"clock": {}, "digest": ""}}});
     assert_eq!(
-        post(&base, "/agent/agent-0/message", heartbeat("agent-1", "agent-0"))
+        post(&base, "/agent/agent-0/message", sync_request("agent-1", "agent-0"))
             .await
             .0,
         202
     );
     for (path, body, want) in [
-        ("/agent/agent-0/message", heartbeat("mallory", "agent-0"), 400),
-        ("/agent/agent-0/message", heartbeat("agent-1", "agent-2"), 400),
+        ("/agent/agent-0/message", sync_request("mallory", "agent-0"), 400),
+        ("/agent/agent-0/message", sync_request("agent-1", "agent-2"), 400),
         ("/agent/agent-0/message", json!({"from": "agent-1"}), 422),
         ("/agent/nobody/state", Value::Null, 404),
         ("/agents/submit", json!({"expression": "(+ a"}), 400),

@@ -165,6 +165,9 @@ impl Slot {
     }
 }
 
+/// Opens an agent's store, by agent id.
+type OpenStore<'a> = dyn Fn(&str) -> Result<Box<dyn ReplicaStore>, String> + 'a;
+
 /// The whole network, running.
 pub struct InProcessNetwork {
     config: NetworkConfig,
@@ -219,6 +222,15 @@ impl Entered {
 impl InProcessNetwork {
     /// Builds the topology, starts one thread per agent, and answers the network.
     pub fn start(config: NetworkConfig) -> Result<Arc<Self>, String> {
+        let data_dir = config.data_dir.clone();
+        Self::start_with_stores(config, &|id| match &data_dir {
+            Some(dir) => Ok(Box::new(RedbStore::for_agent(dir, id).map_err(|e| e.to_string())?)),
+            None => Ok(Box::new(MemoryStore::default())),
+        })
+    }
+
+    /// [`InProcessNetwork::start`] with each agent's store opened by `open_store`.
+    fn start_with_stores(config: NetworkConfig, open_store: &OpenStore<'_>) -> Result<Arc<Self>, String> {
         let topology = config.topology.build(config.seed)?;
         let ids: Vec<String> = (0..topology.len()).map(agent_id).collect();
         let known: HashSet<String> = ids.iter().cloned().collect();
@@ -241,10 +253,7 @@ impl InProcessNetwork {
                 work: config.work,
                 share: topology.share(i),
             };
-            let mut store: Box<dyn ReplicaStore> = match &config.data_dir {
-                Some(dir) => Box::new(RedbStore::for_agent(dir, id).map_err(|e| e.to_string())?),
-                None => Box::new(MemoryStore::default()),
-            };
+            let mut store = open_store(id)?;
             let agent = blueprint.build(store.as_mut())?;
             let slot = Slot {
                 agent: Mutex::new(agent),
@@ -751,6 +760,95 @@ mod tests {
         let (_, root, entered) = network.enter(&expr).unwrap();
         entered.save_and_send().unwrap();
         assert_eq!(network.submit_expr(&expr).unwrap().id, root.to_string());
+        network.shutdown();
+    }
+
+    /// A store that fails while `failing` is set, as a full disk does.
+    struct FailingStore {
+        inner: MemoryStore,
+        failing: Arc<AtomicBool>,
+    }
+
+    impl ReplicaStore for FailingStore {
+        fn load(&mut self) -> Result<ramanujan_core::ReplicaState, agent_orchestrator::store::StoreError> {
+            self.inner.load()
+        }
+
+        fn append(
+            &mut self,
+            delta: &ramanujan_core::ReplicaState,
+        ) -> Result<(), agent_orchestrator::store::StoreError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(agent_orchestrator::store::StoreError("no space left on device".into()));
+            }
+            self.inner.append(delta)
+        }
+
+        fn stored_bytes(&self) -> u64 {
+            self.inner.stored_bytes()
+        }
+    }
+
+    /// Save before send, shown on the whole in-process network: while every
+    /// store fails, a submission is refused (503) and nothing it added leaves
+    /// its entry agent; once the stores work again submissions are taken,
+    /// settle, and survive every agent's restart.
+    #[test]
+    fn while_the_stores_fail_nothing_is_acknowledged_and_nothing_unsaved_is_sent() {
+        let failing = Arc::new(AtomicBool::new(true));
+        let config = NetworkConfig {
+            sync_interval: Duration::from_millis(20),
+            ..NetworkConfig::default()
+        };
+        let network = InProcessNetwork::start_with_stores(config, &|_| {
+            Ok(Box::new(FailingStore {
+                inner: MemoryStore::default(),
+                failing: failing.clone(),
+            }))
+        })
+        .unwrap();
+        let refused = network.submit_expr(&parse_expr("(* 7 (+ u v))").unwrap());
+        assert!(matches!(refused, Err(NetworkError::Unavailable(_))), "{refused:?}");
+        // Long enough for many sync rounds and rewriting steps.
+        std::thread::sleep(Duration::from_millis(500));
+        let holding: Vec<&String> = network
+            .ids
+            .iter()
+            .filter(|id| network.replica(id).is_some_and(|r| r.term_count() > 0))
+            .collect();
+        assert_eq!(
+            holding,
+            [&network.ids[0]],
+            "only the entry agent holds the unsaved submission"
+        );
+
+        failing.store(false, Ordering::SeqCst);
+        let taken = network
+            .submit_expr(&parse_expr("(+ (* a b) (* a c))").unwrap())
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !network.submission_status(&taken.id).unwrap().settled {
+            assert!(Instant::now() < deadline, "the submission never settled");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let root = agent_orchestrator::network::Submission::root_of(&taken.id).unwrap();
+        // Every agent crashes at once: what the entry agent saved before the
+        // acknowledgement comes back to all of them.
+        for id in network.ids.clone() {
+            network.restart_agent(&id).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !network
+            .ids
+            .iter()
+            .all(|id| network.replica(id).unwrap().term(root).is_some())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "an acknowledged submission was lost in the restarts"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         network.shutdown();
     }
 }

@@ -1178,6 +1178,12 @@ impl Agent {
         out
     }
 
+    /// Starts anti-entropy with every neighbour now (`POST /agent/{id}/sync`).
+    pub fn sync_with_neighbors(&mut self) -> Vec<Envelope> {
+        let neighbors = self.neighbors.clone();
+        neighbors.iter().flat_map(|n| self.sync_with(n)).collect()
+    }
+
     /// Starts anti-entropy with one neighbour.
     pub fn sync_with(&mut self, to: &str) -> Vec<Envelope> {
         let body = Body::SyncRequest {

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use ramanujan_http::kv::{KeyValue, MemoryKeyValue};
 
@@ -50,6 +51,11 @@ pub struct HostedConfig {
     pub node_id: String,
     /// Rewriting limits per request.
     pub work: WorkLimits,
+    /// How often the bridge ticks each agent (its `--sync-interval`), as `/agents/status` reports it.
+    pub sync_interval: Duration,
+    /// An agent not saved for this long is suspect, for twice as long dead: the
+    /// bridge's ticks save every agent each sync interval.
+    pub health_timeout: Duration,
 }
 
 /// What one request did to an agent.
@@ -75,27 +81,32 @@ pub struct Report {
 struct Saved {
     incarnation: u64,
     created_ms: u64,
+    /// When it was saved: its heartbeat, for readers of the store.
+    #[serde(default)]
+    saved_ms: u64,
     agent: AgentSnapshot,
 }
 
 /// A loaded agent.
-struct Loaded {
-    index: usize,
-    agent: Agent,
+pub(crate) struct Loaded {
+    pub(crate) index: usize,
+    pub(crate) agent: Agent,
     incarnation: u64,
-    created_ms: u64,
+    pub(crate) created_ms: u64,
+    /// When it was last saved; `None` for an agent never saved (new here).
+    pub(crate) saved_ms: Option<u64>,
 }
 
 /// The agents hosted here, over a store and a publisher.
 #[derive(Clone)]
 pub struct Hosted {
     config: Arc<HostedConfig>,
-    store: Arc<dyn KeyValue>,
-    publisher: Arc<dyn Publisher>,
+    pub(crate) store: Arc<dyn KeyValue>,
+    pub(crate) publisher: Arc<dyn Publisher>,
 }
 
 /// Wall-clock milliseconds (WASI clocks on Spin).
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -117,7 +128,7 @@ impl Hosted {
     }
 
     /// The agent at `index` as saved (or new), its clock set to now.
-    async fn load(&self, index: usize) -> Result<Loaded, ApiError> {
+    pub(crate) async fn load(&self, index: usize) -> Result<Loaded, ApiError> {
         let mut loaded = self.load_saved(index).await?;
         loaded.agent.set_time(now_ms().saturating_sub(loaded.created_ms));
         Ok(loaded)
@@ -141,6 +152,7 @@ impl Hosted {
                 agent: Agent::from_snapshot(saved.agent, self.config.work),
                 incarnation: saved.incarnation,
                 created_ms: saved.created_ms,
+                saved_ms: Some(saved.saved_ms),
             });
         }
         let topology = self
@@ -160,6 +172,7 @@ impl Hosted {
             agent,
             incarnation,
             created_ms,
+            saved_ms: None,
         })
     }
 
@@ -168,6 +181,7 @@ impl Hosted {
         let saved = Saved {
             incarnation: loaded.incarnation,
             created_ms: loaded.created_ms,
+            saved_ms: now_ms(),
             agent: loaded.agent.into_snapshot(),
         };
         let bytes = rmp_serde::to_vec_named(&saved).map_err(|e| ApiError::unavailable(e.to_string()))?;

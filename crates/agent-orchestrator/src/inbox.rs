@@ -62,6 +62,10 @@ impl Handled {
                 };
                 self.acks.push(ack);
             }
+            Inbound::Sync => {
+                self.messages += 1;
+                self.out.extend(agent.sync_with_neighbors());
+            }
         }
     }
 }

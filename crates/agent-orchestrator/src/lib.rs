@@ -14,7 +14,8 @@
 //! - [`release`]: save before send, for the drivers that keep agents alive.
 //! - [`wire`]: subjects and payloads on the broker.
 //! - [`inbox`]: what an agent does with an inbox message, for every driver.
-//! - [`hosted`]: agents kept in a key-value store between requests (Spin).
+//! - [`hosted`]: agents kept in a key-value store between requests (Spin), and
+//!   the `/agents` routes' [`network::Network`] over them.
 //! - [`webhook`]: `/nats/webhook/{topic}`, how the NATS bridge reaches hosted agents.
 //! - [`signature`]: the HMAC that bridge and hosted agents sign with.
 //!
@@ -22,6 +23,7 @@
 
 pub mod agent;
 pub mod hosted;
+mod hosted_network;
 pub mod inbox;
 pub mod network;
 pub mod protocol;

@@ -1,6 +1,7 @@
 //! `/nats/webhook/{topic}`: how agents hosted in a component (on Spin, which
 //! has no NATS trigger) receive broker messages from the NATS bridge
-//! (`ramanujan bridge`), plus read-only `/agent/{id}/...` views of them.
+//! (`ramanujan bridge`). The `/agents` routes over the same agents are
+//! [`crate::routes`] over [`Hosted`]'s [`crate::network::Network`].
 //!
 //! | topic | body | does |
 //! |---|---|---|
@@ -16,11 +17,11 @@
 
 use crate::hosted::Hosted;
 use crate::signature;
-use crate::wire::{self, Query};
+use crate::wire;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use ramanujan_http::ApiError;
 use serde::Deserialize;
@@ -46,10 +47,6 @@ pub fn router(hosted: Hosted, secret: Option<Vec<u8>>) -> Router {
     };
     Router::new()
         .route("/nats/webhook/{topic}", post(webhook))
-        .route("/agents/status", get(status))
-        .route("/agent/{id}/state", get(agent_state))
-        .route("/agent/{id}/egraph", get(agent_egraph))
-        .route("/agent/{id}/messages", get(agent_messages))
         .with_state(state)
 }
 
@@ -118,54 +115,6 @@ async fn webhook(
         Topic::State(i) => hook.hosted.query(i, &body).await?,
     };
     Ok((StatusCode::OK, Json(answer)))
-}
-
-fn index(id: &str) -> Result<usize, ApiError> {
-    wire::index_of(id).ok_or_else(|| ApiError::not_found(format!("no agent `{id}`; ids are agent-{{i}}")))
-}
-
-async fn ask(hook: &Webhook, id: &str, query: Query) -> Result<Value, ApiError> {
-    let body = serde_json::to_vec(&query).expect("queries serialize");
-    hook.hosted.query(index(id)?, &body).await
-}
-
-async fn agent_state(State(hook): State<Webhook>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(ask(&hook, &id, Query::State).await?))
-}
-
-async fn agent_egraph(State(hook): State<Webhook>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let state = ask(&hook, &id, Query::Egraph).await?;
-    Ok(Json(json!({ "agent_id": id, "state": state })))
-}
-
-async fn agent_messages(State(hook): State<Webhook>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let messages = ask(&hook, &id, Query::Messages).await?;
-    Ok(Json(json!({ "agent_id": id, "messages": messages })))
-}
-
-/// The agents hosted here and their digests.
-async fn status(State(hook): State<Webhook>) -> Result<Json<Value>, ApiError> {
-    let mut agents = Vec::new();
-    for &i in &hook.hosted.config().agents {
-        let state = ask(&hook, &crate::topology::agent_id(i), Query::State).await?;
-        agents.push(json!({
-            "agent_id": state["agent_id"],
-            "color": state["color"],
-            "facts": state["egraph_nodes"].as_u64().unwrap_or(0) + state["equalities"].as_u64().unwrap_or(0),
-            "digest": state["digest"],
-            "neighbors": state["neighbors"],
-        }));
-    }
-    let digests: std::collections::BTreeSet<String> = agents
-        .iter()
-        .map(|a| a["digest"].as_str().unwrap_or("").to_string())
-        .collect();
-    Ok(Json(json!({
-        "transport": "nats-webhook",
-        "node_id": hook.hosted.config().node_id,
-        "agents": agents,
-        "distinct_digests": digests.len(),
-    })))
 }
 
 #[cfg(test)]

@@ -94,6 +94,9 @@ pub enum Inbound {
         /// The expression, in the surface syntax.
         expression: String,
     },
+    /// Start anti-entropy with every neighbour now: `POST /agent/{id}/sync`
+    /// for an agent kept in a store, which changes it only through its inbox.
+    Sync,
 }
 
 /// An agent saved a submission (or refused it).
@@ -178,8 +181,7 @@ pub fn answer_query(agent: &mut Agent, query: Query, node_id: &str, uptime_secon
         Query::Egraph => (json!(agent.replica()), Vec::new()),
         Query::Messages => (json!(agent.log().collect::<Vec<_>>()), Vec::new()),
         Query::Sync => {
-            let neighbors = agent.neighbors().to_vec();
-            let out: Vec<Envelope> = neighbors.iter().flat_map(|n| agent.sync_with(n)).collect();
+            let out = agent.sync_with_neighbors();
             (json!({ "started": out.len() }), out)
         }
         Query::Canonical { root } => match root.parse() {

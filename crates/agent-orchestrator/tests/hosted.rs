@@ -47,6 +47,8 @@ fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
             seed: 1069,
             agents: (0..9).collect(),
             node_id: "test".into(),
+            sync_interval: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_SYNC_INTERVAL_MS),
+            health_timeout: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_HEALTH_TIMEOUT_MS),
             work: WorkLimits::default(),
         },
         Arc::new(MemoryKeyValue::default()),
@@ -67,7 +69,7 @@ fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
         let envelopes = match wire::decode_inbound(payload).unwrap() {
             Inbound::Envelope(envelope) => vec![envelope],
             Inbound::Envelopes(envelopes) => envelopes,
-            Inbound::Submit { .. } => panic!("agents send no submissions"),
+            Inbound::Submit { .. } | Inbound::Sync => panic!("agents send only envelopes"),
         };
         for envelope in envelopes {
             if let Body::Event { delta, .. } = envelope.body {

@@ -60,10 +60,10 @@ pub struct NetworkArgs {
     #[arg(long, env = "TOPOLOGY_SEED", default_value_t = 1069)]
     pub seed: u64,
     /// Milliseconds between an agent's anti-entropy rounds.
-    #[arg(long, env = "SYNC_INTERVAL", default_value_t = 5000)]
+    #[arg(long, env = "SYNC_INTERVAL", default_value_t = agent_orchestrator::network::DEFAULT_SYNC_INTERVAL_MS)]
     pub sync_interval: u64,
     /// Milliseconds without a heartbeat before an agent is suspect (twice that: dead).
-    #[arg(long, env = "HEALTH_TIMEOUT", default_value_t = 15000)]
+    #[arg(long, env = "HEALTH_TIMEOUT", default_value_t = agent_orchestrator::network::DEFAULT_HEALTH_TIMEOUT_MS)]
     pub health_timeout: u64,
     /// Messages an agent takes in at once: its in-process mailbox (more are dropped
     /// and repaired by anti-entropy), or its batch from the broker.
@@ -215,7 +215,7 @@ pub struct BridgeArgs {
     #[arg(long, env = "BRIDGE_LISTEN", default_value = "127.0.0.1:8090")]
     pub listen: std::net::SocketAddr,
     /// Milliseconds between each hosted agent's anti-entropy rounds.
-    #[arg(long, env = "SYNC_INTERVAL", default_value_t = 5000)]
+    #[arg(long, env = "SYNC_INTERVAL", default_value_t = agent_orchestrator::network::DEFAULT_SYNC_INTERVAL_MS)]
     pub sync_interval: u64,
     /// Milliseconds one webhook may take.
     #[arg(long, env = "WEBHOOK_TIMEOUT", default_value_t = 30_000)]

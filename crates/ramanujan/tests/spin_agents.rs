@@ -476,3 +476,141 @@ fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
     });
     drop(broker);
 }
+
+/// Parity on Spin: the app serves the native host's `/agents/...` and
+/// `/agent/{id}/...`, so the README's walkthrough runs against it unchanged.
+/// All nine agents on Spin behind the bridge, no native process but the
+/// broker: a submission goes into its entry agent's inbox, settles on one
+/// form, and is followed, read and synced through the app alone; bad input
+/// gets the native answers.
+#[test]
+fn the_spin_app_serves_the_agents_routes_as_the_native_host_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = LocalBroker::start(dir.path()).expect("nats-server runs (.ci/run installs it)");
+    let rt = runtime();
+    rt.block_on(async {
+        let host = spin_host(&[
+            ("webhook_secret", SECRET),
+            ("goal_nodes", "200"),
+            ("step_time_ms", "300"),
+            ("sync_interval_ms", "300"),
+            ("health_timeout_ms", "3000"),
+        ]);
+        let (app, _serving) = host.clone().serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let app = format!("http://{app}");
+        let bridge = Bridge::start(BridgeConfig {
+            agents: (0..9).collect(),
+            ..bridge_config(&broker, &app, SECRET)
+        })
+        .await
+        .unwrap();
+        host.set_variable("bridge_url", &format!("http://{}", bridge.addr));
+        let json = |body: Value| serde_json::to_vec(&body).unwrap();
+        let content_type = [("content-type", "application/json".to_string())];
+
+        // Every agent is ticked, so saved, so alive.
+        eventually(Duration::from_secs(120), "all nine agents alive", async || {
+            let (code, status) = call(&host, "GET", "/agents/status", &[], Vec::new()).await;
+            code == 200
+                && status["transport"] == "spin"
+                && status["agents"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 9 && a.iter().all(|a| a["status"] == "alive"))
+        })
+        .await;
+
+        let expression = "(* (+ a b) (+ a b))";
+        let (code, ack) = call(
+            &host,
+            "POST",
+            "/agents/submit",
+            &content_type,
+            json(json!({ "expression": expression })),
+        )
+        .await;
+        assert_eq!(code, 202, "{ack}");
+        let id = ack["id"].as_str().unwrap().to_string();
+        // Followed at once: the app keeps what it took.
+        let (code, first) = call(&host, "GET", &format!("/agents/submissions/{id}"), &[], Vec::new()).await;
+        assert_eq!((code, &first["expression"]), (200, &json!(expression)), "{first}");
+        let mut settled = Value::Null;
+        eventually(Duration::from_secs(120), "the submission settles", async || {
+            settled = call(&host, "GET", &format!("/agents/submissions/{id}"), &[], Vec::new())
+                .await
+                .1;
+            settled["settled"] == true
+        })
+        .await;
+        let forms: Vec<&Value> = settled["canonical"].as_array().unwrap().iter().map(|f| &f[1]).collect();
+        assert_eq!(forms.len(), 9, "{settled}");
+        assert!(forms.iter().all(|f| *f == forms[0] && f.is_string()), "{settled}");
+        let (code, again) = call(
+            &host,
+            "POST",
+            "/agents/submit",
+            &content_type,
+            json(json!({ "expression": expression })),
+        )
+        .await;
+        assert_eq!(
+            (code, &again["id"], &again["entry_agent"]),
+            (202, &ack["id"], &ack["entry_agent"])
+        );
+
+        let (code, state) = call(&host, "GET", "/agent/agent-0/state", &[], Vec::new()).await;
+        assert_eq!(
+            (code, &state["agent_id"], &state["status"]),
+            (200, &json!("agent-0"), &json!("alive"))
+        );
+        assert!(state["egraph_nodes"].as_u64().unwrap() > 0, "{state}");
+        let (code, egraph) = call(&host, "GET", "/agent/agent-0/egraph", &[], Vec::new()).await;
+        assert_eq!(code, 200);
+        assert!(egraph["terms"].as_u64().unwrap() > 0, "{egraph}");
+        let (code, messages) = call(&host, "GET", "/agent/agent-0/messages", &[], Vec::new()).await;
+        assert_eq!(code, 200);
+        assert!(
+            messages["messages"].as_array().is_some_and(|m| !m.is_empty()),
+            "{messages}"
+        );
+        let syncs_before = state["syncs_completed"].as_u64().unwrap();
+        let (code, sync) = call(&host, "POST", "/agent/agent-0/sync", &content_type, json(json!({}))).await;
+        assert_eq!((code, &sync["sync_requests_sent"]), (202, &json!(2)), "{sync}");
+        eventually(Duration::from_secs(30), "the asked sync completes", async || {
+            let state = call(&host, "GET", "/agent/agent-0/state", &[], Vec::new()).await.1;
+            state["syncs_completed"].as_u64().unwrap() > syncs_before
+        })
+        .await;
+        let (_, status) = call(&host, "GET", "/agents/status", &[], Vec::new()).await;
+        assert_eq!(status["submissions"], 1, "{status}");
+
+        let sync_request = |from: &str, to: &str| {
+            json(json!({"from": from, "to": to, "seq": 1,
+                "body": {"type": "sync_request", "data": {"clock": {}, "digest": ""}}}))
+        };
+        for (method, path, body, want) in [
+            (
+                "POST",
+                "/agent/agent-0/message",
+                sync_request("agent-1", "agent-0"),
+                202,
+            ),
+            (
+                "POST",
+                "/agent/agent-0/message",
+                sync_request("mallory", "agent-0"),
+                400,
+            ),
+            ("POST", "/agent/agent-0/message", json(json!({"from": "agent-1"})), 422),
+            ("GET", "/agent/nobody/state", Vec::new(), 404),
+            ("GET", "/agent/agent-9/state", Vec::new(), 404),
+            ("POST", "/agents/submit", json(json!({"expression": "(+ a"})), 400),
+            ("GET", "/agents/submissions/ffff", Vec::new(), 404),
+        ] {
+            let (code, answer) = call(&host, method, path, &content_type, body).await;
+            assert_eq!(code, want, "{method} {path}: {answer}");
+            if want >= 400 {
+                assert!(answer["error"].is_string(), "{path}: {answer}");
+            }
+        }
+    });
+}

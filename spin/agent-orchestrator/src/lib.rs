@@ -1,7 +1,10 @@
 //! `agent-orchestrator` on Spin: agents that receive broker messages from the
 //! NATS bridge on `/nats/webhook/{topic}`, keep their state in Spin key-value,
 //! and publish through the bridge's `POST /publish/{subject}`. The routes are
-//! [`agent_orchestrator::webhook::router`], as on every host.
+//! [`agent_orchestrator::webhook::router`] and the native host's `/agents/...`
+//! and `/agent/{id}/...` ([`agent_orchestrator::routes::router`] over the
+//! hosted agents: reads from key-value, submissions, messages and syncs into
+//! the agents' inboxes through the bridge).
 //!
 //! Configuration: each setting is the Spin variable of that name, else the
 //! environment variable of the upper-cased name, else the default.
@@ -17,12 +20,15 @@
 //! | `step_time_ms` | time of one rewriting step | 500 |
 //! | `max_terms` | no new submissions and no rewriting beyond this many terms | 200000 |
 //! | `goal_nodes` | terms one submission's rewriting may add, per colour | 2000 |
+//! | `sync_interval_ms` | the bridge's `--sync-interval`, as `/agents/status` reports it | 5000 |
+//! | `health_timeout_ms` | an agent not saved (ticked) for this long is suspect; twice: dead | 15000 |
 //! | `kv_store` | the key-value store label | `default` |
 
 mod platform;
 
 use agent_orchestrator::agent::WorkLimits;
 use agent_orchestrator::hosted::{Hosted, HostedConfig};
+use agent_orchestrator::network::{DEFAULT_HEALTH_TIMEOUT_MS, DEFAULT_SYNC_INTERVAL_MS};
 use agent_orchestrator::topology::{TopologyKind, parse_positions};
 use spin_sdk::http::{IntoResponse, Request};
 use std::sync::Arc;
@@ -33,7 +39,8 @@ use std::time::Duration;
 async fn handle(request: Request) -> impl IntoResponse {
     let settings = platform::Settings::read().await;
     let router = match configure(&settings) {
-        Ok((hosted, secret)) => agent_orchestrator::webhook::router(hosted, secret),
+        Ok((hosted, secret)) => agent_orchestrator::webhook::router(hosted.clone(), secret)
+            .merge(agent_orchestrator::routes::router(Arc::new(hosted))),
         Err(message) => return spin_entry::misconfigured(&message),
     };
     spin_entry::serve(router, request).await
@@ -80,6 +87,8 @@ fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>),
         agents,
         node_id: settings.get("component_id").unwrap_or("agent-orchestrator").to_string(),
         work,
+        sync_interval: Duration::from_millis(number("sync_interval_ms", DEFAULT_SYNC_INTERVAL_MS)?.max(1)),
+        health_timeout: Duration::from_millis(number("health_timeout_ms", DEFAULT_HEALTH_TIMEOUT_MS)?.max(1)),
     };
     let store = spin_entry::SpinKeyValue::new(settings.get("kv_store").unwrap_or("default"));
     let publisher = platform::BridgePublisher::new(

@@ -23,6 +23,8 @@ const NAMES: &[&str] = &[
     "step_time_ms",
     "max_terms",
     "goal_nodes",
+    "sync_interval_ms",
+    "health_timeout_ms",
     "kv_store",
 ];
 

@@ -262,6 +262,12 @@ pub struct AgentSnapshot {
     queue: VecDeque<TermKey>,
     #[serde(default)]
     forwarded: VecDeque<CausalContext>,
+    /// The submissions' own e-graphs (see [`OwnGraphs`]), oldest first, each as
+    /// its terms grouped by class: a hosted agent goes on rewriting a
+    /// submission where its last request left it, as an agent kept in memory
+    /// does, instead of starting again from the focus each time.
+    #[serde(default)]
+    own_graphs: Vec<(TermKey, Vec<Vec<TermKey>>)>,
 }
 
 impl AgentSnapshot {
@@ -363,6 +369,12 @@ impl Agent {
     pub fn into_snapshot(mut self) -> AgentSnapshot {
         // What the news queued is part of the snapshot.
         self.absorb_news();
+        let own_graphs = self
+            .own
+            .order
+            .iter()
+            .filter_map(|root| Some((*root, self.own.graphs.get(root)?.classes())))
+            .collect();
         AgentSnapshot {
             id: self.id,
             actor: self.actor,
@@ -382,13 +394,15 @@ impl Agent {
             goals: self.goals,
             queue: self.queue,
             forwarded: self.forwarded.order,
+            own_graphs,
         }
     }
 
     /// The agent a snapshot describes, with these limits. It keeps no journal:
     /// its host saves whole snapshots.
     pub fn from_snapshot(snapshot: AgentSnapshot, limits: WorkLimits) -> Agent {
-        Agent {
+        let kept: HashSet<TermKey> = snapshot.own_graphs.iter().map(|(root, _)| *root).collect();
+        let mut agent = Agent {
             id: snapshot.id,
             actor: snapshot.actor,
             color: snapshot.color,
@@ -405,18 +419,13 @@ impl Agent {
             unabsorbed: None,
             views: Views::default(),
             share: snapshot.share,
-            // Own e-graphs are not in snapshots: each is made from its focus.
+            // A goal whose own e-graph the snapshot lacks makes it again from its focus.
             goals: snapshot
                 .goals
                 .into_iter()
                 .map(|(root, goal)| {
-                    (
-                        root,
-                        Goal {
-                            from_focus: true,
-                            ..goal
-                        },
-                    )
+                    let from_focus = goal.from_focus || !kept.contains(&root);
+                    (root, Goal { from_focus, ..goal })
                 })
                 .collect(),
             own: OwnGraphs::default(),
@@ -429,7 +438,12 @@ impl Agent {
             refutations: snapshot.refutations,
             unchecked: snapshot.unchecked,
             now_ms: snapshot.now_ms,
+        };
+        for (root, classes) in snapshot.own_graphs {
+            let own = Materialized::from_classes(&agent.replica, &classes, true);
+            agent.own.insert(root, own);
         }
+        agent
     }
 
     /// A GREEN agent restored from a store checks everything of its share it

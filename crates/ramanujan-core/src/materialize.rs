@@ -238,6 +238,38 @@ impl<G: ClassGraph> Materialization<G> {
         self.ids.get(&root).copied()
     }
 
+    /// Its terms grouped by e-class, each group and the groups sorted: what
+    /// [`Materialization::from_classes`] makes the same e-graph again from.
+    pub fn classes(&self) -> Vec<Vec<TermKey>> {
+        let mut by_class: HashMap<Id, Vec<TermKey>> = HashMap::new();
+        for (&key, &id) in &self.ids {
+            by_class.entry(self.egraph.find(id)).or_default().push(key);
+        }
+        let mut classes: Vec<Vec<TermKey>> = by_class
+            .into_values()
+            .map(|mut keys| {
+                keys.sort_unstable();
+                keys
+            })
+            .collect();
+        classes.sort_unstable();
+        classes
+    }
+
+    /// The e-graph of `classes`' terms (held in `state`) with each group's
+    /// terms unioned: the e-graph [`Materialization::classes`] was read from
+    /// (congruences and folded constants follow again from the terms).
+    pub fn from_classes(state: &ReplicaState, classes: &[Vec<TermKey>], fold_constants: bool) -> Self {
+        let mut m = Self::empty(fold_constants);
+        let terms = classes.iter().flatten().copied().collect();
+        let sides = classes
+            .iter()
+            .filter_map(|class| class.split_first())
+            .flat_map(|(first, rest)| rest.iter().map(move |key| (*first, *key)));
+        m.absorb_parts(state, terms, sides, true);
+        m
+    }
+
     /// The e-class of a term, if held.
     pub fn class_of(&self, key: TermKey) -> Option<Id> {
         self.ids.get(&key).map(|&id| self.egraph.find(id))
@@ -704,6 +736,21 @@ mod tests {
         let mut state = ReplicaState::new();
         state.record("a", facts).unwrap();
         (state, root)
+    }
+
+    #[test]
+    fn an_e_graph_made_again_from_its_classes_is_the_same_e_graph() {
+        let (state, root) = crowded();
+        let whole = Materialized::new(&state);
+        let classes = whole.classes();
+        assert!(
+            classes.iter().any(|class| class.len() > 300),
+            "the crowded class is one class"
+        );
+        let again = Materialized::from_classes(&state, &classes, true);
+        assert_eq!(again.classes(), classes);
+        let view = |m: &Materialized| m.form_view(root).map(|v| (v.canonical, v.fingerprint));
+        assert_eq!(view(&again), view(&whole));
     }
 
     #[test]

@@ -194,8 +194,9 @@ impl Submission {
 
     /// The submission `root` names: the host's own record of it, or, for one
     /// this host did not take (another host's, or before a restart), what the
-    /// agents' answers say: 404 unless some agent holds it as a submitted
-    /// root, 503 when no agent answered.
+    /// agents' answers say: some agent holds it as a submitted root, or 404
+    /// when every agent answered and none does; while some agent did not
+    /// answer (it may be the one holding it), 503: whether it exists is unknown.
     pub fn found<E>(
         root: TermKey,
         recorded: Option<Submission>,
@@ -209,10 +210,16 @@ impl Submission {
                 "no agent answered about `{root}`; try again"
             )));
         }
+        let silent = answers.iter().filter(|(_, answer)| answer.is_err()).count();
         let expression = answers
             .iter()
             .find_map(|(_, answer)| answer.as_ref().ok().and_then(|form| form.submitted.clone()))
-            .ok_or_else(|| NetworkError::NotFound(format!("no submission `{root}`")))?;
+            .ok_or_else(|| match silent {
+                0 => NetworkError::NotFound(format!("no submission `{root}`")),
+                _ => NetworkError::Unavailable(format!(
+                    "no agent that answered holds `{root}` as a submission, and {silent} did not answer; try again"
+                )),
+            })?;
         Ok(Submission {
             id: root.to_string(),
             expression,
@@ -415,6 +422,29 @@ mod tests {
             expression: "(+ a b)".into(),
             entry_agent: Some("agent-0".into()),
         }
+    }
+
+    #[test]
+    fn a_submission_no_answering_agent_holds_is_unknown_while_some_agent_is_silent() {
+        let root = TermKey(7);
+        let none = || held(None, Color::Red, Rewriting::Replicating, "r");
+        let everyone: Vec<(String, Result<HeldForm, ()>)> =
+            vec![("agent-0".into(), Ok(none())), ("agent-1".into(), Ok(none()))];
+        assert!(matches!(
+            Submission::found(root, None, &everyone),
+            Err(NetworkError::NotFound(_))
+        ));
+        let one_silent: Vec<(String, Result<HeldForm, ()>)> =
+            vec![("agent-0".into(), Ok(none())), ("agent-1".into(), Err(()))];
+        assert!(matches!(
+            Submission::found(root, None, &one_silent),
+            Err(NetworkError::Unavailable(_))
+        ));
+        let mut holder = none();
+        holder.submitted = Some("(+ a b)".into());
+        let found: Vec<(String, Result<HeldForm, ()>)> =
+            vec![("agent-0".into(), Ok(holder)), ("agent-1".into(), Err(()))];
+        assert_eq!(Submission::found(root, None, &found).unwrap().expression, "(+ a b)");
     }
 
     fn held(form: Option<&str>, color: Color, rewriting: Rewriting, region: &str) -> HeldForm {

@@ -35,25 +35,28 @@ fn now<T>(future: impl Future<Output = T>) -> T {
     answer
 }
 
+/// The nine agents of S(2,3), hosted in one in-memory store, publishing into a list.
+fn nine_hosted_agents() -> (Hosted, Arc<Kept>) {
+    let published = Arc::new(Kept::default());
+    let config = HostedConfig {
+        topology: TopologyKind::Sierpinski,
+        seed: 1069,
+        agents: (0..9).collect(),
+        node_id: "test".into(),
+        work: WorkLimits::default(),
+        sync_interval: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_SYNC_INTERVAL_MS),
+        health_timeout: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_HEALTH_TIMEOUT_MS),
+    };
+    let hosted = Hosted::new(config, Arc::new(MemoryKeyValue::default()), published.clone());
+    (hosted, published)
+}
+
 /// A hosted agent made for the first time begins a life, as native agents do:
 /// its events' dots are named `agent-{i}#{incarnation}`, so an agent whose
 /// stored state was lost never reuses dots its peers have seen.
 #[test]
 fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
-    let published = Arc::new(Kept::default());
-    let hosted = Hosted::new(
-        HostedConfig {
-            topology: TopologyKind::Sierpinski,
-            seed: 1069,
-            agents: (0..9).collect(),
-            node_id: "test".into(),
-            sync_interval: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_SYNC_INTERVAL_MS),
-            health_timeout: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_HEALTH_TIMEOUT_MS),
-            work: WorkLimits::default(),
-        },
-        Arc::new(MemoryKeyValue::default()),
-        published.clone(),
-    );
+    let (hosted, published) = nine_hosted_agents();
     let submit = wire::encode_inbound(&Inbound::Submit {
         request: "r".into(),
         expression: "(+ x 1)".into(),
@@ -88,20 +91,7 @@ fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
 /// message delivered in order, ticks for agents with work, anti-entropy rounds
 /// until nothing moves; then each agent's canonical form of `expression`.
 fn hosted_forms(expression: &str) -> Vec<Option<String>> {
-    let published = Arc::new(Kept::default());
-    let hosted = Hosted::new(
-        HostedConfig {
-            topology: TopologyKind::Sierpinski,
-            seed: 1069,
-            agents: (0..9).collect(),
-            node_id: "test".into(),
-            work: WorkLimits::default(),
-            sync_interval: std::time::Duration::from_millis(300),
-            health_timeout: std::time::Duration::from_secs(3),
-        },
-        Arc::new(MemoryKeyValue::default()),
-        published.clone(),
-    );
+    let (hosted, published) = nine_hosted_agents();
     let submit = wire::encode_inbound(&Inbound::Submit {
         request: "r".into(),
         expression: expression.into(),

@@ -15,19 +15,7 @@ use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::Facts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
-
-/// `value` encoded as JSON, kept as text to splice into an answer.
-pub(crate) fn raw_json<T: serde::Serialize + ?Sized>(value: &T) -> Box<RawValue> {
-    // Serialising these types into memory cannot fail (string map keys only).
-    serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned())
-}
-
-/// The bytes of encoded JSON, without a copy.
-pub(crate) fn into_bytes(raw: Box<RawValue>) -> Vec<u8> {
-    Box::<str>::from(raw).into_boxed_bytes().into_vec()
-}
 
 /// One CRDT type as the service sees it.
 pub trait Kind: Sized {
@@ -39,11 +27,11 @@ pub trait Kind: Sized {
     const IDENTITY_IS_STATE: bool = true;
     /// What the state contains, canonically: equal states give equal bytes.
     fn identity(&self) -> Vec<u8> {
-        into_bytes(self.state_json())
+        self.state_json()
     }
-    /// The state's wire form, encoded as JSON (spliced into answers as it is).
-    fn state_json(&self) -> Box<RawValue> {
-        raw_json(&self.state())
+    /// The state's wire form, encoded as JSON.
+    fn state_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.state()).unwrap_or_default()
     }
     /// Merges two or more states; a refusal names the state to blame.
     fn merge_all(states: &[Self]) -> Result<Self, (usize, String)>;
@@ -152,8 +140,8 @@ macro_rules! crdts_common {
 /// canonical as serialised, with no detour through a `Value`.
 macro_rules! ordered_serde {
     () => {
-        fn state_json(&self) -> Box<RawValue> {
-            raw_json(self)
+        fn state_json(&self) -> Vec<u8> {
+            serde_json::to_vec(self).unwrap_or_default()
         }
     };
 }
@@ -423,8 +411,8 @@ impl Kind for ReplicaState {
     fn empty() -> Self {
         ReplicaState::new()
     }
-    fn state_json(&self) -> Box<RawValue> {
-        raw_json(self)
+    fn state_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
     }
     fn merge_all(states: &[Self]) -> Result<Self, (usize, String)> {
         let (first, rest) = states.split_first().ok_or((0, "no states".to_string()))?;

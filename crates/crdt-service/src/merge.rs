@@ -13,7 +13,6 @@ use crdts::{GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use ramanujan_core::ReplicaState;
 use ramanujan_http::MemoCache;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -190,30 +189,21 @@ fn answer<K: Kind>(kind: CrdtType, state: &K, root: Option<&str>) -> Result<Byte
 }
 
 /// [`answer`] with the state's JSON already at hand.
-fn answer_with<K: Kind>(
-    kind: CrdtType,
-    state: &K,
-    state_json: &RawValue,
-    root: Option<&str>,
-) -> Result<Bytes, MergeError> {
-    /// The answer of a merge or an apply.
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        crdt_type: &'static str,
-        state: &'a RawValue,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        state_vector: Option<String>,
-        value: Value,
+fn answer_with<K: Kind>(kind: CrdtType, state: &K, state_json: &[u8], root: Option<&str>) -> Result<Bytes, MergeError> {
+    let value = state.value(root).map_err(MergeError)?;
+    let mut body = Vec::with_capacity(state_json.len() + 96);
+    body.extend_from_slice(b"{\"crdt_type\":\"");
+    body.extend_from_slice(kind.name().as_bytes());
+    body.extend_from_slice(b"\",\"state\":");
+    body.extend_from_slice(state_json);
+    if let Some(sv) = state.state_vector() {
+        body.extend_from_slice(b",\"state_vector\":");
+        serde_json::to_writer(&mut body, &sv).map_err(|e| MergeError(e.to_string()))?;
     }
-    let answer = Answer {
-        crdt_type: kind.name(),
-        state: state_json,
-        state_vector: state.state_vector(),
-        value: state.value(root).map_err(MergeError)?,
-    };
-    serde_json::to_vec(&answer)
-        .map(Bytes::from)
-        .map_err(|e| MergeError(e.to_string()))
+    body.extend_from_slice(b",\"value\":");
+    serde_json::to_writer(&mut body, &value).map_err(|e| MergeError(e.to_string()))?;
+    body.push(b'}');
+    Ok(Bytes::from(body))
 }
 
 impl Merger {
@@ -278,7 +268,7 @@ impl Merger {
                 parsed
                     .iter()
                     .map(|s| (s, s.state_json()))
-                    .min_by(|a, b| a.1.get().cmp(b.1.get()))
+                    .min_by(|a, b| a.1.cmp(&b.1))
                     .expect("two or more states")
             };
             let body = self.readable(kind, &parsed, chosen, &state_json, root)?;
@@ -307,7 +297,7 @@ impl Merger {
         let state_json = merged.state_json();
         let body = self.readable(kind, &parsed, &merged, &state_json, root)?;
         let identity = if K::IDENTITY_IS_STATE {
-            crate::kinds::into_bytes(state_json)
+            state_json
         } else {
             merged.identity()
         };
@@ -328,7 +318,7 @@ impl Merger {
         kind: CrdtType,
         inputs: &[K],
         merged: &K,
-        state_json: &RawValue,
+        state_json: &[u8],
         root: Option<&str>,
     ) -> Result<Bytes, MergeError> {
         answer_with(kind, merged, state_json, root).map_err(|MergeError(e)| {

@@ -93,7 +93,7 @@ pub async fn run_agent(args: AgentArgs, shutdown: impl Future<Output = ()>) -> R
 
 /// Runs the NATS bridge (`ramanujan bridge`) until `shutdown` resolves.
 pub async fn run_bridge(args: BridgeArgs, shutdown: impl Future<Output = ()>) -> Result<(), String> {
-    let config = ramanujan_network::nats::BridgeConfig {
+    let config = ramanujan_bridge::BridgeConfig {
         nats_url: args.nats.clone(),
         app_url: args.app.clone(),
         secret: args.secret.as_bytes().to_vec(),
@@ -105,7 +105,7 @@ pub async fn run_bridge(args: BridgeArgs, shutdown: impl Future<Output = ()>) ->
         sync_interval: Duration::from_millis(args.sync_interval.max(10)),
         webhook_timeout: Duration::from_millis(args.webhook_timeout.max(100)),
     };
-    ramanujan_network::nats::run_bridge(config, shutdown).await
+    ramanujan_bridge::run_bridge(config, shutdown).await
 }
 
 /// The whole HTTP surface of the embedded host, over a running agent network.

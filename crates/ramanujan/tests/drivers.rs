@@ -17,11 +17,12 @@
 mod common;
 
 use common::{Host, Proc, random_expr, spawn_agent_with, spawn_printing_url};
+use ramanujan_bridge::{Bridge, BridgeConfig};
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, Saturation, Scheduler};
 use ramanujan_core::stop::Stop;
-use ramanujan_network::nats::{Bridge, BridgeConfig, LocalBroker};
+use ramanujan_network::nats::LocalBroker;
 use rand::SeedableRng;
 use serde_json::{Value, json};
 use std::any::Any;

@@ -21,7 +21,8 @@ use agent_orchestrator::signature::{SIGNATURE_HEADER, sign, sign_at};
 use agent_orchestrator::wire::{self, Inbound};
 use bytes::Bytes;
 use http_body_util::Full;
-use ramanujan_network::nats::{Bridge, BridgeConfig, LocalBroker};
+use ramanujan_bridge::{Bridge, BridgeConfig};
+use ramanujan_network::nats::LocalBroker;
 use serde_json::{Value, json};
 use spin_test_host::SpinHost;
 use std::sync::Arc;
@@ -288,10 +289,7 @@ fn the_bridge_acknowledges_only_what_the_app_took_and_dead_letters_what_it_refus
             async || bridge_status(&http, &bridge).await["counters"]["dead_lettered"] == 1,
         )
         .await;
-        let mut dead = js
-            .get_stream(ramanujan_network::nats::bridge::DEADLETTER_STREAM)
-            .await
-            .unwrap();
+        let mut dead = js.get_stream(ramanujan_bridge::DEADLETTER_STREAM).await.unwrap();
         let dead_info = dead.info().await.unwrap();
         assert_eq!(dead_info.state.messages, 1);
         let stored = dead

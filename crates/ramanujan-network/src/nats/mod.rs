@@ -3,17 +3,14 @@
 //! - [`broker`]: the JetStream stream, connecting, an agent's inbox consumer
 //!   (subjects and payloads are `agent_orchestrator::wire`).
 //! - [`agent`]: one agent per process (`ramanujan agent --id N --nats URL`).
-//! - [`bridge`]: the NATS↔HTTP bridge for agents running as Spin components (`ramanujan bridge`).
 //! - [`local_broker`]: a `nats-server` on a loopback port, for tests and benchmarks.
 //! - [`remote`]: the host's view of agents on the broker (`ramanujan up --nats URL`).
 
 pub mod agent;
-pub mod bridge;
 pub mod broker;
 pub mod local_broker;
 pub mod remote;
 
 pub use agent::{AgentConfig, run_nats_agent};
-pub use bridge::{Bridge, BridgeConfig, run_bridge};
 pub use local_broker::LocalBroker;
 pub use remote::{NatsNetwork, RemoteConfig};

@@ -1,3 +1,5 @@
+//! # ramanujan-bridge
+//!
 //! The NATS↔HTTP bridge (`ramanujan bridge --nats URL --app URL`): Spin has no
 //! NATS trigger, so agents running as Spin components get their broker
 //! messages from here, as signed webhooks, and publish through here.
@@ -28,7 +30,6 @@
 //! report the broker connection and counters; `GET /ready` answers 503 while
 //! the broker is unreachable (for readiness probes).
 
-use super::broker;
 use agent_orchestrator::signature::{self, SIGNATURE_HEADER};
 use agent_orchestrator::wire;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
@@ -38,6 +39,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
+use ramanujan_network::nats::broker;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::net::SocketAddr;

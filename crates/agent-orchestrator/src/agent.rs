@@ -47,13 +47,13 @@ pub struct WorkLimits {
 impl Default for WorkLimits {
     fn default() -> Self {
         WorkLimits {
-            max_terms: 200_000,
+            max_terms: crate::defaults::MAX_TERMS,
             step_nodes: 2_000,
             step_iterations: 1,
             step_time: Duration::from_secs(2),
             verify_per_message: 64,
-            goal_iterations: 60,
-            goal_nodes: 2_000,
+            goal_iterations: crate::defaults::GOAL_ITERATIONS,
+            goal_nodes: crate::defaults::GOAL_NODES,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`agent`]: one agent as a state machine with no I/O — it floods events,
 //!   runs anti-entropy, rewrites with its colour's rules, and (GREEN) verifies.
 //! - [`protocol`]: the messages agents exchange, the same on every transport.
+//! - [`defaults`]: configuration defaults every host (native, Spin) takes.
 //! - [`network`]: what the `/agents` routes need from a running network.
 //! - [`routes`]: `/agents/...` and `/agent/{id}/...`.
 //! - [`store`]: durable storage of a replica, as a trait.
@@ -22,6 +23,7 @@
 //! Hosts (the in-process runtime, NATS) implement [`network::Network`].
 
 pub mod agent;
+pub mod defaults;
 pub mod hosted;
 mod hosted_network;
 pub mod inbox;

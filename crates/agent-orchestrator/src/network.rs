@@ -43,14 +43,6 @@ impl Lifecycle {
     }
 }
 
-/// Milliseconds between an agent's anti-entropy rounds unless configured
-/// (`--sync-interval` natively, `sync_interval_ms` on Spin, the bridge's `--sync-interval`).
-pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 5_000;
-
-/// Milliseconds without a heartbeat before an agent is suspect (twice that:
-/// dead) unless configured (`--health-timeout` natively, `health_timeout_ms` on Spin).
-pub const DEFAULT_HEALTH_TIMEOUT_MS: u64 = 15_000;
-
 /// How often an agent beats (and a host pings) for a given health timeout:
 /// three beats per timeout, between 50 ms and 1 s.
 pub fn heartbeat_interval(health_timeout: Duration) -> Duration {

@@ -44,8 +44,8 @@ fn nine_hosted_agents() -> (Hosted, Arc<Kept>) {
         agents: (0..9).collect(),
         node_id: "test".into(),
         work: WorkLimits::default(),
-        sync_interval: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_SYNC_INTERVAL_MS),
-        health_timeout: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_HEALTH_TIMEOUT_MS),
+        sync_interval: std::time::Duration::from_millis(agent_orchestrator::defaults::SYNC_INTERVAL_MS),
+        health_timeout: std::time::Duration::from_millis(agent_orchestrator::defaults::HEALTH_TIMEOUT_MS),
     };
     let hosted = Hosted::new(config, Arc::new(MemoryKeyValue::default()), published.clone());
     (hosted, published)

@@ -343,3 +343,25 @@ fn every_source_is_a_component_serving_wasi_http() {
         }
     }
 }
+
+/// The manifest's variable defaults are the network's typed defaults
+/// (`agent_orchestrator::defaults`), which the native command line takes too.
+#[test]
+fn spin_toml_defaults_are_the_typed_defaults() {
+    use agent_orchestrator::defaults;
+    let text = std::fs::read_to_string(root().join("spin.toml")).unwrap();
+    let m = manifest(&text).unwrap();
+    for (name, want) in [
+        ("topology_seed", defaults::TOPOLOGY_SEED.to_string()),
+        ("num_agents", defaults::EXPANDER_AGENTS.to_string()),
+        ("degree", defaults::EXPANDER_DEGREE.to_string()),
+        ("step_time_ms", defaults::HOSTED_STEP_TIME_MS.to_string()),
+        ("max_terms", defaults::MAX_TERMS.to_string()),
+        ("goal_nodes", defaults::GOAL_NODES.to_string()),
+        ("sync_interval_ms", defaults::SYNC_INTERVAL_MS.to_string()),
+        ("health_timeout_ms", defaults::HEALTH_TIMEOUT_MS.to_string()),
+    ] {
+        let default = m.variables.get(name).and_then(|v| v.default.clone());
+        assert_eq!(default.as_deref(), Some(want.as_str()), "spin.toml's `{name}`");
+    }
+}

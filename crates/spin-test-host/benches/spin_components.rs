@@ -129,8 +129,8 @@ fn benches(c: &mut Criterion) {
             seed: 1069,
             agents: [4].into(),
             node_id: "native".into(),
-            sync_interval: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_SYNC_INTERVAL_MS),
-            health_timeout: std::time::Duration::from_millis(agent_orchestrator::network::DEFAULT_HEALTH_TIMEOUT_MS),
+            sync_interval: std::time::Duration::from_millis(agent_orchestrator::defaults::SYNC_INTERVAL_MS),
+            health_timeout: std::time::Duration::from_millis(agent_orchestrator::defaults::HEALTH_TIMEOUT_MS),
             work: WorkLimits {
                 max_terms: 1,
                 ..WorkLimits::default()

@@ -28,7 +28,7 @@ mod platform;
 
 use agent_orchestrator::agent::WorkLimits;
 use agent_orchestrator::hosted::{Hosted, HostedConfig};
-use agent_orchestrator::network::{DEFAULT_HEALTH_TIMEOUT_MS, DEFAULT_SYNC_INTERVAL_MS};
+use agent_orchestrator::defaults;
 use agent_orchestrator::topology::{TopologyKind, parse_positions};
 use spin_sdk::http::{IntoResponse, Request};
 use std::sync::Arc;
@@ -55,12 +55,12 @@ fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>),
     let topology = match settings.get("topology").unwrap_or("sierpinski") {
         "sierpinski" => TopologyKind::Sierpinski,
         "ramanujan" => TopologyKind::Ramanujan {
-            agents: number("num_agents", 48)? as usize,
-            degree: number("degree", 4)? as usize,
+            agents: number("num_agents", defaults::EXPANDER_AGENTS as u64)? as usize,
+            degree: number("degree", defaults::EXPANDER_DEGREE as u64)? as usize,
         },
         other => return Err(format!("topology must be sierpinski or ramanujan, not `{other}`")),
     };
-    let seed = number("topology_seed", 1069)?;
+    let seed = number("topology_seed", defaults::TOPOLOGY_SEED)?;
     let size = match topology {
         TopologyKind::Sierpinski => 9,
         TopologyKind::Ramanujan { agents, .. } => agents,
@@ -76,9 +76,9 @@ fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>),
         None => (0..size).collect(),
     };
     let work = WorkLimits {
-        max_terms: number("max_terms", 200_000)? as usize,
-        goal_nodes: number("goal_nodes", 2_000)? as usize,
-        step_time: Duration::from_millis(number("step_time_ms", 500)?),
+        max_terms: number("max_terms", defaults::MAX_TERMS as u64)? as usize,
+        goal_nodes: number("goal_nodes", defaults::GOAL_NODES as u64)? as usize,
+        step_time: Duration::from_millis(number("step_time_ms", defaults::HOSTED_STEP_TIME_MS)?),
         ..WorkLimits::default()
     };
     let config = HostedConfig {
@@ -87,8 +87,8 @@ fn configure(settings: &platform::Settings) -> Result<(Hosted, Option<Vec<u8>>),
         agents,
         node_id: settings.get("component_id").unwrap_or("agent-orchestrator").to_string(),
         work,
-        sync_interval: Duration::from_millis(number("sync_interval_ms", DEFAULT_SYNC_INTERVAL_MS)?.max(1)),
-        health_timeout: Duration::from_millis(number("health_timeout_ms", DEFAULT_HEALTH_TIMEOUT_MS)?.max(1)),
+        sync_interval: Duration::from_millis(number("sync_interval_ms", defaults::SYNC_INTERVAL_MS)?.max(1)),
+        health_timeout: Duration::from_millis(number("health_timeout_ms", defaults::HEALTH_TIMEOUT_MS)?.max(1)),
     };
     let store = spin_entry::SpinKeyValue::new(settings.get("kv_store").unwrap_or("default"));
     let publisher = platform::BridgePublisher::new(

@@ -27,8 +27,8 @@
 mod platform;
 
 use agent_orchestrator::agent::WorkLimits;
-use agent_orchestrator::hosted::{Hosted, HostedConfig};
 use agent_orchestrator::defaults;
+use agent_orchestrator::hosted::{Hosted, HostedConfig};
 use agent_orchestrator::topology::{TopologyKind, parse_positions};
 use spin_sdk::http::{IntoResponse, Request};
 use std::sync::Arc;

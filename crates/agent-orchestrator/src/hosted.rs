@@ -201,6 +201,7 @@ impl Hosted {
         let mut handled = Handled::default();
         handled.take(&mut loaded.agent, inbound);
         handled.out.extend(loaded.agent.work());
+        self.note_refusals(&handled.acks).await;
         self.finish(loaded, handled.messages, handled.out, handled.acks, false)
             .await
     }

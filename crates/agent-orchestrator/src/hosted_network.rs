@@ -17,18 +17,33 @@ use crate::network::{
 };
 use crate::protocol::Envelope;
 use crate::topology::{Topology, agent_id};
-use crate::wire::{self, Inbound};
+use crate::wire::{self, Inbound, SubmitAck};
 use ramanujan_core::lang::Expr;
 use ramanujan_core::materialize::expr_terms;
 use ramanujan_core::replica::{Facts, ReplicaState};
 use ramanujan_core::term::TermKey;
 use ramanujan_http::ApiError;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Where the app keeps a submission it took: beside the agents' keys (`agent-{i}`).
 fn submission_key(root: TermKey) -> String {
     format!("submission-{root}")
+}
+
+/// A submission the app took, and whether its entry agent refused it then.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    #[serde(flatten)]
+    submission: Submission,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+}
+
+/// The request id of a submission entered here (see [`Network::submit`]).
+fn submit_request(root: TermKey) -> String {
+    format!("submit:{root}")
 }
 
 fn network_error(e: ApiError) -> NetworkError {
@@ -76,6 +91,40 @@ impl Hosted {
             .publish(&wire::sync_subject(index), msg_id, payload)
             .await
             .map_err(|e| NetworkError::Unavailable(format!("the broker did not take it: {e}")))
+    }
+}
+
+impl Hosted {
+    /// Marks the records of submissions entered here that their entry agent
+    /// refused (a full replica), so that following one says so instead of
+    /// waiting for ever.
+    pub(crate) async fn note_refusals(&self, acks: &[SubmitAck]) {
+        for ack in acks {
+            let (Some(why), None) = (&ack.error, &ack.root) else {
+                continue;
+            };
+            let Some(root) = ack
+                .request
+                .strip_prefix("submit:")
+                .and_then(|r| r.parse::<TermKey>().ok())
+            else {
+                continue;
+            };
+            if ack.request != submit_request(root) {
+                continue;
+            }
+            let key = submission_key(root);
+            let Ok(Some(bytes)) = self.store.get(&key).await else {
+                continue;
+            };
+            let Ok(mut record) = serde_json::from_slice::<Record>(&bytes) else {
+                continue;
+            };
+            record.refused = Some(why.clone());
+            if let Ok(bytes) = serde_json::to_vec(&record) {
+                let _ = self.store.set(&key, bytes).await;
+            }
+        }
     }
 }
 
@@ -205,7 +254,7 @@ impl Network for Hosted {
             }
             let index = hosted[(root.0 % hosted.len() as u128) as usize];
             let expression = expr.to_string();
-            let request = format!("submit:{root}");
+            let request = submit_request(root);
             let inbound = Inbound::Submit {
                 request: request.clone(),
                 expression: expression.clone(),
@@ -219,7 +268,11 @@ impl Network for Hosted {
             // Followed from here before the agent has taken it. Only this path
             // writes the record; if the write fails, the agents' answers find
             // the submission once its entry agent has taken it.
-            if let Ok(record) = serde_json::to_vec(&submission) {
+            let record = Record {
+                submission: submission.clone(),
+                refused: None,
+            };
+            if let Ok(record) = serde_json::to_vec(&record) {
                 let _ = self.store.set(&submission_key(root), record).await;
             }
             Ok(submission)
@@ -239,10 +292,21 @@ impl Network for Hosted {
                 };
                 answers.push((agent_id(index), answer));
             }
-            let recorded = match self.store.get(&submission_key(root)).await {
+            let recorded: Option<Record> = match self.store.get(&submission_key(root)).await {
                 Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
                 _ => None,
             };
+            if let Some(Record {
+                submission,
+                refused: Some(why),
+            }) = &recorded
+            {
+                return Err(NetworkError::Unavailable(format!(
+                    "{} refused the submission after it was accepted: {why}; submit it again later",
+                    submission.entry_agent.as_deref().unwrap_or("its entry agent")
+                )));
+            }
+            let recorded = recorded.map(|r| r.submission);
             let submission = Submission::found(root, recorded, &answers)?;
             Ok(SubmissionStatus::from_answers(submission, answers))
         })

@@ -36,14 +36,14 @@ fn now<T>(future: impl Future<Output = T>) -> T {
 }
 
 /// The nine agents of S(2,3), hosted in one in-memory store, publishing into a list.
-fn nine_hosted_agents() -> (Hosted, Arc<Kept>) {
+fn nine_hosted_agents(work: WorkLimits) -> (Hosted, Arc<Kept>) {
     let published = Arc::new(Kept::default());
     let config = HostedConfig {
         topology: TopologyKind::Sierpinski,
         seed: 1069,
         agents: (0..9).collect(),
         node_id: "test".into(),
-        work: WorkLimits::default(),
+        work,
         sync_interval: std::time::Duration::from_millis(agent_orchestrator::defaults::SYNC_INTERVAL_MS),
         health_timeout: std::time::Duration::from_millis(agent_orchestrator::defaults::HEALTH_TIMEOUT_MS),
     };
@@ -56,7 +56,7 @@ fn nine_hosted_agents() -> (Hosted, Arc<Kept>) {
 /// stored state was lost never reuses dots its peers have seen.
 #[test]
 fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
-    let (hosted, published) = nine_hosted_agents();
+    let (hosted, published) = nine_hosted_agents(WorkLimits::default());
     let submit = wire::encode_inbound(&Inbound::Submit {
         request: "r".into(),
         expression: "(+ x 1)".into(),
@@ -91,7 +91,7 @@ fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
 /// message delivered in order, ticks for agents with work, anti-entropy rounds
 /// until nothing moves; then each agent's canonical form of `expression`.
 fn hosted_forms(expression: &str) -> Vec<Option<String>> {
-    let (hosted, published) = nine_hosted_agents();
+    let (hosted, published) = nine_hosted_agents(WorkLimits::default());
     let submit = wire::encode_inbound(&Inbound::Submit {
         request: "r".into(),
         expression: expression.into(),
@@ -147,4 +147,44 @@ fn hosted_agents_settle_on_the_saturation_s_forms() {
             "{expression}: {forms:?}"
         );
     }
+}
+
+/// A submission its entry agent refuses once it is in the agent's inbox (the
+/// replica is full) is acknowledged (the broker stored it) but not left
+/// pending for ever: following it says it was refused.
+#[test]
+fn a_submission_refused_in_the_inbox_is_reported_refused() {
+    use agent_orchestrator::network::{Network, NetworkError};
+    let (hosted, published) = nine_hosted_agents(WorkLimits {
+        max_terms: 1,
+        ..WorkLimits::default()
+    });
+    let deliver = || {
+        let pending: Vec<(String, Vec<u8>)> = std::mem::take(&mut *published.0.lock().unwrap());
+        for (subject, payload) in pending {
+            let inbox = subject
+                .strip_prefix("agent.")
+                .and_then(|rest| rest.strip_suffix(".sync"));
+            if let Some(index) = inbox.and_then(|i| i.parse::<usize>().ok()) {
+                let _ = now(hosted.inbound(index, &payload));
+            }
+        }
+    };
+    let parse = |e: &str| ramanujan_core::parse::parse_expr(e).unwrap();
+    // Each agent's first submission fills it; a second one through the same agent is refused.
+    let mut refused = None;
+    for k in 0..40 {
+        let taken = now(hosted.submit(parse(&format!("(+ x{k} 1)")))).unwrap();
+        deliver();
+        match now(hosted.submission(taken.id.clone())) {
+            Err(NetworkError::Unavailable(why)) => {
+                refused = Some(why);
+                break;
+            }
+            Ok(status) => assert!(status.present_in > 0, "taken, so held: {status:?}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let why = refused.expect("some submission met a full agent");
+    assert!(why.contains("refused"), "{why}");
 }

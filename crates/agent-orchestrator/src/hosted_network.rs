@@ -46,6 +46,12 @@ fn submit_request(root: TermKey) -> String {
     format!("submit:{root}")
 }
 
+/// The root a [`submit_request`] id names; none for any other request id.
+fn submitted_root(request: &str) -> Option<TermKey> {
+    let root = request.strip_prefix("submit:")?.parse().ok()?;
+    (submit_request(root) == request).then_some(root)
+}
+
 fn network_error(e: ApiError) -> NetworkError {
     match e.status.as_u16() {
         404 => NetworkError::NotFound(e.message),
@@ -92,9 +98,7 @@ impl Hosted {
             .await
             .map_err(|e| NetworkError::Unavailable(format!("the broker did not take it: {e}")))
     }
-}
 
-impl Hosted {
     /// Marks the records of submissions entered here that their entry agent
     /// refused (a full replica), so that following one says so instead of
     /// waiting for ever.
@@ -103,16 +107,9 @@ impl Hosted {
             let (Some(why), None) = (&ack.error, &ack.root) else {
                 continue;
             };
-            let Some(root) = ack
-                .request
-                .strip_prefix("submit:")
-                .and_then(|r| r.parse::<TermKey>().ok())
-            else {
+            let Some(root) = submitted_root(&ack.request) else {
                 continue;
             };
-            if ack.request != submit_request(root) {
-                continue;
-            }
             let key = submission_key(root);
             let Ok(Some(bytes)) = self.store.get(&key).await else {
                 continue;

@@ -6,9 +6,9 @@
 
 #![no_main]
 
-use agent_orchestrator::agent::{Agent, WorkLimits};
-use agent_orchestrator::inbox::Handled;
-use agent_orchestrator::wire;
+use ramanujan_agent::agent::{Agent, WorkLimits};
+use ramanujan_wire::inbox::Handled;
+use ramanujan_wire::wire;
 use libfuzzer_sys::fuzz_target;
 use ramanujan_core::Color;
 use std::collections::HashSet;

@@ -1,11 +1,11 @@
 //! `/agents/...` and `/agent/{id}/...`.
 
-use crate::network::Network;
-use crate::protocol::Envelope;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ramanujan_agent::network::{Network, NetworkError};
+use ramanujan_agent::protocol::Envelope;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_http::{ApiError, JsonBody};
 use serde::Deserialize;
@@ -13,6 +13,16 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 type Net = State<Arc<dyn Network>>;
+
+/// A network's error as the routes answer it: 404, 400 or 503 with
+/// `{"error": ...}`. Domain errors become HTTP here and nowhere else.
+pub fn api_error(e: NetworkError) -> ApiError {
+    match e {
+        NetworkError::NotFound(m) => ApiError::not_found(m),
+        NetworkError::Invalid(m) => ApiError::bad_request(m),
+        NetworkError::Unavailable(m) => ApiError::unavailable(m),
+    }
+}
 
 /// The routes, over a running network.
 pub fn router(network: Arc<dyn Network>) -> Router {
@@ -43,7 +53,7 @@ async fn submit(
     JsonBody(req): JsonBody<SubmitRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let expr = parse_expr(&req.expression).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let submission = net.submit(expr).await?;
+    let submission = net.submit(expr).await.map_err(api_error)?;
     let follow = format!("/agents/submissions/{}", submission.id);
     let mut body = json!(submission);
     body["follow"] = json!(follow);
@@ -51,15 +61,15 @@ async fn submit(
 }
 
 async fn submission(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(net.submission(id).await?)))
+    Ok(Json(json!(net.submission(id).await.map_err(api_error)?)))
 }
 
 async fn state(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(net.agent_state(id).await?)))
+    Ok(Json(json!(net.agent_state(id).await.map_err(api_error)?)))
 }
 
 async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let replica = net.agent_replica(id.clone()).await?;
+    let replica = net.agent_replica(id.clone()).await.map_err(api_error)?;
     Ok(Json(json!({
         "agent_id": id,
         "terms": replica.term_count(),
@@ -70,7 +80,7 @@ async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, 
 }
 
 async fn sync(State(net): Net, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let started = net.sync(id.clone()).await?;
+    let started = net.sync(id.clone()).await.map_err(api_error)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"agent_id": id, "sync_requests_sent": started})),
@@ -88,12 +98,12 @@ async fn message(
             envelope.to
         )));
     }
-    net.deliver(envelope).await?;
+    net.deliver(envelope).await.map_err(api_error)?;
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
 }
 
 async fn messages(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({"agent_id": id, "messages": net.agent_messages(id.clone()).await?}),
+        json!({"agent_id": id, "messages": net.agent_messages(id.clone()).await.map_err(api_error)?}),
     ))
 }

@@ -30,8 +30,6 @@
 //! report the broker connection and counters; `GET /ready` answers 503 while
 //! the broker is unreachable (for readiness probes).
 
-use agent_orchestrator::signature::{self, SIGNATURE_HEADER};
-use agent_orchestrator::wire;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -40,6 +38,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use ramanujan_network::nats::broker;
+use ramanujan_wire::signature::{self, SIGNATURE_HEADER};
+use ramanujan_wire::wire;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -202,7 +202,7 @@ impl AgentLink {
         let mut queries = self.subscribe(wire::state_subject(self.index)).await;
         let mut pings = self.subscribe(wire::BROADCAST_HEARTBEAT.to_string()).await;
         let interval = self.shared.config.sync_interval;
-        let stagger = agent_orchestrator::topology::first_sync_delay(self.index, interval);
+        let stagger = ramanujan_agent::topology::first_sync_delay(self.index, interval);
         let mut sync = tokio::time::interval_at(tokio::time::Instant::now() + stagger, interval);
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

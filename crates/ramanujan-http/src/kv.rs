@@ -3,12 +3,10 @@
 //! process keeps its state in memory or in its own files.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 
-/// A boxed future, so the trait can be used as `dyn KeyValue`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed future (`futures-core`'s), so the trait can be used as `dyn KeyValue`.
+pub use futures_core::future::BoxFuture;
 
 /// A key-value store.
 pub trait KeyValue: Send + Sync {

@@ -18,16 +18,16 @@
 //! instead of every 1, which takes the poller's CPU off the two cores the agents share); `-- rss agents=48 'expr=(* 0 (+ p q))'` the
 //! process RSS for one submission on a fresh network.
 
-use agent_orchestrator::Network;
-use agent_orchestrator::agent::{Agent, WorkLimits};
-use agent_orchestrator::store::ReplicaStore;
-use agent_orchestrator::wire::{self, Inbound};
 use mimalloc::MiMalloc;
+use ramanujan_agent::Network;
+use ramanujan_agent::agent::{Agent, WorkLimits};
+use ramanujan_agent::store::ReplicaStore;
 use ramanujan_core::Color;
 use ramanujan_core::lang::{Expr, Math};
 use ramanujan_core::parse::parse_expr;
 use ramanujan_network::nats::{AgentConfig, LocalBroker, NatsNetwork, RemoteConfig, run_nats_agent};
 use ramanujan_network::{InProcessNetwork, NetworkConfig, RedbStore, TopologyKind, agent_id};
+use ramanujan_wire::wire::{self, Inbound};
 use rand::{Rng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::HashSet;
@@ -221,7 +221,7 @@ async fn nats_network(
         .await
         .agents
         .iter()
-        .any(|a| a.status != agent_orchestrator::network::Lifecycle::Alive)
+        .any(|a| a.status != ramanujan_agent::network::Lifecycle::Alive)
     {
         assert!(Instant::now() < deadline, "agents never came up");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -262,7 +262,7 @@ async fn nats_settled(agents: usize, samples: usize, goal_nodes: usize) {
 /// Agent `i`'s state, asked again (at most 20 times) while the agent is too
 /// busy to answer within the query's deadline: agents saving every batch to
 /// redb under this load sometimes are.
-async fn state_of(network: &NatsNetwork, i: usize) -> agent_orchestrator::network::AgentState {
+async fn state_of(network: &NatsNetwork, i: usize) -> ramanujan_agent::network::AgentState {
     for _ in 0..20 {
         match network.agent_state(agent_id(i)).await {
             Ok(state) => return state,

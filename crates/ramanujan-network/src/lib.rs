@@ -1,9 +1,9 @@
 //! # ramanujan-network
 //!
 //! Runs the agent network natively. Each agent of
-//! [`agent_orchestrator::agent::Agent`] gets a thread and a bounded mailbox; a
+//! [`ramanujan_agent::agent::Agent`] gets a thread and a bounded mailbox; a
 //! [`Transport`] carries envelopes between mailboxes. [`InProcessNetwork`]
-//! implements [`agent_orchestrator::Network`], so the `/agents` routes serve it.
+//! implements [`ramanujan_agent::Network`], so the `/agents` routes serve it.
 //!
 //! - [`transport`]: the transport trait and the in-process transport (with
 //!   optional deterministic message loss, for fault tests).

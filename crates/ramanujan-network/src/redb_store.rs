@@ -1,6 +1,6 @@
 //! The native replica store: a redb database file per agent.
 
-use agent_orchestrator::store::{ReplicaStore, StoreError};
+use ramanujan_agent::store::{ReplicaStore, StoreError};
 use ramanujan_core::replica::ReplicaState;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};

@@ -2,17 +2,17 @@
 
 use crate::redb_store::RedbStore;
 use crate::transport::{InProcessTransport, Mail};
-use agent_orchestrator::agent::{Agent, LogEntry, Share, WorkLimits};
-use agent_orchestrator::network::{
+use ramanujan_agent::agent::{Agent, LogEntry, Share, WorkLimits};
+use ramanujan_agent::network::{
     AgentState, AgentSummary, BoxFuture, HeldForm, Lifecycle, Network, NetworkError, NetworkStatus, Submission,
     SubmissionStatus,
 };
-use agent_orchestrator::protocol::Envelope;
-use agent_orchestrator::release::Release;
-use agent_orchestrator::store::{MemoryStore, ReplicaStore};
-use agent_orchestrator::topology::Topology;
-use agent_orchestrator::topology::first_sync_delay;
-pub use agent_orchestrator::topology::{TopologyKind, agent_id};
+use ramanujan_agent::protocol::Envelope;
+use ramanujan_agent::release::Release;
+use ramanujan_agent::store::{MemoryStore, ReplicaStore};
+use ramanujan_agent::topology::Topology;
+use ramanujan_agent::topology::first_sync_delay;
+pub use ramanujan_agent::topology::{TopologyKind, agent_id};
 use ramanujan_core::Color;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
@@ -770,16 +770,13 @@ mod tests {
     }
 
     impl ReplicaStore for FailingStore {
-        fn load(&mut self) -> Result<ramanujan_core::ReplicaState, agent_orchestrator::store::StoreError> {
+        fn load(&mut self) -> Result<ramanujan_core::ReplicaState, ramanujan_agent::store::StoreError> {
             self.inner.load()
         }
 
-        fn append(
-            &mut self,
-            delta: &ramanujan_core::ReplicaState,
-        ) -> Result<(), agent_orchestrator::store::StoreError> {
+        fn append(&mut self, delta: &ramanujan_core::ReplicaState) -> Result<(), ramanujan_agent::store::StoreError> {
             if self.failing.load(Ordering::SeqCst) {
-                return Err(agent_orchestrator::store::StoreError("no space left on device".into()));
+                return Err(ramanujan_agent::store::StoreError("no space left on device".into()));
             }
             self.inner.append(delta)
         }
@@ -831,7 +828,7 @@ mod tests {
             assert!(Instant::now() < deadline, "the submission never settled");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let root = agent_orchestrator::network::Submission::root_of(&taken.id).unwrap();
+        let root = ramanujan_agent::network::Submission::root_of(&taken.id).unwrap();
         // Every agent crashes at once: what the entry agent saved before the
         // acknowledgement comes back to all of them.
         for id in network.ids.clone() {

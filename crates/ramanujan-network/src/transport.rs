@@ -1,7 +1,7 @@
 //! Carrying envelopes between agents.
 
-use agent_orchestrator::protocol::Envelope;
 use duck_colors::SplitMix64;
+use ramanujan_agent::protocol::Envelope;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

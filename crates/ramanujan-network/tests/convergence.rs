@@ -1,7 +1,7 @@
 //! The in-process network converges: every replica ends with the same digest,
 //! holding every submission, with the same canonical form of each.
 
-use agent_orchestrator::agent::WorkLimits;
+use ramanujan_agent::agent::WorkLimits;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_network::{InProcessNetwork, NetworkConfig, TopologyKind};
 use rand::{Rng, SeedableRng};

@@ -1,14 +1,14 @@
 //! One agent process's loop against a real `nats-server`: bad messages in its
 //! JetStream inbox are rejected and counted, never crash it, never touch its replica.
 
-use agent_orchestrator::protocol::{Body, Envelope};
-use agent_orchestrator::wire::{self, Inbound};
 use futures_util::StreamExt;
+use ramanujan_agent::protocol::{Body, Envelope};
 use ramanujan_core::materialize::expr_terms;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::{Facts, ReplicaState};
 use ramanujan_network::TopologyKind;
 use ramanujan_network::nats::{AgentConfig, LocalBroker, run_nats_agent};
+use ramanujan_wire::wire::{self, Inbound};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

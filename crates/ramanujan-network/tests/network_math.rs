@@ -4,9 +4,9 @@
 //! history of its names; and nothing false gets in (a refuted equality shapes
 //! no answer).
 
-use agent_orchestrator::agent::WorkLimits;
-use agent_orchestrator::network::{Network, SubmissionStatus};
-use agent_orchestrator::protocol::{Body, Envelope};
+use ramanujan_agent::agent::WorkLimits;
+use ramanujan_agent::network::{Network, SubmissionStatus};
+use ramanujan_agent::protocol::{Body, Envelope};
 use ramanujan_core::Color;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::{Equality, Facts, Provenance, ReplicaState};

@@ -51,19 +51,19 @@ pub struct NetworkArgs {
     #[arg(long, env = "TOPOLOGY", default_value = "sierpinski", value_parser = ["sierpinski", "ramanujan"])]
     pub topology: String,
     /// Agents in a `ramanujan` topology.
-    #[arg(long, env = "NUM_AGENTS", default_value_t = agent_orchestrator::defaults::EXPANDER_AGENTS)]
+    #[arg(long, env = "NUM_AGENTS", default_value_t = ramanujan_agent::defaults::EXPANDER_AGENTS)]
     pub num_agents: usize,
     /// Degree of a `ramanujan` topology.
-    #[arg(long, env = "DEGREE", default_value_t = agent_orchestrator::defaults::EXPANDER_DEGREE)]
+    #[arg(long, env = "DEGREE", default_value_t = ramanujan_agent::defaults::EXPANDER_DEGREE)]
     pub degree: usize,
     /// Seed of a `ramanujan` topology.
-    #[arg(long, env = "TOPOLOGY_SEED", default_value_t = agent_orchestrator::defaults::TOPOLOGY_SEED)]
+    #[arg(long, env = "TOPOLOGY_SEED", default_value_t = ramanujan_agent::defaults::TOPOLOGY_SEED)]
     pub seed: u64,
     /// Milliseconds between an agent's anti-entropy rounds.
-    #[arg(long, env = "SYNC_INTERVAL", default_value_t = agent_orchestrator::defaults::SYNC_INTERVAL_MS)]
+    #[arg(long, env = "SYNC_INTERVAL", default_value_t = ramanujan_agent::defaults::SYNC_INTERVAL_MS)]
     pub sync_interval: u64,
     /// Milliseconds without a heartbeat before an agent is suspect (twice that: dead).
-    #[arg(long, env = "HEALTH_TIMEOUT", default_value_t = agent_orchestrator::defaults::HEALTH_TIMEOUT_MS)]
+    #[arg(long, env = "HEALTH_TIMEOUT", default_value_t = ramanujan_agent::defaults::HEALTH_TIMEOUT_MS)]
     pub health_timeout: u64,
     /// Messages an agent takes in at once: its in-process mailbox (more are dropped
     /// and repaired by anti-entropy), or its batch from the broker.
@@ -71,13 +71,13 @@ pub struct NetworkArgs {
     pub max_buffer_size: usize,
     /// An agent whose replica holds this many terms refuses new submissions
     /// (503) and stops rewriting; replication goes on.
-    #[arg(long, env = "MAX_TERMS", default_value_t = agent_orchestrator::defaults::MAX_TERMS)]
+    #[arg(long, env = "MAX_TERMS", default_value_t = ramanujan_agent::defaults::MAX_TERMS)]
     pub max_terms: usize,
     /// Terms one submission's rewriting may add, per colour (its node budget).
-    #[arg(long, env = "GOAL_NODES", default_value_t = agent_orchestrator::defaults::GOAL_NODES)]
+    #[arg(long, env = "GOAL_NODES", default_value_t = ramanujan_agent::defaults::GOAL_NODES)]
     pub goal_nodes: usize,
     /// Iterations one submission's rewriting may take, per colour.
-    #[arg(long, env = "GOAL_ITERATIONS", default_value_t = agent_orchestrator::defaults::GOAL_ITERATIONS)]
+    #[arg(long, env = "GOAL_ITERATIONS", default_value_t = ramanujan_agent::defaults::GOAL_ITERATIONS)]
     pub goal_iterations: usize,
     /// Where agents keep their replicas (one redb file each).
     #[arg(long, env = "DATA_DIR", default_value = "ramanujan-data")]
@@ -160,8 +160,8 @@ impl NetworkArgs {
     }
 
     /// Rewriting limits of each agent.
-    pub fn work_limits(&self) -> agent_orchestrator::agent::WorkLimits {
-        agent_orchestrator::agent::WorkLimits {
+    pub fn work_limits(&self) -> ramanujan_agent::agent::WorkLimits {
+        ramanujan_agent::agent::WorkLimits {
             max_terms: self.max_terms,
             goal_nodes: self.goal_nodes,
             goal_iterations: self.goal_iterations,
@@ -215,7 +215,7 @@ pub struct BridgeArgs {
     #[arg(long, env = "BRIDGE_LISTEN", default_value = "127.0.0.1:8090")]
     pub listen: std::net::SocketAddr,
     /// Milliseconds between each hosted agent's anti-entropy rounds.
-    #[arg(long, env = "SYNC_INTERVAL", default_value_t = agent_orchestrator::defaults::SYNC_INTERVAL_MS)]
+    #[arg(long, env = "SYNC_INTERVAL", default_value_t = ramanujan_agent::defaults::SYNC_INTERVAL_MS)]
     pub sync_interval: u64,
     /// Milliseconds one webhook may take.
     #[arg(long, env = "WEBHOOK_TIMEOUT", default_value_t = 30_000)]

@@ -82,7 +82,7 @@ pub async fn run_agent(args: AgentArgs, shutdown: impl Future<Output = ()>) -> R
         topology: net.topology_kind(),
         seed: net.seed,
         sync_interval: net.sync_interval(),
-        heartbeat_interval: agent_orchestrator::network::heartbeat_interval(net.health_timeout()),
+        heartbeat_interval: ramanujan_agent::network::heartbeat_interval(net.health_timeout()),
         data_dir: net.data_dir(),
         batch: net.max_buffer_size.clamp(1, 1024),
         work: net.work_limits(),
@@ -97,7 +97,7 @@ pub async fn run_bridge(args: BridgeArgs, shutdown: impl Future<Output = ()>) ->
         nats_url: args.nats.clone(),
         app_url: args.app.clone(),
         secret: args.secret.as_bytes().to_vec(),
-        agents: agent_orchestrator::topology::parse_positions(&args.agents)
+        agents: ramanujan_agent::topology::parse_positions(&args.agents)
             .map_err(|e| format!("--agents: {e}"))?
             .into_iter()
             .collect(),

@@ -96,7 +96,7 @@ fn the_deployment_agrees_with_spin_toml_and_the_command_line() {
     let Some(Command::Bridge(args)) = cli.command else {
         panic!("the bridge container does not run `ramanujan bridge`")
     };
-    agent_orchestrator::topology::parse_positions(&args.agents).unwrap();
+    ramanujan_agent::topology::parse_positions(&args.agents).unwrap();
     let env_secret = container["env"]
         .as_sequence()
         .unwrap()

@@ -17,12 +17,12 @@ mod common;
 
 use common::{NETWORK_FLAGS, Proc, spawn_agent, spawn_printing_url};
 
-use agent_orchestrator::signature::{SIGNATURE_HEADER, sign, sign_at};
-use agent_orchestrator::wire::{self, Inbound};
 use bytes::Bytes;
 use http_body_util::Full;
 use ramanujan_bridge::{Bridge, BridgeConfig};
 use ramanujan_network::nats::LocalBroker;
+use ramanujan_wire::signature::{SIGNATURE_HEADER, sign, sign_at};
+use ramanujan_wire::wire::{self, Inbound};
 use serde_json::{Value, json};
 use spin_test_host::SpinHost;
 use std::sync::Arc;

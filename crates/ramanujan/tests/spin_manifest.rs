@@ -345,10 +345,10 @@ fn every_source_is_a_component_serving_wasi_http() {
 }
 
 /// The manifest's variable defaults are the network's typed defaults
-/// (`agent_orchestrator::defaults`), which the native command line takes too.
+/// (`ramanujan_agent::defaults`), which the native command line takes too.
 #[test]
 fn spin_toml_defaults_are_the_typed_defaults() {
-    use agent_orchestrator::defaults;
+    use ramanujan_agent::defaults;
     let text = std::fs::read_to_string(root().join("spin.toml")).unwrap();
     let m = manifest(&text).unwrap();
     for (name, want) in [

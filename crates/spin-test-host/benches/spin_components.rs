@@ -14,17 +14,17 @@
 //! Run: `cargo bench -p spin-test-host --bench spin_components` (builds the Spin
 //! components in release first).
 
-use agent_orchestrator::agent::WorkLimits;
-use agent_orchestrator::hosted::{Hosted, HostedConfig, MemoryKeyValue, Publisher};
-use agent_orchestrator::network::BoxFuture;
-use agent_orchestrator::protocol::{Body, Envelope};
-use agent_orchestrator::signature::{SIGNATURE_HEADER, sign};
-use agent_orchestrator::topology::TopologyKind;
-use agent_orchestrator::wire::{self, Inbound};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Full};
+use ramanujan_agent::agent::WorkLimits;
+use ramanujan_agent::network::BoxFuture;
+use ramanujan_agent::protocol::{Body, Envelope};
+use ramanujan_agent::topology::TopologyKind;
 use ramanujan_core::replica::ReplicaState;
+use ramanujan_hosted::hosted::{Hosted, HostedConfig, MemoryKeyValue, Publisher};
+use ramanujan_wire::signature::{SIGNATURE_HEADER, sign};
+use ramanujan_wire::wire::{self, Inbound};
 use spin_test_host::SpinHost;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -129,8 +129,8 @@ fn benches(c: &mut Criterion) {
             seed: 1069,
             agents: [4].into(),
             node_id: "native".into(),
-            sync_interval: std::time::Duration::from_millis(agent_orchestrator::defaults::SYNC_INTERVAL_MS),
-            health_timeout: std::time::Duration::from_millis(agent_orchestrator::defaults::HEALTH_TIMEOUT_MS),
+            sync_interval: std::time::Duration::from_millis(ramanujan_agent::defaults::SYNC_INTERVAL_MS),
+            health_timeout: std::time::Duration::from_millis(ramanujan_agent::defaults::HEALTH_TIMEOUT_MS),
             work: WorkLimits {
                 max_terms: 1,
                 ..WorkLimits::default()
@@ -139,7 +139,7 @@ fn benches(c: &mut Criterion) {
         Arc::new(MemoryKeyValue::default()),
         Arc::new(NoPublisher),
     );
-    let native = agent_orchestrator::webhook::router(hosted, Some(SECRET.as_bytes().to_vec()));
+    let native = ramanujan_hosted::webhook::router(hosted, Some(SECRET.as_bytes().to_vec()));
     let status = rt
         .block_on(
             native

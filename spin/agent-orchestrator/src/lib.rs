@@ -1,7 +1,7 @@
 //! `agent-orchestrator` on Spin: agents that receive broker messages from the
 //! NATS bridge on `/nats/webhook/{topic}`, keep their state in Spin key-value,
 //! and publish through the bridge's `POST /publish/{subject}`. The routes are
-//! [`agent_orchestrator::webhook::router`] and the native host's `/agents/...`
+//! [`ramanujan_hosted::webhook::router`] and the native host's `/agents/...`
 //! and `/agent/{id}/...` ([`agent_orchestrator::routes::router`] over the
 //! hosted agents: reads from key-value, submissions, messages and syncs into
 //! the agents' inboxes through the bridge).
@@ -26,10 +26,10 @@
 
 mod platform;
 
-use agent_orchestrator::agent::WorkLimits;
-use agent_orchestrator::defaults;
-use agent_orchestrator::hosted::{Hosted, HostedConfig};
-use agent_orchestrator::topology::{TopologyKind, parse_positions};
+use ramanujan_agent::agent::WorkLimits;
+use ramanujan_agent::defaults;
+use ramanujan_agent::topology::{TopologyKind, parse_positions};
+use ramanujan_hosted::hosted::{Hosted, HostedConfig};
 use spin_sdk::http::{IntoResponse, Request};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +39,7 @@ use std::time::Duration;
 async fn handle(request: Request) -> impl IntoResponse {
     let settings = platform::Settings::read().await;
     let router = match configure(&settings) {
-        Ok((hosted, secret)) => agent_orchestrator::webhook::router(hosted.clone(), secret)
+        Ok((hosted, secret)) => ramanujan_hosted::webhook::router(hosted.clone(), secret)
             .merge(agent_orchestrator::routes::router(Arc::new(hosted))),
         Err(message) => return spin_entry::misconfigured(&message),
     };

@@ -2,9 +2,9 @@
 //! settings (variables, then environment), and publishing through the NATS
 //! bridge (outbound HTTP).
 
-use agent_orchestrator::hosted::Publisher;
-use agent_orchestrator::network::BoxFuture;
-use agent_orchestrator::signature::{self, SIGNATURE_HEADER};
+use ramanujan_agent::network::BoxFuture;
+use ramanujan_hosted::hosted::Publisher;
+use ramanujan_wire::signature::{self, SIGNATURE_HEADER};
 use spin_entry::one_thread;
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FullBody, Method};

@@ -1,10 +1,10 @@
 //! The broker: the JetStream stream, connecting, and an agent's inbox
-//! consumer. Subjects and payloads are [`agent_orchestrator::wire`], shared
+//! consumer. Subjects and payloads are [`ramanujan_wire::wire`], shared
 //! with agents that run as Spin components behind the bridge.
 
-use agent_orchestrator::wire::{MAX_MESSAGE_BYTES, sync_subject};
 use async_nats::jetstream::{self, consumer::pull};
 use backon::{ExponentialBuilder, Retryable};
+use ramanujan_wire::wire::{MAX_MESSAGE_BYTES, sync_subject};
 use std::time::Duration;
 
 /// The JetStream stream holding every agent's inbox.

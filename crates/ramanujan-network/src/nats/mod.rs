@@ -1,7 +1,7 @@
 //! The agent network over a NATS JetStream broker.
 //!
 //! - [`broker`]: the JetStream stream, connecting, an agent's inbox consumer
-//!   (subjects and payloads are `agent_orchestrator::wire`).
+//!   (subjects and payloads are `ramanujan_wire::wire`).
 //! - [`agent`]: one agent per process (`ramanujan agent --id N --nats URL`).
 //! - [`local_broker`]: a `nats-server` on a loopback port, for tests and benchmarks.
 //! - [`remote`]: the host's view of agents on the broker (`ramanujan up --nats URL`).

@@ -7,19 +7,19 @@
 use super::agent::{answer_error, publish_envelopes};
 use super::broker;
 use crate::runtime::{TopologyKind, agent_id};
-use agent_orchestrator::agent::LogEntry;
-use agent_orchestrator::network::{
-    AgentState, AgentSummary, BoxFuture, HeldForm, Lifecycle, Network, NetworkError, NetworkStatus, Submission,
-    SubmissionStatus, heartbeat_interval,
-};
-use agent_orchestrator::protocol::Envelope;
-use agent_orchestrator::topology::Topology;
-use agent_orchestrator::wire::{self, Beat, Inbound, Query, SubmitAck};
 use async_nats::connection::State;
 use async_nats::jetstream;
 use futures_util::StreamExt;
+use ramanujan_agent::agent::LogEntry;
+use ramanujan_agent::network::{
+    AgentState, AgentSummary, BoxFuture, HeldForm, Lifecycle, Network, NetworkError, NetworkStatus, Submission,
+    SubmissionStatus, heartbeat_interval,
+};
+use ramanujan_agent::protocol::Envelope;
+use ramanujan_agent::topology::Topology;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
+use ramanujan_wire::wire::{self, Beat, Inbound, Query, SubmitAck};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -1,6 +1,6 @@
 //! Topologies: S(2,3) and the 48-agent expander.
 
-use agent_orchestrator::topology::{ramanujan, sierpinski};
+use ramanujan_agent::topology::{ramanujan, sierpinski};
 
 #[test]
 fn sierpinski_s23_has_9_vertices_12_edges_diameter_3_and_a_proper_3_colouring() {

@@ -9,20 +9,19 @@
 //! agent's lifecycle is read from when it was last saved: the bridge's ticks
 //! save every agent each sync interval.
 
-use crate::agent::LogEntry;
 use crate::hosted::{Hosted, Loaded, now_ms};
-use crate::network::{
+use ramanujan_agent::agent::LogEntry;
+use ramanujan_agent::network::{
     AgentState, AgentSummary, BoxFuture, HeldForm, Lifecycle, Network, NetworkError, NetworkStatus, Submission,
     SubmissionStatus,
 };
-use crate::protocol::Envelope;
-use crate::topology::{Topology, agent_id};
-use crate::wire::{self, Inbound, SubmitAck};
+use ramanujan_agent::protocol::Envelope;
+use ramanujan_agent::topology::{Topology, agent_id};
 use ramanujan_core::lang::Expr;
 use ramanujan_core::materialize::expr_terms;
 use ramanujan_core::replica::{Facts, ReplicaState};
 use ramanujan_core::term::TermKey;
-use ramanujan_http::ApiError;
+use ramanujan_wire::wire::{self, Inbound, SubmitAck};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -52,14 +51,6 @@ fn submitted_root(request: &str) -> Option<TermKey> {
     (submit_request(root) == request).then_some(root)
 }
 
-fn network_error(e: ApiError) -> NetworkError {
-    match e.status.as_u16() {
-        404 => NetworkError::NotFound(e.message),
-        400 | 422 => NetworkError::Invalid(e.message),
-        _ => NetworkError::Unavailable(e.message),
-    }
-}
-
 impl Hosted {
     fn topology(&self) -> Result<Topology, NetworkError> {
         let config = self.config();
@@ -75,7 +66,7 @@ impl Hosted {
 
     /// An agent as saved, for reading.
     async fn read(&self, index: usize) -> Result<Loaded, NetworkError> {
-        self.load(index).await.map_err(network_error)
+        self.load(index).await
     }
 
     fn lifecycle(&self, loaded: &Loaded) -> Lifecycle {

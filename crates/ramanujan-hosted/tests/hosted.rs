@@ -1,12 +1,12 @@
 //! Agents kept in a key-value store between requests (the Spin driver), with
 //! an in-memory store and a publisher that keeps what it is given.
 
-use agent_orchestrator::agent::WorkLimits;
-use agent_orchestrator::hosted::{Hosted, HostedConfig, MemoryKeyValue, Publisher};
-use agent_orchestrator::network::BoxFuture;
-use agent_orchestrator::protocol::Body;
-use agent_orchestrator::topology::TopologyKind;
-use agent_orchestrator::wire::{self, Inbound};
+use ramanujan_agent::agent::WorkLimits;
+use ramanujan_agent::network::BoxFuture;
+use ramanujan_agent::protocol::Body;
+use ramanujan_agent::topology::TopologyKind;
+use ramanujan_hosted::hosted::{Hosted, HostedConfig, MemoryKeyValue, Publisher};
+use ramanujan_wire::wire::{self, Inbound};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -44,8 +44,8 @@ fn nine_hosted_agents(work: WorkLimits) -> (Hosted, Arc<Kept>) {
         agents: (0..9).collect(),
         node_id: "test".into(),
         work,
-        sync_interval: std::time::Duration::from_millis(agent_orchestrator::defaults::SYNC_INTERVAL_MS),
-        health_timeout: std::time::Duration::from_millis(agent_orchestrator::defaults::HEALTH_TIMEOUT_MS),
+        sync_interval: std::time::Duration::from_millis(ramanujan_agent::defaults::SYNC_INTERVAL_MS),
+        health_timeout: std::time::Duration::from_millis(ramanujan_agent::defaults::HEALTH_TIMEOUT_MS),
     };
     let hosted = Hosted::new(config, Arc::new(MemoryKeyValue::default()), published.clone());
     (hosted, published)
@@ -154,7 +154,7 @@ fn hosted_agents_settle_on_the_saturation_s_forms() {
 /// pending for ever: following it says it was refused.
 #[test]
 fn a_submission_refused_in_the_inbox_is_reported_refused() {
-    use agent_orchestrator::network::{Network, NetworkError};
+    use ramanujan_agent::network::{Network, NetworkError};
     let (hosted, published) = nine_hosted_agents(WorkLimits {
         max_terms: 1,
         ..WorkLimits::default()

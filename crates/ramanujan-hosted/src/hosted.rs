@@ -11,13 +11,12 @@
 //! The bridge delivers one request at a time per agent, which is what makes the
 //! read-modify-write of the agent's key safe without a compare-and-swap.
 
-use crate::agent::{Agent, AgentSnapshot, WorkLimits};
-use crate::inbox::Handled;
-use crate::network::BoxFuture;
-use crate::protocol::Envelope;
-use crate::topology::{TopologyKind, agent_id};
-use crate::wire::{self, Beat, Query, SubmitAck};
-use ramanujan_http::ApiError;
+use ramanujan_agent::agent::{Agent, AgentSnapshot, WorkLimits};
+use ramanujan_agent::network::{BoxFuture, NetworkError};
+use ramanujan_agent::protocol::Envelope;
+use ramanujan_agent::topology::{TopologyKind, agent_id};
+use ramanujan_wire::inbox::Handled;
+use ramanujan_wire::wire::{self, Beat, Query, SubmitAck};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -128,25 +127,25 @@ impl Hosted {
     }
 
     /// The agent at `index` as saved (or new), its clock set to now.
-    pub(crate) async fn load(&self, index: usize) -> Result<Loaded, ApiError> {
+    pub(crate) async fn load(&self, index: usize) -> Result<Loaded, NetworkError> {
         let mut loaded = self.load_saved(index).await?;
         loaded.agent.set_time(now_ms().saturating_sub(loaded.created_ms));
         Ok(loaded)
     }
 
-    async fn load_saved(&self, index: usize) -> Result<Loaded, ApiError> {
+    async fn load_saved(&self, index: usize) -> Result<Loaded, NetworkError> {
         if !self.config.agents.contains(&index) {
-            return Err(ApiError::not_found(format!("agent-{index} is not hosted here")));
+            return Err(NetworkError::NotFound(format!("agent-{index} is not hosted here")));
         }
         let key = agent_id(index);
         let saved = self
             .store
             .get(&key)
             .await
-            .map_err(|e| ApiError::unavailable(format!("reading {key}: {e}")))?;
+            .map_err(|e| NetworkError::Unavailable(format!("reading {key}: {e}")))?;
         if let Some(bytes) = saved {
             let saved: Saved = rmp_serde::from_slice(&bytes)
-                .map_err(|e| ApiError::unavailable(format!("the saved state of {key} is unreadable: {e}")))?;
+                .map_err(|e| NetworkError::Unavailable(format!("the saved state of {key} is unreadable: {e}")))?;
             return Ok(Loaded {
                 index,
                 agent: Agent::from_snapshot(saved.agent, self.config.work),
@@ -159,8 +158,10 @@ impl Hosted {
             .config
             .topology
             .build(self.config.seed)
-            .map_err(ApiError::unavailable)?;
-        let mut agent = topology.agent(index, self.config.work).map_err(ApiError::not_found)?;
+            .map_err(NetworkError::Unavailable)?;
+        let mut agent = topology
+            .agent(index, self.config.work)
+            .map_err(NetworkError::NotFound)?;
         agent.keep_no_journal();
         let created_ms = now_ms();
         // A new life (see `Agent::begin_life`): were the stored state ever
@@ -176,7 +177,7 @@ impl Hosted {
         })
     }
 
-    async fn save(&self, loaded: Loaded) -> Result<(usize, Beat), ApiError> {
+    async fn save(&self, loaded: Loaded) -> Result<(usize, Beat), NetworkError> {
         let beat = Beat::of(&loaded.agent, &self.config.node_id, loaded.incarnation);
         let saved = Saved {
             incarnation: loaded.incarnation,
@@ -184,19 +185,19 @@ impl Hosted {
             saved_ms: now_ms(),
             agent: loaded.agent.into_snapshot(),
         };
-        let bytes = rmp_serde::to_vec_named(&saved).map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let bytes = rmp_serde::to_vec_named(&saved).map_err(|e| NetworkError::Unavailable(e.to_string()))?;
         let key = agent_id(loaded.index);
         self.store
             .set(&key, bytes)
             .await
-            .map_err(|e| ApiError::unavailable(format!("saving {key}: {e}")))?;
+            .map_err(|e| NetworkError::Unavailable(format!("saving {key}: {e}")))?;
         Ok((loaded.index, beat))
     }
 
     /// Handles an inbox message (`agent.{i}.sync`): MessagePack [`wire::Inbound`].
-    pub async fn inbound(&self, index: usize, body: &[u8]) -> Result<Report, ApiError> {
+    pub async fn inbound(&self, index: usize, body: &[u8]) -> Result<Report, NetworkError> {
         let inbound =
-            wire::decode_inbound(body).map_err(|e| ApiError::bad_request(format!("not an inbox message: {e}")))?;
+            wire::decode_inbound(body).map_err(|e| NetworkError::Invalid(format!("not an inbox message: {e}")))?;
         let mut loaded = self.load(index).await?;
         let mut handled = Handled::default();
         handled.take(&mut loaded.agent, inbound);
@@ -208,7 +209,7 @@ impl Hosted {
 
     /// The bridge's clock (`agent.{i}.tick`): a heartbeat, anti-entropy with the
     /// next neighbour if `sync`, and one rewriting step if there is work.
-    pub async fn tick(&self, index: usize, sync: bool) -> Result<Report, ApiError> {
+    pub async fn tick(&self, index: usize, sync: bool) -> Result<Report, NetworkError> {
         let mut loaded = self.load(index).await?;
         let mut out = loaded.agent.work();
         if sync {
@@ -218,9 +219,9 @@ impl Hosted {
     }
 
     /// Answers a query (`agent.{i}.state`): JSON [`Query`] in, JSON out.
-    pub async fn query(&self, index: usize, body: &[u8]) -> Result<Value, ApiError> {
+    pub async fn query(&self, index: usize, body: &[u8]) -> Result<Value, NetworkError> {
         let query: Query =
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+            serde_json::from_slice(body).map_err(|e| NetworkError::Invalid(format!("bad query: {e}")))?;
         let changes = matches!(query, Query::Sync);
         let mut loaded = self.load(index).await?;
         let uptime = now_ms().saturating_sub(loaded.created_ms) as f64 / 1000.0;
@@ -239,7 +240,7 @@ impl Hosted {
         out: Vec<Envelope>,
         acks: Vec<SubmitAck>,
         beat: bool,
-    ) -> Result<Report, ApiError> {
+    ) -> Result<Report, NetworkError> {
         let dirty = loaded.agent.is_dirty();
         let (index, heartbeat) = self.save(loaded).await?;
         let mut published = 0;
@@ -274,7 +275,7 @@ impl Hosted {
         if !failures.is_empty() {
             // Saved, but not all sent: a redelivery re-acknowledges submissions
             // (the facts are already held), and anti-entropy carries the rest.
-            return Err(ApiError::unavailable(format!(
+            return Err(NetworkError::Unavailable(format!(
                 "saved, but publishing failed: {}",
                 failures.join("; ")
             )));

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A boxed future, so the trait can be used as `dyn Network`.
-pub use ramanujan_http::kv::BoxFuture;
+pub use futures_core::future::BoxFuture;
 
 /// Where an agent is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -368,16 +368,6 @@ pub enum NetworkError {
     /// The network cannot take it now (queue full, broker down).
     #[error("{0}")]
     Unavailable(String),
-}
-
-impl From<NetworkError> for ramanujan_http::ApiError {
-    fn from(e: NetworkError) -> Self {
-        match e {
-            NetworkError::NotFound(m) => ramanujan_http::ApiError::not_found(m),
-            NetworkError::Invalid(m) => ramanujan_http::ApiError::bad_request(m),
-            NetworkError::Unavailable(m) => ramanujan_http::ApiError::unavailable(m),
-        }
-    }
 }
 
 /// A running network, as the routes see it.

@@ -1,7 +1,7 @@
 //! One agent against bad, unknown, replayed and duplicated messages.
 
-use agent_orchestrator::agent::{Agent, Share, WorkLimits};
-use agent_orchestrator::protocol::{Body, Envelope};
+use ramanujan_agent::agent::{Agent, Share, WorkLimits};
+use ramanujan_agent::protocol::{Body, Envelope};
 use ramanujan_core::Color;
 use ramanujan_core::parse::parse_expr;
 use std::collections::HashSet;
@@ -111,7 +111,7 @@ fn rewriting_floods_a_delta_with_provenance() {
 
 #[test]
 fn saving_the_journal_keeps_a_store_equal_to_the_replica() {
-    use agent_orchestrator::store::{MemoryStore, ReplicaStore};
+    use ramanujan_agent::store::{MemoryStore, ReplicaStore};
     let (mut b, mut a) = pair();
     let mut store = MemoryStore::default();
     let save = |agent: &mut Agent, store: &mut MemoryStore| {

@@ -1,11 +1,11 @@
 //! What every driver does with an inbox message (`inbox::Handled`): the NATS
 //! agent, the Spin component and the fuzz target all go through it.
 
-use agent_orchestrator::agent::{Agent, WorkLimits};
-use agent_orchestrator::inbox::Handled;
-use agent_orchestrator::protocol::{Body, Envelope};
-use agent_orchestrator::wire::{self, Inbound};
+use ramanujan_agent::agent::{Agent, WorkLimits};
+use ramanujan_agent::protocol::{Body, Envelope};
 use ramanujan_core::Color;
+use ramanujan_wire::inbox::Handled;
+use ramanujan_wire::wire::{self, Inbound};
 use std::collections::HashSet;
 
 fn agent(limits: WorkLimits) -> Agent {

@@ -13,9 +13,9 @@
 //! Broker payloads between agents are MessagePack with field names, so term keys
 //! travel as 16 raw bytes; everything a person reads is JSON.
 
-use crate::agent::Agent;
-use crate::network::{AgentState, Lifecycle};
-use crate::protocol::Envelope;
+use ramanujan_agent::agent::Agent;
+use ramanujan_agent::network::{AgentState, Lifecycle};
+use ramanujan_agent::protocol::Envelope;
 use ramanujan_core::Color;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -125,7 +125,7 @@ pub enum Query {
     Messages,
     /// Start anti-entropy with every neighbour now; answers `{"started": n}`.
     Sync,
-    /// What it knows of a submitted term: a [`crate::network::HeldForm`].
+    /// What it knows of a submitted term: a [`ramanujan_agent::network::HeldForm`].
     Canonical {
         /// The term key.
         root: String,

@@ -3,9 +3,9 @@
 //! handled in order, a submission is parsed, refused or taken. The driver then
 //! saves, and only then sends [`Handled::out`] and publishes [`Handled::acks`].
 
-use crate::agent::Agent;
-use crate::protocol::Envelope;
 use crate::wire::{Inbound, SubmitAck};
+use ramanujan_agent::agent::Agent;
+use ramanujan_agent::protocol::Envelope;
 use ramanujan_core::parse::parse_expr;
 
 /// What handling inbox messages produced, to release once saved.

@@ -1343,7 +1343,7 @@ impl Views {
 }
 
 /// One rewriting step, taken out of its agent: one submission's own e-graph,
-/// copied through its focus cut (see [`Agent::own_graph`]).
+/// copied through its focus cut (see `Agent::own_graph`).
 pub struct WorkJob {
     root: TermKey,
     color: Color,

@@ -1,29 +1,30 @@
 //! `/nats/webhook/{topic}`: how agents hosted in a component (on Spin, which
 //! has no NATS trigger) receive broker messages from the NATS bridge
 //! (`ramanujan bridge`). The `/agents` routes over the same agents are
-//! [`crate::routes`] over [`Hosted`]'s [`crate::network::Network`].
+//! [`agent_orchestrator::routes`] over [`Hosted`]'s [`ramanujan_agent::network::Network`].
 //!
 //! | topic | body | does |
 //! |---|---|---|
-//! | `agent.{i}.sync` | MessagePack [`Inbound`](crate::wire::Inbound) | handles an inbox message |
+//! | `agent.{i}.sync` | MessagePack [`Inbound`](ramanujan_wire::wire::Inbound) | handles an inbox message |
 //! | `agent.{i}.tick` | JSON `{"sync": bool}` | heartbeat, rewriting, anti-entropy if `sync` |
-//! | `agent.{i}.state` | JSON [`Query`](crate::wire::Query) | answers it |
+//! | `agent.{i}.state` | JSON [`Query`](ramanujan_wire::wire::Query) | answers it |
 //!
-//! Every webhook must carry a valid [`signature`](crate::signature) (else 401,
+//! Every webhook must carry a valid [`signature`] (else 401,
 //! and the bridge does not acknowledge the message); a malformed body gets 400
 //! (the bridge moves it to a dead-letter subject). Answers are JSON: a
 //! [`Report`](crate::hosted::Report) for `sync` and `tick`, the query's answer
 //! for `state`.
 
 use crate::hosted::Hosted;
-use crate::signature;
-use crate::wire;
+use agent_orchestrator::api_error;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use ramanujan_http::ApiError;
+use ramanujan_wire::signature;
+use ramanujan_wire::wire;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -106,13 +107,13 @@ async fn webhook(
         ))
     })?;
     let answer = match parsed {
-        Topic::Sync(i) => json!(hook.hosted.inbound(i, &body).await?),
+        Topic::Sync(i) => json!(hook.hosted.inbound(i, &body).await.map_err(api_error)?),
         Topic::Tick(i) => {
             let tick: Tick = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("a tick is {{\"sync\": bool}}: {e}")))?;
-            json!(hook.hosted.tick(i, tick.sync).await?)
+            json!(hook.hosted.tick(i, tick.sync).await.map_err(api_error)?)
         }
-        Topic::State(i) => hook.hosted.query(i, &body).await?,
+        Topic::State(i) => hook.hosted.query(i, &body).await.map_err(api_error)?,
     };
     Ok((StatusCode::OK, Json(answer)))
 }

@@ -369,12 +369,7 @@ impl Agent {
     pub fn into_snapshot(mut self) -> AgentSnapshot {
         // What the news queued is part of the snapshot.
         self.absorb_news();
-        let own_graphs = self
-            .own
-            .order
-            .iter()
-            .filter_map(|root| Some((*root, self.own.graphs.get(root)?.classes())))
-            .collect();
+        let own_graphs = self.own.into_saved();
         AgentSnapshot {
             id: self.id,
             actor: self.actor,
@@ -439,9 +434,10 @@ impl Agent {
             unchecked: snapshot.unchecked,
             now_ms: snapshot.now_ms,
         };
+        // Each is built on first use: a request that does not step on a
+        // submission costs nothing for its own e-graph.
         for (root, classes) in snapshot.own_graphs {
-            let own = Materialized::from_classes(&agent.replica, &classes, true);
-            agent.own.insert(root, own);
+            agent.own.insert(root, OwnGraph::Saved(classes));
         }
         agent
     }
@@ -551,7 +547,7 @@ impl Agent {
                 continue;
             }
             if let Some(own) = self.own.graphs.get_mut(&root)
-                && own.absorb_delta(&self.replica, delta)
+                && own.built(&self.replica).absorb_delta(&self.replica, delta)
             {
                 self.enqueue(root);
             }
@@ -566,7 +562,7 @@ impl Agent {
         if !self.own.graphs.contains_key(&root) && !self.make_own_graph(root, fresh) {
             return None;
         }
-        let own = self.own.graphs.get_mut(&root)?;
+        let own = self.own.graphs.get_mut(&root)?.built(&self.replica);
         if own.class_of(root).is_none() {
             // Made before its terms had all arrived (they may have come since
             // by anti-entropy, which names no submission).
@@ -594,7 +590,7 @@ impl Agent {
                 None => return false,
             }
         };
-        self.own.insert(root, own);
+        self.own.insert(root, OwnGraph::Built(Box::new(own)));
         true
     }
 
@@ -1151,7 +1147,7 @@ impl Agent {
         // held before or not: it is what one saturation of it would hold.
         let grew = valid
             && match self.own.graphs.get_mut(&done.root) {
-                Some(own) => own.absorb_facts(&self.replica, &done.facts),
+                Some(own) => own.built(&self.replica).absorb_facts(&self.replica, &done.facts),
                 None => !delta.is_empty(),
             };
         let goal = self.goals.entry(done.root).or_default();
@@ -1231,15 +1227,58 @@ fn event_is_single(delta: &ReplicaState) -> bool {
 /// [`Agent::own_graph`]).
 #[derive(Default)]
 struct OwnGraphs {
-    graphs: HashMap<TermKey, Materialized>,
+    graphs: HashMap<TermKey, OwnGraph>,
     order: VecDeque<TermKey>,
+}
+
+/// One own e-graph: built, or as a snapshot saved it, built on first use (a
+/// hosted agent is restored for every request, and most requests step on one
+/// submission at most).
+enum OwnGraph {
+    Built(Box<Materialized>),
+    /// Its terms grouped by class ([`Materialized::classes`]).
+    Saved(Vec<Vec<TermKey>>),
+}
+
+impl OwnGraph {
+    /// The e-graph, built now from its saved classes (held in `replica`) if
+    /// it was not yet.
+    fn built(&mut self, replica: &ReplicaState) -> &mut Materialized {
+        if let OwnGraph::Saved(classes) = self {
+            *self = OwnGraph::Built(Box::new(Materialized::from_classes(replica, classes, true)));
+        }
+        match self {
+            OwnGraph::Built(own) => own,
+            OwnGraph::Saved(_) => unreachable!("built just above"),
+        }
+    }
+
+    /// [`Materialized::unions_any_of`], without building a saved graph: it
+    /// holds both sides of one of `delta`'s refutations.
+    fn unions_any_of(&self, delta: &ReplicaState) -> bool {
+        match self {
+            OwnGraph::Built(own) => own.unions_any_of(delta),
+            OwnGraph::Saved(classes) => {
+                let holds = |key: &TermKey| classes.iter().any(|class| class.binary_search(key).is_ok());
+                delta.refutations().any(|r| holds(&r.lhs) && holds(&r.rhs))
+            }
+        }
+    }
+
+    /// Its terms grouped by class, for a snapshot.
+    fn into_classes(self) -> Vec<Vec<TermKey>> {
+        match self {
+            OwnGraph::Built(own) => own.classes(),
+            OwnGraph::Saved(classes) => classes,
+        }
+    }
 }
 
 /// How many own e-graphs an agent keeps (see [`OwnGraphs`]).
 const OWN_GRAPHS: usize = 64;
 
 impl OwnGraphs {
-    fn insert(&mut self, root: TermKey, own: Materialized) {
+    fn insert(&mut self, root: TermKey, own: OwnGraph) {
         // Entries of graphs dropped since (a refutation, a spent budget) go
         // first, so an entry never names a graph inserted later.
         self.order.retain(|r| *r != root && self.graphs.contains_key(r));
@@ -1249,6 +1288,15 @@ impl OwnGraphs {
             let Some(oldest) = self.order.pop_front() else { break };
             self.graphs.remove(&oldest);
         }
+    }
+
+    /// Each graph as a snapshot keeps it, oldest first (unbuilt ones as they came).
+    fn into_saved(mut self) -> Vec<(TermKey, Vec<Vec<TermKey>>)> {
+        let order = std::mem::take(&mut self.order);
+        order
+            .into_iter()
+            .filter_map(|root| Some((root, self.graphs.remove(&root)?.into_classes())))
+            .collect()
     }
 }
 
@@ -1397,14 +1445,69 @@ mod tests {
         let mut own = OwnGraphs::default();
         let root = |i: u128| TermKey(i);
         for i in 0..OWN_GRAPHS as u128 {
-            own.insert(root(i), Materialized::empty(true));
+            own.insert(root(i), OwnGraph::Saved(Vec::new()));
         }
         own.graphs.remove(&root(0));
-        own.insert(root(1_000), Materialized::empty(true));
-        own.insert(root(0), Materialized::empty(true));
+        own.insert(root(1_000), OwnGraph::Saved(Vec::new()));
+        own.insert(root(0), OwnGraph::Saved(Vec::new()));
         assert!(own.graphs.contains_key(&root(0)), "the newest graph stays");
         assert!(own.graphs.contains_key(&root(1_000)));
         assert_eq!(own.graphs.len(), OWN_GRAPHS);
         assert_eq!(own.order.len(), OWN_GRAPHS);
+    }
+
+    /// A restored agent builds an own e-graph only when it uses it, and saves
+    /// an unbuilt one as it came; a saved graph answers `unions_any_of` as the
+    /// built one does (mutant: `Saved` answering `false` fails here).
+    #[test]
+    fn own_graphs_are_built_on_first_use_and_saved_unbuilt_as_they_came() {
+        use ramanujan_core::parse::parse_expr;
+        use ramanujan_core::replica::{Facts, Refutation};
+        let known: HashSet<String> = ["a".to_string()].into();
+        let mut agent = Agent::new("a".into(), Color::Red, Vec::new(), known, WorkLimits::default());
+        let (root, _) = agent.submit(&parse_expr("(* (+ x y) (+ x 2))").unwrap());
+        let (other, _) = agent.submit(&parse_expr("(+ (* a b) (* a c))").unwrap());
+        for _ in 0..50 {
+            agent.work();
+        }
+        let first = agent.into_snapshot();
+        assert_eq!(first.own_graphs.len(), 2, "both submissions have their own e-graph");
+        let mut back = Agent::from_snapshot(first.clone(), WorkLimits::default());
+        assert!(back.own.graphs.values().all(|g| matches!(g, OwnGraph::Saved(_))));
+        // A refutation of two terms the first graph holds, and of one it does not.
+        let classes = &first.own_graphs.iter().find(|(r, _)| *r == root).unwrap().1;
+        let held: Vec<TermKey> = classes.iter().flatten().copied().collect();
+        let (lhs, rhs) = (held[0].min(held[1]), held[0].max(held[1]));
+        let refute = |lhs, rhs| {
+            let mut state = ReplicaState::new();
+            let refutations = vec![Refutation {
+                lhs,
+                rhs,
+                agent: "g".into(),
+            }];
+            state
+                .record(
+                    "g",
+                    Facts {
+                        refutations,
+                        ..Facts::default()
+                    },
+                )
+                .unwrap();
+            state
+        };
+        let (both, one) = (refute(lhs, rhs), refute(lhs.min(other), lhs.max(other)));
+        for own in back.own.graphs.values_mut() {
+            let (saved_both, saved_one) = (own.unions_any_of(&both), own.unions_any_of(&one));
+            let built = own.built(&back.replica);
+            assert_eq!(saved_both, built.unions_any_of(&both));
+            assert_eq!(saved_one, built.unions_any_of(&one));
+        }
+        assert!(OwnGraph::Saved(classes.clone()).unions_any_of(&both));
+        // Built now, and saved again: the same classes.
+        let again = Agent::from_snapshot(first.clone(), WorkLimits::default()).into_snapshot();
+        assert_eq!(again.own_graphs, first.own_graphs);
+        let built = back.into_snapshot();
+        assert_eq!(built.own_graphs, first.own_graphs);
     }
 }

@@ -1,6 +1,25 @@
 //! # interaction-timeline
 //!
-//! Not built yet (a later issue); this crate holds the place of the component
-//! in the workspace and will serve `/timeline/...`.
+//! Every interaction of the network (see [`ramanujan_events`]) appended to
+//! DuckDB, and `/timeline/...` over it:
 //!
-//! What it will do: The interaction timeline: every message, merge and verification recorded in DuckDB, queryable by agent, colour and time.
+//! - [`store`]: the append-only `events` table, batches written with DuckDB's
+//!   appender, and the queries, every value a bound parameter.
+//! - [`writer`]: the thread that drains an [`Emitter`]'s queue into the store,
+//!   in batches; a failed write makes the timeline degraded and counts the
+//!   events lost, and never reaches back to the emitting agents.
+//! - [`routes`]: `GET /timeline/query`, `GET /timeline/submissions/{id}`,
+//!   `GET /timeline/stats`, `POST /timeline/events`, `GET /timeline/health`.
+//!
+//! [`Timeline::open`] starts it over a file (or in memory) and hands out the
+//! [`Emitter`] the agents and components emit through.
+//!
+//! [`Emitter`]: ramanujan_events::Emitter
+
+pub mod routes;
+pub mod store;
+pub mod writer;
+
+pub use routes::router;
+pub use store::{Filter, Store, StoreError};
+pub use writer::Timeline;

@@ -1,0 +1,204 @@
+//! `/timeline/...`: typed parameters only; every value reaches DuckDB as a
+//! bound parameter.
+//!
+//! | route | answers |
+//! |---|---|
+//! | `GET /timeline/query?agent=&type=&submission=&since=&until=&limit=&order=time` | events by time (`since`/`until` in µs since the epoch; `limit` ≤ 10,000, default 1,000) |
+//! | `GET /timeline/submissions/{id}` | one submission's story: where it entered, the agents it reached and when, each rewriting step |
+//! | `GET /timeline/stats?since=&until=` | counts and latency p50/p95/p99 per type, messages/s and bytes/s per flow, the sync share of messages |
+//! | `POST /timeline/events` | a batch (`{"events": [...]}`, at most 10,000), schema-checked, written before the answer |
+//! | `GET /timeline/health` | `ok` or `degraded` (writes failing), events written, dropped and queued |
+
+use crate::store::{Filter, MAX_LIMIT};
+use crate::writer::Timeline;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ramanujan_events::{Event, Kind};
+use ramanujan_http::{ApiError, QueryParams, decode_json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type Shared = State<Arc<Timeline>>;
+
+/// The routes, over a timeline.
+pub fn router(timeline: Arc<Timeline>) -> Router {
+    Router::new()
+        .route("/timeline/query", get(query))
+        .route("/timeline/submissions/{id}", get(submission))
+        .route("/timeline/stats", get(stats))
+        .route("/timeline/events", post(events))
+        .route("/timeline/health", get(health))
+        .with_state(timeline)
+}
+
+/// A storage failure as HTTP (503: the timeline cannot answer now).
+fn unavailable(e: crate::StoreError) -> ApiError {
+    ApiError::unavailable(e.to_string())
+}
+
+/// Runs DuckDB work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the timeline's query failed: {e}")))?
+        .map_err(unavailable)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRequest {
+    agent: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    submission: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<usize>,
+    order: Option<String>,
+}
+
+async fn query(State(timeline): Shared, QueryParams(q): QueryParams<QueryRequest>) -> Result<Json<Value>, ApiError> {
+    match q.order.as_deref() {
+        None | Some("time") => {}
+        Some("causal") => {
+            return Err(ApiError::bad_request(
+                "order: `causal` is not available yet (events carry their dots; the order is to come); use `time`",
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "order: unknown order `{other}`; use `time`"
+            )));
+        }
+    }
+    let filter = Filter {
+        source: q.agent,
+        kind: q.kind,
+        submission: q.submission,
+        since_us: q.since,
+        until_us: q.until,
+        limit: q.limit.unwrap_or(1_000),
+    };
+    filter.check().map_err(ApiError::bad_request)?;
+    let events = blocking(move || timeline.query(&filter)).await?;
+    Ok(Json(json!({"count": events.len(), "order": "time", "events": events})))
+}
+
+async fn submission(State(timeline): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let filter = Filter {
+        submission: Some(id.clone()),
+        limit: MAX_LIMIT,
+        ..Filter::default()
+    };
+    let events = blocking(move || timeline.query(&filter)).await?;
+    if events.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "the timeline holds no event about submission `{id}`"
+        )));
+    }
+    let entered = events
+        .iter()
+        .find(|e| matches!(e.event.event, Kind::Submission { .. }))
+        .map(|e| json!({"agent": e.event.source, "at_us": e.event.at_us}));
+    // The first time each agent held it: it entered there, or a message about it came in.
+    let mut reached: BTreeMap<&str, (i64, Option<&str>)> = BTreeMap::new();
+    for stored in &events {
+        let event = &stored.event;
+        let from = match &event.event {
+            Kind::Submission { .. } => None,
+            Kind::MessageReceived { from, .. } => Some(from.as_str()),
+            _ => continue,
+        };
+        reached.entry(event.source.as_str()).or_insert((event.at_us, from));
+    }
+    let steps: Vec<Value> = events
+        .iter()
+        .filter_map(|e| match &e.event.event {
+            Kind::RewriteStep {
+                color,
+                iterations,
+                facts,
+                stop,
+                duration_us,
+            } => Some(json!({
+                "agent": e.event.source, "at_us": e.event.at_us, "color": color, "iterations": iterations,
+                "facts": facts, "stop": stop, "duration_us": duration_us,
+            })),
+            _ => None,
+        })
+        .collect();
+    Ok(Json(json!({
+        "submission": id,
+        "entered": entered,
+        "reached": reached.iter().map(|(agent, (at_us, from))| json!({"agent": agent, "at_us": at_us, "from": from})).collect::<Vec<_>>(),
+        "steps": steps,
+        "events": events.len(),
+        "truncated": events.len() == MAX_LIMIT,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsRequest {
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+async fn stats(State(timeline): Shared, QueryParams(q): QueryParams<StatsRequest>) -> Result<Json<Value>, ApiError> {
+    let filter = Filter {
+        since_us: q.since,
+        until_us: q.until,
+        ..Filter::default()
+    };
+    filter.check().map_err(ApiError::bad_request)?;
+    let stats = blocking(move || timeline.stats(q.since, q.until)).await?;
+    Ok(Json(json!(stats)))
+}
+
+/// Most events one `POST /timeline/events` takes.
+pub const MAX_BATCH: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    events: Vec<Event>,
+}
+
+async fn events(State(timeline): Shared, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // A batch that does not fit the schema is a bad request (400), naming the field.
+    let batch: Batch = decode_json(&body).map_err(|e| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        ..e
+    })?;
+    if batch.events.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "events: {} events is over the maximum batch, {MAX_BATCH}",
+            batch.events.len()
+        )));
+    }
+    if let Some(i) = batch.events.iter().position(|e| e.source.is_empty()) {
+        return Err(ApiError::bad_request(format!("events[{i}].source: empty")));
+    }
+    let mut events = batch.events;
+    let now = ramanujan_events::emit::now_us();
+    for event in &mut events {
+        if event.at_us == 0 {
+            event.at_us = now;
+        }
+    }
+    let n = events.len();
+    blocking(move || timeline.append_now(&events)).await?;
+    Ok((StatusCode::CREATED, Json(json!({"written": n}))))
+}
+
+async fn health(State(timeline): Shared) -> (StatusCode, Json<Value>) {
+    let health = timeline.health();
+    (StatusCode::OK, Json(json!(health)))
+}

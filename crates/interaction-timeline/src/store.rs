@@ -1,0 +1,351 @@
+//! The `events` table in DuckDB: one row per event, appended in batches with
+//! DuckDB's appender, never updated. The columns queries filter and
+//! aggregate on are their own; the whole event is kept as JSON beside them.
+//!
+//! No SQL is built from request text: a query picks among fixed clauses and
+//! binds every value.
+
+use ramanujan_duckdb::duckdb::{self, Connection, params_from_iter, types::Value};
+use ramanujan_events::event::TYPES;
+use ramanujan_events::{Event, Kind};
+use serde::Serialize;
+use std::path::Path;
+
+/// The table. `seq` is the order the timeline took events in.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
+    seq UBIGINT NOT NULL,
+    at_us BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    submission VARCHAR,
+    peer VARCHAR,
+    route VARCHAR,
+    bytes UBIGINT,
+    duration_us UBIGINT,
+    dot_agent VARCHAR,
+    dot_counter UBIGINT,
+    event VARCHAR NOT NULL
+)";
+
+/// Most events one query answers.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[error("timeline storage: {0}")]
+pub struct StoreError(String);
+
+impl StoreError {
+    /// A failure described by `message`.
+    pub fn from_message(message: String) -> Self {
+        StoreError(message)
+    }
+}
+
+impl From<duckdb::Error> for StoreError {
+    fn from(e: duckdb::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// A connection to the timeline's database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::init(Connection::open(path)?)
+    }
+
+    /// A database in memory.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Store::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store, StoreError> {
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn })
+    }
+
+    /// Another connection to the same database (for readers beside the writer).
+    pub fn connect(&self) -> Result<Store, StoreError> {
+        Ok(Store {
+            conn: self.conn.try_clone()?,
+        })
+    }
+
+    /// The next `seq` to give: one past the largest stored.
+    pub fn next_seq(&self) -> Result<u64, StoreError> {
+        let next: u64 = self
+            .conn
+            .query_row("SELECT coalesce(max(seq) + 1, 0) FROM events", [], |r| r.get(0))?;
+        Ok(next)
+    }
+
+    /// Appends events, numbered from `first_seq`, as one batch: all or none.
+    pub fn append(&self, first_seq: u64, events: &[Event]) -> Result<(), StoreError> {
+        let mut appender = self.conn.appender("events")?;
+        for (i, event) in events.iter().enumerate() {
+            let json = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
+            let dot = event.dot.as_ref();
+            appender.append_row(duckdb::params![
+                first_seq + i as u64,
+                event.at_us,
+                event.source,
+                event.event.name(),
+                event.submission,
+                event.event.peer(),
+                route(&event.event),
+                event.event.bytes(),
+                event.event.duration_us(),
+                dot.map(|d| d.agent.as_str()),
+                dot.map(|d| d.counter),
+                json,
+            ])?;
+        }
+        appender.flush()?;
+        Ok(())
+    }
+
+    /// Events that pass `filter`, by time (ties in the order taken).
+    pub fn query(&self, filter: &Filter) -> Result<Vec<Stored>, StoreError> {
+        let (clause, mut values) = filter.clause();
+        let sql = format!("SELECT seq, event FROM events{clause} ORDER BY at_us, seq LIMIT ?");
+        values.push(Value::UBigInt(filter.limit.min(MAX_LIMIT) as u64));
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map(params_from_iter(values), |row| {
+            Ok((row.get::<_, u64>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (seq, json) = row?;
+            let event = serde_json::from_str(&json).map_err(|e| StoreError(format!("row {seq}: {e}")))?;
+            events.push(Stored { seq, event });
+        }
+        Ok(events)
+    }
+
+    /// Counts, latency percentiles and message flows of the events in a
+    /// time range.
+    pub fn stats(&self, since_us: Option<i64>, until_us: Option<i64>) -> Result<Stats, StoreError> {
+        let filter = Filter {
+            since_us,
+            until_us,
+            ..Filter::default()
+        };
+        let (clause, values) = filter.clause();
+        let (events, first, last): (u64, Option<i64>, Option<i64>) = self.conn.query_row(
+            &format!("SELECT count(*), min(at_us), max(at_us) FROM events{clause}"),
+            params_from_iter(values.clone()),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        // The window: as asked, or the span of the events in it.
+        let from = since_us.or(first).unwrap_or(0);
+        let to = until_us.or(last).unwrap_or(from);
+        let seconds = ((to - from) as f64 / 1e6).max(1e-6);
+
+        let mut by_type = Vec::new();
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT type, count(*), count(duration_us),
+                    quantile_disc(duration_us, 0.5), quantile_disc(duration_us, 0.95),
+                    quantile_disc(duration_us, 0.99)
+             FROM events{clause} GROUP BY type ORDER BY type"
+        ))?;
+        let rows = statement.query_map(params_from_iter(values.clone()), |r| {
+            Ok(TypeStats {
+                r#type: r.get(0)?,
+                count: r.get(1)?,
+                timed: r.get(2)?,
+                p50_us: r.get(3)?,
+                p95_us: r.get(4)?,
+                p99_us: r.get(5)?,
+            })
+        })?;
+        for row in rows {
+            by_type.push(row?);
+        }
+
+        let sent = Filter {
+            kind: Some("message_sent".into()),
+            ..filter
+        };
+        let (clause, values) = sent.clause();
+        let mut flows = Vec::new();
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT source, peer, count(*), sum(bytes) FROM events{clause}
+             GROUP BY source, peer ORDER BY source, peer"
+        ))?;
+        let rows = statement.query_map(params_from_iter(values.clone()), |r| {
+            let messages: u64 = r.get(2)?;
+            let bytes: Option<i128> = r.get(3)?;
+            Ok(Flow {
+                from: r.get(0)?,
+                to: r.get(1)?,
+                messages,
+                messages_per_second: messages as f64 / seconds,
+                bytes_per_second: bytes.map(|b| b as f64 / seconds),
+            })
+        })?;
+        for row in rows {
+            flows.push(row?);
+        }
+        let (messages, syncs): (u64, u64) = self.conn.query_row(
+            &format!("SELECT count(*), count(*) FILTER (WHERE route LIKE 'sync%') FROM events{clause}"),
+            params_from_iter(values),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(Stats {
+            events,
+            since_us: from,
+            until_us: to,
+            by_type,
+            flows,
+            messages_sent: messages,
+            sync_ratio: (messages > 0).then(|| syncs as f64 / messages as f64),
+        })
+    }
+}
+
+/// Which events a query wants. Every field is checked before it gets here
+/// (see [`Filter::check`]).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Events of this agent or component.
+    pub source: Option<String>,
+    /// Events of this type (one of [`TYPES`]).
+    pub kind: Option<String>,
+    /// Events about this submission.
+    pub submission: Option<String>,
+    /// At or after (µs since the epoch).
+    pub since_us: Option<i64>,
+    /// Before (µs since the epoch).
+    pub until_us: Option<i64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Filter {
+    /// What is wrong with it, naming the field: an unknown type, a reversed
+    /// range, a limit over [`MAX_LIMIT`].
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(kind) = &self.kind
+            && !TYPES.contains(&kind.as_str())
+        {
+            return Err(format!(
+                "type: unknown event type `{kind}`; one of {}",
+                TYPES.join(", ")
+            ));
+        }
+        if let (Some(since), Some(until)) = (self.since_us, self.until_us)
+            && since > until
+        {
+            return Err(format!("since: {since} is after until ({until})"));
+        }
+        if self.limit > MAX_LIMIT {
+            return Err(format!("limit: {} is over the maximum, {MAX_LIMIT}", self.limit));
+        }
+        Ok(())
+    }
+
+    /// ` WHERE ...` (or nothing) and the values it binds, in order.
+    fn clause(&self) -> (String, Vec<Value>) {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        let mut text = |column: &'static str, value: &Option<String>| {
+            if let Some(v) = value {
+                conditions.push(column);
+                values.push(Value::Text(v.clone()));
+            }
+        };
+        text("source = ?", &self.source);
+        text("type = ?", &self.kind);
+        text("submission = ?", &self.submission);
+        if let Some(since) = self.since_us {
+            conditions.push("at_us >= ?");
+            values.push(Value::BigInt(since));
+        }
+        if let Some(until) = self.until_us {
+            conditions.push("at_us < ?");
+            values.push(Value::BigInt(until));
+        }
+        let clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        (clause, values)
+    }
+}
+
+/// The route (or message kind) of a message event.
+fn route(kind: &Kind) -> Option<&str> {
+    match kind {
+        Kind::MessageSent { route, .. } | Kind::MessageReceived { route, .. } => Some(route),
+        Kind::Webhook { topic, .. } => Some(topic),
+        _ => None,
+    }
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stored {
+    /// Its place in the order the timeline took events in.
+    pub seq: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What `/timeline/stats` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Events in the window.
+    pub events: u64,
+    /// The window's start (as asked, or the first event's time).
+    pub since_us: i64,
+    /// Its end (as asked, or the last event's time).
+    pub until_us: i64,
+    /// Per type: counts and latency percentiles.
+    pub by_type: Vec<TypeStats>,
+    /// Messages sent per (from, to).
+    pub flows: Vec<Flow>,
+    /// Messages sent in the window.
+    pub messages_sent: u64,
+    /// The share of them that were anti-entropy (`sync_*`); none without messages.
+    pub sync_ratio: Option<f64>,
+}
+
+/// Counts and latency percentiles of one event type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TypeStats {
+    /// The type.
+    #[serde(rename = "type")]
+    pub r#type: String,
+    /// Events of it.
+    pub count: u64,
+    /// Of those, events that say how long they took.
+    pub timed: u64,
+    /// Median duration (µs), nearest rank; none if none is timed.
+    pub p50_us: Option<u64>,
+    /// 95th percentile.
+    pub p95_us: Option<u64>,
+    /// 99th percentile.
+    pub p99_us: Option<u64>,
+}
+
+/// Messages from one agent to another.
+#[derive(Debug, Clone, Serialize)]
+pub struct Flow {
+    /// The sender.
+    pub from: String,
+    /// The receiver.
+    pub to: Option<String>,
+    /// Messages sent.
+    pub messages: u64,
+    /// Per second of the window.
+    pub messages_per_second: f64,
+    /// Bytes per second, where sizes are known (not in process).
+    pub bytes_per_second: Option<f64>,
+}

@@ -1,0 +1,188 @@
+//! [`Timeline`]: the store, the thread that writes what agents and components
+//! emit into it in batches, and its health.
+
+use crate::store::{Filter, Stats, Store, StoreError, Stored};
+use ramanujan_events::{Emitter, Event};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Most events the writer appends in one batch.
+pub const BATCH: usize = 8_192;
+/// Events the emitters' queue holds before it drops (see [`Emitter`]).
+pub const QUEUE: usize = 65_536;
+
+/// The timeline: its database, its writer, and the emitter that feeds it.
+pub struct Timeline {
+    emitter: Emitter,
+    /// For queries (DuckDB connections are not shared between threads).
+    reader: Mutex<Store>,
+    /// For batches posted to `/timeline/events`, written before they are acknowledged.
+    direct: Mutex<Store>,
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the writer and the routes share.
+#[derive(Default)]
+struct Shared {
+    /// The next `seq`.
+    seq: AtomicU64,
+    /// Events the writer wrote from the queue.
+    written: AtomicU64,
+    /// Events posted to `/timeline/events` and written.
+    posted: AtomicU64,
+    /// Events whose batch failed to be written.
+    lost: AtomicU64,
+    /// The last write failure, while no write has succeeded since.
+    failing: Mutex<Option<String>>,
+    stop: AtomicBool,
+}
+
+/// What `/timeline/health` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// `ok`, or `degraded` while writes fail.
+    pub status: &'static str,
+    /// Why it is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Events written.
+    pub written: u64,
+    /// Events emitted and not written: the queue was full, or their write failed.
+    pub dropped: u64,
+    /// Events waiting in the queue.
+    pub queued: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Timeline {
+    /// Opens the timeline in the DuckDB file `path` (in memory if none) and
+    /// starts its writer.
+    pub fn open(path: Option<&Path>) -> Result<Arc<Timeline>, StoreError> {
+        let store = match path {
+            Some(path) => Store::open(path)?,
+            None => Store::in_memory()?,
+        };
+        let shared = Arc::new(Shared::default());
+        shared.seq.store(store.next_seq()?, Ordering::SeqCst);
+        let (emitter, queue) = Emitter::bounded(QUEUE);
+        let timeline = Arc::new(Timeline {
+            emitter,
+            reader: Mutex::new(store.connect()?),
+            direct: Mutex::new(store.connect()?),
+            shared: shared.clone(),
+            writer: Mutex::new(None),
+        });
+        let handle = std::thread::Builder::new()
+            .name("timeline-writer".into())
+            .spawn(move || write_batches(store, queue, shared))
+            .map_err(|e| StoreError::from_message(format!("starting the writer: {e}")))?;
+        *lock(&timeline.writer) = Some(handle);
+        Ok(timeline)
+    }
+
+    /// The emitter agents and components send their events through.
+    pub fn emitter(&self) -> Emitter {
+        self.emitter.clone()
+    }
+
+    /// Writes a batch now (for `POST /timeline/events`): once this returns
+    /// `Ok`, every event of it is stored.
+    pub fn append_now(&self, events: &[Event]) -> Result<(), StoreError> {
+        let first = self.shared.seq.fetch_add(events.len() as u64, Ordering::SeqCst);
+        lock(&self.direct).append(first, events)?;
+        self.shared.posted.fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Events that pass `filter`.
+    pub fn query(&self, filter: &Filter) -> Result<Vec<Stored>, StoreError> {
+        lock(&self.reader).query(filter)
+    }
+
+    /// Counts, percentiles and flows over a time range.
+    pub fn stats(&self, since_us: Option<i64>, until_us: Option<i64>) -> Result<Stats, StoreError> {
+        lock(&self.reader).stats(since_us, until_us)
+    }
+
+    /// Whether writes succeed, and what was written and lost.
+    pub fn health(&self) -> Health {
+        let reason = lock(&self.shared.failing).clone();
+        let written = self.shared.written.load(Ordering::Relaxed) + self.shared.posted.load(Ordering::Relaxed);
+        let lost = self.shared.lost.load(Ordering::Relaxed);
+        let emitted = self.emitter.emitted();
+        Health {
+            status: if reason.is_some() { "degraded" } else { "ok" },
+            reason,
+            written,
+            dropped: self.emitter.dropped() + lost,
+            queued: emitted.saturating_sub(self.shared.handled()),
+        }
+    }
+
+    /// Waits until every event emitted so far is written (or lost), at most
+    /// `timeout`; answers whether it got there.
+    pub fn settle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.shared.handled() >= self.emitter.emitted() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Shared {
+    /// Events the writer has taken from the queue, written or lost.
+    fn handled(&self) -> u64 {
+        self.written.load(Ordering::Relaxed) + self.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Timeline {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = lock(&self.writer).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The writer: takes what is queued, up to [`BATCH`] at a time, and appends it.
+fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>) {
+    loop {
+        let first = match queue.recv_timeout(Duration::from_millis(50)) {
+            Ok(event) => event,
+            Err(RecvTimeoutError::Timeout) if !shared.stop.load(Ordering::SeqCst) => continue,
+            Err(_) => return,
+        };
+        let mut batch = Vec::with_capacity(BATCH.min(1024));
+        batch.push(first);
+        batch.extend(queue.try_iter().take(BATCH - 1));
+        let n = batch.len() as u64;
+        let first_seq = shared.seq.fetch_add(n, Ordering::SeqCst);
+        match store.append(first_seq, &batch) {
+            Ok(()) => {
+                *lock(&shared.failing) = None;
+                shared.written.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, events = n, "the timeline could not write a batch; it is lost");
+                *lock(&shared.failing) = Some(e.to_string());
+                shared.lost.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}

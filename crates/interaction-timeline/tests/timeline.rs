@@ -1,0 +1,351 @@
+//! The timeline over a real DuckDB file in a temp dir.
+
+use interaction_timeline::{Filter, Timeline, router};
+use ramanujan_events::event::{LifecycleState, Verdict};
+use ramanujan_events::{Event, EventDot, Kind};
+use ramanujan_http::testing::{get, post};
+use serde_json::json;
+use std::time::Duration;
+
+fn event(at_us: i64, source: &str, kind: Kind) -> Event {
+    Event {
+        at_us,
+        source: source.into(),
+        submission: None,
+        dot: None,
+        seen: Default::default(),
+        event: kind,
+    }
+}
+
+fn step(at_us: i64, source: &str, duration_us: u64) -> Event {
+    Event {
+        submission: Some("s1".into()),
+        dot: Some(EventDot {
+            agent: source.into(),
+            counter: at_us as u64,
+        }),
+        ..event(
+            at_us,
+            source,
+            Kind::RewriteStep {
+                color: "red".into(),
+                iterations: 1,
+                facts: 3,
+                stop: "saturated".into(),
+                duration_us,
+            },
+        )
+    }
+}
+
+fn sent(at_us: i64, from: &str, to: &str, route: &str) -> Event {
+    event(
+        at_us,
+        from,
+        Kind::MessageSent {
+            to: to.into(),
+            route: route.into(),
+            facts: 1,
+            bytes: Some(100),
+        },
+    )
+}
+
+#[test]
+fn emitted_events_are_stored_in_the_file_and_found_again_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timeline.duckdb");
+    let mut all = Vec::new();
+    {
+        let timeline = Timeline::open(Some(&path)).unwrap();
+        let emitter = timeline.emitter();
+        for i in 0..2_000 {
+            let e = match i % 4 {
+                0 => step(1_000 + i, &format!("agent-{}", i % 9), (i % 97) as u64),
+                1 => sent(1_000 + i, "agent-0", "agent-1", "event"),
+                2 => event(1_000 + i, "agent-2", Kind::Merge { facts_new: i as u64 }),
+                _ => event(
+                    1_000 + i,
+                    "agent-3",
+                    Kind::Verification {
+                        verdict: Verdict::Verified,
+                        equality: "x = x".into(),
+                    },
+                ),
+            };
+            all.push(e.clone());
+            emitter.emit(e);
+        }
+        assert!(timeline.settle(Duration::from_secs(30)));
+        let health = timeline.health();
+        assert_eq!((health.status, health.written, health.dropped), ("ok", 2_000, 0));
+    }
+    let timeline = Timeline::open(Some(&path)).unwrap();
+    let stored = timeline
+        .query(&Filter {
+            limit: 10_000,
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(stored.len(), 2_000);
+    let events: Vec<Event> = stored.iter().map(|s| s.event.clone()).collect();
+    assert_eq!(events, all, "every event, as emitted, in time order");
+    let merges = timeline
+        .query(&Filter {
+            kind: Some("merge".into()),
+            since_us: Some(1_500),
+            until_us: Some(1_600),
+            limit: 1_000,
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(merges.len(), 25);
+    assert!(
+        merges
+            .iter()
+            .all(|m| m.event.source == "agent-2" && (1_500..1_600).contains(&m.event.at_us))
+    );
+    // Numbering goes on after a reopen.
+    timeline.emitter().emit(event(
+        5,
+        "agent-8",
+        Kind::Lifecycle {
+            state: LifecycleState::Restart,
+        },
+    ));
+    assert!(timeline.settle(Duration::from_secs(30)));
+    let restart = timeline
+        .query(&Filter {
+            source: Some("agent-8".into()),
+            limit: 10,
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(restart[0].seq, 2_000);
+}
+
+/// Nearest-rank percentile: the smallest value with at least `p` of the values at or below it.
+fn nearest_rank(sorted: &[u64], p: f64) -> u64 {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
+    sorted[rank - 1]
+}
+
+#[test]
+fn stats_percentiles_are_the_nearest_rank_percentiles_of_the_same_rows() {
+    let timeline = Timeline::open(None).unwrap();
+    let emitter = timeline.emitter();
+    let mut durations = Vec::new();
+    let mut x: u64 = 12345;
+    for i in 0..1_003 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let d = (x >> 33) % 10_000;
+        durations.push(d);
+        emitter.emit(step(10 + i, "agent-1", d));
+    }
+    for i in 0..30 {
+        emitter.emit(sent(
+            10 + i,
+            "agent-0",
+            "agent-1",
+            if i % 3 == 0 { "sync_request" } else { "event" },
+        ));
+    }
+    assert!(timeline.settle(Duration::from_secs(30)));
+    let stats = timeline.stats(None, None).unwrap();
+    durations.sort_unstable();
+    let steps = stats.by_type.iter().find(|t| t.r#type == "rewrite_step").unwrap();
+    assert_eq!((steps.count, steps.timed), (1_003, 1_003));
+    for (p, got) in [(0.5, steps.p50_us), (0.95, steps.p95_us), (0.99, steps.p99_us)] {
+        assert_eq!(got, Some(nearest_rank(&durations, p)), "p{p}");
+    }
+    let sent = stats.by_type.iter().find(|t| t.r#type == "message_sent").unwrap();
+    assert_eq!((sent.count, sent.timed, sent.p50_us), (30, 0, None));
+    assert_eq!(stats.messages_sent, 30);
+    assert_eq!(stats.sync_ratio, Some(10.0 / 30.0));
+    assert_eq!(stats.flows.len(), 1);
+    assert_eq!(stats.flows[0].messages, 30);
+    // A window: only what is in it.
+    let window = timeline.stats(Some(10), Some(20)).unwrap();
+    assert_eq!(window.events, 20);
+}
+
+#[test]
+fn bad_requests_get_a_400_naming_the_field() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let app = router(Timeline::open(None).unwrap());
+    for (path, field) in [
+        ("/timeline/query?type=gossip", "type"),
+        ("/timeline/query?since=10&until=5", "since"),
+        ("/timeline/query?limit=10001", "limit"),
+        ("/timeline/query?order=causal", "order"),
+        ("/timeline/query?order=random", "order"),
+        ("/timeline/query?colour=red", "colour"),
+        ("/timeline/query?since=yesterday", "since"),
+        ("/timeline/stats?since=10&until=5", "since"),
+    ] {
+        let (status, body) = get(&app, path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(field), "{path}: {body}");
+    }
+    for (batch, field) in [
+        (
+            json!({"events": [{"source": "a", "event": {"type": "merge"}}]}),
+            "facts_new",
+        ),
+        (
+            json!({"events": [{"source": "a", "event": {"type": "gossip"}}]}),
+            "gossip",
+        ),
+        (
+            json!({"events": [{"source": "a", "event": {"type": "merge", "facts_new": 1}, "colour": 1}]}),
+            "colour",
+        ),
+        (
+            json!({"events": [{"event": {"type": "merge", "facts_new": 1}}]}),
+            "source",
+        ),
+        (
+            json!({"events": [{"source": "", "event": {"type": "merge", "facts_new": 1}}]}),
+            "source",
+        ),
+        (json!({"event": []}), "event"),
+    ] {
+        let (status, body) = post(&app, "/timeline/events", &batch);
+        assert_eq!(status, 400, "{batch}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(field), "{batch}: {body}");
+    }
+    let (status, body) = get(&app, "/timeline/submissions/nothing");
+    assert_eq!(status, 404, "{body}");
+}
+
+#[test]
+fn posted_batches_are_written_before_the_answer_and_tell_a_submission_s_story() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let app = router(Timeline::open(None).unwrap());
+    let about = |mut e: Event| {
+        e.submission = Some("s1".into());
+        e
+    };
+    let events = vec![
+        about(event(
+            1,
+            "agent-0",
+            Kind::Submission {
+                expression: "(* 0 x)".into(),
+            },
+        )),
+        about(event(
+            2,
+            "agent-1",
+            Kind::MessageReceived {
+                from: "agent-0".into(),
+                route: "event".into(),
+                facts: 4,
+                bytes: None,
+            },
+        )),
+        step(3, "agent-1", 50),
+        about(event(
+            4,
+            "agent-2",
+            Kind::MessageReceived {
+                from: "agent-1".into(),
+                route: "event".into(),
+                facts: 2,
+                bytes: None,
+            },
+        )),
+    ];
+    let (status, body) = post(&app, "/timeline/events", &json!({ "events": events }));
+    assert_eq!(status, 201, "{body}");
+    let (status, story) = get(&app, "/timeline/submissions/s1");
+    assert_eq!(status, 200, "{story}");
+    assert_eq!(story["entered"]["agent"], "agent-0");
+    let reached: Vec<(&str, Option<&str>)> = story["reached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["agent"].as_str().unwrap(), r["from"].as_str()))
+        .collect();
+    assert_eq!(
+        reached,
+        [
+            ("agent-0", None),
+            ("agent-1", Some("agent-0")),
+            ("agent-2", Some("agent-1"))
+        ]
+    );
+    assert_eq!(story["steps"][0]["color"], "red");
+    let (_, found) = get(&app, "/timeline/query?submission=s1&type=rewrite_step");
+    assert_eq!(found["count"], 1);
+    let (_, health) = get(&app, "/timeline/health");
+    assert_eq!(
+        (health["status"].as_str(), health["written"].as_u64()),
+        (Some("ok"), Some(4))
+    );
+}
+
+/// A tmpfs of `size` mounted on `dir` (this needs root, as the CI machine is), unmounted on drop.
+struct TinyDisk(std::path::PathBuf);
+
+impl TinyDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> TinyDisk {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("running mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (the full-disk test simulates a full disk with one)"
+        );
+        TinyDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_makes_the_timeline_degraded_and_counts_what_it_lost_without_blocking_emitters() {
+    let dir = tempfile::tempdir().unwrap();
+    let _disk = TinyDisk::mount(dir.path(), "1m");
+    let timeline = Timeline::open(Some(&dir.path().join("timeline.duckdb"))).unwrap();
+    let emitter = timeline.emitter();
+    emitter.emit(event(1, "agent-0", Kind::Merge { facts_new: 1 }));
+    assert!(timeline.settle(Duration::from_secs(30)));
+    assert_eq!(timeline.health().status, "ok");
+    // 2,000 submissions of 4 KiB expressions: 8 MiB, more than the disk holds.
+    let expression = "x".repeat(4096);
+    for i in 0..2_000 {
+        emitter.emit(event(
+            2 + i,
+            "agent-0",
+            Kind::Submission {
+                expression: expression.clone(),
+            },
+        ));
+        if i % 100 == 0 {
+            // Give the writer a turn, so that the failure is a write's, not the queue's.
+            assert!(timeline.settle(Duration::from_secs(30)));
+        }
+    }
+    assert!(
+        timeline.settle(Duration::from_secs(30)),
+        "the writer took everything, failing or not"
+    );
+    let health = timeline.health();
+    assert_eq!(health.status, "degraded", "{health:?}");
+    assert!(
+        health.reason.as_deref().unwrap_or_default().contains("space"),
+        "{health:?}"
+    );
+    assert!(health.dropped > 0, "{health:?}");
+    assert_eq!(health.written + health.dropped, 2_001, "{health:?}");
+}

@@ -2,6 +2,7 @@
 //! out. The transports (in-process channels, NATS) and the clock live in the
 //! host; the same agent runs on every one of them.
 
+use crate::events::{EventLog, dot_of, seen_of};
 use crate::network::HeldForm;
 use crate::protocol::{Body, Envelope};
 use crate::store::{ReplicaStore, StoreError};
@@ -16,6 +17,7 @@ use ramanujan_core::saturate::{Limits, run_step};
 use ramanujan_core::stop::Stop;
 use ramanujan_core::term::TermKey;
 use ramanujan_core::verify::{Verdict, check_semantically};
+use ramanujan_events::{Event, EventDot, Kind, event::Verdict as EventVerdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -327,6 +329,9 @@ pub struct Agent {
     /// GREEN: equalities held but not checked yet, by key, oldest first.
     unchecked: VecDeque<u128>,
     now_ms: u64,
+    /// Interaction events for the timeline, when its driver records them
+    /// (see [`Agent::record_events`]); not part of a snapshot.
+    events: Option<EventLog>,
 }
 
 impl Agent {
@@ -360,6 +365,7 @@ impl Agent {
             refutations: VecDeque::new(),
             unchecked: VecDeque::new(),
             now_ms: 0,
+            events: None,
         }
     }
 
@@ -433,6 +439,7 @@ impl Agent {
             refutations: snapshot.refutations,
             unchecked: snapshot.unchecked,
             now_ms: snapshot.now_ms,
+            events: None,
         };
         // Each is built on first use: a request that does not step on a
         // submission costs nothing for its own e-graph.
@@ -802,7 +809,67 @@ impl Agent {
         self.now_ms = now_ms;
     }
 
+    /// Records interaction events from now on, for its driver to take (see
+    /// [`crate::events`]).
+    pub fn record_events(&mut self) {
+        self.events.get_or_insert_with(EventLog::default);
+    }
+
+    /// The events recorded since the last take (unstamped: the driver's
+    /// emitter stamps them), and how many did not fit in between.
+    pub fn take_events(&mut self) -> (Vec<Event>, u64) {
+        self.events.as_mut().map(EventLog::take).unwrap_or_default()
+    }
+
+    /// Records an event if events are recorded: about `submission`, with the
+    /// dot of the facts it recorded, and (if `seen`) what the replica has seen.
+    fn record_event(
+        &mut self,
+        submission: Option<TermKey>,
+        dot: Option<EventDot>,
+        seen: bool,
+        kind: impl FnOnce() -> Kind,
+    ) {
+        let Some(log) = self.events.as_mut() else {
+            return;
+        };
+        log.push(Event {
+            at_us: 0,
+            source: self.id.clone(),
+            submission: submission.map(|root| root.to_string()),
+            dot,
+            seen: if seen {
+                seen_of(self.replica.clock())
+            } else {
+                BTreeMap::new()
+            },
+            event: kind(),
+        });
+    }
+
     fn note(&mut self, direction: &'static str, peer: &str, body: &Body, seq: u64) {
+        if self.events.is_some() {
+            let about = match body {
+                Body::Event { about, .. } => about.first().copied(),
+                _ => None,
+            };
+            let (route, facts) = (body.kind().to_string(), body.facts() as u64);
+            let peer = peer.to_string();
+            self.record_event(about, None, false, || match direction {
+                "in" => Kind::MessageReceived {
+                    from: peer,
+                    route,
+                    facts,
+                    bytes: None,
+                },
+                _ => Kind::MessageSent {
+                    to: peer,
+                    route,
+                    facts,
+                    bytes: None,
+                },
+            });
+        }
         if self.log.len() == LOG_CAPACITY {
             self.log.pop_front();
         }
@@ -867,6 +934,9 @@ impl Agent {
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
+        self.record_event(Some(root), dot_of(&delta), true, || Kind::Submission {
+            expression: expr.to_string(),
+        });
         let out = self.flood(&delta, &[root], None);
         self.take_news(delta, Some(&[root]));
         (root, out)
@@ -980,6 +1050,9 @@ impl Agent {
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&news);
         }
+        let facts_new = (news.term_count() + news.equality_count() + news.refutation_count()) as u64;
+        let about_first = about.and_then(|a| a.first().copied());
+        self.record_event(about_first, None, true, || Kind::Merge { facts_new });
         let verify = self.color == Color::Green && stats.new_equalities > 0;
         if verify {
             // Queues the new equalities its share checks.
@@ -1022,7 +1095,16 @@ impl Agent {
                 self.unchecked.push_back(key);
                 continue;
             };
-            match check_semantically(&l, &r) {
+            let verdict = check_semantically(&l, &r);
+            self.record_event(None, None, false, || Kind::Verification {
+                verdict: match verdict {
+                    Verdict::Verified { .. } => EventVerdict::Verified,
+                    Verdict::Refuted { .. } => EventVerdict::Refuted,
+                    Verdict::Inconclusive { .. } => EventVerdict::Inconclusive,
+                },
+                equality: format!("{l} = {r}"),
+            });
+            match verdict {
                 verdict @ Verdict::Refuted { .. } => {
                     self.counters.refuted += 1;
                     if self.refutations.len() == 32 {
@@ -1154,6 +1236,15 @@ impl Agent {
         goal.iterations += done.iterations;
         goal.nodes += done.facts.terms.len();
         goal.stop = Some(done.stop_reason);
+        let dot = (!delta.is_empty()).then(|| dot_of(&delta)).flatten();
+        let color = self.color;
+        self.record_event(Some(done.root), dot, true, || Kind::RewriteStep {
+            color: color.to_string(),
+            iterations: done.iterations as u64,
+            facts: (done.facts.terms.len() + done.facts.equalities.len()) as u64,
+            stop: done.stop_reason.to_string(),
+            duration_us: done.elapsed.as_micros() as u64,
+        });
         if grew && done.stop_reason != Stop::Saturated {
             // More may follow from what was just derived.
             self.enqueue(done.root);
@@ -1408,13 +1499,16 @@ pub struct WorkDone {
     facts: Facts,
     iterations: usize,
     stop_reason: Stop,
+    /// How long the step ran.
+    elapsed: Duration,
 }
 
 impl WorkJob {
     /// Rewrites the region with the colour's rules, within the limits
     /// (`limits.nodes` is what it may add), and exports what it added.
     pub fn run(self) -> WorkDone {
-        let deadline = Instant::now() + self.limits.time;
+        let started = Instant::now();
+        let deadline = started + self.limits.time;
         let root = self.region.class_of(self.root).expect("a region holds its root");
         let (egraph, phase) = run_step(
             self.region.egraph.clone(),
@@ -1430,6 +1524,7 @@ impl WorkJob {
             facts: export(&egraph, &self.agent, self.color, &self.region),
             iterations: phase.iterations,
             stop_reason: phase.stop_reason,
+            elapsed: started.elapsed(),
         }
     }
 }

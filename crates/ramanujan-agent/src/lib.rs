@@ -10,6 +10,7 @@
 //!   random regular expanders measured against the Ramanujan bound, coloured by
 //!   duck-colors so that neighbours run different rule streams.
 //! - [`defaults`]: configuration defaults every host (native, Spin) takes.
+//! - [`events`]: the interaction events an agent records for the timeline.
 //! - [`network`]: what the `/agents` routes need from a running network, and
 //!   its domain errors.
 //! - [`store`]: durable storage of a replica, as a trait.
@@ -17,6 +18,7 @@
 
 pub mod agent;
 pub mod defaults;
+pub mod events;
 pub mod network;
 pub mod protocol;
 pub mod release;

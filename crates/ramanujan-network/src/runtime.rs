@@ -17,6 +17,8 @@ use ramanujan_core::Color;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::term::TermKey;
+use ramanujan_events::event::LifecycleState;
+use ramanujan_events::{Emitter, Event, Kind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -47,6 +49,8 @@ pub struct NetworkConfig {
     pub node_id: String,
     /// Where each agent keeps its replica (`agent-{i}.redb`); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Where the agents' interaction events go (the timeline); `None` records none.
+    pub events: Option<Emitter>,
 }
 
 impl Default for NetworkConfig {
@@ -61,6 +65,7 @@ impl Default for NetworkConfig {
             work: WorkLimits::default(),
             node_id: "local".into(),
             data_dir: None,
+            events: None,
         }
     }
 }
@@ -87,6 +92,8 @@ struct Blueprint {
     known: HashSet<String>,
     work: WorkLimits,
     share: Share,
+    /// Where its interaction events go, if anywhere.
+    events: Option<Emitter>,
 }
 
 impl Blueprint {
@@ -104,7 +111,31 @@ impl Blueprint {
         agent.set_share(self.share);
         agent.begin_life(first_sequence_number());
         agent.restore(saved);
+        if self.events.is_some() {
+            agent.record_events();
+        }
         Ok(agent)
+    }
+
+    /// Emits what the agent recorded since the last call, and a lifecycle
+    /// change if one is given (a driver's own event).
+    fn emit(&self, agent: &mut Agent, lifecycle: Option<LifecycleState>) {
+        let Some(emitter) = &self.events else {
+            return;
+        };
+        let (events, dropped) = agent.take_events();
+        emitter.count_dropped(dropped);
+        emitter.emit_all(events);
+        if let Some(state) = lifecycle {
+            emitter.emit(Event {
+                at_us: 0,
+                source: self.id.clone(),
+                submission: None,
+                dot: None,
+                seen: Default::default(),
+                event: Kind::Lifecycle { state },
+            });
+        }
     }
 }
 
@@ -159,6 +190,7 @@ impl Slot {
         let mut agent = lock(&self.agent);
         let mut store = lock(&self.store);
         *agent = self.blueprint.build(store.as_mut())?;
+        self.blueprint.emit(&mut agent, Some(LifecycleState::Restart));
         *lock(&self.started) = Instant::now();
         self.restarts.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -252,9 +284,11 @@ impl InProcessNetwork {
                 known: known.clone(),
                 work: config.work,
                 share: topology.share(i),
+                events: config.events.clone(),
             };
             let mut store = open_store(id)?;
-            let agent = blueprint.build(store.as_mut())?;
+            let mut agent = blueprint.build(store.as_mut())?;
+            blueprint.emit(&mut agent, Some(LifecycleState::Start));
             let slot = Slot {
                 agent: Mutex::new(agent),
                 store: Mutex::new(store),
@@ -574,6 +608,7 @@ fn agent_thread(
                 let out = lock(&slot.agent).finish_work(done);
                 release(out);
             }
+            slot.blueprint.emit(&mut lock(&slot.agent), None);
             true
         }));
         match step {
@@ -692,6 +727,7 @@ mod tests {
             known: [id.to_string(), peer.to_string()].into(),
             work: WorkLimits::default(),
             share: Share::default(),
+            events: None,
         }
     }
 

@@ -11,6 +11,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
 use config::{AgentArgs, BridgeArgs, ServeArgs};
+use interaction_timeline::Timeline;
+use ramanujan_events::Emitter;
 use ramanujan_http::Runtime;
 use ramanujan_network::nats::{AgentConfig, NatsNetwork, RemoteConfig};
 use serde_json::{Value, json};
@@ -30,7 +32,7 @@ pub const COMPONENTS: [(&str, &str, bool); 11] = [
     ("agent-orchestrator", "/agents, /agent/{id}", true),
     ("duck-colors", "/colors", true),
     ("transduction-2tdx", "/sync, /2tdx", false),
-    ("interaction-timeline", "/timeline", false),
+    ("interaction-timeline", "/timeline", true),
     ("dashboard", "/dashboard", false),
 ];
 
@@ -43,8 +45,25 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> http::Response<
         .expect("static response")
 }
 
-/// Starts the in-process agent network `args` describe.
-pub fn start_network(args: &ServeArgs) -> Result<Arc<ramanujan_network::InProcessNetwork>, String> {
+/// Opens the interaction timeline: `timeline.duckdb` in the data directory,
+/// or in memory with `--in-memory`.
+pub fn open_timeline(args: &ServeArgs) -> Result<Arc<Timeline>, String> {
+    let path = match args.network.data_dir() {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            Some(dir.join("timeline.duckdb"))
+        }
+        None => None,
+    };
+    Timeline::open(path.as_deref()).map_err(|e| e.to_string())
+}
+
+/// Starts the in-process agent network `args` describe; its agents' events
+/// go to `events`, if given.
+pub fn start_network(
+    args: &ServeArgs,
+    events: Option<Emitter>,
+) -> Result<Arc<ramanujan_network::InProcessNetwork>, String> {
     let net = &args.network;
     ramanujan_network::InProcessNetwork::start(ramanujan_network::NetworkConfig {
         topology: net.topology_kind(),
@@ -55,6 +74,7 @@ pub fn start_network(args: &ServeArgs) -> Result<Arc<ramanujan_network::InProces
         node_id: args.agent_id.clone(),
         data_dir: net.data_dir(),
         work: net.work_limits(),
+        events,
         ..Default::default()
     })
 }
@@ -110,7 +130,7 @@ pub async fn run_bridge(args: BridgeArgs, shutdown: impl Future<Output = ()>) ->
 
 /// The whole HTTP surface of the embedded host, over a running agent network.
 /// Must be called inside a tokio runtime.
-pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>) -> Router {
+pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>, timeline: Arc<Timeline>) -> Router {
     let workers = args
         .compute_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -156,6 +176,7 @@ pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>) -> R
         .merge(duck_colors::router())
         .merge(crdt_service::router(args.crdt_cache_capacity))
         .merge(agent_orchestrator::router(network))
+        .merge(interaction_timeline::router(timeline))
         .route("/health", get(health))
         .route("/status", get(status))
         .fallback(ramanujan_http::error::not_found)
@@ -200,22 +221,23 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    let timeline = open_timeline(&args).map_err(std::io::Error::other)?;
     if let Some(url) = args.nats.clone() {
         let network = connect_network(&args, &url).await.map_err(std::io::Error::other)?;
         tracing::info!(%addr, nats = %url, agents = network.agent_ids().len(), "listening; agents on the broker");
         println!("Ramanujan is up at http://{addr} with its agents on {url}  (try: curl http://{addr}/agents/status)");
-        axum::serve(listener, app(&args, network))
+        axum::serve(listener, app(&args, network, timeline))
             .with_graceful_shutdown(shutdown)
             .await?;
     } else {
-        let network = start_network(&args).map_err(std::io::Error::other)?;
+        let network = start_network(&args, Some(timeline.emitter())).map_err(std::io::Error::other)?;
         tracing::info!(%addr, agents = network.agent_ids().len(), topology = %network.topology().kind, "listening");
         let kept = match args.network.data_dir() {
             Some(dir) => format!("replicas kept in {}", dir.display()),
             None => "replicas in memory only".to_string(),
         };
         println!("Ramanujan is up at http://{addr}  ({kept}; try: curl http://{addr}/status)");
-        let served = axum::serve(listener, app(&args, network.clone()))
+        let served = axum::serve(listener, app(&args, network.clone(), timeline))
             .with_graceful_shutdown(shutdown)
             .await;
         let stopping = network.clone();

@@ -1,0 +1,142 @@
+//! The interaction timeline of a real 9-agent network (`ramanujan up`, agent
+//! threads in process), in a DuckDB file in a temp dir.
+
+mod common;
+
+use common::{Host, NETWORK_FLAGS, random_expr, spawn_printing_url};
+use rand::SeedableRng;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "not within {timeout:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_agent_s_interactions_are_in_the_timeline_file_and_survive_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let mut args = vec!["up", "--port", "0", "--data-dir", &data];
+    args.extend(NETWORK_FLAGS);
+    let (process, base) = spawn_printing_url(&args);
+    let host = Host::new(base, Duration::from_secs(30));
+
+    // Thirty submissions at once, so their messages interleave.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let mut submitted = Vec::new();
+    for i in 0..30 {
+        let expression = format!("(+ {} q{i})", random_expr(&mut rng, 3, &["a", "b", "c"], 4));
+        let answer = host.submit_answer(&expression).expect("acknowledged");
+        submitted.push((
+            answer["id"].as_str().unwrap().to_string(),
+            answer["entry_agent"].clone(),
+        ));
+    }
+    for (id, _) in &submitted {
+        wait_for(&format!("submission {id} settles"), Duration::from_secs(120), || {
+            host.get(&format!("/agents/submissions/{id}")).1["settled"] == true
+        });
+    }
+    wait_for("the timeline writes what was emitted", Duration::from_secs(30), || {
+        host.get("/timeline/health").1["queued"] == 0
+    });
+    let (_, health) = host.get("/timeline/health");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["dropped"], 0, "{health}");
+
+    let agents: BTreeSet<String> = (0..9).map(|i| format!("agent-{i}")).collect();
+    let (_, started) = host.get("/timeline/query?type=lifecycle");
+    let sources: BTreeSet<String> = started["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sources, agents, "each agent's start: {started}");
+
+    for (id, entry) in &submitted {
+        let (status, story) = host.get(&format!("/timeline/submissions/{id}"));
+        assert_eq!(status, 200, "{story}");
+        assert_eq!(story["entered"]["agent"], *entry, "{story}");
+        let reached: BTreeSet<String> = story["reached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["agent"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(reached, agents, "submission {id} reached every agent: {story}");
+        // Each agent but the entry first heard of it from a neighbour.
+        for r in story["reached"].as_array().unwrap() {
+            assert_eq!(r["from"].is_null(), r["agent"] == *entry, "{r}");
+        }
+        let colours: BTreeSet<&str> = story["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["color"].as_str().unwrap())
+            .collect();
+        assert!(!colours.is_empty(), "some colour rewrote {id}: {story}");
+        // Fact-recording events carry their dot, and their agent had seen it.
+        let (_, steps) = host.get(&format!("/timeline/query?submission={id}&type=rewrite_step"));
+        for step in steps["events"].as_array().unwrap() {
+            if let Some(dot) = step.get("dot") {
+                let agent = dot["agent"].as_str().unwrap();
+                let seen = step["seen"][agent].as_u64().unwrap_or(0);
+                let counter = dot["counter"].as_u64().unwrap();
+                // An agent's own events are contiguous: what it had seen reaches the dot it recorded.
+                assert!(seen >= counter, "{step}");
+            }
+        }
+    }
+
+    let (_, stats) = host.get("/timeline/stats");
+    let by_type: Vec<&str> = stats["by_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "submission",
+        "message_sent",
+        "message_received",
+        "merge",
+        "rewrite_step",
+        "lifecycle",
+    ] {
+        assert!(by_type.contains(&kind), "{kind} in {by_type:?}");
+    }
+    let steps = stats["by_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "rewrite_step")
+        .unwrap();
+    assert!(
+        steps["p99_us"].as_u64().unwrap() >= steps["p50_us"].as_u64().unwrap(),
+        "{steps}"
+    );
+    assert!(
+        stats["flows"].as_array().unwrap().len() >= 24,
+        "every edge both ways: {stats}"
+    );
+
+    // Everything written is in the file, after a kill -9 of the host.
+    let written = host.get("/timeline/health").1["written"].as_u64().unwrap();
+    process.kill9();
+    let db = ramanujan_duckdb::duckdb::Connection::open(dir.path().join("timeline.duckdb")).unwrap();
+    let rows: u64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert!(rows >= written, "{rows} rows, {written} written");
+    let submissions: u64 = db
+        .query_row(
+            "SELECT count(DISTINCT submission) FROM events WHERE type = 'submission'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(submissions, 30);
+}

@@ -46,9 +46,12 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> http::Response<
 }
 
 /// Opens the interaction timeline: `timeline.duckdb` in the data directory,
-/// or in memory with `--in-memory`.
+/// or in memory with `--in-memory`. A host over NATS keeps it in memory: it
+/// keeps no files (several hosts may share one broker), and its agents'
+/// events do not reach it yet.
 pub fn open_timeline(args: &ServeArgs) -> Result<Arc<Timeline>, String> {
-    let path = match args.network.data_dir() {
+    let kept = if args.nats.is_some() { None } else { args.network.data_dir() };
+    let path = match kept {
         Some(dir) => {
             std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
             Some(dir.join("timeline.duckdb"))

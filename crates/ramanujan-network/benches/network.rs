@@ -15,7 +15,8 @@
 //! `samples=N` times N new submissions, not 40;
 //! `PROGRESS=1` prints progress every 5 submissions; `SAMPLES=1` each timed submission with its
 //! time; `nats` measures over a real `nats-server`, fresh, instead; `POLL_MS=10` asks for the status every 10 ms
-//! instead of every 1, which takes the poller's CPU off the two cores the agents share); `-- rss agents=48 'expr=(* 0 (+ p q))'` the
+//! instead of every 1, which takes the poller's CPU off the two cores the agents share; `timeline` has the agents record
+//! their interactions into the interaction timeline, DuckDB in memory); `-- rss agents=48 'expr=(* 0 (+ p q))'` the
 //! process RSS for one submission on a fresh network.
 
 use mimalloc::MiMalloc;
@@ -522,7 +523,12 @@ async fn wait_settled(network: &dyn Network, id: &str) {
 /// settled; each submission with a budget of `goal_nodes` terms per colour,
 /// replicas without a term limit. Also the heap per agent.
 async fn settled_after(agents: usize, history: &[usize], samples: usize, goal_nodes: usize) {
+    // `timeline`: the agents record their interactions into a timeline (DuckDB in memory).
+    let timeline = std::env::args()
+        .any(|a| a == "timeline")
+        .then(|| interaction_timeline::Timeline::open(None).unwrap());
     let network = InProcessNetwork::start(NetworkConfig {
+        events: timeline.as_ref().map(|t| t.emitter()),
         topology: topology(agents),
         sync_interval: Duration::from_millis(100),
         work: WorkLimits {
@@ -600,6 +606,14 @@ async fn one_submission_memory(agents: usize, expr: &str) {
     }
     println!("{agents} agents, {expr}: facts per replica {facts}");
     network.shutdown();
+    if let Some(timeline) = timeline {
+        timeline.settle(Duration::from_secs(60));
+        let health = timeline.health();
+        println!(
+            "  timeline: {} events written, {} dropped",
+            health.written, health.dropped
+        );
+    }
 }
 
 /// The value of the command-line argument `{name}=value`, if given.

@@ -50,7 +50,11 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> http::Response<
 /// keeps no files (several hosts may share one broker), and its agents'
 /// events do not reach it yet.
 pub fn open_timeline(args: &ServeArgs) -> Result<Arc<Timeline>, String> {
-    let kept = if args.nats.is_some() { None } else { args.network.data_dir() };
+    let kept = if args.nats.is_some() {
+        None
+    } else {
+        args.network.data_dir()
+    };
     let path = match kept {
         Some(dir) => {
             std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;

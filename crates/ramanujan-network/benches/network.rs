@@ -573,6 +573,14 @@ async fn settled_after(agents: usize, history: &[usize], samples: usize, goal_no
         );
     }
     network.shutdown();
+    if let Some(timeline) = timeline {
+        timeline.settle(Duration::from_secs(60));
+        let health = timeline.health();
+        println!(
+            "  timeline: {} events written, {} dropped",
+            health.written, health.dropped
+        );
+    }
 }
 
 /// Process RSS and live heap for one submission of `expr` on a fresh network
@@ -606,14 +614,6 @@ async fn one_submission_memory(agents: usize, expr: &str) {
     }
     println!("{agents} agents, {expr}: facts per replica {facts}");
     network.shutdown();
-    if let Some(timeline) = timeline {
-        timeline.settle(Duration::from_secs(60));
-        let health = timeline.health();
-        println!(
-            "  timeline: {} events written, {} dropped",
-            health.written, health.dropped
-        );
-    }
 }
 
 /// The value of the command-line argument `{name}=value`, if given.

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 pub const BATCH: usize = 8_192;
 /// Events the emitters' queue holds before it drops (see [`Emitter`]).
 pub const QUEUE: usize = 65_536;
+/// How long the writer waits for a batch to fill once its first event came:
+/// each batch is a commit, and a network's events come in a trickle.
+pub const LINGER: Duration = Duration::from_millis(25);
 
 /// The timeline: its database, its writer, and the emitter that feeds it.
 pub struct Timeline {
@@ -160,7 +163,8 @@ impl Drop for Timeline {
     }
 }
 
-/// The writer: takes what is queued, up to [`BATCH`] at a time, and appends it.
+/// The writer: takes what is queued, up to [`BATCH`] at a time or what came
+/// within [`LINGER`] of the first, and appends it.
 fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>) {
     loop {
         let first = match queue.recv_timeout(Duration::from_millis(50)) {
@@ -170,7 +174,18 @@ fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>) {
         };
         let mut batch = Vec::with_capacity(BATCH.min(1024));
         batch.push(first);
-        batch.extend(queue.try_iter().take(BATCH - 1));
+        let deadline = Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            batch.extend(queue.try_iter().take(BATCH - batch.len()));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if batch.len() >= BATCH || left.is_zero() {
+                break;
+            }
+            match queue.recv_timeout(left) {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
+            }
+        }
         let n = batch.len() as u64;
         let first_seq = shared.seq.fetch_add(n, Ordering::SeqCst);
         match store.append(first_seq, &batch) {

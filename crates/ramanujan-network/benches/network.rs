@@ -527,8 +527,14 @@ async fn settled_after(agents: usize, history: &[usize], samples: usize, goal_no
     let timeline = std::env::args()
         .any(|a| a == "timeline")
         .then(|| interaction_timeline::Timeline::open(None).unwrap());
+    // `discard`: the agents record their interactions and a thread throws them away (the cost of recording alone).
+    let discard = std::env::args().any(|a| a == "discard").then(|| {
+        let (emitter, queue) = ramanujan_events::Emitter::bounded(65_536);
+        std::thread::spawn(move || queue.iter().count());
+        emitter
+    });
     let network = InProcessNetwork::start(NetworkConfig {
-        events: timeline.as_ref().map(|t| t.emitter()),
+        events: timeline.as_ref().map(|t| t.emitter()).or(discard),
         topology: topology(agents),
         sync_interval: Duration::from_millis(100),
         work: WorkLimits {

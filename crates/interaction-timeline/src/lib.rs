@@ -8,6 +8,8 @@
 //! - [`writer`]: the thread that drains an [`Emitter`]'s queue into the store,
 //!   in batches; a failed write makes the timeline degraded and counts the
 //!   events lost, and never reaches back to the emitting agents.
+//! - [`causal`]: `order=causal`, a topological order of happens-before as
+//!   the events' dots and `seen` record it.
 //! - [`routes`]: `GET /timeline/query`, `GET /timeline/submissions/{id}`,
 //!   `GET /timeline/stats`, `POST /timeline/events`, `GET /timeline/health`.
 //!
@@ -16,6 +18,7 @@
 //!
 //! [`Emitter`]: ramanujan_events::Emitter
 
+pub mod causal;
 pub mod routes;
 pub mod store;
 pub mod writer;

@@ -3,7 +3,7 @@
 //!
 //! | route | answers |
 //! |---|---|
-//! | `GET /timeline/query?agent=&type=&submission=&since=&until=&limit=&order=time` | events by time (`since`/`until` in µs since the epoch; `limit` ≤ 10,000, default 1,000) |
+//! | `GET /timeline/query?agent=&type=&submission=&since=&until=&limit=&order=time\|causal` | events by time, or in causal order (see [`crate::causal`]); `since`/`until` in µs since the epoch; `limit` ≤ 10,000, default 1,000 |
 //! | `GET /timeline/submissions/{id}` | one submission's story: where it entered, the agents it reached and when, each rewriting step |
 //! | `GET /timeline/stats?since=&until=` | counts and latency p50/p95/p99 per type, messages/s and bytes/s per flow, the sync share of messages |
 //! | `POST /timeline/events` | a batch (`{"events": [...]}`, at most 10,000), schema-checked, written before the answer |
@@ -65,19 +65,15 @@ struct QueryRequest {
 }
 
 async fn query(State(timeline): Shared, QueryParams(q): QueryParams<QueryRequest>) -> Result<Json<Value>, ApiError> {
-    match q.order.as_deref() {
-        None | Some("time") => {}
-        Some("causal") => {
-            return Err(ApiError::bad_request(
-                "order: `causal` is not available yet (events carry their dots; the order is to come); use `time`",
-            ));
-        }
+    let causal = match q.order.as_deref() {
+        None | Some("time") => false,
+        Some("causal") => true,
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "order: unknown order `{other}`; use `time`"
+                "order: unknown order `{other}`; use `time` or `causal`"
             )));
         }
-    }
+    };
     let filter = Filter {
         source: q.agent,
         kind: q.kind,
@@ -88,7 +84,13 @@ async fn query(State(timeline): Shared, QueryParams(q): QueryParams<QueryRequest
     };
     filter.check().map_err(ApiError::bad_request)?;
     let events = blocking(move || timeline.query(&filter)).await?;
-    Ok(Json(json!({"count": events.len(), "order": "time", "events": events})))
+    // The window is the first `limit` events by time, in causal order if asked.
+    let (events, order) = if causal {
+        (crate::causal::causal_order(events), "causal")
+    } else {
+        (events, "time")
+    };
+    Ok(Json(json!({"count": events.len(), "order": order, "events": events})))
 }
 
 async fn submission(State(timeline): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {

@@ -179,7 +179,6 @@ fn bad_requests_get_a_400_naming_the_field() {
         ("/timeline/query?type=gossip", "type"),
         ("/timeline/query?since=10&until=5", "since"),
         ("/timeline/query?limit=10001", "limit"),
-        ("/timeline/query?order=causal", "order"),
         ("/timeline/query?order=random", "order"),
         ("/timeline/query?colour=red", "colour"),
         ("/timeline/query?since=yesterday", "since"),

@@ -5,6 +5,7 @@ mod common;
 
 use common::{Host, NETWORK_FLAGS, random_expr, spawn_printing_url};
 use rand::SeedableRng;
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,40 @@ fn every_agent_s_interactions_are_in_the_timeline_file_and_survive_a_kill_9() {
             }
         }
     }
+
+    // The causal order of the first 10,000 events: no event before one whose
+    // dot its `seen` reaches, and each agent's events in their own order.
+    let (_, causal) = host.get("/timeline/query?order=causal&limit=10000");
+    assert_eq!(causal["order"], "causal");
+    let events = causal["events"].as_array().unwrap();
+    assert!(events.len() > 1_000, "{}", events.len());
+    let mut dots: std::collections::HashMap<&str, Vec<(u64, usize)>> = Default::default();
+    let mut last_seq: std::collections::HashMap<&str, u64> = Default::default();
+    for (position, e) in events.iter().enumerate() {
+        if let Some(dot) = e.get("dot") {
+            dots.entry(dot["agent"].as_str().unwrap())
+                .or_default()
+                .push((dot["counter"].as_u64().unwrap(), position));
+        }
+        let seq = e["seq"].as_u64().unwrap();
+        let before = last_seq.insert(e["source"].as_str().unwrap(), seq);
+        assert!(before.is_none_or(|b| b < seq), "{} out of its own order", e["source"]);
+    }
+    let mut checked = 0;
+    for (position, e) in events.iter().enumerate() {
+        let Some(seen) = e.get("seen").and_then(Value::as_object) else {
+            continue;
+        };
+        for (agent, counter) in seen {
+            for &(c, at) in dots.get(agent.as_str()).map_or(&[][..], Vec::as_slice) {
+                if c <= counter.as_u64().unwrap() && at != position {
+                    assert!(at < position, "event {position} ({e}) comes before {agent}'s dot {c}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 1_000, "{checked} dependencies checked");
 
     let (_, stats) = host.get("/timeline/stats");
     let by_type: Vec<&str> = stats["by_type"]

@@ -24,5 +24,5 @@ pub mod store;
 pub mod writer;
 
 pub use routes::router;
-pub use store::{Filter, Store, StoreError};
-pub use writer::Timeline;
+pub use store::{FileFormat, Filter, Store, StoreError};
+pub use writer::{Retention, Timeline};

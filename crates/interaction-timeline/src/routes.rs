@@ -7,13 +7,15 @@
 //! | `GET /timeline/submissions/{id}` | one submission's story: where it entered, the agents it reached and when, each rewriting step |
 //! | `GET /timeline/stats?since=&until=` | counts and latency p50/p95/p99 per type, messages/s and bytes/s per flow, the sync share of messages |
 //! | `POST /timeline/events` | a batch (`{"events": [...]}`, at most 10,000), schema-checked, written before the answer |
+//! | `GET /api/timeline?format=json\|ndjson\|csv\|parquet&agent=&type=&submission=&since=&until=&limit=` | an export, by time, at most 100,000 events (the default) |
 //! | `GET /timeline/health` | `ok` or `degraded` (writes failing), events written, dropped and queued |
 
-use crate::store::{Filter, MAX_LIMIT};
+use crate::store::{FileFormat, Filter, MAX_EXPORT, MAX_LIMIT};
 use crate::writer::Timeline;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ramanujan_events::{Event, Kind};
@@ -33,6 +35,7 @@ pub fn router(timeline: Arc<Timeline>) -> Router {
         .route("/timeline/stats", get(stats))
         .route("/timeline/events", post(events))
         .route("/timeline/health", get(health))
+        .route("/api/timeline", get(export))
         .with_state(timeline)
 }
 
@@ -203,4 +206,96 @@ async fn events(State(timeline): Shared, body: Bytes) -> Result<(StatusCode, Jso
 async fn health(State(timeline): Shared) -> (StatusCode, Json<Value>) {
     let health = timeline.health();
     (StatusCode::OK, Json(json!(health)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportRequest {
+    format: Option<String>,
+    agent: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    submission: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// A file of this process's own, removed when dropped.
+struct ExportFile(std::path::PathBuf);
+
+impl ExportFile {
+    fn new(extension: &str) -> ExportFile {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("ramanujan-timeline-export-{}-{n}.{extension}", std::process::id());
+        ExportFile(std::env::temp_dir().join(name))
+    }
+}
+
+impl Drop for ExportFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn export(State(timeline): Shared, QueryParams(q): QueryParams<ExportRequest>) -> Result<Response, ApiError> {
+    let filter = Filter {
+        source: q.agent,
+        kind: q.kind,
+        submission: q.submission,
+        since_us: q.since,
+        until_us: q.until,
+        limit: q.limit.unwrap_or(MAX_EXPORT),
+    };
+    if filter.limit > MAX_EXPORT {
+        return Err(ApiError::bad_request(format!(
+            "limit: {} is over the most one export carries, {MAX_EXPORT}",
+            filter.limit
+        )));
+    }
+    Filter {
+        limit: 0,
+        ..filter.clone()
+    }
+    .check()
+    .map_err(ApiError::bad_request)?;
+    let format = q.format.unwrap_or_else(|| "json".into());
+    let file = match format.as_str() {
+        "json" | "ndjson" => None,
+        "csv" => Some((FileFormat::Csv, "text/csv", "csv")),
+        "parquet" => Some((FileFormat::Parquet, "application/vnd.apache.parquet", "parquet")),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "format: unknown format `{other}`; one of json, ndjson, csv, parquet"
+            )));
+        }
+    };
+    let Some((file_format, content_type, extension)) = file else {
+        let events = blocking(move || timeline.query_export(&filter)).await?;
+        if format == "json" {
+            return Ok(Json(events).into_response());
+        }
+        let mut body = String::new();
+        for event in &events {
+            body.push_str(&serde_json::to_string(event).unwrap_or_default());
+            body.push('\n');
+        }
+        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
+    };
+    let bytes = blocking(move || {
+        let file = ExportFile::new(extension);
+        timeline.export(&filter, file_format, &file.0)?;
+        std::fs::read(&file.0).map_err(|e| crate::StoreError::from_message(format!("reading the export: {e}")))
+    })
+    .await?;
+    let disposition = format!("attachment; filename=\"timeline.{extension}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
 }

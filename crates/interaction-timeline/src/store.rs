@@ -29,6 +29,30 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
 
 /// Most events one query answers.
 pub const MAX_LIMIT: usize = 10_000;
+/// Most events one export (`/api/timeline`) carries.
+pub const MAX_EXPORT: usize = 100_000;
+
+/// The columns, in order, as exports carry them.
+const COLUMNS: &str =
+    "seq, at_us, source, type, submission, peer, route, bytes, duration_us, dot_agent, dot_counter, event";
+
+/// A file format DuckDB writes an export or an archive in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Apache Parquet.
+    Parquet,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl FileFormat {
+    fn copy_options(self) -> &'static str {
+        match self {
+            FileFormat::Parquet => "(FORMAT parquet)",
+            FileFormat::Csv => "(FORMAT csv, HEADER)",
+        }
+    }
+}
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -111,9 +135,14 @@ impl Store {
 
     /// Events that pass `filter`, by time (ties in the order taken).
     pub fn query(&self, filter: &Filter) -> Result<Vec<Stored>, StoreError> {
+        self.query_at_most(filter, MAX_LIMIT)
+    }
+
+    /// [`Store::query`], with `filter.limit` bounded by `max`.
+    pub fn query_at_most(&self, filter: &Filter, max: usize) -> Result<Vec<Stored>, StoreError> {
         let (clause, mut values) = filter.clause();
         let sql = format!("SELECT seq, event FROM events{clause} ORDER BY at_us, seq LIMIT ?");
-        values.push(Value::UBigInt(filter.limit.min(MAX_LIMIT) as u64));
+        values.push(Value::UBigInt(filter.limit.min(max) as u64));
         let mut statement = self.conn.prepare(&sql)?;
         let rows = statement.query_map(params_from_iter(values), |row| {
             Ok((row.get::<_, u64>(0)?, row.get::<_, String>(1)?))
@@ -125,6 +154,79 @@ impl Store {
             events.push(Stored { seq, event });
         }
         Ok(events)
+    }
+
+    /// Writes the events that pass `filter` (at most [`MAX_EXPORT`], by
+    /// time) to the file `path` as DuckDB writes `format`.
+    pub fn export(&self, filter: &Filter, format: FileFormat, path: &Path) -> Result<(), StoreError> {
+        let (clause, mut values) = filter.clause();
+        values.push(Value::UBigInt(filter.limit.min(MAX_EXPORT) as u64));
+        // COPY takes no parameters: the rows go through a temporary table
+        // made with bound ones, and the path is this process's own.
+        self.conn.execute_batch("DROP TABLE IF EXISTS export_rows")?;
+        self.conn.execute(
+            &format!(
+                "CREATE TEMP TABLE export_rows AS SELECT {COLUMNS} FROM events{clause} ORDER BY at_us, seq LIMIT ?"
+            ),
+            params_from_iter(values),
+        )?;
+        let copied = self.copy_to("export_rows", format, path);
+        self.conn.execute_batch("DROP TABLE IF EXISTS export_rows")?;
+        copied
+    }
+
+    fn copy_to(&self, table: &str, format: FileFormat, path: &Path) -> Result<(), StoreError> {
+        let path = path
+            .to_str()
+            .filter(|p| !p.contains('\''))
+            .ok_or_else(|| StoreError(format!("cannot write to {}: not a plain path", path.display())))?;
+        self.conn
+            .execute_batch(&format!("COPY {table} TO '{path}' {}", format.copy_options()))?;
+        Ok(())
+    }
+
+    /// Moves the events older than `cutoff_us` out of the table: into a
+    /// Parquet file in `archive` first, if given. Exactly the rows written
+    /// to the file go (events that arrive meanwhile stay), and only once it
+    /// is written. Answers how many went, and the file.
+    pub fn retain(
+        &self,
+        cutoff_us: i64,
+        archive: Option<&Path>,
+    ) -> Result<(u64, Option<std::path::PathBuf>), StoreError> {
+        self.conn.execute_batch("DROP TABLE IF EXISTS retired_rows")?;
+        self.conn.execute(
+            &format!(
+                "CREATE TEMP TABLE retired_rows AS SELECT {COLUMNS} FROM events WHERE at_us < ? ORDER BY at_us, seq"
+            ),
+            [cutoff_us],
+        )?;
+        let result = self.retire(archive);
+        self.conn.execute_batch("DROP TABLE IF EXISTS retired_rows")?;
+        result
+    }
+
+    fn retire(&self, archive: Option<&Path>) -> Result<(u64, Option<std::path::PathBuf>), StoreError> {
+        let (old, first, last): (u64, Option<i64>, Option<i64>) =
+            self.conn
+                .query_row("SELECT count(*), min(at_us), max(at_us) FROM retired_rows", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok((0, None));
+        };
+        let file = match archive {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("creating {}: {e}", dir.display())))?;
+                let file = dir.join(format!("events-{first}-{last}.parquet"));
+                self.copy_to("retired_rows", FileFormat::Parquet, &file)?;
+                Some(file)
+            }
+            None => None,
+        };
+        self.conn
+            .execute_batch("DELETE FROM events WHERE seq IN (SELECT seq FROM retired_rows)")?;
+        Ok((old, file))
     }
 
     /// Counts, latency percentiles and message flows of the events in a

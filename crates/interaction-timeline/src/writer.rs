@@ -4,7 +4,7 @@
 use crate::store::{Filter, Stats, Store, StoreError, Stored};
 use ramanujan_events::{Emitter, Event};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +18,19 @@ pub const QUEUE: usize = 65_536;
 /// How long the writer waits for a batch to fill once its first event came:
 /// each batch is a commit, and a network's events come in a trickle.
 pub const LINGER: Duration = Duration::from_millis(25);
+/// How often the writer moves events past their retention out of the table.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// How long events stay in the table (`TIMELINE_RETENTION`), and where older
+/// ones go before they leave it.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Events older than this leave the table.
+    pub keep: Duration,
+    /// A directory for the Parquet files they are written to first; none
+    /// drops them (a timeline in memory keeps nothing anyway).
+    pub archive: Option<PathBuf>,
+}
 
 /// The timeline: its database, its writer, and the emitter that feeds it.
 pub struct Timeline {
@@ -28,6 +41,7 @@ pub struct Timeline {
     direct: Mutex<Store>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    retention: Option<Retention>,
 }
 
 /// What the writer and the routes share.
@@ -39,6 +53,8 @@ struct Shared {
     written: AtomicU64,
     /// Events posted to `/timeline/events` and written.
     posted: AtomicU64,
+    /// Events moved out of the table by retention.
+    retired: AtomicU64,
     /// Events whose batch failed to be written.
     lost: AtomicU64,
     /// The last write failure, while no write has succeeded since.
@@ -60,6 +76,8 @@ pub struct Health {
     pub dropped: u64,
     /// Events waiting in the queue.
     pub queued: u64,
+    /// Events moved out of the table by retention (into Parquet files, if archived).
+    pub retired: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -70,6 +88,12 @@ impl Timeline {
     /// Opens the timeline in the DuckDB file `path` (in memory if none) and
     /// starts its writer.
     pub fn open(path: Option<&Path>) -> Result<Arc<Timeline>, StoreError> {
+        Timeline::open_with(path, None)
+    }
+
+    /// [`Timeline::open`], moving events past `retention` out of the table
+    /// every [`RETENTION_EVERY`].
+    pub fn open_with(path: Option<&Path>, retention: Option<Retention>) -> Result<Arc<Timeline>, StoreError> {
         let store = match path {
             Some(path) => Store::open(path)?,
             None => Store::in_memory()?,
@@ -83,10 +107,11 @@ impl Timeline {
             direct: Mutex::new(store.connect()?),
             shared: shared.clone(),
             writer: Mutex::new(None),
+            retention: retention.clone(),
         });
         let handle = std::thread::Builder::new()
             .name("timeline-writer".into())
-            .spawn(move || write_batches(store, queue, shared))
+            .spawn(move || write_batches(store, queue, shared, retention))
             .map_err(|e| StoreError::from_message(format!("starting the writer: {e}")))?;
         *lock(&timeline.writer) = Some(handle);
         Ok(timeline)
@@ -111,6 +136,28 @@ impl Timeline {
         lock(&self.reader).query(filter)
     }
 
+    /// Events that pass `filter`, up to [`crate::store::MAX_EXPORT`] (for exports).
+    pub fn query_export(&self, filter: &Filter) -> Result<Vec<Stored>, StoreError> {
+        lock(&self.reader).query_at_most(filter, crate::store::MAX_EXPORT)
+    }
+
+    /// Writes the events that pass `filter` to `path` in `format`.
+    pub fn export(&self, filter: &Filter, format: crate::store::FileFormat, path: &Path) -> Result<(), StoreError> {
+        lock(&self.reader).export(filter, format, path)
+    }
+
+    /// Applies the retention now (the writer does every [`RETENTION_EVERY`]):
+    /// how many events left the table, and the Parquet file they went to.
+    /// Nothing without a retention.
+    pub fn retain_now(&self) -> Result<(u64, Option<PathBuf>), StoreError> {
+        let Some(retention) = &self.retention else {
+            return Ok((0, None));
+        };
+        let done = retain(&lock(&self.reader), retention)?;
+        self.shared.retired.fetch_add(done.0, Ordering::Relaxed);
+        Ok(done)
+    }
+
     /// Counts, percentiles and flows over a time range.
     pub fn stats(&self, since_us: Option<i64>, until_us: Option<i64>) -> Result<Stats, StoreError> {
         lock(&self.reader).stats(since_us, until_us)
@@ -128,6 +175,7 @@ impl Timeline {
             written,
             dropped: self.emitter.dropped() + lost,
             queued: emitted.saturating_sub(self.shared.handled()),
+            retired: self.shared.retired.load(Ordering::Relaxed),
         }
     }
 
@@ -165,8 +213,22 @@ impl Drop for Timeline {
 
 /// The writer: takes what is queued, up to [`BATCH`] at a time or what came
 /// within [`LINGER`] of the first, and appends it.
-fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>) {
+fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>, retention: Option<Retention>) {
+    let mut retained = Instant::now();
     loop {
+        if let Some(retention) = &retention
+            && retained.elapsed() >= RETENTION_EVERY
+        {
+            retained = Instant::now();
+            match retain(&store, retention) {
+                Ok((n, _)) => {
+                    shared.retired.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the timeline's retention failed; the events stay");
+                }
+            }
+        }
         let first = match queue.recv_timeout(Duration::from_millis(50)) {
             Ok(event) => event,
             Err(RecvTimeoutError::Timeout) if !shared.stop.load(Ordering::SeqCst) => continue,
@@ -200,4 +262,11 @@ fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// Moves the events older than `retention.keep` out of the table.
+fn retain(store: &Store, retention: &Retention) -> Result<(u64, Option<PathBuf>), StoreError> {
+    let keep = i64::try_from(retention.keep.as_micros()).unwrap_or(i64::MAX);
+    let cutoff = ramanujan_events::emit::now_us().saturating_sub(keep);
+    store.retain(cutoff, retention.archive.as_deref())
 }

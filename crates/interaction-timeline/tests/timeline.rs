@@ -348,3 +348,108 @@ fn a_full_disk_makes_the_timeline_degraded_and_counts_what_it_lost_without_block
     assert!(health.dropped > 0, "{health:?}");
     assert_eq!(health.written + health.dropped, 2_001, "{health:?}");
 }
+
+fn merge_at(at_us: i64, source: &str) -> Event {
+    event(at_us, source, Kind::Merge { facts_new: 1 })
+}
+
+#[test]
+fn exports_carry_the_filtered_events_in_each_format() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let timeline = Timeline::open(None).unwrap();
+    let events: Vec<Event> = (0..300)
+        .map(|i| merge_at(1_000 + i, &format!("agent-{}", i % 3)))
+        .collect();
+    timeline.append_now(&events).unwrap();
+    let app = router(timeline);
+    let (status, all) = get(&app, "/api/timeline?agent=agent-1");
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all.as_array().unwrap().len(), 100);
+    let (status, ndjson) = ramanujan_http::testing::send_raw(&app, "GET", "/api/timeline?format=ndjson&limit=7", "");
+    assert_eq!(status, 200);
+    let lines: Vec<serde_json::Value> = std::str::from_utf8(&ndjson)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 7);
+    assert_eq!(lines[0]["at_us"], 1_000);
+    let (status, csv) = ramanujan_http::testing::send_raw(
+        &app,
+        "GET",
+        "/api/timeline?format=csv&type=merge&since=1100&until=1110",
+        "",
+    );
+    assert_eq!(status, 200);
+    let csv = String::from_utf8(csv.to_vec()).unwrap();
+    assert!(csv.starts_with("seq,at_us,source,type"), "{csv}");
+    assert_eq!(csv.lines().count(), 11, "a header and ten rows: {csv}");
+    let (status, parquet) =
+        ramanujan_http::testing::send_raw(&app, "GET", "/api/timeline?format=parquet&agent=agent-2", "");
+    assert_eq!(status, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.parquet");
+    std::fs::write(&file, &parquet).unwrap();
+    let db = ramanujan_duckdb::duckdb::Connection::open_in_memory().unwrap();
+    let (rows, sources): (u64, u64) = db
+        .query_row(
+            &format!(
+                "SELECT count(*), count(DISTINCT source) FROM read_parquet('{}')",
+                file.display()
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, sources), (100, 1));
+    for (path, field) in [
+        ("/api/timeline?format=xml", "format"),
+        ("/api/timeline?limit=100001", "limit"),
+        ("/api/timeline?type=gossip", "type"),
+        ("/api/timeline?since=9&until=1", "since"),
+    ] {
+        let (status, body) = get(&app, path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(field), "{path}: {body}");
+    }
+}
+
+#[test]
+fn retention_moves_old_events_to_parquet_before_they_leave_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let retention = interaction_timeline::Retention {
+        keep: Duration::from_secs(3_600),
+        archive: Some(archive.clone()),
+    };
+    let timeline = Timeline::open_with(Some(&dir.path().join("timeline.duckdb")), Some(retention)).unwrap();
+    let now = ramanujan_events::emit::now_us();
+    let old: Vec<Event> = (0..250).map(|i| merge_at(now - 7_200_000_000 + i, "agent-0")).collect();
+    let recent: Vec<Event> = (0..50).map(|i| merge_at(now - 60_000_000 + i, "agent-1")).collect();
+    timeline.append_now(&old).unwrap();
+    timeline.append_now(&recent).unwrap();
+    let (retired, file) = timeline.retain_now().unwrap();
+    assert_eq!(retired, 250);
+    let file = file.expect("archived");
+    assert!(file.starts_with(&archive));
+    let left = timeline
+        .query(&Filter {
+            limit: 10_000,
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(left.len(), 50);
+    assert!(left.iter().all(|e| e.event.source == "agent-1"));
+    let db = ramanujan_duckdb::duckdb::Connection::open_in_memory().unwrap();
+    let (rows, newest): (u64, i64) = db
+        .query_row(
+            &format!("SELECT count(*), max(at_us) FROM read_parquet('{}')", file.display()),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, newest), (250, now - 7_200_000_000 + 249));
+    assert_eq!(timeline.health().retired, 250);
+    assert_eq!(timeline.retain_now().unwrap(), (0, None), "nothing more is old");
+}

@@ -120,6 +120,11 @@ pub struct ServeArgs {
     /// Run no agents here: they are `ramanujan agent` processes on this NATS JetStream broker.
     #[arg(long, env = "NATS_URL")]
     pub nats: Option<String>,
+    /// How long the interaction timeline keeps events (`24h`, `7d`, `30m`):
+    /// older ones are written to Parquet in `<data-dir>/timeline-archive/`,
+    /// then leave `timeline.duckdb`. Unset: kept for good.
+    #[arg(long, env = "TIMELINE_RETENTION", value_parser = humantime::parse_duration)]
+    pub timeline_retention: Option<std::time::Duration>,
     /// The agent network.
     #[command(flatten)]
     pub network: NetworkArgs,

@@ -11,7 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
 use config::{AgentArgs, BridgeArgs, ServeArgs};
-use interaction_timeline::Timeline;
+use interaction_timeline::{Retention, Timeline};
 use ramanujan_events::Emitter;
 use ramanujan_http::Runtime;
 use ramanujan_network::nats::{AgentConfig, NatsNetwork, RemoteConfig};
@@ -62,7 +62,14 @@ pub fn open_timeline(args: &ServeArgs) -> Result<Arc<Timeline>, String> {
         }
         None => None,
     };
-    Timeline::open(path.as_deref()).map_err(|e| e.to_string())
+    let retention = args.timeline_retention.map(|keep| Retention {
+        keep,
+        archive: path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(|dir| dir.join("timeline-archive")),
+    });
+    Timeline::open_with(path.as_deref(), retention).map_err(|e| e.to_string())
 }
 
 /// Starts the in-process agent network `args` describe; its agents' events

@@ -21,7 +21,7 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 fn every_agent_s_interactions_are_in_the_timeline_file_and_survive_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
-    let mut args = vec!["up", "--port", "0", "--data-dir", &data];
+    let mut args = vec!["up", "--port", "0", "--data-dir", &data, "--timeline-retention", "1h"];
     args.extend(NETWORK_FLAGS);
     let (process, base) = spawn_printing_url(&args);
     let host = Host::new(base, Duration::from_secs(30));

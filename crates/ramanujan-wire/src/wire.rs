@@ -9,6 +9,7 @@
 //! | `agent.{i}.heartbeat` | core | [`Beat`]: agent `i` is alive, and what it holds |
 //! | `broadcast.heartbeat` | core | the host is alive; every agent beats at once |
 //! | `network.status` | core request/reply | the host's `GET /agents/status` |
+//! | `timeline.events` | JetStream (stream `RAMANUJAN_TIMELINE`, durable consumer of the host's timeline) | JSON array of interaction events |
 //!
 //! Broker payloads between agents are MessagePack with field names, so term keys
 //! travel as 16 raw bytes; everything a person reads is JSON.
@@ -29,6 +30,19 @@ pub const NETWORK_STATUS: &str = "network.status";
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Most envelopes one broker message carries.
 pub const MAX_ENVELOPES_PER_MESSAGE: usize = 1024;
+
+/// Where agents publish their interaction events for the timeline.
+pub const TIMELINE_SUBJECT: &str = "timeline.events";
+
+/// A batch of interaction events as published on [`TIMELINE_SUBJECT`] (JSON).
+pub fn encode_events(events: &[ramanujan_events::Event]) -> Vec<u8> {
+    serde_json::to_vec(events).unwrap_or_default()
+}
+
+/// A batch of interaction events from [`TIMELINE_SUBJECT`].
+pub fn decode_events(bytes: &[u8]) -> Result<Vec<ramanujan_events::Event>, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
 
 /// Agent `i`'s inbox.
 pub fn sync_subject(index: usize) -> String {

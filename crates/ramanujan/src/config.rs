@@ -125,6 +125,11 @@ pub struct ServeArgs {
     /// then leave `timeline.duckdb`. Unset: kept for good.
     #[arg(long, env = "TIMELINE_RETENTION", value_parser = humantime::parse_duration)]
     pub timeline_retention: Option<std::time::Duration>,
+    /// Over NATS: the durable consumer the timeline reads the agents' events
+    /// with. Hosts that share a name share the events (each gets some); a
+    /// host that wants all of them takes a name of its own.
+    #[arg(long, env = "TIMELINE_CONSUMER", default_value = "timeline")]
+    pub timeline_consumer: String,
     /// The agent network.
     #[command(flatten)]
     pub network: NetworkArgs,

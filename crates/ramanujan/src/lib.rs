@@ -46,16 +46,10 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> http::Response<
 }
 
 /// Opens the interaction timeline: `timeline.duckdb` in the data directory,
-/// or in memory with `--in-memory`. A host over NATS keeps it in memory: it
-/// keeps no files (several hosts may share one broker), and its agents'
-/// events do not reach it yet.
+/// or in memory with `--in-memory`. Over NATS it is fed from the broker (see
+/// [`ramanujan_network::nats::feed_timeline`]).
 pub fn open_timeline(args: &ServeArgs) -> Result<Arc<Timeline>, String> {
-    let kept = if args.nats.is_some() {
-        None
-    } else {
-        args.network.data_dir()
-    };
-    let path = match kept {
+    let path = match args.network.data_dir() {
         Some(dir) => {
             std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
             Some(dir.join("timeline.duckdb"))
@@ -240,9 +234,23 @@ pub async fn serve_on(
         let network = connect_network(&args, &url).await.map_err(std::io::Error::other)?;
         tracing::info!(%addr, nats = %url, agents = network.agent_ids().len(), "listening; agents on the broker");
         println!("Ramanujan is up at http://{addr} with its agents on {url}  (try: curl http://{addr}/agents/status)");
-        axum::serve(listener, app(&args, network, timeline))
+        // The agents' events reach the timeline through the broker.
+        let writer = timeline.clone();
+        let write: ramanujan_network::nats::WriteEvents =
+            Arc::new(move |events| writer.append_now(&events).map_err(|e| e.to_string()));
+        let feed_url = url.clone();
+        let consumer = args.timeline_consumer.clone();
+        let feed = tokio::spawn(async move {
+            let never = std::future::pending::<()>();
+            if let Err(e) = ramanujan_network::nats::feed_timeline(&feed_url, &consumer, write, never).await {
+                tracing::error!(error = %e, "the timeline's feed from the broker stopped");
+            }
+        });
+        let served = axum::serve(listener, app(&args, network, timeline))
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        feed.abort();
+        served?;
     } else {
         let network = start_network(&args, Some(timeline.emitter())).map_err(std::io::Error::other)?;
         tracing::info!(%addr, agents = network.agent_ids().len(), topology = %network.topology().kind, "listening");

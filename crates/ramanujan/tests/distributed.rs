@@ -16,7 +16,7 @@ const AGENTS: usize = 9;
 
 /// Starts the host on a free port; answers it and its base URL.
 fn spawn_host(url: &str) -> (Proc, String) {
-    let mut args = vec!["up", "--port", "0", "--nats", url];
+    let mut args = vec!["up", "--port", "0", "--in-memory", "--nats", url];
     args.extend(NETWORK_FLAGS);
     spawn_printing_url(&args)
 }

@@ -64,7 +64,7 @@ fn nats_driver() -> Deployment {
     let url = broker.url();
     let data = dir.path().join("data");
     let agents: Vec<Proc> = (0..AGENTS).map(|i| spawn_agent_with(i, &url, &data, &FLAGS)).collect();
-    let mut args = vec!["up", "--port", "0", "--nats", &url];
+    let mut args = vec!["up", "--port", "0", "--in-memory", "--nats", &url];
     args.extend(FLAGS);
     let (host, base) = spawn_printing_url(&args);
     Deployment {

@@ -377,7 +377,7 @@ fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
             .filter(|i| !ON_SPIN.contains(i))
             .map(|i| spawn_agent(i, &url, &data))
             .collect();
-        let mut up = vec!["up", "--port", "0", "--nats", &url];
+        let mut up = vec!["up", "--port", "0", "--in-memory", "--nats", &url];
         up.extend(NETWORK_FLAGS);
         let (_host_process, base) = spawn_printing_url(&up);
         let http = reqwest::Client::builder()

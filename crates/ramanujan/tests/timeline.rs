@@ -175,3 +175,104 @@ fn every_agent_s_interactions_are_in_the_timeline_file_and_survive_a_kill_9() {
         .unwrap();
     assert_eq!(submissions, 30);
 }
+
+/// Over NATS: the agents publish their events on the broker and the host's
+/// timeline reads them with a durable consumer; a host killed with -9 and
+/// started again on the same file takes up where it was, so events the agents
+/// published while it was down reach it too.
+#[test]
+fn over_nats_the_timeline_survives_a_kill_9_of_its_host_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ramanujan_network::nats::LocalBroker::start(dir.path()).expect("nats-server runs");
+    let url = broker.url();
+    let agents_data = dir.path().join("agents");
+    let _agents: Vec<common::Proc> = (0..9).map(|i| common::spawn_agent(i, &url, &agents_data)).collect();
+    let host_data = dir.path().join("host").to_str().unwrap().to_string();
+    let host_args = {
+        let mut args = vec!["up", "--port", "0", "--nats", &url, "--data-dir", &host_data];
+        args.extend(NETWORK_FLAGS);
+        args
+    };
+    let agents: BTreeSet<String> = (0..9).map(|i| format!("agent-{i}")).collect();
+    let reached = |host: &Host, id: &str| -> BTreeSet<String> {
+        let (_, story) = host.get(&format!("/timeline/submissions/{id}"));
+        story["reached"]
+            .as_array()
+            .map(|r| r.iter().map(|r| r["agent"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(29);
+    let mut submit_and_settle = |host: &Host, n: usize| -> Vec<String> {
+        let ids: Vec<String> = (0..n)
+            .map(|i| {
+                let expression = format!("(* {} r{i})", random_expr(&mut rng, 2, &["a", "b"], 3));
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    if let Some(id) = host.submit(&expression) {
+                        break id;
+                    }
+                    assert!(Instant::now() < deadline, "not acknowledged: {expression}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+            .collect();
+        for id in &ids {
+            wait_for(&format!("{id} settles"), Duration::from_secs(120), || {
+                host.get(&format!("/agents/submissions/{id}")).1["settled"] == true
+            });
+        }
+        ids
+    };
+
+    let (first_process, base) = spawn_printing_url(&host_args);
+    let first = Host::new(base, Duration::from_secs(15));
+    let before = submit_and_settle(&first, 5);
+    for id in &before {
+        wait_for(
+            &format!("{id} reaches the timeline from every agent"),
+            Duration::from_secs(60),
+            || reached(&first, id) == agents,
+        );
+    }
+    first_process.kill9();
+
+    // While no timeline reads: a second host with a consumer of its own
+    // takes submissions (the agents publish their events on the broker).
+    let spare_data = dir.path().join("spare").to_str().unwrap().to_string();
+    let mut spare_args = vec![
+        "up",
+        "--port",
+        "0",
+        "--nats",
+        &url,
+        "--data-dir",
+        &spare_data,
+        "--timeline-consumer",
+        "spare",
+    ];
+    spare_args.extend(NETWORK_FLAGS);
+    let (spare_process, spare_base) = spawn_printing_url(&spare_args);
+    let during = submit_and_settle(&Host::new(spare_base, Duration::from_secs(15)), 5);
+    drop(spare_process);
+
+    let (_again, base) = spawn_printing_url(&host_args);
+    let again = Host::new(base, Duration::from_secs(15));
+    for id in before.iter().chain(&during) {
+        wait_for(
+            &format!("{id} is in the restarted timeline from every agent"),
+            Duration::from_secs(60),
+            || reached(&again, id) == agents,
+        );
+    }
+    let (_, started) = again.get("/timeline/query?type=lifecycle");
+    let sources: BTreeSet<String> = started["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        sources, agents,
+        "each agent's start, published before any host read: {started}"
+    );
+}

@@ -15,6 +15,8 @@ use ramanujan_agent::protocol::Envelope;
 use ramanujan_agent::release::Release;
 use ramanujan_agent::store::ReplicaStore;
 use ramanujan_agent::topology::first_sync_delay;
+use ramanujan_events::event::LifecycleState;
+use ramanujan_events::{Event, Kind};
 use ramanujan_wire::inbox::Handled;
 use ramanujan_wire::wire::{self, Beat, Query};
 use serde_json::Value;
@@ -84,6 +86,25 @@ pub async fn run_nats_agent(config: AgentConfig, shutdown: impl Future<Output = 
 
     let client = broker::connect(&config.nats_url, &id).await?;
     let js = jetstream::new(client.clone());
+    // Its interactions go to the timeline (see `Process::emit_events`).
+    agent.record_events();
+    if let Err(e) = broker::ensure_timeline_stream(&js).await {
+        tracing::warn!(agent = %id, error = %e, "no timeline stream; events will not be kept");
+    }
+    publish_events(
+        &js,
+        vec![Event {
+            at_us: 0,
+            source: id.clone(),
+            submission: None,
+            dot: None,
+            seen: Default::default(),
+            event: Kind::Lifecycle {
+                state: LifecycleState::Start,
+            },
+        }],
+    )
+    .await;
     let mut process = Process {
         config,
         agent,
@@ -176,6 +197,8 @@ impl Process {
                     let _ = self.release(out).await;
                 }
             }
+            let (events, _) = self.agent.take_events();
+            publish_events(&self.js, events).await;
         }
         if let Some(step) = step {
             // What the step derived is dropped: nothing of it was saved or sent.
@@ -260,6 +283,32 @@ impl Process {
         };
         let payload: Vec<u8> = serde_json::to_vec(&answer).unwrap_or_default();
         let _ = self.client.publish(reply, payload.into()).await;
+    }
+}
+
+/// Publishes interaction events for the timeline (stamped now if they have
+/// no time), in batches; the broker's acknowledgements are not waited for.
+/// Events the broker does not take are lost to the timeline, never to the agent.
+async fn publish_events(js: &jetstream::Context, mut events: Vec<Event>) {
+    if events.is_empty() {
+        return;
+    }
+    let now = ramanujan_events::emit::now_us();
+    for event in &mut events {
+        if event.at_us == 0 {
+            event.at_us = now;
+        }
+    }
+    for chunk in events.chunks(1_000) {
+        match js
+            .publish(wire::TIMELINE_SUBJECT, wire::encode_events(chunk).into())
+            .await
+        {
+            Ok(stored) => {
+                tokio::spawn(stored.into_future());
+            }
+            Err(e) => tracing::debug!(error = %e, "timeline events not published"),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use async_nats::jetstream::{self, consumer::pull};
 use backon::{ExponentialBuilder, Retryable};
-use ramanujan_wire::wire::{MAX_MESSAGE_BYTES, sync_subject};
+use ramanujan_wire::wire::{MAX_MESSAGE_BYTES, TIMELINE_SUBJECT, sync_subject};
 use std::time::Duration;
 
 /// The JetStream stream holding every agent's inbox.
@@ -31,6 +31,60 @@ pub async fn ensure_stream(js: &jetstream::Context) -> Result<jetstream::stream:
     })
     .await
     .map_err(|e| format!("creating the JetStream stream {STREAM}: {e}"))
+}
+
+/// The JetStream stream holding the agents' interaction events until the
+/// timeline has written them.
+pub const TIMELINE_STREAM: &str = "RAMANUJAN_TIMELINE";
+
+/// Creates the timeline's stream if it is missing. Bounded: past 256 MiB or a
+/// day the oldest events go (a timeline that stays away that long loses them).
+pub async fn ensure_timeline_stream(js: &jetstream::Context) -> Result<jetstream::stream::Stream, String> {
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: TIMELINE_STREAM.into(),
+        subjects: vec![TIMELINE_SUBJECT.into()],
+        storage: jetstream::stream::StorageType::File,
+        // Each timeline (durable consumer) reads every event at its own pace.
+        retention: jetstream::stream::RetentionPolicy::Limits,
+        discard: jetstream::stream::DiscardPolicy::Old,
+        max_age: Duration::from_secs(24 * 3600),
+        max_bytes: 256 << 20,
+        max_message_size: MAX_MESSAGE_BYTES as i32,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("creating the JetStream stream {TIMELINE_STREAM}: {e}"))
+}
+
+/// The timeline's durable consumer `name` of the agents' events, retried
+/// until the broker answers. A message is acknowledged once written.
+pub async fn timeline_events(js: &jetstream::Context, name: &str) -> pull::Stream {
+    until_ok("the timeline's consumer", || try_timeline_events(js, name)).await
+}
+
+async fn try_timeline_events(js: &jetstream::Context, name: &str) -> Result<pull::Stream, String> {
+    let stream = ensure_timeline_stream(js).await?;
+    let consumer = stream
+        .get_or_create_consumer(
+            name,
+            pull::Config {
+                durable_name: Some(name.to_string()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                max_ack_pending: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    consumer
+        .stream()
+        .max_messages_per_batch(256)
+        .heartbeat(Duration::from_secs(2))
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Connects to the broker; keeps reconnecting for ever after a disconnect.

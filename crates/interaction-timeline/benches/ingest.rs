@@ -61,6 +61,7 @@ type Row = (
     Option<u64>,
     Option<String>,
     Option<u64>,
+    Option<String>,
     String,
 );
 
@@ -85,7 +86,8 @@ fn rows(events: &[Event]) -> Vec<Row> {
                 e.event.duration_us(),
                 e.dot.as_ref().map(|d| d.agent.clone()),
                 e.dot.as_ref().map(|d| d.counter),
-                serde_json::to_string(e).unwrap(),
+                (!e.seen.is_empty()).then(|| serde_json::to_string(&e.seen).unwrap()),
+                serde_json::to_string(&e.event).unwrap(),
             )
         })
         .collect()
@@ -103,10 +105,19 @@ fn bench(c: &mut Criterion) {
             || (Timeline::open(None).unwrap(), events.clone()),
             |(timeline, events)| {
                 let emitter = timeline.emitter();
-                for chunk in events.chunks(32_768) {
-                    emitter.emit_all(chunk.iter().cloned());
-                    assert!(timeline.settle(Duration::from_secs(60)));
+                let mut events = events.into_iter();
+                loop {
+                    let chunk: Vec<Event> = events.by_ref().take(32_768).collect();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    // Never more than the queue holds (the emitter drops what does not fit).
+                    while timeline.health().queued > 32_768 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    emitter.emit_all(chunk);
                 }
+                assert!(timeline.settle(Duration::from_secs(60)));
                 assert_eq!(timeline.health().written, EVENTS as u64);
                 timeline
             },
@@ -120,7 +131,7 @@ fn bench(c: &mut Criterion) {
                 conn.execute_batch(
                     "CREATE TABLE events (seq UBIGINT NOT NULL, at_us BIGINT NOT NULL, source VARCHAR NOT NULL,
                      type VARCHAR NOT NULL, submission VARCHAR, peer VARCHAR, route VARCHAR, bytes UBIGINT,
-                     duration_us UBIGINT, dot_agent VARCHAR, dot_counter UBIGINT, event VARCHAR NOT NULL)",
+                     duration_us UBIGINT, dot_agent VARCHAR, dot_counter UBIGINT, seen VARCHAR, detail VARCHAR NOT NULL)",
                 )
                 .unwrap();
                 conn
@@ -131,7 +142,7 @@ fn bench(c: &mut Criterion) {
                     for chunk in rows.chunks(8_192) {
                         for r in chunk {
                             appender
-                                .append_row(params![r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11])
+                                .append_row(params![r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12])
                                 .unwrap();
                         }
                         appender.flush().unwrap();

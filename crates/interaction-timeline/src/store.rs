@@ -7,11 +7,13 @@
 
 use ramanujan_duckdb::duckdb::{self, Connection, params_from_iter, types::Value};
 use ramanujan_events::event::TYPES;
-use ramanujan_events::{Event, Kind};
+use ramanujan_events::{Event, EventDot, Kind};
 use serde::Serialize;
 use std::path::Path;
 
-/// The table. `seq` is the order the timeline took events in.
+/// The table. `seq` is the order the timeline took events in; `detail` is
+/// what happened (the event's `event`, as JSON), `seen` its source's seen
+/// counters (JSON) if it says; the other columns are the event's own.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
     seq UBIGINT NOT NULL,
     at_us BIGINT NOT NULL,
@@ -24,7 +26,8 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
     duration_us UBIGINT,
     dot_agent VARCHAR,
     dot_counter UBIGINT,
-    event VARCHAR NOT NULL
+    seen VARCHAR,
+    detail VARCHAR NOT NULL
 )";
 
 /// Most events one query answers.
@@ -34,7 +37,7 @@ pub const MAX_EXPORT: usize = 100_000;
 
 /// The columns, in order, as exports carry them.
 const COLUMNS: &str =
-    "seq, at_us, source, type, submission, peer, route, bytes, duration_us, dot_agent, dot_counter, event";
+    "seq, at_us, source, type, submission, peer, route, bytes, duration_us, dot_agent, dot_counter, seen, detail";
 
 /// A file format DuckDB writes an export or an archive in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +115,11 @@ impl Store {
     pub fn append(&self, first_seq: u64, events: &[Event]) -> Result<(), StoreError> {
         let mut appender = self.conn.appender("events")?;
         for (i, event) in events.iter().enumerate() {
-            let json = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
+            let detail = serde_json::to_string(&event.event).map_err(|e| StoreError(e.to_string()))?;
+            let seen = (!event.seen.is_empty())
+                .then(|| serde_json::to_string(&event.seen))
+                .transpose()
+                .map_err(|e| StoreError(e.to_string()))?;
             let dot = event.dot.as_ref();
             appender.append_row(duckdb::params![
                 first_seq + i as u64,
@@ -126,7 +133,8 @@ impl Store {
                 event.event.duration_us(),
                 dot.map(|d| d.agent.as_str()),
                 dot.map(|d| d.counter),
-                json,
+                seen,
+                detail,
             ])?;
         }
         appender.flush()?;
@@ -141,16 +149,42 @@ impl Store {
     /// [`Store::query`], with `filter.limit` bounded by `max`.
     pub fn query_at_most(&self, filter: &Filter, max: usize) -> Result<Vec<Stored>, StoreError> {
         let (clause, mut values) = filter.clause();
-        let sql = format!("SELECT seq, event FROM events{clause} ORDER BY at_us, seq LIMIT ?");
+        let sql = format!(
+            "SELECT seq, at_us, source, submission, dot_agent, dot_counter, seen, detail
+             FROM events{clause} ORDER BY at_us, seq LIMIT ?"
+        );
         values.push(Value::UBigInt(filter.limit.min(max) as u64));
         let mut statement = self.conn.prepare(&sql)?;
         let rows = statement.query_map(params_from_iter(values), |row| {
-            Ok((row.get::<_, u64>(0)?, row.get::<_, String>(1)?))
+            Ok((
+                row.get::<_, u64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<u64>>(5)?,
+                row.get::<_, Option<String>>(6)?,
+                row.get::<_, String>(7)?,
+            ))
         })?;
         let mut events = Vec::new();
         for row in rows {
-            let (seq, json) = row?;
-            let event = serde_json::from_str(&json).map_err(|e| StoreError(format!("row {seq}: {e}")))?;
+            let (seq, at_us, source, submission, dot_agent, dot_counter, seen, detail) = row?;
+            let bad = |e: serde_json::Error| StoreError(format!("row {seq}: {e}"));
+            let event = Event {
+                at_us,
+                source,
+                submission,
+                dot: dot_agent
+                    .zip(dot_counter)
+                    .map(|(agent, counter)| EventDot { agent, counter }),
+                seen: seen
+                    .map(|s| serde_json::from_str(&s))
+                    .transpose()
+                    .map_err(bad)?
+                    .unwrap_or_default(),
+                event: serde_json::from_str(&detail).map_err(bad)?,
+            };
             events.push(Stored { seq, event });
         }
         Ok(events)

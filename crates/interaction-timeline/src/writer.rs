@@ -18,6 +18,11 @@ pub const QUEUE: usize = 65_536;
 /// How long the writer waits for a batch to fill once its first event came:
 /// each batch is a commit, and a network's events come in a trickle.
 pub const LINGER: Duration = Duration::from_millis(25);
+/// A batch this large is written without waiting for more: its commit is
+/// already a small part of its cost.
+pub const LINGER_BELOW: usize = 1_024;
+/// The writer stops waiting for a batch to fill when no event came for this long.
+pub const LINGER_GAP: Duration = Duration::from_millis(5);
 /// How often the writer moves events past their retention out of the table.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -190,7 +195,7 @@ impl Timeline {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_micros(500));
         }
     }
 }
@@ -212,7 +217,9 @@ impl Drop for Timeline {
 }
 
 /// The writer: takes what is queued, up to [`BATCH`] at a time or what came
-/// within [`LINGER`] of the first, and appends it.
+/// within [`LINGER`] of the first while it holds fewer than [`LINGER_BELOW`]
+/// (and events keep coming, each within [`LINGER_GAP`] of the last), and
+/// appends it.
 fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>, retention: Option<Retention>) {
     let mut retained = Instant::now();
     loop {
@@ -240,10 +247,11 @@ fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>, rete
         while batch.len() < BATCH {
             batch.extend(queue.try_iter().take(BATCH - batch.len()));
             let left = deadline.saturating_duration_since(Instant::now());
-            if batch.len() >= BATCH || left.is_zero() {
+            if batch.len() >= LINGER_BELOW || left.is_zero() {
                 break;
             }
-            match queue.recv_timeout(left) {
+            // Events still coming: wait for more, while they keep coming.
+            match queue.recv_timeout(left.min(LINGER_GAP)) {
                 Ok(event) => batch.push(event),
                 Err(_) => break,
             }

@@ -2,11 +2,11 @@
 //! emit into it in batches, and its health.
 
 use crate::store::{Filter, Stats, Store, StoreError, Stored};
-use ramanujan_events::{Emitter, Event};
+use ramanujan_events::{Emitter, Event, EventQueue};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -173,13 +173,12 @@ impl Timeline {
         let reason = lock(&self.shared.failing).clone();
         let written = self.shared.written.load(Ordering::Relaxed) + self.shared.posted.load(Ordering::Relaxed);
         let lost = self.shared.lost.load(Ordering::Relaxed);
-        let emitted = self.emitter.emitted();
         Health {
             status: if reason.is_some() { "degraded" } else { "ok" },
             reason,
             written,
             dropped: self.emitter.dropped() + lost,
-            queued: emitted.saturating_sub(self.shared.handled()),
+            queued: self.emitter.queued(),
             retired: self.shared.retired.load(Ordering::Relaxed),
         }
     }
@@ -220,7 +219,7 @@ impl Drop for Timeline {
 /// within [`LINGER`] of the first while it holds fewer than [`LINGER_BELOW`]
 /// (and events keep coming, each within [`LINGER_GAP`] of the last), and
 /// appends it.
-fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>, retention: Option<Retention>) {
+fn write_batches(store: Store, queue: EventQueue, shared: Arc<Shared>, retention: Option<Retention>) {
     let mut retained = Instant::now();
     loop {
         if let Some(retention) = &retention
@@ -236,23 +235,25 @@ fn write_batches(store: Store, queue: Receiver<Event>, shared: Arc<Shared>, rete
                 }
             }
         }
-        let first = match queue.recv_timeout(Duration::from_millis(50)) {
-            Ok(event) => event,
+        let mut batch = match queue.recv_timeout(Duration::from_millis(50)) {
+            Ok(events) => events,
             Err(RecvTimeoutError::Timeout) if !shared.stop.load(Ordering::SeqCst) => continue,
             Err(_) => return,
         };
-        let mut batch = Vec::with_capacity(BATCH.min(1024));
-        batch.push(first);
         let deadline = Instant::now() + LINGER;
         while batch.len() < BATCH {
-            batch.extend(queue.try_iter().take(BATCH - batch.len()));
+            while batch.len() < BATCH
+                && let Some(more) = queue.try_recv()
+            {
+                batch.extend(more);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if batch.len() >= LINGER_BELOW || left.is_zero() {
                 break;
             }
             // Events still coming: wait for more, while they keep coming.
             match queue.recv_timeout(left.min(LINGER_GAP)) {
-                Ok(event) => batch.push(event),
+                Ok(more) => batch.extend(more),
                 Err(_) => break,
             }
         }

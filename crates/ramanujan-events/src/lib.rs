@@ -14,5 +14,5 @@
 pub mod emit;
 pub mod event;
 
-pub use emit::Emitter;
+pub use emit::{Emitter, EventQueue};
 pub use event::{Event, EventDot, Kind};

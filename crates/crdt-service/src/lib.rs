@@ -26,24 +26,36 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use merge::Merger;
+use ramanujan_events::{Emitter, Event, Kind};
 use ramanujan_http::{ApiError, JsonBody};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Instant;
 use types::CrdtType;
 
 /// Answers the merge cache keeps by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 
-/// The `/crdt` routes, with a merge memo of `cache_capacity` answers.
-pub fn router(cache_capacity: usize) -> Router {
+/// The service's state: the merger and where its merges are recorded.
+struct Service {
+    merger: Merger,
+    events: Option<Emitter>,
+}
+
+/// The `/crdt` routes, with a merge memo of `cache_capacity` answers; each
+/// merge is recorded as a `crdt_merge` event in `events`, if given.
+pub fn router(cache_capacity: usize, events: Option<Emitter>) -> Router {
     Router::new()
         .route("/crdt/merge", post(merge))
         .route("/crdt/diff", post(diff))
         .route("/crdt/apply", post(apply))
         .route("/crdt/types", get(types))
         .route("/crdt/stats", get(stats))
-        .with_state(Arc::new(Merger::new(cache_capacity)))
+        .with_state(Arc::new(Service {
+            merger: Merger::new(cache_capacity),
+            events,
+        }))
 }
 
 #[derive(Deserialize)]
@@ -81,10 +93,25 @@ fn json_response(body: bytes::Bytes) -> Response {
     (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn merge(State(merger): State<Arc<Merger>>, JsonBody(req): JsonBody<MergeRequest>) -> Result<Response, ApiError> {
-    let (body, outcome) = merger
+async fn merge(
+    State(service): State<Arc<Service>>,
+    JsonBody(req): JsonBody<MergeRequest>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let (body, outcome) = service
+        .merger
         .merge(&req.crdt_type, req.states, req.root.as_deref())
         .map_err(|e| ApiError::bad_request(e.0))?;
+    if let Some(events) = &service.events {
+        events.emit(Event::from_component(
+            "crdt-service",
+            Kind::CrdtMerge {
+                crdt_type: req.crdt_type,
+                cache: outcome.name().to_string(),
+                duration_us: started.elapsed().as_micros() as u64,
+            },
+        ));
+    }
     let mut response = json_response(body);
     response
         .headers_mut()
@@ -92,15 +119,20 @@ async fn merge(State(merger): State<Arc<Merger>>, JsonBody(req): JsonBody<MergeR
     Ok(response)
 }
 
-async fn diff(State(merger): State<Arc<Merger>>, JsonBody(req): JsonBody<DiffRequest>) -> Result<Response, ApiError> {
-    let body = merger
+async fn diff(State(service): State<Arc<Service>>, JsonBody(req): JsonBody<DiffRequest>) -> Result<Response, ApiError> {
+    let body = service
+        .merger
         .diff(&req.crdt_type, req.state, req.since)
         .map_err(|e| ApiError::bad_request(e.0))?;
     Ok(json_response(body))
 }
 
-async fn apply(State(merger): State<Arc<Merger>>, JsonBody(req): JsonBody<ApplyRequest>) -> Result<Response, ApiError> {
-    let body = merger
+async fn apply(
+    State(service): State<Arc<Service>>,
+    JsonBody(req): JsonBody<ApplyRequest>,
+) -> Result<Response, ApiError> {
+    let body = service
+        .merger
         .apply(
             &req.crdt_type,
             req.state,
@@ -116,6 +148,6 @@ async fn types() -> Json<Value> {
     Json(json!({ "types": CrdtType::ALL.map(CrdtType::describe) }))
 }
 
-async fn stats(State(merger): State<Arc<Merger>>) -> Json<Value> {
-    Json(json!(merger.stats()))
+async fn stats(State(service): State<Arc<Service>>) -> Json<Value> {
+    Json(json!(service.merger.stats()))
 }

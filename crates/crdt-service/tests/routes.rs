@@ -10,7 +10,7 @@ fn counter(dots: Value) -> Value {
 
 #[test]
 fn merges_and_reports_how() {
-    let app = router(64);
+    let app = router(64, None);
     let body = json!({"crdt_type": "GCounter", "states": [counter(json!({"a": 2})), counter(json!({"b": 3}))]});
     let (status, merged) = post(&app, "/crdt/merge", &body);
     assert_eq!(status, 200, "{merged}");
@@ -36,7 +36,7 @@ fn merges_and_reports_how() {
 
 #[test]
 fn bad_input_gets_a_400_that_says_why() {
-    let app = router(64);
+    let app = router(64, None);
     let cases = [
         (json!({"crdt_type": "Nope", "states": [{}, {}]}), "unknown crdt_type"),
         (

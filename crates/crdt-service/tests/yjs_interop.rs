@@ -26,7 +26,7 @@ fn yjs_documents_round_trip_through_the_service() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    runtime.spawn(async move { axum::serve(listener, crdt_service::router(256)).await });
+    runtime.spawn(async move { axum::serve(listener, crdt_service::router(256, None)).await });
     let mut child = Command::new("node")
         .arg("interop.mjs")
         .arg(&url)

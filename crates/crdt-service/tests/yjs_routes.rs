@@ -41,7 +41,7 @@ fn refused(app: &axum::Router, path: &str, body: Value, says: &str) {
 
 #[test]
 fn concurrent_text_edits_merge_as_yrs_merges_them() {
-    let app = router(64);
+    let app = router(64, None);
     let (a, b) = (doc(1), doc(2));
     a.get_or_insert_text("text")
         .insert(&mut a.transact_mut(), 0, "héllo wörld");
@@ -75,7 +75,7 @@ fn concurrent_text_edits_merge_as_yrs_merges_them() {
 
 #[test]
 fn operations_count_utf16_units_as_yjs_does() {
-    let app = router(64);
+    let app = router(64, None);
     let ops = json!([
         {"op": "insert", "index": 0, "text": "😀é"},
         {"op": "insert", "index": 2, "text": "x"},
@@ -118,7 +118,7 @@ fn operations_count_utf16_units_as_yjs_does() {
 
 #[test]
 fn maps_and_arrays_read_as_json() {
-    let app = router(64);
+    let app = router(64, None);
     let map = ok(
         &app,
         "/crdt/apply",
@@ -158,7 +158,7 @@ fn maps_and_arrays_read_as_json() {
 
 #[test]
 fn a_diff_from_a_state_vector_brings_a_replica_up_to_date() {
-    let app = router(64);
+    let app = router(64, None);
     let (a, b) = (doc(1), doc(2));
     a.get_or_insert_text("text").insert(&mut a.transact_mut(), 0, "shared ");
     load(&b, &encode(&a));
@@ -190,7 +190,7 @@ fn a_diff_from_a_state_vector_brings_a_replica_up_to_date() {
 
 #[test]
 fn bad_states_are_refused_by_index_and_why() {
-    let app = router(64);
+    let app = router(64, None);
     let text = doc(1);
     text.get_or_insert_text("text")
         .insert(&mut text.transact_mut(), 0, "abc");
@@ -278,7 +278,7 @@ fn bad_states_are_refused_by_index_and_why() {
 
 #[test]
 fn crdts_types_apply_and_diff() {
-    let app = router(64);
+    let app = router(64, None);
     let a = ok(
         &app,
         "/crdt/apply",
@@ -341,7 +341,7 @@ fn crdts_types_apply_and_diff() {
 
 #[test]
 fn the_yjs_examples_read_as_described() {
-    let app = router(64);
+    let app = router(64, None);
     let (_, types) = ramanujan_http::testing::get(&app, "/crdt/types");
     let values: Vec<(String, Value)> = types["types"]
         .as_array()
@@ -370,7 +370,7 @@ fn the_yjs_examples_read_as_described() {
 fn a_few_bytes_cannot_declare_a_huge_table() {
     // Found by the fuzz target: a count of ~2^31 clients in 7 bytes made yrs
     // reserve and clear a hash table of that size.
-    let app = router(4);
+    let app = router(4, None);
     let bomb = BASE64.encode([0xf9, 0xff, 0xff, 0xff, 0x61, 0x61, 0x61]);
     let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
     refused(
@@ -390,7 +390,7 @@ fn a_few_bytes_cannot_declare_a_huge_table() {
 #[test]
 fn a_client_id_over_53_bits_is_refused_not_a_crash() {
     // Found by the fuzz target: yrs asserts on it (debug builds) instead of erring.
-    let app = router(4);
+    let app = router(4, None);
     let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
     let (status, answer) = post(
         &app,
@@ -411,7 +411,7 @@ fn a_client_id_over_53_bits_is_refused_not_a_crash() {
 fn an_update_yrs_cannot_re_encode_is_refused_not_a_crash() {
     // Found by the fuzz target: it decodes and applies, is left pending, and
     // yrs then fails (panics) re-reading it while encoding the merged document.
-    let app = router(4);
+    let app = router(4, None);
     let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
     refused(
         &app,
@@ -446,7 +446,7 @@ fn overlapping_blocks_are_refused_before_yrs_reads_freed_memory() {
     // Found by the fuzz target: yrs 0.28.1 integrates this update (two
     // sections for client 0 whose blocks overlap) into a corrupt document and
     // then segfaults reading it as an array.
-    let app = router(4);
+    let app = router(4, None);
     let bad = "AwEAAAIBAQEBAQMJAQMBAQEBAQEBAQABAf8DAQEBAQEBAQEBAQEBAAEB/wMBAQEBAQHpqqqqqqqqqgoB6f4AAADpqqqqqqqqqgoB6f4AAAABAen+ZQABnwEBKAHp/gBeAA==";
     for crdt_type in ["Array", "Map", "TextCRDT"] {
         refused(
@@ -465,7 +465,7 @@ fn states_that_disagree_about_a_client_across_a_gap_are_refused_in_either_order(
     // fuzz target; valgrind shows the read). Here two documents both claim
     // client 1: in one its clock 5 is a map entry, in the other it is inside
     // the text "abcdefgh".
-    let app = router(4);
+    let app = router(4, None);
     let first = doc(1);
     first
         .get_or_insert_text("t")

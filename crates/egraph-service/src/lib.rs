@@ -22,11 +22,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use ramanujan_core::saturate::SaturationReport;
+use ramanujan_events::{Event, Kind};
 use ramanujan_http::{ApiError, JsonBody, Runtime, offload};
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Default number of memoised answers (`EGRAPH_CACHE_CAPACITY`).
 pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
@@ -74,12 +76,29 @@ impl EgraphService {
         }
     }
 
-    /// Validates, answers from the cache, or saturates and caches.
+    /// Validates, answers from the cache, or saturates and caches; records
+    /// a `saturation` event (how long, whether cached) for each answer.
     pub async fn saturate(&self, req: SaturateRequest) -> Result<Response, ApiError> {
+        let started = Instant::now();
+        let (response, cached) = self.answer(req).await?;
+        if let Some(events) = &self.runtime.events {
+            events.emit(Event::from_component(
+                "egraph-service",
+                Kind::Saturation {
+                    duration_us: started.elapsed().as_micros() as u64,
+                    cached,
+                },
+            ));
+        }
+        Ok(response)
+    }
+
+    /// The answer, and whether it came from a cache.
+    async fn answer(&self, req: SaturateRequest) -> Result<(Response, bool), ApiError> {
         let checked = req.check(self.runtime.saturation_timeout)?;
         let key = checked.key;
         if let Some(hit) = self.cache.get(&key) {
-            return Ok(json_response(hit));
+            return Ok((json_response(hit), true));
         }
         let shared_key = format!("egraph/memo/{}", hex(&key));
         if let Some(store) = &self.runtime.shared {
@@ -88,7 +107,7 @@ impl EgraphService {
                 self.shared_hits.fetch_add(1, Ordering::Relaxed);
                 let hit = Bytes::from(hit);
                 self.cache.put(key, hit.clone());
-                return Ok(json_response(hit));
+                return Ok((json_response(hit), true));
             }
         }
         let saturation = checked.into_saturation()?;
@@ -106,11 +125,12 @@ impl EgraphService {
             tracing::warn!(error = %e, "could not share a memoised answer");
         }
         self.cache.put(key, hit);
-        Ok(json_response(json_bytes(&Answer {
+        let answer = json_bytes(&Answer {
             cached: false,
             key: key_hex,
             report: &report,
-        })?))
+        })?;
+        Ok((json_response(answer), false))
     }
 
     /// `/egraph/stats`.

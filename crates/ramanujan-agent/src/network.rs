@@ -392,6 +392,14 @@ pub trait Network: Send + Sync + 'static {
     fn degraded(&self) -> Option<String> {
         None
     }
+    /// Each agent's id and lifecycle, in the order of [`Network::status`]'s
+    /// agents; drivers that can answer without reading the agents do.
+    fn lifecycles(&self) -> BoxFuture<'_, Vec<(String, Lifecycle)>> {
+        Box::pin(async move {
+            let status = self.status().await;
+            status.agents.into_iter().map(|a| (a.agent_id, a.status)).collect()
+        })
+    }
 }
 
 #[cfg(test)]

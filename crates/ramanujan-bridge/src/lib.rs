@@ -23,6 +23,10 @@
 //!   interval, `sync: false` on the host's `broadcast.heartbeat` and while the
 //!   agent reports rewriting left to do.
 //!
+//! Each webhook is recorded for the interaction timeline as a `webhook`
+//! event (topic, the app's status, duration), published on `timeline.events`
+//! with the events the agent's report carries (what it did in that request).
+//!
 //! `POST /publish/{subject}` (signed the same way, the subject as scope) puts a
 //! message on the broker: through JetStream, with its `Nats-Msg-Id`, for an
 //! agent inbox (answering once the broker stored it), as a core message for
@@ -37,6 +41,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
+use ramanujan_events::{Event, Kind};
 use ramanujan_network::nats::broker;
 use ramanujan_wire::signature::{self, SIGNATURE_HEADER};
 use ramanujan_wire::wire;
@@ -124,6 +129,10 @@ impl Bridge {
         }
         let client = broker::connect(&config.nats_url, "ramanujan-bridge").await?;
         let js = jetstream::new(client.clone());
+        // The hosted agents' events and the webhook deliveries go to the timeline.
+        if let Err(e) = broker::ensure_timeline_stream(&js).await {
+            tracing::warn!(error = %e, "no timeline stream; events will not be kept");
+        }
         let http = reqwest::Client::builder()
             .timeout(config.webhook_timeout)
             .build()
@@ -240,8 +249,29 @@ impl AgentLink {
         broker::inbox(&self.shared.js, self.index, 1).await
     }
 
-    /// POSTs one webhook and sorts its answer.
+    /// POSTs one webhook and sorts its answer. The delivery is recorded for
+    /// the timeline, with the events the agent's report carries.
     async fn post(&self, topic: &str, body: Vec<u8>, content_type: &str) -> Outcome {
+        let started = std::time::Instant::now();
+        let (status, mut outcome) = self.exchange(topic, body, content_type).await;
+        let mut events: Vec<Event> = match &mut outcome {
+            Outcome::Taken(report) => serde_json::from_value(report["events"].take()).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        events.push(Event::from_component(
+            "bridge",
+            Kind::Webhook {
+                topic: topic.to_string(),
+                status,
+                duration_us: started.elapsed().as_micros() as u64,
+            },
+        ));
+        broker::publish_events(&self.shared.js, events).await;
+        outcome
+    }
+
+    /// One webhook: the status the app answered (0: none) and what it came to.
+    async fn exchange(&self, topic: &str, body: Vec<u8>, content_type: &str) -> (u16, Outcome) {
         let config = &self.shared.config;
         let url = format!("{}/nats/webhook/{topic}", config.app_url.trim_end_matches('/'));
         let signature = signature::sign(&config.secret, topic, &body);
@@ -256,15 +286,18 @@ impl AgentLink {
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => return Outcome::Failed(format!("POST {url}: {e}"), Duration::from_secs(1)),
+            Err(e) => return (0, Outcome::Failed(format!("POST {url}: {e}"), Duration::from_secs(1))),
         };
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if status.is_success() {
-            return Outcome::Taken(serde_json::from_str(&text).unwrap_or(Value::Null));
+            return (
+                status.as_u16(),
+                Outcome::Taken(serde_json::from_str(&text).unwrap_or(Value::Null)),
+            );
         }
         let why = format!("{status}: {}", &text[..text.len().min(300)]);
-        match status.as_u16() {
+        let outcome = match status.as_u16() {
             400 | 413 | 422 => Outcome::Malformed(why),
             // The secrets disagree: a configuration error, not worth hammering the app.
             401 | 403 => {
@@ -274,7 +307,8 @@ impl AgentLink {
             // The app does not host this agent (yet): likewise.
             404 => Outcome::Failed(why, Duration::from_secs(30)),
             _ => Outcome::Failed(why, Duration::from_secs(1)),
-        }
+        };
+        (status.as_u16(), outcome)
     }
 
     async fn deliver(&mut self, subject: &str, message: jetstream::Message) {

@@ -42,6 +42,21 @@ pub struct Event {
     pub event: Kind,
 }
 
+impl Event {
+    /// An event of a component (`crdt-service`), which keeps no causal
+    /// history: no dot, nothing seen; stamped when emitted.
+    pub fn from_component(source: &str, event: Kind) -> Event {
+        Event {
+            at_us: 0,
+            source: source.to_string(),
+            submission: None,
+            dot: None,
+            seen: BTreeMap::new(),
+            event,
+        }
+    }
+}
+
 /// A fact-recording event's place in its agent's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,7 +129,9 @@ pub enum Kind {
     CrdtMerge {
         /// The CRDT type (`gcounter`, `text`, ...).
         crdt_type: String,
-        /// `hit`, `miss` or `bypass` (the memo cache).
+        /// How it was answered: `identical` (all inputs the same state),
+        /// `hit` (the memo cache), `contained` (computed, equal to an input)
+        /// or `miss` (computed).
         cache: String,
         /// How long it took.
         duration_us: u64,
@@ -164,6 +181,8 @@ pub enum LifecycleState {
     Suspect,
     /// It missed them for long.
     Dead,
+    /// It beats again after being suspect or dead.
+    Alive,
     /// It restarted from its store.
     Restart,
 }

@@ -15,6 +15,8 @@ use ramanujan_agent::agent::{Agent, AgentSnapshot, WorkLimits};
 use ramanujan_agent::network::{BoxFuture, NetworkError};
 use ramanujan_agent::protocol::Envelope;
 use ramanujan_agent::topology::{TopologyKind, agent_id};
+use ramanujan_events::event::LifecycleState;
+use ramanujan_events::{Event, Kind};
 use ramanujan_wire::inbox::Handled;
 use ramanujan_wire::wire::{self, Beat, Query, SubmitAck};
 use serde::{Deserialize, Serialize};
@@ -72,6 +74,13 @@ pub struct Report {
     pub facts: usize,
     /// Digest of its facts.
     pub digest: String,
+    /// What the agent did in this request, as timeline events stamped with
+    /// the host's clock: the bridge publishes them for the timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+    /// Events the agent recorded and could not keep in this request.
+    #[serde(default)]
+    pub events_dropped: u64,
 }
 
 /// An agent's key: its whole state and this life's number.
@@ -130,6 +139,7 @@ impl Hosted {
     pub(crate) async fn load(&self, index: usize) -> Result<Loaded, NetworkError> {
         let mut loaded = self.load_saved(index).await?;
         loaded.agent.set_time(now_ms().saturating_sub(loaded.created_ms));
+        loaded.agent.record_events();
         Ok(loaded)
     }
 
@@ -235,13 +245,25 @@ impl Hosted {
     /// Saves, then publishes acknowledgements, envelopes and (if asked) a heartbeat.
     async fn finish(
         &self,
-        loaded: Loaded,
+        mut loaded: Loaded,
         handled: usize,
         out: Vec<Envelope>,
         acks: Vec<SubmitAck>,
         beat: bool,
     ) -> Result<Report, NetworkError> {
         let dirty = loaded.agent.is_dirty();
+        let (mut events, events_dropped) = loaded.agent.take_events();
+        if loaded.saved_ms.is_none() {
+            // A new life begins with this request.
+            let start = Kind::Lifecycle {
+                state: LifecycleState::Start,
+            };
+            events.insert(0, Event::from_component(&agent_id(loaded.index), start));
+        }
+        let now = ramanujan_events::emit::now_us();
+        for event in &mut events {
+            event.at_us = now;
+        }
         let (index, heartbeat) = self.save(loaded).await?;
         let mut published = 0;
         let mut failures = Vec::new();
@@ -287,6 +309,8 @@ impl Hosted {
             dirty,
             facts: heartbeat.facts,
             digest: heartbeat.digest,
+            events,
+            events_dropped,
         })
     }
 }

@@ -33,6 +33,9 @@ pub struct Runtime {
     /// A key-value store shared by every instance of the app (Spin's), for
     /// caches that should outlive one instance; `None` natively.
     pub shared: Option<Arc<dyn kv::KeyValue>>,
+    /// Where the component's interactions go (the interaction timeline's
+    /// queue, natively); `None`: they are not recorded.
+    pub events: Option<ramanujan_events::Emitter>,
 }
 
 impl Default for Runtime {
@@ -42,6 +45,7 @@ impl Default for Runtime {
             saturation_timeout: Duration::from_millis(5_000),
             agent_id: "local".into(),
             shared: None,
+            events: None,
         }
     }
 }

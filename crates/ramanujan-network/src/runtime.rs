@@ -668,6 +668,15 @@ impl Network for InProcessNetwork {
         ready(self.state_of(&id))
     }
 
+    fn lifecycles(&self) -> BoxFuture<'_, Vec<(String, Lifecycle)>> {
+        let lives = self
+            .ids
+            .iter()
+            .map(|id| (id.clone(), self.lifecycle(&self.slots[id])))
+            .collect();
+        ready(lives)
+    }
+
     fn agent_replica(&self, id: String) -> BoxFuture<'_, Result<ReplicaState, NetworkError>> {
         ready(self.slot(&id).map(|s| lock(&s.agent).replica().clone()))
     }

@@ -5,6 +5,7 @@
 //! or SIGTERM.
 
 pub mod config;
+pub mod lifecycle;
 pub mod pool;
 
 use axum::extract::DefaultBodyLimit;
@@ -147,6 +148,7 @@ pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>, time
         saturation_timeout: Duration::from_millis(args.saturation_timeout_ms),
         agent_id: args.agent_id.clone(),
         shared: None,
+        events: Some(timeline.emitter()),
     };
     let started = Instant::now();
     let mode = if args.nats.is_some() { "distributed" } else { "embedded" };
@@ -182,7 +184,7 @@ pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>, time
         .merge(stream_blue::router(runtime.clone()))
         .merge(stream_green::router(runtime))
         .merge(duck_colors::router())
-        .merge(crdt_service::router(args.crdt_cache_capacity))
+        .merge(crdt_service::router(args.crdt_cache_capacity, Some(timeline.emitter())))
         .merge(agent_orchestrator::router(network))
         .merge(interaction_timeline::router(timeline))
         .route("/health", get(health))
@@ -246,10 +248,16 @@ pub async fn serve_on(
                 tracing::error!(error = %e, "the timeline's feed from the broker stopped");
             }
         });
+        let watcher = tokio::spawn(lifecycle::watch(
+            network.clone(),
+            timeline.emitter(),
+            ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
+        ));
         let served = axum::serve(listener, app(&args, network, timeline))
             .with_graceful_shutdown(shutdown)
             .await;
         feed.abort();
+        watcher.abort();
         served?;
     } else {
         let network = start_network(&args, Some(timeline.emitter())).map_err(std::io::Error::other)?;
@@ -259,9 +267,15 @@ pub async fn serve_on(
             None => "replicas in memory only".to_string(),
         };
         println!("Ramanujan is up at http://{addr}  ({kept}; try: curl http://{addr}/status)");
+        let watcher = tokio::spawn(lifecycle::watch(
+            network.clone(),
+            timeline.emitter(),
+            ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
+        ));
         let served = axum::serve(listener, app(&args, network.clone(), timeline))
             .with_graceful_shutdown(shutdown)
             .await;
+        watcher.abort();
         let stopping = network.clone();
         let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
         served?;

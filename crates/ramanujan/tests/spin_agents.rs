@@ -471,6 +471,44 @@ fn spin_agents_behind_the_bridge_and_native_agents_converge_on_one_broker() {
             let (_, own) = call(&host, "GET", &format!("/agent/agent-{i}/state"), &[], Vec::new()).await;
             assert!(own["counters"]["messages_received"].as_u64().unwrap() > 0);
         }
+
+        // The Spin agents' interactions reach the host's timeline through the
+        // bridge, with the bridge's webhook deliveries.
+        for i in ON_SPIN {
+            eventually(
+                Duration::from_secs(30),
+                &format!("agent-{i}'s events in the timeline"),
+                async || {
+                    let answer = get(&format!("/timeline/query?agent=agent-{i}&limit=10000")).await;
+                    let types: std::collections::BTreeSet<&str> = answer["events"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e["event"]["type"].as_str())
+                        .collect();
+                    ["lifecycle", "message_received", "message_sent", "merge"]
+                        .iter()
+                        .all(|t| types.contains(t))
+                },
+            )
+            .await;
+        }
+        let webhooks = get("/timeline/query?type=webhook&agent=bridge&limit=10000").await;
+        let topics: std::collections::BTreeSet<&str> = webhooks["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"]["status"] == 200)
+            .filter_map(|e| e["event"]["topic"].as_str())
+            .collect();
+        for topic in ["agent.4.sync", "agent.4.tick", "agent.7.sync", "agent.7.tick"] {
+            assert!(topics.contains(topic), "{topic} delivered: {topics:?}");
+        }
+        // A submission a Spin agent took is in its story.
+        if let Some((id, entry)) = ids.iter().find(|(_, e)| *e == "agent-4" || *e == "agent-7") {
+            let story = get(&format!("/timeline/submissions/{id}")).await;
+            assert_eq!(story["entered"]["agent"], *entry, "{story}");
+        }
     });
     drop(broker);
 }

@@ -176,6 +176,50 @@ fn every_agent_s_interactions_are_in_the_timeline_file_and_survive_a_kill_9() {
     assert_eq!(submissions, 30);
 }
 
+/// The components record their work too: each saturation (cached or not)
+/// and each CRDT merge (how it was answered), with how long it took.
+#[test]
+fn the_components_saturations_and_merges_are_in_the_timeline() {
+    let mut args = vec!["up", "--port", "0", "--in-memory"];
+    args.extend(NETWORK_FLAGS);
+    let (_process, base) = spawn_printing_url(&args);
+    let host = Host::new(base, Duration::from_secs(30));
+    let saturate = serde_json::json!({"expression": "(* 0 (+ p q))"});
+    for _ in 0..2 {
+        assert_eq!(host.post("/egraph/saturate", saturate.clone()).0, 200);
+    }
+    let counter = |dots: Value| serde_json::json!({"inner": {"dots": dots}});
+    let merge = serde_json::json!({"crdt_type": "GCounter",
+        "states": [counter(serde_json::json!({"a": 2})), counter(serde_json::json!({"b": 3}))]});
+    for _ in 0..2 {
+        assert_eq!(host.post("/crdt/merge", merge.clone()).0, 200);
+    }
+    let events = |kind: &str| -> Vec<Value> {
+        let (_, answer) = host.get(&format!("/timeline/query?type={kind}"));
+        answer["events"].as_array().unwrap().clone()
+    };
+    wait_for("the components' events are written", Duration::from_secs(10), || {
+        events("saturation").len() == 2 && events("crdt_merge").len() == 2
+    });
+    let saturations = events("saturation");
+    let cached: Vec<&Value> = saturations.iter().map(|e| &e["event"]["cached"]).collect();
+    assert_eq!(cached, [false, true], "{saturations:?}");
+    assert!(saturations.iter().all(|e| e["source"] == "egraph-service"));
+    assert!(
+        saturations[0]["event"]["duration_us"].as_u64().unwrap()
+            > saturations[1]["event"]["duration_us"].as_u64().unwrap(),
+        "a saturation takes longer than a cache hit: {saturations:?}"
+    );
+    let merges = events("crdt_merge");
+    let cases: Vec<&Value> = merges.iter().map(|e| &e["event"]["cache"]).collect();
+    assert_eq!(cases, ["miss", "hit"], "{merges:?}");
+    assert!(
+        merges
+            .iter()
+            .all(|e| e["source"] == "crdt-service" && e["event"]["crdt_type"] == "GCounter")
+    );
+}
+
 /// Over NATS: the agents publish their events on the broker and the host's
 /// timeline reads them with a durable consumer; a host killed with -9 and
 /// started again on the same file takes up where it was, so events the agents
@@ -186,7 +230,7 @@ fn over_nats_the_timeline_survives_a_kill_9_of_its_host_and_loses_nothing() {
     let broker = ramanujan_network::nats::LocalBroker::start(dir.path()).expect("nats-server runs");
     let url = broker.url();
     let agents_data = dir.path().join("agents");
-    let _agents: Vec<common::Proc> = (0..9).map(|i| common::spawn_agent(i, &url, &agents_data)).collect();
+    let mut agents_running: Vec<common::Proc> = (0..9).map(|i| common::spawn_agent(i, &url, &agents_data)).collect();
     let host_data = dir.path().join("host").to_str().unwrap().to_string();
     let host_args = {
         let mut args = vec!["up", "--port", "0", "--nats", &url, "--data-dir", &host_data];
@@ -275,4 +319,28 @@ fn over_nats_the_timeline_survives_a_kill_9_of_its_host_and_loses_nothing() {
         sources, agents,
         "each agent's start, published before any host read: {started}"
     );
+
+    // An agent killed with -9 stops beating: the host records it suspect,
+    // then dead (health timeout 1 s).
+    agents_running.remove(4).kill9();
+    let lives = |state: &str| -> usize {
+        let (_, answer) = again.get("/timeline/query?type=lifecycle&agent=agent-4");
+        answer["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"]["state"] == state)
+            .count()
+    };
+    wait_for(
+        "agent-4 is recorded suspect, then dead",
+        Duration::from_secs(20),
+        || lives("suspect") == 1 && lives("dead") == 1,
+    );
+    let (_, others) = again.get("/timeline/query?type=lifecycle&limit=1000");
+    for e in others["events"].as_array().unwrap() {
+        if e["source"] != "agent-4" {
+            assert!(e["event"]["state"] == "start", "only agent-4 stopped beating: {e}");
+        }
+    }
 }

@@ -6,5 +6,9 @@ use spin_sdk::http::{IntoResponse, Request};
 /// Serves one request.
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> impl IntoResponse {
-    spin_entry::serve(crdt_service::router(crdt_service::DEFAULT_CACHE_CAPACITY), request).await
+    spin_entry::serve(
+        crdt_service::router(crdt_service::DEFAULT_CACHE_CAPACITY, None),
+        request,
+    )
+    .await
 }

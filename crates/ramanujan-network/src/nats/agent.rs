@@ -91,7 +91,7 @@ pub async fn run_nats_agent(config: AgentConfig, shutdown: impl Future<Output = 
     if let Err(e) = broker::ensure_timeline_stream(&js).await {
         tracing::warn!(agent = %id, error = %e, "no timeline stream; events will not be kept");
     }
-    publish_events(
+    broker::publish_events(
         &js,
         vec![Event {
             at_us: 0,
@@ -198,7 +198,7 @@ impl Process {
                 }
             }
             let (events, _) = self.agent.take_events();
-            publish_events(&self.js, events).await;
+            broker::publish_events(&self.js, events).await;
         }
         if let Some(step) = step {
             // What the step derived is dropped: nothing of it was saved or sent.
@@ -283,32 +283,6 @@ impl Process {
         };
         let payload: Vec<u8> = serde_json::to_vec(&answer).unwrap_or_default();
         let _ = self.client.publish(reply, payload.into()).await;
-    }
-}
-
-/// Publishes interaction events for the timeline (stamped now if they have
-/// no time), in batches; the broker's acknowledgements are not waited for.
-/// Events the broker does not take are lost to the timeline, never to the agent.
-async fn publish_events(js: &jetstream::Context, mut events: Vec<Event>) {
-    if events.is_empty() {
-        return;
-    }
-    let now = ramanujan_events::emit::now_us();
-    for event in &mut events {
-        if event.at_us == 0 {
-            event.at_us = now;
-        }
-    }
-    for chunk in events.chunks(1_000) {
-        match js
-            .publish(wire::TIMELINE_SUBJECT, wire::encode_events(chunk).into())
-            .await
-        {
-            Ok(stored) => {
-                tokio::spawn(stored.into_future());
-            }
-            Err(e) => tracing::debug!(error = %e, "timeline events not published"),
-        }
     }
 }
 

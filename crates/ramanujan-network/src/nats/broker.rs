@@ -56,6 +56,32 @@ pub async fn ensure_timeline_stream(js: &jetstream::Context) -> Result<jetstream
     .map_err(|e| format!("creating the JetStream stream {TIMELINE_STREAM}: {e}"))
 }
 
+/// Publishes interaction events for the timeline (stamped now if they have
+/// no time), in batches; the broker's acknowledgements are not waited for.
+/// Events the broker does not take are lost to the timeline, never to the agent.
+pub async fn publish_events(js: &jetstream::Context, mut events: Vec<ramanujan_events::Event>) {
+    if events.is_empty() {
+        return;
+    }
+    let now = ramanujan_events::emit::now_us();
+    for event in &mut events {
+        if event.at_us == 0 {
+            event.at_us = now;
+        }
+    }
+    for chunk in events.chunks(1_000) {
+        match js
+            .publish(TIMELINE_SUBJECT, ramanujan_wire::wire::encode_events(chunk).into())
+            .await
+        {
+            Ok(stored) => {
+                tokio::spawn(stored.into_future());
+            }
+            Err(e) => tracing::debug!(error = %e, "timeline events not published"),
+        }
+    }
+}
+
 /// The timeline's durable consumer `name` of the agents' events, retried
 /// until the broker answers. A message is acknowledged once written.
 pub async fn timeline_events(js: &jetstream::Context, name: &str) -> pull::Stream {

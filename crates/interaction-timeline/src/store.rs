@@ -5,7 +5,7 @@
 //! No SQL is built from request text: a query picks among fixed clauses and
 //! binds every value.
 
-use ramanujan_duckdb::duckdb::{self, Connection, params_from_iter, types::Value};
+use ramanujan_duckdb::duckdb::{self, Connection, OptionalExt, params_from_iter, types::Value};
 use ramanujan_events::event::TYPES;
 use ramanujan_events::{Event, EventDot, Kind};
 use serde::Serialize;
@@ -219,21 +219,38 @@ impl Store {
         Ok(())
     }
 
-    /// Moves the events older than `cutoff_us` out of the table: into a
-    /// Parquet file in `archive` first, if given. Exactly the rows written
+    /// Moves the events older than `cutoff_us`, and all but the newest
+    /// `max_events` written, out of the table: into a Parquet file in
+    /// `archive` first, if given. Exactly the rows written
     /// to the file go (events that arrive meanwhile stay), and only once it
     /// is written. Answers how many went, and the file.
     pub fn retain(
         &self,
-        cutoff_us: i64,
+        cutoff_us: Option<i64>,
+        max_events: Option<u64>,
         archive: Option<&Path>,
     ) -> Result<(u64, Option<std::path::PathBuf>), StoreError> {
+        // The oldest `seq` kept by the count: that of the max_events-th newest.
+        let first_kept: u64 = match max_events {
+            Some(n) => self
+                .conn
+                .query_row(
+                    "SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                    [n.saturating_sub(1).min(i64::MAX as u64) as i64],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0),
+            None => 0,
+        };
+        let cutoff_us = cutoff_us.unwrap_or(i64::MIN);
         self.conn.execute_batch("DROP TABLE IF EXISTS retired_rows")?;
         self.conn.execute(
             &format!(
-                "CREATE TEMP TABLE retired_rows AS SELECT {COLUMNS} FROM events WHERE at_us < ? ORDER BY at_us, seq"
+                "CREATE TEMP TABLE retired_rows AS SELECT {COLUMNS} FROM events \
+                 WHERE at_us < ? OR seq < ? ORDER BY at_us, seq"
             ),
-            [cutoff_us],
+            duckdb::params![cutoff_us, first_kept],
         )?;
         let result = self.retire(archive);
         self.conn.execute_batch("DROP TABLE IF EXISTS retired_rows")?;

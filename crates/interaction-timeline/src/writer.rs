@@ -26,12 +26,17 @@ pub const LINGER_GAP: Duration = Duration::from_millis(5);
 /// How often the writer moves events past their retention out of the table.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
-/// How long events stay in the table (`TIMELINE_RETENTION`), and where older
-/// ones go before they leave it.
-#[derive(Debug, Clone)]
+/// How long events stay in the table (`TIMELINE_RETENTION`), how many it
+/// holds at most (`TIMELINE_MAX_EVENTS`), and where older ones go before they
+/// leave it. The size is counted in events, not bytes: a DuckDB file does not
+/// shrink when rows leave it (it reuses their space), so a bound on its bytes
+/// would not free what a reader expects.
+#[derive(Debug, Clone, Default)]
 pub struct Retention {
     /// Events older than this leave the table.
-    pub keep: Duration,
+    pub keep: Option<Duration>,
+    /// Past this many events, the oldest written leave the table.
+    pub max_events: Option<u64>,
     /// A directory for the Parquet files they are written to first; none
     /// drops them (a timeline in memory keeps nothing anyway).
     pub archive: Option<PathBuf>,
@@ -273,9 +278,12 @@ fn write_batches(store: Store, queue: EventQueue, shared: Arc<Shared>, retention
     }
 }
 
-/// Moves the events older than `retention.keep` out of the table.
+/// Moves the events older than `retention.keep`, and the oldest beyond
+/// `retention.max_events`, out of the table.
 fn retain(store: &Store, retention: &Retention) -> Result<(u64, Option<PathBuf>), StoreError> {
-    let keep = i64::try_from(retention.keep.as_micros()).unwrap_or(i64::MAX);
-    let cutoff = ramanujan_events::emit::now_us().saturating_sub(keep);
-    store.retain(cutoff, retention.archive.as_deref())
+    let cutoff = retention.keep.map(|keep| {
+        let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
+        ramanujan_events::emit::now_us().saturating_sub(keep)
+    });
+    store.retain(cutoff, retention.max_events, retention.archive.as_deref())
 }

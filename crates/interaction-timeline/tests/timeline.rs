@@ -420,8 +420,9 @@ fn retention_moves_old_events_to_parquet_before_they_leave_the_table() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
     let retention = interaction_timeline::Retention {
-        keep: Duration::from_secs(3_600),
+        keep: Some(Duration::from_secs(3_600)),
         archive: Some(archive.clone()),
+        ..Default::default()
     };
     let timeline = Timeline::open_with(Some(&dir.path().join("timeline.duckdb")), Some(retention)).unwrap();
     let now = ramanujan_events::emit::now_us();
@@ -452,4 +453,42 @@ fn retention_moves_old_events_to_parquet_before_they_leave_the_table() {
     assert_eq!((rows, newest), (250, now - 7_200_000_000 + 249));
     assert_eq!(timeline.health().retired, 250);
     assert_eq!(timeline.retain_now().unwrap(), (0, None), "nothing more is old");
+}
+
+#[test]
+fn retention_by_count_keeps_the_newest_written_and_archives_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let retention = interaction_timeline::Retention {
+        max_events: Some(100),
+        archive: Some(archive.clone()),
+        ..Default::default()
+    };
+    let timeline = Timeline::open_with(Some(&dir.path().join("timeline.duckdb")), Some(retention)).unwrap();
+    let now = ramanujan_events::emit::now_us();
+    // Written in three batches, the last with the oldest timestamps (a clock
+    // behind): the count keeps what was written last, whatever its time.
+    for (source, at) in [("agent-0", now), ("agent-1", now + 1_000), ("agent-2", now - 1_000_000)] {
+        let batch: Vec<Event> = (0..60).map(|i| merge_at(at + i, source)).collect();
+        timeline.append_now(&batch).unwrap();
+    }
+    assert_eq!(timeline.retain_now().unwrap().0, 80);
+    let left = timeline
+        .query(&Filter {
+            limit: 10_000,
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(left.len(), 100);
+    assert_eq!(left.iter().filter(|e| e.event.source == "agent-2").count(), 60);
+    assert_eq!(left.iter().filter(|e| e.event.source == "agent-1").count(), 40);
+    let files: Vec<_> = std::fs::read_dir(&archive).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        timeline.retain_now().unwrap(),
+        (0, None),
+        "at the bound, nothing leaves"
+    );
+    timeline.append_now(&[merge_at(now + 5, "agent-3")]).unwrap();
+    assert_eq!(timeline.retain_now().unwrap().0, 1, "one past the bound, one leaves");
 }

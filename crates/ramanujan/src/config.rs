@@ -125,6 +125,11 @@ pub struct ServeArgs {
     /// then leave `timeline.duckdb`. Unset: kept for good.
     #[arg(long, env = "TIMELINE_RETENTION", value_parser = humantime::parse_duration)]
     pub timeline_retention: Option<std::time::Duration>,
+    /// Most events the interaction timeline keeps: past it, the oldest
+    /// written are archived likewise (checked every minute). Unset: no bound
+    /// for a timeline file, 1,000,000 events for one in memory.
+    #[arg(long, env = "TIMELINE_MAX_EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeline_max_events: Option<u64>,
     /// Over NATS: the durable consumer the timeline reads the agents' events
     /// with. Hosts that share a name share the events (each gets some); a
     /// host that wants all of them takes a name of its own.

@@ -46,6 +46,10 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> http::Response<
         .expect("static response")
 }
 
+/// Most events a timeline in memory (`--in-memory`) keeps unless
+/// `--timeline-max-events` says otherwise.
+pub const DEFAULT_IN_MEMORY_TIMELINE_EVENTS: u64 = 1_000_000;
+
 /// Opens the interaction timeline: `timeline.duckdb` in the data directory,
 /// or in memory with `--in-memory`. Over NATS it is fed from the broker (see
 /// [`ramanujan_network::nats::feed_timeline`]).
@@ -57,8 +61,13 @@ pub fn open_timeline(args: &ServeArgs) -> Result<Arc<Timeline>, String> {
         }
         None => None,
     };
-    let retention = args.timeline_retention.map(|keep| Retention {
-        keep,
+    // A timeline in memory is bounded by default: it has nowhere else to go.
+    let max_events = args
+        .timeline_max_events
+        .or(path.is_none().then_some(DEFAULT_IN_MEMORY_TIMELINE_EVENTS));
+    let retention = (args.timeline_retention.is_some() || max_events.is_some()).then(|| Retention {
+        keep: args.timeline_retention,
+        max_events,
         archive: path
             .as_ref()
             .and_then(|p| p.parent())

@@ -8,7 +8,8 @@
 //!    same terms, and the size of its redb store.
 //!
 //! `cargo bench -p ramanujan-network --bench network` (needs `nats-server` on PATH).
-//! `-- quick` runs fewer samples; `-- throughput` only the messages/s part; `-- settled` only the time
+//! `-- quick` runs fewer samples; `-- throughput` only the messages/s part (`-- throughput emit
+//! rounds=N`: with and without the agents' timeline events, alternating); `-- settled` only the time
 //! to settled of a new submission after 0, 100 and 1,000 earlier ones (`goal_nodes=N` sets the budget
 //! of each submission and colour, the default is the network's; `agents=48` runs the expander instead of
 //! the 9-agent triangle; `history=0,100,5000` sets the earlier submissions to measure after;
@@ -183,6 +184,7 @@ async fn nats_network(
     agents: usize,
     work: WorkLimits,
     data_dir: Option<std::path::PathBuf>,
+    events: bool,
 ) -> (Arc<NatsNetwork>, tokio::sync::watch::Sender<bool>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     for index in 0..agents {
@@ -198,6 +200,7 @@ async fn nats_network(
             batch: 256,
             work,
             node_id: "bench".into(),
+            events,
         };
         tokio::spawn(async move {
             let _ = run_nats_agent(config, async move {
@@ -234,7 +237,7 @@ async fn nats_latency(agents: usize, samples: usize, rewriting: bool) {
     let (work, label) = mode(rewriting);
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).unwrap();
-    let (network, stop) = nats_network(&broker, agents, work, None).await;
+    let (network, stop) = nats_network(&broker, agents, work, None, true).await;
     let samples = latencies(network.as_ref(), samples, 1).await;
     report(&format!("{label}, over NATS, {agents} agents"), samples);
     let _ = stop.send(true);
@@ -252,7 +255,7 @@ async fn nats_settled(agents: usize, samples: usize, goal_nodes: usize) {
         goal_nodes,
         ..WorkLimits::default()
     };
-    let (network, stop) = nats_network(&broker, agents, work, None).await;
+    let (network, stop) = nats_network(&broker, agents, work, None, true).await;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let times = settle_times(network.as_ref(), &mut rng, samples).await;
     report(&format!("settled, over NATS, {agents} agents"), times);
@@ -276,11 +279,14 @@ async fn state_of(network: &NatsNetwork, i: usize) -> ramanujan_agent::network::
 /// Floods `submissions` expressions (no rewriting) through 9 agents on the
 /// broker, with their replicas in memory or saved to redb; messages handled per
 /// second, and raw JetStream's rate on the same broker.
-async fn nats_throughput(submissions: usize, persist: bool) {
+/// Envelopes per second across 9 agents over NATS for `submissions` sent
+/// straight into their inboxes, the agents recording and publishing their
+/// interaction events or not; then, with `peer`, raw JetStream's rate.
+async fn nats_throughput(submissions: usize, persist: bool, events: bool, peer: bool) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).unwrap();
     let data_dir = persist.then(|| dir.path().join("data"));
-    let (network, stop) = nats_network(&broker, 9, no_rewriting(), data_dir).await;
+    let (network, stop) = nats_network(&broker, 9, no_rewriting(), data_dir, events).await;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let exprs: Vec<Expr> = (0..submissions)
         .map(|_| parse_expr(&random_expr(&mut rng, 3, 1_000_000)).unwrap())
@@ -339,7 +345,7 @@ async fn nats_throughput(submissions: usize, persist: bool) {
     let rate = received as f64 / took.as_secs_f64();
     let broker_rate = published as f64 / took.as_secs_f64();
     println!(
-        "{:<44} {received} envelopes in {:.2} s = {:>8.0} envelopes/s; {published} broker messages = {:>8.0}/s ({submissions} submissions, accepted in {:.2} s)",
+        "{:<44} {received} envelopes in {:.2} s = {:>8.0} envelopes/s; {published} broker messages = {:>8.0}/s ({submissions} submissions, accepted in {:.2} s){}",
         if persist {
             "messages over NATS, 9 agents, saved to redb"
         } else {
@@ -348,10 +354,14 @@ async fn nats_throughput(submissions: usize, persist: bool) {
         took.as_secs_f64(),
         rate,
         broker_rate,
-        submitted.as_secs_f64()
+        submitted.as_secs_f64(),
+        if events { "" } else { ", no timeline events" }
     );
     let _ = stop.send(true);
     tokio::time::sleep(Duration::from_millis(200)).await;
+    if !peer {
+        return rate;
+    }
 
     // The peer: as many raw JetStream messages as the agents' broker messages,
     // published (acks awaited in windows of 256) into a work queue like the
@@ -410,6 +420,7 @@ async fn nats_throughput(submissions: usize, persist: bool) {
         raw,
         broker_rate / raw
     );
+    rate
 }
 
 /// One agent holding ≥ 10,000 e-nodes: its heap, raw egg's heap for the same
@@ -662,9 +673,29 @@ fn main() {
     }
     let samples = if quick { 10 } else { 40 };
     if std::env::args().any(|a| a == "throughput") {
+        if std::env::args().any(|a| a == "emit") {
+            // The cost of the timeline's events: runs with and without them,
+            // alternating, in memory (where the agents' own work is least).
+            let rounds = arg("rounds").map_or(3, |n| n.parse().expect("rounds=N"));
+            let (mut with, mut without) = (Vec::new(), Vec::new());
+            runtime.block_on(async {
+                for _ in 0..rounds {
+                    without.push(nats_throughput(5_000, false, false, false).await);
+                    with.push(nats_throughput(5_000, false, true, false).await);
+                }
+            });
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            println!(
+                "envelopes/s with events {:.0} (mean of {rounds}), without {:.0}: {:.3}x",
+                mean(&with),
+                mean(&without),
+                mean(&with) / mean(&without)
+            );
+            return;
+        }
         runtime.block_on(async {
-            nats_throughput(5_000, false).await;
-            nats_throughput(5_000, true).await;
+            nats_throughput(5_000, false, true, true).await;
+            nats_throughput(5_000, true, true, true).await;
         });
         return;
     }
@@ -677,7 +708,7 @@ fn main() {
             }
         }
         for persist in [false, true] {
-            nats_throughput(if quick { 500 } else { 5_000 }, persist).await;
+            nats_throughput(if quick { 500 } else { 5_000 }, persist, true, true).await;
         }
     });
 }

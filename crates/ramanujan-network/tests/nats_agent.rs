@@ -55,6 +55,7 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
             batch: 64,
             work: Default::default(),
             node_id: "test".into(),
+            events: true,
         },
         async {
             let _ = stopped.await;

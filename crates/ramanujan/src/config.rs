@@ -203,6 +203,10 @@ pub struct AgentArgs {
     /// This host's name, reported as the agent's `node_id`.
     #[arg(long, env = "NODE_ID", default_value = "local")]
     pub node_id: String,
+    /// Record this agent's interactions and publish them on `timeline.events`
+    /// for the hosts' timelines (`false` saves their cost).
+    #[arg(long, env = "TIMELINE_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub timeline_events: bool,
     /// The network.
     #[command(flatten)]
     pub network: NetworkArgs,

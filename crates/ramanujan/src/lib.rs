@@ -125,6 +125,7 @@ pub async fn run_agent(args: AgentArgs, shutdown: impl Future<Output = ()>) -> R
         batch: net.max_buffer_size.clamp(1, 1024),
         work: net.work_limits(),
         node_id: args.node_id.clone(),
+        events: args.timeline_events,
     };
     ramanujan_network::nats::run_nats_agent(config, shutdown).await
 }

@@ -46,7 +46,15 @@ pub struct AgentConfig {
     pub work: WorkLimits,
     /// This host's name.
     pub node_id: String,
+    /// Record its interactions and publish them for the timeline.
+    pub events: bool,
 }
+
+/// Most interaction events an agent publishes in one batch.
+pub const EVENT_BATCH: usize = 1_000;
+
+/// Longest an interaction event waits in an agent for its batch.
+pub const EVENT_LINGER: Duration = Duration::from_millis(100);
 
 /// The running agent and its I/O.
 struct Process {
@@ -60,6 +68,11 @@ struct Process {
     started: Instant,
     /// Messages waiting for a save that failed to succeed (see [`Process::release`]).
     release: Release,
+    /// Interaction events taken from the agent, stamped, not yet published
+    /// (see [`Process::emit_events`]).
+    events: Vec<Event>,
+    /// When the oldest of them was taken.
+    events_since: Instant,
 }
 
 /// Runs one agent until `shutdown` resolves.
@@ -87,24 +100,16 @@ pub async fn run_nats_agent(config: AgentConfig, shutdown: impl Future<Output = 
     let client = broker::connect(&config.nats_url, &id).await?;
     let js = jetstream::new(client.clone());
     // Its interactions go to the timeline (see `Process::emit_events`).
-    agent.record_events();
-    if let Err(e) = broker::ensure_timeline_stream(&js).await {
-        tracing::warn!(agent = %id, error = %e, "no timeline stream; events will not be kept");
+    if config.events {
+        agent.record_events();
+        if let Err(e) = broker::ensure_timeline_stream(&js).await {
+            tracing::warn!(agent = %id, error = %e, "no timeline stream; events will not be kept");
+        }
+        let start = Kind::Lifecycle {
+            state: LifecycleState::Start,
+        };
+        broker::publish_events(&js, vec![Event::from_component(&id, start)]).await;
     }
-    broker::publish_events(
-        &js,
-        vec![Event {
-            at_us: 0,
-            source: id.clone(),
-            submission: None,
-            dot: None,
-            seen: Default::default(),
-            event: Kind::Lifecycle {
-                state: LifecycleState::Start,
-            },
-        }],
-    )
-    .await;
     let mut process = Process {
         config,
         agent,
@@ -114,6 +119,8 @@ pub async fn run_nats_agent(config: AgentConfig, shutdown: impl Future<Output = 
         incarnation,
         started: Instant::now(),
         release: Release::default(),
+        events: Vec::new(),
+        events_since: Instant::now(),
     };
     process.run(shutdown).await
 }
@@ -197,15 +204,39 @@ impl Process {
                     let _ = self.release(out).await;
                 }
             }
-            let (events, _) = self.agent.take_events();
-            broker::publish_events(&self.js, events).await;
+            self.emit_events(false).await;
         }
+        self.emit_events(true).await;
         if let Some(step) = step {
             // What the step derived is dropped: nothing of it was saved or sent.
             step.abort();
         }
         tracing::info!(agent = %self.agent.id(), "stopping");
         Ok(())
+    }
+
+    /// Takes the agent's interaction events, stamped now, and publishes
+    /// what it holds for the timeline in batches: at [`EVENT_BATCH`] events,
+    /// [`EVENT_LINGER`] after the oldest was taken (the heartbeat wakes the
+    /// loop often enough), or if `flush`. One broker message per batch, not
+    /// per handled message, is what keeps the events' cost small.
+    async fn emit_events(&mut self, flush: bool) {
+        let (mut taken, _) = self.agent.take_events();
+        if !taken.is_empty() {
+            let now = ramanujan_events::emit::now_us();
+            for event in &mut taken {
+                event.at_us = now;
+            }
+            if self.events.is_empty() {
+                self.events_since = Instant::now();
+            }
+            self.events.append(&mut taken);
+        }
+        if !self.events.is_empty()
+            && (flush || self.events.len() >= EVENT_BATCH || self.events_since.elapsed() >= EVENT_LINGER)
+        {
+            broker::publish_events(&self.js, std::mem::take(&mut self.events)).await;
+        }
     }
 
     /// Saves what the agent learned, then sends what it said; if the store

@@ -56,9 +56,18 @@ pub async fn ensure_timeline_stream(js: &jetstream::Context) -> Result<jetstream
     .map_err(|e| format!("creating the JetStream stream {TIMELINE_STREAM}: {e}"))
 }
 
+/// The header that says a timeline batch is LZ4-compressed (LZ4 block with
+/// its size first): events are repetitive JSON, about a tenth of their size
+/// compressed, and the broker stores every byte.
+pub const EVENTS_ENCODING_HEADER: &str = "Ramanujan-Encoding";
+
+/// Largest batch of events a timeline message may unpack to.
+pub const MAX_EVENTS_BATCH_BYTES: usize = 64 << 20;
+
 /// Publishes interaction events for the timeline (stamped now if they have
-/// no time), in batches; the broker's acknowledgements are not waited for.
-/// Events the broker does not take are lost to the timeline, never to the agent.
+/// no time), in batches of at most 1,000, compressed; the broker's
+/// acknowledgements are not waited for. Events the broker does not take are
+/// lost to the timeline, never to the agent.
 pub async fn publish_events(js: &jetstream::Context, mut events: Vec<ramanujan_events::Event>) {
     if events.is_empty() {
         return;
@@ -70,15 +79,39 @@ pub async fn publish_events(js: &jetstream::Context, mut events: Vec<ramanujan_e
         }
     }
     for chunk in events.chunks(1_000) {
-        match js
-            .publish(TIMELINE_SUBJECT, ramanujan_wire::wire::encode_events(chunk).into())
-            .await
-        {
+        let json = ramanujan_wire::wire::encode_events(chunk);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(EVENTS_ENCODING_HEADER, "lz4");
+        let packed = lz4_flex::block::compress_prepend_size(&json);
+        match js.publish_with_headers(TIMELINE_SUBJECT, headers, packed.into()).await {
             Ok(stored) => {
                 tokio::spawn(stored.into_future());
             }
             Err(e) => tracing::debug!(error = %e, "timeline events not published"),
         }
+    }
+}
+
+/// The events of one `timeline.events` message: JSON, LZ4-compressed if its
+/// headers say so (at most [`MAX_EVENTS_BATCH_BYTES`] unpacked).
+pub fn decode_events_message(
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &[u8],
+) -> Result<Vec<ramanujan_events::Event>, String> {
+    let encoding = headers.and_then(|h| h.get(EVENTS_ENCODING_HEADER)).map(|v| v.as_str());
+    match encoding {
+        None => ramanujan_wire::wire::decode_events(payload),
+        Some("lz4") => {
+            let (size, packed) = lz4_flex::block::uncompressed_size(payload).map_err(|e| e.to_string())?;
+            if size > MAX_EVENTS_BATCH_BYTES {
+                return Err(format!(
+                    "a batch of {size} bytes unpacked; at most {MAX_EVENTS_BATCH_BYTES}"
+                ));
+            }
+            let json = lz4_flex::block::decompress(packed, size).map_err(|e| e.to_string())?;
+            ramanujan_wire::wire::decode_events(&json)
+        }
+        Some(other) => Err(format!("unknown encoding `{other}`")),
     }
 }
 
@@ -189,8 +222,40 @@ async fn try_inbox(js: &jetstream::Context, index: usize, batch: usize) -> Resul
 
 #[cfg(test)]
 mod tests {
-    use super::until_ok;
+    use super::{EVENTS_ENCODING_HEADER, MAX_EVENTS_BATCH_BYTES, decode_events_message, until_ok};
+    use ramanujan_events::{Event, Kind};
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn timeline_batches_come_back_compressed_or_plain_and_bombs_are_refused() {
+        let events: Vec<Event> = (0..500)
+            .map(|i| Event::from_component(&format!("agent-{}", i % 9), Kind::Merge { facts_new: i }))
+            .collect();
+        let json = ramanujan_wire::wire::encode_events(&events);
+        assert_eq!(decode_events_message(None, &json).unwrap(), events);
+        let mut lz4 = async_nats::HeaderMap::new();
+        lz4.insert(EVENTS_ENCODING_HEADER, "lz4");
+        let packed = lz4_flex::block::compress_prepend_size(&json);
+        assert!(packed.len() * 5 < json.len(), "{} of {}", packed.len(), json.len());
+        assert_eq!(decode_events_message(Some(&lz4), &packed).unwrap(), events);
+        // A header claiming more than the bound is refused before any allocation.
+        let mut bomb = ((MAX_EVENTS_BATCH_BYTES + 1) as u32).to_le_bytes().to_vec();
+        bomb.extend_from_slice(&packed[4..]);
+        let refused = decode_events_message(Some(&lz4), &bomb).unwrap_err();
+        assert!(refused.contains("at most"), "{refused}");
+        // Truncated or lying sizes, and unknown encodings, are errors, not panics.
+        assert!(decode_events_message(Some(&lz4), &packed[..packed.len() / 2]).is_err());
+        let mut short = packed.clone();
+        short[..4].copy_from_slice(&10u32.to_le_bytes());
+        assert!(decode_events_message(Some(&lz4), &short).is_err());
+        let mut zstd = async_nats::HeaderMap::new();
+        zstd.insert(EVENTS_ENCODING_HEADER, "zstd");
+        assert!(
+            decode_events_message(Some(&zstd), &packed)
+                .unwrap_err()
+                .contains("zstd")
+        );
+    }
 
     #[tokio::test]
     async fn until_ok_backs_off_between_failures_and_returns_the_first_success() {

@@ -8,7 +8,6 @@ use super::broker;
 use async_nats::jetstream::{self, AckKind};
 use futures_util::{FutureExt, StreamExt};
 use ramanujan_events::Event;
-use ramanujan_wire::wire;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +53,7 @@ pub async fn feed_timeline(
         let mut events = Vec::new();
         let mut taken = Vec::new();
         for message in batch {
-            match wire::decode_events(&message.payload) {
+            match broker::decode_events_message(message.headers.as_ref(), &message.payload) {
                 Ok(batch) => {
                     events.extend(batch);
                     taken.push(message);

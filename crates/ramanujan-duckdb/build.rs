@@ -47,16 +47,18 @@ fn main() {
     println!("cargo:lib_dir={}", dir.display());
 }
 
-/// `duckdb/<package version>` in the target directory (the directory holding
-/// cargo's `CACHEDIR.TAG`), or in `OUT_DIR` if there is none.
+/// `duckdb/<package version>` in the profile directory (`target/debug`,
+/// `target/release`: `OUT_DIR` is `<profile>/build/<crate>-<hash>/out`), or in
+/// `OUT_DIR` if it is laid out otherwise. cargo puts library paths inside the
+/// profile directory on the library path of the tests and benches it runs,
+/// and only those: the tests of every crate that links DuckDB find it there.
 fn cache_dir(out_dir: &Path) -> PathBuf {
     let version = PACKAGE.rsplit('@').next().expect("a version");
-    out_dir
+    let profile = out_dir
         .ancestors()
-        .find(|d| d.join("CACHEDIR.TAG").is_file())
-        .unwrap_or(out_dir)
-        .join("duckdb")
-        .join(version)
+        .nth(3)
+        .filter(|p| out_dir.parent().and_then(Path::parent).and_then(Path::file_name) == Some("build".as_ref()));
+    profile.unwrap_or(out_dir).join("duckdb").join(version)
 }
 
 /// Downloads the package with `npm pack`, checks its checksum, and extracts the

@@ -54,10 +54,10 @@ fn main() {
 /// and only those: the tests of every crate that links DuckDB find it there.
 fn cache_dir(out_dir: &Path) -> PathBuf {
     let version = PACKAGE.rsplit('@').next().expect("a version");
-    let profile = out_dir
-        .ancestors()
-        .nth(3)
-        .filter(|p| out_dir.parent().and_then(Path::parent).and_then(Path::file_name) == Some("build".as_ref()));
+    let build = out_dir.parent().and_then(Path::parent);
+    let profile = build
+        .filter(|b| b.file_name() == Some("build".as_ref()))
+        .and_then(Path::parent);
     profile.unwrap_or(out_dir).join("duckdb").join(version)
 }
 

@@ -84,6 +84,33 @@ fn wait_settled(network: &InProcessNetwork, id: &str, expr: &str, within: Durati
     }
 }
 
+/// Waits (bounded) until no agent has rewriting left and every message sent
+/// has been taken by its addressee (accepted, a duplicate or refused).
+fn wait_quiet(network: &InProcessNetwork, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let (sent, taken) = network
+            .agent_ids()
+            .iter()
+            .map(|id| now(network.agent_state(id.clone())).unwrap().counters)
+            .fold((0, 0), |(sent, taken), c| {
+                let refused = c.rejected_unknown_sender + c.rejected_misaddressed;
+                (
+                    sent + c.messages_sent,
+                    taken + c.messages_received + c.duplicates + refused,
+                )
+            });
+        if network.is_converged() && sent == taken + network.dropped() {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "the network is not quiet after {within:?}: {sent} messages sent, {taken} taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Terms plus equalities in the largest replica.
 fn facts_per_replica(network: &InProcessNetwork) -> usize {
     network
@@ -395,6 +422,9 @@ fn agents_given_work_start_on_it_at_once() {
     // the read queues the step, and wakes them for it.
     let id = network.submit_expr(&parse_expr("(+ 2 (* a 3))").unwrap()).unwrap().id;
     wait_settled(&network, &id, "(+ 2 (* a 3))", Duration::from_secs(3));
+    // Settled says nothing of messages still in flight: one about the
+    // submission reaching a restarted agent would queue its step too.
+    wait_quiet(&network, Duration::from_secs(10));
     for agent in network.agent_ids() {
         network.restart_agent(agent).unwrap();
     }

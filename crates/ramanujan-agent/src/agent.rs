@@ -107,11 +107,14 @@ pub enum Rewriting {
     Saturated,
     /// Another agent of its colour rewrites this submission; this one replicates.
     Replicating,
-    /// Its last step stopped at a limit and derived nothing new, or the
-    /// submission's budget ran out: it will not rewrite it again until news
-    /// about the submission arrives (never, for a spent budget). Reasons:
-    /// `node_limit`, `time_limit`, `iteration_limit`, `iteration_budget`,
-    /// `node_budget`, or `max_terms` when the replica is full.
+    /// Its last step stopped at its node limit and derived nothing new, or
+    /// the submission's budget ran out: it will not rewrite it again until
+    /// news about the submission arrives (never, for a spent budget). Reasons:
+    /// `node_limit`, `iteration_budget`, `node_budget`, or `max_terms` when
+    /// the replica is full. (A step that ran out of time is taken again, each
+    /// such step counted as one iteration of the budget; one that ran its
+    /// iterations and derived nothing new found the colour's fixpoint:
+    /// saturated.)
     Stopped {
         /// The limit.
         reason: Stop,
@@ -1232,10 +1235,19 @@ impl Agent {
                 Some(own) => own.built(&self.replica).absorb_facts(&self.replica, &done.facts),
                 None => !delta.is_empty(),
             };
+        // A step the clock cut short decided nothing: it is taken again, and
+        // counts as an iteration of the budget, so a step that never fits its
+        // time ends at the budget, not in a loop.
+        let cut_short = done.stop_reason == Stop::TimeLimit;
+        let stop = match done.stop_reason {
+            // Its rules added nothing to the own e-graph: the colour's fixpoint.
+            Stop::IterationLimit if !grew => Stop::Saturated,
+            reason => reason,
+        };
         let goal = self.goals.entry(done.root).or_default();
-        goal.iterations += done.iterations;
+        goal.iterations += done.iterations.max(usize::from(cut_short));
         goal.nodes += done.facts.terms.len();
-        goal.stop = Some(done.stop_reason);
+        goal.stop = Some(stop);
         let dot = (!delta.is_empty()).then(|| dot_of(&delta)).flatten();
         let color = self.color;
         self.record_event(Some(done.root), dot, true, || Kind::RewriteStep {
@@ -1245,7 +1257,7 @@ impl Agent {
             stop: done.stop_reason.to_string(),
             duration_us: done.elapsed.as_micros() as u64,
         });
-        if grew && done.stop_reason != Stop::Saturated {
+        if (grew && stop != Stop::Saturated) || cut_short {
             // More may follow from what was just derived.
             self.enqueue(done.root);
         }

@@ -1,9 +1,10 @@
 //! One agent against bad, unknown, replayed and duplicated messages.
 
-use ramanujan_agent::agent::{Agent, Share, WorkLimits};
+use ramanujan_agent::agent::{Agent, Rewriting, Share, WorkLimits};
 use ramanujan_agent::protocol::{Body, Envelope};
 use ramanujan_core::Color;
 use ramanujan_core::parse::parse_expr;
+use ramanujan_core::stop::Stop;
 use std::collections::HashSet;
 
 fn pair() -> (Agent, Agent) {
@@ -157,6 +158,35 @@ fn an_agent_at_max_terms_stops_rewriting_and_says_so() {
     assert!(a.start_work().is_none(), "no rewriting past max_terms");
     assert_eq!(a.counters().rewrite_skipped_at_max_terms, 1);
     assert_eq!(a.counters().rewrite_steps, 0);
+}
+
+/// A step the clock cuts short is taken again, and ends at the submission's
+/// iteration budget if none ever fits: never "stopped at the time limit" for
+/// good because a machine was busy once (fails with a cut-short step left as
+/// the last word, or one that counts no iteration: then it never ends).
+#[test]
+fn a_step_cut_short_by_the_clock_is_taken_again_within_the_budget() {
+    let known: HashSet<String> = ["a".to_string()].into();
+    let limits = WorkLimits {
+        step_time: std::time::Duration::ZERO,
+        goal_iterations: 7,
+        ..WorkLimits::default()
+    };
+    let mut a = Agent::new("a".into(), Color::Red, vec![], known, limits);
+    let (root, _) = a.submit(&parse_expr("(* x (+ y z))").unwrap());
+    let mut steps = 0;
+    while let Some(job) = a.start_work() {
+        a.finish_work(job.run());
+        steps += 1;
+        assert!(steps <= 7, "at most the budget's iterations");
+    }
+    assert_eq!(steps, 7);
+    assert_eq!(
+        a.held_form(root).rewriting,
+        Rewriting::Stopped {
+            reason: Stop::IterationBudget
+        }
+    );
 }
 
 /// Cached views (canonical form and fingerprint of each submission) are

@@ -14,7 +14,8 @@ use crate::lang::{Expr, Math};
 use crate::modular::{self, Field, Program};
 use crate::rules::ColoredRewrite;
 use egg::{FlatTerm, Id, Language, Runner, Symbol};
-use num_rational::BigRational;
+use num_rational::{BigRational, Ratio};
+use num_traits::{CheckedAdd, CheckedMul, CheckedSub, Signed, ToPrimitive, Zero};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -47,6 +48,146 @@ pub fn evaluate(expr: &Expr, assignment: &HashMap<Symbol, Constant>) -> Option<C
         values.push(value);
     }
     values.pop().flatten()
+}
+
+/// An expression evaluated exactly in `i64` fractions, while its values fit:
+/// the cheap path of [`evaluate`], which it agrees with wherever it answers.
+/// Symbols are read from `values` through each node's slot.
+struct SmallProgram {
+    nodes: Vec<SmallNode>,
+}
+
+#[derive(Clone, Copy)]
+enum SmallNode {
+    Value(Ratio<i64>),
+    Slot(usize),
+    Op(fn(Ratio<i64>, Ratio<i64>) -> Small, usize, usize),
+    Neg(usize),
+}
+
+/// One value of a [`SmallProgram`].
+#[derive(Clone, Copy)]
+enum Small {
+    Value(Ratio<i64>),
+    /// Undefined, as [`evaluate`] says `None`.
+    Undefined,
+    /// Past `i64`: [`evaluate`] decides.
+    Overflow,
+}
+
+impl SmallProgram {
+    /// `None` for an expression with a constant past `i64` (or a symbol
+    /// missing from `names`).
+    fn compile(expr: &Expr, names: &[Symbol]) -> Option<SmallProgram> {
+        let nodes = expr
+            .iter()
+            .map(|node| {
+                let (op, [a, b]): (fn(_, _) -> _, _) = match node {
+                    Math::Num(c) => {
+                        let (n, d) = (c.0.numer().to_i64()?, c.0.denom().to_i64()?);
+                        return (n != i64::MIN).then(|| SmallNode::Value(Ratio::new_raw(n, d)));
+                    }
+                    Math::Symbol(s) => return names.iter().position(|n| n == s).map(SmallNode::Slot),
+                    Math::Neg([a]) => return Some(SmallNode::Neg(usize::from(*a))),
+                    Math::Add(ab) => (small_add, *ab),
+                    Math::Sub(ab) => (small_sub, *ab),
+                    Math::Mul(ab) => (small_mul, *ab),
+                    Math::Div(ab) => (small_div, *ab),
+                    Math::Pow(ab) => (small_pow, *ab),
+                };
+                Some(SmallNode::Op(op, usize::from(a), usize::from(b)))
+            })
+            .collect::<Option<_>>()?;
+        Some(SmallProgram { nodes })
+    }
+
+    fn eval(&self, values: &[Ratio<i64>], scratch: &mut Vec<Small>) -> Small {
+        scratch.clear();
+        for node in &self.nodes {
+            let value = match *node {
+                SmallNode::Value(v) => Small::Value(v),
+                SmallNode::Slot(i) => Small::Value(values[i]),
+                SmallNode::Neg(a) => match scratch[a] {
+                    // Values never hold i64::MIN (see `small`): negation fits.
+                    Small::Value(v) => Small::Value(Ratio::new_raw(-*v.numer(), *v.denom())),
+                    other => other,
+                },
+                SmallNode::Op(op, a, b) => match (scratch[a], scratch[b]) {
+                    (Small::Value(x), Small::Value(y)) => op(x, y),
+                    (Small::Overflow, _) | (_, Small::Overflow) => Small::Overflow,
+                    _ => Small::Undefined,
+                },
+            };
+            scratch.push(value);
+        }
+        scratch.pop().unwrap_or(Small::Undefined)
+    }
+}
+
+/// A checked result as a [`Small`]: past `i64` (or at `i64::MIN`, which has
+/// no negation) is an overflow.
+fn small(value: Option<Ratio<i64>>) -> Small {
+    match value {
+        Some(v) if *v.numer() != i64::MIN && *v.denom() != i64::MIN => Small::Value(v),
+        _ => Small::Overflow,
+    }
+}
+
+fn small_add(x: Ratio<i64>, y: Ratio<i64>) -> Small {
+    small(x.checked_add(&y))
+}
+
+fn small_sub(x: Ratio<i64>, y: Ratio<i64>) -> Small {
+    small(x.checked_sub(&y))
+}
+
+fn small_mul(x: Ratio<i64>, y: Ratio<i64>) -> Small {
+    small(x.checked_mul(&y))
+}
+
+fn small_div(x: Ratio<i64>, y: Ratio<i64>) -> Small {
+    if y.is_zero() {
+        return Small::Undefined;
+    }
+    // Times the reciprocal, whose denominator is positive: `checked_div`
+    // would negate a denominator, which overflows at `i64::MIN`.
+    small(x.checked_mul(&y.recip()))
+}
+
+/// As [`Constant::pow`]: an integer exponent of at most
+/// [`crate::constant::MAX_EXPONENT`], no negative power of zero.
+fn small_pow(x: Ratio<i64>, e: Ratio<i64>) -> Small {
+    if !e.is_integer() || e.numer().abs() > crate::constant::MAX_EXPONENT || (*e.numer() < 0 && x.is_zero()) {
+        return Small::Undefined;
+    }
+    match small(num_traits::checked_pow(x, e.numer().unsigned_abs() as usize)) {
+        Small::Value(p) if *e.numer() < 0 => Small::Value(p.recip()),
+        power => power,
+    }
+}
+
+/// Which of `names` occur in an exponent of either side.
+fn in_exponents(lhs: &Expr, rhs: &Expr, names: &[Symbol]) -> Vec<bool> {
+    let mut found = vec![false; names.len()];
+    for expr in [lhs, rhs] {
+        let nodes = expr.as_ref();
+        // Children come before their parents: one pass from the root down.
+        let mut inside = vec![false; nodes.len()];
+        for (i, node) in nodes.iter().enumerate().rev() {
+            if let Math::Pow([_, b]) = node {
+                inside[usize::from(*b)] = true;
+            }
+            if inside[i] {
+                node.for_each(|child| inside[usize::from(child)] = true);
+                if let Math::Symbol(s) = node
+                    && let Some(k) = names.iter().position(|n| n == s)
+                {
+                    found[k] = true;
+                }
+            }
+        }
+    }
+    found
 }
 
 fn symbols(expr: &Expr, out: &mut BTreeSet<Symbol>) {
@@ -129,16 +270,26 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
             (field, compiled)
         })
         .collect();
+    // Sides the first prime cannot evaluate (a symbolic exponent) are
+    // evaluated exactly: in i64 fractions while they fit. A symbol in an
+    // exponent is drawn as an integer: a fractional exponent makes a side
+    // undefined, and the trial decides nothing.
+    let (small, integral) = if programs[0].1.is_none() {
+        let small = SmallProgram::compile(lhs, &names).zip(SmallProgram::compile(rhs, &names));
+        (small, in_exponents(lhs, rhs, &names))
+    } else {
+        (None, vec![false; names.len()])
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (mut defined, mut draws, mut residues, mut scratch) = (0, Vec::new(), Vec::new(), Vec::new());
+    let (mut fractions, mut small_scratch) = (Vec::new(), Vec::new());
     for _ in 0..TRIALS {
-        // Each symbol gets n/d with n in -20..=20 and d in 1..=7.
+        // Each symbol gets n/d with n in -20..=20 and d in 1..=7 (1 in an exponent).
         draws.clear();
-        draws.extend(
-            names
-                .iter()
-                .map(|_| (rng.random_range(-20i64..=20), rng.random_range(1u32..=7))),
-        );
+        draws.extend(integral.iter().map(|&integral| {
+            let (n, d) = (rng.random_range(-20i64..=20), rng.random_range(1u32..=7));
+            (n, if integral { 1 } else { d })
+        }));
         let exact = || -> Vec<Constant> {
             draws
                 .iter()
@@ -157,6 +308,30 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
                 return refuted(lhs, rhs, &names, &exact(), field, a, b);
             }
             continue;
+        }
+        if let Some((l, r)) = &small {
+            fractions.clear();
+            fractions.extend(draws.iter().map(|&(n, d)| Ratio::new(n, i64::from(d))));
+            match (
+                l.eval(&fractions, &mut small_scratch),
+                r.eval(&fractions, &mut small_scratch),
+            ) {
+                (Small::Value(a), Small::Value(b)) if a == b => {
+                    defined += 1;
+                    continue;
+                }
+                (Small::Value(a), Small::Value(b)) => {
+                    let show = |v: Ratio<i64>| Constant(BigRational::new((*v.numer()).into(), (*v.denom()).into()));
+                    return Verdict::Refuted {
+                        assignment: show_assignment(&names, &exact()),
+                        lhs: show(a).to_string(),
+                        rhs: show(b).to_string(),
+                    };
+                }
+                (Small::Undefined, _) | (_, Small::Undefined) => continue,
+                // Past i64: in big rationals, below.
+                _ => {}
+            }
         }
         let values = exact();
         let assignment: HashMap<Symbol, Constant> = names.iter().copied().zip(values.iter().cloned()).collect();
@@ -459,6 +634,96 @@ mod tests {
         let squared = format!("(* {product} {product})");
         let power = format!("(pow {product} 2)");
         assert!(check(&squared, &power).is_verified());
+    }
+
+    /// Expressions with constants at and past the edges of `i64`, exponents
+    /// on both sides of [`crate::constant::MAX_EXPONENT`], and symbolic ones.
+    fn edgy_expr() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let constants = vec![
+            "0",
+            "1",
+            "-1",
+            "2",
+            "7/3",
+            "-5/8",
+            "3037000499",
+            "-3037000500",
+            "4611686018427387904",
+            "9223372036854775807",
+            "-9223372036854775807",
+            "9223372036854775808",
+            "1/9223372036854775807",
+        ];
+        let leaf = prop_oneof![
+            prop::sample::select(vec!["a", "b", "n"]).prop_map(String::from),
+            prop::sample::select(constants).prop_map(String::from),
+        ];
+        leaf.prop_recursive(5, 32, 2, |inner| {
+            prop_oneof![
+                (
+                    prop::sample::select(vec!["+", "-", "*", "/", "pow"]),
+                    inner.clone(),
+                    inner.clone()
+                )
+                    .prop_map(|(op, a, b)| format!("({op} {a} {b})")),
+                (inner.clone(), -70i32..70).prop_map(|(a, e)| format!("(pow {a} {e})")),
+                inner.prop_map(|a| format!("(neg {a})")),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The i64 path says what big rationals say wherever it answers
+        /// (fails with `small_pow` past `MAX_EXPONENT`, or with a value at
+        /// `i64::MIN` let through: its negation panics).
+        #[test]
+        fn evaluation_in_small_fractions_agrees_with_big_rationals(
+            text in edgy_expr(),
+            draws in proptest::collection::vec((-20i64..=20, 1i64..=7), 3),
+        ) {
+            // `n` an integer, as it is drawn when it is an exponent.
+            let fractions = [Ratio::new(draws[0].0, draws[0].1), Ratio::new(draws[1].0, draws[1].1), Ratio::from(draws[2].0)];
+            assert_small_agrees(&text, &fractions);
+        }
+    }
+
+    /// Evaluates `text` at `a, b, n = fractions` both ways; panics where the
+    /// i64 path answers otherwise than big rationals.
+    fn assert_small_agrees(text: &str, fractions: &[Ratio<i64>; 3]) {
+        let expr = parse_expr(text).unwrap();
+        let names: Vec<Symbol> = ["a", "b", "n"].into_iter().map(Symbol::from).collect();
+        let Some(program) = SmallProgram::compile(&expr, &names) else {
+            return;
+        };
+        let big = |v: &Ratio<i64>| Constant(BigRational::new((*v.numer()).into(), (*v.denom()).into()));
+        let assignment: HashMap<Symbol, Constant> = names.iter().copied().zip(fractions.iter().map(big)).collect();
+        let want = evaluate(&expr, &assignment);
+        match program.eval(fractions, &mut Vec::new()) {
+            Small::Value(v) => assert_eq!(want, Some(big(&v)), "{text}"),
+            Small::Undefined => assert_eq!(want, None, "{text}"),
+            Small::Overflow => {}
+        }
+    }
+
+    /// Values that reach `i64::MIN`, whose negation and reciprocal overflow,
+    /// go to big rationals (fails with `i64::MIN` let through: a panic).
+    #[test]
+    fn values_at_the_edge_of_i64_go_to_big_rationals() {
+        let min = "(- (neg 9223372036854775807) 1)";
+        let at = [Ratio::from(3), Ratio::new(-7, 2), Ratio::from(-2)];
+        for text in [
+            format!("(neg {min})"),
+            format!("(/ 1 {min})"),
+            format!("(/ {min} -1)"),
+            format!("(pow {min} -1)"),
+            "(neg (pow -2 63))".to_string(),
+            "(pow (pow -2 n) -63)".to_string(),
+            "(* 3037000500 3037000500)".to_string(),
+            "(- (* 3037000500 3037000500) (* 3037000500 3037000500))".to_string(),
+        ] {
+            assert_small_agrees(&text, &at);
+        }
     }
 
     #[test]

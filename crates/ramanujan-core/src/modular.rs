@@ -217,7 +217,7 @@ impl Program {
                     Math::Pow([a, b]) => {
                         let Math::Num(e) = &expr[*b] else { return None };
                         let e = e.0.is_integer().then(|| e.0.to_integer().to_i64()).flatten()?;
-                        if e.abs() > MAX_EXPONENT {
+                        if e.unsigned_abs() > MAX_EXPONENT.unsigned_abs() {
                             return None;
                         }
                         Op::Pow((*a).into(), e)

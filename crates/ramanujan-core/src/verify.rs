@@ -15,7 +15,7 @@ use crate::modular::{self, Field, Program};
 use crate::rules::ColoredRewrite;
 use egg::{FlatTerm, Id, Language, Runner, Symbol};
 use num_rational::{BigRational, Ratio};
-use num_traits::{CheckedAdd, CheckedMul, CheckedSub, Signed, ToPrimitive, Zero};
+use num_traits::{CheckedAdd, CheckedMul, CheckedSub, ToPrimitive, Zero};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -157,10 +157,14 @@ fn small_div(x: Ratio<i64>, y: Ratio<i64>) -> Small {
 /// As [`Constant::pow`]: an integer exponent of at most
 /// [`crate::constant::MAX_EXPONENT`], no negative power of zero.
 fn small_pow(x: Ratio<i64>, e: Ratio<i64>) -> Small {
-    if !e.is_integer() || e.numer().abs() > crate::constant::MAX_EXPONENT || (*e.numer() < 0 && x.is_zero()) {
+    let too_large = e.numer().unsigned_abs() > crate::constant::MAX_EXPONENT.unsigned_abs();
+    if !e.is_integer() || too_large || (*e.numer() < 0 && x.is_zero()) {
         return Small::Undefined;
     }
-    match small(num_traits::checked_pow(x, e.numer().unsigned_abs() as usize)) {
+    // Powers of a reduced fraction's parts are coprime: no gcd to take.
+    let n = e.numer().unsigned_abs() as u32;
+    let power = x.numer().checked_pow(n).zip(x.denom().checked_pow(n));
+    match small(power.map(|(numer, denom)| Ratio::new_raw(numer, denom))) {
         Small::Value(p) if *e.numer() < 0 => Small::Value(p.recip()),
         power => power,
     }

@@ -23,6 +23,9 @@ pub const LINGER: Duration = Duration::from_millis(25);
 pub const LINGER_BELOW: usize = 1_024;
 /// The writer stops waiting for a batch to fill when no event came for this long.
 pub const LINGER_GAP: Duration = Duration::from_millis(5);
+/// Events at most written after the timeline is told to stop: what was
+/// queued then, not what producers still add.
+const STOP_DRAIN: usize = 1 << 20;
 /// How often the writer moves events past their retention out of the table.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -240,9 +243,24 @@ fn write_batches(store: Store, queue: EventQueue, shared: Arc<Shared>, retention
                 }
             }
         }
+        if shared.stop.load(Ordering::SeqCst) {
+            // What was queued when the timeline stopped is written; what
+            // producers still running emit after it is not waited for (they
+            // would keep the writer, and whoever drops the timeline, forever).
+            let mut rest = Vec::new();
+            while rest.len() < STOP_DRAIN
+                && let Some(more) = queue.try_recv()
+            {
+                rest.extend(more);
+            }
+            for batch in rest.chunks(BATCH) {
+                append(&store, &shared, batch);
+            }
+            return;
+        }
         let mut batch = match queue.recv_timeout(Duration::from_millis(50)) {
             Ok(events) => events,
-            Err(RecvTimeoutError::Timeout) if !shared.stop.load(Ordering::SeqCst) => continue,
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(_) => return,
         };
         let deadline = Instant::now() + LINGER;
@@ -262,18 +280,23 @@ fn write_batches(store: Store, queue: EventQueue, shared: Arc<Shared>, retention
                 Err(_) => break,
             }
         }
-        let n = batch.len() as u64;
-        let first_seq = shared.seq.fetch_add(n, Ordering::SeqCst);
-        match store.append(first_seq, &batch) {
-            Ok(()) => {
-                *lock(&shared.failing) = None;
-                shared.written.fetch_add(n, Ordering::Relaxed);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, events = n, "the timeline could not write a batch; it is lost");
-                *lock(&shared.failing) = Some(e.to_string());
-                shared.lost.fetch_add(n, Ordering::Relaxed);
-            }
+        append(&store, &shared, &batch);
+    }
+}
+
+/// Appends one batch, counting it written or lost.
+fn append(store: &Store, shared: &Shared, batch: &[Event]) {
+    let n = batch.len() as u64;
+    let first_seq = shared.seq.fetch_add(n, Ordering::SeqCst);
+    match store.append(first_seq, batch) {
+        Ok(()) => {
+            *lock(&shared.failing) = None;
+            shared.written.fetch_add(n, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, events = n, "the timeline could not write a batch; it is lost");
+            *lock(&shared.failing) = Some(e.to_string());
+            shared.lost.fetch_add(n, Ordering::Relaxed);
         }
     }
 }

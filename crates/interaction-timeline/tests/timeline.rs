@@ -125,6 +125,56 @@ fn emitted_events_are_stored_in_the_file_and_found_again_after_a_reopen() {
     assert_eq!(restart[0].seq, 2_000);
 }
 
+/// Dropping a timeline (a host stopping) returns while producers still emit:
+/// what was queued when it stopped is written, what comes after is not waited
+/// for. (The writer once stopped only after 50 ms without an event, so a
+/// network still ticking kept a host's Ctrl-C waiting for minutes.)
+#[test]
+fn a_timeline_stops_while_producers_still_emit_and_keeps_what_was_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timeline.duckdb");
+    let timeline = Timeline::open(Some(&path)).unwrap();
+    let emitter = timeline.emitter();
+    for i in 0..1_000 {
+        emitter.emit(event(i, "before", Kind::Merge { facts_new: 1 }));
+    }
+    let producing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let producer = {
+        let (producing, emitter) = (producing.clone(), emitter.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while producing.load(std::sync::atomic::Ordering::Relaxed) {
+                emitter.emit(event(i, "after", Kind::Merge { facts_new: 1 }));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let (dropped, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(timeline);
+        let _ = dropped.send(());
+    });
+    let stopped = done.recv_timeout(Duration::from_secs(10));
+    producing.store(false, std::sync::atomic::Ordering::Relaxed);
+    producer.join().unwrap();
+    assert!(
+        stopped.is_ok(),
+        "the timeline did not stop within 10 s while events kept coming"
+    );
+    drop(emitter);
+    let reopened = Timeline::open(Some(&path)).unwrap();
+    let before = reopened
+        .query(&Filter {
+            source: Some("before".into()),
+            limit: 10_000,
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(before.len(), 1_000);
+}
+
 /// Nearest-rank percentile: the smallest value with at least `p` of the values at or below it.
 fn nearest_rank(sorted: &[u64], p: f64) -> u64 {
     let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);

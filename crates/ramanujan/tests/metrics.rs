@@ -1,0 +1,233 @@
+//! `/metrics` and `/api/metrics` of a live host over loopback TCP, the
+//! Prometheus text read back by Prometheus's own Python client (its parser of
+//! the text format, pinned from PyPI).
+
+use ramanujan::config::ServeArgs;
+use ramanujan_network::tools::{PROMETHEUS_CLIENT, python_library};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+struct Host {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start() -> Host {
+    let mut args = ServeArgs::default();
+    args.network.in_memory = true;
+    args.network.sync_interval = 100;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(ramanujan::serve_on(listener, args, async {
+        let _ = stopped.await;
+    }));
+    Host { base, stop, task }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, String) {
+    let mut request = client().request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Submits `expr` and waits (bounded) until it is settled.
+async fn settle(host: &Host, expr: &str) {
+    let (status, body) = call(
+        reqwest::Method::POST,
+        format!("{}/agents/submit", host.base),
+        Some(json!({"expression": expr})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let follow = serde_json::from_str::<Value>(&body).unwrap()["follow"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    loop {
+        let (_, body) = call(reqwest::Method::GET, format!("{}{follow}", host.base), None).await;
+        if serde_json::from_str::<Value>(&body).unwrap()["settled"] == true {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{expr} not settled: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One sample as the parser read it: its name, labels and value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: HashMap<String, String>,
+    value: f64,
+}
+
+/// `/metrics`, checked for its content type and parsed by
+/// `prometheus_client.parser` (which refuses what the format does not allow).
+async fn scrape(host: &Host) -> Vec<Sample> {
+    let response = client().get(format!("{}/metrics", host.base)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    let text = response.text().await.unwrap();
+    let site = python_library(&PROMETHEUS_CLIENT).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.txt");
+    std::fs::write(&path, &text).unwrap();
+    let script = "import json, sys\n\
+                  from prometheus_client.parser import text_string_to_metric_families\n\
+                  families = list(text_string_to_metric_families(open(sys.argv[1]).read()))\n\
+                  print(json.dumps([[s.name, s.labels, s.value] for f in families for s in f.samples]))\n";
+    let out = std::process::Command::new("python3")
+        .env("PYTHONPATH", site)
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Prometheus's parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: Vec<(String, HashMap<String, String>, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    samples
+        .into_iter()
+        .map(|(name, labels, value)| Sample { name, labels, value })
+        .collect()
+}
+
+/// The sum of the samples named `name` whose labels include `with`.
+fn total(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && with
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Requests are counted per route (the declared route, not the path; one
+/// label for every unmatched path), agents by lifecycle, messages, steps and
+/// memory are there, and the counters move with the work; `/api/metrics`
+/// reports the same routes with percentiles. A second host in the same
+/// process counts only its own requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_each_route_and_move_with_the_work() {
+    let host = start().await;
+    settle(&host, "(+ (* a b) (* a c))").await;
+    for path in ["/no/such/route", "/another/unknown/path"] {
+        let (status, _) = call(reqwest::Method::GET, format!("{}{path}", host.base), None).await;
+        assert_eq!(status, 404);
+    }
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{}/agents/submit", host.base),
+        Some(json!({"expression": "(+ a"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let before = scrape(&host).await;
+    let requests = "ramanujan_http_requests_total";
+    let (route, method) = (("route", "/agents/submit"), ("method", "POST"));
+    assert_eq!(total(&before, requests, &[route, method, ("status", "202")]), 1.0);
+    assert_eq!(total(&before, requests, &[route, method, ("status", "400")]), 1.0);
+    // The follow-up polls, under their declared route.
+    assert!(total(&before, requests, &[("route", "/agents/submissions/{id}")]) >= 1.0);
+    assert_eq!(
+        total(&before, requests, &[("route", "unmatched"), ("status", "404")]),
+        2.0
+    );
+    assert!(
+        !before
+            .iter()
+            .any(|s| s.labels.get("route").is_some_and(|r| r.starts_with("/no/")))
+    );
+    let latency = "ramanujan_http_request_duration_seconds";
+    assert_eq!(
+        total(&before, &format!("{latency}_count"), &[("route", "/agents/submit")]),
+        2.0
+    );
+    assert_eq!(
+        total(
+            &before,
+            &format!("{latency}_bucket"),
+            &[("route", "/agents/submit"), ("le", "+Inf")]
+        ),
+        2.0
+    );
+    assert_eq!(total(&before, "ramanujan_agents", &[("state", "alive")]), 9.0);
+    assert_eq!(total(&before, "ramanujan_submissions", &[]), 1.0);
+    assert!(total(&before, "process_resident_memory_bytes", &[]) > 1e6);
+    let agents: std::collections::HashSet<&str> = before
+        .iter()
+        .filter(|s| s.name == "ramanujan_agent_facts")
+        .map(|s| s.labels["agent"].as_str())
+        .collect();
+    assert_eq!(agents.len(), 9);
+    let sent_before = total(&before, "ramanujan_agent_messages_sent_total", &[]);
+    let steps_before = total(&before, "ramanujan_agent_rewrite_steps_total", &[]);
+    assert!(sent_before > 0.0 && steps_before > 0.0);
+    assert!(
+        total(
+            &before,
+            "ramanujan_agent_verifications_total",
+            &[("verdict", "verified")]
+        ) > 0.0
+    );
+
+    settle(&host, "(* (+ x 1) (+ x 1))").await;
+    let after = scrape(&host).await;
+    assert_eq!(total(&after, requests, &[route, method, ("status", "202")]), 2.0);
+    assert!(total(&after, "ramanujan_agent_messages_sent_total", &[]) > sent_before);
+    assert!(total(&after, "ramanujan_agent_rewrite_steps_total", &[]) > steps_before);
+    // The scrape itself was counted.
+    assert!(total(&after, requests, &[("route", "/metrics"), ("status", "200")]) >= 1.0);
+
+    let (status, body) = call(reqwest::Method::GET, format!("{}/api/metrics", host.base), None).await;
+    assert_eq!(status, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    let routes = api["performance"]["routes"].as_array().unwrap();
+    let submitted = routes.iter().find(|r| r["route"] == "/agents/submit").unwrap();
+    assert_eq!(submitted["requests"], 3);
+    assert_eq!(submitted["client_errors"], 1);
+    let (p50, p99, max) = (
+        submitted["p50_ms"].as_f64().unwrap(),
+        submitted["p99_ms"].as_f64().unwrap(),
+        submitted["max_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{submitted}");
+    assert_eq!(api["network"]["agents"].as_array().unwrap().len(), 9);
+    assert!(api["performance"]["resident_memory_bytes"].as_u64().unwrap() > 1_000_000);
+    let other = start().await;
+    let theirs = scrape(&other).await;
+    assert_eq!(total(&theirs, requests, &[("route", "/agents/submit")]), 0.0);
+    let ours = scrape(&host).await;
+    assert_eq!(total(&ours, requests, &[route, ("status", "202")]), 2.0);
+    // Both stop promptly while their agents still tick.
+    for h in [host, other] {
+        h.stop.send(()).unwrap();
+        let stopped = tokio::time::timeout(Duration::from_secs(30), h.task).await;
+        stopped.expect("the host stops within 30 s").unwrap().unwrap();
+    }
+}

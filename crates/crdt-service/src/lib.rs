@@ -39,23 +39,26 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 
 /// The service's state: the merger and where its merges are recorded.
 struct Service {
-    merger: Merger,
+    merger: Arc<Merger>,
     events: Option<Emitter>,
 }
 
 /// The `/crdt` routes, with a merge memo of `cache_capacity` answers; each
 /// merge is recorded as a `crdt_merge` event in `events`, if given.
 pub fn router(cache_capacity: usize, events: Option<Emitter>) -> Router {
+    router_over(Arc::new(Merger::new(cache_capacity)), events)
+}
+
+/// The `/crdt` routes over `merger`, which the host may also read (its
+/// counters for `/metrics`).
+pub fn router_over(merger: Arc<Merger>, events: Option<Emitter>) -> Router {
     Router::new()
         .route("/crdt/merge", post(merge))
         .route("/crdt/diff", post(diff))
         .route("/crdt/apply", post(apply))
         .route("/crdt/types", get(types))
         .route("/crdt/stats", get(stats))
-        .with_state(Arc::new(Service {
-            merger: Merger::new(cache_capacity),
-            events,
-        }))
+        .with_state(Arc::new(Service { merger, events }))
 }
 
 #[derive(Deserialize)]

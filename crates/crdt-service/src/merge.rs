@@ -374,6 +374,20 @@ impl Merger {
         })
     }
 
+    /// The memo's counters as every memo reports them: a hit is a merge
+    /// answered from it, a miss one computed (its result one of the inputs
+    /// or not); merges of identical inputs are neither.
+    pub fn cache_stats(&self) -> ramanujan_http::memo::CacheStats {
+        let stats = self.stats();
+        let cache = self.cache.stats();
+        ramanujan_http::memo::CacheStats {
+            hits: stats.hits,
+            misses: stats.contained + stats.misses,
+            hit_ratio: stats.hit_ratio,
+            ..cache
+        }
+    }
+
     /// The counters.
     pub fn stats(&self) -> MergeStats {
         let [identical, hits, contained, misses] = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));

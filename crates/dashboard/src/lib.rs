@@ -20,25 +20,51 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ramanujan_agent::Network;
+use ramanujan_http::memo::CacheStats;
 use serde_json::json;
 use std::sync::Arc;
+
+/// Reads one component's memo cache (its hits, misses, entries and bytes).
+pub type CacheProbe = Arc<dyn Fn() -> CacheStats + Send + Sync>;
 
 #[derive(Clone)]
 struct Feeds {
     requests: Arc<RequestMetrics>,
     network: Arc<dyn Network>,
+    caches: Arc<[(&'static str, CacheProbe)]>,
 }
 
-/// `/metrics` and `/api/metrics` over a host's request metrics and network.
-pub fn router(requests: Arc<RequestMetrics>, network: Arc<dyn Network>) -> Router {
+/// `/metrics` and `/api/metrics` over a host's request metrics, its network
+/// and its components' caches (each by the component's name).
+pub fn router(
+    requests: Arc<RequestMetrics>,
+    network: Arc<dyn Network>,
+    caches: Vec<(&'static str, CacheProbe)>,
+) -> Router {
     Router::new()
         .route("/metrics", get(prometheus))
         .route("/api/metrics", get(api))
-        .with_state(Feeds { requests, network })
+        .with_state(Feeds {
+            requests,
+            network,
+            caches: caches.into(),
+        })
+}
+
+impl Feeds {
+    async fn snapshot(&self) -> scrape::Snapshot {
+        let mut snapshot = scrape::gather(self.network.as_ref()).await;
+        snapshot.caches = self
+            .caches
+            .iter()
+            .map(|(name, probe)| (name.to_string(), probe()))
+            .collect();
+        snapshot
+    }
 }
 
 async fn prometheus(State(feeds): State<Feeds>) -> Response {
-    let snapshot = scrape::gather(feeds.network.as_ref()).await;
+    let snapshot = feeds.snapshot().await;
     let mut out = String::new();
     let encoded = feeds.requests.encode(&mut out).and_then(|()| snapshot.encode(&mut out));
     match encoded {
@@ -59,11 +85,12 @@ async fn prometheus(State(feeds): State<Feeds>) -> Response {
 }
 
 async fn api(State(feeds): State<Feeds>) -> Response {
-    let snapshot = scrape::gather(feeds.network.as_ref()).await;
+    let snapshot = feeds.snapshot().await;
     axum::Json(json!({
         "performance": {
             "uptime_seconds": feeds.requests.uptime().as_secs_f64(),
             "routes": feeds.requests.performance(),
+            "caches": snapshot.caches,
             "resident_memory_bytes": snapshot.resident_memory_bytes,
         },
         "network": snapshot,

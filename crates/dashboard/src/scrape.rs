@@ -10,7 +10,9 @@ use prometheus_client::registry::Registry;
 use ramanujan_agent::Network;
 use ramanujan_agent::agent::Counters;
 use ramanujan_agent::network::Lifecycle;
+use ramanujan_http::memo::CacheStats;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// One agent, as a scrape saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +45,8 @@ pub struct Snapshot {
     pub agents: Vec<AgentSample>,
     /// The process's resident memory, where the system tells it (Linux).
     pub resident_memory_bytes: Option<u64>,
+    /// Each component's memo cache, by component.
+    pub caches: BTreeMap<String, CacheStats>,
 }
 
 /// Reads the network's status, then the state of every agent not dead, all
@@ -78,6 +82,7 @@ pub async fn gather(network: &dyn Network) -> Snapshot {
         degraded: status.degraded,
         agents,
         resident_memory_bytes: resident_memory_bytes(),
+        caches: BTreeMap::new(),
     }
 }
 
@@ -94,6 +99,11 @@ pub fn resident_memory_bytes() -> Option<u64> {
 struct AgentLabels {
     agent: String,
     color: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ComponentLabels {
+    component: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -119,7 +129,8 @@ fn lifecycle_name(lifecycle: Lifecycle) -> &'static str {
 impl Snapshot {
     /// Appends the snapshot in the Prometheus text format (0.0.4): agents by
     /// lifecycle, each agent's facts, messages, rewriting steps and
-    /// verifications by verdict, the submissions, the resident memory.
+    /// verifications by verdict, the submissions, the resident memory, each
+    /// component's cache hits, misses, entries and bytes.
     pub fn encode(&self, out: &mut String) -> std::fmt::Result {
         let mut registry = Registry::default();
         let by_state = Family::<StateLabels, Gauge>::default();
@@ -212,6 +223,39 @@ impl Snapshot {
                     })
                     .inc_by(n);
             }
+        }
+        let cache_hits = Family::<ComponentLabels, Counter>::default();
+        let cache_misses = Family::<ComponentLabels, Counter>::default();
+        let cache_entries = Family::<ComponentLabels, Gauge>::default();
+        let cache_bytes = Family::<ComponentLabels, Gauge>::default();
+        registry.register(
+            "ramanujan_cache_hits",
+            "Requests a component answered from its memo cache",
+            cache_hits.clone(),
+        );
+        registry.register(
+            "ramanujan_cache_misses",
+            "Requests a component computed (its memo cache did not hold the answer)",
+            cache_misses.clone(),
+        );
+        registry.register(
+            "ramanujan_cache_entries",
+            "Answers a memo cache holds",
+            cache_entries.clone(),
+        );
+        registry.register(
+            "ramanujan_cache_bytes",
+            "Bytes of answers a memo cache holds",
+            cache_bytes.clone(),
+        );
+        for (component, stats) in &self.caches {
+            let labels = ComponentLabels {
+                component: component.clone(),
+            };
+            cache_hits.get_or_create(&labels).inc_by(stats.hits);
+            cache_misses.get_or_create(&labels).inc_by(stats.misses);
+            cache_entries.get_or_create(&labels).set(stats.entries as i64);
+            cache_bytes.get_or_create(&labels).set(stats.bytes as i64);
         }
         prometheus_client::encoding::prometheus_text::encode(out, &registry)
     }

@@ -133,6 +133,11 @@ impl EgraphService {
         Ok((json_response(answer), false))
     }
 
+    /// The memo cache's counters (a hit is a saturation answered from it).
+    pub fn cache_stats(&self) -> ramanujan_http::memo::CacheStats {
+        self.cache.stats()
+    }
+
     /// `/egraph/stats`.
     pub fn stats(&self) -> serde_json::Value {
         json!({
@@ -163,9 +168,15 @@ async fn health() -> Json<serde_json::Value> {
 
 /// The component's routes, over a service with a cache of `cache_capacity` answers.
 pub fn router(runtime: Runtime, cache_capacity: usize) -> Router {
+    router_over(Arc::new(EgraphService::new(runtime, cache_capacity)))
+}
+
+/// The component's routes over `service`, which the host may also read (its
+/// cache's counters for `/metrics`).
+pub fn router_over(service: Arc<EgraphService>) -> Router {
     Router::new()
         .route("/egraph/saturate", post(saturate))
         .route("/egraph/stats", get(stats))
         .route("/egraph/health", get(health))
-        .with_state(Arc::new(EgraphService::new(runtime, cache_capacity)))
+        .with_state(service)
 }

@@ -194,14 +194,29 @@ pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>, time
         }
     };
     let requests = dashboard::RequestMetrics::new();
+    let egraph = Arc::new(egraph_service::EgraphService::new(
+        runtime.clone(),
+        args.egraph_cache_capacity,
+    ));
+    let crdt = Arc::new(crdt_service::merge::Merger::new(args.crdt_cache_capacity));
+    let caches: Vec<(&'static str, dashboard::CacheProbe)> = vec![
+        ("egraph-service", {
+            let egraph = egraph.clone();
+            Arc::new(move || egraph.cache_stats())
+        }),
+        ("crdt-service", {
+            let crdt = crdt.clone();
+            Arc::new(move || crdt.cache_stats())
+        }),
+    ];
     Router::new()
-        .merge(dashboard::router(requests.clone(), network.clone()))
-        .merge(egraph_service::router(runtime.clone(), args.egraph_cache_capacity))
+        .merge(dashboard::router(requests.clone(), network.clone(), caches))
+        .merge(egraph_service::router_over(egraph))
         .merge(stream_red::router(runtime.clone()))
         .merge(stream_blue::router(runtime.clone()))
         .merge(stream_green::router(runtime))
         .merge(duck_colors::router())
-        .merge(crdt_service::router(args.crdt_cache_capacity, Some(timeline.emitter())))
+        .merge(crdt_service::router_over(crdt, Some(timeline.emitter())))
         .merge(agent_orchestrator::router(network))
         .merge(interaction_timeline::router(timeline))
         .route("/health", get(health))

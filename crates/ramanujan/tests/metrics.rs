@@ -147,7 +147,34 @@ async fn metrics_count_each_route_and_move_with_the_work() {
     )
     .await;
     assert_eq!(status, 400);
+    // The same saturation and the same merge twice: a miss, then a hit.
+    for _ in 0..2 {
+        let (status, body) = call(
+            reqwest::Method::POST,
+            format!("{}/egraph/saturate", host.base),
+            Some(json!({"expression": "(+ x (* 0 y))"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let counters =
+            json!({"crdt_type": "GCounter", "states": [{"inner": {"dots": {"a": 2}}}, {"inner": {"dots": {"b": 3}}}]});
+        let (status, body) = call(
+            reqwest::Method::POST,
+            format!("{}/crdt/merge", host.base),
+            Some(counters),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     let before = scrape(&host).await;
+    for component in ["egraph-service", "crdt-service"] {
+        let of = [("component", component)];
+        assert_eq!(total(&before, "ramanujan_cache_hits_total", &of), 1.0, "{component}");
+        assert_eq!(total(&before, "ramanujan_cache_misses_total", &of), 1.0, "{component}");
+        assert_eq!(total(&before, "ramanujan_cache_entries", &of), 1.0, "{component}");
+        assert!(total(&before, "ramanujan_cache_bytes", &of) > 0.0, "{component}");
+    }
     let requests = "ramanujan_http_requests_total";
     let (route, method) = (("route", "/agents/submit"), ("method", "POST"));
     assert_eq!(total(&before, requests, &[route, method, ("status", "202")]), 1.0);
@@ -218,6 +245,7 @@ async fn metrics_count_each_route_and_move_with_the_work() {
     );
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{submitted}");
     assert_eq!(api["network"]["agents"].as_array().unwrap().len(), 9);
+    assert_eq!(api["performance"]["caches"]["egraph-service"]["hits"], 1);
     assert!(api["performance"]["resident_memory_bytes"].as_u64().unwrap() > 1_000_000);
     let other = start().await;
     let theirs = scrape(&other).await;

@@ -1,9 +1,10 @@
 //! # dashboard
 //!
 //! What a host has done and how its network is, for people and for monitoring
-//! systems: `GET /metrics` in the Prometheus text format (0.0.4) and
+//! systems: `GET /metrics` in the Prometheus text format (0.0.4),
 //! `GET /api/metrics` as JSON, with a `performance` section (requests, error
-//! counts and latency percentiles per route). Each host owns one
+//! counts and latency percentiles per route, caches), and the same JSON as
+//! server-sent events every `METRICS_REFRESH_MS` at `GET /api/metrics/stream`. Each host owns one
 //! [`RequestMetrics`], counted by the [`track`] middleware it layers on its
 //! router, and reads its network when asked ([`scrape`]).
 //!
@@ -17,37 +18,55 @@ pub use requests::{RequestMetrics, RoutePerformance, track};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::future::Either;
 use ramanujan_agent::Network;
 use ramanujan_http::memo::CacheStats;
 use serde_json::json;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// Reads one component's memo cache (its hits, misses, entries and bytes).
 pub type CacheProbe = Arc<dyn Fn() -> CacheStats + Send + Sync>;
+
+/// Milliseconds between two updates of `/api/metrics/stream` unless the host
+/// says otherwise (`METRICS_REFRESH_MS`).
+pub const DEFAULT_REFRESH_MS: u64 = 1_000;
 
 #[derive(Clone)]
 struct Feeds {
     requests: Arc<RequestMetrics>,
     network: Arc<dyn Network>,
     caches: Arc<[(&'static str, CacheProbe)]>,
+    refresh: Duration,
+    closing: watch::Receiver<bool>,
 }
 
-/// `/metrics` and `/api/metrics` over a host's request metrics, its network
-/// and its components' caches (each by the component's name).
+/// `/metrics`, `/api/metrics` and `/api/metrics/stream` over a host's request
+/// metrics, its network and its components' caches (each by the component's
+/// name); the stream sends an update every `refresh`, and ends once `closing`
+/// turns true (the host is stopping: it waits for every open response).
 pub fn router(
     requests: Arc<RequestMetrics>,
     network: Arc<dyn Network>,
     caches: Vec<(&'static str, CacheProbe)>,
+    refresh: Duration,
+    closing: watch::Receiver<bool>,
 ) -> Router {
     Router::new()
         .route("/metrics", get(prometheus))
         .route("/api/metrics", get(api))
+        .route("/api/metrics/stream", get(stream))
         .with_state(Feeds {
             requests,
             network,
             caches: caches.into(),
+            refresh,
+            closing,
         })
 }
 
@@ -85,15 +104,48 @@ async fn prometheus(State(feeds): State<Feeds>) -> Response {
 }
 
 async fn api(State(feeds): State<Feeds>) -> Response {
-    let snapshot = feeds.snapshot().await;
-    axum::Json(json!({
-        "performance": {
-            "uptime_seconds": feeds.requests.uptime().as_secs_f64(),
-            "routes": feeds.requests.performance(),
-            "caches": snapshot.caches,
-            "resident_memory_bytes": snapshot.resident_memory_bytes,
-        },
-        "network": snapshot,
-    }))
-    .into_response()
+    axum::Json(feeds.update().await).into_response()
+}
+
+/// `/api/metrics` as server-sent events: an `update` event at once, then one
+/// every refresh. Each is read when the client is ready for it, so a client
+/// that does not read costs nothing and queues nothing.
+async fn stream(State(feeds): State<Feeds>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let updates = futures_util::stream::unfold((feeds, true), |(mut feeds, first)| async move {
+        if !first {
+            let paced = std::pin::pin!(tokio::time::sleep(feeds.refresh));
+            let closing = feeds.closing.clone();
+            let closed = std::pin::pin!(async move {
+                let mut closing = closing;
+                let _ = closing.wait_for(|&c| c).await;
+            });
+            if let Either::Right(_) = futures_util::future::select(paced, closed).await {
+                return None;
+            }
+        }
+        if *feeds.closing.borrow_and_update() {
+            return None;
+        }
+        let update = feeds.update().await;
+        let event = Event::default().event("update").data(update.to_string());
+        Some((Ok(event), (feeds, false)))
+    });
+    Sse::new(updates)
+}
+
+impl Feeds {
+    /// What `/api/metrics` answers and each stream update carries.
+    async fn update(&self) -> serde_json::Value {
+        let snapshot = self.snapshot().await;
+        json!({
+            "refresh_ms": self.refresh.as_millis() as u64,
+            "performance": {
+                "uptime_seconds": self.requests.uptime().as_secs_f64(),
+                "routes": self.requests.performance(),
+                "caches": snapshot.caches,
+                "resident_memory_bytes": snapshot.resident_memory_bytes,
+            },
+            "network": snapshot,
+        })
+    }
 }

@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// Merge answers the CRDT memo cache keeps.
     #[arg(long, env = "CRDT_CACHE_CAPACITY", default_value_t = crdt_service::DEFAULT_CACHE_CAPACITY)]
     pub crdt_cache_capacity: usize,
+    /// Milliseconds between two updates of `/api/metrics/stream` (server-sent events).
+    #[arg(long, env = "METRICS_REFRESH_MS", default_value_t = dashboard::DEFAULT_REFRESH_MS,
+          value_parser = clap::value_parser!(u64).range(50..=3_600_000))]
+    pub metrics_refresh_ms: u64,
     /// Run no agents here: they are `ramanujan agent` processes on this NATS JetStream broker.
     #[arg(long, env = "NATS_URL")]
     pub nats: Option<String>,

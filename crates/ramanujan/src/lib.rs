@@ -154,7 +154,13 @@ pub async fn run_bridge(args: BridgeArgs, shutdown: impl Future<Output = ()>) ->
 
 /// The whole HTTP surface of the embedded host, over a running agent network.
 /// Must be called inside a tokio runtime.
-pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>, timeline: Arc<Timeline>) -> Router {
+/// Streams end once `closing` turns true (the host is stopping).
+pub fn app(
+    args: &ServeArgs,
+    network: Arc<dyn agent_orchestrator::Network>,
+    timeline: Arc<Timeline>,
+    closing: tokio::sync::watch::Receiver<bool>,
+) -> Router {
     let workers = args
         .compute_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -210,7 +216,13 @@ pub fn app(args: &ServeArgs, network: Arc<dyn agent_orchestrator::Network>, time
         }),
     ];
     Router::new()
-        .merge(dashboard::router(requests.clone(), network.clone(), caches))
+        .merge(dashboard::router(
+            requests.clone(),
+            network.clone(),
+            caches,
+            Duration::from_millis(args.metrics_refresh_ms),
+            closing,
+        ))
         .merge(egraph_service::router_over(egraph))
         .merge(stream_red::router(runtime.clone()))
         .merge(stream_blue::router(runtime.clone()))
@@ -266,6 +278,13 @@ pub async fn serve_on(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let timeline = open_timeline(&args).map_err(std::io::Error::other)?;
+    // Streams that never end by themselves (server-sent events) end when the
+    // host stops: graceful shutdown waits for every open response.
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
+    };
     if let Some(url) = args.nats.clone() {
         let network = connect_network(&args, &url).await.map_err(std::io::Error::other)?;
         tracing::info!(%addr, nats = %url, agents = network.agent_ids().len(), "listening; agents on the broker");
@@ -287,7 +306,7 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        let served = axum::serve(listener, app(&args, network, timeline))
+        let served = axum::serve(listener, app(&args, network, timeline, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         feed.abort();
@@ -306,7 +325,7 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        let served = axum::serve(listener, app(&args, network.clone(), timeline))
+        let served = axum::serve(listener, app(&args, network.clone(), timeline, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         watcher.abort();

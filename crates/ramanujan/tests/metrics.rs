@@ -15,7 +15,10 @@ struct Host {
 }
 
 async fn start() -> Host {
-    let mut args = ServeArgs::default();
+    start_with(ServeArgs::default()).await
+}
+
+async fn start_with(mut args: ServeArgs) -> Host {
     args.network.in_memory = true;
     args.network.sync_interval = 100;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -258,4 +261,59 @@ async fn metrics_count_each_route_and_move_with_the_work() {
         let stopped = tokio::time::timeout(Duration::from_secs(30), h.task).await;
         stopped.expect("the host stops within 30 s").unwrap().unwrap();
     }
+}
+
+/// `/api/metrics/stream` sends an update at once and then one every
+/// `METRICS_REFRESH_MS`, each the JSON `/api/metrics` answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_sends_an_update_every_refresh() {
+    let host = start_with(ServeArgs {
+        metrics_refresh_ms: 100,
+        ..ServeArgs::default()
+    })
+    .await;
+    let mut response = client()
+        .get(format!("{}/api/metrics/stream", host.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let started = Instant::now();
+    let (mut text, mut updates) = (String::new(), Vec::new());
+    while updates.len() < 3 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("an update within 10 s")
+            .unwrap()
+            .expect("the stream goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            assert!(event.contains("event: update"), "{event}");
+            let data = event.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            updates.push((started.elapsed(), serde_json::from_str::<Value>(data).unwrap()));
+        }
+    }
+    for (_, update) in &updates {
+        assert_eq!(update["refresh_ms"], 100);
+        assert!(update["performance"]["routes"].is_array(), "{update}");
+        assert_eq!(update["network"]["agents"].as_array().unwrap().len(), 9);
+    }
+    // Paced by the refresh, not sent as fast as they can be built.
+    assert!(updates[2].0 >= Duration::from_millis(180), "{:?}", updates[2].0);
+    // Stopping the host ends the stream (a browser left open does not keep
+    // the host from stopping).
+    host.stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), host.task)
+        .await
+        .expect("the host stops with a stream open")
+        .unwrap()
+        .unwrap();
+    drop(response);
 }

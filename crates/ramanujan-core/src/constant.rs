@@ -14,6 +14,14 @@ pub const MAX_VALUE_BITS: u64 = 4096;
 /// Largest absolute integer exponent that `pow` folds or evaluates exactly.
 pub const MAX_EXPONENT: i64 = 64;
 
+/// Whether `|e| <= MAX_EXPONENT`: the one check of the bound, for folding,
+/// exact and modular evaluation alike. Not `abs`: `i64::MIN` has none (a
+/// release build wrapped it to a negative "absolute value", and 2^(i64::MIN)
+/// folded to 1).
+pub fn exponent_within_bound(e: i64) -> bool {
+    e.unsigned_abs() <= MAX_EXPONENT.unsigned_abs()
+}
+
 /// An exact rational number, such as `3`, `-7/2` or `0.25` (read as `1/4`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Constant(pub BigRational);
@@ -70,9 +78,7 @@ impl Constant {
             return None;
         }
         let e = exponent.0.to_integer().to_i64()?;
-        // Not `abs`: i64::MIN has none (in a release build it wrapped to a
-        // negative "absolute value", and 2^(i64::MIN) folded to 1).
-        if e.unsigned_abs() > MAX_EXPONENT.unsigned_abs() {
+        if !exponent_within_bound(e) {
             return None;
         }
         if e < 0 && self.0.is_zero() {

@@ -17,7 +17,7 @@
 //! 64 in size, evaluated exactly by squaring, and [`degree`] bounds a whole
 //! expression's degree so a tower of powers is refused, not trusted.
 
-use crate::constant::Constant;
+use crate::constant::{Constant, exponent_within_bound};
 use crate::lang::{Expr, Math};
 use egg::Symbol;
 use num_bigint::BigInt;
@@ -28,9 +28,6 @@ use std::sync::OnceLock;
 
 /// How many random primes each check uses.
 pub const PRIMES: usize = 2;
-
-/// Largest literal exponent accepted, as in [`Constant::pow`].
-const MAX_EXPONENT: i64 = 64;
 
 /// The process's primes, each in [2^61, 2^62), drawn once from OS randomness.
 pub fn primes() -> &'static [Field; PRIMES] {
@@ -217,7 +214,7 @@ impl Program {
                     Math::Pow([a, b]) => {
                         let Math::Num(e) = &expr[*b] else { return None };
                         let e = e.0.is_integer().then(|| e.0.to_integer().to_i64()).flatten()?;
-                        if e.unsigned_abs() > MAX_EXPONENT.unsigned_abs() {
+                        if !exponent_within_bound(e) {
                             return None;
                         }
                         Op::Pow((*a).into(), e)

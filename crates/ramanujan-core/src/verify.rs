@@ -9,7 +9,7 @@
 
 use crate::analysis::{ColoredAnalysis, fold};
 use crate::color::Color;
-use crate::constant::Constant;
+use crate::constant::{Constant, exponent_within_bound};
 use crate::lang::{Expr, Math};
 use crate::modular::{self, Field, Program};
 use crate::rules::ColoredRewrite;
@@ -157,8 +157,7 @@ fn small_div(x: Ratio<i64>, y: Ratio<i64>) -> Small {
 /// As [`Constant::pow`]: an integer exponent of at most
 /// [`crate::constant::MAX_EXPONENT`], no negative power of zero.
 fn small_pow(x: Ratio<i64>, e: Ratio<i64>) -> Small {
-    let too_large = e.numer().unsigned_abs() > crate::constant::MAX_EXPONENT.unsigned_abs();
-    if !e.is_integer() || too_large || (*e.numer() < 0 && x.is_zero()) {
+    if !e.is_integer() || !exponent_within_bound(*e.numer()) || (*e.numer() < 0 && x.is_zero()) {
         return Small::Undefined;
     }
     // Powers of a reduced fraction's parts are coprime: no gcd to take.
@@ -168,6 +167,11 @@ fn small_pow(x: Ratio<i64>, e: Ratio<i64>) -> Small {
         Small::Value(p) if *e.numer() < 0 => Small::Value(p.recip()),
         power => power,
     }
+}
+
+/// The same value as a [`Constant`].
+fn constant(v: Ratio<i64>) -> Constant {
+    Constant(BigRational::new((*v.numer()).into(), (*v.denom()).into()))
 }
 
 /// Which of `names` occur in an exponent of either side.
@@ -325,11 +329,10 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
                     continue;
                 }
                 (Small::Value(a), Small::Value(b)) => {
-                    let show = |v: Ratio<i64>| Constant(BigRational::new((*v.numer()).into(), (*v.denom()).into()));
                     return Verdict::Refuted {
                         assignment: show_assignment(&names, &exact()),
-                        lhs: show(a).to_string(),
-                        rhs: show(b).to_string(),
+                        lhs: constant(a).to_string(),
+                        rhs: constant(b).to_string(),
                     };
                 }
                 (Small::Undefined, _) | (_, Small::Undefined) => continue,
@@ -700,11 +703,14 @@ mod tests {
         let Some(program) = SmallProgram::compile(&expr, &names) else {
             return;
         };
-        let big = |v: &Ratio<i64>| Constant(BigRational::new((*v.numer()).into(), (*v.denom()).into()));
-        let assignment: HashMap<Symbol, Constant> = names.iter().copied().zip(fractions.iter().map(big)).collect();
+        let assignment: HashMap<Symbol, Constant> = names
+            .iter()
+            .copied()
+            .zip(fractions.iter().map(|&v| constant(v)))
+            .collect();
         let want = evaluate(&expr, &assignment);
         match program.eval(fractions, &mut Vec::new()) {
-            Small::Value(v) => assert_eq!(want, Some(big(&v)), "{text}"),
+            Small::Value(v) => assert_eq!(want, Some(constant(v)), "{text}"),
             Small::Undefined => assert_eq!(want, None, "{text}"),
             Small::Overflow => {}
         }

@@ -379,12 +379,14 @@ impl Merger {
     /// or not); merges of identical inputs are neither.
     pub fn cache_stats(&self) -> ramanujan_http::memo::CacheStats {
         let stats = self.stats();
-        let cache = self.cache.stats();
         ramanujan_http::memo::CacheStats {
+            capacity: stats.capacity,
+            max_bytes: stats.max_bytes,
+            entries: stats.entries,
+            bytes: stats.bytes,
             hits: stats.hits,
             misses: stats.contained + stats.misses,
             hit_ratio: stats.hit_ratio,
-            ..cache
         }
     }
 

@@ -14,6 +14,7 @@ pub mod requests;
 pub mod scrape;
 
 pub use requests::{RequestMetrics, RoutePerformance, track};
+pub use scrape::CacheProbe;
 
 use axum::Router;
 use axum::extract::State;
@@ -23,15 +24,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::Either;
 use ramanujan_agent::Network;
-use ramanujan_http::memo::CacheStats;
 use serde_json::json;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// Reads one component's memo cache (its hits, misses, entries and bytes).
-pub type CacheProbe = Arc<dyn Fn() -> CacheStats + Send + Sync>;
 
 /// Milliseconds between two updates of `/api/metrics/stream` unless the host
 /// says otherwise (`METRICS_REFRESH_MS`).
@@ -70,18 +67,6 @@ pub fn router(
         })
 }
 
-impl Feeds {
-    async fn snapshot(&self) -> scrape::Snapshot {
-        let mut snapshot = scrape::gather(self.network.as_ref()).await;
-        snapshot.caches = self
-            .caches
-            .iter()
-            .map(|(name, probe)| (name.to_string(), probe()))
-            .collect();
-        snapshot
-    }
-}
-
 async fn prometheus(State(feeds): State<Feeds>) -> Response {
     let snapshot = feeds.snapshot().await;
     let mut out = String::new();
@@ -111,19 +96,18 @@ async fn api(State(feeds): State<Feeds>) -> Response {
 /// every refresh. Each is read when the client is ready for it, so a client
 /// that does not read costs nothing and queues nothing.
 async fn stream(State(feeds): State<Feeds>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let updates = futures_util::stream::unfold((feeds, true), |(mut feeds, first)| async move {
+    let updates = futures_util::stream::unfold((feeds, true), |(feeds, first)| async move {
         if !first {
             let paced = std::pin::pin!(tokio::time::sleep(feeds.refresh));
-            let closing = feeds.closing.clone();
+            let mut closing = feeds.closing.clone();
             let closed = std::pin::pin!(async move {
-                let mut closing = closing;
                 let _ = closing.wait_for(|&c| c).await;
             });
             if let Either::Right(_) = futures_util::future::select(paced, closed).await {
                 return None;
             }
         }
-        if *feeds.closing.borrow_and_update() {
+        if *feeds.closing.borrow() {
             return None;
         }
         let update = feeds.update().await;
@@ -134,6 +118,10 @@ async fn stream(State(feeds): State<Feeds>) -> Sse<impl futures_util::Stream<Ite
 }
 
 impl Feeds {
+    async fn snapshot(&self) -> scrape::Snapshot {
+        scrape::gather(self.network.as_ref(), &self.caches).await
+    }
+
     /// What `/api/metrics` answers and each stream update carries.
     async fn update(&self) -> serde_json::Value {
         let snapshot = self.snapshot().await;

@@ -13,6 +13,7 @@ use ramanujan_agent::network::Lifecycle;
 use ramanujan_http::memo::CacheStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One agent, as a scrape saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -49,9 +50,12 @@ pub struct Snapshot {
     pub caches: BTreeMap<String, CacheStats>,
 }
 
+/// Reads one component's memo cache (its hits, misses, entries and bytes).
+pub type CacheProbe = Arc<dyn Fn() -> CacheStats + Send + Sync>;
+
 /// Reads the network's status, then the state of every agent not dead, all
-/// at once.
-pub async fn gather(network: &dyn Network) -> Snapshot {
+/// at once, and each cache probe (by its component's name).
+pub async fn gather(network: &dyn Network, caches: &[(&'static str, CacheProbe)]) -> Snapshot {
     let status = network.status().await;
     let states = futures_util::future::join_all(status.agents.iter().map(|a| {
         let (id, dead) = (a.agent_id.clone(), a.status == Lifecycle::Dead);
@@ -82,7 +86,7 @@ pub async fn gather(network: &dyn Network) -> Snapshot {
         degraded: status.degraded,
         agents,
         resident_memory_bytes: resident_memory_bytes(),
-        caches: BTreeMap::new(),
+        caches: caches.iter().map(|(name, probe)| (name.to_string(), probe())).collect(),
     }
 }
 

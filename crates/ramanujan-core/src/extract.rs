@@ -109,9 +109,18 @@ impl ClassIndex {
 
 impl CanonicalExtractor {
     /// Computes the canonical choice of every class of a clean (rebuilt) graph.
+    ///
+    /// The analysis keeps every class's smallest tree size, so the costs are
+    /// read from it rather than computed again.
     pub fn new(egraph: &EGraph) -> Self {
         let classes: Vec<(Id, &[Math])> = egraph.classes().map(|c| (c.id, c.nodes.as_slice())).collect();
-        Self::over(&classes)
+        let index = ClassIndex::of_part(&classes);
+        let mut costs: Vec<Option<Cost>> = index.empty();
+        for class in egraph.classes() {
+            index.set(&mut costs, class.id, class.data.size);
+        }
+        debug_assert_eq!(costs, Self::min_costs(&index, &classes), "the analysis's sizes are the least costs");
+        Self::choose(index, costs, &classes)
     }
 
     /// Computes the canonical choice of every class of a part of an e-graph:
@@ -120,6 +129,11 @@ impl CanonicalExtractor {
     pub fn over(classes: &[(Id, &[Math])]) -> Self {
         let index = ClassIndex::of_part(classes);
         let costs = Self::min_costs(&index, classes);
+        Self::choose(index, costs, classes)
+    }
+
+    /// Settles the classes in increasing cost, given each class's least cost.
+    fn choose(index: ClassIndex, costs: Vec<Option<Cost>>, classes: &[(Id, &[Math])]) -> Self {
         let mut by_cost: Vec<(Cost, Id)> = classes
             .iter()
             .filter_map(|&(class, _)| Some((*index.get(&costs, class)?, class)))

@@ -52,7 +52,7 @@ async fn submit(
     State(net): Net,
     JsonBody(req): JsonBody<SubmitRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let expr = parse_expr(&req.expression).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let expr = parse_expr(&req.expression).map_err(|e| ApiError::bad_request(format!("expression: {e}")))?;
     let submission = net.submit(expr).await.map_err(api_error)?;
     let follow = format!("/agents/submissions/{}", submission.id);
     let mut body = json!(submission);

@@ -8,8 +8,10 @@
 //! [`RequestMetrics`], counted by the [`track`] middleware it layers on its
 //! router, and reads its network when asked ([`scrape`]).
 //!
-//! The live page (issue #18) comes next; this crate serves its feeds.
+//! The live page itself is [`page`]: `GET /` and `GET /dashboard`, every asset
+//! embedded.
 
+pub mod page;
 pub mod requests;
 pub mod scrape;
 
@@ -65,6 +67,7 @@ pub fn router(
             refresh,
             closing,
         })
+        .merge(page::router())
 }
 
 async fn prometheus(State(feeds): State<Feeds>) -> Response {
@@ -125,11 +128,17 @@ impl Feeds {
     /// What `/api/metrics` answers and each stream update carries.
     async fn update(&self) -> serde_json::Value {
         let snapshot = self.snapshot().await;
+        // The host's clock, so a page asks the timeline about the host's last minute.
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         json!({
             "refresh_ms": self.refresh.as_millis() as u64,
+            "now_us": now_us,
             "performance": {
                 "uptime_seconds": self.requests.uptime().as_secs_f64(),
                 "routes": self.requests.performance(),
+                "families": self.requests.families(),
                 "caches": snapshot.caches,
                 "resident_memory_bytes": snapshot.resident_memory_bytes,
             },

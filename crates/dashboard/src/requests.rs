@@ -83,6 +83,45 @@ pub struct RoutePerformance {
     pub max_ms: f64,
 }
 
+impl RouteStats {
+    fn new() -> Self {
+        RouteStats {
+            requests: 0,
+            client_errors: 0,
+            server_errors: 0,
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"),
+        }
+    }
+}
+
+/// The family of a route: its first path segment (`/agent/{id}/state` is in
+/// `/agent`), the page and its assets in `/dashboard`, paths no route matched in
+/// `unmatched`.
+pub fn family(route: &str) -> &'static str {
+    const FAMILIES: &[&str] = &[
+        "/agents",
+        "/agent",
+        "/egraph",
+        "/stream",
+        "/crdt",
+        "/colors",
+        "/timeline",
+        "/api",
+        "/metrics",
+        "/health",
+        "/status",
+        "/skills",
+        "/verify",
+        "/2tdx",
+        "/sync",
+    ];
+    if route == "/" || route.starts_with("/dashboard") {
+        return "/dashboard";
+    }
+    let first = route.split('/').nth(1).unwrap_or("");
+    FAMILIES.iter().find(|f| &f[1..] == first).copied().unwrap_or(UNMATCHED)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -137,12 +176,7 @@ impl RequestMetrics {
         };
         self.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
         let mut routes = lock(&self.routes);
-        let stats = routes.entry(route.to_string()).or_insert_with(|| RouteStats {
-            requests: 0,
-            client_errors: 0,
-            server_errors: 0,
-            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"),
-        });
+        let stats = routes.entry(route.to_string()).or_insert_with(RouteStats::new);
         stats.requests += 1;
         stats.client_errors += u64::from(status.is_client_error());
         stats.server_errors += u64::from(status.is_server_error());
@@ -156,12 +190,33 @@ impl RequestMetrics {
 
     /// Each route's figures, in route order.
     pub fn performance(&self) -> Vec<RoutePerformance> {
+        let routes = lock(&self.routes);
+        self.figures(routes.iter().map(|(route, s)| (route.clone(), s)))
+    }
+
+    /// The same figures per route family (the path's first segment, such as
+    /// `/agents` or `/agent`; the page's routes are `/dashboard`), each
+    /// family's latency percentiles over all its requests.
+    pub fn families(&self) -> Vec<RoutePerformance> {
+        let routes = lock(&self.routes);
+        let mut families: BTreeMap<&'static str, RouteStats> = BTreeMap::new();
+        for (route, s) in routes.iter() {
+            let merged = families.entry(family(route)).or_insert_with(RouteStats::new);
+            merged.requests += s.requests;
+            merged.client_errors += s.client_errors;
+            merged.server_errors += s.server_errors;
+            // Same bounds and precision: adding cannot fail.
+            let _ = merged.latency_us.add(&s.latency_us);
+        }
+        self.figures(families.iter().map(|(name, s)| (name.to_string(), s)))
+    }
+
+    fn figures<'a>(&self, stats: impl Iterator<Item = (String, &'a RouteStats)>) -> Vec<RoutePerformance> {
         let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
         let ms = |us: u64| us as f64 / 1_000.0;
-        lock(&self.routes)
-            .iter()
+        stats
             .map(|(route, s)| RoutePerformance {
-                route: route.clone(),
+                route,
                 requests: s.requests,
                 client_errors: s.client_errors,
                 server_errors: s.server_errors,
@@ -174,7 +229,7 @@ impl RequestMetrics {
             .collect()
     }
 
-    /// Seconds since these metrics started counting.
+    /// How long these metrics have been counting.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }

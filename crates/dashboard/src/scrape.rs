@@ -26,6 +26,10 @@ pub struct AgentSample {
     pub lifecycle: Lifecycle,
     /// Terms and equalities in its replica.
     pub facts: usize,
+    /// The digest of its facts (agents holding the same facts hold the same digest).
+    pub digest: String,
+    /// Its neighbours' ids.
+    pub neighbors: Vec<String>,
     /// Its counters; `None` when it is dead or did not answer (the network
     /// bounds how long it waits: 3 s for an agent on the broker).
     pub counters: Option<Counters>,
@@ -36,6 +40,10 @@ pub struct AgentSample {
 pub struct Snapshot {
     /// `in-process`, `nats` or `spin`.
     pub transport: String,
+    /// `sierpinski` or `ramanujan`: how the agents are connected.
+    pub topology: String,
+    /// The topology's edges.
+    pub edges: Vec<(String, String)>,
     /// Submissions the host took.
     pub submissions: usize,
     /// Every agent holds the same facts and none has rewriting left.
@@ -76,11 +84,15 @@ pub async fn gather(network: &dyn Network, caches: &[(&'static str, CacheProbe)]
             color: a.color.to_string(),
             lifecycle: a.status,
             facts: a.facts,
+            digest: a.digest,
+            neighbors: a.neighbors,
             counters,
         })
         .collect();
     Snapshot {
         transport: status.transport,
+        topology: status.topology,
+        edges: status.edges,
         submissions: status.submissions,
         converged: status.converged,
         degraded: status.degraded,

@@ -119,7 +119,11 @@ impl CanonicalExtractor {
         for class in egraph.classes() {
             index.set(&mut costs, class.id, class.data.size);
         }
-        debug_assert_eq!(costs, Self::min_costs(&index, &classes), "the analysis's sizes are the least costs");
+        debug_assert_eq!(
+            costs,
+            Self::min_costs(&index, &classes),
+            "the analysis's sizes are the least costs"
+        );
         Self::choose(index, costs, &classes)
     }
 

@@ -80,6 +80,8 @@ struct Slot {
     started: Mutex<Instant>,
     last_beat_ms: AtomicU64,
     restarts: AtomicU64,
+    /// Set by [`InProcessNetwork::halt_agent`]: the thread stops for good.
+    halted: AtomicBool,
     /// Messages waiting for a save that succeeds (see [`Slot::release`]).
     release: Mutex<Release>,
 }
@@ -296,6 +298,7 @@ impl InProcessNetwork {
                 started: Mutex::new(Instant::now()),
                 last_beat_ms: AtomicU64::new(0),
                 restarts: AtomicU64::new(0),
+                halted: AtomicBool::new(false),
                 release: Mutex::new(Release::default()),
             };
             slots.insert(id.clone(), Arc::new(slot));
@@ -366,6 +369,17 @@ impl InProcessNetwork {
     /// and a restart would. Anti-entropy then brings it up to date.
     pub fn restart_agent(&self, id: &str) -> Result<(), NetworkError> {
         self.slot(id)?.restart().map_err(NetworkError::Unavailable)
+    }
+
+    /// Stops an agent as a crash without a restart would: its thread stops
+    /// taking mail, rewriting and beating (mail to it is dropped once its
+    /// mailbox is full), so the host sees it go suspect, then dead. What it
+    /// held stays readable. For tests and demonstrations of failure.
+    pub fn halt_agent(&self, id: &str) -> Result<(), NetworkError> {
+        let slot = self.slot(id)?;
+        slot.halted.store(true, Ordering::SeqCst);
+        self.transport.wake(id);
+        Ok(())
     }
 
     /// Bytes each agent's store occupies, in topology order.
@@ -566,7 +580,7 @@ fn agent_thread(
         }
     };
     let mut next_sync = Instant::now() + offset;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && !slot.halted.load(Ordering::Relaxed) {
         let now_ms = epoch.elapsed().as_millis() as u64;
         slot.last_beat_ms.store(now_ms.max(1), Ordering::Relaxed);
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

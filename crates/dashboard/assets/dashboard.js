@@ -70,9 +70,20 @@
   function cell(text, numeric) {
     return el('td', numeric ? { class: 'num' } : {}, text);
   }
+  // One number format per precision: making one per call was most of the
+  // page's script time.
+  const formats = new Map();
   function fmt(x, digits = 1) {
     if (x === null || x === undefined || Number.isNaN(x)) return '–';
-    return Number(x).toLocaleString('en', { maximumFractionDigits: digits });
+    if (!formats.has(digits)) formats.set(digits, new Intl.NumberFormat('en', { maximumFractionDigits: digits }));
+    return formats.get(digits).format(Number(x));
+  }
+  /** Sets an attribute only when it changes (an unchanged page is not laid out or painted again). */
+  function setAttr(node, name, value) {
+    if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+  }
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
   }
   function bytes(n) {
     if (n === null || n === undefined) return 'unknown';
@@ -81,9 +92,23 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return `${fmt(n, 1)} ${units[i]}`;
   }
+  /** Shows `rows` in `table`: cell by cell where the shape is the same, so
+   *  only what changed is laid out and painted again. */
   function replaceRows(table, rows) {
     const body = table.tBodies[0];
-    body.replaceChildren(...rows);
+    const same = body.rows.length === rows.length
+      && rows.every((row, i) => row.cells.length === body.rows[i].cells.length
+        && row.getAttribute('data-agent') === body.rows[i].getAttribute('data-agent'));
+    if (!same) {
+      body.replaceChildren(...rows);
+      return;
+    }
+    rows.forEach((row, i) => {
+      [...row.cells].forEach((fresh, j) => {
+        const old = body.rows[i].cells[j];
+        if (old.innerHTML !== fresh.innerHTML) old.replaceChildren(...fresh.childNodes);
+      });
+    });
   }
   const letter = { RED: 'R', BLUE: 'B', GREEN: 'G' };
   const mark = { alive: '', starting: '…', suspect: '?', dead: '✕' };
@@ -191,7 +216,7 @@
       network.converged ? 'replicas agree, no rewriting pending' : 'replicas still working',
     ];
     if (network.degraded) parts.push(`degraded: ${network.degraded}`);
-    $('summary').textContent = parts.join(' · ');
+    setText($('summary'), parts.join(' · '));
   }
 
   // --------------------------------------------------------------- network
@@ -272,13 +297,13 @@
     for (const agent of state.agents) {
       const g = document.querySelector(`#network g.agent[data-agent="${CSS.escape(agent.agent_id)}"]`);
       if (!g) continue;
-      g.dataset.color = agent.color;
-      g.dataset.lifecycle = agent.lifecycle;
+      setAttr(g, 'data-color', agent.color);
+      setAttr(g, 'data-lifecycle', agent.lifecycle);
       const label = `${agent.agent_id}, ${agent.color}, ${agent.lifecycle}, ${agent.facts} facts`;
-      g.setAttribute('aria-label', label);
-      g.querySelector('title').textContent = label;
-      g.querySelector('text.mark').textContent = mark[agent.lifecycle] || '';
-      g.classList.toggle('selected', agent.agent_id === state.selected);
+      setAttr(g, 'aria-label', label);
+      setText(g.querySelector('title'), label);
+      setText(g.querySelector('text.mark'), mark[agent.lifecycle] || '');
+      if (g.classList.contains('selected') !== (agent.agent_id === state.selected)) g.classList.toggle('selected');
     }
     const rows = state.agents.map((a) => {
       const c = a.counters;
@@ -312,7 +337,7 @@
         if (f.from && f.to) rates.set(`${f.from}\u0000${f.to}`, f.messages_per_second);
       }
       paintFlows(rates);
-      $('heatmap-note').textContent = `${fmt(stats.events, 0)} events in the last minute.`;
+      setText($('heatmap-note'), `${fmt(stats.events, 0)} events in the last minute.`);
     } catch (e) {
       paintFlows(new Map());
       $('heatmap-note').textContent = `No message flows: the timeline did not answer (${e.message}).`;
@@ -361,14 +386,14 @@
       const t = max > 0 ? rate / max : 0;
       // Light to dark blue; the value is also written in the cell and its title.
       const light = Math.round(96 - t * 64);
-      rect.setAttribute('fill', rate > 0 ? `hsl(222 70% ${light}%)` : '#f0f0f3');
-      rect.querySelector('title').textContent = `${rect.dataset.from} → ${rect.dataset.to}: ${fmt(rate, 2)} messages/s`;
+      setAttr(rect, 'fill', rate > 0 ? `hsl(222 70% ${light}%)` : '#f0f0f3');
+      setText(rect.querySelector('title'), `${rect.dataset.from} → ${rect.dataset.to}: ${fmt(rate, 2)} messages/s`);
       const text = document.querySelector(
         `#heatmap text.value[data-from="${CSS.escape(rect.dataset.from)}"][data-to="${CSS.escape(rect.dataset.to)}"]`,
       );
       if (text) {
-        text.textContent = rate > 0 ? fmt(rate, rate < 1 ? 2 : rate < 10 ? 1 : 0) : '';
-        text.classList.toggle('dark', t > 0.5);
+        setText(text, rate > 0 ? fmt(rate, rate < 1 ? 2 : rate < 10 ? 1 : 0) : '');
+        if (text.classList.contains('dark') !== t > 0.5) text.classList.toggle('dark');
       }
     }
     // Link widths follow the traffic both ways along them.
@@ -376,7 +401,7 @@
       const both = (rates.get(`${line.dataset.a}\u0000${line.dataset.b}`) || 0)
         + (rates.get(`${line.dataset.b}\u0000${line.dataset.a}`) || 0);
       const width = max > 0 ? 1.5 + 6 * Math.min(both / (2 * max), 1) : 1.5;
-      line.setAttribute('stroke-width', width.toFixed(2));
+      setAttr(line, 'stroke-width', width.toFixed(2));
     }
   }
 
@@ -594,8 +619,8 @@
       return row;
     });
     replaceRows($('caches'), caches);
-    $('memory').textContent = `Process memory (resident): ${bytes(performance_.resident_memory_bytes)}; `
-      + `up ${fmt(performance_.uptime_seconds, 0)} s. Per agent: facts held (below).`;
+    setText($('memory'), `Process memory (resident): ${bytes(performance_.resident_memory_bytes)}; `
+      + `up ${fmt(performance_.uptime_seconds, 0)} s. Per agent: facts held (below).`);
   }
 
   // ---------------------------------------------------------------- events
@@ -620,9 +645,9 @@
       const fresh = answer.events || [];
       for (const e of fresh) state.lastEventUs = Math.max(state.lastEventUs, e.at_us);
       state.events = state.events.concat(fresh).slice(-60);
-      $('events-note').textContent = fresh.length === 500
-        ? 'Many events arrive: showing the newest read, some in between are skipped.' : '';
-      drawEvents();
+      setText($('events-note'), fresh.length === 500
+        ? 'Many events arrive: showing the newest read, some in between are skipped.' : '');
+      if (fresh.length) drawEvents();
     } catch (e) {
       $('events-note').textContent = `The timeline did not answer: ${e.message}`;
     } finally {
@@ -643,7 +668,9 @@
     const rows = state.events.slice().reverse().map((event) => {
       const row = el('tr');
       const time = new Date(event.at_us / 1000);
-      row.append(cell(`${time.toLocaleTimeString('en-GB')}.${String(time.getMilliseconds()).padStart(3, '0')}`),
+      const two = (n) => String(n).padStart(2, '0');
+      const clock = `${two(time.getHours())}:${two(time.getMinutes())}:${two(time.getSeconds())}`;
+      row.append(cell(`${clock}.${String(time.getMilliseconds()).padStart(3, '0')}`),
         cell(event.source), cell((event.event && event.event.type) || ''), cell(describe(event)));
       return row;
     });

@@ -118,6 +118,13 @@ struct AgentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MessageLabels {
+    agent: String,
+    color: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ComponentLabels {
     component: String,
 }
@@ -200,11 +207,17 @@ impl Snapshot {
             registry.register(name, help, family.clone());
             family
         };
-        let sent = counter(&mut registry, "ramanujan_agent_messages_sent", "Messages an agent sent");
-        let received = counter(
-            &mut registry,
+        let sent = Family::<MessageLabels, Counter>::default();
+        registry.register(
+            "ramanujan_agent_messages_sent",
+            "Messages an agent sent, by kind (event, sync_request, sync_reply, sync_push)",
+            sent.clone(),
+        );
+        let received = Family::<MessageLabels, Counter>::default();
+        registry.register(
             "ramanujan_agent_messages_received",
-            "Messages an agent accepted",
+            "Messages an agent accepted, by kind",
+            received.clone(),
         );
         let steps = counter(
             &mut registry,
@@ -224,8 +237,16 @@ impl Snapshot {
             };
             facts.get_or_create(&labels).set(agent.facts as i64);
             let Some(c) = &agent.counters else { continue };
-            sent.get_or_create(&labels).inc_by(c.messages_sent);
-            received.get_or_create(&labels).inc_by(c.messages_received);
+            for (family, kinds) in [(&sent, &c.sent_by_kind), (&received, &c.received_by_kind)] {
+                for (kind, n) in kinds.by_name() {
+                    let labels = MessageLabels {
+                        agent: agent.agent_id.clone(),
+                        color: agent.color.clone(),
+                        kind: kind.into(),
+                    };
+                    family.get_or_create(&labels).inc_by(n);
+                }
+            }
             steps.get_or_create(&labels).inc_by(c.rewrite_steps);
             for (verdict, n) in [
                 ("verified", c.verified),

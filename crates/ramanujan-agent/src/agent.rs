@@ -94,6 +94,47 @@ pub struct Counters {
     /// (rewriting has stopped; replication goes on).
     #[serde(default)]
     pub rewrite_skipped_at_max_terms: u64,
+    /// Messages sent, by kind.
+    #[serde(default)]
+    pub sent_by_kind: KindCounts,
+    /// Messages accepted, by kind.
+    #[serde(default)]
+    pub received_by_kind: KindCounts,
+}
+
+/// Messages by kind ([`Body::kind`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCounts {
+    /// Events: the facts of a submission or of a rewriting step.
+    pub event: u64,
+    /// Anti-entropy's first step.
+    pub sync_request: u64,
+    /// Anti-entropy's second step.
+    pub sync_reply: u64,
+    /// Anti-entropy's third step.
+    pub sync_push: u64,
+}
+
+impl KindCounts {
+    /// Counts one message of `body`'s kind.
+    pub fn count(&mut self, body: &Body) {
+        match body {
+            Body::Event { .. } => self.event += 1,
+            Body::SyncRequest { .. } => self.sync_request += 1,
+            Body::SyncReply { .. } => self.sync_reply += 1,
+            Body::SyncPush { .. } => self.sync_push += 1,
+        }
+    }
+
+    /// Each kind's name ([`Body::kind`]) and count.
+    pub fn by_name(&self) -> [(&'static str, u64); 4] {
+        [
+            ("event", self.event),
+            ("sync_request", self.sync_request),
+            ("sync_reply", self.sync_reply),
+            ("sync_push", self.sync_push),
+        ]
+    }
 }
 
 /// Whether an agent's rewriting of a submission is finished, as a reader means it.
@@ -889,6 +930,7 @@ impl Agent {
     fn send(&mut self, to: &str, body: Body) -> Envelope {
         self.seq += 1;
         self.counters.messages_sent += 1;
+        self.counters.sent_by_kind.count(&body);
         self.note("out", to, &body, self.seq);
         Envelope {
             from: self.id.clone(),
@@ -979,6 +1021,7 @@ impl Agent {
             return Vec::new();
         }
         self.counters.messages_received += 1;
+        self.counters.received_by_kind.count(&env.body);
         self.note("in", &env.from, &env.body, env.seq);
         match env.body {
             Body::Event { delta, about } => {

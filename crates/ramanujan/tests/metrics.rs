@@ -248,6 +248,23 @@ async fn metrics_count_each_route_and_move_with_the_work() {
     let after = scrape(&host).await;
     assert_eq!(total(&after, requests, &[route, method, ("status", "202")]), 2.0);
     assert!(total(&after, "ramanujan_agent_messages_sent_total", &[]) > sent_before);
+    // Messages per agent and kind: the submission's facts travelled as events,
+    // the 100 ms anti-entropy as requests and replies; every kind is a label
+    // of every agent (zero where none went).
+    let sent = "ramanujan_agent_messages_sent_total";
+    let events_sent = total(&after, sent, &[("kind", "event")]);
+    let events_received = total(&after, "ramanujan_agent_messages_received_total", &[("kind", "event")]);
+    assert!(events_sent > total(&before, sent, &[("kind", "event")]));
+    assert!(events_received > 0.0 && events_received <= events_sent);
+    assert!(total(&after, sent, &[("kind", "sync_request")]) > 0.0);
+    assert!(total(&after, sent, &[("kind", "sync_reply")]) > 0.0);
+    for kind in ["event", "sync_request", "sync_reply", "sync_push"] {
+        let agents = after
+            .iter()
+            .filter(|s| s.name == sent && s.labels["kind"] == kind)
+            .count();
+        assert_eq!(agents, 9, "{kind}");
+    }
     assert!(total(&after, "ramanujan_agent_rewrite_steps_total", &[]) > steps_before);
     // The scrape itself was counted.
     assert!(total(&after, requests, &[("route", "/metrics"), ("status", "200")]) >= 1.0);

@@ -6,6 +6,8 @@
 //     and it is settled, draws an 81-cell heatmap, opens the inspector from the
 //     keyboard, logs no console error; then bad input (an expression that does
 //     not parse, an unknown agent, a broken event stream) gets a clear message.
+//   node dashboard.mjs hold <base url>
+//     keeps the page open until standard input closes (the cost benchmark).
 //   node dashboard.mjs lifecycle <base url> <agent>
 //     prints "ready" once the page shows every agent alive, then (while the test
 //     stops <agent>) sees that agent marked suspect, then dead.
@@ -118,6 +120,13 @@ try {
     check(/1 dead/.test(await page.textContent('#summary')), 'the summary counts it dead');
     check(problems.length === 0, `no console errors or uncaught exceptions: ${problems.join('; ')}`);
     console.log('ok');
+  } else if (mode === 'hold') {
+    // Keeps the page open (for the cost benchmark) until standard input closes.
+    const page = await open();
+    await page.goto(`${base}/dashboard`);
+    await page.waitForSelector('#connection[data-state="live"]', { timeout: 30000 });
+    console.log('ready');
+    await new Promise((resolve) => { process.stdin.on('end', resolve); process.stdin.on('close', resolve); process.stdin.resume(); });
   } else {
     throw new Error(`unknown mode ${mode}`);
   }

@@ -298,22 +298,29 @@ async fn metrics_count_each_route_and_move_with_the_work() {
     }
 }
 
-/// Reads `/api/metrics/stream` until its first `update` event.
-async fn first_update(base: &str) -> Value {
-    let mut response = client().get(format!("{base}/api/metrics/stream")).send().await.unwrap();
-    let mut text = String::new();
+/// The next `update` event of a metrics stream (`text` holds what was read
+/// past the last event), checked to be one.
+async fn next_update(response: &mut reqwest::Response, text: &mut String) -> Value {
     loop {
+        if let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            assert!(event.contains("event: update"), "{event}");
+            let data = event.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            return serde_json::from_str(data).unwrap();
+        }
         let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
             .await
             .expect("an update within 10 s")
             .unwrap()
             .expect("the stream goes on");
         text.push_str(&String::from_utf8_lossy(&chunk));
-        if let Some(end) = text.find("\n\n") {
-            let data = text[..end].lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            return serde_json::from_str(data).unwrap();
-        }
     }
+}
+
+/// Reads `/api/metrics/stream` until its first `update` event.
+async fn first_update(base: &str) -> Value {
+    let mut response = client().get(format!("{base}/api/metrics/stream")).send().await.unwrap();
+    next_update(&mut response, &mut String::new()).await
 }
 
 /// Pages opened together share one update: the host builds it once, not once
@@ -360,18 +367,8 @@ async fn the_stream_sends_an_update_every_refresh() {
     let started = Instant::now();
     let (mut text, mut updates) = (String::new(), Vec::new());
     while updates.len() < 3 {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
-            .await
-            .expect("an update within 10 s")
-            .unwrap()
-            .expect("the stream goes on");
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = text.find("\n\n") {
-            let event: String = text.drain(..end + 2).collect();
-            assert!(event.contains("event: update"), "{event}");
-            let data = event.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            updates.push((started.elapsed(), serde_json::from_str::<Value>(data).unwrap()));
-        }
+        let update = next_update(&mut response, &mut text).await;
+        updates.push((started.elapsed(), update));
     }
     for (_, update) in &updates {
         assert_eq!(update["refresh_ms"], 100);

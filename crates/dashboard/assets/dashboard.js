@@ -14,14 +14,13 @@
     agentKey: '', // ids and edges the drawing was made for
     selected: null,
     submission: null, // { id, expression, started, settled }
-    settles: [], // [{ at: seconds since page load, ms }]
+    convergenceKey: '', // the newest settled submission the chart was drawn with
     families: new Map(), // route family -> { requests, at } for rates
     events: [],
     lastEventUs: 0,
     eventsKey: '',
     busy: { flows: false, events: false, inspector: false },
   };
-  const pageStarted = performance.now();
 
   // ---------------------------------------------------------------- errors
   function showProblem(message) {
@@ -200,6 +199,7 @@
     }
     updateAgents();
     drawComponents(update.performance);
+    drawConvergence(update.convergence);
     refreshFlows();
     refreshEvents();
     if (state.selected) inspect(state.selected, { quiet: true });
@@ -539,7 +539,6 @@
           status.dataset.state = 'settled';
           status.textContent = `Settled: all ${s.agents} agents hold ${submission.expression} as ${form}, `
             + `within ${fmt(elapsed, 0)} ms of submitting (entered at ${submission.entry}).`;
-          recordSettle(elapsed);
           // The counts in the summary move now, not at the next update.
           getJson('/api/metrics').then(apply, () => {});
           return;
@@ -573,22 +572,30 @@
 
   // ----------------------------------------------------------- convergence
   let chart = null;
-  function recordSettle(ms) {
-    state.settles.push({ at: (performance.now() - pageStarted) / 1000, ms });
-    const sorted = state.settles.map((s) => s.ms).sort((a, b) => a - b);
-    const rank = (q) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)];
-    $('convergence-stats').textContent = `${sorted.length} submissions from this page settled: `
-      + `p50 ${fmt(rank(0.5), 0)} ms, p95 ${fmt(rank(0.95), 0)} ms, p99 ${fmt(rank(0.99), 0)} ms `
-      + '(from submitting to seeing it settled, polling every 20 ms).';
-    const data = [state.settles.map((s) => s.at), state.settles.map((s) => s.ms)];
-    if (typeof uPlot !== 'function') return;
+  /** The host's time to settled of every submission it took (this page's or
+   *  any other client's), newest last, with its percentiles. */
+  function drawConvergence(c) {
+    if (!c) return;
+    const recent = c.recent || [];
+    const pct = (v) => (v === null || v === undefined ? '–' : `${fmt(v, 0)} ms`);
+    setText($('convergence-stats'), (c.settled
+      ? `${fmt(c.settled, 0)} submissions settled since the host started; over the newest ${fmt(c.over, 0)}: `
+        + `p50 ${pct(c.p50_ms)}, p95 ${pct(c.p95_ms)}, p99 ${pct(c.p99_ms)}`
+        + ' (from the host taking it to its first poll that saw it settled, known to about 10%)'
+      : 'No submission has settled yet.')
+      + (c.following ? ` · ${fmt(c.following, 0)} followed now` : '')
+      + (c.unfollowed ? ` · ${fmt(c.unfollowed, 0)} not timed (too many at once)` : '')
+      + (c.gave_up ? ` · ${fmt(c.gave_up, 0)} not settled within 10 min` : ''));
+    const newest = recent.length ? `${recent[recent.length - 1].id}@${recent[recent.length - 1].submitted_us}` : '';
+    if (newest === state.convergenceKey || typeof uPlot !== 'function') return;
+    state.convergenceKey = newest;
+    const data = [recent.map((s) => s.submitted_us / 1e6), recent.map((s) => s.settled_ms)];
     const box = $('convergence-chart');
     if (!chart) {
       chart = new uPlot({
         width: Math.max(240, box.clientWidth || 400),
         height: 180,
-        scales: { x: { time: false } },
-        axes: [{ label: 's since the page opened' }, { label: 'ms to settled' }],
+        axes: [{ label: 'submitted at' }, { label: 'ms to settled' }],
         series: [{}, { label: 'time to settled (ms)', stroke: '#2d5fc8', width: 0, points: { show: true, size: 7 } }],
       }, data, box);
     } else {

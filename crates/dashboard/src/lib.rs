@@ -14,9 +14,11 @@
 pub mod page;
 pub mod requests;
 pub mod scrape;
+pub mod settling;
 
 pub use requests::{RequestMetrics, RoutePerformance, track};
 pub use scrape::CacheProbe;
+pub use settling::Settling;
 
 use axum::Router;
 use axum::extract::State;
@@ -25,7 +27,6 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::Either;
-use ramanujan_agent::Network;
 use serde_json::json;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub const DEFAULT_REFRESH_MS: u64 = 1_000;
 #[derive(Clone)]
 struct Feeds {
     requests: Arc<RequestMetrics>,
-    network: Arc<dyn Network>,
+    network: Arc<Settling>,
     caches: Arc<[(&'static str, CacheProbe)]>,
     refresh: Duration,
     closing: watch::Receiver<bool>,
@@ -53,12 +54,13 @@ struct Feeds {
 type SharedUpdate = Arc<tokio::sync::Mutex<Option<(Instant, Arc<str>)>>>;
 
 /// `/metrics`, `/api/metrics` and `/api/metrics/stream` over a host's request
-/// metrics, its network and its components' caches (each by the component's
-/// name); the stream sends an update every `refresh`, and ends once `closing`
-/// turns true (the host is stopping: it waits for every open response).
+/// metrics, its network (with the submissions it follows: see [`settling`])
+/// and its components' caches (each by the component's name); the stream
+/// sends an update every `refresh`, and ends once `closing` turns true (the
+/// host is stopping: it waits for every open response).
 pub fn router(
     requests: Arc<RequestMetrics>,
-    network: Arc<dyn Network>,
+    network: Arc<Settling>,
     caches: Vec<(&'static str, CacheProbe)>,
     refresh: Duration,
     closing: watch::Receiver<bool>,
@@ -81,7 +83,13 @@ pub fn router(
 async fn prometheus(State(feeds): State<Feeds>) -> Response {
     let snapshot = feeds.snapshot().await;
     let mut out = String::new();
-    let encoded = feeds.requests.encode(&mut out).and_then(|()| snapshot.encode(&mut out));
+    let mut settling = prometheus_client::registry::Registry::default();
+    feeds.network.register(&mut settling);
+    let encoded = feeds
+        .requests
+        .encode(&mut out)
+        .and_then(|()| snapshot.encode(&mut out))
+        .and_then(|()| prometheus_client::encoding::prometheus_text::encode(&mut out, &settling));
     match encoded {
         Ok(()) => (
             [(
@@ -166,6 +174,7 @@ impl Feeds {
                 "resident_memory_bytes": snapshot.resident_memory_bytes,
             },
             "network": snapshot,
+            "convergence": self.network.convergence(),
         })
     }
 }

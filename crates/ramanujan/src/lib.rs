@@ -194,6 +194,11 @@ pub fn app(
             }))
         }
     };
+    // Every submission through the host is followed until it settles (the
+    // dashboard's time to settled).
+    let settling = dashboard::Settling::new(network);
+    tokio::spawn(dashboard::settling::follow(Arc::downgrade(&settling), closing.clone()));
+    let network: Arc<dyn agent_orchestrator::Network> = settling.clone();
     let requests = dashboard::RequestMetrics::new();
     let egraph = Arc::new(egraph_service::EgraphService::new(
         runtime.clone(),
@@ -213,7 +218,7 @@ pub fn app(
     Router::new()
         .merge(dashboard::router(
             requests.clone(),
-            network.clone(),
+            settling,
             caches,
             Duration::from_millis(args.metrics_refresh_ms),
             closing,

@@ -387,3 +387,68 @@ async fn the_stream_sends_an_update_every_refresh() {
         .unwrap();
     drop(response);
 }
+
+/// Submissions made by any client (here plain HTTP, not the page) are timed
+/// by the host until settled: `/api/metrics` carries each with its bounds and
+/// the percentiles, `/metrics` the histogram; a host that followed them all
+/// follows none once they settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_times_every_submission_until_settled() {
+    let host = start().await;
+    let exprs: Vec<String> = (0..12).map(|i| format!("(+ (* a{i} b) (* a{i} c))")).collect();
+    let started = Instant::now();
+    for expr in &exprs {
+        let (status, body) = call(
+            reqwest::Method::POST,
+            format!("{}/agents/submit", host.base),
+            Some(json!({"expression": expr})),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let convergence = loop {
+        let (_, body) = call(reqwest::Method::GET, format!("{}/api/metrics", host.base), None).await;
+        let api: Value = serde_json::from_str(&body).unwrap();
+        if api["convergence"]["settled"] == 12 {
+            break api["convergence"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{}", api["convergence"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let waited_ms = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(convergence["following"], 0, "{convergence}");
+    assert_eq!(convergence["unfollowed"], 0, "{convergence}");
+    assert_eq!(convergence["over"], 12, "{convergence}");
+    let recent = convergence["recent"].as_array().unwrap();
+    let mut expressions: Vec<&str> = recent.iter().map(|s| s["expression"].as_str().unwrap()).collect();
+    expressions.sort_unstable();
+    let mut submitted: Vec<&str> = exprs.iter().map(String::as_str).collect();
+    submitted.sort_unstable();
+    assert_eq!(expressions, submitted);
+    for settled in recent {
+        let (low, high) = (
+            settled["unsettled_ms"].as_f64().unwrap(),
+            settled["settled_ms"].as_f64().unwrap(),
+        );
+        assert!(0.0 <= low && low < high && high <= waited_ms, "{settled}");
+        let (_, body) = call(
+            reqwest::Method::GET,
+            format!("{}/agents/submissions/{}", host.base, settled["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["settled"], true, "{body}");
+    }
+    let p = |q: &str| convergence[q].as_f64().unwrap();
+    assert!(0.0 < p("p50_ms") && p("p50_ms") <= p("p95_ms") && p("p95_ms") <= p("p99_ms"));
+    let samples = scrape(&host).await;
+    assert_eq!(total(&samples, "ramanujan_submission_settle_seconds_count", &[]), 12.0);
+    assert_eq!(total(&samples, "ramanujan_submissions_following", &[]), 0.0);
+    assert_eq!(total(&samples, "ramanujan_submissions_unfollowed_total", &[]), 0.0);
+    host.stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), host.task)
+        .await
+        .expect("the host stops within 30 s")
+        .unwrap()
+        .unwrap();
+}

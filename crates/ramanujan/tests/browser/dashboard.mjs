@@ -51,7 +51,12 @@ try {
     check(holders === 9, `each of the 9 agents shows the form 0: ${holders}`);
     const rings = await page.$$eval('#network g.agent.holds', (g) => g.length);
     check(rings === 9, `9 agents lit up as holding it: ${rings}`);
-    await page.waitForFunction(() => /settled: p50/.test(document.getElementById('convergence-stats').textContent));
+    // A submission from another client (not the form) is timed by the host too.
+    await page.evaluate(() => fetch('/agents/submit', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ expression: '(+ (* a b) (* a c))' }),
+    }));
+    await page.waitForFunction(() => /^2 submissions settled since the host started; over the newest 2: p50 \d+ ms, p95 \d+ ms, p99 \d+ ms/
+      .test(document.getElementById('convergence-stats').textContent), null, { timeout: 30000 });
 
     const cells = await page.$$eval('#heatmap rect.cell', (r) => r.length);
     check(cells === 81, `the heatmap has 81 cells: ${cells}`);

@@ -308,7 +308,10 @@
     const rows = state.agents.map((a) => {
       const c = a.counters;
       const row = el('tr');
-      row.append(cell(a.agent_id), cell(fmt(a.facts, 0), true), cell(c ? fmt(c.messages_sent, 0) : '–', true),
+      const memory = a.memory_bytes_estimate;
+      row.append(cell(a.agent_id), cell(fmt(a.facts, 0), true),
+        cell(memory === null || memory === undefined ? '–' : `≈ ${bytes(memory)}`, true),
+        cell(c ? fmt(c.messages_sent, 0) : '–', true),
         cell(c ? fmt(c.messages_received, 0) : '–', true), cell(c ? fmt(c.rewrite_steps, 0) : '–', true));
       return row;
     });
@@ -441,6 +444,7 @@
     const facts = [
       ['agent', agent.agent_id], ['colour', agent.color], ['lifecycle', agent.status],
       ['restarts', agent.restarts], ['terms', agent.egraph_nodes], ['equalities', agent.equalities],
+      ['memory (estimate)', agent.memory_bytes_estimate === undefined ? undefined : `≈ ${bytes(agent.memory_bytes_estimate)}`],
       ['refuted equalities', agent.refuted_equalities], ['digest', agent.digest],
       ['neighbours', (agent.neighbors || []).join(', ')], ['uptime', `${fmt(agent.uptime_seconds, 1)} s`],
       ['rewriting steps', c.rewrite_steps], ['verify backlog', agent.verify_backlog],
@@ -627,7 +631,8 @@
     });
     replaceRows($('caches'), caches);
     setText($('memory'), `Process memory (resident): ${bytes(performance_.resident_memory_bytes)}; `
-      + `up ${fmt(performance_.uptime_seconds, 0)} s. Per agent: facts held (below).`);
+      + `up ${fmt(performance_.uptime_seconds, 0)} s. Per agent (below): facts held, and the heap`
+      + ' its replica and e-graphs hold, estimated from their counts (within about a third of what the allocator says).');
   }
 
   // ---------------------------------------------------------------- events

@@ -33,6 +33,9 @@ pub struct AgentSample {
     /// Its counters; `None` when it is dead or did not answer (the network
     /// bounds how long it waits: 3 s for an agent on the broker).
     pub counters: Option<Counters>,
+    /// About how many bytes of heap it holds (an estimate from its replica's
+    /// and e-graphs' counts); `None` as for `counters`.
+    pub memory_bytes_estimate: Option<u64>,
 }
 
 /// The network and the process at one moment.
@@ -71,7 +74,11 @@ pub async fn gather(network: &dyn Network, caches: &[(&'static str, CacheProbe)]
             if dead {
                 return None;
             }
-            network.agent_state(id).await.ok().map(|state| state.counters)
+            network
+                .agent_state(id)
+                .await
+                .ok()
+                .map(|state| (state.counters, state.memory_bytes_estimate))
         }
     }))
     .await;
@@ -79,14 +86,15 @@ pub async fn gather(network: &dyn Network, caches: &[(&'static str, CacheProbe)]
         .agents
         .into_iter()
         .zip(states)
-        .map(|(a, counters)| AgentSample {
+        .map(|(a, state)| AgentSample {
             agent_id: a.agent_id,
             color: a.color.to_string(),
             lifecycle: a.status,
             facts: a.facts,
             digest: a.digest,
             neighbors: a.neighbors,
-            counters,
+            memory_bytes_estimate: state.as_ref().map(|(_, bytes)| *bytes),
+            counters: state.map(|(counters, _)| counters),
         })
         .collect();
     Snapshot {
@@ -202,6 +210,12 @@ impl Snapshot {
             "Terms and equalities in an agent's replica",
             facts.clone(),
         );
+        let memory = Family::<AgentLabels, Gauge>::default();
+        registry.register(
+            "ramanujan_agent_memory_bytes_estimate",
+            "About how many bytes of heap an agent holds (its replica and e-graphs), estimated from their counts",
+            memory.clone(),
+        );
         let counter = |registry: &mut Registry, name: &str, help: &str| {
             let family = Family::<AgentLabels, Counter>::default();
             registry.register(name, help, family.clone());
@@ -236,6 +250,9 @@ impl Snapshot {
                 color: agent.color.clone(),
             };
             facts.get_or_create(&labels).set(agent.facts as i64);
+            if let Some(bytes) = agent.memory_bytes_estimate {
+                memory.get_or_create(&labels).set(bytes as i64);
+            }
             let Some(c) = &agent.counters else { continue };
             for (family, kinds) in [(&sent, &c.sent_by_kind), (&received, &c.received_by_kind)] {
                 for (kind, n) in kinds.by_name() {

@@ -71,6 +71,10 @@ pub struct AgentState {
     pub refuted_equalities: usize,
     /// GREEN: equalities held and not checked yet (0 for other colours).
     pub verify_backlog: usize,
+    /// About how many bytes of heap the agent holds (its replica, its
+    /// e-graphs): an estimate from counts, see [`Agent::approx_heap_bytes`].
+    #[serde(default)]
+    pub memory_bytes_estimate: u64,
     /// Neighbour ids.
     pub neighbors: Vec<String>,
     /// Messages accepted.
@@ -106,6 +110,7 @@ impl AgentState {
             equalities: replica.equality_count(),
             refuted_equalities: replica.refutation_count(),
             verify_backlog: agent.verify_backlog(),
+            memory_bytes_estimate: agent.approx_heap_bytes() as u64,
             neighbors: agent.neighbors().to_vec(),
             messages_received: counters.messages_received,
             messages_sent: counters.messages_sent,

@@ -24,6 +24,10 @@ use std::collections::HashMap;
 /// What a materialised replica needs of an e-graph: adding e-nodes, unions,
 /// rebuilding, and reading classes with their analysis data.
 pub trait ClassGraph: Clone {
+    /// About how many bytes of heap one e-node added costs (its place among
+    /// the e-nodes, the hash-cons, its class and the class's analysis data):
+    /// what [`crate::materialize::Materialization::approx_heap_bytes`] counts per term.
+    const TERM_BYTES: usize;
     /// An empty e-graph, folding constants or not.
     fn with_folding(fold_constants: bool) -> Self;
     /// Whether it folds constants.
@@ -70,6 +74,7 @@ pub trait ClassGraph: Clone {
 }
 
 impl ClassGraph for EGraph {
+    const TERM_BYTES: usize = 650;
     fn with_folding(fold_constants: bool) -> Self {
         EGraph::new(ColoredAnalysis::new(fold_constants))
     }
@@ -247,6 +252,7 @@ impl CongruenceGraph {
 }
 
 impl ClassGraph for CongruenceGraph {
+    const TERM_BYTES: usize = 500;
     fn with_folding(fold_constants: bool) -> Self {
         CongruenceGraph {
             analysis: ColoredAnalysis::new(fold_constants),

@@ -56,6 +56,15 @@ impl<G: ClassGraph> Materialization<G> {
         m
     }
 
+    /// About how many bytes of heap the e-graph holds: each term added counted
+    /// at [`ClassGraph::TERM_BYTES`] and its place in the id map. An
+    /// estimate from counts, read in constant time (see
+    /// [`ReplicaState::approx_heap_bytes`]).
+    pub fn approx_heap_bytes(&self) -> usize {
+        let waiting = self.waiting_terms.len() * 48 + self.waiting_equalities.len() * 32;
+        self.ids.len() * (G::TERM_BYTES + 2 * std::mem::size_of::<(TermKey, Id)>()) + waiting
+    }
+
     /// An empty e-graph.
     pub fn empty(fold_constants: bool) -> Self {
         Materialization {

@@ -277,6 +277,29 @@ impl ReplicaState {
         self.refuted.len()
     }
 
+    /// About how many bytes of heap the replica holds: each kind of fact
+    /// counted at its map entry's size (B-tree nodes run about two-thirds
+    /// full), plus a term's children and the index by dot. An estimate from
+    /// counts, read in constant time; `crates/ramanujan-agent/tests/memory.rs`
+    /// checks it against what dropping an agent frees.
+    pub fn approx_heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        /// A map entry of `K` and `V` in a B-tree two-thirds full.
+        fn entry<K, V>() -> usize {
+            (size_of::<K>() + size_of::<V>()) * 3 / 2
+        }
+        /// A fact's place in the index by dot.
+        const INDEXED: usize = size_of::<FactId>() * 2;
+        /// A term's children (two, on average, allocated apart).
+        const CHILDREN: usize = 2 * size_of::<TermKey>() + 16;
+        let facts = self.terms.len() + self.equalities.len() + self.roots.len() + self.refuted.len();
+        self.terms.len() * (entry::<TermKey, (Term, Dot)>() + CHILDREN)
+            + self.equalities.len() * entry::<u128, (Equality, Dot)>()
+            + self.roots.len() * entry::<TermKey, Dot>()
+            + self.refuted.len() * (entry::<u128, (Refutation, Dot)>() + 16)
+            + facts * INDEXED
+    }
+
     /// Whether the replica holds no facts.
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty() && self.equalities.is_empty() && self.roots.is_empty() && self.refuted.is_empty()

@@ -233,6 +233,13 @@ async fn metrics_count_each_route_and_move_with_the_work() {
         .map(|s| s.labels["agent"].as_str())
         .collect();
     assert_eq!(agents.len(), 9);
+    let estimates: Vec<f64> = before
+        .iter()
+        .filter(|s| s.name == "ramanujan_agent_memory_bytes_estimate")
+        .map(|s| s.value)
+        .collect();
+    assert_eq!(estimates.len(), 9);
+    assert!(estimates.iter().all(|&b| b > 1_000.0), "{estimates:?}");
     let sent_before = total(&before, "ramanujan_agent_messages_sent_total", &[]);
     let steps_before = total(&before, "ramanujan_agent_rewrite_steps_total", &[]);
     assert!(sent_before > 0.0 && steps_before > 0.0);

@@ -58,6 +58,8 @@ try {
     await page.waitForFunction(() => /^2 submissions settled since the host started; over the newest 2: p50 \d+ ms, p95 \d+ ms, p99 \d+ ms/
       .test(document.getElementById('convergence-stats').textContent), null, { timeout: 30000 });
 
+    const memories = await page.$$eval('#agent-sizes tbody tr', (rows) => rows.filter((r) => /^≈ [\d.,]+ (B|KiB|MiB|GiB)$/.test(r.cells[2].textContent)).length);
+    check(memories === 9, `each of the 9 agents shows its memory estimate: ${memories}`);
     const cells = await page.$$eval('#heatmap rect.cell', (r) => r.length);
     check(cells === 81, `the heatmap has 81 cells: ${cells}`);
     // Messages flowed during the submission: some cell shows a rate.
@@ -69,7 +71,7 @@ try {
     await page.keyboard.press('Enter');
     await page.waitForSelector('#inspector[data-agent="agent-3"][data-state="shown"]', { timeout: 10000 });
     const inspector = await page.textContent('#inspector');
-    check(inspector.includes('messages sent') && inspector.includes('agent-1'), `the inspector shows agent-3: ${inspector}`);
+    check(inspector.includes('messages sent') && inspector.includes('agent-1') && /memory \(estimate\)≈ /.test(inspector), `the inspector shows agent-3: ${inspector}`);
     await page.waitForSelector('#families tbody tr');
     const events = await page.$$eval('#events tbody tr', (r) => r.length);
     check(events > 0, 'recent timeline events are listed');

@@ -11,6 +11,10 @@
 //! headless Chromium, whose rendering shares this machine's two cores.
 //!
 //! Run: `cargo bench -p ramanujan --bench dashboard_cost -- [rounds=3] [reader=client|chromium|both]`
+//!
+//! With `measure=update` it measures instead the server's time to build one
+//! update over NATS, for 9 agents and for 48 (the expander): issue #18's goal
+//! is at most 5 ms for 48.
 
 #[path = "../tests/browser/harness.rs"]
 mod harness;
@@ -86,9 +90,18 @@ async fn read_like_the_page(base: String) {
     }
 }
 
-/// One run: a fresh broker, nine agents and a host, the reader if any, then
-/// the flood. Envelopes per second.
-async fn run(reader: Reader) -> f64 {
+/// A fresh broker, `agents` agents on it (rewriting off) and a distributed
+/// host over them, every agent alive.
+struct Running {
+    _dir: tempfile::TempDir,
+    broker: LocalBroker,
+    base: String,
+    http: reqwest::Client,
+    stop: tokio::sync::watch::Sender<bool>,
+    host: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(agents: usize) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).unwrap();
     let mut args = ServeArgs {
@@ -96,8 +109,12 @@ async fn run(reader: Reader) -> f64 {
         ..ServeArgs::default()
     };
     args.network.in_memory = true;
+    if agents != 9 {
+        args.network.topology = "ramanujan".into();
+        args.network.num_agents = agents;
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    for index in 0..AGENTS {
+    for index in 0..agents {
         let mut stopped = stopped.clone();
         let config = AgentConfig {
             nats_url: broker.url(),
@@ -132,17 +149,88 @@ async fn run(reader: Reader) -> f64 {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let status = get(&http, format!("{base}/agents/status")).await;
-        let agents = status["agents"].as_array().cloned().unwrap_or_default();
-        if agents.len() == AGENTS && agents.iter().all(|a| a["status"] == "alive") {
+        let up = status["agents"].as_array().cloned().unwrap_or_default();
+        if up.len() == agents && up.iter().all(|a| a["status"] == "alive") {
             break;
         }
         assert!(Instant::now() < deadline, "agents never came up: {status}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Running {
+        _dir: dir,
+        broker,
+        base,
+        http,
+        stop,
+        host,
+    }
+}
 
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.host).await;
+    }
+}
+
+/// The server's time to build one dashboard update over NATS: `agents` agents,
+/// 20 submissions through the host followed until settled, then 50
+/// `GET /api/metrics` one after another (each asks every agent for its state
+/// over the broker). Prints the round trip on loopback and the host's own
+/// latency for the route.
+async fn update_time(agents: usize) {
+    let net = start(agents).await;
+    let (base, http) = (&net.base, &net.http);
+    for i in 0..20 {
+        let expression = format!("(+ (* a{i} b) (* a{i} c))");
+        let accepted = http
+            .post(format!("{base}/agents/submit"))
+            .json(&serde_json::json!({ "expression": expression }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(accepted.status().as_u16(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get(http, format!("{base}/api/metrics")).await["convergence"]["settled"] != 20 {
+        assert!(Instant::now() < deadline, "the submissions never settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut round_trips = Vec::new();
+    let mut last = Value::Null;
+    for _ in 0..50 {
+        let started = Instant::now();
+        last = get(http, format!("{base}/api/metrics")).await;
+        round_trips.push(started.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(last["network"]["agents"].as_array().map(Vec::len), Some(agents));
+    }
+    round_trips.sort_by(f64::total_cmp);
+    let at = |q: f64| round_trips[((q * round_trips.len() as f64).ceil() as usize).max(1) - 1];
+    let route = last["performance"]["routes"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["route"] == "/api/metrics").cloned())
+        .unwrap_or_default();
+    println!(
+        "{agents} agents over NATS: GET /api/metrics round trip p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms; \
+         the host's own latency for the route over {} requests: p50 {} ms, p99 {} ms",
+        at(0.5),
+        at(0.95),
+        at(1.0),
+        route["requests"],
+        route["p50_ms"],
+        route["p99_ms"]
+    );
+    net.stop().await;
+}
+
+/// One run: a fresh broker, nine agents and a host, the reader if any, then
+/// the flood. Envelopes per second.
+async fn run(reader: Reader) -> f64 {
+    let net = start(AGENTS).await;
+    let (base, http) = (net.base.clone(), net.http.clone());
     let mut browser = None;
     let mut client = None;
     match reader {
@@ -168,7 +256,7 @@ async fn run(reader: Reader) -> f64 {
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let exprs: Vec<String> = (0..SUBMISSIONS).map(|_| random_expr(&mut rng, 3)).collect();
-    let nats = async_nats::connect(broker.url()).await.unwrap();
+    let nats = async_nats::connect(net.broker.url()).await.unwrap();
     let js = async_nats::jetstream::new(nats);
     let started = Instant::now();
     let mut window = Vec::new();
@@ -217,8 +305,7 @@ async fn run(reader: Reader) -> f64 {
     if let Some(client) = client {
         client.abort();
     }
-    let _ = stop.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(30), host).await;
+    net.stop().await;
     let rate = received as f64 / took.as_secs_f64();
     println!(
         "  {:<10} {received} envelopes in {:.2} s = {rate:>8.0} envelopes/s",
@@ -236,17 +323,23 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return; // `cargo test --benches`: nothing to check quickly
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if arg("measure").as_deref() == Some("update") {
+        for agents in [9, 48] {
+            runtime.block_on(update_time(agents));
+        }
+        return;
+    }
     let rounds: usize = arg("rounds").map_or(3, |n| n.parse().expect("rounds=N"));
     let readers = match arg("reader").as_deref() {
         Some("client") => vec![Reader::Client],
         Some("chromium") => vec![Reader::Chromium],
         _ => vec![Reader::Client, Reader::Chromium],
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     for reader in readers {
         let (mut with, mut without) = (Vec::new(), Vec::new());

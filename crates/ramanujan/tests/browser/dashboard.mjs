@@ -99,6 +99,10 @@ try {
     await cut.waitForFunction(() => document.querySelectorAll('#network g.agent').length === 9);
     const summary = await cut.textContent('#summary');
     check(/9 agents/.test(summary), `with the stream broken the page polls and still shows the network: ${summary}`);
+    // Readable on a phone: nothing wider than its 390 px screen (wide tables scroll in their own box).
+    const overflow = await cut.evaluate(() => [document.documentElement.scrollWidth, [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > 390 + 1 && !e.closest('.scroll')).map((e) => e.id || e.tagName).slice(0, 5)]);
+    check(overflow[0] <= 390, `the page fits a 390 px phone screen: ${overflow[0]} px wide (${overflow[1].join(', ')})`);
     const unexpected = problems.filter((p) => !/^console: Failed to load resource/.test(p));
     check(unexpected.length === 0, `only the refused requests were logged: ${unexpected.join('; ')}`);
     console.log('ok');

@@ -47,8 +47,8 @@ async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-/// Submits `expr` and waits (bounded) until it is settled.
-async fn settle(host: &Host, expr: &str) {
+/// Submits `expr`; answers the host's acceptance.
+async fn submit(host: &Host, expr: &str) -> Value {
     let (status, body) = call(
         reqwest::Method::POST,
         format!("{}/agents/submit", host.base),
@@ -56,10 +56,12 @@ async fn settle(host: &Host, expr: &str) {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    let follow = serde_json::from_str::<Value>(&body).unwrap()["follow"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Submits `expr` and waits (bounded) until it is settled.
+async fn settle(host: &Host, expr: &str) {
+    let follow = submit(host, expr).await["follow"].as_str().unwrap().to_string();
     let started = Instant::now();
     loop {
         let (_, body) = call(reqwest::Method::GET, format!("{}{follow}", host.base), None).await;
@@ -405,13 +407,7 @@ async fn the_host_times_every_submission_until_settled() {
     let exprs: Vec<String> = (0..12).map(|i| format!("(+ (* a{i} b) (* a{i} c))")).collect();
     let started = Instant::now();
     for expr in &exprs {
-        let (status, body) = call(
-            reqwest::Method::POST,
-            format!("{}/agents/submit", host.base),
-            Some(json!({"expression": expr})),
-        )
-        .await;
-        assert_eq!(status, 202, "{body}");
+        submit(&host, expr).await;
     }
     let convergence = loop {
         let (_, body) = call(reqwest::Method::GET, format!("{}/api/metrics", host.base), None).await;

@@ -152,6 +152,23 @@ pub enum Kind {
         /// How long the delivery took.
         duration_us: u64,
     },
+    /// The skill-verification panel decided on an embedding.
+    Consensus {
+        /// The image the embedding is of, as the client named it.
+        image_id: String,
+        /// The label that reached the quorum; none: no quorum.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+        /// Whether it matched the claimed skill, when one was claimed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verified: Option<bool>,
+        /// Share of the panel behind the leading label.
+        agreement: f64,
+        /// Variance of the verifiers' scores.
+        score_variance: f64,
+        /// How long the panel took.
+        duration_us: u64,
+    },
     /// An agent's life changed.
     Lifecycle {
         /// What it became.
@@ -198,6 +215,7 @@ pub const TYPES: &[&str] = &[
     "crdt_merge",
     "saturation",
     "webhook",
+    "consensus",
     "lifecycle",
 ];
 
@@ -214,6 +232,7 @@ impl Kind {
             Kind::CrdtMerge { .. } => "crdt_merge",
             Kind::Saturation { .. } => "saturation",
             Kind::Webhook { .. } => "webhook",
+            Kind::Consensus { .. } => "consensus",
             Kind::Lifecycle { .. } => "lifecycle",
         }
     }
@@ -233,7 +252,8 @@ impl Kind {
             Kind::RewriteStep { duration_us, .. }
             | Kind::CrdtMerge { duration_us, .. }
             | Kind::Saturation { duration_us, .. }
-            | Kind::Webhook { duration_us, .. } => Some(*duration_us),
+            | Kind::Webhook { duration_us, .. }
+            | Kind::Consensus { duration_us, .. } => Some(*duration_us),
             _ => None,
         }
     }
@@ -291,6 +311,14 @@ mod tests {
             Kind::Webhook {
                 topic: "agent.1.sync".into(),
                 status: 200,
+                duration_us: 1,
+            },
+            Kind::Consensus {
+                image_id: "img-1".into(),
+                label: Some("cat".into()),
+                verified: None,
+                agreement: 1.0,
+                score_variance: 0.0,
                 duration_us: 1,
             },
             Kind::Lifecycle {

@@ -121,6 +121,20 @@ pub struct ServeArgs {
     #[arg(long, env = "METRICS_REFRESH_MS", default_value_t = dashboard::DEFAULT_REFRESH_MS,
           value_parser = clap::value_parser!(u64).range(50..=3_600_000))]
     pub metrics_refresh_ms: u64,
+    /// Verifiers on the skill-verification panel (the original design's
+    /// `NUM_AGENTS` for this component; that name sets the expander's size here).
+    #[arg(long, env = "SKILL_VERIFIERS", default_value_t = 17, value_parser = clap::value_parser!(u64).range(1..=101))]
+    pub skill_verifiers: u64,
+    /// Dimension of the embeddings skill-verification takes (2048: ResNet50's).
+    #[arg(long, env = "SKILL_EMBEDDING_DIM", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub skill_embedding_dim: u64,
+    /// Seed of the verifiers' projections and samples: hosts that share it
+    /// (and their references) answer alike.
+    #[arg(long, env = "SKILL_SEED", default_value_t = skill_verification::PanelConfig::default().seed)]
+    pub skill_seed: u64,
+    /// How long the panel waits for its verifiers, in milliseconds.
+    #[arg(long, env = "SKILL_DEADLINE_MS", default_value_t = 1_000)]
+    pub skill_deadline_ms: u64,
     /// Run no agents here: they are `ramanujan agent` processes on this NATS JetStream broker.
     #[arg(long, env = "NATS_URL")]
     pub nats: Option<String>,

@@ -29,7 +29,7 @@ pub const COMPONENTS: [(&str, &str, &str); 11] = [
     ("stream-green", "/stream/green", "serving"),
     ("crdt-service", "/crdt", "serving"),
     ("egraph-service", "/egraph", "serving"),
-    ("skill-verification", "/verify, /skills", "planned"),
+    ("skill-verification", "/verify, /skills", "serving"),
     ("agent-orchestrator", "/agents, /agent/{id}", "serving"),
     ("duck-colors", "/colors", "serving"),
     ("transduction-2tdx", "/sync, /2tdx", "planned"),
@@ -205,6 +205,7 @@ pub fn app(
         args.egraph_cache_capacity,
     ));
     let crdt = Arc::new(crdt_service::merge::Merger::new(args.crdt_cache_capacity));
+    let skills = skill_service(args, workers, timeline.emitter());
     let caches: Vec<(&'static str, dashboard::CacheProbe)> = vec![
         ("egraph-service", {
             let egraph = egraph.clone();
@@ -231,6 +232,7 @@ pub fn app(
         .merge(crdt_service::router_over(crdt, Some(timeline.emitter())))
         .merge(agent_orchestrator::router(network))
         .merge(interaction_timeline::router(timeline))
+        .merge(skill_verification::router(skills))
         .route("/health", get(health))
         .route("/status", get(status))
         .fallback(ramanujan_http::error::not_found)
@@ -239,6 +241,32 @@ pub fn app(
         // Outside the panic catcher: a request that panicked counts as its 500.
         .layer(axum::middleware::from_fn_with_state(requests, dashboard::track))
         .layer(TraceLayer::new_for_http())
+}
+
+/// The skill-verification service: its verifiers run on a pool of their own
+/// (`workers` at once), so a busy panel never queues saturations.
+fn skill_service(args: &ServeArgs, workers: usize, events: Emitter) -> Arc<skill_verification::SkillService> {
+    let panel = skill_verification::PanelConfig {
+        verifiers: args.skill_verifiers as usize,
+        dim: args.skill_embedding_dim as usize,
+        seed: args.skill_seed,
+        ..Default::default()
+    };
+    let config = skill_verification::SkillConfig {
+        panel,
+        deadline: Duration::from_millis(args.skill_deadline_ms.max(1)),
+        host: args.agent_id.clone(),
+        ..Default::default()
+    };
+    // Room for 64 analyses' verifiers running or waiting.
+    let pool = Arc::new(pool::BlockingPool::new(workers, panel.verifiers * 64));
+    let sleep: skill_verification::service::Sleep = Arc::new(|d| Box::pin(tokio::time::sleep(d)));
+    Arc::new(skill_verification::SkillService::new(
+        config,
+        pool,
+        Some(sleep),
+        Some(events),
+    ))
 }
 
 /// Resolves when Ctrl-C or SIGTERM arrives.

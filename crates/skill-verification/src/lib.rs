@@ -1,6 +1,25 @@
 //! # skill-verification
 //!
-//! Not built yet (a later issue); this crate holds the place of the component
-//! in the workspace and will serve `/verify/... and /skills/...`.
+//! Seventeen verifiers reach a consensus on which skill (label) an image's
+//! embedding shows, against labelled reference examples:
 //!
-//! What it will do: Skill verification with 17 verifier agents: each verifier checks one kind of claim an agent makes about its skills (rules it knows, equalities it derived), and the service aggregates their verdicts.
+//! - [`references`]: the examples, an observed-remove set keyed by content
+//!   hash, which hosts exchange and merge (`GET /skills/state`, `POST /skills/merge`);
+//! - [`panel`]: the verifiers, each a k-nearest-neighbour judge in its own
+//!   seeded random projection and on its own sample of the references;
+//! - [`consensus`]: the quorum rule (`n − ⌊(n − 1) / 3⌋` of `n`, 12 of 17)
+//!   and the decision;
+//! - [`service`]: the state, the verifiers run as parallel jobs within a
+//!   deadline, counters and timeline events;
+//! - [`routes`]: `/skills/...` and `/verify/...`.
+
+pub mod consensus;
+pub mod embedding;
+pub mod panel;
+pub mod references;
+pub mod routes;
+pub mod service;
+
+pub use panel::PanelConfig;
+pub use routes::router;
+pub use service::{Fault, SkillConfig, SkillService};

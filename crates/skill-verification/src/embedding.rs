@@ -69,20 +69,21 @@ impl Embedding {
 /// The dot product of two equally long slices, summed in eight lanes and then
 /// the lanes in a fixed order: vectorised by the compiler, and the same bits on
 /// every host (no reordering is left to the compiler or the CPU).
+#[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     const LANES: usize = 8;
     let mut acc = [0f32; LANES];
-    let chunks = a.len() / LANES;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * LANES..(c + 1) * LANES], &b[c * LANES..(c + 1) * LANES]);
+    let (a_chunks, a_tail) = a.as_chunks::<LANES>();
+    let (b_chunks, b_tail) = b.as_chunks::<LANES>();
+    for (x, y) in a_chunks.iter().zip(b_chunks) {
         for l in 0..LANES {
             acc[l] += x[l] * y[l];
         }
     }
     let mut tail = 0f32;
-    for i in chunks * LANES..a.len() {
-        tail += a[i] * b[i];
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        tail += x * y;
     }
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }

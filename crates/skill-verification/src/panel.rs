@@ -130,12 +130,52 @@ impl Verifier {
 pub struct View {
     keys: Vec<Arc<str>>,
     labels: Vec<Arc<str>>,
-    /// Row `r` is `matrix[r * projected_dim..(r + 1) * projected_dim]`.
+    /// The projections in blocks of [`BLOCK`] rows, each block dimension-major
+    /// (`projected_dim` runs of `BLOCK` values: see [`View::at`]), so a scan
+    /// sums eight rows side by side with no horizontal sum per row. The last
+    /// block is padded with zeros.
     matrix: Vec<f32>,
     rows_by_key: HashMap<Arc<str>, usize>,
 }
 
+/// Rows per block of a view's matrix.
+const BLOCK: usize = 8;
+
 impl View {
+    /// Where value `d` of row `row` sits in the matrix, for `pd` dimensions.
+    fn at(row: usize, d: usize, pd: usize) -> usize {
+        (row / BLOCK) * pd * BLOCK + d * BLOCK + row % BLOCK
+    }
+
+    /// Appends a row of `pd` values.
+    fn push_row(&mut self, values: &[f32]) {
+        let (row, pd) = (self.keys.len() - 1, values.len());
+        if row % BLOCK == 0 {
+            self.matrix.resize(self.matrix.len() + pd * BLOCK, 0.0);
+        }
+        for (d, &x) in values.iter().enumerate() {
+            self.matrix[View::at(row, d, pd)] = x;
+        }
+    }
+
+    /// The similarity of `q` (of length `pd`) to every row, in row order, into
+    /// `out`: for each row the sum over `d` of `q[d] * row[d]`, `d` ascending
+    /// (the same bits on every host).
+    fn scan(&self, q: &[f32], out: &mut Vec<f32>) {
+        let pd = q.len();
+        out.clear();
+        for block in self.matrix.chunks_exact(pd * BLOCK) {
+            let mut acc = [0f32; BLOCK];
+            for (column, &x) in block.as_chunks::<BLOCK>().0.iter().zip(q) {
+                for l in 0..BLOCK {
+                    acc[l] += x * column[l];
+                }
+            }
+            out.extend_from_slice(&acc);
+        }
+        out.truncate(self.keys.len());
+    }
+
     /// References in this view.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -196,7 +236,7 @@ impl Panel {
             view.rows_by_key.insert(key.clone(), view.keys.len());
             view.keys.push(key.clone());
             view.labels.push(label.clone());
-            view.matrix.extend_from_slice(&projected);
+            view.push_row(&projected);
         }
     }
 
@@ -210,11 +250,17 @@ impl Panel {
             let last = view.keys.len() - 1;
             view.keys.swap_remove(row);
             view.labels.swap_remove(row);
+            for d in 0..pd {
+                let from = View::at(last, d, pd);
+                view.matrix[View::at(row, d, pd)] = view.matrix[from];
+                view.matrix[from] = 0.0;
+            }
             if row != last {
-                view.matrix.copy_within(last * pd..(last + 1) * pd, row * pd);
                 view.rows_by_key.insert(view.keys[row].clone(), row);
             }
-            view.matrix.truncate(last * pd);
+            if last % BLOCK == 0 {
+                view.matrix.truncate(last / BLOCK * pd * BLOCK);
+            }
         }
     }
 
@@ -229,11 +275,11 @@ impl Panel {
             return None;
         }
         let q = verifier.project(query)?;
-        let pd = self.config.projected_dim;
+        let mut sims = Vec::with_capacity(view.len() + BLOCK);
+        view.scan(&q, &mut sims);
         // The k best (similarity descending, key ascending), kept sorted.
         let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-        for (row, chunk) in view.matrix.chunks_exact(pd).enumerate() {
-            let sim = dot(&q, chunk);
+        for (row, &sim) in sims.iter().enumerate() {
             if best.len() == k && !better((sim, row), best[k - 1], &view.keys) {
                 continue;
             }
@@ -348,6 +394,50 @@ mod tests {
         }
         assert!(panel.views.iter().all(|v| v.is_empty() && v.matrix.is_empty()));
         assert_eq!(panel.judge(0, &q, 5), None);
+    }
+
+    #[test]
+    fn the_blocked_matrix_keeps_every_row_its_own_through_removals_anywhere() {
+        let mut panel = Panel::new(PanelConfig {
+            sample_permille: 1000,
+            ..config()
+        });
+        let mut live: Vec<(String, Example)> = Vec::new();
+        for i in 0..29 {
+            let v: Vec<f32> = (0..64).map(|d| ((i * 31 + d * 7) as f32).sin()).collect();
+            let e = example(&format!("l{}", i % 3), v);
+            panel.insert(&e.key(), &e);
+            live.push((e.key(), e));
+        }
+        let q: Vec<f32> = (0..64).map(|d| (d as f32).cos()).collect();
+        let q = example("q", q).embedding;
+        // Remove the last row, a middle one, the first, and whole blocks' worth,
+        // checking each time that every row still answers for its own key.
+        for remove in [28, 13, 0, 7, 7, 7, 7, 7, 7, 7, 7, 0, 5] {
+            let (key, _) = live.remove(remove.min(live.len() - 1));
+            panel.remove(&key);
+            let verifier = &panel.verifiers[2];
+            let view = &panel.views[2];
+            let projected = verifier.project(&q).unwrap();
+            let mut sims = Vec::new();
+            view.scan(&projected, &mut sims);
+            assert_eq!(sims.len(), live.len());
+            assert_eq!(
+                view.matrix.len(),
+                live.len().div_ceil(BLOCK) * 16 * BLOCK,
+                "no empty block kept"
+            );
+            for (key, e) in &live {
+                let row = view.rows_by_key[key.as_str()];
+                assert_eq!(&*view.keys[row], key.as_str());
+                let want = dot(&projected, &verifier.project(&e.embedding).unwrap());
+                assert!(
+                    (sims[row] - want).abs() < 1e-5,
+                    "row {row}: {} against {want}",
+                    sims[row]
+                );
+            }
+        }
     }
 
     #[test]

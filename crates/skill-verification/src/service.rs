@@ -162,6 +162,9 @@ pub struct SkillStats {
 struct Snapshot {
     references: ReferenceSet,
     panel: Panel,
+    /// The skills held, in label order (kept with each change, so an analysis
+    /// does not count the references).
+    labels: Arc<Vec<String>>,
 }
 
 /// What a change answered: the keys it added or removed and the count after.
@@ -205,6 +208,7 @@ impl SkillService {
             state: Mutex::new(Arc::new(Snapshot {
                 references: ReferenceSet::new(),
                 panel,
+                labels: Arc::default(),
             })),
             offload,
             sleep,
@@ -244,6 +248,9 @@ impl SkillService {
             if let Some(example) = snapshot.references.examples().get(key) {
                 snapshot.panel.insert(key, example);
             }
+        }
+        if !change.added.is_empty() || !change.removed.is_empty() {
+            snapshot.labels = Arc::new(snapshot.references.counts().keys().map(|l| l.to_string()).collect());
         }
         ChangeReport {
             references: snapshot.references.len(),
@@ -373,7 +380,7 @@ impl SkillService {
                 message: "no references yet: add labelled examples with POST /skills/examples first".into(),
             });
         }
-        let labels: Vec<String> = snapshot.references.counts().keys().map(|l| l.to_string()).collect();
+        let labels = snapshot.labels.clone();
         if let Some(claimed) = &request.claimed_skill
             && !labels.contains(claimed)
         {
@@ -382,7 +389,7 @@ impl SkillService {
                 labels.join(", ")
             )));
         }
-        let judgements = self.judge_all(&snapshot, Arc::new(query), k, Arc::new(labels)).await?;
+        let judgements = self.judge_all(&snapshot, Arc::new(query), k, labels).await?;
         let decision = decide(judgements);
         let verified = request
             .claimed_skill

@@ -16,6 +16,8 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once at start; boxing would only make every use longer.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve HTTP with every component. The agents run in this process, or,
     /// with `--nats`, as `ramanujan agent` processes on that broker.
@@ -135,6 +137,14 @@ pub struct ServeArgs {
     /// How long the panel waits for its verifiers, in milliseconds.
     #[arg(long, env = "SKILL_DEADLINE_MS", default_value_t = 1_000)]
     pub skill_deadline_ms: u64,
+    /// An ONNX image model (ResNet50, say) that turns images sent to
+    /// `/skills/...` into embeddings; without one, only embeddings are taken.
+    #[arg(long, env = "MODEL_PATH")]
+    pub model_path: Option<std::path::PathBuf>,
+    /// The model's node whose value is the embedding (for a classifier such as
+    /// ResNet50, its global pooling); the model's first output when unset.
+    #[arg(long, env = "MODEL_OUTPUT")]
+    pub model_output: Option<String>,
     /// Run no agents here: they are `ramanujan agent` processes on this NATS JetStream broker.
     #[arg(long, env = "NATS_URL")]
     pub nats: Option<String>,

@@ -17,6 +17,7 @@ use ramanujan_events::Emitter;
 use ramanujan_http::Runtime;
 use ramanujan_network::nats::{AgentConfig, NatsNetwork, RemoteConfig};
 use serde_json::{Value, json};
+use skill_verification::images::ImageModel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -154,6 +155,7 @@ pub fn app(
     args: &ServeArgs,
     network: Arc<dyn agent_orchestrator::Network>,
     timeline: Arc<Timeline>,
+    image_model: Option<Arc<ImageModel>>,
     closing: tokio::sync::watch::Receiver<bool>,
 ) -> Router {
     let workers = args
@@ -205,7 +207,7 @@ pub fn app(
         args.egraph_cache_capacity,
     ));
     let crdt = Arc::new(crdt_service::merge::Merger::new(args.crdt_cache_capacity));
-    let skills = skill_service(args, workers, timeline.emitter());
+    let skills = skill_service(args, workers, timeline.emitter(), image_model);
     let caches: Vec<(&'static str, dashboard::CacheProbe)> = vec![
         ("egraph-service", {
             let egraph = egraph.clone();
@@ -245,7 +247,12 @@ pub fn app(
 
 /// The skill-verification service: its verifiers run on a pool of their own
 /// (`workers` at once), so a busy panel never queues saturations.
-fn skill_service(args: &ServeArgs, workers: usize, events: Emitter) -> Arc<skill_verification::SkillService> {
+fn skill_service(
+    args: &ServeArgs,
+    workers: usize,
+    events: Emitter,
+    image_model: Option<Arc<ImageModel>>,
+) -> Arc<skill_verification::SkillService> {
     let panel = skill_verification::PanelConfig {
         verifiers: args.skill_verifiers as usize,
         dim: args.skill_embedding_dim as usize,
@@ -261,12 +268,37 @@ fn skill_service(args: &ServeArgs, workers: usize, events: Emitter) -> Arc<skill
     // Room for 64 analyses' verifiers running or waiting.
     let pool = Arc::new(pool::BlockingPool::new(workers, panel.verifiers * 64));
     let sleep: skill_verification::service::Sleep = Arc::new(|d| Box::pin(tokio::time::sleep(d)));
-    Arc::new(skill_verification::SkillService::new(
-        config,
-        pool,
-        Some(sleep),
-        Some(events),
-    ))
+    let service = skill_verification::SkillService::new(config, pool, Some(sleep), Some(events));
+    Arc::new(match image_model {
+        // `load_image_model` checked the dimension.
+        Some(model) => service.with_model(model).unwrap_or_else(|e| unreachable!("{e}")),
+        None => service,
+    })
+}
+
+/// The image model `MODEL_PATH` names (with `MODEL_OUTPUT`'s node as its
+/// output), checked against `SKILL_EMBEDDING_DIM`; `None` when none is set.
+pub fn load_image_model(args: &ServeArgs) -> Result<Option<Arc<ImageModel>>, String> {
+    let Some(path) = &args.model_path else {
+        return Ok(None);
+    };
+    let model = ImageModel::load(path, args.model_output.as_deref())?;
+    if model.dim() != args.skill_embedding_dim as usize {
+        return Err(format!(
+            "the image model {} gives embeddings of {} values; set SKILL_EMBEDDING_DIM={} (now {}){}",
+            path.display(),
+            model.dim(),
+            model.dim(),
+            args.skill_embedding_dim,
+            if args.model_output.is_none() {
+                ", or name the embedding's node with MODEL_OUTPUT (a classifier's first output is its logits)"
+            } else {
+                ""
+            }
+        ));
+    }
+    tracing::info!(path = %path.display(), dim = model.dim(), digest = model.digest(), "image model loaded");
+    Ok(Some(Arc::new(model)))
 }
 
 /// Resolves when Ctrl-C or SIGTERM arrives.
@@ -305,6 +337,7 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    let image_model = load_image_model(&args).map_err(std::io::Error::other)?;
     let timeline = open_timeline(&args).map_err(std::io::Error::other)?;
     // Streams that never end by themselves (server-sent events) end when the
     // host stops: graceful shutdown waits for every open response.
@@ -334,7 +367,7 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        let served = axum::serve(listener, app(&args, network, timeline, closing))
+        let served = axum::serve(listener, app(&args, network, timeline, image_model, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         feed.abort();
@@ -353,7 +386,7 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        let served = axum::serve(listener, app(&args, network.clone(), timeline, closing))
+        let served = axum::serve(listener, app(&args, network.clone(), timeline, image_model, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         watcher.abort();

@@ -42,7 +42,8 @@ fn main() {
     let examples: Vec<NewExample> = (0..refs)
         .map(|i| NewExample {
             label: format!("skill-{}", i % 20),
-            embedding: noisy(&centres[i % 20]),
+            embedding: Some(noisy(&centres[i % 20])),
+            image: None,
             source: None,
         })
         .collect();
@@ -50,13 +51,13 @@ fn main() {
     let service = SkillService::new(SkillConfig::default(), Arc::new(Inline), None, None);
     let loaded = Instant::now();
     for chunk in examples.chunks(5_000) {
-        service.add_examples(chunk.to_vec()).unwrap();
+        block_on(service.add_examples(chunk.to_vec())).unwrap();
     }
     println!("loaded {refs} references in {:.2} s", loaded.elapsed().as_secs_f64());
     // The peer: one exact k-NN scan in full dimension over the same unit vectors.
     let full: Vec<Embedding> = examples
         .iter()
-        .map(|e| Embedding::new(e.embedding.clone(), DIM).unwrap())
+        .map(|e| Embedding::new(e.embedding.clone().expect("an embedding"), DIM).unwrap())
         .collect();
     let (mut ours, mut peer, mut right) = (Vec::new(), Vec::new(), 0);
     for (i, q) in queries.iter().enumerate() {

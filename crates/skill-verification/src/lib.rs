@@ -5,6 +5,8 @@
 //!
 //! - [`references`]: the examples, an observed-remove set keyed by content
 //!   hash, which hosts exchange and merge (`GET /skills/state`, `POST /skills/merge`);
+//! - [`images`]: PNG or JPEG to an embedding through an ONNX model
+//!   (ResNet50's preprocessing, tract);
 //! - [`panel`]: the verifiers, each a k-nearest-neighbour judge in its own
 //!   seeded random projection and on its own sample of the references;
 //! - [`consensus`]: the quorum rule (`n − ⌊(n − 1) / 3⌋` of `n`, 12 of 17)
@@ -15,6 +17,7 @@
 
 pub mod consensus;
 pub mod embedding;
+pub mod images;
 pub mod panel;
 pub mod references;
 pub mod routes;

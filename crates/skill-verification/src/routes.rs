@@ -42,11 +42,13 @@ async fn list(State(s): Service) -> Json<Value> {
         .map(|(label, examples)| json!({"label": label, "examples": examples}))
         .collect();
     let config = s.config();
+    let model = s.model().map(|m| json!({"dim": m.dim(), "digest": m.digest()}));
     Json(json!({
         "skills": skills,
         "examples": s.len(),
         "verifiers": config.panel.verifiers,
         "dim": config.panel.dim,
+        "image_model": model,
     }))
 }
 
@@ -69,7 +71,7 @@ async fn add_examples(State(s): Service, JsonBody(body): JsonBody<AddExamples>) 
             RESERVED_LABELS.join(", ")
         )));
     }
-    let report = s.add_examples(body.examples)?;
+    let report = s.add_examples(body.examples).await?;
     let status = if report.added.is_empty() {
         StatusCode::OK
     } else {

@@ -3,8 +3,10 @@
 
 use crate::consensus::{Decision, Judgement, Outcome, decide};
 use crate::embedding::{Embedding, EmbeddingError};
+use crate::images::{ImageError, ImageModel};
 use crate::panel::{Panel, PanelConfig, Vote};
 use crate::references::{Change, Provenance, ReferenceError, ReferenceSet, ReferenceState, check_label};
+use base64::Engine;
 use futures_util::StreamExt;
 use ramanujan_events::{Emitter, Event, Kind};
 use ramanujan_http::{ApiError, Offload};
@@ -69,8 +71,12 @@ pub enum Fault {
 pub struct NewExample {
     /// The skill.
     pub label: String,
-    /// Its embedding.
-    pub embedding: Vec<f32>,
+    /// Its embedding (or send `image`).
+    #[serde(default)]
+    pub embedding: Option<Vec<f32>>,
+    /// The image itself, base64 (PNG or JPEG); needs an image model on this host.
+    #[serde(default)]
+    pub image: Option<String>,
     /// Where it comes from (an image id, a dataset row), kept as provenance.
     #[serde(default)]
     pub source: Option<String>,
@@ -190,6 +196,7 @@ pub struct SkillService {
     faults: BTreeMap<usize, Fault>,
     events: Option<Emitter>,
     counters: Counters,
+    model: Option<Arc<ImageModel>>,
 }
 
 impl SkillService {
@@ -215,7 +222,78 @@ impl SkillService {
             faults: BTreeMap::new(),
             events,
             counters: Counters::default(),
+            model: None,
         }
+    }
+
+    /// The same service embedding images with `model`, whose output length
+    /// must be the configured dimension.
+    pub fn with_model(mut self, model: Arc<ImageModel>) -> Result<Self, String> {
+        if model.dim() != self.config.panel.dim {
+            return Err(format!(
+                "the image model gives embeddings of {} values but this host is set to {} (SKILL_EMBEDDING_DIM)",
+                model.dim(),
+                self.config.panel.dim
+            ));
+        }
+        self.model = Some(model);
+        Ok(self)
+    }
+
+    /// The image model, if this host has one.
+    pub fn model(&self) -> Option<&ImageModel> {
+        self.model.as_deref()
+    }
+
+    /// The embedding of a base64 PNG or JPEG, computed on the offload pool.
+    /// `what` names the field in errors.
+    pub async fn embed_image(&self, what: &str, base64_image: &str) -> Result<Vec<f32>, ApiError> {
+        let Some(model) = self.model.clone() else {
+            return Err(ApiError::bad_request(format!(
+                "{what}: this host has no image model (set MODEL_PATH); send a precomputed `embedding`"
+            )));
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(base64_image.trim())
+            .map_err(|e| ApiError::bad_request(format!("{what}: `image` is not standard base64: {e}")))?;
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let job = move || {
+            let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(|| model.embed(&bytes))));
+        };
+        self.offload
+            .spawn(Box::new(job))
+            .map_err(|e| ApiError::unavailable(format!("the image model cannot start: {e}")))?;
+        match rx.await {
+            Ok(Ok(Ok(embedding))) => Ok(embedding),
+            Ok(Ok(Err(e))) => Err(image_error(what, e)),
+            Ok(Err(_)) | Err(_) => Err(ApiError {
+                status: http::StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("{what}: the image model stopped without an answer"),
+            }),
+        }
+    }
+
+    /// Each example's embedding: its own, or its image's.
+    async fn embeddings_of(&self, examples: Vec<NewExample>) -> Result<Vec<(NewExample, Vec<f32>)>, ApiError> {
+        let mut out = Vec::with_capacity(examples.len());
+        for (i, mut e) in examples.into_iter().enumerate() {
+            let embedding = match (e.embedding.take(), e.image.take()) {
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::bad_request(format!(
+                        "examples[{i}]: send `embedding` or `image`, not both"
+                    )));
+                }
+                (Some(v), None) => v,
+                (None, Some(image)) => self.embed_image(&format!("examples[{i}]"), &image).await?,
+                (None, None) => {
+                    return Err(ApiError::bad_request(format!(
+                        "examples[{i}]: send an `embedding` or an `image`"
+                    )));
+                }
+            };
+            out.push((e, embedding));
+        }
+        Ok(out)
     }
 
     /// The same service with faults injected into these verifiers (for tests
@@ -259,8 +337,9 @@ impl SkillService {
         }
     }
 
-    /// Adds examples: all of them, or (when any is bad) none.
-    pub fn add_examples(&self, examples: Vec<NewExample>) -> Result<ChangeReport, ApiError> {
+    /// Adds examples: all of them, or (when any is bad) none. Images are
+    /// embedded first, on the offload pool.
+    pub async fn add_examples(&self, examples: Vec<NewExample>) -> Result<ChangeReport, ApiError> {
         if examples.is_empty() {
             return Err(ApiError::bad_request("`examples` is empty: send at least one"));
         }
@@ -270,12 +349,14 @@ impl SkillService {
                 examples.len()
             )));
         }
+        for (i, e) in examples.iter().enumerate() {
+            check_label(&e.label).map_err(|err| ApiError::bad_request(format!("examples[{i}]: {err}")))?;
+        }
         let dim = self.config.panel.dim;
         let mut checked = Vec::with_capacity(examples.len());
-        for (i, e) in examples.into_iter().enumerate() {
-            check_label(&e.label).map_err(|err| ApiError::bad_request(format!("examples[{i}]: {err}")))?;
-            let embedding = Embedding::new(e.embedding, dim)
-                .map_err(|err| ApiError::bad_request(format!("examples[{i}]: {err}")))?;
+        for (i, (e, embedding)) in self.embeddings_of(examples).await?.into_iter().enumerate() {
+            let embedding =
+                Embedding::new(embedding, dim).map_err(|err| ApiError::bad_request(format!("examples[{i}]: {err}")))?;
             let provenance = Provenance {
                 host: self.config.host.clone(),
                 source: e.source,
@@ -360,12 +441,8 @@ impl SkillService {
                 return Err(ApiError::bad_request("send `embedding` or `image`, not both"));
             }
             (Some(values), None) => values,
-            (None, Some(_)) => {
-                return Err(ApiError::bad_request(
-                    "this host has no image model (set MODEL_PATH); send a precomputed `embedding`",
-                ));
-            }
-            (None, None) => return Err(ApiError::bad_request("send an `embedding`")),
+            (None, Some(image)) => self.embed_image("image", &image).await?,
+            (None, None) => return Err(ApiError::bad_request("send an `embedding` or an `image`")),
         };
         let query = Embedding::new(values, self.config.panel.dim)
             .map_err(|e: EmbeddingError| ApiError::bad_request(e.to_string()))?;
@@ -539,6 +616,20 @@ impl SkillService {
 }
 
 /// What a faulty verifier does.
+/// The HTTP error for an image that could not be embedded.
+fn image_error(what: &str, e: ImageError) -> ApiError {
+    let status = match e {
+        ImageError::Format(_) => http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ImageError::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
+        ImageError::Decode(_) => http::StatusCode::BAD_REQUEST,
+        ImageError::Model(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError {
+        status,
+        message: format!("{what}: {e}"),
+    }
+}
+
 fn faulty(fault: Fault, i: usize, labels: &[String], hang: Duration) -> Option<Vote> {
     match fault {
         Fault::RandomVote => {

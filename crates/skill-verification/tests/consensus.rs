@@ -4,6 +4,7 @@
 //! references converging by merge. Verifiers run on real threads, one per job.
 
 use ramanujan_http::offload::{Job, Offload};
+use ramanujan_http::testing::block_on;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use skill_verification::consensus::{Judgement, Outcome};
@@ -65,11 +66,12 @@ fn learn(service: &SkillService, examples: &[(String, Vec<f32>)]) {
         .iter()
         .map(|(label, v)| NewExample {
             label: label.clone(),
-            embedding: v.clone(),
+            embedding: Some(v.clone()),
+            image: None,
             source: None,
         })
         .collect();
-    service.add_examples(examples).unwrap();
+    block_on(service.add_examples(examples)).unwrap();
 }
 
 fn request(i: usize, v: &[f32], claimed: Option<&str>) -> AnalyzeRequest {
@@ -179,15 +181,17 @@ async fn bad_input_is_refused_by_name_and_nothing_is_half_stored() {
     let held = s.len();
     let mut bad = vec![NewExample {
         label: "fine".into(),
-        embedding: v.clone(),
+        embedding: Some(v.clone()),
+        image: None,
         source: None,
     }];
     bad.push(NewExample {
         label: "fine".into(),
-        embedding: vec![1.0; 3],
+        embedding: Some(vec![1.0; 3]),
+        image: None,
         source: None,
     });
-    let err = s.add_examples(bad).unwrap_err();
+    let err = s.add_examples(bad).await.unwrap_err();
     assert!(
         err.message.contains("examples[1]") && err.message.contains("dimension 2048"),
         "{err}"

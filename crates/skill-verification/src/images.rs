@@ -47,7 +47,7 @@ pub enum ImageError {
 /// Decodes PNG or JPEG bytes into RGB, within [`MAX_SIDE`] and
 /// [`MAX_DECODE_BYTES`].
 pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Decode(e.to_string()))?;
     match reader.format() {
@@ -59,7 +59,6 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
-    let mut reader = reader;
     reader.limits(limits);
     match reader.decode() {
         Ok(image) => Ok(image.to_rgb8()),

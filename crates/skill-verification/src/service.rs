@@ -273,27 +273,24 @@ impl SkillService {
         }
     }
 
-    /// Each example's embedding: its own, or its image's.
-    async fn embeddings_of(&self, examples: Vec<NewExample>) -> Result<Vec<(NewExample, Vec<f32>)>, ApiError> {
-        let mut out = Vec::with_capacity(examples.len());
-        for (i, mut e) in examples.into_iter().enumerate() {
-            let embedding = match (e.embedding.take(), e.image.take()) {
-                (Some(_), Some(_)) => {
-                    return Err(ApiError::bad_request(format!(
-                        "examples[{i}]: send `embedding` or `image`, not both"
-                    )));
-                }
-                (Some(v), None) => v,
-                (None, Some(image)) => self.embed_image(&format!("examples[{i}]"), &image).await?,
-                (None, None) => {
-                    return Err(ApiError::bad_request(format!(
-                        "examples[{i}]: send an `embedding` or an `image`"
-                    )));
-                }
-            };
-            out.push((e, embedding));
+    /// The embedding a request or an example carries: its own, or its
+    /// image's. `field` names it in errors (`image`, `examples[3]`).
+    async fn embedding_or_image(
+        &self,
+        field: &str,
+        embedding: Option<Vec<f32>>,
+        image: Option<String>,
+    ) -> Result<Vec<f32>, ApiError> {
+        match (embedding, image) {
+            (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+                "{field}: send `embedding` or `image`, not both"
+            ))),
+            (Some(values), None) => Ok(values),
+            (None, Some(image)) => self.embed_image(field, &image).await,
+            (None, None) => Err(ApiError::bad_request(format!(
+                "{field}: send an `embedding` or an `image`"
+            ))),
         }
-        Ok(out)
     }
 
     /// The same service with faults injected into these verifiers (for tests
@@ -354,9 +351,11 @@ impl SkillService {
         }
         let dim = self.config.panel.dim;
         let mut checked = Vec::with_capacity(examples.len());
-        for (i, (e, embedding)) in self.embeddings_of(examples).await?.into_iter().enumerate() {
+        for (i, e) in examples.into_iter().enumerate() {
+            let field = format!("examples[{i}]");
+            let embedding = self.embedding_or_image(&field, e.embedding, e.image).await?;
             let embedding =
-                Embedding::new(embedding, dim).map_err(|err| ApiError::bad_request(format!("examples[{i}]: {err}")))?;
+                Embedding::new(embedding, dim).map_err(|err| ApiError::bad_request(format!("{field}: {err}")))?;
             let provenance = Provenance {
                 host: self.config.host.clone(),
                 source: e.source,
@@ -436,14 +435,9 @@ impl SkillService {
         if request.image_id.is_empty() || request.image_id.len() > 256 {
             return Err(ApiError::bad_request("`image_id` must be 1 to 256 bytes"));
         }
-        let values = match (request.embedding, request.image) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::bad_request("send `embedding` or `image`, not both"));
-            }
-            (Some(values), None) => values,
-            (None, Some(image)) => self.embed_image("image", &image).await?,
-            (None, None) => return Err(ApiError::bad_request("send an `embedding` or an `image`")),
-        };
+        let values = self
+            .embedding_or_image("image", request.embedding, request.image)
+            .await?;
         let query = Embedding::new(values, self.config.panel.dim)
             .map_err(|e: EmbeddingError| ApiError::bad_request(e.to_string()))?;
         let k = request.k.unwrap_or(self.config.default_k);
@@ -615,7 +609,6 @@ impl SkillService {
     }
 }
 
-/// What a faulty verifier does.
 /// The HTTP error for an image that could not be embedded.
 fn image_error(what: &str, e: ImageError) -> ApiError {
     let status = match e {
@@ -630,6 +623,7 @@ fn image_error(what: &str, e: ImageError) -> ApiError {
     }
 }
 
+/// What a faulty verifier does.
 fn faulty(fault: Fault, i: usize, labels: &[String], hang: Duration) -> Option<Vote> {
     match fault {
         Fault::RandomVote => {

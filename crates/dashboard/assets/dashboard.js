@@ -630,6 +630,12 @@
       return row;
     });
     replaceRows($('caches'), caches);
+    const readings = Object.entries(performance_.components || {}).flatMap(([name, list]) => list.map((r) => {
+      const row = el('tr');
+      row.append(cell(name), cell(r.name), cell(fmt(r.value, Number.isInteger(r.value) ? 0 : 3), true));
+      return row;
+    }));
+    replaceRows($('readings'), readings);
     setText($('memory'), `Process memory (resident): ${bytes(performance_.resident_memory_bytes)}; `
       + `up ${fmt(performance_.uptime_seconds, 0)} s. Per agent (below): facts held, and the heap`
       + ' its replica and e-graphs hold, estimated from their counts (within about a third of what the allocator says).');

@@ -57,8 +57,14 @@ fn benches(c: &mut Criterion) {
         let (network, settling) = network(topology);
         let (_closing_tx, closing) = tokio::sync::watch::channel(false);
         let requests = RequestMetrics::new();
-        let app = dashboard::router(requests.clone(), settling, Vec::new(), Duration::from_secs(1), closing)
-            .layer(axum::middleware::from_fn_with_state(requests, dashboard::track));
+        let app = dashboard::router(
+            requests.clone(),
+            settling,
+            Default::default(),
+            Duration::from_secs(1),
+            closing,
+        )
+        .layer(axum::middleware::from_fn_with_state(requests, dashboard::track));
         let mut group = c.benchmark_group(name);
         group.bench_function("api_metrics", |b| {
             b.iter(|| {

@@ -17,7 +17,7 @@ pub mod scrape;
 pub mod settling;
 
 pub use requests::{RequestMetrics, RoutePerformance, track};
-pub use scrape::CacheProbe;
+pub use scrape::{CacheProbe, Probes, Reading, ReadingsProbe};
 pub use settling::Settling;
 
 use axum::Router;
@@ -41,7 +41,7 @@ pub const DEFAULT_REFRESH_MS: u64 = 1_000;
 struct Feeds {
     requests: Arc<RequestMetrics>,
     network: Arc<Settling>,
-    caches: Arc<[(&'static str, CacheProbe)]>,
+    probes: Arc<Probes>,
     refresh: Duration,
     closing: watch::Receiver<bool>,
     /// The last update the streams sent and when it was built: every stream
@@ -55,13 +55,13 @@ type SharedUpdate = Arc<tokio::sync::Mutex<Option<(Instant, Arc<str>)>>>;
 
 /// `/metrics`, `/api/metrics` and `/api/metrics/stream` over a host's request
 /// metrics, its network (with the submissions it follows: see [`settling`])
-/// and its components' caches (each by the component's name); the stream
+/// and what its components report ([`Probes`]: caches and readings); the stream
 /// sends an update every `refresh`, and ends once `closing` turns true (the
 /// host is stopping: it waits for every open response).
 pub fn router(
     requests: Arc<RequestMetrics>,
     network: Arc<Settling>,
-    caches: Vec<(&'static str, CacheProbe)>,
+    probes: Probes,
     refresh: Duration,
     closing: watch::Receiver<bool>,
 ) -> Router {
@@ -72,7 +72,7 @@ pub fn router(
         .with_state(Feeds {
             requests,
             network,
-            caches: caches.into(),
+            probes: Arc::new(probes),
             refresh,
             closing,
             shared: Arc::default(),
@@ -153,7 +153,7 @@ impl Feeds {
     }
 
     async fn snapshot(&self) -> scrape::Snapshot {
-        scrape::gather(self.network.as_ref(), &self.caches).await
+        scrape::gather(self.network.as_ref(), &self.probes).await
     }
 
     /// What `/api/metrics` answers and each stream update carries.
@@ -171,6 +171,7 @@ impl Feeds {
                 "routes": self.requests.performance(),
                 "families": self.requests.families(),
                 "caches": snapshot.caches,
+                "components": snapshot.components,
                 "resident_memory_bytes": snapshot.resident_memory_bytes,
             },
             "network": snapshot,

@@ -59,14 +59,46 @@ pub struct Snapshot {
     pub resident_memory_bytes: Option<u64>,
     /// Each component's memo cache, by component.
     pub caches: BTreeMap<String, CacheStats>,
+    /// What each component reports of its own work, by component.
+    pub components: BTreeMap<String, Vec<Reading>>,
 }
 
 /// Reads one component's memo cache (its hits, misses, entries and bytes).
 pub type CacheProbe = Arc<dyn Fn() -> CacheStats + Send + Sync>;
 
+/// One number a component reports of its own work (skill-verification's
+/// `agent_consensus_success_rate`, say): a Prometheus metric of its own name,
+/// and a value under the component in `/api/metrics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reading {
+    /// Its metric name (the Prometheus text adds `_total` to a counter's).
+    pub name: &'static str,
+    /// What it means.
+    #[serde(skip)]
+    pub help: &'static str,
+    /// A count that only grows (else a gauge).
+    #[serde(skip)]
+    pub counter: bool,
+    /// Its value now.
+    pub value: f64,
+}
+
+/// Reads one component's [`Reading`]s.
+pub type ReadingsProbe = Arc<dyn Fn() -> Vec<Reading> + Send + Sync>;
+
+/// What a host's components report beside the network, each by its
+/// component's name.
+#[derive(Clone, Default)]
+pub struct Probes {
+    /// Memo caches.
+    pub caches: Vec<(&'static str, CacheProbe)>,
+    /// Components' own numbers.
+    pub readings: Vec<(&'static str, ReadingsProbe)>,
+}
+
 /// Reads the network's status, then the state of every agent not dead, all
-/// at once, and each cache probe (by its component's name).
-pub async fn gather(network: &dyn Network, caches: &[(&'static str, CacheProbe)]) -> Snapshot {
+/// at once, and each probe.
+pub async fn gather(network: &dyn Network, probes: &Probes) -> Snapshot {
     let status = network.status().await;
     let states = futures_util::future::join_all(status.agents.iter().map(|a| {
         let (id, dead) = (a.agent_id.clone(), a.status == Lifecycle::Dead);
@@ -106,7 +138,16 @@ pub async fn gather(network: &dyn Network, caches: &[(&'static str, CacheProbe)]
         degraded: status.degraded,
         agents,
         resident_memory_bytes: resident_memory_bytes(),
-        caches: caches.iter().map(|(name, probe)| (name.to_string(), probe())).collect(),
+        caches: probes
+            .caches
+            .iter()
+            .map(|(name, probe)| (name.to_string(), probe()))
+            .collect(),
+        components: probes
+            .readings
+            .iter()
+            .map(|(name, probe)| (name.to_string(), probe()))
+            .collect(),
     }
 }
 
@@ -161,7 +202,8 @@ impl Snapshot {
     /// Appends the snapshot in the Prometheus text format (0.0.4): agents by
     /// lifecycle, each agent's facts, messages, rewriting steps and
     /// verifications by verdict, the submissions, the resident memory, each
-    /// component's cache hits, misses, entries and bytes.
+    /// component's cache hits, misses, entries and bytes, and each component's
+    /// readings.
     pub fn encode(&self, out: &mut String) -> std::fmt::Result {
         let mut registry = Registry::default();
         let by_state = Family::<StateLabels, Gauge>::default();
@@ -310,6 +352,17 @@ impl Snapshot {
             cache_misses.get_or_create(&labels).inc_by(stats.misses);
             cache_entries.get_or_create(&labels).set(stats.entries as i64);
             cache_bytes.get_or_create(&labels).set(stats.bytes as i64);
+        }
+        for reading in self.components.values().flatten() {
+            if reading.counter {
+                let c = Counter::<u64>::default();
+                c.inc_by(reading.value.max(0.0) as u64);
+                registry.register(reading.name, reading.help, c);
+            } else {
+                let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+                g.set(reading.value);
+                registry.register(reading.name, reading.help, g);
+            }
         }
         prometheus_client::encoding::prometheus_text::encode(out, &registry)
     }

@@ -137,6 +137,13 @@ pub struct ServeArgs {
     /// How long the panel waits for its verifiers, in milliseconds.
     #[arg(long, env = "SKILL_DEADLINE_MS", default_value_t = 1_000)]
     pub skill_deadline_ms: u64,
+    /// Other hosts whose skill references this one pulls and merges, as
+    /// base URLs, comma-separated (`http://10.0.0.2:8080,http://10.0.0.3:8080`).
+    #[arg(long, env = "SKILL_PEERS", value_delimiter = ',', value_parser = parse_peer_url)]
+    pub skill_peers: Vec<String>,
+    /// Milliseconds between two pulls from each skill peer.
+    #[arg(long, env = "SKILL_SYNC_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub skill_sync_ms: u64,
     /// An ONNX image model (ResNet50, say) that turns images sent to
     /// `/skills/...` into embeddings; without one, only embeddings are taken.
     #[arg(long, env = "MODEL_PATH")]
@@ -177,6 +184,30 @@ impl Default for ServeArgs {
             Some(Command::Up(args)) => args,
             _ => unreachable!("`up` was given"),
         }
+    }
+}
+
+/// A peer's base URL: `http://` or `https://`, host and port, no trailing slash.
+fn parse_peer_url(s: &str) -> Result<String, String> {
+    let url = s.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{s:?} is not an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+        return Err(format!(
+            "{s:?}: give the host's base URL only, such as http://10.0.0.2:8080"
+        ));
+    }
+    Ok(url.to_string())
+}
+
+impl ServeArgs {
+    /// Saturations (and verifiers) run at once: `COMPUTE_THREADS`, else the
+    /// number of cores.
+    pub fn compute_workers(&self) -> usize {
+        self.compute_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 }
 
@@ -270,4 +301,29 @@ pub struct BridgeArgs {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn up(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["ramanujan", "up"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Some(Command::Up(args)) => Ok(args),
+            _ => unreachable!("`up` was given"),
+        }
+    }
+
+    #[test]
+    fn skill_peers_are_base_urls() {
+        let args = up(&["--skill-peers", "http://10.0.0.2:8080/,https://b.example:443"]).unwrap();
+        assert_eq!(args.skill_peers, ["http://10.0.0.2:8080", "https://b.example:443"]);
+        for bad in ["10.0.0.2:8080", "http://a:1/skills", "ftp://a", "http://"] {
+            let e = up(&["--skill-peers", bad]).unwrap_err().to_string();
+            assert!(e.contains("URL"), "{bad}: {e}");
+        }
+        assert!(up(&["--skill-sync-ms", "0"]).is_err());
+    }
 }

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod lifecycle;
 pub mod pool;
+pub mod skills;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -17,7 +18,6 @@ use ramanujan_events::Emitter;
 use ramanujan_http::Runtime;
 use ramanujan_network::nats::{AgentConfig, NatsNetwork, RemoteConfig};
 use serde_json::{Value, json};
-use skill_verification::images::ImageModel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -155,12 +155,10 @@ pub fn app(
     args: &ServeArgs,
     network: Arc<dyn agent_orchestrator::Network>,
     timeline: Arc<Timeline>,
-    image_model: Option<Arc<ImageModel>>,
+    skills: Arc<skill_verification::SkillService>,
     closing: tokio::sync::watch::Receiver<bool>,
 ) -> Router {
-    let workers = args
-        .compute_threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let workers = args.compute_workers();
     let runtime = Runtime {
         offload: Arc::new(pool::BlockingPool::new(workers, args.compute_queue)),
         saturation_timeout: Duration::from_millis(args.saturation_timeout_ms),
@@ -207,22 +205,27 @@ pub fn app(
         args.egraph_cache_capacity,
     ));
     let crdt = Arc::new(crdt_service::merge::Merger::new(args.crdt_cache_capacity));
-    let skills = skill_service(args, workers, timeline.emitter(), image_model);
-    let caches: Vec<(&'static str, dashboard::CacheProbe)> = vec![
-        ("egraph-service", {
-            let egraph = egraph.clone();
-            Arc::new(move || egraph.cache_stats())
-        }),
-        ("crdt-service", {
-            let crdt = crdt.clone();
-            Arc::new(move || crdt.cache_stats())
-        }),
-    ];
+    let probes = dashboard::Probes {
+        caches: vec![
+            ("egraph-service", {
+                let egraph = egraph.clone();
+                Arc::new(move || egraph.cache_stats())
+            }),
+            ("crdt-service", {
+                let crdt = crdt.clone();
+                Arc::new(move || crdt.cache_stats())
+            }),
+        ],
+        readings: vec![("skill-verification", {
+            let skills = skills.clone();
+            Arc::new(move || skills::readings(&skills.stats()))
+        })],
+    };
     Router::new()
         .merge(dashboard::router(
             requests.clone(),
             settling,
-            caches,
+            probes,
             Duration::from_millis(args.metrics_refresh_ms),
             closing,
         ))
@@ -243,62 +246,6 @@ pub fn app(
         // Outside the panic catcher: a request that panicked counts as its 500.
         .layer(axum::middleware::from_fn_with_state(requests, dashboard::track))
         .layer(TraceLayer::new_for_http())
-}
-
-/// The skill-verification service: its verifiers run on a pool of their own
-/// (`workers` at once), so a busy panel never queues saturations.
-fn skill_service(
-    args: &ServeArgs,
-    workers: usize,
-    events: Emitter,
-    image_model: Option<Arc<ImageModel>>,
-) -> Arc<skill_verification::SkillService> {
-    let panel = skill_verification::PanelConfig {
-        verifiers: args.skill_verifiers as usize,
-        dim: args.skill_embedding_dim as usize,
-        seed: args.skill_seed,
-        ..Default::default()
-    };
-    let config = skill_verification::SkillConfig {
-        panel,
-        deadline: Duration::from_millis(args.skill_deadline_ms.max(1)),
-        host: args.agent_id.clone(),
-        ..Default::default()
-    };
-    // Room for 64 analyses' verifiers running or waiting.
-    let pool = Arc::new(pool::BlockingPool::new(workers, panel.verifiers * 64));
-    let sleep: skill_verification::service::Sleep = Arc::new(|d| Box::pin(tokio::time::sleep(d)));
-    let service = skill_verification::SkillService::new(config, pool, Some(sleep), Some(events));
-    Arc::new(match image_model {
-        // `load_image_model` checked the dimension.
-        Some(model) => service.with_model(model).unwrap_or_else(|e| unreachable!("{e}")),
-        None => service,
-    })
-}
-
-/// The image model `MODEL_PATH` names (with `MODEL_OUTPUT`'s node as its
-/// output), checked against `SKILL_EMBEDDING_DIM`; `None` when none is set.
-pub fn load_image_model(args: &ServeArgs) -> Result<Option<Arc<ImageModel>>, String> {
-    let Some(path) = &args.model_path else {
-        return Ok(None);
-    };
-    let model = ImageModel::load(path, args.model_output.as_deref())?;
-    if model.dim() != args.skill_embedding_dim as usize {
-        return Err(format!(
-            "the image model {} gives embeddings of {} values; set SKILL_EMBEDDING_DIM={} (now {}){}",
-            path.display(),
-            model.dim(),
-            model.dim(),
-            args.skill_embedding_dim,
-            if args.model_output.is_none() {
-                ", or name the embedding's node with MODEL_OUTPUT (a classifier's first output is its logits)"
-            } else {
-                ""
-            }
-        ));
-    }
-    tracing::info!(path = %path.display(), dim = model.dim(), digest = model.digest(), "image model loaded");
-    Ok(Some(Arc::new(model)))
 }
 
 /// Resolves when Ctrl-C or SIGTERM arrives.
@@ -337,8 +284,15 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let image_model = load_image_model(&args).map_err(std::io::Error::other)?;
     let timeline = open_timeline(&args).map_err(std::io::Error::other)?;
+    let skills = skills::open(&args, timeline.emitter()).map_err(std::io::Error::other)?;
+    let skill_sync = (!args.skill_peers.is_empty()).then(|| {
+        tokio::spawn(skills::sync_with_peers(
+            skills.clone(),
+            args.skill_peers.clone(),
+            Duration::from_millis(args.skill_sync_ms),
+        ))
+    });
     // Streams that never end by themselves (server-sent events) end when the
     // host stops: graceful shutdown waits for every open response.
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
@@ -367,7 +321,7 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        let served = axum::serve(listener, app(&args, network, timeline, image_model, closing))
+        let served = axum::serve(listener, app(&args, network, timeline, skills, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         feed.abort();
@@ -386,13 +340,16 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        let served = axum::serve(listener, app(&args, network.clone(), timeline, image_model, closing))
+        let served = axum::serve(listener, app(&args, network.clone(), timeline, skills, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         watcher.abort();
         let stopping = network.clone();
         let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
         served?;
+    }
+    if let Some(task) = skill_sync {
+        task.abort();
     }
     tracing::info!("stopped");
     Ok(())

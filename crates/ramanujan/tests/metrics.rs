@@ -455,3 +455,76 @@ async fn the_host_times_every_submission_until_settled() {
         .unwrap()
         .unwrap();
 }
+
+/// skill-verification's analyses reach `/metrics` and `/api/metrics`:
+/// `agent_consensus_success_rate` (as the original design names it), the mean
+/// score variance, and the counts, equal to what `/skills/stats` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skill_analyses_are_counted_in_the_metrics() {
+    let host = start_with(ServeArgs {
+        skill_embedding_dim: 4,
+        ..ServeArgs::default()
+    })
+    .await;
+    let value = |samples: &[Sample], name: &str| {
+        let found: Vec<f64> = samples.iter().filter(|s| s.name == name).map(|s| s.value).collect();
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        found[0]
+    };
+    let before = scrape(&host).await;
+    assert_eq!(value(&before, "agent_consensus_success_rate"), 0.0);
+    assert_eq!(value(&before, "skill_analyses_total"), 0.0);
+    // Two well-separated skills, eight examples each.
+    let examples: Vec<Value> = (0..16)
+        .map(|i| {
+            let (label, base) = if i % 2 == 0 {
+                ("cat", [1.0, 0.0])
+            } else {
+                ("dog", [0.0, 1.0])
+            };
+            let jitter = 0.01 * f64::from(i);
+            json!({"label": label, "embedding": [base[0], base[1], jitter, 0.02]})
+        })
+        .collect();
+    let url = |path: &str| format!("{}{path}", host.base);
+    let (status, body) = call(
+        reqwest::Method::POST,
+        url("/skills/examples"),
+        Some(json!({"examples": examples})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    for (i, (embedding, claim)) in [([1.0, 0.0, 0.05, 0.0], "cat"), ([0.0, 1.0, 0.0, 0.05], "cat")]
+        .iter()
+        .enumerate()
+    {
+        let request = json!({"image_id": format!("probe-{i}"), "embedding": embedding, "claimed_skill": claim});
+        let (status, body) = call(reqwest::Method::POST, url("/skills/analyze"), Some(request)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, stats) = call(reqwest::Method::GET, url("/skills/stats"), None).await;
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["analyses"], 2, "{stats}");
+    let after = scrape(&host).await;
+    assert_eq!(value(&after, "skill_analyses_total"), 2.0);
+    let rate = stats["agent_consensus_success_rate"].as_f64().unwrap();
+    assert_eq!(value(&after, "agent_consensus_success_rate"), rate);
+    assert_eq!(rate, 1.0, "both probes sit in a cluster: {stats}");
+    assert_eq!(value(&after, "skill_claims_verified_total"), 1.0);
+    assert_eq!(value(&after, "skill_claims_not_verified_total"), 1.0);
+    let variance = stats["score_variance_mean"].as_f64().unwrap();
+    assert!((value(&after, "skill_consensus_score_variance_mean") - variance).abs() < 1e-12);
+    assert_eq!(value(&after, "skill_references"), 16.0);
+    let (_, api) = call(reqwest::Method::GET, url("/api/metrics"), None).await;
+    let api: Value = serde_json::from_str(&api).unwrap();
+    let readings = api["performance"]["components"]["skill-verification"]
+        .as_array()
+        .unwrap();
+    let rate_reading = readings
+        .iter()
+        .find(|r| r["name"] == "agent_consensus_success_rate")
+        .unwrap();
+    assert_eq!(rate_reading["value"], 1.0, "{readings:?}");
+    host.stop.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(30), host.task).await;
+}

@@ -13,6 +13,10 @@
 //!   and the decision;
 //! - [`service`]: the state, the verifiers run as parallel jobs within a
 //!   deadline, counters and timeline events;
+//! - [`store`]: where a host keeps its references across restarts (a redb
+//!   file natively), written before a change is answered;
+//! - [`sync`]: anti-entropy between hosts (pull a peer's membership, fetch
+//!   only the examples missing, merge);
 //! - [`routes`]: `/skills/...` and `/verify/...`.
 
 pub mod consensus;
@@ -22,6 +26,8 @@ pub mod panel;
 pub mod references;
 pub mod routes;
 pub mod service;
+pub mod store;
+pub mod sync;
 
 pub use panel::PanelConfig;
 pub use routes::router;

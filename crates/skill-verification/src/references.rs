@@ -12,6 +12,7 @@ use crate::embedding::Embedding;
 use crdts::{CmRDT, CvRDT, Orswot};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Where an example came from.
@@ -67,6 +68,30 @@ pub enum ReferenceError {
     BadState(String),
 }
 
+/// See [`ReferenceSet::digest`].
+pub fn digest_of(members: &Orswot<String, String>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let field = |hasher: &mut blake3::Hasher, bytes: &[u8]| {
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    let dots = |hasher: &mut blake3::Hasher, clock: &crdts::VClock<String>| {
+        hasher.update(&(clock.dots.len() as u64).to_le_bytes());
+        for (actor, n) in &clock.dots {
+            field(hasher, actor.as_bytes());
+            hasher.update(&n.to_le_bytes());
+        }
+    };
+    dots(&mut hasher, &members.read_ctx().add_clock);
+    let mut entries: Vec<_> = members.iter().map(|e| (e.val.clone(), e.rm_clock)).collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, clock) in &entries {
+        field(&mut hasher, key.as_bytes());
+        dots(&mut hasher, clock);
+    }
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
 /// Checks a skill name: 1 to 128 characters, none of them control characters.
 pub fn check_label(label: &str) -> Result<(), ReferenceError> {
     let n = label.chars().count();
@@ -76,11 +101,13 @@ pub fn check_label(label: &str) -> Result<(), ReferenceError> {
     Ok(())
 }
 
-/// The replicated set of labelled examples.
+/// The replicated set of labelled examples. Cloning it is cheap next to its
+/// content (the examples are shared), so a change is made on a copy and kept
+/// only once it is stored.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReferenceSet {
     members: Orswot<String, String>,
-    examples: BTreeMap<String, Example>,
+    examples: BTreeMap<String, Arc<Example>>,
 }
 
 /// A [`ReferenceSet`] on the wire (`GET /skills/state`, `POST /skills/merge`).
@@ -100,6 +127,15 @@ pub struct Change {
     pub added: Vec<String>,
     /// Keys that stopped being members.
     pub removed: Vec<String>,
+    /// Keys that stayed members but gained provenance.
+    pub touched: Vec<String>,
+}
+
+impl Change {
+    /// Whether it changed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.touched.is_empty()
+    }
 }
 
 impl ReferenceSet {
@@ -115,18 +151,22 @@ impl ReferenceSet {
         let mut keys = Vec::with_capacity(examples.len());
         for (label, embedding, provenance) in examples {
             let key = key_of(&label, embedding.values());
-            if !self.examples.contains_key(&key) {
-                change.added.push(key.clone());
+            match self.examples.get_mut(&key) {
+                Some(held) if !held.provenance.contains(&provenance) => {
+                    Arc::make_mut(held).provenance.insert(provenance);
+                    change.touched.push(key.clone());
+                }
+                Some(_) => {}
+                None => {
+                    change.added.push(key.clone());
+                    let example = Example {
+                        label,
+                        embedding: embedding.values().to_vec(),
+                        provenance: BTreeSet::from([provenance]),
+                    };
+                    self.examples.insert(key.clone(), Arc::new(example));
+                }
             }
-            self.examples
-                .entry(key.clone())
-                .or_insert_with(|| Example {
-                    label,
-                    embedding: embedding.values().to_vec(),
-                    provenance: BTreeSet::new(),
-                })
-                .provenance
-                .insert(provenance);
             keys.push(key);
         }
         if !keys.is_empty() {
@@ -136,6 +176,9 @@ impl ReferenceSet {
         }
         change.added.sort();
         change.added.dedup();
+        change.touched.sort();
+        change.touched.dedup();
+        change.touched.retain(|k| change.added.binary_search(k).is_err());
         change
     }
 
@@ -156,8 +199,8 @@ impl ReferenceSet {
         removed.sort();
         removed.dedup();
         Change {
-            added: Vec::new(),
             removed,
+            ..Change::default()
         }
     }
 
@@ -174,20 +217,28 @@ impl ReferenceSet {
     pub fn merge(&mut self, state: ReferenceState) -> Change {
         let before: BTreeSet<String> = self.examples.keys().cloned().collect();
         self.members.merge(state.members);
+        let mut touched = Vec::new();
         for (key, example) in state.examples {
             match self.examples.get_mut(&key) {
-                Some(held) => held.provenance.extend(example.provenance),
+                Some(held) => {
+                    if !example.provenance.is_subset(&held.provenance) {
+                        Arc::make_mut(held).provenance.extend(example.provenance);
+                        touched.push(key);
+                    }
+                }
                 None => {
-                    self.examples.insert(key, example);
+                    self.examples.insert(key, Arc::new(example));
                 }
             }
         }
         let members: BTreeSet<String> = self.members.read().val.into_iter().collect();
         self.examples.retain(|k, _| members.contains(k));
         let after: BTreeSet<String> = self.examples.keys().cloned().collect();
+        touched.retain(|k| before.contains(k) && after.contains(k));
         Change {
             added: after.difference(&before).cloned().collect(),
             removed: before.difference(&after).cloned().collect(),
+            touched,
         }
     }
 
@@ -230,12 +281,83 @@ impl ReferenceSet {
     pub fn state(&self) -> ReferenceState {
         ReferenceState {
             members: self.members.clone(),
-            examples: self.examples.clone(),
+            examples: self.examples.iter().map(|(k, e)| (k.clone(), (**e).clone())).collect(),
         }
     }
 
+    /// A set holding exactly `state` (checked with [`ReferenceSet::check_state`]):
+    /// what a host reloads from its store.
+    pub fn from_state(state: ReferenceState) -> Self {
+        let mut set = ReferenceSet::new();
+        set.merge(state);
+        set
+    }
+
+    /// Membership: the observed-remove set of keys (what a store keeps beside
+    /// the examples, and what a peer pulls first).
+    pub fn members(&self) -> &Orswot<String, String> {
+        &self.members
+    }
+
+    /// A digest of the membership: 32 hex digits of BLAKE3 over the set's
+    /// clock and each member's key and dots, in order. Two replicas with the
+    /// same digest hold the same members with the same dots (removes deferred
+    /// for adds not yet seen are not counted).
+    pub fn digest(&self) -> String {
+        digest_of(&self.members)
+    }
+
+    /// The members of a peer's `members` to fetch before merging it: those
+    /// with an add this set has not seen. That is every key it lacks and has
+    /// not removed (a key whose every dot it has seen was removed here, and
+    /// the merge drops it), and every key it holds that the peer added too
+    /// (the peer's provenance comes with the example).
+    pub fn missing_from(&self, members: &Orswot<String, String>) -> Vec<String> {
+        let clock = self.members.read_ctx().add_clock;
+        let mut missing: Vec<String> = members
+            .iter()
+            .filter(|entry| entry.rm_clock.dots.iter().any(|(actor, &n)| clock.get(actor) < n))
+            .map(|entry| entry.val.clone())
+            .collect();
+        missing.sort();
+        missing
+    }
+
+    /// Checks that merging `members` with `examples` (each checked as in
+    /// [`ReferenceSet::check_state`]) leaves no member without its content:
+    /// each is held here, among `examples`, or removed here.
+    pub fn check_covers(
+        &self,
+        members: &Orswot<String, String>,
+        examples: &BTreeMap<String, Example>,
+        dim: usize,
+    ) -> Result<(), ReferenceError> {
+        let state = ReferenceState {
+            members: Orswot::new(),
+            examples: examples.clone(),
+        };
+        Self::check_state(&state, dim)?;
+        let uncovered = self
+            .missing_from(members)
+            .into_iter()
+            .filter(|k| !examples.contains_key(k) && !self.examples.contains_key(k))
+            .count();
+        if uncovered > 0 {
+            return Err(ReferenceError::BadState(format!(
+                "{uncovered} members come without their examples"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Merges a peer's membership and the examples it lacked (checked with
+    /// [`ReferenceSet::check_covers`]).
+    pub fn merge_members(&mut self, members: Orswot<String, String>, examples: BTreeMap<String, Example>) -> Change {
+        self.merge(ReferenceState { members, examples })
+    }
+
     /// Every example, by key (in key order).
-    pub fn examples(&self) -> &BTreeMap<String, Example> {
+    pub fn examples(&self) -> &BTreeMap<String, Arc<Example>> {
         &self.examples
     }
 

@@ -2,6 +2,7 @@
 
 use crate::references::{ReferenceState, check_label};
 use crate::service::{AnalyzeRequest, NewExample, SkillService};
+use crate::sync::{FetchRequest, Fetched, Membership};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -14,7 +15,16 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Names a skill cannot have: they are routes under `/skills/`.
-pub const RESERVED_LABELS: [&str; 6] = ["analyze", "examples", "health", "merge", "state", "stats"];
+pub const RESERVED_LABELS: [&str; 8] = [
+    "analyze",
+    "examples",
+    "fetch",
+    "health",
+    "membership",
+    "merge",
+    "state",
+    "stats",
+];
 
 /// The routes over `service`.
 pub fn router(service: Arc<SkillService>) -> Router {
@@ -25,6 +35,8 @@ pub fn router(service: Arc<SkillService>) -> Router {
         .route("/skills/analyze", post(analyze))
         .route("/skills/state", get(state))
         .route("/skills/merge", post(merge))
+        .route("/skills/membership", get(membership))
+        .route("/skills/fetch", post(fetch))
         .route("/skills/stats", get(stats))
         .route("/skills/health", get(health))
         .route("/skills/{label}", get(skill).delete(remove_skill))
@@ -82,7 +94,7 @@ async fn add_examples(State(s): Service, JsonBody(body): JsonBody<AddExamples>) 
 
 async fn remove_example(State(s): Service, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
     let report = s
-        .remove_example(&key)
+        .remove_example(&key)?
         .ok_or_else(|| ApiError::not_found(format!("no example with key {key:?}")))?;
     Ok(Json(json!(report)))
 }
@@ -100,7 +112,7 @@ async fn skill(State(s): Service, Path(label): Path<String>) -> Result<Json<Valu
 }
 
 async fn remove_skill(State(s): Service, Path(label): Path<String>) -> Result<Json<Value>, ApiError> {
-    let report = s.remove_skill(&label).ok_or_else(|| unknown_skill(&label))?;
+    let report = s.remove_skill(&label)?.ok_or_else(|| unknown_skill(&label))?;
     Ok(Json(json!(report)))
 }
 
@@ -138,8 +150,17 @@ async fn state(State(s): Service) -> Json<ReferenceState> {
 }
 
 async fn merge(State(s): Service, JsonBody(state): JsonBody<ReferenceState>) -> Result<Json<Value>, ApiError> {
-    let report = s.merge(state).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let report = s.merge(state)?;
     Ok(Json(json!(report)))
+}
+
+async fn membership(State(s): Service) -> Json<Membership> {
+    Json(s.membership())
+}
+
+async fn fetch(State(s): Service, JsonBody(request): JsonBody<FetchRequest>) -> Result<Json<Fetched>, ApiError> {
+    let examples = s.examples_for(&request.keys)?;
+    Ok(Json(Fetched { examples }))
 }
 
 async fn stats(State(s): Service) -> Json<Value> {

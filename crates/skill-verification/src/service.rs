@@ -5,8 +5,11 @@ use crate::consensus::{Decision, Judgement, Outcome, decide};
 use crate::embedding::{Embedding, EmbeddingError};
 use crate::images::{ImageError, ImageModel};
 use crate::panel::{Panel, PanelConfig, Vote};
-use crate::references::{Change, Provenance, ReferenceError, ReferenceSet, ReferenceState, check_label};
+use crate::references::{Change, Example, Provenance, ReferenceSet, ReferenceState, check_label};
+use crate::store::ReferenceStore;
+use crate::sync::{MAX_FETCH, Membership};
 use base64::Engine;
+use crdts::Orswot;
 use futures_util::StreamExt;
 use ramanujan_events::{Emitter, Event, Kind};
 use ramanujan_http::{ApiError, Offload};
@@ -135,6 +138,8 @@ struct Counters {
     timed_out: AtomicU64,
     /// Sum of score variances, in millionths.
     variance_micros: AtomicU64,
+    pulls: AtomicU64,
+    pull_failures: AtomicU64,
 }
 
 /// The counters, read.
@@ -162,6 +167,10 @@ pub struct SkillStats {
     pub references: usize,
     /// Skills (labels) held.
     pub skills: usize,
+    /// Pulls from peers that merged or found nothing new ([`crate::sync::pull`]).
+    pub peer_pulls: u64,
+    /// Pulls from peers that failed (unreachable, refused, or refused here).
+    pub peer_pull_failures: u64,
 }
 
 #[derive(Clone)]
@@ -171,6 +180,9 @@ struct Snapshot {
     /// The skills held, in label order (kept with each change, so an analysis
     /// does not count the references).
     labels: Arc<Vec<String>>,
+    /// The membership's digest (kept with each change, so a peer's poll costs
+    /// nothing).
+    digest: Arc<str>,
 }
 
 /// What a change answered: the keys it added or removed and the count after.
@@ -191,6 +203,11 @@ pub struct SkillService {
     /// random suffix, so two hosts (or two runs) never share dots.
     actor: String,
     state: Mutex<Arc<Snapshot>>,
+    /// Held by a change from reading the state to storing it and swapping it
+    /// in, so changes apply one at a time and analyses never wait on storage.
+    writer: Mutex<()>,
+    /// Where changes are kept before they are answered (none: memory only).
+    store: Option<Arc<dyn ReferenceStore>>,
     offload: Arc<dyn Offload>,
     sleep: Option<Sleep>,
     faults: BTreeMap<usize, Fault>,
@@ -216,7 +233,10 @@ impl SkillService {
                 references: ReferenceSet::new(),
                 panel,
                 labels: Arc::default(),
+                digest: ReferenceSet::new().digest().into(),
             })),
+            writer: Mutex::new(()),
+            store: None,
             offload,
             sleep,
             faults: BTreeMap::new(),
@@ -224,6 +244,32 @@ impl SkillService {
             counters: Counters::default(),
             model: None,
         }
+    }
+
+    /// The same service keeping its references in `store`, starting from what
+    /// the store holds. Refuses a store whose references do not fit this
+    /// host's configuration (another dimension).
+    pub fn with_store(mut self, store: Arc<dyn ReferenceStore>) -> Result<Self, String> {
+        let loaded = store.load().map_err(|e| format!("reading the skill references: {e}"))?;
+        if let Some(state) = loaded {
+            ReferenceSet::check_state(&state, self.config.panel.dim)
+                .map_err(|e| format!("the stored skill references do not fit this host (SKILL_EMBEDDING_DIM?): {e}"))?;
+            let references = ReferenceSet::from_state(state);
+            let mut panel = Panel::new(self.config.panel);
+            for (key, example) in references.examples() {
+                panel.insert(key, example);
+            }
+            let labels = Arc::new(references.counts().keys().map(|l| l.to_string()).collect());
+            let digest = references.digest().into();
+            *self.state.get_mut().unwrap_or_else(|e| e.into_inner()) = Arc::new(Snapshot {
+                references,
+                panel,
+                labels,
+                digest,
+            });
+        }
+        self.store = Some(store);
+        Ok(self)
     }
 
     /// The same service embedding images with `model`, whose output length
@@ -309,13 +355,29 @@ impl SkillService {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Applies `f` to the state (copied first if an analysis still reads it)
-    /// and brings the panel's views in line with what changed.
-    fn change(&self, f: impl FnOnce(&mut ReferenceSet) -> Change) -> ChangeReport {
+    /// Applies `f` to a copy of the references, stores the result (when the
+    /// service has a store), and only then swaps it in and brings the panel's
+    /// views in line with what changed: a change that could not be stored is
+    /// not made (503).
+    fn change(&self, f: impl FnOnce(&mut ReferenceSet) -> Result<Change, ApiError>) -> Result<ChangeReport, ApiError> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.snapshot();
+        let mut next = current.references.clone();
+        let change = f(&mut next)?;
+        let members_changed = next.members() != current.references.members();
+        if let Some(store) = &self.store
+            && (!change.is_empty() || members_changed)
+        {
+            store.save(&next, &change).map_err(|e| ApiError {
+                status: http::StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("the references could not be stored, so nothing was changed: {e}"),
+            })?;
+        }
+        drop(current);
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // Copied only when an analysis still holds the snapshot.
         let snapshot = Arc::make_mut(&mut guard);
-        let change = f(&mut snapshot.references);
+        snapshot.references = next;
         for key in &change.removed {
             snapshot.panel.remove(key);
         }
@@ -327,11 +389,14 @@ impl SkillService {
         if !change.added.is_empty() || !change.removed.is_empty() {
             snapshot.labels = Arc::new(snapshot.references.counts().keys().map(|l| l.to_string()).collect());
         }
-        ChangeReport {
+        if members_changed {
+            snapshot.digest = snapshot.references.digest().into();
+        }
+        Ok(ChangeReport {
             references: snapshot.references.len(),
             added: change.added,
             removed: change.removed,
-        }
+        })
     }
 
     /// Adds examples: all of them, or (when any is bad) none. Images are
@@ -363,31 +428,98 @@ impl SkillService {
             checked.push((e.label, embedding, provenance));
         }
         let actor = self.actor.clone();
-        Ok(self.change(move |refs| refs.add(&actor, checked)))
+        self.change(move |refs| Ok(refs.add(&actor, checked)))
     }
 
-    /// Removes every example of `label`; `None` if it has none.
-    pub fn remove_skill(&self, label: &str) -> Option<ChangeReport> {
+    /// Removes every example of `label`; `Ok(None)` if it has none.
+    pub fn remove_skill(&self, label: &str) -> Result<Option<ChangeReport>, ApiError> {
         let keys = self.snapshot().references.keys_of(label);
         if keys.is_empty() {
-            return None;
+            return Ok(None);
         }
-        Some(self.change(|refs| refs.remove(&keys)))
+        self.change(|refs| Ok(refs.remove(&keys))).map(Some)
     }
 
-    /// Removes one example by key; `None` if it is not held.
-    pub fn remove_example(&self, key: &str) -> Option<ChangeReport> {
+    /// Removes one example by key; `Ok(None)` if it is not held.
+    pub fn remove_example(&self, key: &str) -> Result<Option<ChangeReport>, ApiError> {
         if !self.snapshot().references.examples().contains_key(key) {
-            return None;
+            return Ok(None);
         }
         let keys = [key.to_string()];
-        Some(self.change(|refs| refs.remove(&keys)))
+        self.change(|refs| Ok(refs.remove(&keys))).map(Some)
     }
 
-    /// Merges a peer's reference state: checked whole first, then merged.
-    pub fn merge(&self, state: ReferenceState) -> Result<ChangeReport, ReferenceError> {
-        ReferenceSet::check_state(&state, self.config.panel.dim)?;
-        Ok(self.change(|refs| refs.merge(state)))
+    /// Merges a peer's reference state: checked whole first (400 naming the
+    /// problem), then merged.
+    pub fn merge(&self, state: ReferenceState) -> Result<ChangeReport, ApiError> {
+        ReferenceSet::check_state(&state, self.config.panel.dim).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        self.change(|refs| Ok(refs.merge(state)))
+    }
+
+    /// Counts one pull from a peer, as it went.
+    pub(crate) fn count_pull(&self, ok: bool) {
+        let counter = if ok {
+            &self.counters.pulls
+        } else {
+            &self.counters.pull_failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The membership and its digest, for a peer that pulls (`GET /skills/membership`).
+    pub fn membership(&self) -> Membership {
+        let snapshot = self.snapshot();
+        Membership {
+            digest: snapshot.digest.to_string(),
+            members: snapshot.references.members().clone(),
+        }
+    }
+
+    /// The membership's digest alone.
+    pub fn digest(&self) -> String {
+        self.snapshot().digest.to_string()
+    }
+
+    /// The examples of these keys that it holds (`POST /skills/fetch`), at
+    /// most [`MAX_FETCH`] keys at a time.
+    pub fn examples_for(&self, keys: &[String]) -> Result<BTreeMap<String, Example>, ApiError> {
+        if keys.len() > MAX_FETCH {
+            return Err(ApiError::bad_request(format!(
+                "{} keys in one fetch; ask for at most {MAX_FETCH} at a time",
+                keys.len()
+            )));
+        }
+        let snapshot = self.snapshot();
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                snapshot
+                    .references
+                    .examples()
+                    .get(k)
+                    .map(|e| (k.clone(), (**e).clone()))
+            })
+            .collect())
+    }
+
+    /// The keys of a peer's membership whose examples it lacks and would keep.
+    pub fn missing_from(&self, members: &Orswot<String, String>) -> Vec<String> {
+        self.snapshot().references.missing_from(members)
+    }
+
+    /// Merges a peer's membership with the examples it lacked: checked first
+    /// (each example, and no member left without content: 400 naming it).
+    pub fn merge_members(
+        &self,
+        members: Orswot<String, String>,
+        examples: BTreeMap<String, Example>,
+    ) -> Result<ChangeReport, ApiError> {
+        let dim = self.config.panel.dim;
+        self.change(|refs| {
+            refs.check_covers(&members, &examples, dim)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Ok(refs.merge_members(members, examples))
+        })
     }
 
     /// The reference state, for a peer.
@@ -605,6 +737,8 @@ impl SkillService {
             },
             references: snapshot.references.len(),
             skills: snapshot.references.counts().len(),
+            peer_pulls: c.pulls.load(Ordering::Relaxed),
+            peer_pull_failures: c.pull_failures.load(Ordering::Relaxed),
         }
     }
 }

@@ -159,7 +159,7 @@ async fn two_services_that_learn_differently_converge_and_answer_byte_for_byte_a
     assert_eq!(a.skills(), b.skills());
     assert_eq!(a.len(), train.len());
     // A removal on one side reaches the other.
-    let gone = a.remove_skill("skill-3").unwrap();
+    let gone = a.remove_skill("skill-3").unwrap().unwrap();
     assert_eq!(gone.removed.len(), 12);
     b.merge(a.state()).unwrap();
     assert_eq!(a.skills(), b.skills());

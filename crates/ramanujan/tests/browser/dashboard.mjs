@@ -73,6 +73,9 @@ try {
     const inspector = await page.textContent('#inspector');
     check(inspector.includes('messages sent') && inspector.includes('agent-1') && /memory \(estimate\)≈ /.test(inspector), `the inspector shows agent-3: ${inspector}`);
     await page.waitForSelector('#families tbody tr');
+    const readings = await page.$$eval('#readings tbody tr', (rows) => rows.map((r) => r.textContent));
+    check(readings.some((r) => r.startsWith('skill-verificationagent_consensus_success_rate')),
+      `the components' readings include skill-verification's consensus rate: ${readings.join(' | ')}`);
     const events = await page.$$eval('#events tbody tr', (r) => r.length);
     check(events > 0, 'recent timeline events are listed');
     await page.screenshot({ path: arg, fullPage: false });

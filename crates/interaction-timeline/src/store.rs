@@ -30,6 +30,13 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
     detail VARCHAR NOT NULL
 )";
 
+/// How far each feed from a broker has written: the last broker sequence
+/// whose events are in `events`, updated in the same transaction as them.
+const FEED_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS feed_positions (
+    consumer VARCHAR PRIMARY KEY,
+    stream_seq UBIGINT NOT NULL
+)";
+
 /// Most events one query answers.
 pub const MAX_LIMIT: usize = 10_000;
 /// Most events one export (`/api/timeline`) carries.
@@ -93,6 +100,7 @@ impl Store {
 
     fn init(conn: Connection) -> Result<Store, StoreError> {
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(FEED_SCHEMA)?;
         Ok(Store { conn })
     }
 
@@ -109,6 +117,41 @@ impl Store {
             .conn
             .query_row("SELECT coalesce(max(seq) + 1, 0) FROM events", [], |r| r.get(0))?;
         Ok(next)
+    }
+
+    /// The last broker sequence the feed `consumer` wrote ([`Store::append_fed`]).
+    pub fn feed_position(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT stream_seq FROM feed_positions WHERE consumer = ?",
+                [consumer],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Appends events from a broker feed as [`Store::append`] does and
+    /// records `through` as `consumer`'s position, in one transaction: after a
+    /// crash, the events of a batch and the position that says so are both
+    /// there or both not.
+    pub fn append_fed(&self, first_seq: u64, events: &[Event], consumer: &str, through: u64) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let done = self.append(first_seq, events).and_then(|()| {
+            self.conn.execute(
+                "INSERT INTO feed_positions VALUES (?, ?)
+                 ON CONFLICT (consumer) DO UPDATE SET stream_seq = excluded.stream_seq",
+                duckdb::params![consumer, through],
+            )?;
+            Ok(())
+        });
+        match done {
+            Ok(()) => Ok(self.conn.execute_batch("COMMIT")?),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Appends events, numbered from `first_seq`, as one batch: all or none.

@@ -144,6 +144,21 @@ impl Timeline {
         Ok(())
     }
 
+    /// Writes a batch from the broker feed `consumer` now, with `through`
+    /// (the last broker sequence in it) as the feed's position, in one
+    /// transaction: once this returns `Ok`, both are stored.
+    pub fn append_fed(&self, consumer: &str, through: u64, events: &[Event]) -> Result<(), StoreError> {
+        let first = self.shared.seq.fetch_add(events.len() as u64, Ordering::SeqCst);
+        lock(&self.direct).append_fed(first, events, consumer, through)?;
+        self.shared.posted.fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The last broker sequence the feed `consumer` wrote, if it wrote any.
+    pub fn feed_position(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        lock(&self.direct).feed_position(consumer)
+    }
+
     /// Events that pass `filter`.
     pub fn query(&self, filter: &Filter) -> Result<Vec<Stored>, StoreError> {
         lock(&self.reader).query(filter)

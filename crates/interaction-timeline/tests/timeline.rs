@@ -542,3 +542,32 @@ fn retention_by_count_keeps_the_newest_written_and_archives_the_rest() {
     timeline.append_now(&[merge_at(now + 5, "agent-3")]).unwrap();
     assert_eq!(timeline.retain_now().unwrap().0, 1, "one past the bound, one leaves");
 }
+
+/// A batch from a broker feed is stored with the feed's position in one
+/// transaction; both are found again after a reopen, per consumer.
+#[test]
+fn a_feed_s_batches_and_its_position_are_stored_together_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timeline.duckdb");
+    {
+        let timeline = Timeline::open(Some(&path)).unwrap();
+        assert_eq!(timeline.feed_position("timeline").unwrap(), None);
+        timeline
+            .append_fed("timeline", 7, &[merge_at(1_000, "agent-1"), merge_at(1_001, "agent-2")])
+            .unwrap();
+        timeline
+            .append_fed("timeline", 9, &[merge_at(1_002, "agent-1")])
+            .unwrap();
+        timeline.append_fed("spare", 3, &[]).unwrap();
+    }
+    let timeline = Timeline::open(Some(&path)).unwrap();
+    assert_eq!(timeline.feed_position("timeline").unwrap(), Some(9));
+    assert_eq!(timeline.feed_position("spare").unwrap(), Some(3));
+    let stored = timeline
+        .query(&Filter {
+            limit: 100,
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(stored.len(), 3);
+}

@@ -248,6 +248,20 @@ pub fn app(
         .layer(TraceLayer::new_for_http())
 }
 
+/// The timeline as the broker feed's sink: each batch written with the feed's
+/// position in one transaction.
+struct TimelineFeed(Arc<Timeline>);
+
+impl ramanujan_network::nats::FeedSink for TimelineFeed {
+    fn position(&self, consumer: &str) -> Result<Option<u64>, String> {
+        self.0.feed_position(consumer).map_err(|e| e.to_string())
+    }
+
+    fn write(&self, consumer: &str, through: u64, events: &[ramanujan_events::Event]) -> Result<(), String> {
+        self.0.append_fed(consumer, through, events).map_err(|e| e.to_string())
+    }
+}
+
 /// Resolves when Ctrl-C or SIGTERM arrives.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -305,14 +319,12 @@ pub async fn serve_on(
         tracing::info!(%addr, nats = %url, agents = network.agent_ids().len(), "listening; agents on the broker");
         println!("Ramanujan is up at http://{addr} with its agents on {url}  (try: curl http://{addr}/agents/status)");
         // The agents' events reach the timeline through the broker.
-        let writer = timeline.clone();
-        let write: ramanujan_network::nats::WriteEvents =
-            Arc::new(move |events| writer.append_now(&events).map_err(|e| e.to_string()));
+        let sink = Arc::new(TimelineFeed(timeline.clone()));
         let feed_url = url.clone();
         let consumer = args.timeline_consumer.clone();
         let feed = tokio::spawn(async move {
             let never = std::future::pending::<()>();
-            if let Err(e) = ramanujan_network::nats::feed_timeline(&feed_url, &consumer, write, never).await {
+            if let Err(e) = ramanujan_network::nats::feed_timeline(&feed_url, &consumer, sink, never).await {
                 tracing::error!(error = %e, "the timeline's feed from the broker stopped");
             }
         });

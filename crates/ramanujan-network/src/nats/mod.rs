@@ -16,4 +16,4 @@ pub mod timeline_feed;
 pub use agent::{AgentConfig, run_nats_agent};
 pub use local_broker::LocalBroker;
 pub use remote::{NatsNetwork, RemoteConfig};
-pub use timeline_feed::{WriteEvents, feed_timeline};
+pub use timeline_feed::{FeedSink, feed_timeline};

@@ -107,7 +107,7 @@ pub enum Kind {
     },
     /// One rewriting step of a colour on a submission.
     RewriteStep {
-        /// `red`, `blue` or `green`.
+        /// `RED`, `BLUE` or `GREEN` (as colours are written everywhere).
         color: String,
         /// egg iterations it ran.
         iterations: u64,

@@ -2,7 +2,8 @@
 //!
 //! The routes of a colour stream (`stream-red`, `stream-blue`, `stream-green`):
 //! `GET /stream/{color}` and `POST /stream/{color}/apply`. GREEN adds `verify` and
-//! `converged`, in the `stream-green` crate.
+//! `converged`, in the `stream-green` crate. Each rewriting a stream runs is
+//! recorded as a `rewrite_step` event of the component (`stream-red`, ...).
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -12,8 +13,9 @@ use ramanujan_core::limits::LimitsRequest;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::rules::{RuleBook, RuleSpec, default_rules};
-use ramanujan_core::saturate::Scheduler;
+use ramanujan_core::saturate::{PhaseReport, Scheduler};
 use ramanujan_core::stream::{StreamInput, StreamOutcome, apply_stream};
+use ramanujan_events::{Event, Kind};
 use ramanujan_http::error::ApiError;
 use ramanujan_http::json::JsonBody;
 use ramanujan_http::{Runtime, offload};
@@ -119,6 +121,27 @@ impl ColorStream {
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok((agent, input, book, limits, req.scheduler))
     }
+
+    /// Records one rewriting this stream ran: its phase and the facts it derived.
+    fn record(&self, phase: &PhaseReport, facts: usize) {
+        if let Some(events) = &self.runtime.events {
+            events.emit(Event::from_component(
+                &self.component(),
+                Kind::RewriteStep {
+                    color: self.color.to_string(),
+                    iterations: phase.iterations as u64,
+                    facts: facts as u64,
+                    stop: phase.stop_reason.to_string(),
+                    duration_us: (phase.time_ms * 1e3) as u64,
+                },
+            ));
+        }
+    }
+}
+
+/// Facts (terms and equalities) of a stream's delta.
+fn delta_facts(outcome: &StreamOutcome) -> usize {
+    outcome.delta.term_count() + outcome.delta.equality_count()
 }
 
 async fn status(State(s): State<Arc<ColorStream>>) -> Json<Value> {
@@ -135,7 +158,9 @@ async fn apply(
         apply_stream(color, &agent, input, &book, scheduler, limits)
     })
     .await?;
-    outcome.map(Json).map_err(|e| ApiError::bad_request(e.to_string()))
+    let outcome = outcome.map_err(|e| ApiError::bad_request(e.to_string()))?;
+    s.record(&outcome.phase, delta_facts(&outcome));
+    Ok(Json(outcome))
 }
 
 /// `POST /stream/{color}/merge`: the stream's delta merged into its input, as an
@@ -161,11 +186,12 @@ async fn merge(
         let input = StreamInput::State(base.clone());
         let outcome = apply_stream(color, &agent, input, &book, scheduler, limits).map_err(|e| e.to_string())?;
         let stats = base.merge(&outcome.delta);
-        Ok::<_, String>((base, stats))
+        Ok::<_, String>((base, stats, outcome.phase.clone(), delta_facts(&outcome)))
     })
     .await?
     .map_err(ApiError::bad_request)?;
-    let (state, stats) = merged;
+    let (state, stats, phase, facts) = merged;
+    s.record(&phase, facts);
     Ok(Json(json!({
         "crdt_type": "EGraph",
         "state": state,

@@ -218,6 +218,33 @@ fn the_components_saturations_and_merges_are_in_the_timeline() {
             .iter()
             .all(|e| e["source"] == "crdt-service" && e["event"]["crdt_type"] == "GCounter")
     );
+
+    // The colour streams: each rewriting they run, and each equality GREEN
+    // checks, under the component's name (the agents' own are under theirs).
+    let applied = host.post("/stream/red/apply", serde_json::json!({"expression": "(* (+ a b) c)"}));
+    assert_eq!(applied.0, 200, "{}", applied.1);
+    let equalities = serde_json::json!({"equalities": [
+        {"lhs": "(* 2 x)", "rhs": "(+ x x)"},
+        {"lhs": "(* 2 x)", "rhs": "(+ x 1)"}]});
+    assert_eq!(host.post("/stream/green/verify", equalities).0, 200);
+    let of = |kind: &str, source: &str| -> Vec<Value> {
+        let (_, answer) = host.get(&format!("/timeline/query?type={kind}&agent={source}"));
+        answer["events"].as_array().unwrap().clone()
+    };
+    wait_for("the streams' events are written", Duration::from_secs(10), || {
+        of("rewrite_step", "stream-red").len() == 1 && of("verification", "stream-green").len() == 2
+    });
+    let step = &of("rewrite_step", "stream-red")[0]["event"];
+    assert_eq!(step["color"], "RED", "{step}");
+    assert!(
+        step["facts"].as_u64().unwrap() > 0,
+        "distributing derives facts: {step}"
+    );
+    let verdicts: Vec<Value> = of("verification", "stream-green")
+        .iter()
+        .map(|e| e["event"]["verdict"].clone())
+        .collect();
+    assert_eq!(verdicts, ["verified", "refuted"]);
 }
 
 /// Over NATS: the agents publish their events on the broker and the host's

@@ -1,4 +1,5 @@
-//! `POST /stream/green/verify`.
+//! `POST /stream/green/verify`: each equality checked is recorded as a
+//! `verification` event of `stream-green`.
 
 use axum::Json;
 use axum::extract::State;
@@ -11,6 +12,8 @@ use ramanujan_core::rules::RuleBook;
 use ramanujan_core::verify::{
     ColorConflict, DerivationCheck, Verdict, check_derivation, check_semantically, verify_color_constraint,
 };
+use ramanujan_events::event::Verdict as EventVerdict;
+use ramanujan_events::{Event, Kind};
 use ramanujan_http::{ApiError, JsonBody, Runtime, offload};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -191,7 +194,21 @@ pub async fn verify(
     let skipped = claims.len().saturating_sub(MAX_EQUALITIES);
     claims.truncate(MAX_EQUALITIES);
     let derivations = req.derivations;
-    Ok(Json(
-        offload::run(&runtime.offload, move || run(claims, skipped, conflicts, derivations)).await?,
-    ))
+    let response = offload::run(&runtime.offload, move || run(claims, skipped, conflicts, derivations)).await?;
+    if let Some(events) = &runtime.events {
+        for checked in &response.results {
+            events.emit(Event::from_component(
+                "stream-green",
+                Kind::Verification {
+                    verdict: match checked.semantic {
+                        Verdict::Verified { .. } => EventVerdict::Verified,
+                        Verdict::Refuted { .. } => EventVerdict::Refuted,
+                        Verdict::Inconclusive { .. } => EventVerdict::Inconclusive,
+                    },
+                    equality: format!("{} = {}", checked.lhs, checked.rhs),
+                },
+            ));
+        }
+    }
+    Ok(Json(response))
 }

@@ -373,12 +373,19 @@ impl AgentLink {
         let Some(reply) = query.reply.clone() else { return };
         self.shared.counters.queries.fetch_add(1, Ordering::Relaxed);
         let topic = wire::state_subject(self.index);
-        let answer = match self.post(&topic, query.payload.to_vec(), "application/json").await {
+        let mut answer = match self.post(&topic, query.payload.to_vec(), "application/json").await {
             Outcome::Taken(answer) => answer,
             Outcome::Malformed(why) | Outcome::Failed(why, _) => json!({ "error": why }),
         };
+        // What a "sync now" made the agent do goes to the timeline, not to the asker.
+        let events: Vec<Event> = answer
+            .as_object_mut()
+            .and_then(|fields| fields.remove("events"))
+            .and_then(|events| serde_json::from_value(events).ok())
+            .unwrap_or_default();
         let payload = serde_json::to_vec(&answer).unwrap_or_default();
         let _ = self.shared.client.publish(reply, payload.into()).await;
+        broker::publish_events(&self.shared.js, events).await;
     }
 }
 

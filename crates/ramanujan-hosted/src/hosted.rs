@@ -228,16 +228,24 @@ impl Hosted {
         self.finish(loaded, 0, out, Vec::new(), true).await
     }
 
-    /// Answers a query (`agent.{i}.state`): JSON [`Query`] in, JSON out.
+    /// Answers a query (`agent.{i}.state`): JSON [`Query`] in, JSON out. A
+    /// query that changes the agent ("sync now") saves it, and its answer
+    /// carries what the agent did as `events` (as a [`Report`] does), which
+    /// the bridge takes out and publishes for the timeline.
     pub async fn query(&self, index: usize, body: &[u8]) -> Result<Value, NetworkError> {
         let query: Query =
             serde_json::from_slice(body).map_err(|e| NetworkError::Invalid(format!("bad query: {e}")))?;
         let changes = matches!(query, Query::Sync);
         let mut loaded = self.load(index).await?;
         let uptime = now_ms().saturating_sub(loaded.created_ms) as f64 / 1000.0;
-        let (answer, out) = wire::answer_query(&mut loaded.agent, query, &self.config.node_id, uptime);
+        let (mut answer, out) = wire::answer_query(&mut loaded.agent, query, &self.config.node_id, uptime);
         if changes {
-            self.finish(loaded, 0, out, Vec::new(), false).await?;
+            let report = self.finish(loaded, 0, out, Vec::new(), false).await?;
+            if let Value::Object(fields) = &mut answer
+                && !report.events.is_empty()
+            {
+                fields.insert("events".into(), serde_json::json!(report.events));
+            }
         }
         Ok(answer)
     }

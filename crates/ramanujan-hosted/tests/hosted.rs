@@ -188,3 +188,33 @@ fn a_submission_refused_in_the_inbox_is_reported_refused() {
     let why = refused.expect("some submission met a full agent");
     assert!(why.contains("refused"), "{why}");
 }
+
+/// "Sync now" (`agent.{i}.state` with `sync`) changes the agent: its answer
+/// carries what the agent did as `events`, for the bridge to publish to the
+/// timeline, as a request's report does; a read-only query carries none.
+#[test]
+fn a_sync_query_s_answer_carries_its_events_for_the_timeline() {
+    let (hosted, published) = nine_hosted_agents(WorkLimits::default());
+    let submit = wire::encode_inbound(&Inbound::Submit {
+        request: "r".into(),
+        expression: "(+ x 1)".into(),
+    })
+    .unwrap();
+    now(hosted.inbound(0, &submit)).unwrap();
+    let before = published.0.lock().unwrap().len();
+    let answer = now(hosted.query(0, br#"{"want": "sync"}"#)).unwrap();
+    assert!(answer["started"].as_u64().unwrap() > 0, "{answer}");
+    let events: Vec<ramanujan_events::Event> = serde_json::from_value(answer["events"].clone()).unwrap();
+    let sent = events
+        .iter()
+        .filter(|e| matches!(e.event, ramanujan_events::Kind::MessageSent { .. }))
+        .count();
+    assert_eq!(sent as u64, answer["started"].as_u64().unwrap(), "{answer}");
+    assert!(events.iter().all(|e| e.source == "agent-0" && e.at_us > 0));
+    assert!(
+        published.0.lock().unwrap().len() > before,
+        "the sync requests were published"
+    );
+    let status = now(hosted.query(0, br#"{"want": "state"}"#)).unwrap();
+    assert!(status.get("events").is_none(), "{status}");
+}

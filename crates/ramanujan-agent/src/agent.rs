@@ -75,6 +75,10 @@ pub struct Counters {
     pub rejected_misaddressed: u64,
     /// Messages seen before (same sender and sequence number).
     pub duplicates: u64,
+    /// Messages whose sequence number no peer can have reached yet (see
+    /// [`MAX_PEER_CLOCK_AHEAD_MS`]): forged, or from a clock far ahead.
+    #[serde(default)]
+    pub rejected_implausible_seq: u64,
     /// Events whose facts the replica already held (its clock covered their
     /// dot): forwarded if they had not been, not merged again.
     #[serde(default)]
@@ -281,6 +285,11 @@ fn focus_depth(replica: &ReplicaState, root: TermKey) -> usize {
 const MAX_ABOUT: usize = 16;
 const REPLAY_WINDOW: u64 = 4096;
 
+/// How far a peer's clock may run ahead of this agent's before its sequence
+/// numbers (its life's start in ms, shifted left 20 bits, then counted up) are
+/// taken for forgeries: one hour.
+pub const MAX_PEER_CLOCK_AHEAD_MS: u64 = 3_600_000;
+
 /// An agent's whole state, see [`Agent::into_snapshot`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentSnapshot {
@@ -314,6 +323,9 @@ pub struct AgentSnapshot {
     /// does, instead of starting again from the focus each time.
     #[serde(default)]
     own_graphs: Vec<(TermKey, Vec<Vec<TermKey>>)>,
+    /// When this life began, in ms since the Unix epoch (see [`Agent::begin_life`]).
+    #[serde(default)]
+    life_start_ms: Option<u64>,
 }
 
 impl AgentSnapshot {
@@ -373,6 +385,9 @@ pub struct Agent {
     /// GREEN: equalities held but not checked yet, by key, oldest first.
     unchecked: VecDeque<u128>,
     now_ms: u64,
+    /// When this life began, in ms since the Unix epoch: with `now_ms`, how
+    /// late a peer's sequence number can plausibly be.
+    life_start_ms: Option<u64>,
     /// Interaction events for the timeline, when its driver records them
     /// (see [`Agent::record_events`]); not part of a snapshot.
     events: Option<EventLog>,
@@ -409,6 +424,7 @@ impl Agent {
             refutations: VecDeque::new(),
             unchecked: VecDeque::new(),
             now_ms: 0,
+            life_start_ms: None,
             events: None,
         }
     }
@@ -434,6 +450,7 @@ impl Agent {
             log: self.log,
             refutations: self.refutations,
             now_ms: self.now_ms,
+            life_start_ms: self.life_start_ms,
             unchecked: self.unchecked,
             share: self.share,
             goals: self.goals,
@@ -483,6 +500,7 @@ impl Agent {
             refutations: snapshot.refutations,
             unchecked: snapshot.unchecked,
             now_ms: snapshot.now_ms,
+            life_start_ms: snapshot.life_start_ms,
             events: None,
         };
         // Each is built on first use: a request that does not step on a
@@ -731,6 +749,7 @@ impl Agent {
     /// `incarnation` must differ between lives (a clock reading, made unique).
     pub fn begin_life(&mut self, incarnation: u64) {
         self.number_messages_from(incarnation);
+        self.life_start_ms = Some(incarnation >> 20);
         self.actor = format!("{}#{incarnation}", self.id);
     }
 
@@ -992,10 +1011,23 @@ impl Agent {
         self.counters.rejected_malformed += 1;
     }
 
+    /// The first sequence number no peer can have reached yet: peers number
+    /// their messages from their life's start in ms, shifted left 20 bits, so
+    /// one from later than this agent's clock plus
+    /// [`MAX_PEER_CLOCK_AHEAD_MS`] is forged (or from a clock far off).
+    /// `None` before this agent's life began: it has no clock to judge by.
+    fn first_implausible_seq(&self) -> Option<u64> {
+        let latest_ms = self
+            .life_start_ms?
+            .checked_add(self.now_ms)?
+            .checked_add(MAX_PEER_CLOCK_AHEAD_MS)?;
+        latest_ms.checked_add(1)?.checked_mul(1 << 20)
+    }
+
     /// Whether (from, seq) is new; remembers it.
     fn first_time(&mut self, from: &str, seq: u64) -> bool {
         let (high, recent) = self.seen.entry(from.to_string()).or_default();
-        if seq + REPLAY_WINDOW <= *high || !recent.insert(seq) {
+        if seq.saturating_add(REPLAY_WINDOW) <= *high || !recent.insert(seq) {
             return false;
         }
         *high = (*high).max(seq);
@@ -1014,6 +1046,11 @@ impl Agent {
         }
         if env.to != self.id {
             self.counters.rejected_misaddressed += 1;
+            return Vec::new();
+        }
+        if self.first_implausible_seq().is_some_and(|limit| env.seq >= limit) {
+            // Remembering it would make every later honest message look old.
+            self.counters.rejected_implausible_seq += 1;
             return Vec::new();
         }
         if !self.first_time(&env.from, env.seq) {

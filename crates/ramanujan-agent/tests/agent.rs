@@ -578,3 +578,54 @@ fn an_event_whose_facts_came_first_by_anti_entropy_is_still_forwarded_once() {
     assert_eq!(b.counters().events_already_held, 2);
     assert_eq!(b.replica().digest(), a.replica().digest());
 }
+
+/// A forged sequence number near `u64::MAX` (or any from a clock far ahead)
+/// is refused and not remembered, so the sender's honest messages still get
+/// through; before an agent's life began (no clock) such a number does not
+/// overflow either.
+#[test]
+fn a_sequence_number_no_peer_can_have_reached_is_refused_and_does_not_deafen() {
+    const NOW_MS: u64 = 1_764_990_000_000; // December 2025
+    let (mut a, mut b) = pair();
+    a.begin_life((NOW_MS - 60_000) << 20);
+    b.begin_life(NOW_MS << 20);
+    b.set_time(5_000);
+    let (_, out) = a.submit(&parse_expr("(* x (+ y z))").unwrap());
+    let honest = out[0].clone();
+    let two_hours_ahead = (NOW_MS + 7_200_000) << 20;
+    for forged in [u64::MAX, u64::MAX - 4096, two_hours_ahead] {
+        assert!(
+            b.handle(Envelope {
+                seq: forged,
+                ..honest.clone()
+            })
+            .is_empty()
+        );
+    }
+    assert_eq!(b.counters().rejected_implausible_seq, 3);
+    assert_eq!((b.counters().duplicates, b.counters().messages_received), (0, 0));
+    b.handle(honest.clone());
+    assert_eq!(b.counters().messages_received, 1, "the honest message gets through");
+    assert_eq!(b.replica().digest(), a.replica().digest());
+    // Half an hour ahead is a clock off, not a forgery.
+    b.handle(Envelope {
+        seq: (NOW_MS + 1_800_000) << 20,
+        ..honest.clone()
+    });
+    assert_eq!(b.counters().messages_received, 2);
+
+    // No life begun: no clock to judge by, and no overflow either.
+    let (_, mut c) = pair();
+    c.handle(Envelope {
+        seq: u64::MAX,
+        ..honest.clone()
+    });
+    assert!(
+        c.handle(Envelope {
+            seq: u64::MAX,
+            ..honest
+        })
+        .is_empty()
+    );
+    assert_eq!(c.counters().duplicates, 1);
+}

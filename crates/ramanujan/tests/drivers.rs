@@ -257,6 +257,17 @@ fn behaves_as_the_network(network: Deployment) {
         }
     }
 
+    // A forged sequence number near u64::MAX is taken by the transport but
+    // refused by the agent, not remembered: agent-1's honest messages still
+    // reach agent-0 (they would all look like replays otherwise).
+    let mut forged = sync_request("agent-1", "agent-0");
+    forged["seq"] = json!(u64::MAX);
+    assert_eq!(host.post("/agent/agent-0/message", forged).0, 202);
+    eventually(Duration::from_secs(30), "agent-0 refuses the forged number", || {
+        host.get("/agent/agent-0/state").1["counters"]["rejected_implausible_seq"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    });
     eventually(Duration::from_secs(120), "the network converges", || {
         let status = host.status();
         status["converged"] == true && status["distinct_digests"] == 1

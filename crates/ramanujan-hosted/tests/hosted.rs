@@ -35,6 +35,16 @@ fn now<T>(future: impl Future<Output = T>) -> T {
     answer
 }
 
+/// Submits `expression` to agent 0, as the bridge delivers a submission.
+fn submit(hosted: &Hosted, expression: &str) {
+    let submit = wire::encode_inbound(&Inbound::Submit {
+        request: "r".into(),
+        expression: expression.into(),
+    })
+    .unwrap();
+    now(hosted.inbound(0, &submit)).unwrap();
+}
+
 /// The nine agents of S(2,3), hosted in one in-memory store, publishing into a list.
 fn nine_hosted_agents(work: WorkLimits) -> (Hosted, Arc<Kept>) {
     let published = Arc::new(Kept::default());
@@ -57,12 +67,7 @@ fn nine_hosted_agents(work: WorkLimits) -> (Hosted, Arc<Kept>) {
 #[test]
 fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
     let (hosted, published) = nine_hosted_agents(WorkLimits::default());
-    let submit = wire::encode_inbound(&Inbound::Submit {
-        request: "r".into(),
-        expression: "(+ x 1)".into(),
-    })
-    .unwrap();
-    now(hosted.inbound(0, &submit)).unwrap();
+    submit(&hosted, "(+ x 1)");
 
     let mut actors = Vec::new();
     for (subject, payload) in published.0.lock().unwrap().iter() {
@@ -92,12 +97,7 @@ fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
 /// until nothing moves; then each agent's canonical form of `expression`.
 fn hosted_forms(expression: &str) -> Vec<Option<String>> {
     let (hosted, published) = nine_hosted_agents(WorkLimits::default());
-    let submit = wire::encode_inbound(&Inbound::Submit {
-        request: "r".into(),
-        expression: expression.into(),
-    })
-    .unwrap();
-    now(hosted.inbound(0, &submit)).unwrap();
+    submit(&hosted, expression);
     // Rounds of: every inbox message delivered until none is left, then a
     // tick for every agent (anti-entropy every other round); until no agent
     // has work and every agent holds the same facts.
@@ -195,12 +195,7 @@ fn a_submission_refused_in_the_inbox_is_reported_refused() {
 #[test]
 fn a_sync_query_s_answer_carries_its_events_for_the_timeline() {
     let (hosted, published) = nine_hosted_agents(WorkLimits::default());
-    let submit = wire::encode_inbound(&Inbound::Submit {
-        request: "r".into(),
-        expression: "(+ x 1)".into(),
-    })
-    .unwrap();
-    now(hosted.inbound(0, &submit)).unwrap();
+    submit(&hosted, "(+ x 1)");
     let before = published.0.lock().unwrap().len();
     let answer = now(hosted.query(0, br#"{"want": "sync"}"#)).unwrap();
     assert!(answer["started"].as_u64().unwrap() > 0, "{answer}");

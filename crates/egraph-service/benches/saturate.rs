@@ -10,6 +10,11 @@
 //! default backoff scheduler and the same limits, then egg's `AstSize` extractor. Both must reach forms of the
 //! same size; the bench checks that before it measures.
 //!
+//! Each workload is also measured in pairs: the handler and egg alternately,
+//! which goes first switching every pair, so that this machine's drift
+//! (other tenants, frequency) falls on both alike; the figure is the median of
+//! the per-pair ratios with a 95 % confidence interval from order statistics.
+//!
 //! Run: `cargo bench -p egraph-service --bench saturate`
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -27,7 +32,38 @@ use ramanujan_core::rules::{RuleSpec, default_rules};
 use ramanujan_core::verify::check_semantically;
 use serde_json::{Value, json};
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Pairs per workload in the paired measurement (after as many to warm up).
+const PAIRS: usize = 2_000;
+
+/// The median of `ours / peer` over interleaved pairs, and a 95 % confidence
+/// interval for it (ranks n/2 ∓ 0.98·√n of the sorted ratios).
+fn paired(mut ours: impl FnMut(), mut peer: impl FnMut()) -> (f64, f64, f64) {
+    let time = |f: &mut dyn FnMut()| {
+        let started = Instant::now();
+        f();
+        started.elapsed().as_secs_f64()
+    };
+    let mut ratios = Vec::with_capacity(PAIRS);
+    for i in 0..2 * PAIRS {
+        let (a, b) = if i % 2 == 0 {
+            let a = time(&mut ours);
+            (a, time(&mut peer))
+        } else {
+            let b = time(&mut peer);
+            (time(&mut ours), b)
+        };
+        if i >= PAIRS {
+            ratios.push(a / b);
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len() as f64;
+    let half = 0.98 * n.sqrt();
+    let at = |rank: f64| ratios[(rank.round() as usize).min(ratios.len() - 1)];
+    (at(n / 2.0), at(n / 2.0 - half), at(n / 2.0 + half))
+}
 
 fn handler(body: &[u8]) -> Vec<u8> {
     let req: SaturateRequest = serde_json::from_slice(body).unwrap();
@@ -135,6 +171,8 @@ fn bench_workload(c: &mut Criterion, name: &str, request: Value, peer: impl Fn()
         Some(size as u64),
         "{name}: the same work reaches forms of the same size"
     );
+    let (median, low, high) = paired(|| drop(black_box(handler(&body))), || drop(black_box(peer())));
+    println!("{name}: paired ratio ramanujan / egg {median:.3} (95 % CI {low:.3}–{high:.3}, {PAIRS} pairs)");
     let mut group = c.benchmark_group(name);
     group.bench_function("ramanujan", |b| b.iter(|| handler(black_box(&body))));
     group.bench_function("egg", |b| b.iter(&peer));

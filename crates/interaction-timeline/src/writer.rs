@@ -138,18 +138,27 @@ impl Timeline {
     /// Writes a batch now (for `POST /timeline/events`): once this returns
     /// `Ok`, every event of it is stored.
     pub fn append_now(&self, events: &[Event]) -> Result<(), StoreError> {
-        let first = self.shared.seq.fetch_add(events.len() as u64, Ordering::SeqCst);
-        lock(&self.direct).append(first, events)?;
-        self.shared.posted.fetch_add(events.len() as u64, Ordering::Relaxed);
-        Ok(())
+        self.write_now(events, |store, first| store.append(first, events))
     }
 
     /// Writes a batch from the broker feed `consumer` now, with `through`
     /// (the last broker sequence in it) as the feed's position, in one
     /// transaction: once this returns `Ok`, both are stored.
     pub fn append_fed(&self, consumer: &str, through: u64, events: &[Event]) -> Result<(), StoreError> {
+        self.write_now(events, |store, first| {
+            store.append_fed(first, events, consumer, through)
+        })
+    }
+
+    /// Numbers `events` and has `write` store them from the first number, on
+    /// the connection for direct writes; counts them once stored.
+    fn write_now(
+        &self,
+        events: &[Event],
+        write: impl FnOnce(&Store, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let first = self.shared.seq.fetch_add(events.len() as u64, Ordering::SeqCst);
-        lock(&self.direct).append_fed(first, events, consumer, through)?;
+        write(&lock(&self.direct), first)?;
         self.shared.posted.fetch_add(events.len() as u64, Ordering::Relaxed);
         Ok(())
     }

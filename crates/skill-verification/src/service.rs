@@ -259,7 +259,7 @@ impl SkillService {
             for (key, example) in references.examples() {
                 panel.insert(key, example);
             }
-            let labels = Arc::new(references.counts().keys().map(|l| l.to_string()).collect());
+            let labels = labels_of(&references);
             let digest = references.digest().into();
             *self.state.get_mut().unwrap_or_else(|e| e.into_inner()) = Arc::new(Snapshot {
                 references,
@@ -387,7 +387,7 @@ impl SkillService {
             }
         }
         if !change.added.is_empty() || !change.removed.is_empty() {
-            snapshot.labels = Arc::new(snapshot.references.counts().keys().map(|l| l.to_string()).collect());
+            snapshot.labels = labels_of(&snapshot.references);
         }
         if members_changed {
             snapshot.digest = snapshot.references.digest().into();
@@ -741,6 +741,11 @@ impl SkillService {
             peer_pull_failures: c.pull_failures.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The skills `references` holds, in label order (a snapshot's `labels`).
+fn labels_of(references: &ReferenceSet) -> Arc<Vec<String>> {
+    Arc::new(references.counts().keys().map(|l| l.to_string()).collect())
 }
 
 /// The HTTP error for an image that could not be embedded.

@@ -1,6 +1,14 @@
 //! # transduction-2tdx
 //!
-//! Not built yet (a later issue); this crate holds the place of the component
-//! in the workspace and will serve `/sync/... and /2tdx/...`.
+//! Pattern → rule → code, and rule books synced between sites.
 //!
-//! What it will do: Rule transduction: translating rule sets and replica deltas between peers' vocabularies (2TDX), and the sync endpoints that carry them.
+//! - [`mine`]: rules mined from every term of a grammar up to a size (as Ruler
+//!   does: terms that agree at random points are candidates, kept when sound
+//!   and not derivable from the rules known so far).
+//! - [`rule`]: a rule in normal form, its content key, its colour by direction
+//!   and its provenance.
+//! - [`enumerate`]: the terms of a grammar with their values at random points.
+
+pub mod enumerate;
+pub mod mine;
+pub mod rule;

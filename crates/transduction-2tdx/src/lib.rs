@@ -7,8 +7,11 @@
 //!   and not derivable from the rules known so far).
 //! - [`rule`]: a rule in normal form, its content key, its colour by direction
 //!   and its provenance.
+//! - [`codegen`]: a rule book as a Rust module that builds it as egg rewrites,
+//!   and such a module read back into rules.
 //! - [`enumerate`]: the terms of a grammar with their values at random points.
 
+pub mod codegen;
 pub mod enumerate;
 pub mod mine;
 pub mod rule;

@@ -7,11 +7,17 @@
 //!   and not derivable from the rules known so far).
 //! - [`rule`]: a rule in normal form, its content key, its colour by direction
 //!   and its provenance.
+//! - [`book`]: a rule book as a CRDT (an observed-remove set of rule keys,
+//!   content-addressed bodies, enabled and colour registers), merged whole-checked.
 //! - [`codegen`]: a rule book as a Rust module that builds it as egg rewrites,
 //!   and such a module read back into rules.
 //! - [`enumerate`]: the terms of a grammar with their values at random points.
 
+pub mod book;
 pub mod codegen;
 pub mod enumerate;
+pub mod generalise;
 pub mod mine;
 pub mod rule;
+pub mod service;
+pub mod store;

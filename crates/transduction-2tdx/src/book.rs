@@ -1,0 +1,379 @@
+//! A rule book as a CRDT, so sites that edit it apart converge.
+//!
+//! - **Membership** is an observed-remove set of rule keys (`crdts::Orswot`,
+//!   the crdt-service's `ORSet`): a remove takes away only the adds it has seen,
+//!   so a concurrent re-add survives.
+//! - **Bodies** (the rule behind a key) are content-addressed and grow-only: the
+//!   key is a hash of the normalised sides and conditions, so two sites holding
+//!   one key hold the same law. Name and provenance may differ; the merge keeps
+//!   the least by their JSON text, which every site computes alike.
+//! - **Enabled** and **colour** are multi-value registers per key
+//!   (`crdts::MVReg`, the crdt-service's `MVRegister`). Concurrent writes are
+//!   both kept and resolved when read: **disable wins** over a concurrent enable
+//!   (an enable that has seen the disable re-enables), and concurrent colours
+//!   resolve by the core's colour merge (`ramanujan_color::merge_colors`).
+//!
+//! A state from elsewhere is checked whole before anything merges: every body's
+//! key is recomputed from its content, every body not held yet passes the
+//! core's soundness check, every member has a body, and the book stays within
+//! [`MAX_BOOK_RULES`].
+
+use crate::mine::compile_checked;
+use crate::rule::{NormalForm, Rule};
+use crdts::{CmRDT, CvRDT, MVReg, Orswot};
+use ramanujan_core::color::{Color, merge_colors};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Most rules a book holds (bodies, members or not).
+pub const MAX_BOOK_RULES: usize = 10_000;
+
+/// A site's rule book, as it replicates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookState {
+    /// Keys of the rules in the book.
+    pub members: Orswot<String, String>,
+    /// Every rule body ever added, by key.
+    pub rules: BTreeMap<String, Rule>,
+    /// Enabled, per key.
+    #[serde(default)]
+    pub enabled: BTreeMap<String, MVReg<bool, String>>,
+    /// Colour, per key (the body's colour until one is written).
+    #[serde(default)]
+    pub colors: BTreeMap<String, MVReg<Color, String>>,
+}
+
+/// A rule as the book reads now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BookEntry {
+    /// The rule (its colour the resolved one).
+    #[serde(flatten)]
+    pub rule: Rule,
+    /// Whether agents use it.
+    pub enabled: bool,
+    /// Concurrent writes not yet superseded: enabled values, colours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
+}
+
+/// Concurrent values a register holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conflict {
+    /// Enabled values written concurrently.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub enabled: Vec<bool>,
+    /// Colours written concurrently.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub colors: Vec<Color>,
+}
+
+/// A state from elsewhere that cannot merge, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadState(pub String);
+
+/// The least of two bodies by their JSON text (a total order every site shares).
+fn least(a: Rule, b: Rule) -> Rule {
+    let text = |r: &Rule| serde_json::to_string(r).unwrap_or_default();
+    if text(&b) < text(&a) { b } else { a }
+}
+
+impl BookState {
+    /// Whether `key` is in the book.
+    pub fn contains(&self, key: &str) -> bool {
+        self.members.contains(&key.to_string()).val
+    }
+
+    /// Adds `rule` (already checked) as `actor`, enabled.
+    pub fn add(&mut self, rule: Rule, actor: &str) {
+        let key = rule.key.clone();
+        let body = match self.rules.remove(&key) {
+            Some(held) => least(held, rule),
+            None => rule,
+        };
+        self.rules.insert(key.clone(), body);
+        let op = self
+            .members
+            .add(key.clone(), self.members.read_ctx().derive_add_ctx(actor.to_string()));
+        self.members.apply(op);
+        self.set_enabled(&key, true, actor);
+    }
+
+    /// Removes `key`; `false` if it was not in the book.
+    pub fn remove(&mut self, key: &str) -> bool {
+        let held = self.members.contains(&key.to_string());
+        if !held.val {
+            return false;
+        }
+        let op = self.members.rm(key.to_string(), held.derive_rm_ctx());
+        self.members.apply(op);
+        true
+    }
+
+    /// Enables or disables `key` as `actor`.
+    pub fn set_enabled(&mut self, key: &str, enabled: bool, actor: &str) {
+        let register = self.enabled.entry(key.to_string()).or_default();
+        let op = register.write(enabled, register.read_ctx().derive_add_ctx(actor.to_string()));
+        register.apply(op);
+    }
+
+    /// Sets the colour of `key` as `actor`.
+    pub fn set_color(&mut self, key: &str, color: Color, actor: &str) {
+        let register = self.colors.entry(key.to_string()).or_default();
+        let op = register.write(color, register.read_ctx().derive_add_ctx(actor.to_string()));
+        register.apply(op);
+    }
+
+    /// The rule `key` as the book reads now, if it is in the book.
+    pub fn entry(&self, key: &str) -> Option<BookEntry> {
+        if !self.contains(key) {
+            return None;
+        }
+        let mut rule = self.rules.get(key)?.clone();
+        // Sorted: a register's concurrent values come in the order merges left them.
+        let mut enabled: Vec<bool> = self.enabled.get(key).map(|r| r.read().val).unwrap_or_default();
+        enabled.sort();
+        let mut colors: Vec<Color> = self.colors.get(key).map(|r| r.read().val).unwrap_or_default();
+        colors.sort_by_key(|c| c.name());
+        if let Some(first) = colors.first() {
+            rule.spec.color = colors.iter().fold(*first, |a, &b| merge_colors(a, b));
+        }
+        let conflicted = |n: usize| n > 1;
+        let conflict = (conflicted(enabled.len()) || conflicted(colors.len())).then(|| Conflict {
+            enabled: if conflicted(enabled.len()) {
+                enabled.clone()
+            } else {
+                Vec::new()
+            },
+            colors: if conflicted(colors.len()) {
+                colors.clone()
+            } else {
+                Vec::new()
+            },
+        });
+        Some(BookEntry {
+            rule,
+            // Disable wins over a concurrent enable; enabled when never written.
+            enabled: enabled.iter().all(|&e| e),
+            conflict,
+        })
+    }
+
+    /// Every rule in the book, by key.
+    pub fn entries(&self) -> Vec<BookEntry> {
+        let mut keys: Vec<String> = self.members.read().val.into_iter().collect();
+        keys.sort();
+        keys.iter().filter_map(|k| self.entry(k)).collect()
+    }
+
+    /// The enabled rules, by key: what agents run.
+    pub fn enabled_rules(&self) -> Vec<Rule> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.enabled)
+            .map(|e| e.rule)
+            .collect()
+    }
+
+    /// Checks a state from elsewhere whole (see the module's documentation);
+    /// bodies this book already holds under the same key skip the soundness
+    /// check.
+    pub fn check_incoming(&self, other: &BookState) -> Result<(), BadState> {
+        let bad = |m: String| Err(BadState(m));
+        let held = self.rules.len() + other.rules.keys().filter(|k| !self.rules.contains_key(*k)).count();
+        if held > MAX_BOOK_RULES {
+            return bad(format!(
+                "the merged book would hold {held} rules, more than {MAX_BOOK_RULES}"
+            ));
+        }
+        // Deferred removes (keyed by clocks) cannot be written as JSON, so a
+        // state that arrived as JSON carries none.
+        for (key, rule) in &other.rules {
+            if rule.key != *key {
+                return bad(format!("rule {key} is filed under another key ({})", rule.key));
+            }
+            let normal = NormalForm::of_spec(&rule.spec).map_err(|e| BadState(format!("rule {key}: {e}")))?;
+            if normal.key() != *key {
+                return bad(format!(
+                    "rule {key}: its key is not the hash of its normalised sides ({})",
+                    normal.key()
+                ));
+            }
+            if self.rules.get(key).is_none_or(|held| held.spec != rule.spec) {
+                compile_checked(&rule.spec).map_err(|e| BadState(format!("rule {key}: {e}")))?;
+            }
+        }
+        for member in other.members.read().val {
+            if !other.rules.contains_key(&member) && !self.rules.contains_key(&member) {
+                return bad(format!("rule {member} is a member without a body"));
+            }
+        }
+        for (what, keys) in [
+            ("enabled", other.enabled.keys().collect::<Vec<_>>()),
+            ("colour", other.colors.keys().collect()),
+        ] {
+            if let Some(k) = keys
+                .into_iter()
+                .find(|k| !other.rules.contains_key(*k) && !self.rules.contains_key(*k))
+            {
+                return bad(format!("an {what} register for {k}, which has no body"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges a state checked by [`BookState::check_incoming`].
+    pub fn merge(&mut self, other: BookState) {
+        self.members.merge(other.members);
+        for (key, rule) in other.rules {
+            let body = match self.rules.remove(&key) {
+                Some(held) => least(held, rule),
+                None => rule,
+            };
+            self.rules.insert(key, body);
+        }
+        for (key, register) in other.enabled {
+            self.enabled.entry(key).or_default().merge(register);
+        }
+        for (key, register) in other.colors {
+            self.colors.entry(key).or_default().merge(register);
+        }
+    }
+
+    /// This state without the bodies `peer` holds: what a peer that sent
+    /// `peer` lacks (registers and members are small and go whole).
+    pub fn lacked_by(&self, peer: &BookState) -> BookState {
+        BookState {
+            members: self.members.clone(),
+            rules: self
+                .rules
+                .iter()
+                .filter(|(k, r)| peer.rules.get(*k) != Some(*r))
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect(),
+            enabled: self.enabled.clone(),
+            colors: self.colors.clone(),
+        }
+    }
+
+    /// A digest of what the book reads (members, bodies, resolved enabled and
+    /// colour): two sites with the same digest read the same book.
+    pub fn digest(&self) -> String {
+        let text = serde_json::to_string(&self.entries()).unwrap_or_default();
+        blake3::hash(text.as_bytes()).to_hex()[..32].to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mine::check_rule;
+    use ramanujan_core::rules::RuleSpec;
+
+    fn rule(lhs: &str, rhs: &str, color: Color) -> Rule {
+        let spec = RuleSpec {
+            name: String::new(),
+            lhs: lhs.into(),
+            rhs: rhs.into(),
+            color,
+            bidirectional: false,
+            nonzero: vec![],
+            integer: vec![],
+        };
+        check_rule(&spec, "user").unwrap()
+    }
+
+    fn synced(a: &mut BookState, b: &mut BookState) {
+        b.check_incoming(a).unwrap();
+        b.merge(a.clone());
+        let answer = b.lacked_by(a);
+        a.check_incoming(&answer).unwrap();
+        a.merge(answer);
+    }
+
+    #[test]
+    fn one_round_trip_converges_and_merging_is_a_join() {
+        let (mut a, mut b) = (BookState::default(), BookState::default());
+        a.add(rule("(+ ?a 0)", "?a", Color::Green), "a");
+        b.add(rule("(* ?a 1)", "?a", Color::Green), "b");
+        b.add(rule("(+ ?x ?y)", "(+ ?y ?x)", Color::Red), "b");
+        synced(&mut a, &mut b);
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.entries().len(), 3);
+        // Idempotent, commutative.
+        let mut twice = a.clone();
+        twice.merge(a.clone());
+        assert_eq!(twice.digest(), a.digest());
+        let (mut ab, mut ba) = (a.clone(), b.clone());
+        ab.merge(b.clone());
+        ba.merge(a.clone());
+        assert_eq!(ab.digest(), ba.digest());
+    }
+
+    #[test]
+    fn disable_wins_over_a_concurrent_enable_and_a_later_enable_wins() {
+        let (mut a, mut b) = (BookState::default(), BookState::default());
+        let r = rule("(+ ?a 0)", "?a", Color::Green);
+        let key = r.key.clone();
+        a.add(r, "a");
+        synced(&mut a, &mut b);
+        a.set_enabled(&key, false, "a");
+        b.set_enabled(&key, true, "b");
+        synced(&mut a, &mut b);
+        let entry = a.entry(&key).unwrap();
+        assert!(!entry.enabled);
+        assert_eq!(entry.conflict.unwrap().enabled.len(), 2);
+        assert_eq!(a.digest(), b.digest());
+        b.set_enabled(&key, true, "b");
+        synced(&mut a, &mut b);
+        assert!(a.entry(&key).unwrap().enabled);
+        assert!(a.entry(&key).unwrap().conflict.is_none());
+    }
+
+    #[test]
+    fn a_concurrent_re_add_survives_a_remove() {
+        let (mut a, mut b) = (BookState::default(), BookState::default());
+        let r = rule("(+ ?a 0)", "?a", Color::Green);
+        let key = r.key.clone();
+        a.add(r.clone(), "a");
+        synced(&mut a, &mut b);
+        assert!(a.remove(&key));
+        b.add(r, "b");
+        synced(&mut a, &mut b);
+        assert!(a.contains(&key) && b.contains(&key));
+        // A remove both have seen holds.
+        assert!(a.remove(&key));
+        synced(&mut a, &mut b);
+        assert!(!a.contains(&key) && !b.contains(&key));
+    }
+
+    #[test]
+    fn forged_states_are_refused_whole() {
+        let book = BookState::default();
+        let mut forged = BookState::default();
+        let mut r = rule("(+ ?a 0)", "?a", Color::Green);
+        r.spec.rhs = "0".into();
+        forged.add(r, "x");
+        assert!(book.check_incoming(&forged).unwrap_err().0.contains("not the hash"));
+
+        let mut unsound = BookState::default();
+        let spec = RuleSpec {
+            name: "bad".into(),
+            lhs: "(* ?a ?b)".into(),
+            rhs: "(+ ?a ?b)".into(),
+            color: Color::Red,
+            bidirectional: false,
+            nonzero: vec![],
+            integer: vec![],
+        };
+        let normal = NormalForm::of_spec(&spec).unwrap();
+        let bad = normal.into_rule(
+            "bad".into(),
+            Color::Red,
+            rule("(+ ?a 0)", "?a", Color::Green).provenance,
+        );
+        unsound.add(bad, "x");
+        assert!(book.check_incoming(&unsound).unwrap_err().0.contains("unsound"));
+    }
+}

@@ -1,0 +1,338 @@
+//! The component's state: the rule book (kept in a [`BookStore`] before any
+//! change is answered), the site's name, the sync key, and how syncing with
+//! the configured peer went.
+
+use crate::book::{BadState, BookEntry, BookState};
+use crate::rule::Rule;
+use crate::store::BookStore;
+use futures_util::future::BoxFuture;
+use ramanujan_core::color::Color;
+use ramanujan_http::Offload;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// How a site is set up.
+#[derive(Clone)]
+pub struct TdxConfig {
+    /// This site's name: the actor of its edits to the book.
+    pub site: String,
+    /// The bearer key `/2tdx/sync` asks of callers and sends to the peer
+    /// (`TDX_API_KEY`); `None`: sync is open (the embedded quick start).
+    pub api_key: Option<String>,
+    /// The peer's base URL (`PEER_ENDPOINT`, or `VERS_ENDPOINT`), if any.
+    pub peer: Option<String>,
+    /// Each sync attempt's bound (`MAX_LATENCY_MS`, 100).
+    pub max_latency: Duration,
+}
+
+impl Default for TdxConfig {
+    fn default() -> Self {
+        TdxConfig {
+            site: "local".into(),
+            api_key: None,
+            peer: None,
+            max_latency: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The peer, as the host reaches it.
+pub trait Peer: Send + Sync {
+    /// Sends this site's book to the peer's `POST /2tdx/sync` and answers
+    /// what the peer sent back (what this site lacks), within `bound`.
+    fn sync<'a>(&'a self, book: &'a BookState, bound: Duration) -> BoxFuture<'a, Result<BookState, String>>;
+}
+
+/// How syncing with the peer has gone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerStatus {
+    /// The peer's base URL.
+    pub endpoint: Option<String>,
+    /// `unknown` (not tried yet), `in_sync` (the last attempt merged), or
+    /// `failing` (the last attempt failed; local rules untouched).
+    pub state: &'static str,
+    /// Attempts that merged.
+    pub successes: u64,
+    /// Attempts that failed (timed out, refused, or answered what does not merge).
+    pub failures: u64,
+    /// Failures since the last success.
+    pub consecutive_failures: u64,
+    /// Why the last failed attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Why a change could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    /// The input (a state, a rule) is refused.
+    #[error("{0}")]
+    Bad(String),
+    /// No such rule in the book.
+    #[error("no rule {0} in the book")]
+    NotFound(String),
+    /// The store failed; nothing changed.
+    #[error("the rule book could not be stored: {0}")]
+    Store(String),
+}
+
+impl From<BadState> for ChangeError {
+    fn from(e: BadState) -> Self {
+        ChangeError::Bad(e.0)
+    }
+}
+
+/// The transduction component of one site.
+pub struct TdxService {
+    config: TdxConfig,
+    book: RwLock<BookState>,
+    store: Option<Arc<dyn BookStore>>,
+    /// Where mining runs (CPU-heavy: seconds).
+    pub offload: Arc<dyn Offload>,
+    peer: Option<Arc<dyn Peer>>,
+    peer_status: Mutex<PeerStatus>,
+    syncs_served: AtomicU64,
+    syncs_refused: AtomicU64,
+    /// Serialises changes, so each is stored in order before the next.
+    writing: Mutex<()>,
+}
+
+/// Counters for `/2tdx/health`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TdxStats {
+    /// Rules in the book.
+    pub rules: usize,
+    /// Of them, enabled.
+    pub enabled: usize,
+    /// What the book reads, as a digest (equal on two sites that read the same book).
+    pub digest: String,
+    /// `POST /2tdx/sync` requests merged.
+    pub syncs_served: u64,
+    /// `POST /2tdx/sync` requests refused (bad key, or a state that does not merge).
+    pub syncs_refused: u64,
+    /// The configured peer.
+    pub peer: PeerStatus,
+}
+
+impl TdxService {
+    /// A site with an empty book in memory.
+    pub fn new(config: TdxConfig, offload: Arc<dyn Offload>) -> Self {
+        let peer_status = PeerStatus {
+            endpoint: config.peer.clone(),
+            state: "unknown",
+            ..Default::default()
+        };
+        TdxService {
+            config,
+            book: RwLock::new(BookState::default()),
+            store: None,
+            offload,
+            peer: None,
+            peer_status: Mutex::new(peer_status),
+            syncs_served: AtomicU64::new(0),
+            syncs_refused: AtomicU64::new(0),
+            writing: Mutex::new(()),
+        }
+    }
+
+    /// Keeps the book in `store`, starting from what it holds (checked as a
+    /// state from elsewhere would be).
+    pub fn with_store(mut self, store: Arc<dyn BookStore>) -> Result<Self, String> {
+        if let Some(saved) = store.load().map_err(|e| e.0)? {
+            BookState::default()
+                .check_incoming(&saved)
+                .map_err(|e| format!("the stored rule book does not check: {e}"))?;
+            *self.book.get_mut().expect("not shared yet") = saved;
+        }
+        self.store = Some(store);
+        Ok(self)
+    }
+
+    /// Syncs with `peer` (the one `config.peer` names).
+    pub fn with_peer(mut self, peer: Arc<dyn Peer>) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TdxConfig {
+        &self.config
+    }
+
+    /// The book as it stands.
+    pub fn book(&self) -> BookState {
+        self.book.read().expect("book lock").clone()
+    }
+
+    /// Every rule in the book.
+    pub fn entries(&self) -> Vec<BookEntry> {
+        self.book.read().expect("book lock").entries()
+    }
+
+    /// The enabled rules: what agents run.
+    pub fn enabled_rules(&self) -> Vec<Rule> {
+        self.book.read().expect("book lock").enabled_rules()
+    }
+
+    /// Makes a change on a copy of the book, stores the copy, and only then
+    /// makes it the book: a change the store refuses changes nothing.
+    fn change<T>(&self, edit: impl FnOnce(&mut BookState) -> Result<T, ChangeError>) -> Result<T, ChangeError> {
+        let _writing = self.writing.lock().expect("writing lock");
+        let mut next = self.book.read().expect("book lock").clone();
+        let out = edit(&mut next)?;
+        if let Some(store) = &self.store {
+            store.save(&next).map_err(|e| ChangeError::Store(e.0))?;
+        }
+        *self.book.write().expect("book lock") = next;
+        Ok(out)
+    }
+
+    /// Adds checked rules; answers the keys added and those already in the book.
+    pub fn add(&self, rules: Vec<Rule>) -> Result<(Vec<String>, Vec<String>), ChangeError> {
+        let site = self.config.site.clone();
+        self.change(|book| {
+            if book.rules.len() + rules.len() > crate::book::MAX_BOOK_RULES {
+                return Err(ChangeError::Bad(format!(
+                    "the book would hold more than {} rules",
+                    crate::book::MAX_BOOK_RULES
+                )));
+            }
+            let (mut added, mut already) = (Vec::new(), Vec::new());
+            for rule in rules {
+                if book.contains(&rule.key) {
+                    already.push(rule.key);
+                } else {
+                    added.push(rule.key.clone());
+                    book.add(rule, &site);
+                }
+            }
+            Ok((added, already))
+        })
+    }
+
+    /// Removes the rule `key`.
+    pub fn remove(&self, key: &str) -> Result<(), ChangeError> {
+        self.change(|book| {
+            if book.remove(key) {
+                Ok(())
+            } else {
+                Err(ChangeError::NotFound(key.into()))
+            }
+        })
+    }
+
+    /// Enables or disables the rule `key`, or sets its colour.
+    pub fn update(&self, key: &str, enabled: Option<bool>, color: Option<Color>) -> Result<BookEntry, ChangeError> {
+        let site = self.config.site.clone();
+        self.change(|book| {
+            if !book.contains(key) {
+                return Err(ChangeError::NotFound(key.into()));
+            }
+            if let Some(enabled) = enabled {
+                book.set_enabled(key, enabled, &site);
+            }
+            if let Some(color) = color {
+                book.set_color(key, color, &site);
+            }
+            book.entry(key).ok_or_else(|| ChangeError::NotFound(key.into()))
+        })
+    }
+
+    /// Serves a peer's `POST /2tdx/sync`: checks its state whole, merges it,
+    /// and answers what the peer lacks.
+    pub fn serve_sync(&self, theirs: BookState) -> Result<BookState, ChangeError> {
+        let answer = self
+            .book
+            .read()
+            .expect("book lock")
+            .check_incoming(&theirs)
+            .map_err(ChangeError::from)
+            .and_then(|()| {
+                self.change(|book| {
+                    book.merge(theirs.clone());
+                    Ok(book.lacked_by(&theirs))
+                })
+            });
+        let counter = if answer.is_ok() {
+            &self.syncs_served
+        } else {
+            &self.syncs_refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        answer
+    }
+
+    /// Counts a sync refused before its state was read (a bad key).
+    pub fn count_refused_sync(&self) {
+        self.syncs_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One sync with the configured peer: sends the book, checks the answer
+    /// whole, merges it. A peer that fails, times out or answers what does
+    /// not check leaves the book untouched. `Ok(false)`: no peer configured.
+    pub async fn sync_with_peer(&self) -> Result<bool, String> {
+        let Some(peer) = &self.peer else {
+            return Ok(false);
+        };
+        let ours = self.book();
+        let outcome = match peer.sync(&ours, self.config.max_latency).await {
+            Ok(answer) => {
+                let checked = self.book.read().expect("book lock").check_incoming(&answer);
+                checked
+                    .map_err(|e| format!("the peer's answer does not merge: {e}"))
+                    .and_then(|()| {
+                        self.change(|book| {
+                            book.merge(answer);
+                            Ok(())
+                        })
+                        .map_err(|e| e.to_string())
+                    })
+            }
+            Err(e) => Err(e),
+        };
+        let mut status = self.peer_status.lock().expect("peer status lock");
+        match &outcome {
+            Ok(()) => {
+                status.state = "in_sync";
+                status.successes += 1;
+                status.consecutive_failures = 0;
+            }
+            Err(e) => {
+                status.state = "failing";
+                status.failures += 1;
+                status.consecutive_failures += 1;
+                status.last_error = Some(e.clone());
+            }
+        }
+        outcome.map(|()| true)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> TdxStats {
+        let book = self.book.read().expect("book lock");
+        let entries = book.entries();
+        TdxStats {
+            rules: entries.len(),
+            enabled: entries.iter().filter(|e| e.enabled).count(),
+            digest: book.digest(),
+            syncs_served: self.syncs_served.load(Ordering::Relaxed),
+            syncs_refused: self.syncs_refused.load(Ordering::Relaxed),
+            peer: self.peer_status.lock().expect("peer status lock").clone(),
+        }
+    }
+
+    /// Whether `authorization` (the request's header) carries the sync key;
+    /// always true when none is configured. Compared as BLAKE3 digests, so
+    /// the time taken says nothing about how much of a guess was right.
+    pub fn authorised(&self, authorization: Option<&str>) -> bool {
+        let Some(key) = &self.config.api_key else {
+            return true;
+        };
+        let Some(given) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        blake3::hash(given.trim().as_bytes()) == blake3::hash(key.as_bytes())
+    }
+}

@@ -1143,7 +1143,11 @@ impl Agent {
             self.unchecked
                 .extend(news.equalities().map(|e| e.key()).filter(|&k| share.checks(k)));
         }
-        self.take_news(news, about);
+        // The submissions an event names are queued by [`Agent::take_about`],
+        // only where their own e-graph grew: facts new to the replica and not
+        // to that e-graph (the same equality under another agent's
+        // provenance) leave a finished rewriting finished.
+        self.take_news(news, None);
         if verify {
             // The oldest queued ones, [`WorkLimits::verify_per_message`] at a
             // time (the rest wait for the next message or sync tick: every

@@ -144,6 +144,32 @@ pub struct ServeArgs {
     /// Milliseconds between two pulls from each skill peer.
     #[arg(long, env = "SKILL_SYNC_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub skill_sync_ms: u64,
+    /// This site's name in the rule book (the actor of its edits); the
+    /// original design's `LOCAL_ENDPOINT`. Unset: a random name, kept in the
+    /// data directory (`site-id`) so a restarted host stays the same site.
+    #[arg(long, env = "LOCAL_ENDPOINT")]
+    pub local_endpoint: Option<String>,
+    /// The peer site whose rule book this one syncs with (`/2tdx/sync`), as a
+    /// base URL.
+    #[arg(long, env = "PEER_ENDPOINT", value_parser = parse_peer_url)]
+    pub peer_endpoint: Option<String>,
+    /// The original design's name for `PEER_ENDPOINT` (used when that is unset).
+    #[arg(long, env = "VERS_ENDPOINT", value_parser = parse_peer_url, hide = true)]
+    pub vers_endpoint: Option<String>,
+    /// The bearer key `/2tdx/sync` asks of callers and this host sends its
+    /// peer. Unset: the sync routes are open.
+    #[arg(long, env = "TDX_API_KEY", hide_env_values = true)]
+    pub tdx_api_key: Option<String>,
+    /// A file holding `TDX_API_KEY` (a mounted secret; its first line).
+    #[arg(long, env = "TDX_API_KEY_FILE")]
+    pub tdx_api_key_file: Option<std::path::PathBuf>,
+    /// Milliseconds between two syncs with the peer (backing off, up to a
+    /// minute, while it fails).
+    #[arg(long, env = "TDX_SYNC_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub tdx_sync_ms: u64,
+    /// Bound on each sync attempt with the peer, in milliseconds.
+    #[arg(long, env = "MAX_LATENCY_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub max_latency_ms: u64,
     /// An ONNX image model (ResNet50, say) that turns images sent to
     /// `/skills/...` into embeddings; without one, only embeddings are taken.
     #[arg(long, env = "MODEL_PATH")]

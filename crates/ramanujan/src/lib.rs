@@ -8,6 +8,7 @@ pub mod config;
 pub mod lifecycle;
 pub mod pool;
 pub mod skills;
+pub mod tdx;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -33,7 +34,7 @@ pub const COMPONENTS: [(&str, &str, &str); 11] = [
     ("skill-verification", "/verify, /skills", "serving"),
     ("agent-orchestrator", "/agents, /agent/{id}", "serving"),
     ("duck-colors", "/colors", "serving"),
-    ("transduction-2tdx", "/sync, /2tdx", "planned"),
+    ("transduction-2tdx", "/sync, /2tdx", "serving"),
     ("interaction-timeline", "/timeline", "serving"),
     ("dashboard", "/, /dashboard, /metrics, /api/metrics", "serving"),
 ];
@@ -156,6 +157,7 @@ pub fn app(
     network: Arc<dyn agent_orchestrator::Network>,
     timeline: Arc<Timeline>,
     skills: Arc<skill_verification::SkillService>,
+    rules: Arc<transduction_2tdx::TdxService>,
     closing: tokio::sync::watch::Receiver<bool>,
 ) -> Router {
     let workers = args.compute_workers();
@@ -196,6 +198,7 @@ pub fn app(
     };
     // Every submission through the host is followed until it settles (the
     // dashboard's time to settled).
+    let replicas: Arc<dyn transduction_2tdx::ReplicaSource> = Arc::new(tdx::NetworkReplicas(network.clone()));
     let settling = dashboard::Settling::new(network);
     tokio::spawn(dashboard::settling::follow(Arc::downgrade(&settling), closing.clone()));
     let network: Arc<dyn agent_orchestrator::Network> = settling.clone();
@@ -238,6 +241,7 @@ pub fn app(
         .merge(agent_orchestrator::router(network))
         .merge(interaction_timeline::router(timeline))
         .merge(skill_verification::router(skills))
+        .merge(transduction_2tdx::router(rules, Some(replicas)))
         .route("/health", get(health))
         .route("/status", get(status))
         .fallback(ramanujan_http::error::not_found)
@@ -300,6 +304,13 @@ pub async fn serve_on(
     let addr = listener.local_addr()?;
     let timeline = open_timeline(&args).map_err(std::io::Error::other)?;
     let skills = skills::open(&args, timeline.emitter()).map_err(std::io::Error::other)?;
+    let rules = tdx::open(&args).map_err(std::io::Error::other)?;
+    let rule_sync = rules.config().peer.is_some().then(|| {
+        tokio::spawn(tdx::sync_with_peer(
+            rules.clone(),
+            Duration::from_millis(args.tdx_sync_ms),
+        ))
+    });
     let skill_sync = (!args.skill_peers.is_empty()).then(|| {
         tokio::spawn(skills::sync_with_peers(
             skills.clone(),
@@ -333,7 +344,7 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        let served = axum::serve(listener, app(&args, network, timeline, skills, closing))
+        let served = axum::serve(listener, app(&args, network, timeline, skills, rules, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         feed.abort();
@@ -352,7 +363,7 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        let served = axum::serve(listener, app(&args, network.clone(), timeline, skills, closing))
+        let served = axum::serve(listener, app(&args, network.clone(), timeline, skills, rules, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         watcher.abort();
@@ -360,7 +371,7 @@ pub async fn serve_on(
         let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
         served?;
     }
-    if let Some(task) = skill_sync {
+    for task in [skill_sync, rule_sync].into_iter().flatten() {
         task.abort();
     }
     tracing::info!("stopped");

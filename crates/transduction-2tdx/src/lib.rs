@@ -2,22 +2,34 @@
 //!
 //! Pattern → rule → code, and rule books synced between sites.
 //!
-//! - [`mine`]: rules mined from every term of a grammar up to a size (as Ruler
+//! - [`mine`]: rules mined from the terms of a grammar up to a size (as Ruler
 //!   does: terms that agree at random points are candidates, kept when sound
-//!   and not derivable from the rules known so far).
+//!   and not derivable from the rules known so far); [`generalise`]: rules
+//!   from equalities (given, or derived by the network's agents) by
+//!   anti-unifying their sides.
 //! - [`rule`]: a rule in normal form, its content key, its colour by direction
-//!   and its provenance.
-//! - [`book`]: a rule book as a CRDT (an observed-remove set of rule keys,
-//!   content-addressed bodies, enabled and colour registers), merged whole-checked.
+//!   and its provenance; [`enumerate`]: the terms of a grammar with their
+//!   values at random points.
 //! - [`codegen`]: a rule book as a Rust module that builds it as egg rewrites,
 //!   and such a module read back into rules.
-//! - [`enumerate`]: the terms of a grammar with their values at random points.
+//! - [`book`]: a rule book as a CRDT (an observed-remove set of rule keys,
+//!   content-addressed bodies, enabled and colour registers), a state from
+//!   elsewhere checked whole before it merges; [`store`]: where it is kept.
+//! - [`service`], [`routes`]: the component. Routes: `GET /2tdx/health`,
+//!   `GET|POST /2tdx/rules`, `PATCH|DELETE /2tdx/rules/{key}`,
+//!   `POST /2tdx/mine`, `POST /2tdx/codegen`, `POST /2tdx/parse`,
+//!   `POST /2tdx/sync`, `POST /2tdx/sync/peer`, and `POST /sync`,
+//!   `POST /sync/peer`, `GET /sync/health`.
 
 pub mod book;
 pub mod codegen;
 pub mod enumerate;
 pub mod generalise;
 pub mod mine;
+pub mod routes;
 pub mod rule;
 pub mod service;
 pub mod store;
+
+pub use routes::{ReplicaSource, router};
+pub use service::{Peer, TdxConfig, TdxService};

@@ -243,18 +243,14 @@ impl TdxService {
     /// Serves a peer's `POST /2tdx/sync`: checks its state whole, merges it,
     /// and answers what the peer lacks.
     pub fn serve_sync(&self, theirs: BookState) -> Result<BookState, ChangeError> {
-        let answer = self
-            .book
-            .read()
-            .expect("book lock")
-            .check_incoming(&theirs)
-            .map_err(ChangeError::from)
-            .and_then(|()| {
-                self.change(|book| {
-                    book.merge(theirs.clone());
-                    Ok(book.lacked_by(&theirs))
-                })
-            });
+        // Checked under a read lock released before the change takes the write lock.
+        let checked = self.book.read().expect("book lock").check_incoming(&theirs);
+        let answer = checked.map_err(ChangeError::from).and_then(|()| {
+            self.change(|book| {
+                book.merge(theirs.clone());
+                Ok(book.lacked_by(&theirs))
+            })
+        });
         let counter = if answer.is_ok() {
             &self.syncs_served
         } else {

@@ -84,7 +84,8 @@ pub fn start(health_timeout_ms: u64, refresh_ms: u64) -> Host {
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
         let skills = ramanujan::skills::open(&args, timeline.emitter()).unwrap();
-        let app = ramanujan::app(&args, served, timeline, skills, closing);
+        let rules = ramanujan::tdx::open(&args).unwrap();
+        let app = ramanujan::app(&args, served, timeline, skills, rules, closing);
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;

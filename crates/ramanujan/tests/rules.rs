@@ -1,0 +1,433 @@
+//! transduction-2tdx in the real host (issue #20): two sites on loopback with
+//! different rule books converge in one `/2tdx/sync` round trip each way;
+//! concurrent enable and disable merge as documented (disable wins); a peer
+//! that times out or answers garbage leaves the local book untouched and is
+//! retried; a wrong or missing key gets 401; bad input gets a 4xx naming the
+//! problem; the book survives a restart.
+
+use ramanujan::config::ServeArgs;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "sync-key-for-tests";
+
+struct Site {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Site {
+    async fn start(name: &str, configure: impl FnOnce(&mut ServeArgs)) -> Site {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, name, configure).await
+    }
+
+    async fn start_on(listener: tokio::net::TcpListener, name: &str, configure: impl FnOnce(&mut ServeArgs)) -> Site {
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut args = ServeArgs {
+            agent_id: name.into(),
+            local_endpoint: Some(name.into()),
+            tdx_api_key: Some(KEY.into()),
+            // Longer than any test: syncs happen when a test asks for them.
+            tdx_sync_ms: 3_600_000,
+            ..ServeArgs::default()
+        };
+        args.network.in_memory = true;
+        args.log.log_level = "warn".into();
+        configure(&mut args);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(ramanujan::serve_on(listener, args, async {
+            let _ = stopped.await;
+        }));
+        Site {
+            base,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+async fn call(method: reqwest::Method, url: String, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut request = http().request(method, url);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn get(site: &Site, path: &str) -> Value {
+    let (status, body) = call(reqwest::Method::GET, format!("{}{path}", site.base), None, None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+async fn post(site: &Site, path: &str, body: Value) -> (u16, Value) {
+    call(
+        reqwest::Method::POST,
+        format!("{}{path}", site.base),
+        Some(KEY),
+        Some(body),
+    )
+    .await
+}
+
+fn rule(name: &str, lhs: &str, rhs: &str, color: &str) -> Value {
+    json!({"name": name, "lhs": lhs, "rhs": rhs, "color": color})
+}
+
+async fn add(site: &Site, rules: Vec<Value>) -> Vec<String> {
+    let (status, body) = post(site, "/2tdx/rules", json!({ "rules": rules })).await;
+    assert_eq!(status, 200, "{body}");
+    body["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn digest(site: &Site) -> String {
+    get(site, "/2tdx/rules").await["digest"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sites_converge_in_one_round_trip_and_concurrent_edits_merge_as_documented() {
+    let b = Site::start("site-b", |_| {}).await;
+    let peer = b.base.clone();
+    let a = Site::start("site-a", move |args| args.peer_endpoint = Some(peer)).await;
+
+    add(&a, vec![rule("zero", "(+ ?x 0)", "?x", "GREEN")]).await;
+    let comm = add(
+        &b,
+        vec![
+            rule("one", "(* ?x 1)", "?x", "GREEN"),
+            rule("comm", "(+ ?x ?y)", "(+ ?y ?x)", "RED"),
+        ],
+    )
+    .await;
+    assert_ne!(digest(&a).await, digest(&b).await);
+
+    // One round trip: a sends its book, b merges and answers what a lacks.
+    let (status, body) = post(&a, "/2tdx/sync/peer", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(digest(&a).await, digest(&b).await);
+    assert_eq!(get(&a, "/2tdx/rules").await["count"], 3);
+
+    // The other way, by a client posting a's book to b's /sync (the same route under /sync/...).
+    let key = comm[1].clone();
+    let (status, _) = call(
+        reqwest::Method::PATCH,
+        format!("{}/2tdx/rules/{key}", b.base),
+        Some(KEY),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        reqwest::Method::PATCH,
+        format!("{}/2tdx/rules/{key}", a.base),
+        Some(KEY),
+        Some(json!({"enabled": true, "color": "BLUE"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = post(&a, "/sync/peer", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(digest(&a).await, digest(&b).await);
+    let entry = |book: Value| {
+        book["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key.as_str())
+            .cloned()
+            .unwrap()
+    };
+    let merged = entry(get(&a, "/2tdx/rules").await);
+    assert_eq!(
+        merged["enabled"], false,
+        "disable wins over a concurrent enable: {merged}"
+    );
+    assert_eq!(merged["conflict"]["enabled"], json!([false, true]), "{merged}");
+    assert_eq!(merged["spec"]["color"], "BLUE", "{merged}");
+    // An enable that has seen the disable re-enables, everywhere after a sync.
+    call(
+        reqwest::Method::PATCH,
+        format!("{}/2tdx/rules/{key}", b.base),
+        Some(KEY),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    post(&a, "/2tdx/sync/peer", json!({})).await;
+    assert_eq!(entry(get(&a, "/2tdx/rules").await)["enabled"], true);
+    assert_eq!(digest(&a).await, digest(&b).await);
+
+    // A removal on one site reaches the other.
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        format!("{}/2tdx/rules/{key}", a.base),
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    post(&a, "/2tdx/sync/peer", json!({})).await;
+    assert_eq!(get(&b, "/2tdx/rules").await["count"], 2);
+
+    let health = get(&a, "/2tdx/health").await;
+    assert_eq!(health["book"]["peer"]["state"], "in_sync", "{health}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_needs_the_key() {
+    let site = Site::start("site", |_| {}).await;
+    let book = json!({"members": {"clock": {"dots": {}}, "entries": {}, "deferred": {}}, "rules": {}});
+    for key in [None, Some("wrong")] {
+        let response = http()
+            .post(format!("{}/2tdx/sync", site.base))
+            .json(&book)
+            .header("authorization", key.map_or(String::new(), |k| format!("Bearer {k}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"2tdx\"");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+        assert!(!body.to_string().contains(KEY));
+    }
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{}/sync", site.base),
+        Some(KEY),
+        Some(book),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Mutating routes too; reading needs no key.
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{}/2tdx/rules", site.base),
+        None,
+        Some(json!({"rules": [rule("zero", "(+ ?x 0)", "?x", "GREEN")]})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(get(&site, "/2tdx/health").await["book"]["syncs_refused"], 2);
+    site.stop().await;
+}
+
+/// A peer that never answers, and one that answers garbage or a forged book:
+/// the local book stays as it was, the failure is reported, and the host
+/// keeps retrying on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_peer_leaves_local_rules_untouched_and_is_retried() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    // Answers 200 with what is not a rule book, then a book whose rule is
+    // filed under a key that is not its hash.
+    let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let garbage_url = format!("http://{}", garbage.local_addr().unwrap());
+    let forged = json!({
+        "members": {"clock": {"dots": {"x": 1}}, "entries": {"00000000000000000000000000000000": {"dots": {"x": 1}}}, "deferred": {}},
+        "rules": {"00000000000000000000000000000000": {
+            "key": "00000000000000000000000000000000",
+            "spec": {"name": "forged", "lhs": "(* ?a ?b)", "rhs": "(+ ?a ?b)", "color": "RED"},
+            "provenance": {"source": "user", "verified_by": "nobody"}
+        }}
+    });
+    let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = answers.clone();
+    let app = axum::Router::new().route(
+        "/2tdx/sync",
+        axum::routing::post(move || {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let forged = forged.clone();
+            async move {
+                if n.is_multiple_of(2) {
+                    "{\"not\": \"a book\"".to_string()
+                } else {
+                    forged.to_string()
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(garbage, app).await });
+
+    for (peer, expect) in [(silent_url, "did not answer within"), (garbage_url, "")] {
+        let site = Site::start("site", |args| {
+            args.peer_endpoint = Some(peer);
+            args.tdx_sync_ms = 50;
+            args.max_latency_ms = 200;
+        })
+        .await;
+        add(&site, vec![rule("zero", "(+ ?x 0)", "?x", "GREEN")]).await;
+        let before = get(&site, "/2tdx/rules").await;
+        let (status, body) = post(&site, "/2tdx/sync/peer", json!({})).await;
+        assert_eq!(status, 502, "{body}");
+        assert!(body["error"].as_str().unwrap().contains(expect), "{body}");
+        // Retried by the host itself, with backoff, and never merged.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let health = get(&site, "/2tdx/health").await;
+            let peer = &health["book"]["peer"];
+            assert_eq!(peer["state"], "failing", "{health}");
+            assert_eq!(peer["successes"], 0, "{health}");
+            if peer["failures"].as_u64().unwrap() >= 4 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the peer was not retried: {health}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(get(&site, "/2tdx/rules").await, before);
+        site.stop().await;
+    }
+    assert!(answers.load(std::sync::atomic::Ordering::SeqCst) >= 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_4xx_naming_the_problem() {
+    let site = Site::start("site", |_| {}).await;
+    let bad_rule = |lhs: &str, rhs: &str| json!({"rules": [rule("r", lhs, rhs, "RED")]});
+    for (body, says) in [
+        (bad_rule("(+ ?a", "?a"), "lhs"),
+        (bad_rule("(sin ?a)", "?a"), "(sin ?a)"),
+        (
+            bad_rule("(+ ?a 0)", "?b"),
+            "?b is on the right side but not on the left",
+        ),
+        (bad_rule("(* ?a ?b)", "(+ ?a ?b)"), "unsound"),
+        (
+            json!({"rules": (0..300).map(|i| rule(&format!("r{i}"), "(+ ?a 0)", "?a", "GREEN")).collect::<Vec<_>>()}),
+            "at most 256 rules",
+        ),
+    ] {
+        let (status, answer) = post(&site, "/2tdx/rules", body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{says}: {answer}");
+    }
+    let (status, answer) = post(&site, "/2tdx/rules", json!({"rules": [{"lhs": "(+ ?a 0)"}]})).await;
+    assert_eq!(status, 422, "{answer}");
+
+    let parse = |source: &'static str| http().post(format!("{}/2tdx/parse", site.base)).body(source).send();
+    for (source, says) in [
+        ("fn main() {}", "no `fn specs`"),
+        ("this is not rust", "not Rust"),
+        (
+            "fn specs() -> Vec<RuleSpec> { Vec::from([rule(\"r\", \"(+ ?a 0)\", \"?b\", Color::Red, &[], &[])]) }",
+            "?b is on the right side",
+        ),
+    ] {
+        let response = parse(source).await.unwrap();
+        assert_eq!(response.status(), 400);
+        let answer: Value = response.json().await.unwrap();
+        assert!(answer["error"].as_str().unwrap().contains(says), "{says}: {answer}");
+    }
+    for (request, says) in [
+        (
+            json!({"source": "enumeration", "grammar": {"operators": ["sin"], "variables": ["a"], "constants": []}}),
+            "unknown operator `sin`",
+        ),
+        (json!({"source": "enumeration", "options": {"max_size": 9}}), "max_size"),
+        (
+            json!({"source": "equalities", "equalities": [{"lhs": "(+ a", "rhs": "a"}]}),
+            "equality 1: lhs",
+        ),
+    ] {
+        let (status, answer) = post(&site, "/2tdx/mine", request).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{says}: {answer}");
+    }
+    let (status, answer) = call(
+        reqwest::Method::PATCH,
+        format!("{}/2tdx/rules/nope", site.base),
+        Some(KEY),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 404, "{answer}");
+    site.stop().await;
+}
+
+/// Rules mined from equalities, written as Rust, read back and added: the
+/// book holds them, and they survive a restart of the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mined_rules_go_through_code_into_the_book_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let in_dir = |args: &mut ServeArgs| {
+        args.network.in_memory = false;
+        args.network.data_dir = data.clone();
+    };
+    let site = Site::start("site", in_dir).await;
+    let (status, mined) = post(
+        &site,
+        "/2tdx/mine",
+        json!({"source": "equalities", "known": "none",
+               "equalities": [{"lhs": "(* 3 (+ p q))", "rhs": "(+ (* 3 p) (* 3 q))"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{mined}");
+    assert_eq!(mined["rules"][0]["spec"]["lhs"], "(+ (* ?a ?b) (* ?a ?c))", "{mined}");
+    let specs: Vec<Value> = mined["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["spec"].clone())
+        .collect();
+    let code = http()
+        .post(format!("{}/2tdx/codegen", site.base))
+        .json(&json!({ "rules": specs }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(code.contains("pub fn rule_book()"), "{code}");
+    let added: Value = http()
+        .post(format!("{}/2tdx/parse?add=true", site.base))
+        .bearer_auth(KEY)
+        .body(code)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(added["book"]["added"].as_array().unwrap().len(), 1, "{added}");
+    let before = get(&site, "/2tdx/rules").await;
+    site.stop().await;
+
+    let site = Site::start("site", in_dir).await;
+    assert_eq!(get(&site, "/2tdx/rules").await, before);
+    site.stop().await;
+}

@@ -1,0 +1,462 @@
+//! The HTTP surface: `/2tdx/...` and the sync routes again under `/sync/...`.
+
+use crate::book::{BookEntry, BookState};
+use crate::codegen::{MAX_SOURCE_BYTES, generate, parse};
+use crate::enumerate::Grammar;
+use crate::generalise::{Generalised, MAX_EQUALITIES, generalise, replica_equalities};
+use crate::mine::{MineOptions, Mined, check_rule, mine_enumeration};
+use crate::rule::Rule;
+use crate::service::{ChangeError, TdxService};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use ramanujan_core::color::Color;
+use ramanujan_core::parse::parse_expr;
+use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::rules::{MAX_CUSTOM_RULES, RuleSpec, default_rules};
+use ramanujan_http::{ApiError, JsonBody, offload};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Where `POST /2tdx/mine` with `"source": "network"` reads the equalities the
+/// agents derived: a replica of the host's network (a GREEN agent's).
+pub trait ReplicaSource: Send + Sync {
+    /// The replica, and the agent it is from.
+    fn replica(&self) -> BoxFuture<'_, Result<(String, ReplicaState), String>>;
+}
+
+/// The component's state as its routes see it.
+#[derive(Clone)]
+struct Tdx {
+    service: Arc<TdxService>,
+    network: Option<Arc<dyn ReplicaSource>>,
+}
+
+/// The `/2tdx` and `/sync` routes over `service`; `network` (if any) is where
+/// mining from the network reads.
+pub fn router(service: Arc<TdxService>, network: Option<Arc<dyn ReplicaSource>>) -> Router {
+    let under_sync = Router::new()
+        .route("/sync", post(sync))
+        .route("/sync/peer", post(sync_peer))
+        .route("/sync/health", get(health));
+    Router::new()
+        .route("/2tdx/health", get(health))
+        .route("/2tdx/rules", get(rules).post(add_rules))
+        .route("/2tdx/rules/{key}", patch(update_rule).delete(remove_rule))
+        .route("/2tdx/mine", post(mine))
+        .route("/2tdx/codegen", post(codegen))
+        .route("/2tdx/parse", post(parse_code))
+        .route("/2tdx/sync", post(sync))
+        .route("/2tdx/sync/peer", post(sync_peer))
+        .merge(under_sync)
+        .with_state(Tdx { service, network })
+}
+
+/// A 401 asking for the bearer key.
+fn unauthorised() -> Response {
+    let mut response = ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        message: "this route needs `Authorization: Bearer <key>` with the site's sync key (TDX_API_KEY)".into(),
+    }
+    .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"2tdx\""),
+    );
+    response
+}
+
+/// Whether the request carries the key (when one is configured).
+fn authorised(tdx: &Tdx, headers: &HeaderMap) -> bool {
+    tdx.service
+        .authorised(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+}
+
+fn change_error(e: ChangeError) -> ApiError {
+    match e {
+        ChangeError::Bad(m) => ApiError::bad_request(m),
+        ChangeError::NotFound(_) => ApiError::not_found(e.to_string()),
+        ChangeError::Store(_) => ApiError::unavailable(e.to_string()),
+    }
+}
+
+async fn health(State(tdx): State<Tdx>) -> Json<serde_json::Value> {
+    let stats = tdx.service.stats();
+    Json(json!({"status": "ok", "site": tdx.service.config().site, "book": stats}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesQuery {
+    color: Option<Color>,
+    enabled: Option<bool>,
+}
+
+async fn rules(State(tdx): State<Tdx>, Query(q): Query<RulesQuery>) -> Json<serde_json::Value> {
+    let digest = tdx.service.stats().digest;
+    let rules: Vec<BookEntry> = tdx
+        .service
+        .entries()
+        .into_iter()
+        .filter(|e| q.color.is_none_or(|c| e.rule.spec.color == c))
+        .filter(|e| q.enabled.is_none_or(|on| e.enabled == on))
+        .collect();
+    Json(json!({"digest": digest, "count": rules.len(), "rules": rules}))
+}
+
+/// Checks rules given as specs, naming the first bad one by its position.
+fn check_specs(specs: &[RuleSpec], source: &str) -> Result<Vec<Rule>, ApiError> {
+    if specs.len() > MAX_CUSTOM_RULES {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_CUSTOM_RULES} rules per request, not {}",
+            specs.len()
+        )));
+    }
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            check_rule(spec, source)
+                .map_err(|e| ApiError::bad_request(format!("rule {} (`{}`): {e}", i + 1, spec.name)))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddRules {
+    rules: Vec<RuleSpec>,
+}
+
+async fn add_rules(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(body): JsonBody<AddRules>) -> Response {
+    if !authorised(&tdx, &headers) {
+        return unauthorised();
+    }
+    let result = async {
+        let checked = offload::run(&tdx.service.offload, move || check_specs(&body.rules, "user")).await??;
+        add(&tdx, checked)
+    }
+    .await;
+    result.map(Json).into_response()
+}
+
+/// Adds checked rules to the book, answering what was added.
+fn add(tdx: &Tdx, rules: Vec<Rule>) -> Result<serde_json::Value, ApiError> {
+    let (added, already) = tdx.service.add(rules).map_err(change_error)?;
+    Ok(json!({"added": added, "already": already}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleUpdate {
+    enabled: Option<bool>,
+    color: Option<Color>,
+}
+
+async fn update_rule(
+    State(tdx): State<Tdx>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    JsonBody(body): JsonBody<RuleUpdate>,
+) -> Response {
+    if !authorised(&tdx, &headers) {
+        return unauthorised();
+    }
+    if body.enabled.is_none() && body.color.is_none() {
+        return ApiError::bad_request("give `enabled`, `color` or both").into_response();
+    }
+    tdx.service
+        .update(&key, body.enabled, body.color)
+        .map(Json)
+        .map_err(change_error)
+        .into_response()
+}
+
+async fn remove_rule(State(tdx): State<Tdx>, headers: HeaderMap, Path(key): Path<String>) -> Response {
+    if !authorised(&tdx, &headers) {
+        return unauthorised();
+    }
+    tdx.service
+        .remove(&key)
+        .map(|()| Json(json!({"removed": key})))
+        .map_err(change_error)
+        .into_response()
+}
+
+/// Which rules a mined rule must not already follow from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Known {
+    /// None: mine from scratch.
+    None,
+    /// The core's built-in rules.
+    Builtin,
+    /// The built-in rules and the book's enabled ones: what agents run.
+    #[default]
+    Book,
+}
+
+/// One equality, as text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EqualityText {
+    lhs: String,
+    rhs: String,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+enum MineRequest {
+    /// Ruler-style: every term of a grammar up to a size.
+    Enumeration {
+        #[serde(default)]
+        grammar: Grammar,
+        #[serde(default)]
+        options: MineOptions,
+        #[serde(default)]
+        known: Known,
+        #[serde(default)]
+        add: bool,
+    },
+    /// Equalities given in the request.
+    Equalities {
+        equalities: Vec<EqualityText>,
+        #[serde(default)]
+        known: Known,
+        #[serde(default)]
+        add: bool,
+    },
+    /// Equalities the network's agents derived (a GREEN agent's replica).
+    Network {
+        /// Largest term taken, in nodes.
+        #[serde(default = "default_network_size")]
+        max_size: usize,
+        /// Most equalities generalised.
+        #[serde(default = "default_network_limit")]
+        limit: usize,
+        #[serde(default)]
+        known: Known,
+        #[serde(default)]
+        add: bool,
+    },
+}
+
+fn default_network_size() -> usize {
+    12
+}
+
+fn default_network_limit() -> usize {
+    500
+}
+
+/// Iterations of the known rules when checking what they derive.
+const DERIVE_ITERATIONS: usize = 6;
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum MineAnswer {
+    Enumeration(Mined),
+    Equalities(Generalised),
+}
+
+impl MineAnswer {
+    fn rules(&self) -> &[Rule] {
+        match self {
+            MineAnswer::Enumeration(m) => &m.rules,
+            MineAnswer::Equalities(g) => &g.rules,
+        }
+    }
+}
+
+fn known_rules(tdx: &Tdx, known: Known) -> Vec<RuleSpec> {
+    let builtin = || Color::ALL.into_iter().flat_map(default_rules);
+    match known {
+        Known::None => Vec::new(),
+        Known::Builtin => builtin().collect(),
+        Known::Book => builtin()
+            .chain(tdx.service.enabled_rules().into_iter().map(|r| r.spec))
+            .collect(),
+    }
+}
+
+fn parse_equalities(
+    equalities: &[EqualityText],
+) -> Result<Vec<(ramanujan_core::lang::Expr, ramanujan_core::lang::Expr)>, ApiError> {
+    if equalities.len() > MAX_EQUALITIES {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_EQUALITIES} equalities per request, not {}",
+            equalities.len()
+        )));
+    }
+    equalities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let side = |name: &str, text: &str| {
+                parse_expr(text).map_err(|err| ApiError::bad_request(format!("equality {}: {name}: {err}", i + 1)))
+            };
+            Ok((side("lhs", &e.lhs)?, side("rhs", &e.rhs)?))
+        })
+        .collect()
+}
+
+async fn mine(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(request): JsonBody<MineRequest>) -> Response {
+    let add_requested = match &request {
+        MineRequest::Enumeration { add, .. }
+        | MineRequest::Equalities { add, .. }
+        | MineRequest::Network { add, .. } => *add,
+    };
+    if add_requested && !authorised(&tdx, &headers) {
+        return unauthorised();
+    }
+    let result: Result<serde_json::Value, ApiError> = async {
+        let (answer, add) = match request {
+            MineRequest::Enumeration {
+                grammar,
+                options,
+                known,
+                add,
+            } => {
+                let known = known_rules(&tdx, known);
+                let mined = offload::run(&tdx.service.offload, move || {
+                    mine_enumeration(&grammar, &options, &known)
+                })
+                .await?
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                (MineAnswer::Enumeration(mined), add)
+            }
+            MineRequest::Equalities { equalities, known, add } => {
+                let equalities = parse_equalities(&equalities)?;
+                let known = known_rules(&tdx, known);
+                let found = offload::run(&tdx.service.offload, move || {
+                    generalise(&equalities, &known, "equalities", DERIVE_ITERATIONS)
+                })
+                .await?
+                .map_err(ApiError::bad_request)?;
+                (MineAnswer::Equalities(found), add)
+            }
+            MineRequest::Network {
+                max_size,
+                limit,
+                known,
+                add,
+            } => {
+                let Some(network) = &tdx.network else {
+                    return Err(ApiError::not_found("this host runs no agent network to mine from"));
+                };
+                if limit == 0 || limit > MAX_EQUALITIES || max_size == 0 || max_size > 64 {
+                    return Err(ApiError::bad_request(format!(
+                        "limit must be 1 to {MAX_EQUALITIES} and max_size 1 to 64"
+                    )));
+                }
+                let (agent, replica) = network.replica().await.map_err(ApiError::unavailable)?;
+                let known = known_rules(&tdx, known);
+                let found = offload::run(&tdx.service.offload, move || {
+                    let equalities = replica_equalities(&replica, max_size, limit);
+                    generalise(&equalities, &known, &format!("network ({agent})"), DERIVE_ITERATIONS)
+                })
+                .await?
+                .map_err(ApiError::bad_request)?;
+                (MineAnswer::Equalities(found), add)
+            }
+        };
+        let mut body = serde_json::to_value(&answer).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if add {
+            body["book"] = self::add(&tdx, answer.rules().to_vec())?;
+        }
+        Ok(body)
+    }
+    .await;
+    result.map(Json).into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CodegenRequest {
+    /// The rules to write; the book's enabled rules when absent.
+    rules: Option<Vec<RuleSpec>>,
+}
+
+async fn codegen(State(tdx): State<Tdx>, JsonBody(request): JsonBody<CodegenRequest>) -> Response {
+    let specs = match request.rules {
+        Some(specs) => match check_specs(&specs, "user") {
+            Ok(_) => specs,
+            Err(e) => return e.into_response(),
+        },
+        None => tdx.service.enabled_rules().into_iter().map(|r| r.spec).collect(),
+    };
+    ([(header::CONTENT_TYPE, "text/x-rust; charset=utf-8")], generate(&specs)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParseQuery {
+    #[serde(default)]
+    add: bool,
+}
+
+async fn parse_code(State(tdx): State<Tdx>, headers: HeaderMap, Query(q): Query<ParseQuery>, body: Bytes) -> Response {
+    if q.add && !authorised(&tdx, &headers) {
+        return unauthorised();
+    }
+    let result: Result<serde_json::Value, ApiError> = async {
+        if body.len() > MAX_SOURCE_BYTES {
+            return Err(ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("Rust source longer than {MAX_SOURCE_BYTES} bytes"),
+            });
+        }
+        let source = std::str::from_utf8(&body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?
+            .to_string();
+        let specs = parse(&source).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let rules = offload::run(&tdx.service.offload, move || check_specs(&specs, "code")).await??;
+        let mut body = json!({"rules": rules});
+        if q.add {
+            body["book"] = add(&tdx, rules)?;
+        }
+        Ok(body)
+    }
+    .await;
+    result.map(Json).into_response()
+}
+
+async fn sync(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorised(&tdx, &headers) {
+        tdx.service.count_refused_sync();
+        return unauthorised();
+    }
+    let theirs: BookState = match ramanujan_http::decode_json(&body) {
+        Ok(state) => state,
+        Err(e) => {
+            tdx.service.count_refused_sync();
+            return e.into_response();
+        }
+    };
+    let service = tdx.service.clone();
+    match offload::run(&tdx.service.offload, move || service.serve_sync(theirs)).await {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(e)) => change_error(e).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn sync_peer(State(tdx): State<Tdx>, headers: HeaderMap) -> Response {
+    if !authorised(&tdx, &headers) {
+        return unauthorised();
+    }
+    match tdx.service.sync_with_peer().await {
+        Ok(true) => Json(json!({"synced": true, "book": tdx.service.stats()})).into_response(),
+        Ok(false) => ApiError::not_found("no peer configured (PEER_ENDPOINT or VERS_ENDPOINT)").into_response(),
+        Err(e) => ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            message: format!("the peer sync failed, local rules untouched: {e}"),
+        }
+        .into_response(),
+    }
+}

@@ -288,6 +288,11 @@ pub struct SubmissionStatus {
     /// the submission's own e-graph, with everything the colours derived from
     /// it, and derived nothing, or its budget is spent. It is about this
     /// submission only, so it holds while other submissions are rewritten.
+    /// Not yet final in one case: a fact another agent derived reached a
+    /// rewriter by anti-entropy before the event naming the submission did;
+    /// when the event comes, that rewriter steps once more (its own e-graph
+    /// takes facts from events only), so `settled` reads false for that step
+    /// and true again after it, usually with the same form.
     pub settled: bool,
 }
 

@@ -542,6 +542,23 @@ impl Agent {
         }
     }
 
+    /// Runs `rules` from now on: configuration, as its host's rule book
+    /// changes. Each submission it finished under the old rules (its colour's
+    /// fixpoint) is taken again, since new rules may derive more; one whose
+    /// budget is spent stays stopped.
+    pub fn set_rules(&mut self, rules: RuleBook) {
+        self.rules = rules;
+        let finished: Vec<TermKey> = self
+            .goals
+            .iter()
+            .filter(|(_, goal)| goal.stop == Some(Stop::Saturated))
+            .map(|(root, _)| *root)
+            .collect();
+        for root in finished {
+            self.enqueue(root);
+        }
+    }
+
     /// Sets which submissions this agent rewrites and, for a GREEN agent,
     /// which equalities it checks (see [`Share`]); by default all of them.
     pub fn set_share(&mut self, share: Share) {

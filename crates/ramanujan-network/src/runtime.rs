@@ -16,6 +16,7 @@ pub use ramanujan_agent::topology::{TopologyKind, agent_id};
 use ramanujan_core::Color;
 use ramanujan_core::lang::Expr;
 use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::rules::{RuleBook, RuleError, RuleSpec};
 use ramanujan_core::term::TermKey;
 use ramanujan_events::event::LifecycleState;
 use ramanujan_events::{Emitter, Event, Kind};
@@ -51,6 +52,9 @@ pub struct NetworkConfig {
     pub data_dir: Option<PathBuf>,
     /// Where the agents' interaction events go (the timeline); `None` records none.
     pub events: Option<Emitter>,
+    /// Whether the agents run the core's built-in rules (`BUILTIN_RULES`),
+    /// besides those [`InProcessNetwork::set_rules`] gives them.
+    pub builtin_rules: bool,
 }
 
 impl Default for NetworkConfig {
@@ -66,6 +70,7 @@ impl Default for NetworkConfig {
             node_id: "local".into(),
             data_dir: None,
             events: None,
+            builtin_rules: true,
         }
     }
 }
@@ -96,6 +101,15 @@ struct Blueprint {
     share: Share,
     /// Where its interaction events go, if anywhere.
     events: Option<Emitter>,
+    /// The rules every agent runs (shared: see [`InProcessNetwork::set_rules`]).
+    rules: Arc<Mutex<AgentRules>>,
+}
+
+/// The rules the agents run, and what they were built from.
+struct AgentRules {
+    builtin: bool,
+    custom: Vec<RuleSpec>,
+    book: RuleBook,
 }
 
 impl Blueprint {
@@ -111,6 +125,7 @@ impl Blueprint {
             self.work,
         );
         agent.set_share(self.share);
+        agent.set_rules(lock(&self.rules).book.clone());
         agent.begin_life(first_sequence_number());
         agent.restore(saved);
         if self.events.is_some() {
@@ -277,6 +292,12 @@ impl InProcessNetwork {
         }
         let transport = Arc::new(InProcessTransport::new(mailboxes, config.loss, config.seed));
         let epoch = Instant::now();
+        let book = RuleBook::new(config.builtin_rules, &[]).map_err(|e| e.to_string())?;
+        let rules = Arc::new(Mutex::new(AgentRules {
+            builtin: config.builtin_rules,
+            custom: Vec::new(),
+            book,
+        }));
         let mut slots: HashMap<String, Arc<Slot>> = HashMap::new();
         for (i, id) in ids.iter().enumerate() {
             let blueprint = Blueprint {
@@ -287,6 +308,7 @@ impl InProcessNetwork {
                 work: config.work,
                 share: topology.share(i),
                 events: config.events.clone(),
+                rules: rules.clone(),
             };
             let mut store = open_store(id)?;
             let mut agent = blueprint.build(store.as_mut())?;
@@ -352,6 +374,33 @@ impl InProcessNetwork {
                 )
             })
             .expect("spawn an agent thread")
+    }
+
+    /// Runs the built-in rules (as the network was started with them or not)
+    /// and `custom`, each in its colour, in every agent from now on, and in
+    /// every agent a restart builds. Agents take again the submissions they
+    /// had finished (see [`Agent::set_rules`]). Answers whether the rules
+    /// changed; refuses (changing nothing) rules that do not compile.
+    pub fn set_rules(&self, custom: Vec<RuleSpec>) -> Result<bool, RuleError> {
+        let Some(first) = self.slots.values().next() else {
+            return Ok(false);
+        };
+        let book = {
+            let mut rules = lock(&first.blueprint.rules);
+            if rules.custom == custom {
+                return Ok(false);
+            }
+            let book = RuleBook::new(rules.builtin, &custom)?;
+            rules.custom = custom;
+            rules.book = book.clone();
+            book
+        };
+        for id in &self.ids {
+            lock(&self.slots[id].agent).set_rules(book.clone());
+            // What it takes again starts now, not at its next tick.
+            self.transport.wake(id);
+        }
+        Ok(true)
     }
 
     /// Stops every agent thread and waits for them.
@@ -751,6 +800,11 @@ mod tests {
             work: WorkLimits::default(),
             share: Share::default(),
             events: None,
+            rules: Arc::new(Mutex::new(AgentRules {
+                builtin: true,
+                custom: Vec::new(),
+                book: RuleBook::new(true, &[]).unwrap(),
+            })),
         }
     }
 

@@ -167,6 +167,10 @@ pub struct ServeArgs {
     /// minute, while it fails).
     #[arg(long, env = "TDX_SYNC_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub tdx_sync_ms: u64,
+    /// Whether the agents run the core's built-in rules beside the rule
+    /// book's enabled ones (`false`: the book's rules only).
+    #[arg(long, env = "BUILTIN_RULES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub builtin_rules: bool,
     /// Bound on each sync attempt with the peer, in milliseconds.
     #[arg(long, env = "MAX_LATENCY_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub max_latency_ms: u64,

@@ -95,6 +95,7 @@ pub fn start_network(
         data_dir: net.data_dir(),
         work: net.work_limits(),
         events,
+        builtin_rules: args.builtin_rules,
         ..Default::default()
     })
 }
@@ -302,6 +303,11 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    if args.nats.is_some() && !args.builtin_rules {
+        return Err(std::io::Error::other(
+            "BUILTIN_RULES=false needs in-process agents: agents on the broker run the built-in rules",
+        ));
+    }
     let timeline = open_timeline(&args).map_err(std::io::Error::other)?;
     let skills = skills::open(&args, timeline.emitter()).map_err(std::io::Error::other)?;
     let rules = tdx::open(&args).map_err(std::io::Error::other)?;
@@ -344,6 +350,7 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
+        rules.note_agents(tdx::agent_processes_status());
         let served = axum::serve(listener, app(&args, network, timeline, skills, rules, closing))
             .with_graceful_shutdown(shutdown)
             .await;
@@ -363,10 +370,12 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
+        let rule_feed = tokio::spawn(tdx::feed_agents(rules.clone(), network.clone()));
         let served = axum::serve(listener, app(&args, network.clone(), timeline, skills, rules, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         watcher.abort();
+        rule_feed.abort();
         let stopping = network.clone();
         let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
         served?;

@@ -9,11 +9,13 @@ use crate::pool::BlockingPool;
 use futures_util::future::BoxFuture;
 use ramanujan_core::color::Color;
 use ramanujan_core::replica::ReplicaState;
+use ramanujan_network::InProcessNetwork;
 use std::sync::Arc;
 use std::time::Duration;
+use transduction_2tdx::agents::agent_rules;
 use transduction_2tdx::book::BookState;
 use transduction_2tdx::store::RedbBook;
-use transduction_2tdx::{Peer, ReplicaSource, TdxConfig, TdxService};
+use transduction_2tdx::{AgentsStatus, Peer, ReplicaSource, TdxConfig, TdxService};
 
 /// The sync key: `TDX_API_KEY`, else the first line of `TDX_API_KEY_FILE`.
 fn api_key(args: &ServeArgs) -> Result<Option<String>, String> {
@@ -73,6 +75,7 @@ pub fn open(args: &ServeArgs) -> Result<Arc<TdxService>, String> {
         api_key: api_key(args)?,
         peer: args.peer_endpoint.clone().or_else(|| args.vers_endpoint.clone()),
         max_latency: Duration::from_millis(args.max_latency_ms),
+        builtin_rules: args.builtin_rules,
     };
     // Mining takes seconds of CPU: a pool of its own, so it never queues saturations.
     let pool = Arc::new(BlockingPool::new(args.compute_workers(), 16));
@@ -152,6 +155,71 @@ pub async fn sync_with_peer(service: Arc<TdxService>, interval: Duration) {
                 wait = (wait * 2).min(Duration::from_secs(60)).max(interval);
             }
         }
+    }
+}
+
+/// Gives the in-process network's agents the book's enabled rules, each in
+/// its colour, now and after each change to the book, for as long as the
+/// task runs; notes what they run for `/2tdx/health`.
+pub async fn feed_agents(service: Arc<TdxService>, network: Arc<InProcessNetwork>) {
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let notify = changed.clone();
+    service.on_change(move || notify.notify_one());
+    loop {
+        let set = agent_rules(&service.enabled_rules(), service.config().builtin_rules);
+        let (specs, left_out) = (set.specs, set.left_out);
+        let count = specs.len();
+        let applying = network.clone();
+        // Compiling checks each rule's soundness, and each agent is locked in
+        // turn: off the async workers.
+        let applied = tokio::task::spawn_blocking(move || applying.set_rules(specs)).await;
+        match applied {
+            Ok(Ok(changed)) => {
+                if changed {
+                    tracing::info!(
+                        book_rules = count,
+                        left_out = left_out.len(),
+                        "agents run the rule book's rules"
+                    );
+                }
+                for (key, why) in &left_out {
+                    tracing::warn!(rule = %key, %why, "an enabled rule is not run by the agents");
+                }
+                service.note_agents(AgentsStatus {
+                    state: "running",
+                    builtin: service.config().builtin_rules,
+                    book_rules: count,
+                    left_out,
+                    note: None,
+                });
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the rule book's rules do not compile as one set; agents keep the rules they run");
+                service.note_agents(AgentsStatus {
+                    state: "running",
+                    builtin: service.config().builtin_rules,
+                    book_rules: 0,
+                    left_out: Vec::new(),
+                    note: Some(format!("the book's rules did not compile as one set: {e}")),
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "giving the agents the book's rules failed"),
+        }
+        changed.notified().await;
+    }
+}
+
+/// What agent processes on a broker run of the book: not its rules (yet).
+pub fn agent_processes_status() -> AgentsStatus {
+    AgentsStatus {
+        state: "built_in_only",
+        builtin: true,
+        book_rules: 0,
+        left_out: Vec::new(),
+        note: Some(
+            "agents on the broker (`ramanujan agent`) run the built-in rules only; book rules reach in-process agents"
+                .into(),
+        ),
     }
 }
 

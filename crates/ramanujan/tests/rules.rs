@@ -431,3 +431,132 @@ async fn mined_rules_go_through_code_into_the_book_and_survive_a_restart() {
     assert_eq!(get(&site, "/2tdx/rules").await, before);
     site.stop().await;
 }
+
+/// Waits until the submission `follow` names reads settled; answers its status.
+async fn settled(site: &Site, follow: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, body) = call(reqwest::Method::GET, format!("{}{follow}", site.base), None, None).await;
+        assert_eq!(status, 200, "{body}");
+        if body["settled"] == true {
+            return body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "not settled: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether `rules` (specs as JSON) derive distributivity in an e-graph.
+fn derive_distributivity(rules: &[Value]) -> bool {
+    use transduction_2tdx::mine::{compile_checked, derives};
+    use transduction_2tdx::rule::NormalForm;
+    let specs: Vec<ramanujan_core::rules::RuleSpec> = rules
+        .iter()
+        .map(|r| serde_json::from_value(r.clone()).unwrap())
+        .collect();
+    let compiled: Vec<_> = specs.iter().map(|s| compile_checked(s).unwrap()).collect();
+    let refs: Vec<_> = compiled.iter().collect();
+    let law = ramanujan_core::rules::RuleSpec {
+        name: "distribute".into(),
+        lhs: "(* ?a (+ ?b ?c))".into(),
+        rhs: "(+ (* ?a ?b) (* ?a ?c))".into(),
+        color: ramanujan_core::Color::Red,
+        bidirectional: false,
+        nonzero: Vec::new(),
+        integer: Vec::new(),
+    };
+    derives(&refs, &NormalForm::of_spec(&law).unwrap(), 8, 50_000)
+}
+
+/// The agents run the book's rules, in their colours, and nothing else
+/// (`BUILTIN_RULES=false`); a book without distributivity lets the network
+/// derive `(* (+ x y) 2) = (+ (* x 2) (* y 2))` (doubling, then
+/// reassociating, then halving), and mining the network's equalities
+/// proposes distributivity, verified, which the book alone does not derive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_runs_the_book_and_mining_its_equalities_proposes_distributivity() {
+    let site = Site::start("site", |args| {
+        args.builtin_rules = false;
+        args.network.sync_interval = 200;
+    })
+    .await;
+    let book = vec![
+        rule("comm-add", "(+ ?a ?b)", "(+ ?b ?a)", "RED"),
+        rule("assoc-add", "(+ ?a (+ ?b ?c))", "(+ (+ ?a ?b) ?c)", "RED"),
+        rule("assoc-add-rev", "(+ (+ ?a ?b) ?c)", "(+ ?a (+ ?b ?c))", "RED"),
+        rule("comm-mul", "(* ?a ?b)", "(* ?b ?a)", "RED"),
+        rule("double", "(* ?a 2)", "(+ ?a ?a)", "RED"),
+        rule("halve", "(+ ?a ?a)", "(* ?a 2)", "BLUE"),
+    ];
+    assert_eq!(add(&site, book.clone()).await.len(), book.len());
+    let started = Instant::now();
+    while get(&site, "/2tdx/health").await["book"]["agents"]["book_rules"] != book.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            get(&site, "/2tdx/health").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = get(&site, "/2tdx/health").await;
+    assert_eq!(health["book"]["agents"]["state"], "running", "{health}");
+    assert_eq!(health["book"]["agents"]["builtin"], false, "{health}");
+    let specs: Vec<Value> = get(&site, "/2tdx/rules").await["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["spec"].clone())
+        .collect();
+    assert_eq!(specs.len(), book.len());
+    assert!(
+        !derive_distributivity(&specs),
+        "the book alone must not derive distributivity"
+    );
+
+    // Without the built-in rules, `(+ a 0)` has no rule to simplify it (the
+    // built-in `add-zero` would make it `a`): the agents run the book only.
+    let (status, zero) = post(&site, "/agents/submit", json!({"expression": "(+ a 0)"})).await;
+    assert_eq!(status, 202, "{zero}");
+    let (status, submitted) = post(&site, "/agents/submit", json!({"expression": "(* (+ x y) 2)"})).await;
+    assert_eq!(status, 202, "{submitted}");
+    let zero = settled(&site, zero["follow"].as_str().unwrap()).await;
+    let forms = zero["canonical"].as_array().unwrap();
+    assert_eq!(forms.len(), 9, "{zero}");
+    assert!(forms.iter().all(|f| f[1] != "a"), "{zero}");
+    settled(&site, submitted["follow"].as_str().unwrap()).await;
+
+    // Mined from a GREEN agent's replica; facts may still be on their way to it.
+    let started = Instant::now();
+    let proposed = loop {
+        let (status, mined) = post(
+            &site,
+            "/2tdx/mine",
+            json!({"source": "network", "known": "book", "max_size": 9}),
+        )
+        .await;
+        assert_eq!(status, 200, "{mined}");
+        let rules: Vec<Value> = mined["rules"].as_array().unwrap().to_vec();
+        let with_book: Vec<Value> = specs
+            .iter()
+            .cloned()
+            .chain(rules.iter().map(|r| r["spec"].clone()))
+            .collect();
+        if derive_distributivity(&with_book) {
+            break rules;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no rule mined from the network gives distributivity: {mined}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    for rule in &proposed {
+        let provenance = &rule["provenance"];
+        assert!(
+            provenance["source"].as_str().unwrap().starts_with("network ("),
+            "{rule}"
+        );
+        assert!(!provenance["verified_by"].as_str().unwrap().is_empty(), "{rule}");
+    }
+    site.stop().await;
+}

@@ -21,12 +21,13 @@ use crate::mine::{Refuted, compile_checked, derives};
 use crate::rule::{NormalForm, Provenance, Rule, VERIFIER, mined_name, pattern_size};
 use egg::{ENodeOrVar, Id, Language, PatternAst, RecExpr, Var};
 use ramanujan_core::lang::{Expr, Math};
-use ramanujan_core::materialize::{Materialized, term_expr};
+use ramanujan_core::materialize::Materialized;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::rules::{ColoredRewrite, RuleSpec};
+use ramanujan_core::term::{Term, TermKey, TermOp};
 use ramanujan_core::verify::{Verdict, check_semantically};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Most equalities one request may generalise.
 pub const MAX_EQUALITIES: usize = 2_000;
@@ -219,18 +220,56 @@ pub fn generalise(
     Ok(out)
 }
 
-/// Equalities a replica holds: each term of an e-class (as the replica's
+/// Equalities a replica holds: terms of an e-class (as the replica's
 /// equalities merge them) against the class's smallest term, for terms of at
 /// most `max_size` nodes, at most `limit` of them, smallest first.
+///
+/// A class's terms are spelled with other forms of its children, not only
+/// the terms the replica names: a replica that holds
+/// `r = (+ (+ x x) (+ y y))` and `(+ x x) = (* 2 x)` holds
+/// `r = (+ (* 2 x) (* 2 y))` too, though no term of it is written so. All
+/// spellings would be as many as associativity and commutativity make, so
+/// each child is spelled in at most one form per operator at its head (its
+/// smallest), which is the form that differs in kind, not in arrangement.
 pub fn replica_equalities(replica: &ReplicaState, max_size: usize, limit: usize) -> Vec<(Expr, Expr)> {
     let materialized = Materialized::build(replica, true);
+    let classes = materialized.classes();
+    let class_index: HashMap<TermKey, usize> = classes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, keys)| keys.iter().map(move |&k| (k, i)))
+        .collect();
+    // Each class's e-nodes: a term's operator over the classes of its children.
+    let nodes: Vec<Vec<(&Term, Vec<usize>)>> = classes
+        .iter()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| replica.term(*k))
+                .filter_map(|t| {
+                    let children: Option<Vec<usize>> = t.args.iter().map(|a| class_index.get(a).copied()).collect();
+                    children.map(|c| (t, c))
+                })
+                .collect()
+        })
+        .collect();
+    let heads = smallest_by_head(&nodes, max_size);
     let mut pairs: Vec<(Expr, Expr)> = Vec::new();
-    for class in materialized.classes() {
-        let mut exprs: Vec<Expr> = class
-            .iter()
-            .filter_map(|&key| term_expr(replica, key))
-            .filter(|e| e.as_ref().len() <= max_size)
-            .collect();
+    for class_nodes in &nodes {
+        let mut seen = HashSet::new();
+        let mut exprs: Vec<Expr> = Vec::new();
+        for (term, children) in class_nodes {
+            let forms: Vec<Vec<&Expr>> = children.iter().map(|&c| heads[c].iter().flatten().collect()).collect();
+            for args in combinations(&forms) {
+                let size = 1 + args.iter().map(|a| a.as_ref().len()).sum::<usize>();
+                if size > max_size {
+                    continue;
+                }
+                let expr = spell(term, &args);
+                if seen.insert(expr.to_string()) {
+                    exprs.push(expr);
+                }
+            }
+        }
         if exprs.len() < 2 {
             continue;
         }
@@ -241,6 +280,93 @@ pub fn replica_equalities(replica: &ReplicaState, max_size: usize, limit: usize)
     pairs.sort_by_key(|(a, b)| (a.as_ref().len() + b.as_ref().len(), a.to_string(), b.to_string()));
     pairs.truncate(limit);
     pairs
+}
+
+/// Operators a term can have at its head, as indexes.
+const HEADS: usize = 8;
+
+fn head(term: &Term) -> usize {
+    match term.op {
+        TermOp::Add => 0,
+        TermOp::Sub => 1,
+        TermOp::Mul => 2,
+        TermOp::Div => 3,
+        TermOp::Pow => 4,
+        TermOp::Neg => 5,
+        TermOp::Num(_) => 6,
+        TermOp::Sym(_) => 7,
+    }
+}
+
+/// For each class, its smallest term (of at most `max_size` nodes) with each
+/// operator at its head, children spelled smallest: extraction, per head, to
+/// a fixpoint.
+fn smallest_by_head(nodes: &[Vec<(&Term, Vec<usize>)>], max_size: usize) -> Vec<[Option<Expr>; HEADS]> {
+    let rank = |e: &Expr| (e.as_ref().len(), e.to_string());
+    let mut best: Vec<[Option<Expr>; HEADS]> = vec![Default::default(); nodes.len()];
+    // Each pass can only shrink a form; sizes are bounded, so this ends.
+    for _ in 0..=max_size.max(1) * 4 {
+        let mut changed = false;
+        for (class, class_nodes) in nodes.iter().enumerate() {
+            for (term, children) in class_nodes {
+                let smallest: Option<Vec<Expr>> = children
+                    .iter()
+                    .map(|&c| best[c].iter().flatten().min_by_key(|e| rank(e)).cloned())
+                    .collect();
+                let Some(args) = smallest else { continue };
+                if 1 + args.iter().map(|a| a.as_ref().len()).sum::<usize>() > max_size {
+                    continue;
+                }
+                let expr = spell(term, &args.iter().collect::<Vec<_>>());
+                let slot = &mut best[class][head(term)];
+                if slot.as_ref().is_none_or(|old| rank(&expr) < rank(old)) {
+                    *slot = Some(expr);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    best
+}
+
+/// Every way to pick one item of each list.
+fn combinations<'a>(lists: &[Vec<&'a Expr>]) -> Vec<Vec<&'a Expr>> {
+    lists.iter().fold(vec![Vec::new()], |acc, list| {
+        acc.iter()
+            .flat_map(|prefix| {
+                list.iter().map(move |item| {
+                    let mut next = prefix.clone();
+                    next.push(*item);
+                    next
+                })
+            })
+            .collect()
+    })
+}
+
+/// `term`'s operator over the expressions `args`, as one expression.
+fn spell(term: &Term, args: &[&Expr]) -> Expr {
+    let mut expr = Expr::default();
+    let mut roots = Vec::with_capacity(args.len());
+    for arg in args {
+        let offset = expr.as_ref().len();
+        for node in arg.as_ref() {
+            expr.add(node.clone().map_children(|c| Id::from(usize::from(c) + offset)));
+        }
+        roots.push(Id::from(expr.as_ref().len() - 1));
+    }
+    // Children by position (two children with one key may be spelled apart).
+    let position = std::cell::Cell::new(0);
+    let node = term.to_node(|_| {
+        let id = roots[position.get()];
+        position.set(position.get() + 1);
+        id
+    });
+    expr.add(node);
+    expr
 }
 
 #[cfg(test)]
@@ -293,5 +419,46 @@ mod tests {
         .unwrap();
         assert!(found.rules.is_empty());
         assert_eq!(found.derivable, 1);
+    }
+
+    /// The replica names `(+ (+ x x) (+ y y))` and `(+ x x) = (* x 2)`; the
+    /// equality mined spells the root with the children's other forms.
+    #[test]
+    fn equalities_spell_classes_with_every_form_of_their_children() {
+        use ramanujan_core::materialize::expr_terms;
+        use ramanujan_core::replica::{Equality, Facts, Provenance};
+        let mut facts = Facts::default();
+        let mut key = |text: &str| expr_terms(&expr(text), &mut facts);
+        let root = key("(* (+ x y) 2)");
+        let sums = key("(+ (+ x x) (+ y y))");
+        let (xx, x2) = (key("(+ x x)"), key("(* x 2)"));
+        let (yy, y2) = (key("(+ y y)"), key("(* y 2)"));
+        let provenance = Provenance {
+            agent: "agent-0".into(),
+            rule: "test".into(),
+            color: ramanujan_core::Color::Red,
+        };
+        for (a, b) in [(root, sums), (xx, x2), (yy, y2)] {
+            facts.equalities.push(Equality::new(a, b, provenance.clone()).unwrap());
+        }
+        let mut replica = ReplicaState::new();
+        replica.record("agent-0", facts).unwrap();
+        let pairs: Vec<(String, String)> = replica_equalities(&replica, 9, 100)
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert!(
+            pairs.contains(&("(+ (* x 2) (* y 2))".into(), "(* (+ x y) 2)".into())),
+            "{pairs:?}"
+        );
+        let found = generalise(&replica_equalities(&replica, 9, 100), &[], "test", 6).unwrap();
+        assert!(
+            found
+                .rules
+                .iter()
+                .any(|r| r.spec.lhs == "(+ (* ?a ?b) (* ?c ?b))" || r.spec.rhs == "(* (+ ?a ?c) ?b)"),
+            "{:?}",
+            found.rules
+        );
     }
 }

@@ -196,7 +196,8 @@ enum Known {
     None,
     /// The core's built-in rules.
     Builtin,
-    /// The built-in rules and the book's enabled ones: what agents run.
+    /// The book's enabled rules, with the built-in ones when the host's
+    /// agents run them: what agents run.
     #[default]
     Book,
 }
@@ -279,6 +280,7 @@ fn known_rules(tdx: &Tdx, known: Known) -> Vec<RuleSpec> {
         Known::None => Vec::new(),
         Known::Builtin => builtin().collect(),
         Known::Book => builtin()
+            .filter(|_| tdx.service.config().builtin_rules)
             .chain(tdx.service.enabled_rules().into_iter().map(|r| r.spec))
             .collect(),
     }

@@ -25,6 +25,10 @@ pub struct TdxConfig {
     pub peer: Option<String>,
     /// Each sync attempt's bound (`MAX_LATENCY_MS`, 100).
     pub max_latency: Duration,
+    /// Whether the host's agents run the core's built-in rules beside the
+    /// book's (`BUILTIN_RULES`): what a mined rule must not already follow
+    /// from, with `"known": "book"`.
+    pub builtin_rules: bool,
 }
 
 impl Default for TdxConfig {
@@ -34,6 +38,7 @@ impl Default for TdxConfig {
             api_key: None,
             peer: None,
             max_latency: Duration::from_millis(100),
+            builtin_rules: true,
         }
     }
 }
@@ -62,6 +67,25 @@ pub struct PeerStatus {
     /// Why the last failed attempt failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// Which of the book's rules the host's agents run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentsStatus {
+    /// `none` (no agent network takes rules from this book), `running` (the
+    /// agents run the book's enabled rules but those `left_out`), or
+    /// `built_in_only` (the agents' driver does not take book rules).
+    pub state: &'static str,
+    /// Whether they also run the core's built-in rules.
+    pub builtin: bool,
+    /// How many of the book's rules they run.
+    pub book_rules: usize,
+    /// Enabled rules they do not run, by key, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<(String, String)>,
+    /// Why, when they run none of the book's rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Why a change could not be made.
@@ -97,6 +121,9 @@ pub struct TdxService {
     syncs_refused: AtomicU64,
     /// Serialises changes, so each is stored in order before the next.
     writing: Mutex<()>,
+    /// Called after each change (see [`TdxService::on_change`]).
+    listeners: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+    agents: Mutex<AgentsStatus>,
 }
 
 /// Counters for `/2tdx/health`.
@@ -114,6 +141,8 @@ pub struct TdxStats {
     pub syncs_refused: u64,
     /// The configured peer.
     pub peer: PeerStatus,
+    /// What the host's agents run of the book.
+    pub agents: AgentsStatus,
 }
 
 impl TdxService {
@@ -134,6 +163,11 @@ impl TdxService {
             syncs_served: AtomicU64::new(0),
             syncs_refused: AtomicU64::new(0),
             writing: Mutex::new(()),
+            listeners: Mutex::new(Vec::new()),
+            agents: Mutex::new(AgentsStatus {
+                state: "none",
+                ..Default::default()
+            }),
         }
     }
 
@@ -186,7 +220,22 @@ impl TdxService {
             store.save(&next).map_err(|e| ChangeError::Store(e.0))?;
         }
         *self.book.write().expect("book lock") = next;
+        for listener in self.listeners.lock().expect("listeners lock").iter() {
+            listener();
+        }
         Ok(out)
+    }
+
+    /// Calls `listener` after each change to the book (an edit, a sync that
+    /// merged), under the lock that orders changes: it should only note
+    /// that one happened (wake a task, say).
+    pub fn on_change(&self, listener: impl Fn() + Send + Sync + 'static) {
+        self.listeners.lock().expect("listeners lock").push(Box::new(listener));
+    }
+
+    /// Notes what the host's agents run of the book (for `/2tdx/health`).
+    pub fn note_agents(&self, status: AgentsStatus) {
+        *self.agents.lock().expect("agents lock") = status;
     }
 
     /// Adds checked rules; answers the keys added and those already in the book.
@@ -316,6 +365,7 @@ impl TdxService {
             syncs_served: self.syncs_served.load(Ordering::Relaxed),
             syncs_refused: self.syncs_refused.load(Ordering::Relaxed),
             peer: self.peer_status.lock().expect("peer status lock").clone(),
+            agents: self.agents.lock().expect("agents lock").clone(),
         }
     }
 

@@ -545,3 +545,58 @@ fn a_false_equality_sent_through_a_blue_agent_is_refuted_everywhere_and_shapes_n
     }
     network.shutdown();
 }
+
+/// Rules given to a running network reach every agent, in its colour, and
+/// re-open what the agents had finished: `(+ a 0)` settles as it is with no
+/// rules, then on `a` once GREEN's `zero` arrives; a restarted agent runs
+/// them too; rules that do not compile change nothing.
+#[test]
+fn rules_given_to_a_running_network_rewrite_what_had_settled() {
+    let network = InProcessNetwork::start(NetworkConfig {
+        sync_interval: Duration::from_millis(100),
+        builtin_rules: false,
+        ..NetworkConfig::default()
+    })
+    .unwrap();
+    let expr = "(+ a 0)";
+    let id = network.submit_expr(&parse_expr(expr).unwrap()).unwrap().id;
+    let before = wait_settled(&network, &id, expr, Duration::from_secs(60));
+    assert_eq!(form(&before), "(+ a 0)", "{before:?}");
+
+    let bad = ramanujan_core::rules::RuleSpec {
+        name: "bad".into(),
+        lhs: "(+ ?a 0)".into(),
+        rhs: "?b".into(),
+        color: Color::Green,
+        bidirectional: false,
+        nonzero: Vec::new(),
+        integer: Vec::new(),
+    };
+    assert!(network.set_rules(vec![bad.clone()]).is_err());
+    let zero = ramanujan_core::rules::RuleSpec {
+        name: "zero".into(),
+        rhs: "?a".into(),
+        ..bad
+    };
+    assert!(network.set_rules(vec![zero.clone()]).unwrap());
+    assert!(
+        !network.set_rules(vec![zero]).unwrap(),
+        "the same rules again change nothing"
+    );
+    let started = Instant::now();
+    loop {
+        let status = network.submission_status(&id).unwrap();
+        if status.settled && form(&status) == "a" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "not rewritten: {status:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Restarted agents run the rules too.
+    for id in network.agent_ids().to_vec() {
+        network.restart_agent(&id).unwrap();
+    }
+    let after = settle(&network, "(+ b 0)");
+    assert_eq!(form(&after), "b", "{after:?}");
+    network.shutdown();
+}

@@ -216,6 +216,10 @@ impl TdxService {
         let _writing = self.writing.lock().expect("writing lock");
         let mut next = self.book.read().expect("book lock").clone();
         let out = edit(&mut next)?;
+        if next == *self.book.read().expect("book lock") {
+            // Nothing changed (a sync with a peer in step): nothing to store.
+            return Ok(out);
+        }
         if let Some(store) = &self.store {
             store.save(&next).map_err(|e| ChangeError::Store(e.0))?;
         }
@@ -292,12 +296,20 @@ impl TdxService {
     /// Serves a peer's `POST /2tdx/sync`: checks its state whole, merges it,
     /// and answers what the peer lacks.
     pub fn serve_sync(&self, theirs: BookState) -> Result<BookState, ChangeError> {
+        if *self.book.read().expect("book lock") == theirs {
+            // In step: nothing to check, merge or answer.
+            self.syncs_served.fetch_add(1, Ordering::Relaxed);
+            return Ok(BookState::default());
+        }
         // Checked under a read lock released before the change takes the write lock.
         let checked = self.book.read().expect("book lock").check_incoming(&theirs);
         let answer = checked.map_err(ChangeError::from).and_then(|()| {
             self.change(|book| {
-                book.merge(theirs.clone());
-                Ok(book.lacked_by(&theirs))
+                // What they lack, read before the merge: what the merge would
+                // add to it, they hold already.
+                let answer = book.lacked_by(&theirs);
+                book.merge(theirs);
+                Ok(answer)
             })
         });
         let counter = if answer.is_ok() {

@@ -805,6 +805,12 @@ impl Agent {
         self.refutations.iter()
     }
 
+    /// How many rules of its colour it runs (built-in and given, see
+    /// [`Agent::set_rules`]).
+    pub fn rule_count(&self) -> usize {
+        self.rules.rewrites(self.color).len()
+    }
+
     /// Whether the agent has rewriting to do, or a step is running.
     pub fn is_dirty(&self) -> bool {
         !self.queue.is_empty() || self.working.is_some() || self.unabsorbed.is_some()

@@ -91,6 +91,9 @@ pub struct AgentState {
     pub vector_clock: CausalContext,
     /// Digest of its facts.
     pub digest: String,
+    /// How many rules of its colour it runs (built-in and the rule book's).
+    #[serde(default)]
+    pub rules: usize,
     /// Every counter.
     pub counters: Counters,
 }
@@ -119,6 +122,7 @@ impl AgentState {
             restarts,
             vector_clock: replica.clock().clone(),
             digest: replica.digest(),
+            rules: agent.rule_count(),
             counters,
         }
     }

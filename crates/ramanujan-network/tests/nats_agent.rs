@@ -1,8 +1,10 @@
 //! One agent process's loop against a real `nats-server`: bad messages in its
-//! JetStream inbox are rejected and counted, never crash it, never touch its replica.
+//! JetStream inbox are rejected and counted, never crash it, never touch its
+//! replica; it runs the rules the host publishes.
 
 use futures_util::StreamExt;
 use ramanujan_agent::protocol::{Body, Envelope};
+use ramanujan_core::Color;
 use ramanujan_core::materialize::expr_terms;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::{Facts, ReplicaState};
@@ -147,6 +149,124 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
         !held("(* c d)") && !held("(* e f)"),
         "a forged multi-event delta was not merged"
     );
+    let _ = stop.send(());
+    agent.await.unwrap().unwrap();
+}
+
+/// Starts agent 0 of the Sierpinski network on `broker`, keeping its replica in `data`.
+fn start_agent(
+    broker: &LocalBroker,
+    data: &std::path::Path,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), String>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(run_nats_agent(
+        AgentConfig {
+            nats_url: broker.url(),
+            index: 0,
+            topology: TopologyKind::Sierpinski,
+            seed: 1069,
+            sync_interval: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_millis(200),
+            data_dir: Some(data.to_path_buf()),
+            batch: 64,
+            work: Default::default(),
+            node_id: "test".into(),
+            events: false,
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (stop, agent)
+}
+
+/// Waits (bounded) until agent 0 says it runs `want` rules of its colour
+/// (`None`: until it answers at all).
+async fn wait_rules(client: &async_nats::Client, want: Option<usize>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(answer) = client
+            .request(
+                wire::state_subject(0),
+                serde_json::to_vec(&json!({"want": "state"})).unwrap().into(),
+            )
+            .await
+        {
+            let state: Value = serde_json::from_slice(&answer.payload).unwrap();
+            if want.is_none_or(|want| state["rules"] == want) {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "never {want:?} rules: {}", state["rules"]);
+        }
+        assert!(Instant::now() < deadline, "the agent never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Agents on the broker run the rules the host publishes in the bucket
+/// `RAMANUJAN_RULES`: as they change, and first thing after a restart; a
+/// set that does not compile changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_on_the_broker_run_the_published_rules_and_read_them_again_after_a_restart() {
+    use ramanujan_core::rules::{RuleBook, RuleSpec};
+    use ramanujan_network::nats::broker::{AgentRuleSet, publish_agent_rules};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = LocalBroker::start(dir.path()).expect("nats-server runs (.ci/run installs it)");
+    let data = dir.path().join("data");
+    let client = ramanujan_network::nats::broker::connect(&broker.url(), "test")
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let (stop, agent) = start_agent(&broker, &data);
+    let builtin = |color: Color| RuleBook::new(true, &[]).unwrap().rewrites(color).len();
+    // Nothing published yet: the built-in rules.
+    let state = wait_rules(&client, None).await;
+    let color: Color = serde_json::from_value(state["color"].clone()).unwrap();
+    wait_rules(&client, Some(builtin(color))).await;
+    let zero = RuleSpec {
+        name: "zero".into(),
+        lhs: "(+ ?a 0)".into(),
+        rhs: "?a".into(),
+        color,
+        bidirectional: false,
+        nonzero: Vec::new(),
+        integer: Vec::new(),
+    };
+    let alone = AgentRuleSet {
+        builtin: false,
+        rules: vec![zero.clone()],
+    };
+    publish_agent_rules(&js, &alone).await.unwrap();
+    wait_rules(&client, Some(1)).await;
+    // A set that does not compile (an unsound rule) changes nothing.
+    let unsound = RuleSpec {
+        name: "unsound".into(),
+        rhs: "0".into(),
+        ..zero.clone()
+    };
+    let bad = AgentRuleSet {
+        builtin: false,
+        rules: vec![zero.clone(), unsound],
+    };
+    publish_agent_rules(&js, &bad).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_rules(&client, Some(1)).await;
+    let beside = AgentRuleSet {
+        builtin: true,
+        rules: vec![zero],
+    };
+    publish_agent_rules(&js, &beside).await.unwrap();
+    wait_rules(&client, Some(builtin(color) + 1)).await;
+
+    // Restarted, it reads the latest set first.
+    let _ = stop.send(());
+    agent.await.unwrap().unwrap();
+    publish_agent_rules(&js, &alone).await.unwrap();
+    let (stop, agent) = start_agent(&broker, &data);
+    wait_rules(&client, Some(1)).await;
     let _ = stop.send(());
     agent.await.unwrap().unwrap();
 }

@@ -303,11 +303,6 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    if args.nats.is_some() && !args.builtin_rules {
-        return Err(std::io::Error::other(
-            "BUILTIN_RULES=false needs in-process agents: agents on the broker run the built-in rules",
-        ));
-    }
     let timeline = open_timeline(&args).map_err(std::io::Error::other)?;
     let skills = skills::open(&args, timeline.emitter()).map_err(std::io::Error::other)?;
     let rules = tdx::open(&args).map_err(std::io::Error::other)?;
@@ -350,11 +345,15 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        rules.note_agents(tdx::agent_processes_status());
+        let rule_feed = tokio::spawn(tdx::feed_agents(
+            rules.clone(),
+            tdx::AgentsTarget::Broker(network.clone()),
+        ));
         let served = axum::serve(listener, app(&args, network, timeline, skills, rules, closing))
             .with_graceful_shutdown(shutdown)
             .await;
         feed.abort();
+        rule_feed.abort();
         watcher.abort();
         served?;
     } else {
@@ -370,7 +369,10 @@ pub async fn serve_on(
             timeline.emitter(),
             ramanujan_agent::network::heartbeat_interval(args.network.health_timeout()),
         ));
-        let rule_feed = tokio::spawn(tdx::feed_agents(rules.clone(), network.clone()));
+        let rule_feed = tokio::spawn(tdx::feed_agents(
+            rules.clone(),
+            tdx::AgentsTarget::InProcess(network.clone()),
+        ));
         let served = axum::serve(listener, app(&args, network.clone(), timeline, skills, rules, closing))
             .with_graceful_shutdown(shutdown)
             .await;

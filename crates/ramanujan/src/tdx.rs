@@ -9,7 +9,10 @@ use crate::pool::BlockingPool;
 use futures_util::future::BoxFuture;
 use ramanujan_core::color::Color;
 use ramanujan_core::replica::ReplicaState;
+use ramanujan_core::rules::{RuleBook, RuleSpec};
 use ramanujan_network::InProcessNetwork;
+use ramanujan_network::nats::NatsNetwork;
+use ramanujan_network::nats::broker::AgentRuleSet;
 use std::sync::Arc;
 use std::time::Duration;
 use transduction_2tdx::agents::agent_rules;
@@ -158,68 +161,103 @@ pub async fn sync_with_peer(service: Arc<TdxService>, interval: Duration) {
     }
 }
 
-/// Gives the in-process network's agents the book's enabled rules, each in
-/// its colour, now and after each change to the book, for as long as the
-/// task runs; notes what they run for `/2tdx/health`.
-pub async fn feed_agents(service: Arc<TdxService>, network: Arc<InProcessNetwork>) {
+/// Where the book's rules go to reach the agents.
+pub enum AgentsTarget {
+    /// The in-process network's agents, directly.
+    InProcess(Arc<InProcessNetwork>),
+    /// Agents on the broker, through its key-value bucket `RAMANUJAN_RULES`.
+    Broker(Arc<NatsNetwork>),
+}
+
+impl AgentsTarget {
+    /// Gives the agents `rules` (beside the built-in ones when `builtin`);
+    /// answers whether anything changed for them.
+    async fn give(&self, builtin: bool, rules: Vec<RuleSpec>) -> Result<bool, String> {
+        match self {
+            AgentsTarget::InProcess(network) => {
+                let network = network.clone();
+                // Compiling checks each rule's soundness, and each agent is
+                // locked in turn: off the async workers.
+                tokio::task::spawn_blocking(move || network.set_rules(rules))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            }
+            AgentsTarget::Broker(network) => {
+                // Refused here, not by each agent: the same compile they do.
+                let set = AgentRuleSet { builtin, rules };
+                let check = set.clone();
+                tokio::task::spawn_blocking(move || RuleBook::new(check.builtin, &check.rules))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                network.publish_rules(&set).await.map(|()| true)
+            }
+        }
+    }
+
+    /// What `/2tdx/health` says the agents do with what they were given.
+    fn state(&self) -> &'static str {
+        match self {
+            AgentsTarget::InProcess(_) => "running",
+            // Each agent takes them as it reads the bucket.
+            AgentsTarget::Broker(_) => "published",
+        }
+    }
+}
+
+/// Gives the agents the book's enabled rules, each in its colour, now and
+/// after each change to the book, for as long as the task runs; notes what
+/// they were given for `/2tdx/health`. A failure is retried at the next
+/// change, or after a few seconds.
+pub async fn feed_agents(service: Arc<TdxService>, target: AgentsTarget) {
     let changed = Arc::new(tokio::sync::Notify::new());
     let notify = changed.clone();
     service.on_change(move || notify.notify_one());
+    let builtin = service.config().builtin_rules;
     loop {
-        let set = agent_rules(&service.enabled_rules(), service.config().builtin_rules);
+        let set = agent_rules(&service.enabled_rules(), builtin);
         let (specs, left_out) = (set.specs, set.left_out);
         let count = specs.len();
-        let applying = network.clone();
-        // Compiling checks each rule's soundness, and each agent is locked in
-        // turn: off the async workers.
-        let applied = tokio::task::spawn_blocking(move || applying.set_rules(specs)).await;
-        match applied {
-            Ok(Ok(changed)) => {
+        let status = match target.give(builtin, specs).await {
+            Ok(changed) => {
                 if changed {
                     tracing::info!(
                         book_rules = count,
                         left_out = left_out.len(),
-                        "agents run the rule book's rules"
+                        "agents given the rule book's rules"
                     );
                 }
                 for (key, why) in &left_out {
-                    tracing::warn!(rule = %key, %why, "an enabled rule is not run by the agents");
+                    tracing::warn!(rule = %key, %why, "an enabled rule is not given to the agents");
                 }
-                service.note_agents(AgentsStatus {
-                    state: "running",
-                    builtin: service.config().builtin_rules,
+                AgentsStatus {
+                    state: target.state(),
+                    builtin,
                     book_rules: count,
                     left_out,
                     note: None,
-                });
+                }
             }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "the rule book's rules do not compile as one set; agents keep the rules they run");
-                service.note_agents(AgentsStatus {
-                    state: "running",
-                    builtin: service.config().builtin_rules,
+            Err(e) => {
+                tracing::error!(error = %e, "the agents were not given the rule book's rules; they keep the ones they run");
+                let status = AgentsStatus {
+                    state: "failing",
+                    builtin,
                     book_rules: 0,
                     left_out: Vec::new(),
-                    note: Some(format!("the book's rules did not compile as one set: {e}")),
-                });
+                    note: Some(format!("the book's rules did not reach the agents: {e}")),
+                };
+                service.note_agents(status);
+                tokio::select! {
+                    _ = changed.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+                continue;
             }
-            Err(e) => tracing::error!(error = %e, "giving the agents the book's rules failed"),
-        }
+        };
+        service.note_agents(status);
         changed.notified().await;
-    }
-}
-
-/// What agent processes on a broker run of the book: not its rules (yet).
-pub fn agent_processes_status() -> AgentsStatus {
-    AgentsStatus {
-        state: "built_in_only",
-        builtin: true,
-        book_rules: 0,
-        left_out: Vec::new(),
-        note: Some(
-            "agents on the broker (`ramanujan agent`) run the built-in rules only; book rules reach in-process agents"
-                .into(),
-        ),
     }
 }
 

@@ -655,3 +655,63 @@ fn acknowledged_rule_book_changes_survive_kill_9_in_the_middle_of_writes() {
         acknowledged.len()
     );
 }
+
+/// A host whose agents are on a broker publishes the book's enabled rules
+/// in the bucket the agent processes watch (`nats_agent.rs` shows an agent
+/// taking them), again after each change, and says so in `/2tdx/health`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_on_a_broker_publishes_the_book_for_its_agents() {
+    use ramanujan_network::nats::LocalBroker;
+    use ramanujan_network::nats::broker::{AGENT_RULES_KEY, AgentRuleSet, rules_bucket};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = LocalBroker::start(dir.path()).expect("nats-server runs (.ci/run installs it)");
+    let url = broker.url();
+    let site = Site::start("site", move |args| {
+        args.nats = Some(url);
+        args.builtin_rules = false;
+    })
+    .await;
+    let client = ramanujan_network::nats::broker::connect(&broker.url(), "test")
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let published = || async {
+        let bucket = rules_bucket(&js).await.unwrap();
+        let value = bucket.get(AGENT_RULES_KEY).await.unwrap();
+        value.map(|v| serde_json::from_slice::<AgentRuleSet>(&v).unwrap())
+    };
+    let wait_for = |want: usize| {
+        let published = &published;
+        let site = &site;
+        async move {
+            let started = Instant::now();
+            loop {
+                let health = get(site, "/2tdx/health").await;
+                if let Some(set) = published().await
+                    && set.rules.len() == want
+                    && health["book"]["agents"]["book_rules"] == want
+                {
+                    assert_eq!(health["book"]["agents"]["state"], "published", "{health}");
+                    return set;
+                }
+                assert!(started.elapsed() < Duration::from_secs(30), "{health}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let empty = wait_for(0).await;
+    assert!(!empty.builtin, "BUILTIN_RULES=false reaches the agents");
+    let keys = add(&site, vec![rule("zero", "(+ ?x 0)", "?x", "GREEN")]).await;
+    let set = wait_for(1).await;
+    assert_eq!(set.rules[0].lhs, "(+ ?a 0)", "{set:?}");
+    let (status, body) = call(
+        reqwest::Method::PATCH,
+        format!("{}/2tdx/rules/{}", site.base, keys[0]),
+        Some(KEY),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(0).await;
+    site.stop().await;
+}

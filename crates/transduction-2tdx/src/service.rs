@@ -69,12 +69,14 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
 }
 
-/// Which of the book's rules the host's agents run.
+/// What the host's agents were given of the book.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AgentsStatus {
     /// `none` (no agent network takes rules from this book), `running` (the
-    /// agents run the book's enabled rules but those `left_out`), or
-    /// `built_in_only` (the agents' driver does not take book rules).
+    /// in-process agents run the book's enabled rules but those `left_out`),
+    /// `published` (written to the broker's bucket `RAMANUJAN_RULES`, which
+    /// agents on the broker watch and take as they read it), or `failing`
+    /// (the last change did not reach them: they keep the rules they run).
     pub state: &'static str,
     /// Whether they also run the core's built-in rules.
     pub builtin: bool,

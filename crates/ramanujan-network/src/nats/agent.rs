@@ -5,16 +5,17 @@
 //! JetStream: a kill at any point loses nothing, because unacknowledged
 //! messages are delivered again and merging them twice changes nothing.
 
-use super::broker;
+use super::broker::{self, AgentRuleSet};
 use crate::redb_store::RedbStore;
 use crate::runtime::{TopologyKind, agent_id, first_sequence_number};
-use async_nats::jetstream::{self, consumer::pull};
+use async_nats::jetstream::{self, consumer::pull, kv};
 use futures_util::{FutureExt, StreamExt};
 use ramanujan_agent::agent::{Agent, WorkDone, WorkLimits};
 use ramanujan_agent::protocol::Envelope;
 use ramanujan_agent::release::Release;
 use ramanujan_agent::store::ReplicaStore;
 use ramanujan_agent::topology::first_sync_delay;
+use ramanujan_core::rules::RuleBook;
 use ramanujan_events::event::LifecycleState;
 use ramanujan_events::{Event, Kind};
 use ramanujan_wire::inbox::Handled;
@@ -73,6 +74,9 @@ struct Process {
     events: Vec<Event>,
     /// When the oldest of them was taken.
     events_since: Instant,
+    /// The rule set from the broker it runs, once one arrived (see
+    /// [`Process::take_rules`]).
+    rules: Option<AgentRuleSet>,
 }
 
 /// Runs one agent until `shutdown` resolves.
@@ -121,6 +125,7 @@ pub async fn run_nats_agent(config: AgentConfig, shutdown: impl Future<Output = 
         release: Release::default(),
         events: Vec::new(),
         events_since: Instant::now(),
+        rules: None,
     };
     process.run(shutdown).await
 }
@@ -148,6 +153,7 @@ impl Process {
             .await
             .map_err(|e| e.to_string())?;
         let mut inbox = self.inbox().await;
+        let mut rules = self.watch_rules().await;
         let mut beat = tokio::time::interval(self.config.heartbeat_interval);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stagger = first_sync_delay(index, self.config.sync_interval);
@@ -197,7 +203,17 @@ impl Process {
                 },
                 Some(query) = queries.next() => self.answer(query).await,
                 Some(_) = pings.next() => self.beat().await,
-                _ = beat.tick() => self.beat().await,
+                entry = async { rules.as_mut().expect("guarded").next().await }, if rules.is_some() => match entry {
+                    Some(Ok(entry)) => self.take_rules(entry),
+                    // The broker went away: watched again at the next beat.
+                    _ => rules = None,
+                },
+                _ = beat.tick() => {
+                    if rules.is_none() {
+                        rules = self.watch_rules().await;
+                    }
+                    self.beat().await
+                }
                 _ = sync.tick() => {
                     // A GREEN agent's tick may record refutations: saved first.
                     let out = self.agent.sync_tick();
@@ -213,6 +229,51 @@ impl Process {
         }
         tracing::info!(agent = %self.agent.id(), "stopping");
         Ok(())
+    }
+
+    /// The agents' rule set on the broker, watched (`None`, logged, while
+    /// the broker does not answer: the agent keeps the rules it runs).
+    async fn watch_rules(&self) -> Option<kv::Watch> {
+        let watched = tokio::time::timeout(Duration::from_secs(5), broker::watch_agent_rules(&self.js)).await;
+        match watched {
+            Ok(Ok(watch)) => Some(watch),
+            Ok(Err(e)) => {
+                tracing::warn!(agent = %self.agent.id(), error = %e, "the rule book's rules are not watched; will retry");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Runs the rule set the host published (built-in rules only when it
+    /// was deleted); a set that does not compile changes nothing.
+    fn take_rules(&mut self, entry: kv::Entry) {
+        let set = match entry.operation {
+            kv::Operation::Put => match serde_json::from_slice::<AgentRuleSet>(&entry.value) {
+                Ok(set) => set,
+                Err(e) => {
+                    tracing::warn!(agent = %self.agent.id(), error = %e, "the published rules do not read");
+                    return;
+                }
+            },
+            kv::Operation::Delete | kv::Operation::Purge => AgentRuleSet {
+                builtin: true,
+                rules: Vec::new(),
+            },
+        };
+        if self.rules.as_ref() == Some(&set) {
+            return;
+        }
+        match RuleBook::new(set.builtin, &set.rules) {
+            Ok(book) => {
+                self.agent.set_rules(book);
+                tracing::info!(agent = %self.agent.id(), builtin = set.builtin, book_rules = set.rules.len(), "runs the published rules");
+                self.rules = Some(set);
+            }
+            Err(e) => {
+                tracing::warn!(agent = %self.agent.id(), error = %e, "the published rules do not compile; keeps its rules")
+            }
+        }
     }
 
     /// Takes the agent's interaction events, stamped now, and publishes

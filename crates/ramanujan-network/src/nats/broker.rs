@@ -2,9 +2,11 @@
 //! consumer. Subjects and payloads are [`ramanujan_wire::wire`], shared
 //! with agents that run as Spin components behind the bridge.
 
-use async_nats::jetstream::{self, consumer::pull};
+use async_nats::jetstream::{self, consumer::pull, kv};
 use backon::{ExponentialBuilder, Retryable};
+use ramanujan_core::rules::RuleSpec;
 use ramanujan_wire::wire::{MAX_MESSAGE_BYTES, TIMELINE_SUBJECT, sync_subject};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The JetStream stream holding every agent's inbox.
@@ -31,6 +33,68 @@ pub async fn ensure_stream(js: &jetstream::Context) -> Result<jetstream::stream:
     })
     .await
     .map_err(|e| format!("creating the JetStream stream {STREAM}: {e}"))
+}
+
+/// The JetStream key-value bucket holding the rules agents run beside (or
+/// instead of) the built-in ones, under [`AGENT_RULES_KEY`]: the host writes
+/// it as its rule book changes, every agent watches it.
+pub const RULES_BUCKET: &str = "RAMANUJAN_RULES";
+
+/// The key of the agents' rule set in [`RULES_BUCKET`].
+pub const AGENT_RULES_KEY: &str = "agents";
+
+/// The rules agents run, as the host publishes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRuleSet {
+    /// Whether they run the core's built-in rules too.
+    pub builtin: bool,
+    /// The rules beside them, each in its colour.
+    pub rules: Vec<RuleSpec>,
+}
+
+/// The rules bucket, created if it is missing (only the latest value is kept).
+pub async fn rules_bucket(js: &jetstream::Context) -> Result<kv::Store, String> {
+    if let Ok(store) = js.get_key_value(RULES_BUCKET).await {
+        return Ok(store);
+    }
+    let created = js
+        .create_key_value(kv::Config {
+            bucket: RULES_BUCKET.into(),
+            history: 1,
+            storage: jetstream::stream::StorageType::File,
+            max_value_size: MAX_MESSAGE_BYTES as i32,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(store) => Ok(store),
+        // Another process may have created it meanwhile.
+        Err(e) => js
+            .get_key_value(RULES_BUCKET)
+            .await
+            .map_err(|_| format!("creating the JetStream key-value bucket {RULES_BUCKET}: {e}")),
+    }
+}
+
+/// Watches the agents' rule set: its current value first, then each change.
+pub async fn watch_agent_rules(js: &jetstream::Context) -> Result<kv::Watch, String> {
+    rules_bucket(js)
+        .await?
+        .watch_with_history(AGENT_RULES_KEY)
+        .await
+        .map_err(|e| format!("watching the agents' rules: {e}"))
+}
+
+/// Publishes the rules agents run (durably: agents that start later read it).
+pub async fn publish_agent_rules(js: &jetstream::Context, rules: &AgentRuleSet) -> Result<(), String> {
+    let bucket = rules_bucket(js).await?;
+    let bytes = serde_json::to_vec(rules).map_err(|e| e.to_string())?;
+    bucket
+        .put(AGENT_RULES_KEY, bytes.into())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("publishing the agents' rules: {e}"))
 }
 
 /// The JetStream stream holding the agents' interaction events until the

@@ -79,6 +79,12 @@ impl Drop for NatsNetwork {
 }
 
 impl NatsNetwork {
+    /// Publishes the rules every agent runs, durably: agents watch it, and
+    /// one that starts later reads it first.
+    pub async fn publish_rules(&self, set: &broker::AgentRuleSet) -> Result<(), String> {
+        broker::publish_agent_rules(&self.js, set).await
+    }
+
     /// Connects (retrying in the background if the broker is not up yet) and
     /// starts listening to heartbeats and acknowledgements. Must run inside tokio.
     pub async fn connect(config: RemoteConfig) -> Result<Arc<Self>, String> {

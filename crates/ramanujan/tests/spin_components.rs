@@ -1,7 +1,8 @@
-//! `egraph-service` as a Spin component in the wasmtime-crates test host
+//! Components as Spin components in the wasmtime-crates test host
 //! (`spin-test-host`, Spin's key-value in memory): every request gets a fresh
-//! instance, as under Spin, so an answer memoised in one instance is found by
-//! the next only through the shared key-value store.
+//! instance, as under Spin, so what one instance keeps reaches the next only
+//! through the shared key-value store: `egraph-service`'s memo,
+//! `transduction-2tdx`'s rule book.
 
 mod common;
 
@@ -11,12 +12,18 @@ use serde_json::Value;
 use spin_test_host::SpinHost;
 
 async fn call(host: &SpinHost, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let request = http::Request::builder()
+    call_with_key(host, method, path, body, None).await
+}
+
+async fn call_with_key(host: &SpinHost, method: &str, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
+    let mut request = http::Request::builder()
         .method(method)
         .uri(format!("http://localhost{path}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let request = request.body(Full::new(Bytes::from(body.to_string()))).unwrap();
     let response = host.handle(request).await.expect("the component answers");
     let status = response.status().as_u16();
     (status, serde_json::from_slice(response.body()).unwrap_or(Value::Null))
@@ -61,5 +68,81 @@ fn egraph_service_shares_its_memo_between_instances_through_key_value() {
         let (status, answer) = call(&ungranted, "POST", "/egraph/saturate", r#"{"expression": "(* x 1)"}"#).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["cached"], false);
+    });
+}
+
+/// transduction-2tdx on Spin keeps its rule book in key-value: a rule added
+/// in one instance is listed by the next, a sync merges into it, the key is
+/// asked for, and what Spin cannot do (a peer on an interval, mining from
+/// agents in another component) answers 404 saying so.
+#[test]
+fn transduction_2tdx_keeps_its_rule_book_in_key_value_between_instances() {
+    let wasm = common::spin_components().join("spin_transduction_2tdx.wasm");
+    let key = "spin-test-key";
+    let host = SpinHost::new(
+        &wasm,
+        &["default"],
+        &[("TDX_API_KEY", key), ("LOCAL_ENDPOINT", "spin-site")],
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let zero = r#"{"rules": [{"name": "zero", "lhs": "(+ ?x 0)", "rhs": "?x", "color": "GREEN"}]}"#;
+        let (status, answer) = call(&host, "POST", "/2tdx/rules", zero).await;
+        assert_eq!(status, 401, "{answer}");
+        let (status, added) = call_with_key(&host, "POST", "/2tdx/rules", zero, Some(key)).await;
+        assert_eq!(status, 200, "{added}");
+        assert!(host.kv_get("default", "tdx/book").is_some(), "the book is in key-value");
+
+        // A fresh instance reads it.
+        let (status, listed) = call(&host, "GET", "/2tdx/rules", "").await;
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(listed["count"], 1, "{listed}");
+
+        // A peer's state with one more rule merges in; the answer is what it lacks.
+        let (_, book) = call(&host, "GET", "/2tdx/rules", "").await;
+        let mut peer: Value = serde_json::from_slice(&host.kv_get("default", "tdx/book").unwrap()).unwrap();
+        let one = ramanujan_core::rules::RuleSpec {
+            name: "one".into(),
+            lhs: "(* ?x 1)".into(),
+            rhs: "?x".into(),
+            color: ramanujan_core::Color::Green,
+            bidirectional: false,
+            nonzero: Vec::new(),
+            integer: Vec::new(),
+        };
+        let mut state: transduction_2tdx::book::BookState = serde_json::from_value(peer.take()).unwrap();
+        state.add(transduction_2tdx::mine::check_rule(&one, "peer").unwrap(), "peer-site");
+        let body = serde_json::to_string(&state).unwrap();
+        let (status, lacked) = call_with_key(&host, "POST", "/2tdx/sync", &body, Some(key)).await;
+        assert_eq!(status, 200, "{lacked}");
+        let (_, listed) = call(&host, "GET", "/2tdx/rules", "").await;
+        assert_eq!(listed["count"], 2, "{listed}");
+        assert_ne!(listed["digest"], book["digest"]);
+        // In step now: the same state again changes nothing and answers nothing.
+        let (status, lacked) = call_with_key(&host, "POST", "/sync", &body, Some(key)).await;
+        assert_eq!(status, 200, "{lacked}");
+        assert_eq!(lacked["rules"], serde_json::json!({}), "{lacked}");
+
+        let (status, answer) = call_with_key(&host, "POST", "/2tdx/sync/peer", "{}", Some(key)).await;
+        assert_eq!(status, 404, "{answer}");
+        let (status, answer) = call(&host, "POST", "/2tdx/mine", r#"{"source": "network"}"#).await;
+        assert_eq!(status, 404, "{answer}");
+        let (status, answer) = call_with_key(
+            &host,
+            "POST",
+            "/2tdx/rules",
+            r#"{"rules": [{"name": "bad", "lhs": "(+ ?x 0)", "rhs": "?y", "color": "GREEN"}]}"#,
+            Some(key),
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("?y"), "{answer}");
+        let (status, health) = call(&host, "GET", "/2tdx/health", "").await;
+        assert_eq!(status, 200, "{health}");
+        assert_eq!(health["site"], "spin-site", "{health}");
     });
 }

@@ -175,11 +175,24 @@ impl TdxService {
 
     /// Keeps the book in `store`, starting from what it holds (checked as a
     /// state from elsewhere would be).
-    pub fn with_store(mut self, store: Arc<dyn BookStore>) -> Result<Self, String> {
+    pub fn with_store(self, store: Arc<dyn BookStore>) -> Result<Self, String> {
+        self.with_store_checked(store, true)
+    }
+
+    /// [`TdxService::with_store`] for a host that loads the book for each
+    /// request from a store only this component writes (Spin's key-value):
+    /// what it holds was checked whole when it entered, so it is not again.
+    pub fn with_own_store(self, store: Arc<dyn BookStore>) -> Result<Self, String> {
+        self.with_store_checked(store, false)
+    }
+
+    fn with_store_checked(mut self, store: Arc<dyn BookStore>, check: bool) -> Result<Self, String> {
         if let Some(saved) = store.load().map_err(|e| e.0)? {
-            BookState::default()
-                .check_incoming(&saved)
-                .map_err(|e| format!("the stored rule book does not check: {e}"))?;
+            if check {
+                BookState::default()
+                    .check_incoming(&saved)
+                    .map_err(|e| format!("the stored rule book does not check: {e}"))?;
+            }
             *self.book.get_mut().expect("not shared yet") = saved;
         }
         self.store = Some(store);

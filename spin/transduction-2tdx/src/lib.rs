@@ -1,0 +1,115 @@
+//! `transduction-2tdx` on Spin: `/2tdx/...` and `/sync/...`.
+//!
+//! An instance lives for one request, so the rule book lives in the
+//! key-value store `default` (key `tdx/book`): read before the request, and
+//! written back before the answer when the request changed it (an answer
+//! that says a change was made is given only once it is stored; a store that
+//! fails answers 503 and keeps nothing). Another instance may have stored a
+//! change meanwhile: the book is a CRDT, so what the store holds then is
+//! merged in before writing, and neither change is lost unless two writes
+//! interleave between that read and the write (Spin's key-value has no
+//! compare-and-swap).
+//!
+//! Not here: syncing with a peer on an interval (no process lives between
+//! requests; a peer can sync with this one through `POST /2tdx/sync`, and
+//! `POST /2tdx/sync/peer` answers 404), mining from the network (the agents
+//! are another component; 404 saying so).
+//!
+//! Settings (Spin variables, else the environment): `tdx_api_key` (the key
+//! changes and syncs need; unset: open), `local_endpoint` (this site's name).
+
+use axum::response::{IntoResponse, Response};
+use ramanujan_http::kv::KeyValue;
+use ramanujan_http::offload::Inline;
+use spin_entry::SpinKeyValue;
+use spin_sdk::http::Request;
+use std::sync::{Arc, Mutex};
+use transduction_2tdx::book::BookState;
+use transduction_2tdx::store::{BookStore, StoreError};
+use transduction_2tdx::{TdxConfig, TdxService};
+
+/// Where the book is kept in the store.
+const BOOK_KEY: &str = "tdx/book";
+
+/// The book as this request found it, and the one it changed it to.
+struct RequestBook {
+    loaded: Option<BookState>,
+    saved: Mutex<Option<BookState>>,
+}
+
+impl BookStore for RequestBook {
+    fn load(&self) -> Result<Option<BookState>, StoreError> {
+        Ok(self.loaded.clone())
+    }
+
+    fn save(&self, book: &BookState) -> Result<(), StoreError> {
+        *self.saved.lock().expect("one thread") = Some(book.clone());
+        Ok(())
+    }
+}
+
+async fn setting(name: &str) -> Option<String> {
+    let value = match spin_sdk::variables::get(name).await {
+        Ok(value) => Some(value),
+        Err(_) => std::env::var(name.to_ascii_uppercase()).ok(),
+    };
+    value.filter(|v| !v.is_empty())
+}
+
+fn unavailable(message: String) -> Response {
+    ramanujan_http::ApiError::unavailable(message).into_response()
+}
+
+async fn read_book(kv: &SpinKeyValue) -> Result<Option<BookState>, String> {
+    match kv.get(BOOK_KEY).await? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("the stored rule book does not read: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// Serves one request.
+#[spin_sdk::http_service]
+async fn handle(request: Request) -> Response {
+    let kv = SpinKeyValue::new("default");
+    let loaded = match read_book(&kv).await {
+        Ok(book) => book,
+        Err(e) => return unavailable(format!("the rule book could not be read: {e}")),
+    };
+    let store = Arc::new(RequestBook {
+        loaded: loaded.clone(),
+        saved: Mutex::new(None),
+    });
+    let config = TdxConfig {
+        site: setting("local_endpoint").await.unwrap_or_else(|| "spin".into()),
+        api_key: setting("tdx_api_key").await,
+        ..TdxConfig::default()
+    };
+    let service = match TdxService::new(config, Arc::new(Inline)).with_own_store(store.clone()) {
+        Ok(service) => service,
+        Err(e) => return unavailable(e),
+    };
+    let response = spin_entry::serve(transduction_2tdx::router(Arc::new(service), None), request).await;
+    let Some(mut changed) = store.saved.lock().expect("one thread").take() else {
+        return response;
+    };
+    // Another instance's change since this one read the book joins it.
+    match read_book(&kv).await {
+        Ok(current) if current != loaded => {
+            if let Some(current) = current {
+                changed.merge(current);
+            }
+        }
+        Ok(_) => {}
+        Err(e) => return unavailable(format!("the rule book could not be read back: {e}; nothing changed")),
+    }
+    let bytes = match serde_json::to_vec(&changed) {
+        Ok(bytes) => bytes,
+        Err(e) => return unavailable(format!("the rule book could not be encoded: {e}; nothing changed")),
+    };
+    if let Err(e) = kv.set(BOOK_KEY, bytes).await {
+        return unavailable(format!("the rule book could not be stored: {e}; nothing changed"));
+    }
+    response
+}

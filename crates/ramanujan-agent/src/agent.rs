@@ -805,6 +805,14 @@ impl Agent {
         self.refutations.iter()
     }
 
+    /// Runs `rules`, restored with the agent: they ran before it was saved
+    /// (a host that loads the agent for each request, as Spin does, gives
+    /// them again each time), so nothing is taken again. Rules that changed
+    /// since go through [`Agent::set_rules`].
+    pub fn use_rules(&mut self, rules: RuleBook) {
+        self.rules = rules;
+    }
+
     /// How many rules of its colour it runs (built-in and given, see
     /// [`Agent::set_rules`]).
     pub fn rule_count(&self) -> usize {

@@ -15,10 +15,11 @@ use ramanujan_agent::agent::{Agent, AgentSnapshot, WorkLimits};
 use ramanujan_agent::network::{BoxFuture, NetworkError};
 use ramanujan_agent::protocol::Envelope;
 use ramanujan_agent::topology::{TopologyKind, agent_id};
+use ramanujan_core::rules::RuleBook;
 use ramanujan_events::event::LifecycleState;
 use ramanujan_events::{Event, Kind};
 use ramanujan_wire::inbox::Handled;
-use ramanujan_wire::wire::{self, Beat, Query, SubmitAck};
+use ramanujan_wire::wire::{self, AGENT_RULES_KEY, AgentRuleSet, Beat, Query, SubmitAck};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -93,6 +94,9 @@ struct Saved {
     #[serde(default)]
     saved_ms: u64,
     agent: AgentSnapshot,
+    /// The rule set it ran (see [`Hosted::give_rules`]); none: the built-in rules.
+    #[serde(default)]
+    rules: Option<AgentRuleSet>,
 }
 
 /// A loaded agent.
@@ -103,6 +107,8 @@ pub(crate) struct Loaded {
     pub(crate) created_ms: u64,
     /// When it was last saved; `None` for an agent never saved (new here).
     pub(crate) saved_ms: Option<u64>,
+    /// The rule set it runs, from the store; `None`: the built-in rules.
+    rules: Option<AgentRuleSet>,
 }
 
 /// The agents hosted here, over a store and a publisher.
@@ -138,9 +144,56 @@ impl Hosted {
     /// The agent at `index` as saved (or new), its clock set to now.
     pub(crate) async fn load(&self, index: usize) -> Result<Loaded, NetworkError> {
         let mut loaded = self.load_saved(index).await?;
+        self.give_rules(&mut loaded).await?;
         loaded.agent.set_time(now_ms().saturating_sub(loaded.created_ms));
         loaded.agent.record_events();
         Ok(loaded)
+    }
+
+    /// Gives the agent the rule set the app's rule book keeps for agents in
+    /// the store (`agents/rules`, written by `transduction-2tdx`): the same
+    /// set it ran before is only restored; a changed one is taken as new
+    /// rules are (finished submissions taken again). A set that does not
+    /// read or compile leaves the agent with the rules it ran.
+    async fn give_rules(&self, loaded: &mut Loaded) -> Result<(), NetworkError> {
+        let stored = self
+            .store
+            .get(AGENT_RULES_KEY)
+            .await
+            .map_err(|e| NetworkError::Unavailable(format!("reading {AGENT_RULES_KEY}: {e}")))?;
+        let set = match stored {
+            Some(bytes) => match serde_json::from_slice::<AgentRuleSet>(&bytes) {
+                Ok(set) => Some(set),
+                Err(_) => return self.keep_rules(loaded),
+            },
+            None => None,
+        };
+        let (builtin, custom) = match &set {
+            Some(set) => (set.builtin, set.rules.as_slice()),
+            None => (true, &[][..]),
+        };
+        let Ok(book) = RuleBook::trusted(builtin, custom) else {
+            return self.keep_rules(loaded);
+        };
+        if set == loaded.rules {
+            loaded.agent.use_rules(book);
+        } else {
+            loaded.agent.set_rules(book);
+            loaded.rules = set;
+        }
+        Ok(())
+    }
+
+    /// Restores the rules the agent ran (after a stored set it cannot use).
+    fn keep_rules(&self, loaded: &mut Loaded) -> Result<(), NetworkError> {
+        let (builtin, custom) = match &loaded.rules {
+            Some(set) => (set.builtin, set.rules.as_slice()),
+            None => (true, &[][..]),
+        };
+        if let Ok(book) = RuleBook::trusted(builtin, custom) {
+            loaded.agent.use_rules(book);
+        }
+        Ok(())
     }
 
     async fn load_saved(&self, index: usize) -> Result<Loaded, NetworkError> {
@@ -162,6 +215,7 @@ impl Hosted {
                 incarnation: saved.incarnation,
                 created_ms: saved.created_ms,
                 saved_ms: Some(saved.saved_ms),
+                rules: saved.rules,
             });
         }
         let topology = self
@@ -184,6 +238,7 @@ impl Hosted {
             incarnation,
             created_ms,
             saved_ms: None,
+            rules: None,
         })
     }
 
@@ -194,6 +249,7 @@ impl Hosted {
             created_ms: loaded.created_ms,
             saved_ms: now_ms(),
             agent: loaded.agent.into_snapshot(),
+            rules: loaded.rules,
         };
         let bytes = rmp_serde::to_vec_named(&saved).map_err(|e| NetworkError::Unavailable(e.to_string()))?;
         let key = agent_id(loaded.index);

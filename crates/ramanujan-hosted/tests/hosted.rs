@@ -47,6 +47,11 @@ fn submit(hosted: &Hosted, expression: &str) {
 
 /// The nine agents of S(2,3), hosted in one in-memory store, publishing into a list.
 fn nine_hosted_agents(work: WorkLimits) -> (Hosted, Arc<Kept>) {
+    nine_hosted_agents_in(work, Arc::new(MemoryKeyValue::default()))
+}
+
+/// [`nine_hosted_agents`] over `store`.
+fn nine_hosted_agents_in(work: WorkLimits, store: Arc<MemoryKeyValue>) -> (Hosted, Arc<Kept>) {
     let published = Arc::new(Kept::default());
     let config = HostedConfig {
         topology: TopologyKind::Sierpinski,
@@ -57,7 +62,7 @@ fn nine_hosted_agents(work: WorkLimits) -> (Hosted, Arc<Kept>) {
         sync_interval: std::time::Duration::from_millis(ramanujan_agent::defaults::SYNC_INTERVAL_MS),
         health_timeout: std::time::Duration::from_millis(ramanujan_agent::defaults::HEALTH_TIMEOUT_MS),
     };
-    let hosted = Hosted::new(config, Arc::new(MemoryKeyValue::default()), published.clone());
+    let hosted = Hosted::new(config, store, published.clone());
     (hosted, published)
 }
 
@@ -98,6 +103,12 @@ fn a_hosted_agent_made_for_the_first_time_begins_a_life() {
 fn hosted_forms(expression: &str) -> Vec<Option<String>> {
     let (hosted, published) = nine_hosted_agents(WorkLimits::default());
     submit(&hosted, expression);
+    settle(&hosted, &published, expression)
+}
+
+/// Delivers, ticks and syncs the nine agents until nothing moves; then each
+/// agent's canonical form of `expression`.
+fn settle(hosted: &Hosted, published: &Kept, expression: &str) -> Vec<Option<String>> {
     // Rounds of: every inbox message delivered until none is left, then a
     // tick for every agent (anti-entropy every other round); until no agent
     // has work and every agent holds the same facts.
@@ -212,4 +223,53 @@ fn a_sync_query_s_answer_carries_its_events_for_the_timeline() {
     );
     let status = now(hosted.query(0, br#"{"want": "state"}"#)).unwrap();
     assert!(status.get("events").is_none(), "{status}");
+}
+
+/// Hosted agents run the rule set the app keeps for agents in the store
+/// (`agents/rules`, which `transduction-2tdx` writes): with no rules at all,
+/// `(+ a 0)` settles as it is; once GREEN's `zero` is stored, the agents take
+/// the finished submission again and settle it on `a`.
+#[test]
+fn hosted_agents_run_the_rule_set_in_the_store_and_reopen_what_they_finished() {
+    use ramanujan_http::kv::KeyValue;
+    use ramanujan_wire::wire::{AGENT_RULES_KEY, AgentRuleSet};
+    let store = Arc::new(MemoryKeyValue::default());
+    let put = |set: &AgentRuleSet| now(store.set(AGENT_RULES_KEY, serde_json::to_vec(set).unwrap())).unwrap();
+    put(&AgentRuleSet {
+        builtin: false,
+        rules: Vec::new(),
+    });
+    let (hosted, published) = nine_hosted_agents_in(WorkLimits::default(), store.clone());
+    submit(&hosted, "(+ a 0)");
+    let forms = settle(&hosted, &published, "(+ a 0)");
+    assert!(forms.iter().all(|f| f.as_deref() == Some("(+ a 0)")), "{forms:?}");
+
+    let zero = ramanujan_core::rules::RuleSpec {
+        name: "zero".into(),
+        lhs: "(+ ?a 0)".into(),
+        rhs: "?a".into(),
+        color: ramanujan_core::Color::Green,
+        bidirectional: false,
+        nonzero: Vec::new(),
+        integer: Vec::new(),
+    };
+    put(&AgentRuleSet {
+        builtin: false,
+        rules: vec![zero],
+    });
+    let forms = settle(&hosted, &published, "(+ a 0)");
+    assert!(forms.iter().all(|f| f.as_deref() == Some("a")), "{forms:?}");
+    let rules: Vec<(String, u64)> = (0..9)
+        .map(|i| {
+            let state = now(hosted.query(i, br#"{"want": "state"}"#)).unwrap();
+            (
+                state["color"].as_str().unwrap().to_string(),
+                state["rules"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        rules.iter().all(|(color, n)| *n == u64::from(color == "GREEN")),
+        "{rules:?}"
+    );
 }

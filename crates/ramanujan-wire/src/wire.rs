@@ -18,6 +18,7 @@ use ramanujan_agent::agent::Agent;
 use ramanujan_agent::network::{AgentState, Lifecycle};
 use ramanujan_agent::protocol::Envelope;
 use ramanujan_core::Color;
+use ramanujan_core::rules::RuleSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -33,6 +34,21 @@ pub const MAX_ENVELOPES_PER_MESSAGE: usize = 1024;
 
 /// Where agents publish their interaction events for the timeline.
 pub const TIMELINE_SUBJECT: &str = "timeline.events";
+
+/// Where the rules agents run are kept for them: the key in the broker's
+/// key-value bucket `RAMANUJAN_RULES`, and in a Spin app's key-value store.
+pub const AGENT_RULES_KEY: &str = "agents/rules";
+
+/// The rules agents run, as the host publishes them (the enabled rules of
+/// its rule book, each in its colour).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRuleSet {
+    /// Whether they run the core's built-in rules too.
+    pub builtin: bool,
+    /// The rules beside them, each in its colour.
+    pub rules: Vec<RuleSpec>,
+}
 
 /// A batch of interaction events as published on [`TIMELINE_SUBJECT`] (JSON).
 pub fn encode_events(events: &[ramanujan_events::Event]) -> Vec<u8> {

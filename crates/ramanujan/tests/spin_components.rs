@@ -121,6 +121,10 @@ fn transduction_2tdx_keeps_its_rule_book_in_key_value_between_instances() {
         assert_eq!(status, 200, "{lacked}");
         let (_, listed) = call(&host, "GET", "/2tdx/rules", "").await;
         assert_eq!(listed["count"], 2, "{listed}");
+        // Where the app's agents read the rules they run.
+        let given: Value = serde_json::from_slice(&host.kv_get("default", "agents/rules").unwrap()).unwrap();
+        assert_eq!(given["builtin"], true, "{given}");
+        assert_eq!(given["rules"].as_array().unwrap().len(), 2, "{given}");
         assert_ne!(listed["digest"], book["digest"]);
         // In step now: the same state again changes nothing and answers nothing.
         let (status, lacked) = call_with_key(&host, "POST", "/sync", &body, Some(key)).await;

@@ -10,6 +10,10 @@
 //! interleave between that read and the write (Spin's key-value has no
 //! compare-and-swap).
 //!
+//! Each change also writes the book's enabled rules where the app's agents
+//! (`agent-orchestrator`, the same store) read them (`agents/rules`): they
+//! run them, in their colours, from their next request on.
+//!
 //! Not here: syncing with a peer on an interval (no process lives between
 //! requests; a peer can sync with this one through `POST /2tdx/sync`, and
 //! `POST /2tdx/sync/peer` answers 404), mining from the network (the agents
@@ -21,9 +25,11 @@
 use axum::response::{IntoResponse, Response};
 use ramanujan_http::kv::KeyValue;
 use ramanujan_http::offload::Inline;
+use ramanujan_wire::wire::{AGENT_RULES_KEY, AgentRuleSet};
 use spin_entry::SpinKeyValue;
 use spin_sdk::http::Request;
 use std::sync::{Arc, Mutex};
+use transduction_2tdx::agents::agent_rules;
 use transduction_2tdx::book::BookState;
 use transduction_2tdx::store::{BookStore, StoreError};
 use transduction_2tdx::{TdxConfig, TdxService};
@@ -110,6 +116,17 @@ async fn handle(request: Request) -> Response {
     };
     if let Err(e) = kv.set(BOOK_KEY, bytes).await {
         return unavailable(format!("the rule book could not be stored: {e}; nothing changed"));
+    }
+    // The app's agents (agent-orchestrator, same store) run its enabled rules.
+    let given = AgentRuleSet {
+        builtin: true,
+        rules: agent_rules(&changed.enabled_rules(), true).specs,
+    };
+    let stored = serde_json::to_vec(&given).map_err(|e| e.to_string());
+    if let Err(e) = async { kv.set(AGENT_RULES_KEY, stored?).await }.await {
+        return unavailable(format!(
+            "the rule book was stored, but not the agents' rules: {e} (the next change writes them)"
+        ));
     }
     response
 }

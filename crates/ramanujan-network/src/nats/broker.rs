@@ -4,9 +4,7 @@
 
 use async_nats::jetstream::{self, consumer::pull, kv};
 use backon::{ExponentialBuilder, Retryable};
-use ramanujan_core::rules::RuleSpec;
 use ramanujan_wire::wire::{MAX_MESSAGE_BYTES, TIMELINE_SUBJECT, sync_subject};
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The JetStream stream holding every agent's inbox.
@@ -40,18 +38,7 @@ pub async fn ensure_stream(js: &jetstream::Context) -> Result<jetstream::stream:
 /// it as its rule book changes, every agent watches it.
 pub const RULES_BUCKET: &str = "RAMANUJAN_RULES";
 
-/// The key of the agents' rule set in [`RULES_BUCKET`].
-pub const AGENT_RULES_KEY: &str = "agents";
-
-/// The rules agents run, as the host publishes them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentRuleSet {
-    /// Whether they run the core's built-in rules too.
-    pub builtin: bool,
-    /// The rules beside them, each in its colour.
-    pub rules: Vec<RuleSpec>,
-}
+pub use ramanujan_wire::wire::{AGENT_RULES_KEY, AgentRuleSet};
 
 /// The rules bucket, created if it is missing (only the latest value is kept).
 pub async fn rules_bucket(js: &jetstream::Context) -> Result<kv::Store, String> {

@@ -229,7 +229,10 @@ impl BookState {
 
     /// Merges a state checked by [`BookState::check_incoming`].
     pub fn merge(&mut self, other: BookState) {
-        self.members.merge(other.members);
+        // What both sides hold alike (most of it, between sites in step) is skipped.
+        if self.members != other.members {
+            self.members.merge(other.members);
+        }
         for (key, rule) in other.rules {
             match self.rules.get_mut(&key) {
                 Some(held) if *held == rule => {}
@@ -240,10 +243,16 @@ impl BookState {
             }
         }
         for (key, register) in other.enabled {
-            self.enabled.entry(key).or_default().merge(register);
+            let held = self.enabled.entry(key).or_default();
+            if *held != register {
+                held.merge(register);
+            }
         }
         for (key, register) in other.colors {
-            self.colors.entry(key).or_default().merge(register);
+            let held = self.colors.entry(key).or_default();
+            if *held != register {
+                held.merge(register);
+            }
         }
     }
 

@@ -544,8 +544,8 @@ impl Agent {
 
     /// Runs `rules` from now on: configuration, as its host's rule book
     /// changes. Each submission it finished under the old rules (its colour's
-    /// fixpoint) is taken again, since new rules may derive more; one whose
-    /// budget is spent stays stopped.
+    /// fixpoint), or is rewriting with them now, is taken again, since new
+    /// rules may derive more; one whose budget is spent stays stopped.
     pub fn set_rules(&mut self, rules: RuleBook) {
         self.rules = rules;
         let finished: Vec<TermKey> = self
@@ -555,6 +555,11 @@ impl Agent {
             .map(|(root, _)| *root)
             .collect();
         for root in finished {
+            self.enqueue(root);
+        }
+        // A step out with the old rules would mark its submission finished
+        // under them: it is taken again once that step is back.
+        if let Some(root) = self.working {
             self.enqueue(root);
         }
     }

@@ -629,3 +629,24 @@ fn a_sequence_number_no_peer_can_have_reached_is_refused_and_does_not_deafen() {
     );
     assert_eq!(c.counters().duplicates, 1);
 }
+
+/// Rules that change while a rewriting step is out with the old ones do not
+/// let that step's "nothing more to derive" end the submission: it is taken
+/// again with the new rules (mutant: `set_rules` ignoring the step out fails).
+#[test]
+fn rules_that_change_during_a_step_are_applied_after_it() {
+    use ramanujan_core::rules::{RuleBook, RuleSpec};
+    let known: std::collections::HashSet<String> = ["g".to_string()].into();
+    let mut agent = Agent::new("g".into(), Color::Green, Vec::new(), known, WorkLimits::default());
+    agent.set_rules(RuleBook::new(false, &[]).unwrap());
+    let (root, _) = agent.submit(&parse_expr("(+ a 0)").unwrap());
+    let job = agent.start_work().expect("the submission is queued");
+    let zero = RuleSpec::new("zero", "(+ ?a 0)", "?a", Color::Green);
+    agent.set_rules(RuleBook::new(false, &[zero]).unwrap());
+    // The step ran with no rules: it derived nothing.
+    agent.finish_work(job.run());
+    for _ in 0..20 {
+        agent.work();
+    }
+    assert_eq!(agent.held_form(root).canonical.as_deref(), Some("a"));
+}

@@ -36,7 +36,8 @@ pub struct RuleSpec {
 }
 
 impl RuleSpec {
-    fn new(name: &str, lhs: &str, rhs: &str, color: Color) -> Self {
+    /// The rule `lhs => rhs` named `name` in `color`, one way, without side conditions.
+    pub fn new(name: &str, lhs: &str, rhs: &str, color: Color) -> Self {
         RuleSpec {
             name: name.into(),
             lhs: lhs.into(),
@@ -349,16 +350,7 @@ pub struct RuleBook {
 impl RuleBook {
     /// Built-in rules of every colour (when `defaults`) followed by `custom`.
     pub fn new(defaults: bool, custom: &[RuleSpec]) -> Result<Self, RuleError> {
-        if custom.len() > MAX_CUSTOM_RULES {
-            return Err(RuleError {
-                name: "rules".into(),
-                message: format!("at most {MAX_CUSTOM_RULES} custom rules"),
-            });
-        }
-        let builtin = if defaults { builtin() } else { &[] };
-        let taken = builtin.iter().map(|(_, rw)| rw.name).collect();
-        let custom = colored(custom, compile(custom, &taken)?);
-        Ok(RuleBook { builtin, custom })
+        Self::compiled(defaults, custom, Check::Soundness)
     }
 
     /// [`RuleBook::new`] for custom rules already checked for soundness when
@@ -367,6 +359,10 @@ impl RuleBook {
     /// rules are, which a host that compiles them per request (Spin) needs.
     /// What does not compile is still refused.
     pub fn trusted(defaults: bool, custom: &[RuleSpec]) -> Result<Self, RuleError> {
+        Self::compiled(defaults, custom, Check::BuiltIn)
+    }
+
+    fn compiled(defaults: bool, custom: &[RuleSpec], check: Check) -> Result<Self, RuleError> {
         if custom.len() > MAX_CUSTOM_RULES {
             return Err(RuleError {
                 name: "rules".into(),
@@ -375,7 +371,7 @@ impl RuleBook {
         }
         let builtin = if defaults { builtin() } else { &[] };
         let taken = builtin.iter().map(|(_, rw)| rw.name).collect();
-        let custom = colored(custom, compile_with(custom, &taken, Check::BuiltIn)?);
+        let custom = colored(custom, compile_with(custom, &taken, check)?);
         Ok(RuleBook { builtin, custom })
     }
 

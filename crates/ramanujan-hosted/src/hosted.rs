@@ -162,8 +162,9 @@ impl Hosted {
             .await
             .map_err(|e| NetworkError::Unavailable(format!("reading {AGENT_RULES_KEY}: {e}")))?;
         let set = match stored {
+            // Which book it was read from is not what the agent runs.
             Some(bytes) => match serde_json::from_slice::<AgentRuleSet>(&bytes) {
-                Ok(set) => Some(set),
+                Ok(set) => Some(AgentRuleSet { book: None, ..set }),
                 Err(_) => return self.keep_rules(loaded),
             },
             None => None,

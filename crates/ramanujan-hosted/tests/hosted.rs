@@ -238,6 +238,7 @@ fn hosted_agents_run_the_rule_set_in_the_store_and_reopen_what_they_finished() {
     put(&AgentRuleSet {
         builtin: false,
         rules: Vec::new(),
+        book: None,
     });
     let (hosted, published) = nine_hosted_agents_in(WorkLimits::default(), store.clone());
     submit(&hosted, "(+ a 0)");
@@ -256,6 +257,7 @@ fn hosted_agents_run_the_rule_set_in_the_store_and_reopen_what_they_finished() {
     put(&AgentRuleSet {
         builtin: false,
         rules: vec![zero],
+        book: None,
     });
     let forms = settle(&hosted, &published, "(+ a 0)");
     assert!(forms.iter().all(|f| f.as_deref() == Some("a")), "{forms:?}");

@@ -44,25 +44,7 @@ fn envelope(from: &str, to: &str, seq: u64, body: Body) -> Vec<u8> {
 async fn bad_messages_on_the_wire_are_counted_and_harmless() {
     let dir = tempfile::tempdir().unwrap();
     let broker = LocalBroker::start(dir.path()).expect("nats-server runs (.ci/run installs it)");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(run_nats_agent(
-        AgentConfig {
-            nats_url: broker.url(),
-            index: 0,
-            topology: TopologyKind::Sierpinski,
-            seed: 1069,
-            sync_interval: Duration::from_secs(60),
-            heartbeat_interval: Duration::from_millis(200),
-            data_dir: Some(dir.path().join("data")),
-            batch: 64,
-            work: Default::default(),
-            node_id: "test".into(),
-            events: true,
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (stop, agent) = start_agent(&broker, &dir.path().join("data"), true);
     let client = ramanujan_network::nats::broker::connect(&broker.url(), "test")
         .await
         .unwrap();
@@ -153,10 +135,12 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
     agent.await.unwrap().unwrap();
 }
 
-/// Starts agent 0 of the Sierpinski network on `broker`, keeping its replica in `data`.
+/// Starts agent 0 of the Sierpinski network on `broker`, keeping its replica
+/// in `data`, publishing its events if `events`.
 fn start_agent(
     broker: &LocalBroker,
     data: &std::path::Path,
+    events: bool,
 ) -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), String>>,
@@ -174,7 +158,7 @@ fn start_agent(
             batch: 64,
             work: Default::default(),
             node_id: "test".into(),
-            events: false,
+            events,
         },
         async {
             let _ = stopped.await;
@@ -220,7 +204,7 @@ async fn agents_on_the_broker_run_the_published_rules_and_read_them_again_after_
         .await
         .unwrap();
     let js = async_nats::jetstream::new(client.clone());
-    let (stop, agent) = start_agent(&broker, &data);
+    let (stop, agent) = start_agent(&broker, &data, false);
     let builtin = |color: Color| RuleBook::new(true, &[]).unwrap().rewrites(color).len();
     // Nothing published yet: the built-in rules.
     let state = wait_rules(&client, None).await;
@@ -238,18 +222,21 @@ async fn agents_on_the_broker_run_the_published_rules_and_read_them_again_after_
     let alone = AgentRuleSet {
         builtin: false,
         rules: vec![zero.clone()],
+        book: None,
     };
     publish_agent_rules(&js, &alone).await.unwrap();
     wait_rules(&client, Some(1)).await;
-    // A set that does not compile (an unsound rule) changes nothing.
-    let unsound = RuleSpec {
-        name: "unsound".into(),
-        rhs: "0".into(),
+    // A set that does not compile (a variable on the right that is not on
+    // the left) changes nothing.
+    let unbound = RuleSpec {
+        name: "unbound".into(),
+        rhs: "?b".into(),
         ..zero.clone()
     };
     let bad = AgentRuleSet {
         builtin: false,
-        rules: vec![zero.clone(), unsound],
+        rules: vec![zero.clone(), unbound],
+        book: None,
     };
     publish_agent_rules(&js, &bad).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -257,6 +244,7 @@ async fn agents_on_the_broker_run_the_published_rules_and_read_them_again_after_
     let beside = AgentRuleSet {
         builtin: true,
         rules: vec![zero],
+        book: None,
     };
     publish_agent_rules(&js, &beside).await.unwrap();
     wait_rules(&client, Some(builtin(color) + 1)).await;
@@ -265,7 +253,7 @@ async fn agents_on_the_broker_run_the_published_rules_and_read_them_again_after_
     let _ = stop.send(());
     agent.await.unwrap().unwrap();
     publish_agent_rules(&js, &alone).await.unwrap();
-    let (stop, agent) = start_agent(&broker, &data);
+    let (stop, agent) = start_agent(&broker, &data, false);
     wait_rules(&client, Some(1)).await;
     let _ = stop.send(());
     agent.await.unwrap().unwrap();

@@ -185,7 +185,11 @@ impl AgentsTarget {
             }
             AgentsTarget::Broker(network) => {
                 // Refused here, not by each agent: the same compile they do.
-                let set = AgentRuleSet { builtin, rules };
+                let set = AgentRuleSet {
+                    builtin,
+                    rules,
+                    book: None,
+                };
                 let check = set.clone();
                 tokio::task::spawn_blocking(move || RuleBook::new(check.builtin, &check.rules))
                     .await

@@ -46,7 +46,14 @@ pub fn agent_rules(rules: &[Rule], builtin: bool) -> AgentRules {
             continue;
         }
         let mut spec = rule.spec.clone();
-        let unique = |name: &str| format!("{}-{}", name, &rule.key[..rule.key.len().min(8)]);
+        // Names are at most 64 characters: the base is cut to leave room.
+        let unique = |name: &str| {
+            let mut cut = name.len().min(55);
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}-{}", &name[..cut], &rule.key[..rule.key.len().min(8)])
+        };
         let clashes = |spec: &RuleSpec, taken: &HashSet<String>| {
             taken.contains(&spec.name) || (spec.bidirectional && taken.contains(&format!("{}-rev", spec.name)))
         };
@@ -75,15 +82,7 @@ mod tests {
     use ramanujan_core::rules::RuleBook;
 
     fn rule(name: &str, lhs: &str, rhs: &str, color: Color) -> Rule {
-        let spec = RuleSpec {
-            name: name.into(),
-            lhs: lhs.into(),
-            rhs: rhs.into(),
-            color,
-            bidirectional: false,
-            nonzero: Vec::new(),
-            integer: Vec::new(),
-        };
+        let spec = RuleSpec::new(name, lhs, rhs, color);
         let key = NormalForm::of_spec(&spec).unwrap().key();
         Rule {
             key,
@@ -116,6 +115,19 @@ mod tests {
         let alone = agent_rules(&rules, false);
         assert_eq!(alone.specs[0].name, "comm-add");
         RuleBook::new(false, &alone.specs).unwrap();
+    }
+
+    #[test]
+    fn a_long_name_that_clashes_is_cut_to_fit_not_left_out() {
+        let long = "x".repeat(64);
+        let rules = vec![
+            rule(&long, "(+ ?a 7)", "(+ 7 ?a)", Color::Red),
+            rule(&long, "(+ ?a 8)", "(+ 8 ?a)", Color::Red),
+        ];
+        let set = agent_rules(&rules, false);
+        assert!(set.left_out.is_empty(), "{set:?}");
+        assert!(set.specs[1].name.len() <= 64, "{}", set.specs[1].name);
+        RuleBook::new(false, &set.specs).unwrap();
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //!
 //! Each change also writes the book's enabled rules where the app's agents
 //! (`agent-orchestrator`, the same store) read them (`agents/rules`): they
-//! run them, in their colours, from their next request on.
+//! run them, in their colours, from their next request on. That set names
+//! the digest of the book it came from; any request that finds it stale (a
+//! write that failed, two instances' writes landing out of order) writes it
+//! again.
 //!
 //! Not here: syncing with a peer on an interval (no process lives between
 //! requests; a peer can sync with this one through `POST /2tdx/sync`, and
@@ -66,21 +69,43 @@ fn unavailable(message: String) -> Response {
     ramanujan_http::ApiError::unavailable(message).into_response()
 }
 
-async fn read_book(kv: &SpinKeyValue) -> Result<Option<BookState>, String> {
+/// The stored book and a digest of its bytes (`None` when nothing is stored).
+async fn read_book(kv: &SpinKeyValue) -> Result<(Option<BookState>, Option<String>), String> {
     match kv.get(BOOK_KEY).await? {
         Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
+            .map(|book| (Some(book), Some(digest(&bytes))))
             .map_err(|e| format!("the stored rule book does not read: {e}")),
-        None => Ok(None),
+        None => Ok((None, None)),
     }
+}
+
+fn digest(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..32].to_string()
+}
+
+/// Writes the rules the app's agents run from `book` (stored as `digest`).
+async fn give_agents(kv: &SpinKeyValue, book: &BookState, digest: String) -> Result<(), String> {
+    let given = AgentRuleSet {
+        builtin: true,
+        rules: agent_rules(&book.enabled_rules(), true).specs,
+        book: Some(digest),
+    };
+    let bytes = serde_json::to_vec(&given).map_err(|e| e.to_string())?;
+    kv.set(AGENT_RULES_KEY, bytes).await
+}
+
+/// The digest of the book the agents' rules were last written from.
+async fn agents_book(kv: &SpinKeyValue) -> Option<String> {
+    let bytes = kv.get(AGENT_RULES_KEY).await.ok()??;
+    serde_json::from_slice::<AgentRuleSet>(&bytes).ok()?.book
 }
 
 /// Serves one request.
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> Response {
     let kv = SpinKeyValue::new("default");
-    let loaded = match read_book(&kv).await {
-        Ok(book) => book,
+    let (loaded, loaded_digest) = match read_book(&kv).await {
+        Ok(read) => read,
         Err(e) => return unavailable(format!("the rule book could not be read: {e}")),
     };
     let store = Arc::new(RequestBook {
@@ -98,11 +123,19 @@ async fn handle(request: Request) -> Response {
     };
     let response = spin_entry::serve(transduction_2tdx::router(Arc::new(service), None), request).await;
     let Some(mut changed) = store.saved.lock().expect("one thread").take() else {
+        // Nothing changed here; the agents' rules may be stale (a write that
+        // failed, or two instances' writes landing out of order): repaired.
+        if let (Some(book), Some(digest)) = (&loaded, loaded_digest)
+            && agents_book(&kv).await.as_ref() != Some(&digest)
+        {
+            // A failure here is repaired by the next request.
+            let _ = give_agents(&kv, book, digest).await;
+        }
         return response;
     };
     // Another instance's change since this one read the book joins it.
     match read_book(&kv).await {
-        Ok(current) if current != loaded => {
+        Ok((current, _)) if current != loaded => {
             if let Some(current) = current {
                 changed.merge(current);
             }
@@ -114,18 +147,14 @@ async fn handle(request: Request) -> Response {
         Ok(bytes) => bytes,
         Err(e) => return unavailable(format!("the rule book could not be encoded: {e}; nothing changed")),
     };
+    let stored_digest = digest(&bytes);
     if let Err(e) = kv.set(BOOK_KEY, bytes).await {
         return unavailable(format!("the rule book could not be stored: {e}; nothing changed"));
     }
     // The app's agents (agent-orchestrator, same store) run its enabled rules.
-    let given = AgentRuleSet {
-        builtin: true,
-        rules: agent_rules(&changed.enabled_rules(), true).specs,
-    };
-    let stored = serde_json::to_vec(&given).map_err(|e| e.to_string());
-    if let Err(e) = async { kv.set(AGENT_RULES_KEY, stored?).await }.await {
+    if let Err(e) = give_agents(&kv, &changed, stored_digest).await {
         return unavailable(format!(
-            "the rule book was stored, but not the agents' rules: {e} (the next change writes them)"
+            "the rule book was stored, but not the agents' rules: {e} (the next request writes them)"
         ));
     }
     response

@@ -154,6 +154,14 @@ impl Process {
             .map_err(|e| e.to_string())?;
         let mut inbox = self.inbox().await;
         let mut rules = self.watch_rules().await;
+        // The set the host published, before any work (a restarted agent
+        // must not rewrite with the default rules meanwhile); the watch
+        // delivers it again, which changes nothing.
+        if let Ok(Ok(Some(entry))) =
+            tokio::time::timeout(Duration::from_secs(5), broker::current_agent_rules(&self.js)).await
+        {
+            self.take_rules(entry);
+        }
         let mut beat = tokio::time::interval(self.config.heartbeat_interval);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stagger = first_sync_delay(index, self.config.sync_interval);
@@ -259,12 +267,14 @@ impl Process {
             kv::Operation::Delete | kv::Operation::Purge => AgentRuleSet {
                 builtin: true,
                 rules: Vec::new(),
+                book: None,
             },
         };
         if self.rules.as_ref() == Some(&set) {
             return;
         }
-        match RuleBook::new(set.builtin, &set.rules) {
+        // The host checked each rule's soundness before it published them.
+        match RuleBook::trusted(set.builtin, &set.rules) {
             Ok(book) => {
                 self.agent.set_rules(book);
                 tracing::info!(agent = %self.agent.id(), builtin = set.builtin, book_rules = set.rules.len(), "runs the published rules");

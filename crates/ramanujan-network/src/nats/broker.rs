@@ -64,6 +64,15 @@ pub async fn rules_bucket(js: &jetstream::Context) -> Result<kv::Store, String> 
     }
 }
 
+/// The agents' rule set as it stands, if the host published one.
+pub async fn current_agent_rules(js: &jetstream::Context) -> Result<Option<kv::Entry>, String> {
+    rules_bucket(js)
+        .await?
+        .entry(AGENT_RULES_KEY)
+        .await
+        .map_err(|e| format!("reading the agents' rules: {e}"))
+}
+
 /// Watches the agents' rule set: its current value first, then each change.
 pub async fn watch_agent_rules(js: &jetstream::Context) -> Result<kv::Watch, String> {
     rules_bucket(js)

@@ -352,9 +352,7 @@ pub async fn serve_on(
         let served = axum::serve(listener, app(&args, network, timeline, skills, rules, closing))
             .with_graceful_shutdown(shutdown)
             .await;
-        feed.abort();
-        rule_feed.abort();
-        watcher.abort();
+        stop_tasks(vec![feed, rule_feed, watcher]).await;
         served?;
     } else {
         let network = start_network(&args, Some(timeline.emitter())).map_err(std::io::Error::other)?;
@@ -376,15 +374,24 @@ pub async fn serve_on(
         let served = axum::serve(listener, app(&args, network.clone(), timeline, skills, rules, closing))
             .with_graceful_shutdown(shutdown)
             .await;
-        watcher.abort();
-        rule_feed.abort();
+        stop_tasks(vec![watcher, rule_feed]).await;
         let stopping = network.clone();
         let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
         served?;
     }
-    for task in [skill_sync, rule_sync].into_iter().flatten() {
-        task.abort();
-    }
+    stop_tasks([skill_sync, rule_sync].into_iter().flatten().collect()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Aborts `tasks` and waits until each is gone, so what they hold (the rule
+/// book's and the skills' stores among it) is released when the host stops:
+/// a host started again at once opens the same files.
+async fn stop_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
 }

@@ -326,8 +326,14 @@ pub async fn serve_on(
         shutdown.await;
         let _ = closing_tx.send(true);
     };
-    if let Some(url) = args.nats.clone() {
-        let network = connect_network(&args, &url).await.map_err(std::io::Error::other)?;
+    let served = if let Some(url) = args.nats.clone() {
+        let network = match connect_network(&args, &url).await {
+            Ok(network) => network,
+            Err(e) => {
+                stop_tasks([skill_sync, rule_sync].into_iter().flatten().collect()).await;
+                return Err(std::io::Error::other(e));
+            }
+        };
         tracing::info!(%addr, nats = %url, agents = network.agent_ids().len(), "listening; agents on the broker");
         println!("Ramanujan is up at http://{addr} with its agents on {url}  (try: curl http://{addr}/agents/status)");
         // The agents' events reach the timeline through the broker.
@@ -353,9 +359,15 @@ pub async fn serve_on(
             .with_graceful_shutdown(shutdown)
             .await;
         stop_tasks(vec![feed, rule_feed, watcher]).await;
-        served?;
+        served
     } else {
-        let network = start_network(&args, Some(timeline.emitter())).map_err(std::io::Error::other)?;
+        let network = match start_network(&args, Some(timeline.emitter())) {
+            Ok(network) => network,
+            Err(e) => {
+                stop_tasks([skill_sync, rule_sync].into_iter().flatten().collect()).await;
+                return Err(std::io::Error::other(e));
+            }
+        };
         tracing::info!(%addr, agents = network.agent_ids().len(), topology = %network.topology().kind, "listening");
         let kept = match args.network.data_dir() {
             Some(dir) => format!("replicas kept in {}", dir.display()),
@@ -377,9 +389,10 @@ pub async fn serve_on(
         stop_tasks(vec![watcher, rule_feed]).await;
         let stopping = network.clone();
         let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
-        served?;
-    }
+        served
+    };
     stop_tasks([skill_sync, rule_sync].into_iter().flatten().collect()).await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

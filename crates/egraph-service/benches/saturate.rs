@@ -67,7 +67,11 @@ fn paired(mut ours: impl FnMut(), mut peer: impl FnMut()) -> (f64, f64, f64) {
 
 fn handler(body: &[u8]) -> Vec<u8> {
     let req: SaturateRequest = serde_json::from_slice(body).unwrap();
-    let saturation = req.check(Duration::from_secs(5)).unwrap().into_saturation().unwrap();
+    let saturation = req
+        .check(Duration::from_secs(5), Duration::from_secs(60))
+        .unwrap()
+        .into_saturation()
+        .unwrap();
     serde_json::to_vec(&saturation.run()).unwrap()
 }
 

@@ -95,7 +95,7 @@ impl EgraphService {
 
     /// The answer, and whether it came from a cache.
     async fn answer(&self, req: SaturateRequest) -> Result<(Response, bool), ApiError> {
-        let checked = req.check(self.runtime.saturation_timeout)?;
+        let checked = req.check(self.runtime.saturation_timeout, self.runtime.time_ceiling)?;
         let key = checked.key;
         if let Some(hit) = self.cache.get(&key) {
             return Ok((json_response(hit), true));

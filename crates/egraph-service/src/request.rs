@@ -52,11 +52,11 @@ pub struct Checked {
 
 impl SaturateRequest {
     /// Parses the expression, resolves the limits and computes the memo key.
-    pub fn check(self, default_time: Duration) -> Result<Checked, ApiError> {
+    pub fn check(self, default_time: Duration, ceiling: Duration) -> Result<Checked, ApiError> {
         let expr = parse_expr(&self.expression).map_err(|e| ApiError::bad_request(format!("expression: {e}")))?;
         let limits = self
             .limits
-            .resolve(default_time)
+            .resolve(default_time, ceiling)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         if let Some(state) = &self.state
             && state.term_count() > limits.nodes

@@ -38,8 +38,11 @@ pub struct LimitsRequest {
 }
 
 impl LimitsRequest {
-    /// The limits to use, or the one out of range.
-    pub fn resolve(self, default_time: Duration) -> Result<Limits, LimitOutOfRange> {
+    /// The limits to use, or the one out of range. `ceiling` is the most time
+    /// this host lets a request ask for (at most [`MAX_TIME_MS`]): a host that
+    /// cuts requests off after some time bounds their work by it too, and
+    /// the default time is kept under it.
+    pub fn resolve(self, default_time: Duration, ceiling: Duration) -> Result<Limits, LimitOutOfRange> {
         fn check(name: &'static str, v: Option<u64>, lo: u64, hi: u64) -> Result<Option<u64>, LimitOutOfRange> {
             match v {
                 Some(got) if got < lo || got > hi => Err(LimitOutOfRange { name, lo, hi, got }),
@@ -54,11 +57,15 @@ impl LimitsRequest {
             1,
             MAX_ITERATIONS as u64,
         )?;
-        let time = check("time_ms", self.time_ms, 1, MAX_TIME_MS)?;
+        let ceiling_ms = (ceiling.as_millis() as u64).clamp(1, MAX_TIME_MS);
+        let time = check("time_ms", self.time_ms, 1, ceiling_ms)?;
         Ok(Limits {
             nodes: nodes.map_or(defaults.nodes, |n| n as usize),
             iterations: iterations.map_or(defaults.iterations, |n| n as usize),
-            time: time.map_or(default_time, Duration::from_millis),
+            time: time.map_or(
+                default_time.min(Duration::from_millis(ceiling_ms)),
+                Duration::from_millis,
+            ),
         })
     }
 }

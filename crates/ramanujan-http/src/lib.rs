@@ -28,6 +28,10 @@ pub struct Runtime {
     pub offload: Arc<dyn Offload>,
     /// Default saturation time limit (`SATURATION_TIMEOUT_MS`, 5000).
     pub saturation_timeout: Duration,
+    /// Most time a request may ask a saturation for: natively the host's
+    /// request timeout (`TIMEOUT_SECONDS`), so no work outlives the request
+    /// it answers; elsewhere the core's ceiling (60 s).
+    pub time_ceiling: Duration,
     /// This process's agent id, used in provenance (`AGENT_ID`).
     pub agent_id: String,
     /// A key-value store shared by every instance of the app (Spin's), for
@@ -43,6 +47,8 @@ impl Default for Runtime {
         Runtime {
             offload: Arc::new(Inline),
             saturation_timeout: Duration::from_millis(5_000),
+            // The core's ceiling (`ramanujan_core::limits::MAX_TIME_MS`).
+            time_ceiling: Duration::from_millis(60_000),
             agent_id: "local".into(),
             shared: None,
             events: None,

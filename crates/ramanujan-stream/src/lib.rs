@@ -117,7 +117,7 @@ impl ColorStream {
         let book = RuleBook::new(req.default_rules, &req.rules).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let limits = req
             .limits
-            .resolve(self.runtime.saturation_timeout)
+            .resolve(self.runtime.saturation_timeout, self.runtime.time_ceiling)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok((agent, input, book, limits, req.scheduler))
     }

@@ -107,6 +107,29 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Bearer keys with their scope, `read:<key>` or `write:<key>`, separated
+    /// by commas: every route but the health probes then needs a key (`GET`
+    /// a read key, anything else a write key). Unset: open, as the embedded
+    /// quick start is.
+    #[arg(long, env = "API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+    /// A file of keys as `API_KEYS` takes them, one per line.
+    #[arg(long, env = "API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Requests a second one client may make (an API key, else an address);
+    /// 0: no limit.
+    #[arg(long, env = "RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+    /// Requests one client may make at once before `RATE_LIMIT` paces it.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 50)]
+    pub rate_limit_burst: u32,
+    /// Web origins allowed to call from a browser (CORS), separated by
+    /// commas, or `*`. Unset: no cross-origin calls.
+    #[arg(long, env = "CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
+    /// Seconds a request may take before it is cut off with 503.
+    #[arg(long, env = "TIMEOUT_SECONDS", default_value_t = 30)]
+    pub timeout_seconds: u64,
     /// Saturations that run at once (default: the number of cores).
     #[arg(long, env = "COMPUTE_THREADS")]
     pub compute_threads: Option<usize>,

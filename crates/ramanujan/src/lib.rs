@@ -5,6 +5,7 @@
 //! or SIGTERM.
 
 pub mod config;
+pub mod guard;
 pub mod lifecycle;
 pub mod pool;
 pub mod skills;
@@ -155,6 +156,7 @@ pub async fn run_bridge(args: BridgeArgs, shutdown: impl Future<Output = ()>) ->
 /// Streams end once `closing` turns true (the host is stopping).
 pub fn app(
     args: &ServeArgs,
+    guards: guard::Guards,
     network: Arc<dyn agent_orchestrator::Network>,
     timeline: Arc<Timeline>,
     skills: Arc<skill_verification::SkillService>,
@@ -165,6 +167,7 @@ pub fn app(
     let runtime = Runtime {
         offload: Arc::new(pool::BlockingPool::new(workers, args.compute_queue)),
         saturation_timeout: Duration::from_millis(args.saturation_timeout_ms),
+        time_ceiling: Duration::from_secs(args.timeout_seconds),
         agent_id: args.agent_id.clone(),
         shared: None,
         events: Some(timeline.emitter()),
@@ -225,7 +228,7 @@ pub fn app(
             Arc::new(move || skills::readings(&skills.stats()))
         })],
     };
-    Router::new()
+    let routes = Router::new()
         .merge(dashboard::router(
             requests.clone(),
             settling,
@@ -247,8 +250,11 @@ pub fn app(
         .route("/status", get(status))
         .fallback(ramanujan_http::error::not_found)
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response))
-        // Outside the panic catcher: a request that panicked counts as its 500.
+        .layer(CatchPanicLayer::custom(panic_response));
+    guards
+        .wrap(routes)
+        // Outside the panic catcher and the guards: a request that panicked
+        // counts as its 500, one refused as its 401, 403, 429 or 503.
         .layer(axum::middleware::from_fn_with_state(requests, dashboard::track))
         .layer(TraceLayer::new_for_http())
 }
@@ -303,6 +309,7 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    let guards = guard::Guards::from_args(&args).map_err(std::io::Error::other)?;
     let timeline = open_timeline(&args).map_err(std::io::Error::other)?;
     let skills = skills::open(&args, timeline.emitter()).map_err(std::io::Error::other)?;
     let rules = tdx::open(&args).map_err(std::io::Error::other)?;
@@ -355,9 +362,13 @@ pub async fn serve_on(
             rules.clone(),
             tdx::AgentsTarget::Broker(network.clone()),
         ));
-        let served = axum::serve(listener, app(&args, network, timeline, skills, rules, closing))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            listener,
+            app(&args, guards, network, timeline, skills, rules, closing)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         stop_tasks(vec![feed, rule_feed, watcher]).await;
         served
     } else {
@@ -383,9 +394,13 @@ pub async fn serve_on(
             rules.clone(),
             tdx::AgentsTarget::InProcess(network.clone()),
         ));
-        let served = axum::serve(listener, app(&args, network.clone(), timeline, skills, rules, closing))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            listener,
+            app(&args, guards, network.clone(), timeline, skills, rules, closing)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         stop_tasks(vec![watcher, rule_feed]).await;
         let stopping = network.clone();
         let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;

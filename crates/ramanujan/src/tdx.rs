@@ -79,6 +79,7 @@ pub fn open(args: &ServeArgs) -> Result<Arc<TdxService>, String> {
         peer: args.peer_endpoint.clone().or_else(|| args.vers_endpoint.clone()),
         max_latency: Duration::from_millis(args.max_latency_ms),
         builtin_rules: args.builtin_rules,
+        time_ceiling: Duration::from_secs(args.timeout_seconds),
     };
     // Mining takes seconds of CPU: a pool of its own, so it never queues saturations.
     let pool = Arc::new(BlockingPool::new(args.compute_workers(), 16));

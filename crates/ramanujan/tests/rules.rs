@@ -483,7 +483,13 @@ fn derive_distributivity(rules: &[Value]) -> bool {
         nonzero: Vec::new(),
         integer: Vec::new(),
     };
-    derives(&refs, &NormalForm::of_spec(&law).unwrap(), 8, 50_000)
+    derives(
+        &refs,
+        &NormalForm::of_spec(&law).unwrap(),
+        8,
+        50_000,
+        Instant::now() + Duration::from_secs(10),
+    )
 }
 
 /// The agents run the book's rules, in their colours, and nothing else

@@ -190,7 +190,13 @@ pub fn generalise(
         let mut found = None;
         for (a, b) in generalisations(lhs, rhs) {
             let Some(normal) = orient(&a, &b) else { continue };
-            if derives(&rewrites, &normal, iterations, 20_000) {
+            if derives(
+                &rewrites,
+                &normal,
+                iterations,
+                20_000,
+                std::time::Instant::now() + std::time::Duration::from_secs(10),
+            ) {
                 derivable = true;
                 break;
             }

@@ -149,24 +149,40 @@ pub fn compile_checked(spec: &RuleSpec) -> Result<ColoredRewrite, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Runs `rewrites` on `egraph` for `iterations`, within `nodes` e-nodes.
-fn run(egraph: EGraph, rewrites: &[&ColoredRewrite], iterations: usize, nodes: usize) -> EGraph {
+/// Runs `rewrites` on `egraph` for `iterations`, within `nodes` e-nodes and
+/// until `deadline`.
+fn run(egraph: EGraph, rewrites: &[&ColoredRewrite], iterations: usize, nodes: usize, deadline: Instant) -> EGraph {
     let mut runner = Runner::<Math, ColoredAnalysis, ()>::new(ColoredAnalysis::new(true))
         .with_egraph(egraph)
         .with_scheduler(SimpleScheduler)
         .with_iter_limit(iterations)
         .with_node_limit(nodes)
-        .with_time_limit(Duration::from_secs(3600))
+        .with_time_limit(time_until(deadline, Duration::from_secs(3600)))
         .run(rewrites.iter().copied());
     runner.egraph.rebuild();
     runner.egraph
 }
 
+/// The time left until `deadline`, at most `most` (at least a millisecond:
+/// egg reads a zero limit as none).
+fn time_until(deadline: Instant, most: Duration) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .clamp(Duration::from_millis(1), most)
+}
+
 /// Whether `rewrites` derive the rule `normal`: both sides, as terms over fresh
 /// symbols, end in one e-class within `iterations` (egg's default scheduler, as
 /// agents run). Conditional rules are instantiated symbolically, so their
-/// conditions never hold: they count as not derived.
-pub fn derives(rewrites: &[&ColoredRewrite], normal: &NormalForm, iterations: usize, nodes: usize) -> bool {
+/// conditions never hold: they count as not derived. A search stopped at
+/// `deadline` (or after 10 s) counts as not derived either.
+pub fn derives(
+    rewrites: &[&ColoredRewrite],
+    normal: &NormalForm,
+    iterations: usize,
+    nodes: usize,
+    deadline: Instant,
+) -> bool {
     let mut egraph = EGraph::new(ColoredAnalysis::new(true));
     let lhs = egraph.add_expr(&instantiate(&normal.lhs));
     let rhs = egraph.add_expr(&instantiate(&normal.rhs));
@@ -178,7 +194,7 @@ pub fn derives(rewrites: &[&ColoredRewrite], normal: &NormalForm, iterations: us
         .with_egraph(egraph)
         .with_iter_limit(iterations)
         .with_node_limit(nodes)
-        .with_time_limit(Duration::from_secs(10))
+        .with_time_limit(time_until(deadline, Duration::from_secs(10)))
         .with_hook(move |r| {
             if r.egraph.find(lhs) == r.egraph.find(rhs) {
                 Err("derived".into())
@@ -271,7 +287,13 @@ pub fn mine_enumeration(grammar: &Grammar, options: &MineOptions, known: &[RuleS
             break;
         }
         let first_new = terms.len();
-        for expr in layer {
+        for (i, expr) in layer.into_iter().enumerate() {
+            // A large layer takes a while to evaluate: the clock is read
+            // every 256 terms.
+            if i % 256 == 255 && Instant::now() >= deadline {
+                stop_reason = "time_limit";
+                break;
+            }
             let id = egraph.add_expr(&expr);
             terms.push(Enumerated {
                 values: points.values(&expr),
@@ -291,12 +313,16 @@ pub fn mine_enumeration(grammar: &Grammar, options: &MineOptions, known: &[RuleS
         }
         groups = by_values.values().filter(|g| g.len() > 1).count();
         let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
-        for group in by_values.values().filter(|g| g.len() > 1) {
+        'groups: for group in by_values.values().filter(|g| g.len() > 1) {
             let least = *group
                 .iter()
                 .min_by_key(|&&t| (terms[t].size, terms[t].expr.to_string()))
                 .expect("a group has terms");
             for &t in group.iter().filter(|&&t| t >= first_new && t != least) {
+                if Instant::now() >= deadline {
+                    stop_reason = "time_limit";
+                    break 'groups;
+                }
                 if let Some(c) = candidate(&terms[t].expr, &terms[least].expr, &variables) {
                     let key = c.normal.key();
                     if !seen.contains(&key) {
@@ -318,7 +344,7 @@ pub fn mine_enumeration(grammar: &Grammar, options: &MineOptions, known: &[RuleS
             }
             seen.insert(key.clone());
             let rewrites: Vec<&ColoredRewrite> = known.iter().chain(kept.iter().map(|k| &k.rewrite)).collect();
-            if derives(&rewrites, &c.normal, options.iterations, options.nodes) {
+            if derives(&rewrites, &c.normal, options.iterations, options.nodes, deadline) {
                 continue;
             }
             let color = c.normal.color();
@@ -348,7 +374,7 @@ pub fn mine_enumeration(grammar: &Grammar, options: &MineOptions, known: &[RuleS
         // The terms the next layers build upon: one per e-class, as the rules
         // merge them.
         let rewrites: Vec<&ColoredRewrite> = known.iter().chain(kept.iter().map(|k| &k.rewrite)).collect();
-        let merged = run(egraph.clone(), &rewrites, options.iterations, options.nodes);
+        let merged = run(egraph.clone(), &rewrites, options.iterations, options.nodes, deadline);
         let mut first: HashMap<Id, usize> = HashMap::new();
         for (i, term) in terms.iter().enumerate() {
             first.entry(merged.find(term.id)).or_insert(i);
@@ -360,7 +386,9 @@ pub fn mine_enumeration(grammar: &Grammar, options: &MineOptions, known: &[RuleS
         );
     }
     let before = kept.len();
-    shrink(&known, &mut kept, options);
+    if !shrink(&known, &mut kept, options, deadline) {
+        stop_reason = "time_limit";
+    }
     Ok(Mined {
         dropped: before - kept.len(),
         rules: kept.into_iter().map(|k| k.rule).collect(),
@@ -375,10 +403,14 @@ pub fn mine_enumeration(grammar: &Grammar, options: &MineOptions, known: &[RuleS
 }
 
 /// Drops each kept rule (last found first) that the known rules and the other
-/// kept ones derive.
-fn shrink(known: &[ColoredRewrite], kept: &mut Vec<Kept>, options: &MineOptions) {
+/// kept ones derive; `false` if the deadline stopped it first (the rules not
+/// yet tried are kept: sound, perhaps not minimal).
+fn shrink(known: &[ColoredRewrite], kept: &mut Vec<Kept>, options: &MineOptions, deadline: Instant) -> bool {
     let mut i = kept.len();
     while i > 0 {
+        if Instant::now() >= deadline {
+            return false;
+        }
         i -= 1;
         let others: Vec<&ColoredRewrite> = known
             .iter()
@@ -389,10 +421,17 @@ fn shrink(known: &[ColoredRewrite], kept: &mut Vec<Kept>, options: &MineOptions)
                     .map(|(_, k)| &k.rewrite),
             )
             .collect();
-        if derives(&others, &kept[i].normal, options.iterations + 2, options.nodes) {
+        if derives(
+            &others,
+            &kept[i].normal,
+            options.iterations + 2,
+            options.nodes,
+            deadline,
+        ) {
             kept.remove(i);
         }
     }
+    true
 }
 
 /// Checks a rule given as text (normal form, then soundness), as the rule it

@@ -325,6 +325,11 @@ async fn mine(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(request): Jso
                 add,
             } => {
                 let known = known_rules(&tdx, known);
+                let ceiling = tdx.service.config().time_ceiling.as_millis() as u64;
+                let options = MineOptions {
+                    time_ms: options.time_ms.min((ceiling * 4 / 5).max(1)),
+                    ..options
+                };
                 let mined = offload::run(&tdx.service.offload, move || {
                     mine_enumeration(&grammar, &options, &known)
                 })

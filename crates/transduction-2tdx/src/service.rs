@@ -29,6 +29,10 @@ pub struct TdxConfig {
     /// book's (`BUILTIN_RULES`): what a mined rule must not already follow
     /// from, with `"known": "book"`.
     pub builtin_rules: bool,
+    /// The host's request timeout (`TIMEOUT_SECONDS`): a mining run's budget
+    /// is kept to four fifths of it, so what it found is answered in time
+    /// and no run outlives its request.
+    pub time_ceiling: Duration,
 }
 
 impl Default for TdxConfig {
@@ -39,6 +43,7 @@ impl Default for TdxConfig {
             peer: None,
             max_latency: Duration::from_millis(100),
             builtin_rules: true,
+            time_ceiling: Duration::from_millis(crate::mine::MAX_TIME_MS),
         }
     }
 }

@@ -82,7 +82,13 @@ fn mined_rules_derive_the_built_in_ones_and_are_sound() {
                 continue;
             }
             let normal = NormalForm::of_spec(&rule).unwrap();
-            if !derives(&rewrites, &normal, 8, 100_000) {
+            if !derives(
+                &rewrites,
+                &normal,
+                8,
+                100_000,
+                std::time::Instant::now() + std::time::Duration::from_secs(10),
+            ) {
                 missed.push(rule.name.clone());
             }
         }

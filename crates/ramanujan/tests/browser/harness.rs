@@ -85,7 +85,8 @@ pub fn start(health_timeout_ms: u64, refresh_ms: u64) -> Host {
         ));
         let skills = ramanujan::skills::open(&args, timeline.emitter()).unwrap();
         let rules = ramanujan::tdx::open(&args).unwrap();
-        let app = ramanujan::app(&args, served, timeline, skills, rules, closing);
+        let guards = ramanujan::guard::Guards::from_args(&args).unwrap();
+        let app = ramanujan::app(&args, guards, served, timeline, skills, rules, closing);
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;

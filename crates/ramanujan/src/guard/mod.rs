@@ -1,0 +1,125 @@
+//! What stands between the network and the routes, natively: who may call
+//! ([`access`]: bearer keys with a read or a write scope), how often
+//! ([`rate`]: a per-client limit), for how long ([`deadline`]: a request
+//! timeout) and from which web origins (CORS). Each is off until configured,
+//! but the timeout (30 s).
+//!
+//! Order, outermost first: CORS (a preflight is answered before anything asks
+//! for a key, and refusals still carry the CORS headers a browser needs to
+//! read them), the timeout, the keys, the rate limit (which counts per
+//! authenticated key, else per address).
+
+pub mod access;
+pub mod deadline;
+pub mod rate;
+
+use crate::config::ServeArgs;
+use axum::Router;
+use http::{HeaderValue, Method, header};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The guards a host runs with, read from its options.
+#[derive(Clone)]
+pub struct Guards {
+    access: Option<Arc<access::Access>>,
+    rate: Option<Arc<rate::RateLimit>>,
+    timeout: Duration,
+    cors: Option<CorsLayer>,
+}
+
+impl Guards {
+    /// The guards `args` configure; an error names the option that does not read.
+    pub fn from_args(args: &ServeArgs) -> Result<Guards, String> {
+        let keys = match (&args.api_keys, &args.api_keys_file) {
+            (Some(_), Some(_)) => return Err("give API_KEYS or API_KEYS_FILE, not both".into()),
+            (Some(text), None) => Some(access::ApiKeys::parse(text).map_err(|e| format!("API_KEYS: {e}"))?),
+            (None, Some(path)) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| format!("API_KEYS_FILE {}: {e}", path.display()))?;
+                Some(access::ApiKeys::parse(&text).map_err(|e| format!("API_KEYS_FILE {}: {e}", path.display()))?)
+            }
+            (None, None) => None,
+        };
+        // The rule-book sync routes check a key of their own (TDX_API_KEY):
+        // a peer site sends that one, not an API key.
+        let own_key = args.tdx_api_key.is_some() || args.tdx_api_key_file.is_some();
+        let exempt = if own_key {
+            vec!["/2tdx/sync", "/sync"]
+        } else {
+            Vec::new()
+        };
+        let access = keys.map(|keys| Arc::new(access::Access::new(keys, exempt)));
+        let rate = match args.rate_limit {
+            0 => None,
+            per_second => Some(Arc::new(rate::RateLimit::new(per_second, args.rate_limit_burst)?)),
+        };
+        if args.timeout_seconds == 0 {
+            return Err("TIMEOUT_SECONDS must be at least 1".into());
+        }
+        Ok(Guards {
+            access,
+            rate,
+            timeout: Duration::from_secs(args.timeout_seconds),
+            cors: args.cors_origins.as_deref().map(cors).transpose()?,
+        })
+    }
+
+    /// `router` behind the guards.
+    pub fn wrap(self, mut router: Router) -> Router {
+        if let Some(rate) = self.rate {
+            router = router.layer(axum::middleware::from_fn_with_state(rate, rate::limit));
+        }
+        if let Some(access) = self.access {
+            router = router.layer(axum::middleware::from_fn_with_state(access, access::authenticate));
+        }
+        router = router.layer(axum::middleware::from_fn_with_state(self.timeout, deadline::cut_off));
+        if let Some(cors) = self.cors {
+            router = router.layer(cors);
+        }
+        router
+    }
+}
+
+/// The CORS policy `CORS_ORIGINS` names: `*` (any origin, no credentials) or
+/// origins separated by commas (`https://app.example,http://localhost:5173`).
+fn cors(origins: &str) -> Result<CorsLayer, String> {
+    let allow = if origins.trim() == "*" {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                let scheme_host = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+                match scheme_host {
+                    Some(rest) if !rest.is_empty() && !rest.contains(['/', '?', '#', ' ', '*']) => {
+                        HeaderValue::from_str(o).map_err(|e| format!("CORS_ORIGINS: {o:?}: {e}"))
+                    }
+                    _ => Err(format!(
+                        "CORS_ORIGINS: {o:?} is not an origin such as https://app.example or http://localhost:5173"
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        if list.is_empty() {
+            return Err("CORS_ORIGINS names no origin".into());
+        }
+        AllowOrigin::list(list)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(600)))
+}

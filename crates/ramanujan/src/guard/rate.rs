@@ -1,0 +1,83 @@
+//! A per-client rate limit (`RATE_LIMIT` requests a second, bursts of
+//! `RATE_LIMIT_BURST`), by `governor`'s GCRA: a client is the API key it
+//! authenticated with, else its address. Past it: 429 with `Retry-After`.
+//! Clients not seen for a while are forgotten, so the table stays bounded by
+//! the clients of the last few seconds.
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::{HeaderValue, StatusCode, header};
+use ramanujan_http::ApiError;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Who a request counts against, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Client(pub String);
+
+/// Requests between two sweeps of clients no longer limited.
+const SWEEP_EVERY: u64 = 4_096;
+
+/// The limiter.
+pub struct RateLimit {
+    limiter: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+    seen: AtomicU64,
+}
+
+impl RateLimit {
+    /// `per_second` requests a second per client, bursts of `burst` (at least 1).
+    pub fn new(per_second: u32, burst: u32) -> Result<RateLimit, String> {
+        let per_second = NonZeroU32::new(per_second).ok_or("RATE_LIMIT must be at least 1")?;
+        let burst = NonZeroU32::new(burst).ok_or("RATE_LIMIT_BURST must be at least 1")?;
+        Ok(RateLimit {
+            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            clock: DefaultClock::default(),
+            seen: AtomicU64::new(0),
+        })
+    }
+
+    /// Clients the limiter holds now.
+    pub fn clients(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+/// The middleware.
+pub async fn limit(State(rate): State<Arc<RateLimit>>, request: Request, next: Next) -> Response {
+    let client = match request.extensions().get::<Client>() {
+        Some(Client(key)) => key.clone(),
+        None => match request.extensions().get::<ConnectInfo<SocketAddr>>() {
+            Some(ConnectInfo(addr)) => addr.ip().to_string(),
+            None => "unknown".to_string(),
+        },
+    };
+    if rate.seen.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+        rate.limiter.retain_recent();
+        rate.limiter.shrink_to_fit();
+    }
+    match rate.limiter.check_key(&client) {
+        Ok(()) => next.run(request).await,
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(rate.clock.now());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut response = ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: format!(
+                    "more than this host allows one client (RATE_LIMIT); try again in {} ms",
+                    wait.as_millis()
+                ),
+            }
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            response
+        }
+    }
+}

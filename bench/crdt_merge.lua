@@ -5,6 +5,8 @@ local mode = os.getenv("MODE") or "gcounter"
 local states = {}
 if mode == "text" then states = dofile("bench/.text_states.lua") end
 local headers = { ["content-type"] = "application/json" }
+-- AUTH (env): an Authorization header to send (bench/guards_overhead.sh).
+if os.getenv("AUTH") then headers["Authorization"] = os.getenv("AUTH") end
 local counter = 0
 
 request = function()

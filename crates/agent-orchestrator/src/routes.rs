@@ -27,6 +27,7 @@ pub fn api_error(e: NetworkError) -> ApiError {
 /// The routes, over a running network.
 pub fn router(network: Arc<dyn Network>) -> Router {
     Router::new()
+        .route("/agents/health", get(health))
         .route("/agents/status", get(status))
         .route("/agents/submit", post(submit))
         .route("/agents/submissions/{id}", get(submission))
@@ -36,6 +37,24 @@ pub fn router(network: Arc<dyn Network>) -> Router {
         .route("/agent/{id}/message", post(message))
         .route("/agent/{id}/messages", get(messages))
         .with_state(network)
+}
+
+/// The network's health: `degraded` (with the reason) when it cannot work
+/// normally now, as `/health` says it.
+async fn health(State(net): Net) -> Json<Value> {
+    Json(match net.degraded() {
+        None => json!({"status": "ok", "component": "agent-orchestrator"}),
+        Some(reason) => json!({"status": "degraded", "component": "agent-orchestrator", "reason": reason}),
+    })
+}
+
+/// An agent's id as a route names it: `agent-3`, or its number alone (`3`),
+/// as the original design writes them.
+fn agent_id(id: String) -> String {
+    match id.parse::<u64>() {
+        Ok(n) if id.bytes().all(|b| b.is_ascii_digit()) => format!("agent-{n}"),
+        _ => id,
+    }
 }
 
 async fn status(State(net): Net) -> Json<Value> {
@@ -65,10 +84,12 @@ async fn submission(State(net): Net, Path(id): Path<String>) -> Result<Json<Valu
 }
 
 async fn state(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = agent_id(id);
     Ok(Json(json!(net.agent_state(id).await.map_err(api_error)?)))
 }
 
 async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = agent_id(id);
     let replica = net.agent_replica(id.clone()).await.map_err(api_error)?;
     Ok(Json(json!({
         "agent_id": id,
@@ -80,6 +101,7 @@ async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, 
 }
 
 async fn sync(State(net): Net, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = agent_id(id);
     let started = net.sync(id.clone()).await.map_err(api_error)?;
     Ok((
         StatusCode::ACCEPTED,
@@ -92,6 +114,7 @@ async fn message(
     Path(id): Path<String>,
     JsonBody(envelope): JsonBody<Envelope>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = agent_id(id);
     if envelope.to != id {
         return Err(ApiError::bad_request(format!(
             "message is addressed to `{}`, not `{id}`",
@@ -103,6 +126,7 @@ async fn message(
 }
 
 async fn messages(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = agent_id(id);
     Ok(Json(
         json!({"agent_id": id, "messages": net.agent_messages(id.clone()).await.map_err(api_error)?}),
     ))

@@ -58,6 +58,7 @@ pub fn router_over(merger: Arc<Merger>, events: Option<Emitter>) -> Router {
         .route("/crdt/apply", post(apply))
         .route("/crdt/types", get(types))
         .route("/crdt/stats", get(stats))
+        .route("/crdt/health", get(health))
         .with_state(Arc::new(Service { merger, events }))
 }
 
@@ -149,6 +150,10 @@ async fn apply(
 
 async fn types() -> Json<Value> {
     Json(json!({ "types": CrdtType::ALL.map(CrdtType::describe) }))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok", "component": "crdt-service"}))
 }
 
 async fn stats(State(service): State<Arc<Service>>) -> Json<Value> {

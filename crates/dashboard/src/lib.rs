@@ -69,6 +69,7 @@ pub fn router(
         .route("/metrics", get(prometheus))
         .route("/api/metrics", get(api))
         .route("/api/metrics/stream", get(stream))
+        .route("/dashboard/health", get(health))
         .with_state(Feeds {
             requests,
             network,
@@ -105,6 +106,12 @@ async fn prometheus(State(feeds): State<Feeds>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `stopping` once the host is stopping (its streams are ending).
+async fn health(State(feeds): State<Feeds>) -> Response {
+    let status = if *feeds.closing.borrow() { "stopping" } else { "ok" };
+    axum::Json(serde_json::json!({"status": status, "component": "dashboard"})).into_response()
 }
 
 async fn api(State(feeds): State<Feeds>) -> Response {

@@ -19,6 +19,7 @@ pub const MAX_EDGES: usize = 65_536;
 /// The routes under `/colors`.
 pub fn router() -> Router {
     Router::new()
+        .route("/colors/health", get(health))
         .route("/colors/palette", get(get_palette))
         .route("/colors/assign", post(post_assign))
         .route("/colors/polarity", get(get_polarities))
@@ -51,6 +52,10 @@ struct PaletteAnswer {
     n: usize,
     golden_angle: f64,
     colors: Vec<PaletteColor>,
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok", "component": "duck-colors"}))
 }
 
 async fn get_palette(QueryParams(q): QueryParams<PaletteQuery>) -> Result<Json<PaletteAnswer>, ApiError> {

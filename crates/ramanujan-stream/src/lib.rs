@@ -144,6 +144,10 @@ fn delta_facts(outcome: &StreamOutcome) -> usize {
     outcome.delta.term_count() + outcome.delta.equality_count()
 }
 
+async fn health(State(s): State<Arc<ColorStream>>) -> Json<Value> {
+    Json(json!({"status": "ok", "component": format!("stream-{}", s.color.name())}))
+}
+
 async fn status(State(s): State<Arc<ColorStream>>) -> Json<Value> {
     Json(s.status())
 }
@@ -207,6 +211,7 @@ pub fn router(color: Color, runtime: Runtime) -> Router {
     Router::new()
         .route(&prefix, get(status))
         .route(&format!("{prefix}/"), get(status))
+        .route(&format!("{prefix}/health"), get(health))
         .route(&format!("{prefix}/apply"), post(apply))
         .route(&format!("{prefix}/merge"), post(merge))
         .with_state(stream)

@@ -116,6 +116,14 @@ pub struct ServeArgs {
     /// A file of keys as `API_KEYS` takes them, one per line.
     #[arg(long, env = "API_KEYS_FILE")]
     pub api_keys_file: Option<PathBuf>,
+    /// The network's key: agent-to-agent requests (`POST /agent/{id}/message`,
+    /// `POST /agent/{id}/sync`) must be signed with it (the
+    /// `x-ramanujan-signature` HMAC the bridge's webhooks carry). Unset: open.
+    #[arg(long, env = "NETWORK_KEY", hide_env_values = true)]
+    pub network_key: Option<String>,
+    /// A file holding `NETWORK_KEY` (its first line).
+    #[arg(long, env = "NETWORK_KEY_FILE")]
+    pub network_key_file: Option<PathBuf>,
     /// Requests a second one client may make (an API key, else an address);
     /// 0: no limit.
     #[arg(long, env = "RATE_LIMIT", default_value_t = 0)]

@@ -185,12 +185,16 @@ pub fn app(
         }
     };
     let watched = network.clone();
+    let guarding = guards.clone();
     let status = move || {
         let degraded = watched.degraded();
+        let refused = guarding.refused_signatures();
         async move {
             Json(json!({
                 "status": if degraded.is_some() { "degraded" } else { "ok" },
                 "degraded": degraded,
+                // Agent-to-agent requests refused for their signature (null: no NETWORK_KEY, open).
+                "refused_agent_signatures": refused,
                 "version": env!("CARGO_PKG_VERSION"),
                 "mode": mode,
                 "uptime_seconds": started.elapsed().as_secs_f64(),

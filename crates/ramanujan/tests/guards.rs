@@ -123,9 +123,37 @@ async fn every_mutating_route_needs_a_write_key_and_reads_a_read_key() {
             assert!(status != 401 && status != 403, "GET {path}: {status} {text}");
         }
     }
-    // Health probes carry no keys.
-    for path in ["/health", "/2tdx/health"] {
-        assert_eq!(call(base, "GET", path, &Value::Null, None).await.0, 200, "GET {path}");
+    // Health probes carry no keys: the host's and every component's.
+    for path in [
+        "/health",
+        "/agents/health",
+        "/egraph/health",
+        "/crdt/health",
+        "/colors/health",
+        "/stream/red/health",
+        "/stream/blue/health",
+        "/stream/green/health",
+        "/timeline/health",
+        "/skills/health",
+        "/2tdx/health",
+        "/dashboard/health",
+    ] {
+        let (status, _, text) = call(base, "GET", path, &Value::Null, None).await;
+        assert_eq!(status, 200, "GET {path}: {text}");
+        let health: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(health["status"], "ok", "GET {path}: {text}");
+    }
+    // Agents answer to their number too, as the original design names them.
+    let (status, _, by_number) = call(base, "GET", "/agent/3/state", &Value::Null, Some(READ_KEY)).await;
+    assert_eq!(status, 200, "{by_number}");
+    let by_number: Value = serde_json::from_str(&by_number).unwrap();
+    assert_eq!(by_number["agent_id"], "agent-3", "{by_number}");
+    for missing in ["/agent/9/state", "/agent/99999999999999999999/state", "/agent/-1/state"] {
+        assert_eq!(
+            call(base, "GET", missing, &Value::Null, Some(READ_KEY)).await.0,
+            404,
+            "{missing}"
+        );
     }
     // An acknowledged submission with the write key is really in.
     let (status, _, text) = call(
@@ -322,5 +350,59 @@ async fn mining_keeps_within_the_timeout_and_answers_what_it_found() {
     assert!(
         !answer["rules"].as_array().unwrap().is_empty(),
         "what it found by then: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_to_agent_requests_need_the_network_keys_signature() {
+    let network_key = "the-network-key-0123456789";
+    let server = start(ServeArgs {
+        network_key: Some(network_key.into()),
+        ..keyed()
+    })
+    .await;
+    let base = &server.base;
+    let sign = |key: &str, path: &str, body: &[u8]| ramanujan_wire::signature::sign(key.as_bytes(), path, body);
+    let post = |path: &'static str, body: Vec<u8>, signature: Option<String>| {
+        let mut request = client()
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header(ramanujan_wire::signature::SIGNATURE_HEADER, signature);
+        }
+        request.send()
+    };
+    let sync = b"{}".to_vec();
+    let path = "/agent/agent-1/sync";
+    // Unsigned, signed with another key, signed for another route, or a
+    // body other than the one signed: 401, counted.
+    let forged: [Option<String>; 3] = [
+        None,
+        Some(sign("another-key-0123456789abc", path, &sync)),
+        Some(sign(network_key, "/agent/agent-2/sync", &sync)),
+    ];
+    for signature in forged {
+        let response = post(path, sync.clone(), signature).await.unwrap();
+        assert_eq!(response.status(), 401);
+        let text = response.text().await.unwrap();
+        assert!(text.contains("NETWORK_KEY") && !text.contains(network_key), "{text}");
+    }
+    let response = post(path, b"{ }".to_vec(), Some(sign(network_key, path, &sync)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "a body other than the one signed");
+    // Signed: taken without an API key (the signature is the agent's credential).
+    let response = post(path, sync.clone(), Some(sign(network_key, path, &sync)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    let (_, _, status) = call(base, "GET", "/status", &Value::Null, Some(READ_KEY)).await;
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["refused_agent_signatures"], 4, "{status}");
+    // Other routes still need an API key.
+    assert_eq!(
+        call(base, "GET", "/agent/agent-1/state", &Value::Null, None).await.0,
+        401
     );
 }

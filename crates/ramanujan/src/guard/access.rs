@@ -105,13 +105,19 @@ impl ApiKeys {
 pub struct Access {
     keys: ApiKeys,
     exempt: Vec<&'static str>,
+    agents_signed: bool,
 }
 
 impl Access {
     /// `keys`, with `exempt` paths (and everything under them) open: routes
-    /// that check a key of their own.
-    pub fn new(keys: ApiKeys, exempt: Vec<&'static str>) -> Access {
-        Access { keys, exempt }
+    /// that check a key of their own; so do the agent-to-agent routes when
+    /// `agents_signed` (they take the network key's signature instead).
+    pub fn new(keys: ApiKeys, exempt: Vec<&'static str>, agents_signed: bool) -> Access {
+        Access {
+            keys,
+            exempt,
+            agents_signed,
+        }
     }
 
     fn open(&self, path: &str) -> bool {
@@ -120,6 +126,7 @@ impl Access {
         // (`/sync/peer`) triggers work, so it is not theirs to open.
         path == "/health"
             || path.ends_with("/health")
+            || (self.agents_signed && crate::guard::signed::agent_to_agent(path))
             || self.exempt.iter().any(|p| under(p) && !path.ends_with("/peer"))
     }
 }
@@ -211,6 +218,7 @@ mod tests {
         let access = Access::new(
             ApiKeys::parse("write:0123456789abcdef").unwrap(),
             vec!["/2tdx/sync", "/sync"],
+            false,
         );
         for open in ["/health", "/crdt/health", "/2tdx/sync", "/sync"] {
             assert!(access.open(open), "{open}");

@@ -1,17 +1,19 @@
 //! What stands between the network and the routes, natively: who may call
-//! ([`access`]: bearer keys with a read or a write scope), how often
+//! ([`access`]: bearer keys with a read or a write scope; [`signed`]: agent
+//! to agent, the network's key), how often
 //! ([`rate`]: a per-client limit), for how long ([`deadline`]: a request
 //! timeout) and from which web origins (CORS). Each is off until configured,
 //! but the timeout (30 s).
 //!
 //! Order, outermost first: CORS (a preflight is answered before anything asks
 //! for a key, and refusals still carry the CORS headers a browser needs to
-//! read them), the timeout, the keys, the rate limit (which counts per
-//! authenticated key, else per address).
+//! read them), the timeout, the keys, the network key's signatures, the rate
+//! limit (which counts per authenticated key, else per address).
 
 pub mod access;
 pub mod deadline;
 pub mod rate;
+pub mod signed;
 
 use crate::config::ServeArgs;
 use axum::Router;
@@ -24,6 +26,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 #[derive(Clone)]
 pub struct Guards {
     access: Option<Arc<access::Access>>,
+    signed: Option<Arc<signed::NetworkKey>>,
     rate: Option<Arc<rate::RateLimit>>,
     timeout: Duration,
     cors: Option<CorsLayer>,
@@ -42,15 +45,18 @@ impl Guards {
             }
             (None, None) => None,
         };
-        // The rule-book sync routes check a key of their own (TDX_API_KEY):
-        // a peer site sends that one, not an API key.
+        let network_key = secret(&args.network_key, &args.network_key_file, "NETWORK_KEY")?;
+        let signed = network_key.map(|key| Arc::new(signed::NetworkKey::new(key.into_bytes(), args.max_body_bytes)));
+        // The rule-book sync routes check a key of their own (TDX_API_KEY),
+        // and signed agent-to-agent routes the network's: a peer sends that,
+        // not an API key.
         let own_key = args.tdx_api_key.is_some() || args.tdx_api_key_file.is_some();
         let exempt = if own_key {
             vec!["/2tdx/sync", "/sync"]
         } else {
             Vec::new()
         };
-        let access = keys.map(|keys| Arc::new(access::Access::new(keys, exempt)));
+        let access = keys.map(|keys| Arc::new(access::Access::new(keys, exempt, signed.is_some())));
         let rate = match args.rate_limit {
             0 => None,
             per_second => Some(Arc::new(rate::RateLimit::new(per_second, args.rate_limit_burst)?)),
@@ -60,16 +66,26 @@ impl Guards {
         }
         Ok(Guards {
             access,
+            signed,
             rate,
             timeout: Duration::from_secs(args.timeout_seconds),
             cors: args.cors_origins.as_deref().map(cors).transpose()?,
         })
     }
 
+    /// Agent-to-agent requests refused for their signature since start
+    /// (`None`: no network key, the routes are open).
+    pub fn refused_signatures(&self) -> Option<u64> {
+        self.signed.as_ref().map(|key| key.refused())
+    }
+
     /// `router` behind the guards.
     pub fn wrap(self, mut router: Router) -> Router {
         if let Some(rate) = self.rate {
             router = router.layer(axum::middleware::from_fn_with_state(rate, rate::limit));
+        }
+        if let Some(key) = self.signed {
+            router = router.layer(axum::middleware::from_fn_with_state(key, signed::verify));
         }
         if let Some(access) = self.access {
             router = router.layer(axum::middleware::from_fn_with_state(access, access::authenticate));
@@ -80,6 +96,26 @@ impl Guards {
         }
         router
     }
+}
+
+/// A secret given inline or as a file (its first line); both is an error.
+fn secret(inline: &Option<String>, file: &Option<std::path::PathBuf>, name: &str) -> Result<Option<String>, String> {
+    let key = match (inline, file) {
+        (Some(_), Some(_)) => return Err(format!("give {name} or {name}_FILE, not both")),
+        (Some(key), None) => key.trim().to_string(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("{name}_FILE {}: {e}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        (None, None) => return Ok(None),
+    };
+    if key.len() < access::MIN_KEY_BYTES {
+        return Err(format!("{name} must be at least {} characters", access::MIN_KEY_BYTES));
+    }
+    Ok(Some(key))
 }
 
 /// The CORS policy `CORS_ORIGINS` names: `*` (any origin, no credentials) or

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use transduction_2tdx::agents::agent_rules;
 use transduction_2tdx::book::BookState;
+use transduction_2tdx::brief::{BriefAnswer, BriefSync};
 use transduction_2tdx::store::RedbBook;
 use transduction_2tdx::{AgentsStatus, Peer, ReplicaSource, TdxConfig, TdxService};
 
@@ -108,31 +109,61 @@ struct HttpPeer {
     http: reqwest::Client,
 }
 
+impl HttpPeer {
+    /// Posts `body` to the peer's `path` within `bound`; the answer's bytes,
+    /// or `None` for a 404 (a peer that does not serve `path`).
+    async fn post(&self, path: &str, body: &impl serde::Serialize, bound: Duration) -> Result<Option<Vec<u8>>, String> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        let attempt = async {
+            let response = request.send().await.map_err(|e| format!("{}: {e}", self.base))?;
+            let status = response.status();
+            let body = response.bytes().await.map_err(|e| format!("{}: {e}", self.base))?;
+            if status == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !status.is_success() {
+                return Err(format!(
+                    "{} answered {status}: {}",
+                    self.base,
+                    String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+                ));
+            }
+            Ok(Some(body.to_vec()))
+        };
+        // One bound for the whole attempt: connecting, sending, the answer.
+        tokio::time::timeout(bound, attempt)
+            .await
+            .map_err(|_| format!("{} did not answer within {} ms", self.base, bound.as_millis()))?
+    }
+}
+
 impl Peer for HttpPeer {
     fn sync<'a>(&'a self, book: &'a BookState, bound: Duration) -> BoxFuture<'a, Result<BookState, String>> {
         Box::pin(async move {
-            let mut request = self.http.post(format!("{}/2tdx/sync", self.base)).json(book);
-            if let Some(key) = &self.key {
-                request = request.bearer_auth(key);
-            }
-            let attempt = async {
-                let response = request.send().await.map_err(|e| format!("{}: {e}", self.base))?;
-                let status = response.status();
-                let body = response.bytes().await.map_err(|e| format!("{}: {e}", self.base))?;
-                if !status.is_success() {
-                    return Err(format!(
-                        "{} answered {status}: {}",
-                        self.base,
-                        String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
-                    ));
-                }
-                serde_json::from_slice::<BookState>(&body)
-                    .map_err(|e| format!("{} answered what is not a rule book: {e}", self.base))
+            let body = self
+                .post("/2tdx/sync", book, bound)
+                .await?
+                .ok_or_else(|| format!("{} answered 404: it serves no /2tdx/sync", self.base))?;
+            serde_json::from_slice::<BookState>(&body)
+                .map_err(|e| format!("{} answered what is not a rule book: {e}", self.base))
+        })
+    }
+
+    fn sync_brief<'a>(
+        &'a self,
+        brief: &'a BriefSync,
+        bound: Duration,
+    ) -> BoxFuture<'a, Result<Option<BriefAnswer>, String>> {
+        Box::pin(async move {
+            let Some(body) = self.post("/2tdx/sync/brief", brief, bound).await? else {
+                return Ok(None);
             };
-            // One bound for the whole attempt: connecting, sending, the answer.
-            tokio::time::timeout(bound, attempt)
-                .await
-                .map_err(|_| format!("{} did not answer within {} ms", self.base, bound.as_millis()))?
+            serde_json::from_slice::<BriefAnswer>(&body)
+                .map(Some)
+                .map_err(|e| format!("{} answered what is not a brief answer: {e}", self.base))
         })
     }
 }

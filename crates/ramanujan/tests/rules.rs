@@ -198,8 +198,26 @@ async fn two_sites_converge_in_one_round_trip_and_concurrent_edits_merge_as_docu
 
     let health = get(&a, "/2tdx/health").await;
     assert_eq!(health["book"]["peer"]["state"], "in_sync", "{health}");
-    a.stop().await;
+    // The first sync sent the whole book; every later one only what changed
+    // since, beside a summary (and converged all the same).
+    assert_eq!(health["book"]["peer"]["whole"], 1, "{health}");
+    assert_eq!(health["book"]["peer"]["brief"], 3, "{health}");
+
+    // A peer that lost its book (a new site at the same address) is sent the
+    // whole book again: in brief it would never learn the rules both held.
+    let address = b.base.trim_start_matches("http://").to_string();
     b.stop().await;
+    let listener = tokio::net::TcpListener::bind(&address).await.unwrap();
+    let fresh = Site::start_on(listener, "site-b", |_| {}).await;
+    assert_eq!(get(&fresh, "/2tdx/rules").await["count"], 0);
+    let (status, body) = post(&a, "/2tdx/sync/peer", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(digest(&a).await, digest(&fresh).await);
+    assert_eq!(get(&fresh, "/2tdx/rules").await["count"], 2);
+    let health = get(&a, "/2tdx/health").await;
+    assert_eq!(health["book"]["peer"]["whole"], 2, "{health}");
+    a.stop().await;
+    fresh.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,9 +10,10 @@
 //!   sync (the answer is empty), a peer that holds nothing (the answer is
 //!   every rule), a peer one new rule ahead (checked, merged, stored
 //!   durably), next to an echo route on the same server taking and
-//!   answering the same bytes (HTTP and copying only: the floor); and once, a
-//!   site taking the 1,000 rules it does not hold (each body's soundness
-//!   checked).
+//!   answering the same bytes (HTTP and copying only: the floor); the same
+//!   in brief (`POST /2tdx/sync/brief`: a summary and what changed since the
+//!   last sync); and once, a site taking the 1,000 rules it does not hold
+//!   (each body's soundness checked).
 //!
 //! Run: `cargo bench -p transduction-2tdx --bench tdx` (`-- size=N rules=N requests=N`).
 
@@ -26,6 +27,7 @@ use ramanujan_http::offload::Inline;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use transduction_2tdx::book::BookState;
+use transduction_2tdx::brief::{BriefSync, Summary, changes_since};
 use transduction_2tdx::enumerate::{Grammar, Leaves, Points, check, counts, layer};
 use transduction_2tdx::mine::{MineOptions, check_rule, mine_enumeration};
 use transduction_2tdx::rule::Rule;
@@ -253,6 +255,49 @@ async fn sync(n: usize, requests: usize) {
     }
     println!(
         "peer one new rule ahead ({edits} requests, each a new rule): {}",
+        percentiles(ahead)
+    );
+
+    // The same two cases in brief (`/2tdx/sync/brief`): a peer that synced
+    // before sends what changed since, beside a summary of its book.
+    let brief_url = format!("{base}/2tdx/sync/brief");
+    let held = a.book().rules.len();
+    let agreed = Summary::of(&a.book());
+    let in_step = BriefSync {
+        summary: agreed.clone(),
+        changes: BookState::default(),
+    };
+    let in_step = Bytes::from(serde_json::to_vec(&in_step).unwrap());
+    timed_posts(&client, &brief_url, &in_step, 20).await;
+    let (brief_in_sync, brief_in_sync_bytes) = timed_posts(&client, &brief_url, &in_step, requests).await;
+    println!(
+        "in brief, {held} rules, peer in step (sends {} bytes, answer {brief_in_sync_bytes} bytes): {}",
+        in_step.len(),
+        percentiles(brief_in_sync)
+    );
+    let bodies: Vec<Bytes> = rules_from(2 * n, edits)
+        .into_iter()
+        .map(|rule| {
+            let mut state = a.book();
+            let base = Summary::of(&state);
+            state.add(rule, "site-b");
+            let summary = Summary::of(&state);
+            let brief = BriefSync {
+                changes: changes_since(&state, &summary, &base),
+                summary,
+            };
+            Bytes::from(serde_json::to_vec(&brief).unwrap())
+        })
+        .collect();
+    let mut ahead = Vec::with_capacity(edits);
+    let mut sent = 0;
+    for body in &bodies {
+        sent = body.len();
+        let (times, _) = timed_posts(&client, &brief_url, body, 1).await;
+        ahead.extend(times);
+    }
+    println!(
+        "in brief, {held} rules and more, peer one new rule ahead ({edits} requests, each a new rule, ~{sent} bytes sent): {}",
         percentiles(ahead)
     );
 

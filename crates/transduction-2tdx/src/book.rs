@@ -24,6 +24,7 @@ use crdts::{CmRDT, CvRDT, MVReg, Orswot};
 use ramanujan_core::color::{Color, merge_colors};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Most rules a book holds (bodies, members or not).
 pub const MAX_BOOK_RULES: usize = 10_000;
@@ -34,8 +35,9 @@ pub const MAX_BOOK_RULES: usize = 10_000;
 pub struct BookState {
     /// Keys of the rules in the book.
     pub members: Orswot<String, String>,
-    /// Every rule body ever added, by key.
-    pub rules: BTreeMap<String, Rule>,
+    /// Every rule body ever added, by key (shared: a copy of the book, which
+    /// each change makes, copies no body).
+    pub rules: BTreeMap<String, Arc<Rule>>,
     /// Enabled, per key.
     #[serde(default)]
     pub enabled: BTreeMap<String, MVReg<bool, String>>,
@@ -74,8 +76,8 @@ pub struct Conflict {
 pub struct BadState(pub String);
 
 /// The least of two bodies by their JSON text (a total order every site shares).
-fn least(a: Rule, b: Rule) -> Rule {
-    let text = |r: &Rule| serde_json::to_string(r).unwrap_or_default();
+fn least(a: Arc<Rule>, b: Arc<Rule>) -> Arc<Rule> {
+    let text = |r: &Arc<Rule>| serde_json::to_string(&**r).unwrap_or_default();
     if text(&b) < text(&a) { b } else { a }
 }
 
@@ -88,6 +90,7 @@ impl BookState {
     /// Adds `rule` (already checked) as `actor`, enabled.
     pub fn add(&mut self, rule: Rule, actor: &str) {
         let key = rule.key.clone();
+        let rule = Arc::new(rule);
         let body = match self.rules.remove(&key) {
             Some(held) => least(held, rule),
             None => rule,
@@ -130,7 +133,7 @@ impl BookState {
         if !self.contains(key) {
             return None;
         }
-        let mut rule = self.rules.get(key)?.clone();
+        let mut rule = Rule::clone(self.rules.get(key)?);
         // Sorted: a register's concurrent values come in the order merges left them.
         let mut enabled: Vec<bool> = self.enabled.get(key).map(|r| r.read().val).unwrap_or_default();
         enabled.sort();

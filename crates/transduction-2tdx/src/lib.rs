@@ -14,16 +14,19 @@
 //!   and such a module read back into rules.
 //! - [`book`]: a rule book as a CRDT (an observed-remove set of rule keys,
 //!   content-addressed bodies, enabled and colour registers), a state from
-//!   elsewhere checked whole before it merges; [`store`]: where it is kept.
+//!   elsewhere checked whole before it merges; [`brief`]: syncing it in
+//!   brief (what changed since, and a hash per rule); [`store`]: where it is
+//!   kept.
 //! - [`agents`]: the rules a network's agents run from a book.
 //! - [`service`], [`routes`]: the component. Routes: `GET /2tdx/health`,
 //!   `GET|POST /2tdx/rules`, `PATCH|DELETE /2tdx/rules/{key}`,
 //!   `POST /2tdx/mine`, `POST /2tdx/codegen`, `POST /2tdx/parse`,
-//!   `POST /2tdx/sync`, `POST /2tdx/sync/peer`, and `POST /sync`,
-//!   `POST /sync/peer`, `GET /sync/health`.
+//!   `POST /2tdx/sync`, `POST /2tdx/sync/brief`, `POST /2tdx/sync/peer`, and
+//!   the same under `/sync`, with `GET /sync/health`.
 
 pub mod agents;
 pub mod book;
+pub mod brief;
 pub mod codegen;
 pub mod enumerate;
 pub mod generalise;

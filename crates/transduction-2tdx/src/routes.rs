@@ -1,6 +1,7 @@
 //! The HTTP surface: `/2tdx/...` and the sync routes again under `/sync/...`.
 
 use crate::book::{BookEntry, BookState};
+use crate::brief::BriefSync;
 use crate::codegen::{MAX_SOURCE_BYTES, generate, parse};
 use crate::enumerate::Grammar;
 use crate::generalise::{Generalised, MAX_EQUALITIES, generalise, replica_equalities};
@@ -42,6 +43,7 @@ struct Tdx {
 pub fn router(service: Arc<TdxService>, network: Option<Arc<dyn ReplicaSource>>) -> Router {
     let under_sync = Router::new()
         .route("/sync", post(sync))
+        .route("/sync/brief", post(sync_brief))
         .route("/sync/peer", post(sync_peer))
         .route("/sync/health", get(health));
     Router::new()
@@ -52,6 +54,7 @@ pub fn router(service: Arc<TdxService>, network: Option<Arc<dyn ReplicaSource>>)
         .route("/2tdx/codegen", post(codegen))
         .route("/2tdx/parse", post(parse_code))
         .route("/2tdx/sync", post(sync))
+        .route("/2tdx/sync/brief", post(sync_brief))
         .route("/2tdx/sync/peer", post(sync_peer))
         .merge(under_sync)
         .with_state(Tdx { service, network })
@@ -447,6 +450,28 @@ async fn sync(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Respon
     };
     let service = tdx.service.clone();
     match offload::run(&tdx.service.offload, move || service.serve_sync(theirs)).await {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(e)) => change_error(e).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /2tdx/sync/brief`: what the peer changed since they last synced,
+/// beside a summary of its book (see [`crate::brief`]).
+async fn sync_brief(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorised(&tdx, &headers) {
+        tdx.service.count_refused_sync();
+        return unauthorised();
+    }
+    let theirs: BriefSync = match ramanujan_http::decode_json(&body) {
+        Ok(brief) => brief,
+        Err(e) => {
+            tdx.service.count_refused_sync();
+            return e.into_response();
+        }
+    };
+    let service = tdx.service.clone();
+    match offload::run(&tdx.service.offload, move || service.serve_brief(theirs)).await {
         Ok(Ok(answer)) => Json(answer).into_response(),
         Ok(Err(e)) => change_error(e).into_response(),
         Err(e) => e.into_response(),

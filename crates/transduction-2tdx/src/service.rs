@@ -3,6 +3,7 @@
 //! the configured peer went.
 
 use crate::book::{BadState, BookEntry, BookState};
+use crate::brief::{self, BriefAnswer, BriefSync, Summary};
 use crate::rule::Rule;
 use crate::store::BookStore;
 use futures_util::future::BoxFuture;
@@ -53,7 +54,24 @@ pub trait Peer: Send + Sync {
     /// Sends this site's book to the peer's `POST /2tdx/sync` and answers
     /// what the peer sent back (what this site lacks), within `bound`.
     fn sync<'a>(&'a self, book: &'a BookState, bound: Duration) -> BoxFuture<'a, Result<BookState, String>>;
+
+    /// Sends a sync in brief to the peer's `POST /2tdx/sync/brief` and answers
+    /// its answer, within `bound`; `Ok(None)` if the peer does not sync in
+    /// brief (then the whole book is sent).
+    fn sync_brief<'a>(
+        &'a self,
+        brief: &'a BriefSync,
+        bound: Duration,
+    ) -> BoxFuture<'a, Result<Option<BriefAnswer>, String>> {
+        let _ = (brief, bound);
+        Box::pin(async { Ok(None) })
+    }
 }
+
+/// Every this many syncs with the peer, one sends the whole book even when
+/// one in brief would do: a safety net should the peer have gone back to an
+/// older state (restored from a backup) without losing a key.
+pub const WHOLE_SYNC_EVERY: u64 = 12;
 
 /// How syncing with the peer has gone.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -69,6 +87,11 @@ pub struct PeerStatus {
     pub failures: u64,
     /// Failures since the last success.
     pub consecutive_failures: u64,
+    /// Of the successes, syncs in brief (what changed since, beside a
+    /// summary) and syncs of the whole book.
+    pub brief: u64,
+    /// See `brief`.
+    pub whole: u64,
     /// Why the last failed attempt failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -119,6 +142,13 @@ impl From<BadState> for ChangeError {
 pub struct TdxService {
     config: TdxConfig,
     book: RwLock<BookState>,
+    /// The book in brief, kept with each change (see [`brief`]).
+    summary: RwLock<Summary>,
+    /// What this site and its peer held when they last synced (`None`: not
+    /// since start, or the last attempt failed: the next sends the whole book).
+    peer_base: Mutex<Option<Summary>>,
+    /// Whether the peer syncs in brief (`false` once it answered 404).
+    peer_brief: std::sync::atomic::AtomicBool,
     store: Option<Arc<dyn BookStore>>,
     /// Where mining runs (CPU-heavy: seconds).
     pub offload: Arc<dyn Offload>,
@@ -163,6 +193,9 @@ impl TdxService {
         TdxService {
             config,
             book: RwLock::new(BookState::default()),
+            summary: RwLock::new(Summary::of(&BookState::default())),
+            peer_base: Mutex::new(None),
+            peer_brief: std::sync::atomic::AtomicBool::new(true),
             store: None,
             offload,
             peer: None,
@@ -198,6 +231,7 @@ impl TdxService {
                     .check_incoming(&saved)
                     .map_err(|e| format!("the stored rule book does not check: {e}"))?;
             }
+            *self.summary.get_mut().expect("not shared yet") = Summary::of(&saved);
             *self.book.get_mut().expect("not shared yet") = saved;
         }
         self.store = Some(store);
@@ -243,7 +277,10 @@ impl TdxService {
         if let Some(store) = &self.store {
             store.save(&next).map_err(|e| ChangeError::Store(e.0))?;
         }
+        let mut summary = self.summary.read().expect("summary lock").clone();
+        summary.update(&self.book.read().expect("book lock"), &next);
         *self.book.write().expect("book lock") = next;
+        *self.summary.write().expect("summary lock") = summary;
         for listener in self.listeners.lock().expect("listeners lock").iter() {
             listener();
         }
@@ -341,49 +378,129 @@ impl TdxService {
         answer
     }
 
+    /// Serves a peer's `POST /2tdx/sync/brief`: checks and merges what it
+    /// changed since they last synced, and answers what differs from its
+    /// summary; if it holds keys this site does not have (and did not send),
+    /// merges nothing and answers which (see [`brief`]).
+    pub fn serve_brief(&self, theirs: BriefSync) -> Result<BriefAnswer, ChangeError> {
+        let prepared = {
+            let book = self.book.read().expect("book lock");
+            if *self.summary.read().expect("summary lock") == theirs.summary && theirs.changes == BookState::default() {
+                // In step: nothing to check, merge or answer.
+                self.syncs_served.fetch_add(1, Ordering::Relaxed);
+                return Ok(BriefAnswer::default());
+            }
+            let wanted = brief::missing(&book, &theirs);
+            if wanted.is_empty() {
+                book.check_incoming(&theirs.changes).map_err(ChangeError::from)
+            } else {
+                self.syncs_served.fetch_add(1, Ordering::Relaxed);
+                return Ok(BriefAnswer {
+                    wanted,
+                    ..BriefAnswer::default()
+                });
+            }
+        };
+        let merged = prepared.and_then(|()| {
+            if theirs.changes == BookState::default() {
+                return Ok(());
+            }
+            self.change(|book| {
+                book.merge(theirs.changes);
+                Ok(())
+            })
+        });
+        let counter = if merged.is_ok() {
+            &self.syncs_served
+        } else {
+            &self.syncs_refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        merged?;
+        let book = self.book.read().expect("book lock");
+        let summary = self.summary.read().expect("summary lock");
+        Ok(brief::answer(&book, &summary, &theirs.summary))
+    }
+
     /// Counts a sync refused before its state was read (a bad key).
     pub fn count_refused_sync(&self) {
         self.syncs_refused.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One sync with the configured peer: sends the book, checks the answer
-    /// whole, merges it. A peer that fails, times out or answers what does
-    /// not check leaves the book untouched. `Ok(false)`: no peer configured.
+    /// One sync with the configured peer: in brief when they synced before
+    /// (what changed since, beside a summary), else the whole book; checks the
+    /// answer whole and merges it. A peer that fails, times out or answers
+    /// what does not check leaves the book untouched. `Ok(false)`: no peer
+    /// configured.
     pub async fn sync_with_peer(&self) -> Result<bool, String> {
         let Some(peer) = &self.peer else {
             return Ok(false);
         };
-        let ours = self.book();
-        let outcome = match peer.sync(&ours, self.config.max_latency).await {
-            Ok(answer) => {
-                let checked = self.book.read().expect("book lock").check_incoming(&answer);
-                checked
-                    .map_err(|e| format!("the peer's answer does not merge: {e}"))
-                    .and_then(|()| {
-                        self.change(|book| {
-                            book.merge(answer);
-                            Ok(())
-                        })
-                        .map_err(|e| e.to_string())
-                    })
-            }
-            Err(e) => Err(e),
+        let base = self.peer_base.lock().expect("peer base lock").take();
+        let whole_due = {
+            let status = self.peer_status.lock().expect("peer status lock");
+            status.successes % WHOLE_SYNC_EVERY == WHOLE_SYNC_EVERY - 1
         };
-        let mut status = self.peer_status.lock().expect("peer status lock");
-        match &outcome {
-            Ok(()) => {
-                status.state = "in_sync";
-                status.successes += 1;
-                status.consecutive_failures = 0;
-            }
-            Err(e) => {
-                status.state = "failing";
-                status.failures += 1;
-                status.consecutive_failures += 1;
-                status.last_error = Some(e.clone());
+        let ours = self.book();
+        let mut brief_answer = None;
+        if let Some(base) = base.filter(|_| !whole_due && self.peer_brief.load(Ordering::Relaxed)) {
+            // Of the same snapshot as the changes (the kept one may be newer).
+            let summary = Summary::of(&ours);
+            let brief = BriefSync {
+                changes: brief::changes_since(&ours, &summary, &base),
+                summary,
+            };
+            match peer.sync_brief(&brief, self.config.max_latency).await {
+                // Answered: merged below, unless it wants the whole book.
+                Ok(Some(answer)) if answer.wanted.is_empty() => brief_answer = Some(answer.lacked),
+                Ok(Some(_)) => {}
+                Ok(None) => self.peer_brief.store(false, Ordering::Relaxed),
+                Err(e) => return Err(self.note_peer_failure(e)),
             }
         }
-        outcome.map(|()| true)
+        let in_brief = brief_answer.is_some();
+        let answer = match brief_answer {
+            Some(answer) => Ok(answer),
+            None => peer.sync(&ours, self.config.max_latency).await,
+        };
+        let outcome = answer.and_then(|answer| {
+            let checked = self.book.read().expect("book lock").check_incoming(&answer);
+            checked.map_err(|e| format!("the peer's answer does not merge: {e}"))?;
+            // What both held once this sync is done: what was sent, and the
+            // answer (changes made here meanwhile stay changes for the next).
+            let mut agreed = ours;
+            agreed.merge(answer.clone());
+            self.change(|book| {
+                book.merge(answer);
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+            *self.peer_base.lock().expect("peer base lock") = Some(Summary::of(&agreed));
+            Ok(())
+        });
+        let Err(e) = outcome else {
+            let mut status = self.peer_status.lock().expect("peer status lock");
+            status.state = "in_sync";
+            status.successes += 1;
+            status.consecutive_failures = 0;
+            if in_brief {
+                status.brief += 1;
+            } else {
+                status.whole += 1;
+            }
+            return Ok(true);
+        };
+        Err(self.note_peer_failure(e))
+    }
+
+    /// Notes a failed sync with the peer; answers the reason.
+    fn note_peer_failure(&self, e: String) -> String {
+        let mut status = self.peer_status.lock().expect("peer status lock");
+        status.state = "failing";
+        status.failures += 1;
+        status.consecutive_failures += 1;
+        status.last_error = Some(e.clone());
+        e
     }
 
     /// The counters.

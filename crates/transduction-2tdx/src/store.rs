@@ -11,7 +11,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Why the store failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +60,7 @@ pub struct RedbBook {
     db: Database,
     path: String,
     /// The bodies as stored, to write only what changed.
-    stored: Mutex<BTreeMap<String, Rule>>,
+    stored: Mutex<BTreeMap<String, Arc<Rule>>>,
 }
 
 impl RedbBook {
@@ -92,7 +92,7 @@ impl RedbBook {
         StoreError(format!("{}: {e}", self.path))
     }
 
-    fn stored(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Rule>> {
+    fn stored(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Rule>>> {
         self.stored.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -110,7 +110,7 @@ impl BookStore for RedbBook {
             for row in table.iter().map_err(|e| self.fail(&e))? {
                 let (key, body) = row.map_err(|e| self.fail(&e))?;
                 let rule: Rule = serde_json::from_slice(body.value()).map_err(|e| unreadable(&e))?;
-                rules.insert(key.value().to_string(), rule);
+                rules.insert(key.value().to_string(), Arc::new(rule));
             }
             *self.stored() = rules.clone();
             return Ok(Some(BookState {
@@ -137,7 +137,8 @@ impl BookStore for RedbBook {
         })
         .map_err(|e| self.fail(&e))?;
         let mut stored = self.stored();
-        let changed: Vec<(&String, &Rule)> = book.rules.iter().filter(|(k, r)| stored.get(*k) != Some(*r)).collect();
+        let changed: Vec<(&String, &Arc<Rule>)> =
+            book.rules.iter().filter(|(k, r)| stored.get(*k) != Some(*r)).collect();
         let txn = self.db.begin_write().map_err(|e| self.fail(&e))?;
         {
             let mut table = txn.open_table(BOOK).map_err(|e| self.fail(&e))?;

@@ -187,7 +187,7 @@ pub async fn authenticate(State(access): State<Arc<Access>>, mut request: Reques
             ),
         );
     }
-    request.extensions_mut().insert(Client(format!("key-{which}")));
+    request.extensions_mut().insert(Client::Key(which));
     next.run(request).await
 }
 

@@ -11,21 +11,29 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderValue, StatusCode, header};
 use ramanujan_http::ApiError;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Who a request counts against, once authenticated.
-#[derive(Debug, Clone)]
-pub struct Client(pub String);
+/// Who a request counts against: the API key it authenticated with (by its
+/// position in `API_KEYS`), else its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// The `n`th API key.
+    Key(usize),
+    /// A caller without a key, by address.
+    Addr(IpAddr),
+    /// A caller whose address the server was not told (in-process tests).
+    Unknown,
+}
 
 /// Requests between two sweeps of clients no longer limited.
 const SWEEP_EVERY: u64 = 4_096;
 
 /// The limiter.
 pub struct RateLimit {
-    limiter: DefaultKeyedRateLimiter<String>,
+    limiter: DefaultKeyedRateLimiter<Client>,
     clock: DefaultClock,
     seen: AtomicU64,
 }
@@ -51,10 +59,10 @@ impl RateLimit {
 /// The middleware.
 pub async fn limit(State(rate): State<Arc<RateLimit>>, request: Request, next: Next) -> Response {
     let client = match request.extensions().get::<Client>() {
-        Some(Client(key)) => key.clone(),
+        Some(client) => *client,
         None => match request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(addr)) => addr.ip().to_string(),
-            None => "unknown".to_string(),
+            Some(ConnectInfo(addr)) => Client::Addr(addr.ip()),
+            None => Client::Unknown,
         },
     };
     if rate.seen.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {

@@ -202,20 +202,24 @@ pub fn changes_since(book: &BookState, ours: &Summary, base: &Summary) -> BookSt
         changes.members = book.members.clone();
     }
     for (key, hash) in &ours.entries {
-        if base.entries.get(key) == Some(hash) {
-            continue;
-        }
-        if let Some(rule) = book.rules.get(key) {
-            changes.rules.insert(key.clone(), rule.clone());
-        }
-        if let Some(register) = book.enabled.get(key) {
-            changes.enabled.insert(key.clone(), register.clone());
-        }
-        if let Some(register) = book.colors.get(key) {
-            changes.colors.insert(key.clone(), register.clone());
+        if base.entries.get(key) != Some(hash) {
+            copy_entry(book, key, &mut changes);
         }
     }
     changes
+}
+
+/// Copies `key`'s entry (body, enabled and colour registers) from `book` into `into`.
+fn copy_entry(book: &BookState, key: &str, into: &mut BookState) {
+    if let Some(rule) = book.rules.get(key) {
+        into.rules.insert(key.to_string(), rule.clone());
+    }
+    if let Some(register) = book.enabled.get(key) {
+        into.enabled.insert(key.to_string(), register.clone());
+    }
+    if let Some(register) = book.colors.get(key) {
+        into.colors.insert(key.to_string(), register.clone());
+    }
 }
 
 /// The keys the sender of `brief` holds and neither `book` nor its changes
@@ -243,15 +247,7 @@ pub fn answer(book: &BookState, ours: &Summary, theirs: &Summary) -> BriefAnswer
         .filter(|(key, hash)| theirs.entries.get(*key) != Some(*hash))
         .map(|(key, _)| key);
     for key in differing {
-        if let Some(rule) = book.rules.get(key) {
-            lacked.rules.insert(key.clone(), rule.clone());
-        }
-        if let Some(register) = book.enabled.get(key) {
-            lacked.enabled.insert(key.clone(), register.clone());
-        }
-        if let Some(register) = book.colors.get(key) {
-            lacked.colors.insert(key.clone(), register.clone());
-        }
+        copy_entry(book, key, &mut lacked);
     }
     BriefAnswer {
         lacked,

@@ -437,41 +437,46 @@ async fn parse_code(State(tdx): State<Tdx>, headers: HeaderMap, Query(q): Query<
 }
 
 async fn sync(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorised(&tdx, &headers) {
-        tdx.service.count_refused_sync();
-        return unauthorised();
-    }
-    let theirs: BookState = match ramanujan_http::decode_json(&body) {
-        Ok(state) => state,
-        Err(e) => {
-            tdx.service.count_refused_sync();
-            return e.into_response();
-        }
-    };
-    let service = tdx.service.clone();
-    match offload::run(&tdx.service.offload, move || service.serve_sync(theirs)).await {
-        Ok(Ok(answer)) => Json(answer).into_response(),
-        Ok(Err(e)) => change_error(e).into_response(),
-        Err(e) => e.into_response(),
-    }
+    serve_sync(tdx, &headers, &body, |service, theirs: BookState| {
+        service.serve_sync(theirs)
+    })
+    .await
 }
 
 /// `POST /2tdx/sync/brief`: what the peer changed since they last synced,
 /// beside a summary of its book (see [`crate::brief`]).
 async fn sync_brief(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorised(&tdx, &headers) {
+    serve_sync(tdx, &headers, &body, |service, theirs: BriefSync| {
+        service.serve_brief(theirs)
+    })
+    .await
+}
+
+/// A sync request of either form: the key checked, the body decoded (a
+/// refusal of either counted), then served off the async workers.
+async fn serve_sync<T, A>(
+    tdx: Tdx,
+    headers: &HeaderMap,
+    body: &[u8],
+    serve: impl FnOnce(&TdxService, T) -> Result<A, ChangeError> + Send + 'static,
+) -> Response
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+    A: serde::Serialize + Send + 'static,
+{
+    if !authorised(&tdx, headers) {
         tdx.service.count_refused_sync();
         return unauthorised();
     }
-    let theirs: BriefSync = match ramanujan_http::decode_json(&body) {
-        Ok(brief) => brief,
+    let theirs: T = match ramanujan_http::decode_json(body) {
+        Ok(theirs) => theirs,
         Err(e) => {
             tdx.service.count_refused_sync();
             return e.into_response();
         }
     };
     let service = tdx.service.clone();
-    match offload::run(&tdx.service.offload, move || service.serve_brief(theirs)).await {
+    match offload::run(&tdx.service.offload, move || serve(&service, theirs)).await {
         Ok(Ok(answer)) => Json(answer).into_response(),
         Ok(Err(e)) => change_error(e).into_response(),
         Err(e) => e.into_response(),

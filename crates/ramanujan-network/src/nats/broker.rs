@@ -206,9 +206,113 @@ async fn try_timeline_events(js: &jetstream::Context, name: &str) -> Result<pull
         .map_err(|e| e.to_string())
 }
 
-/// Connects to the broker; keeps reconnecting for ever after a disconnect.
+/// How a process proves itself to the broker and secures the connection,
+/// from the environment (every process that connects reads the same):
+/// `NATS_CREDS` (a `.creds` file: JWT and NKey seed), `NATS_TOKEN`, or
+/// `NATS_USER` with `NATS_PASSWORD`; `NATS_TLS=true` to require TLS,
+/// `NATS_TLS_CA` (a PEM of roots to trust), `NATS_TLS_CERT` with
+/// `NATS_TLS_KEY` (a client certificate). Secrets stay out of the broker's
+/// URL, which is printed and logged.
+#[derive(Clone, Default)]
+pub struct BrokerAuth {
+    /// A `.creds` file.
+    pub creds: Option<std::path::PathBuf>,
+    /// A token.
+    pub token: Option<String>,
+    /// A user and password.
+    pub user: Option<(String, String)>,
+    /// Whether TLS is required.
+    pub tls: bool,
+    /// Roots to trust (PEM).
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate and its key (PEM).
+    pub tls_client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl std::fmt::Debug for BrokerAuth {
+    /// Says which kinds are set, never a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerAuth")
+            .field("creds", &self.creds)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("user", &self.user.as_ref().map(|(user, _)| user))
+            .field("tls", &self.tls)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_client", &self.tls_client)
+            .finish()
+    }
+}
+
+impl BrokerAuth {
+    /// Reads the environment variables above; an error names the one that
+    /// is incomplete or contradictory (never its value).
+    pub fn from_env() -> Result<BrokerAuth, String> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`BrokerAuth::from_env`] over `lookup` instead of the environment.
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<BrokerAuth, String> {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let auth = BrokerAuth {
+            creds: var("NATS_CREDS").map(Into::into),
+            token: var("NATS_TOKEN"),
+            user: match (var("NATS_USER"), var("NATS_PASSWORD")) {
+                (Some(user), Some(password)) => Some((user, password)),
+                (None, None) => None,
+                _ => return Err("NATS_USER and NATS_PASSWORD go together".into()),
+            },
+            tls: match var("NATS_TLS").as_deref() {
+                None | Some("false") | Some("0") => false,
+                Some("true") | Some("1") => true,
+                Some(_) => return Err("NATS_TLS is true or false".into()),
+            },
+            tls_ca: var("NATS_TLS_CA").map(Into::into),
+            tls_client: match (var("NATS_TLS_CERT"), var("NATS_TLS_KEY")) {
+                (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+                (None, None) => None,
+                _ => return Err("NATS_TLS_CERT and NATS_TLS_KEY go together".into()),
+            },
+        };
+        let kinds = [auth.creds.is_some(), auth.token.is_some(), auth.user.is_some()];
+        if kinds.iter().filter(|&&k| k).count() > 1 {
+            return Err("give one of NATS_CREDS, NATS_TOKEN, or NATS_USER with NATS_PASSWORD".into());
+        }
+        Ok(auth)
+    }
+
+    async fn apply(&self, mut options: async_nats::ConnectOptions) -> Result<async_nats::ConnectOptions, String> {
+        if let Some(path) = &self.creds {
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(|e| format!("NATS_CREDS {}: {e}", path.display()))?;
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.clone());
+        }
+        if let Some((user, password)) = &self.user {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(ca) = &self.tls_ca {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &self.tls_client {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        Ok(options.require_tls(self.tls))
+    }
+}
+
+/// Connects to the broker as the environment says ([`BrokerAuth::from_env`]);
+/// keeps reconnecting for ever after a disconnect.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String> {
-    async_nats::ConnectOptions::new()
+    connect_with(url, name, &BrokerAuth::from_env()?).await
+}
+
+/// Connects to the broker with `auth`; keeps reconnecting for ever after a disconnect.
+pub async fn connect_with(url: &str, name: &str, auth: &BrokerAuth) -> Result<async_nats::Client, String> {
+    auth.apply(async_nats::ConnectOptions::new())
+        .await?
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))

@@ -17,6 +17,11 @@ impl LocalBroker {
     /// Starts `nats-server` (the pinned one on `PATH`, or else fetched: see
     /// [`crate::tools`]) with its JetStream store under `dir`.
     pub fn start(dir: &Path) -> Result<LocalBroker, String> {
+        Self::start_configured(dir, "")
+    }
+
+    /// [`LocalBroker::start`] with more configuration (`authorization { token: "..." }`, say).
+    pub fn start_configured(dir: &Path, extra: &str) -> Result<LocalBroker, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -24,7 +29,7 @@ impl LocalBroker {
         let conf = dir.join("nats.conf");
         let store = dir.join("jetstream");
         let text = format!(
-            "listen: 127.0.0.1:{port}\nmax_payload: 8MB\njetstream {{ store_dir: \"{}\" }}\n",
+            "listen: 127.0.0.1:{port}\nmax_payload: 8MB\njetstream {{ store_dir: \"{}\" }}\n{extra}\n",
             store.display()
         );
         std::fs::write(&conf, text).map_err(|e| e.to_string())?;

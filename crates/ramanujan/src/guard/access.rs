@@ -50,6 +50,26 @@ pub struct ApiKeys {
     keys: Vec<([u8; 32], Scope)>,
 }
 
+/// The health probes, open to `GET` and `HEAD` without a key: the host's and
+/// each component's. Listed, not matched by suffix, so that no other route
+/// (a rule or an example that happens to be keyed `health`) is opened by its name.
+pub const HEALTH_ROUTES: [&str; 14] = [
+    "/health",
+    "/agents/health",
+    "/egraph/health",
+    "/crdt/health",
+    "/colors/health",
+    "/stream/red/health",
+    "/stream/blue/health",
+    "/stream/green/health",
+    "/timeline/health",
+    "/skills/health",
+    "/verify/health",
+    "/2tdx/health",
+    "/sync/health",
+    "/dashboard/health",
+];
+
 /// Shortest key accepted: a guessable key protects nothing.
 pub const MIN_KEY_BYTES: usize = 16;
 
@@ -120,12 +140,12 @@ impl Access {
         }
     }
 
-    fn open(&self, path: &str) -> bool {
+    fn open(&self, method: &Method, path: &str) -> bool {
         let under = |prefix: &str| path == prefix || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'));
+        let reading = *method == Method::GET || *method == Method::HEAD;
         // Health probes carry no keys; the sync routes' own peer route
         // (`/sync/peer`) triggers work, so it is not theirs to open.
-        path == "/health"
-            || path.ends_with("/health")
+        (reading && HEALTH_ROUTES.contains(&path))
             || (self.agents_signed && crate::guard::signed::agent_to_agent(path))
             || self.exempt.iter().any(|p| under(p) && !path.ends_with("/peer"))
     }
@@ -145,7 +165,7 @@ pub async fn authenticate(State(access): State<Arc<Access>>, mut request: Reques
     let Some(needed) = Scope::needed_for(request.method()) else {
         return next.run(request).await;
     };
-    if access.open(request.uri().path()) {
+    if access.open(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
     let token = request
@@ -220,9 +240,10 @@ mod tests {
             vec!["/2tdx/sync", "/sync"],
             false,
         );
-        for open in ["/health", "/crdt/health", "/2tdx/sync", "/sync"] {
-            assert!(access.open(open), "{open}");
+        for open in ["/health", "/crdt/health", "/2tdx/sync", "/sync", "/2tdx/sync/brief"] {
+            assert!(access.open(&Method::GET, open), "{open}");
         }
+        assert!(access.open(&Method::POST, "/2tdx/sync"));
         for closed in [
             "/2tdx/sync/peer",
             "/sync/peer",
@@ -230,8 +251,14 @@ mod tests {
             "/agents/submit",
             "/healthz",
             "/",
+            "/2tdx/rules/health",
+            "/skills/examples/health",
         ] {
-            assert!(!access.open(closed), "{closed}");
+            assert!(!access.open(&Method::GET, closed), "{closed}");
         }
+        assert!(
+            !access.open(&Method::DELETE, "/health"),
+            "a health route opens reads only"
+        );
     }
 }

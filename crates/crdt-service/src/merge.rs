@@ -213,10 +213,17 @@ fn answer_with<K: Kind>(kind: CrdtType, state: &K, state_json: &[u8], root: Opti
 }
 
 impl Merger {
-    /// A service whose memo holds at most `capacity` answers.
+    /// A service whose memo holds at most `capacity` answers (and at most
+    /// [`ramanujan_http::memo::DEFAULT_MAX_BYTES`] of them).
     pub fn new(capacity: usize) -> Self {
+        Self::with_cache_bytes(capacity, ramanujan_http::memo::DEFAULT_MAX_BYTES)
+    }
+
+    /// A service whose memo holds at most `capacity` answers and `max_bytes`
+    /// bytes of them (`CACHE_SIZE_MB`).
+    pub fn with_cache_bytes(capacity: usize, max_bytes: usize) -> Self {
         Merger {
-            cache: MemoCache::new(capacity),
+            cache: MemoCache::with_max_bytes(capacity, max_bytes),
             counts: Default::default(),
         }
     }

@@ -66,11 +66,18 @@ fn json_response(body: Bytes) -> Response {
 }
 
 impl EgraphService {
-    /// A service with a cache of `cache_capacity` answers.
+    /// A service with a cache of `cache_capacity` answers (and at most
+    /// [`ramanujan_http::memo::DEFAULT_MAX_BYTES`] of them).
     pub fn new(runtime: Runtime, cache_capacity: usize) -> Self {
+        Self::with_cache_bytes(runtime, cache_capacity, ramanujan_http::memo::DEFAULT_MAX_BYTES)
+    }
+
+    /// A service with a cache of at most `cache_capacity` answers and
+    /// `max_bytes` bytes of them (`CACHE_SIZE_MB`).
+    pub fn with_cache_bytes(runtime: Runtime, cache_capacity: usize, max_bytes: usize) -> Self {
         EgraphService {
             runtime,
-            cache: MemoCache::new(cache_capacity),
+            cache: MemoCache::with_max_bytes(cache_capacity, max_bytes),
             saturations: AtomicU64::new(0),
             shared_hits: AtomicU64::new(0),
         }

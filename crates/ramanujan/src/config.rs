@@ -150,6 +150,10 @@ pub struct ServeArgs {
     /// Merge answers the CRDT memo cache keeps.
     #[arg(long, env = "CRDT_CACHE_CAPACITY", default_value_t = crdt_service::DEFAULT_CACHE_CAPACITY)]
     pub crdt_cache_capacity: usize,
+    /// Megabytes of answers each memo cache (the e-graph's, the CRDT merge's)
+    /// holds at most; the least recently used leave first.
+    #[arg(long, env = "CACHE_SIZE_MB", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub cache_size_mb: u64,
     /// Milliseconds between two updates of `/api/metrics/stream` (server-sent events).
     #[arg(long, env = "METRICS_REFRESH_MS", default_value_t = dashboard::DEFAULT_REFRESH_MS,
           value_parser = clap::value_parser!(u64).range(50..=3_600_000))]

@@ -211,11 +211,16 @@ pub fn app(
     tokio::spawn(dashboard::settling::follow(Arc::downgrade(&settling), closing.clone()));
     let network: Arc<dyn agent_orchestrator::Network> = settling.clone();
     let requests = dashboard::RequestMetrics::new();
-    let egraph = Arc::new(egraph_service::EgraphService::new(
+    let cache_bytes = usize::try_from(args.cache_size_mb << 20).unwrap_or(usize::MAX);
+    let egraph = Arc::new(egraph_service::EgraphService::with_cache_bytes(
         runtime.clone(),
         args.egraph_cache_capacity,
+        cache_bytes,
     ));
-    let crdt = Arc::new(crdt_service::merge::Merger::new(args.crdt_cache_capacity));
+    let crdt = Arc::new(crdt_service::merge::Merger::with_cache_bytes(
+        args.crdt_cache_capacity,
+        cache_bytes,
+    ));
     let probes = dashboard::Probes {
         caches: vec![
             ("egraph-service", {

@@ -504,3 +504,65 @@ async fn crdt_bad_input_gets_a_4xx_and_the_service_stays_responsive() {
     .await;
     assert_eq!((status, merged["value"].clone()), (200, json!("héllo 😀")));
 }
+
+/// `CACHE_SIZE_MB` bounds each memo cache in bytes: merges of large documents,
+/// each answer about 200 KB, fill the CRDT memo far past one megabyte, and it
+/// never holds more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memo_caches_never_pass_cache_size_mb() {
+    let server = start(ServeArgs {
+        cache_size_mb: 1,
+        ..ServeArgs::default()
+    })
+    .await;
+    let mut documents = Vec::new();
+    for actor in 1..=6usize {
+        let text = format!("{actor:04} ").repeat(20_000);
+        let (status, answer) = post(
+            &server.base,
+            "/crdt/apply",
+            json!({"crdt_type": "TextCRDT", "actor": actor.to_string(),
+                   "ops": [{"op": "insert", "index": 0, "text": text}]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        documents.push(answer["state"].clone());
+    }
+    let mut merged = 0;
+    let mut answered_bytes = 0;
+    for (i, a) in documents.iter().enumerate() {
+        for b in &documents[i + 1..] {
+            let (status, answer) = post(
+                &server.base,
+                "/crdt/merge",
+                json!({"crdt_type": "TextCRDT", "states": [a, b]}),
+            )
+            .await;
+            assert_eq!(status, 200, "{answer}");
+            answered_bytes += answer.to_string().len();
+            merged += 1;
+            let (_, stats) = get(&server.base, "/crdt/stats").await;
+            assert_eq!(stats["max_bytes"], 1 << 20, "{stats}");
+            assert!(
+                stats["bytes"].as_u64().unwrap() <= 1 << 20,
+                "after {merged} merges: {stats}"
+            );
+        }
+    }
+    assert!(
+        answered_bytes > 2 << 20,
+        "the merges answered {answered_bytes} bytes: more than the memo may hold"
+    );
+    let (_, stats) = get(&server.base, "/crdt/stats").await;
+    assert!(stats["entries"].as_u64().unwrap() < merged, "{stats}");
+    assert!(stats["bytes"].as_u64().unwrap() > 0, "{stats}");
+    let (_, egraph) = get(&server.base, "/egraph/stats").await;
+    assert_eq!(egraph["cache"]["max_bytes"], 1 << 20, "{egraph}");
+    let mut server = server;
+    server.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

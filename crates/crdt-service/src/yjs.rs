@@ -278,6 +278,18 @@ impl YState {
     /// its state vector's, so its identity needs no decoding.
     fn of_doc(doc: Doc) -> Result<YState, String> {
         let txn = doc.transact();
+        // Encoding a document with pending updates re-reads them, and yrs
+        // panics (an `unwrap`) on some it cannot read back. Natively
+        // `guarded` catches that; on Spin a panic aborts the instance, so
+        // it is checked here first.
+        if txn.has_missing_updates()
+            && let Some(pending) = txn.store().pending_update()
+            && let Err(e) = Update::decode_v1(&pending.update.encode_v1())
+        {
+            return Err(format!(
+                "yrs cannot read it: the updates it holds without their history do not read back ({e})"
+            ));
+        }
         let bytes = txn.encode_state_as_update_v1(&StateVector::default());
         if txn.has_missing_updates() {
             drop(txn);

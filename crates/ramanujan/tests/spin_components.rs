@@ -150,3 +150,62 @@ fn transduction_2tdx_keeps_its_rule_book_in_key_value_between_instances() {
         assert_eq!(health["site"], "spin-site", "{health}");
     });
 }
+
+/// On Spin a panic aborts the instance (wasm has no unwinding), so what would
+/// make yrs panic must be refused before it reaches yrs: every input in the
+/// Yjs fuzz target's seeds (inputs that once crashed or exhausted it) gets a
+/// 4xx or an answer from the component, never a 500 or a trap, through every
+/// route the fuzz target drives.
+#[test]
+fn crdt_service_on_spin_refuses_the_fuzz_corpus_crash_inputs_with_4xx() {
+    use base64::Engine;
+    let wasm = common::spin_components().join("spin_crdt_service.wasm");
+    let host = SpinHost::new(&wasm, &["default"], &[]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A real text document (client 1, "héllo 😀"), as the fuzz target merges with.
+    let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
+    let seeds = common::root().join("fuzz/seeds/yjs_update");
+    let mut files: Vec<_> = std::fs::read_dir(&seeds).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    rt.block_on(async {
+        for file in &files {
+            let input = base64::engine::general_purpose::STANDARD.encode(std::fs::read(file).unwrap());
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            let mut bodies = Vec::new();
+            for crdt_type in ["TextCRDT", "Map", "Array"] {
+                bodies.push((
+                    "/crdt/merge",
+                    serde_json::json!({"crdt_type": crdt_type, "states": [input, text]}),
+                ));
+                bodies.push((
+                    "/crdt/merge",
+                    serde_json::json!({"crdt_type": crdt_type, "states": [input, input], "root": "text"}),
+                ));
+                bodies.push((
+                    "/crdt/diff",
+                    serde_json::json!({"crdt_type": crdt_type, "state": input, "since": text}),
+                ));
+            }
+            bodies.push((
+                "/crdt/diff",
+                serde_json::json!({"crdt_type": "TextCRDT", "state": text, "since": input}),
+            ));
+            bodies.push((
+                "/crdt/apply",
+                serde_json::json!({"crdt_type": "TextCRDT", "state": input, "actor": "2",
+                                   "ops": [{"op": "insert", "index": 0, "text": "x"}]}),
+            ));
+            for (path, body) in bodies {
+                let (status, answer) = call(&host, "POST", path, &body.to_string()).await;
+                assert!(status < 500, "{name} on {path} {body}: {status} {answer}");
+                if status >= 400 {
+                    assert!(answer["error"].is_string(), "{name} on {path}: {answer}");
+                }
+            }
+        }
+    });
+}

@@ -368,6 +368,18 @@ pub struct BridgeArgs {
     pub log: LogArgs,
 }
 
+/// A secret kept in a file (a mounted secret): its first line, trimmed; an
+/// error, naming the variable (`{name}_FILE`) but never the secret, when the
+/// file does not read or that line is empty.
+pub fn secret_from_file(path: &std::path::Path, name: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}_FILE {}: {e}", path.display()))?;
+    let secret = text.lines().next().unwrap_or("").trim().to_string();
+    if secret.is_empty() {
+        return Err(format!("{name}_FILE {} is empty", path.display()));
+    }
+    Ok(secret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,12 +29,7 @@ fn api_key(args: &ServeArgs) -> Result<Option<String>, String> {
     let Some(path) = &args.tdx_api_key_file else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("TDX_API_KEY_FILE {}: {e}", path.display()))?;
-    let key = text.lines().next().unwrap_or("").trim().to_string();
-    if key.is_empty() {
-        return Err(format!("TDX_API_KEY_FILE {} is empty", path.display()));
-    }
-    Ok(Some(key))
+    crate::config::secret_from_file(path, "TDX_API_KEY").map(Some)
 }
 
 /// This site's name: `LOCAL_ENDPOINT`, else one drawn once and kept in the

@@ -193,9 +193,10 @@ impl Summary {
     }
 }
 
-/// What changed in `book` (summarised as `ours`) since `base`, the summary of
-/// what both sites held when they last synced: each entry whose hash differs
-/// from the base's, and the membership if its hash does.
+/// What in `book` (summarised as `ours`) differs from what `base` summarises:
+/// each entry whose hash differs, and the membership if its hash does. The
+/// sender's changes since the summary both sites last agreed on; and, against
+/// the sender's summary, the receiver's answer.
 pub fn changes_since(book: &BookState, ours: &Summary, base: &Summary) -> BookState {
     let mut changes = BookState::default();
     if ours.members != base.members {
@@ -237,20 +238,8 @@ pub fn missing(book: &BookState, brief: &BriefSync) -> Vec<String> {
 /// The receiver's answer, from its book (summarised as `ours`) after merging
 /// the brief's changes: what differs from the sender's summary.
 pub fn answer(book: &BookState, ours: &Summary, theirs: &Summary) -> BriefAnswer {
-    let mut lacked = BookState::default();
-    if ours.members != theirs.members {
-        lacked.members = book.members.clone();
-    }
-    let differing = ours
-        .entries
-        .iter()
-        .filter(|(key, hash)| theirs.entries.get(*key) != Some(*hash))
-        .map(|(key, _)| key);
-    for key in differing {
-        copy_entry(book, key, &mut lacked);
-    }
     BriefAnswer {
-        lacked,
+        lacked: changes_since(book, ours, theirs),
         wanted: Vec::new(),
     }
 }

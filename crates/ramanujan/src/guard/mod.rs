@@ -103,13 +103,7 @@ fn secret(inline: &Option<String>, file: &Option<std::path::PathBuf>, name: &str
     let key = match (inline, file) {
         (Some(_), Some(_)) => return Err(format!("give {name} or {name}_FILE, not both")),
         (Some(key), None) => key.trim().to_string(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| format!("{name}_FILE {}: {e}", path.display()))?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string(),
+        (None, Some(path)) => crate::config::secret_from_file(path, name)?,
         (None, None) => return Ok(None),
     };
     if key.len() < access::MIN_KEY_BYTES {

@@ -394,6 +394,7 @@ pub async fn ensure_deadletter_stream(js: &jetstream::Context) -> Result<(), Str
     js.get_or_create_stream(jetstream::stream::Config {
         name: DEADLETTER_STREAM.into(),
         subjects: vec!["deadletter.>".into()],
+        num_replicas: broker::stream_replicas()?,
         storage: jetstream::stream::StorageType::File,
         max_bytes: 256 << 20,
         max_message_size: wire::MAX_MESSAGE_BYTES as i32,

@@ -152,4 +152,30 @@ fn the_deployment_agrees_with_spin_toml_and_the_command_line() {
     let config = str_of(&of_kind(&nats_docs, "ConfigMap")["data"]["nats.conf"]);
     assert!(config.contains("jetstream"), "the broker runs JetStream");
     assert!(config.contains("max_payload: 8MB"), "the broker takes 8 MiB messages");
+
+    // Three clustered servers, each routed to by name; the bridge keeps its
+    // streams on all of them.
+    let servers = of_kind(&nats_docs, "StatefulSet");
+    let replicas = servers["spec"]["replicas"].as_u64().unwrap();
+    assert_eq!(replicas, 3, "a cluster of three");
+    let headless = nats_docs
+        .iter()
+        .find(|d| d["kind"] == "Service" && d["spec"]["clusterIP"] == "None")
+        .expect("a headless Service for the routes");
+    assert_eq!(servers["spec"]["serviceName"], headless["metadata"]["name"]);
+    for i in 0..replicas {
+        let route = format!(
+            "nats-route://{}-{i}.{}:6222",
+            str_of(&servers["metadata"]["name"]),
+            str_of(&headless["metadata"]["name"])
+        );
+        assert!(config.contains(&route), "no route to server {i}: {route}");
+    }
+    let bridge_replicas = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "NATS_REPLICAS")
+        .map(|e| str_of(&e["value"]).to_string());
+    assert_eq!(bridge_replicas, Some(replicas.to_string()));
 }

@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{Host, NETWORK_FLAGS, Proc, random_expr, spawn_agent, spawn_printing_url};
+use common::{Host, NETWORK_FLAGS, Proc, every_replica_holds, random_expr, spawn_agent, spawn_printing_url};
 use ramanujan_network::nats::LocalBroker;
 use rand::SeedableRng;
 use serde_json::json;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 const AGENTS: usize = 9;
@@ -129,7 +129,7 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
         acknowledged.len()
     );
 
-    let digest = every_replica_holds(&host, &acknowledged);
+    let digest = every_replica_holds(&host, AGENTS, &acknowledged);
     let (_, state) = host.get("/agent/agent-2/state");
     assert!(
         state["restarts"].as_u64() >= Some(1),
@@ -157,7 +157,7 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(
-        every_replica_holds(&host, &acknowledged),
+        every_replica_holds(&host, AGENTS, &acknowledged),
         digest,
         "restored, not rebuilt"
     );
@@ -184,24 +184,4 @@ fn kill_agents_and_the_broker_mid_run_and_lose_nothing_acknowledged() {
     }
     assert_eq!(second.get("/agents/submissions/not-a-term-key").0, 404);
     drop(agents);
-}
-
-/// Checks that every replica holds every acknowledged submission and that all
-/// are identical; answers their digest.
-fn every_replica_holds(host: &Host, acknowledged: &BTreeSet<String>) -> String {
-    let mut digests = HashSet::new();
-    for i in 0..AGENTS {
-        let (code, replica) = host.get(&format!("/agent/agent-{i}/egraph"));
-        assert_eq!(code, 200, "{replica}");
-        let replica: ramanujan_core::ReplicaState = serde_json::from_value(replica["state"].clone()).unwrap();
-        digests.insert(replica.digest());
-        let held: HashSet<String> = replica.terms().map(|(k, _)| k.to_string()).collect();
-        let missing: Vec<&String> = acknowledged.iter().filter(|id| !held.contains(*id)).collect();
-        assert!(
-            missing.is_empty(),
-            "agent-{i} lacks acknowledged submissions {missing:?}"
-        );
-    }
-    assert_eq!(digests.len(), 1, "all replicas are identical");
-    digests.into_iter().next().unwrap()
 }

@@ -13,10 +13,30 @@ pub const STREAM: &str = "RAMANUJAN";
 /// How long an agent's inbox message may stay unacknowledged before JetStream redelivers it.
 pub const ACK_WAIT: Duration = Duration::from_secs(5);
 
+/// How many servers of a NATS cluster keep a copy of each stream and bucket
+/// this process creates: `NATS_REPLICAS` (1 to 5, default 1). With 3 on a
+/// three-server cluster, what JetStream acknowledged survives losing any one
+/// server. Set it the same for every process: the first to create a stream
+/// decides (an existing stream keeps its replica count).
+pub fn stream_replicas() -> Result<usize, String> {
+    replicas_from(std::env::var("NATS_REPLICAS").ok().as_deref())
+}
+
+fn replicas_from(value: Option<&str>) -> Result<usize, String> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(1),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n @ 1..=5) => Ok(n),
+            _ => Err(format!("NATS_REPLICAS is a count from 1 to 5, not `{v}`")),
+        },
+    }
+}
+
 /// Creates the inbox stream if it is missing (idempotent; every process calls it).
 pub async fn ensure_stream(js: &jetstream::Context) -> Result<jetstream::stream::Stream, String> {
     js.get_or_create_stream(jetstream::stream::Config {
         name: STREAM.into(),
+        num_replicas: stream_replicas()?,
         subjects: vec!["agent.*.sync".into()],
         storage: jetstream::stream::StorageType::File,
         // Acknowledged messages leave the stream; a full stream refuses new ones
@@ -49,6 +69,7 @@ pub async fn rules_bucket(js: &jetstream::Context) -> Result<kv::Store, String> 
         .create_key_value(kv::Config {
             bucket: RULES_BUCKET.into(),
             history: 1,
+            num_replicas: stream_replicas()?,
             storage: jetstream::stream::StorageType::File,
             max_value_size: MAX_MESSAGE_BYTES as i32,
             ..Default::default()
@@ -103,6 +124,7 @@ pub async fn ensure_timeline_stream(js: &jetstream::Context) -> Result<jetstream
     js.get_or_create_stream(jetstream::stream::Config {
         name: TIMELINE_STREAM.into(),
         subjects: vec![TIMELINE_SUBJECT.into()],
+        num_replicas: stream_replicas()?,
         storage: jetstream::stream::StorageType::File,
         // Each timeline (durable consumer) reads every event at its own pace.
         retention: jetstream::stream::RetentionPolicy::Limits,
@@ -303,14 +325,27 @@ impl BrokerAuth {
     }
 }
 
-/// Connects to the broker as the environment says ([`BrokerAuth::from_env`]);
-/// keeps reconnecting for ever after a disconnect.
+/// Connects to the broker as the environment says ([`BrokerAuth::from_env`],
+/// [`stream_replicas`]); keeps reconnecting for ever after a disconnect.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String> {
+    stream_replicas()?;
     connect_with(url, name, &BrokerAuth::from_env()?).await
 }
 
-/// Connects to the broker with `auth`; keeps reconnecting for ever after a disconnect.
+/// Connects to the broker with `auth`; keeps reconnecting for ever after a
+/// disconnect. `url` may list several servers of a cluster, comma-separated
+/// (`nats://a:4222,nats://b:4222`): the client picks one and, when it goes,
+/// fails over to another (and to those the cluster announces).
 pub async fn connect_with(url: &str, name: &str, auth: &BrokerAuth) -> Result<async_nats::Client, String> {
+    let servers: Vec<async_nats::ServerAddr> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|e| format!("the broker address `{s}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    if servers.is_empty() {
+        return Err("no broker address given".into());
+    }
     auth.apply(async_nats::ConnectOptions::new())
         .await?
         .name(name)
@@ -319,7 +354,7 @@ pub async fn connect_with(url: &str, name: &str, auth: &BrokerAuth) -> Result<as
         .request_timeout(Some(Duration::from_secs(3)))
         .max_reconnects(None)
         .reconnect_delay_callback(|attempt| Duration::from_millis((50 * attempt as u64).min(1_000)))
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(|e| format!("connecting to {url}: {e}"))
 }
@@ -386,7 +421,7 @@ async fn try_inbox(js: &jetstream::Context, index: usize, batch: usize) -> Resul
 
 #[cfg(test)]
 mod tests {
-    use super::{EVENTS_ENCODING_HEADER, MAX_EVENTS_BATCH_BYTES, decode_events_message, until_ok};
+    use super::{EVENTS_ENCODING_HEADER, MAX_EVENTS_BATCH_BYTES, decode_events_message, replicas_from, until_ok};
     use ramanujan_events::{Event, Kind};
     use std::time::{Duration, Instant};
 
@@ -419,6 +454,17 @@ mod tests {
                 .unwrap_err()
                 .contains("zstd")
         );
+    }
+
+    #[test]
+    fn replicas_are_one_to_five_and_anything_else_is_refused_by_name() {
+        assert_eq!(replicas_from(None), Ok(1));
+        assert_eq!(replicas_from(Some(" ")), Ok(1));
+        assert_eq!(replicas_from(Some("3")), Ok(3));
+        for bad in ["0", "6", "-1", "three", "18446744073709551617"] {
+            let refused = replicas_from(Some(bad)).unwrap_err();
+            assert!(refused.starts_with("NATS_REPLICAS"), "{refused}");
+        }
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! A `nats-server` on a free loopback port, for tests, benchmarks and local
 //! trials: JetStream on, its store in a directory you give, `max_payload` 8 MiB.
-//! Killed when dropped.
+//! Killed when dropped. [`LocalBroker::cluster`] starts several, clustered.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,10 +22,35 @@ impl LocalBroker {
 
     /// [`LocalBroker::start`] with more configuration (`authorization { token: "..." }`, say).
     pub fn start_configured(dir: &Path, extra: &str) -> Result<LocalBroker, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+        Self::start_on(dir, free_port()?, extra)
+    }
+
+    /// `size` servers forming one NATS cluster on loopback (server `i` keeps
+    /// its store under `dir/n{i}`), each route to all the others; JetStream
+    /// answers once they have elected a leader. Their URLs joined with commas
+    /// ([`cluster_url`]) are what a process connects to.
+    pub fn cluster(dir: &Path, size: usize) -> Result<Vec<LocalBroker>, String> {
+        let routes: Vec<u16> = (0..size).map(|_| free_port()).collect::<Result<_, _>>()?;
+        let routes_conf = routes
+            .iter()
+            .map(|port| format!("nats-route://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (0..size)
+            .map(|i| {
+                let own = dir.join(format!("n{i}"));
+                std::fs::create_dir_all(&own).map_err(|e| e.to_string())?;
+                let extra = format!(
+                    "server_name: n{i}\nlog_file: \"{}\"\ncluster {{ name: ramanujan, listen: 127.0.0.1:{}, routes: [{routes_conf}] }}",
+                    own.join("nats.log").display(),
+                    routes[i]
+                );
+                Self::start_on(&own, free_port()?, &extra)
+            })
+            .collect()
+    }
+
+    fn start_on(dir: &Path, port: u16, extra: &str) -> Result<LocalBroker, String> {
         let conf = dir.join("nats.conf");
         let store = dir.join("jetstream");
         let text = format!(
@@ -75,6 +100,18 @@ impl LocalBroker {
             let _ = child.wait();
         }
     }
+}
+
+/// The URL of every server of a cluster, comma-separated, as `--nats` takes it.
+pub fn cluster_url(servers: &[LocalBroker]) -> String {
+    servers.iter().map(LocalBroker::url).collect::<Vec<_>>().join(",")
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 impl Drop for LocalBroker {

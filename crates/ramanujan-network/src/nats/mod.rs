@@ -14,6 +14,6 @@ pub mod remote;
 pub mod timeline_feed;
 
 pub use agent::{AgentConfig, run_nats_agent};
-pub use local_broker::LocalBroker;
+pub use local_broker::{LocalBroker, cluster_url};
 pub use remote::{NatsNetwork, RemoteConfig};
 pub use timeline_feed::{FeedSink, feed_timeline};

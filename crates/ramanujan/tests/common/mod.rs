@@ -51,8 +51,14 @@ impl Proc {
 /// Starts `ramanujan {args}` (its stderr discarded) and answers it with the
 /// first `http://` word it prints on stdout.
 pub fn spawn_printing_url(args: &[&str]) -> (Proc, String) {
+    spawn_printing_url_env(args, &[])
+}
+
+/// [`spawn_printing_url`] with these environment variables set.
+pub fn spawn_printing_url_env(args: &[&str], envs: &[(&str, &str)]) -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ramanujan"))
         .args(args)
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -90,10 +96,16 @@ pub fn spawn_agent(index: usize, url: &str, data: &Path) -> Proc {
 
 /// [`spawn_agent`] with other options than [`NETWORK_FLAGS`].
 pub fn spawn_agent_with(index: usize, url: &str, data: &Path, flags: &[&str]) -> Proc {
+    spawn_agent_env(index, url, data, flags, &[])
+}
+
+/// [`spawn_agent_with`] with these environment variables set.
+pub fn spawn_agent_env(index: usize, url: &str, data: &Path, flags: &[&str], envs: &[(&str, &str)]) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_ramanujan"))
         .args(["agent", "--id", &index.to_string(), "--nats", url, "--data-dir"])
         .arg(data)
         .args(flags)
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -166,4 +178,25 @@ impl Host {
     pub fn status(&self) -> serde_json::Value {
         self.get("/agents/status").1
     }
+}
+
+/// Checks that every replica holds every acknowledged submission and that all
+/// are identical (`agents` of them); answers their digest.
+pub fn every_replica_holds(host: &Host, agents: usize, acknowledged: &std::collections::BTreeSet<String>) -> String {
+    use std::collections::HashSet;
+    let mut digests = HashSet::new();
+    for i in 0..agents {
+        let (code, replica) = host.get(&format!("/agent/agent-{i}/egraph"));
+        assert_eq!(code, 200, "{replica}");
+        let replica: ramanujan_core::ReplicaState = serde_json::from_value(replica["state"].clone()).unwrap();
+        digests.insert(replica.digest());
+        let held: HashSet<String> = replica.terms().map(|(k, _)| k.to_string()).collect();
+        let missing: Vec<&String> = acknowledged.iter().filter(|id| !held.contains(*id)).collect();
+        assert!(
+            missing.is_empty(),
+            "agent-{i} lacks acknowledged submissions {missing:?}"
+        );
+    }
+    assert_eq!(digests.len(), 1, "all replicas are identical");
+    digests.into_iter().next().unwrap()
 }

@@ -7,4 +7,4 @@
 pub mod routes;
 
 pub use ramanujan_agent::Network;
-pub use routes::{api_error, router};
+pub use routes::{api_error, openapi, router};

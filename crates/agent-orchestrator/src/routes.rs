@@ -41,6 +41,7 @@ pub fn router(network: Arc<dyn Network>) -> Router {
 
 /// The network's health: `degraded` (with the reason) when it cannot work
 /// normally now, as `/health` says it.
+#[utoipa::path(get, path = "/agents/health", tag = "agent-orchestrator", responses((status = 200, description = "`ok`, or `degraded` with the reason", body = ramanujan_http::openapi::Health)))]
 async fn health(State(net): Net) -> Json<Value> {
     Json(match net.degraded() {
         None => json!({"status": "ok", "component": "agent-orchestrator"}),
@@ -57,16 +58,27 @@ fn agent_id(id: String) -> String {
     }
 }
 
+/// Every agent (colour, status, facts, digest, neighbours), whether the
+/// network has converged, and its counters.
+#[utoipa::path(get, path = "/agents/status", tag = "agent-orchestrator", responses((status = 200, description = "the network's status", body = Object)))]
 async fn status(State(net): Net) -> Json<Value> {
     Json(json!(net.status().await))
 }
 
-#[derive(Deserialize)]
+/// An expression for the network to settle.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubmitRequest {
+    /// An s-expression.
+    #[schema(example = "(* 0 (+ p q))")]
     expression: String,
 }
 
+/// Submits an expression: answered once its entry agent saved it; the
+/// network then spreads and rewrites it (follow `follow`).
+#[utoipa::path(post, path = "/agents/submit", tag = "agent-orchestrator", request_body = SubmitRequest,
+    responses((status = 202, description = "saved by its entry agent: `id`, `entry_agent`, `follow`", body = Object),
+        ramanujan_http::JsonBodyErrors, (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn submit(
     State(net): Net,
     JsonBody(req): JsonBody<SubmitRequest>,
@@ -79,15 +91,27 @@ async fn submit(
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
+/// Where a submission stands: its canonical form in each replica, whether
+/// it has settled.
+#[utoipa::path(get, path = "/agents/submissions/{id}", tag = "agent-orchestrator",
+    params(("id" = String, Path, description = "the id `POST /agents/submit` answered")),
+    responses((status = 200, description = "the submission", body = Object),
+        (status = 404, description = "no such submission", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn submission(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(net.submission(id).await.map_err(api_error)?)))
 }
 
+/// An agent's state: colour, neighbours, counters, canonical forms.
+#[utoipa::path(get, path = "/agent/{id}/state", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
+    responses((status = 200, description = "the agent's state", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn state(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = agent_id(id);
     Ok(Json(json!(net.agent_state(id).await.map_err(api_error)?)))
 }
 
+/// An agent's replica: its terms and equalities (content-addressed).
+#[utoipa::path(get, path = "/agent/{id}/egraph", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
+    responses((status = 200, description = "`agent_id`, `terms`, `equalities`, `digest`, `state`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = agent_id(id);
     let replica = net.agent_replica(id.clone()).await.map_err(api_error)?;
@@ -100,6 +124,9 @@ async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, 
     })))
 }
 
+/// Starts an anti-entropy round from this agent with its neighbours now.
+#[utoipa::path(post, path = "/agent/{id}/sync", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
+    responses((status = 202, description = "`sync_requests_sent`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn sync(State(net): Net, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = agent_id(id);
     let started = net.sync(id.clone()).await.map_err(api_error)?;
@@ -109,6 +136,11 @@ async fn sync(State(net): Net, Path(id): Path<String>) -> Result<(StatusCode, Js
     ))
 }
 
+/// Delivers a message from another agent (signed with the network's key when
+/// `NETWORK_KEY` is set).
+#[utoipa::path(post, path = "/agent/{id}/message", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")), request_body(content = Object, description = "an envelope: `from`, `to`, `seq`, `body`"),
+    responses((status = 202, description = "taken in", body = Object), ramanujan_http::JsonBodyErrors,
+        (status = 401, description = "`NETWORK_KEY` is set and the signature is missing or wrong", body = ramanujan_http::ErrorBody), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn message(
     State(net): Net,
     Path(id): Path<String>,
@@ -125,9 +157,20 @@ async fn message(
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
 }
 
+/// The messages an agent took in lately.
+#[utoipa::path(get, path = "/agent/{id}/messages", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
+    responses((status = 200, description = "`agent_id`, `messages`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn messages(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = agent_id(id);
     Ok(Json(
         json!({"agent_id": id, "messages": net.agent_messages(id.clone()).await.map_err(api_error)?}),
     ))
+}
+
+/// The component's routes, described (merged into the host's `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(health, status, submit, submission, state, egraph, sync, message, messages))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
 }

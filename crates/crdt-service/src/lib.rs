@@ -62,33 +62,50 @@ pub fn router_over(merger: Arc<Merger>, events: Option<Emitter>) -> Router {
         .with_state(Arc::new(Service { merger, events }))
 }
 
-#[derive(Deserialize)]
+/// States of one CRDT type to merge.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MergeRequest {
+    /// The type: one of `TextCRDT`, `Map`, `Array`, `GCounter`, `PNCounter`, `LWWRegister`, `MVRegister`, `ORSet`, `CausalContext`, `EGraph` (`GET /crdt/types`).
+    #[schema(example = "GCounter")]
     crdt_type: String,
+    /// The states, each in the type's wire form.
     states: Vec<Value>,
+    /// For Yjs types: the root to read.
     #[serde(default)]
     root: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// What `state` has that `since` lacks.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DiffRequest {
+    /// The type: one of `TextCRDT`, `Map`, `Array`, `GCounter`, `PNCounter`, `LWWRegister`, `MVRegister`, `ORSet`, `CausalContext`, `EGraph` (`GET /crdt/types`).
+    #[schema(example = "GCounter")]
     crdt_type: String,
+    /// The newer state.
     state: Value,
+    /// The older state (none: everything).
     #[serde(default)]
     since: Option<Value>,
 }
 
-#[derive(Deserialize)]
+/// Operations applied to a state.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ApplyRequest {
+    /// The type: one of `TextCRDT`, `Map`, `Array`, `GCounter`, `PNCounter`, `LWWRegister`, `MVRegister`, `ORSet`, `CausalContext`, `EGraph` (`GET /crdt/types`).
+    #[schema(example = "GCounter")]
     crdt_type: String,
+    /// The state to start from (none: the empty one).
     #[serde(default)]
     state: Option<Value>,
+    /// The operations, in the type's form (`GET /crdt/types`).
     ops: Vec<Value>,
+    /// Who applies them.
     #[serde(default)]
     actor: Option<String>,
+    /// For Yjs types: the root to change.
     #[serde(default)]
     root: Option<String>,
 }
@@ -97,6 +114,9 @@ fn json_response(body: bytes::Bytes) -> Response {
     (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// Merges states of one type: the least upper bound, memoised.
+#[utoipa::path(post, path = "/crdt/merge", tag = "crdt-service", request_body = MergeRequest,
+    responses((status = 200, description = "`merged` state and how it was answered", body = Object), ramanujan_http::JsonBodyErrors))]
 async fn merge(
     State(service): State<Arc<Service>>,
     JsonBody(req): JsonBody<MergeRequest>,
@@ -123,6 +143,9 @@ async fn merge(
     Ok(response)
 }
 
+/// The part of `state` that `since` lacks (a delta).
+#[utoipa::path(post, path = "/crdt/diff", tag = "crdt-service", request_body = DiffRequest,
+    responses((status = 200, description = "the delta", body = Object), ramanujan_http::JsonBodyErrors))]
 async fn diff(State(service): State<Arc<Service>>, JsonBody(req): JsonBody<DiffRequest>) -> Result<Response, ApiError> {
     let body = service
         .merger
@@ -131,6 +154,9 @@ async fn diff(State(service): State<Arc<Service>>, JsonBody(req): JsonBody<DiffR
     Ok(json_response(body))
 }
 
+/// Applies operations to a state.
+#[utoipa::path(post, path = "/crdt/apply", tag = "crdt-service", request_body = ApplyRequest,
+    responses((status = 200, description = "the new state", body = Object), ramanujan_http::JsonBodyErrors))]
 async fn apply(
     State(service): State<Arc<Service>>,
     JsonBody(req): JsonBody<ApplyRequest>,
@@ -148,14 +174,27 @@ async fn apply(
     Ok(json_response(body))
 }
 
+/// The types served, their wire forms and operations.
+#[utoipa::path(get, path = "/crdt/types", tag = "crdt-service", responses((status = 200, description = "`types`", body = Object)))]
 async fn types() -> Json<Value> {
     Json(json!({ "types": CrdtType::ALL.map(CrdtType::describe) }))
 }
 
+#[utoipa::path(get, path = "/crdt/health", tag = "crdt-service", responses((status = 200, description = "the component answers", body = ramanujan_http::openapi::Health)))]
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "component": "crdt-service"}))
 }
 
+/// The merge memo's counters.
+#[utoipa::path(get, path = "/crdt/stats", tag = "crdt-service", responses((status = 200, description = "merges by how they were answered, the cache's size", body = Object)))]
 async fn stats(State(service): State<Arc<Service>>) -> Json<Value> {
     Json(json!(service.merger.stats()))
+}
+
+/// The component's routes, described (merged into the host's `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(merge, diff, apply, types, health, stats))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -81,6 +81,8 @@ pub fn router(
         .merge(page::router())
 }
 
+/// The host's metrics in Prometheus's text format.
+#[utoipa::path(get, path = "/metrics", tag = "dashboard", responses((status = 200, description = "Prometheus text", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
 async fn prometheus(State(feeds): State<Feeds>) -> Response {
     let snapshot = feeds.snapshot().await;
     let mut out = String::new();
@@ -109,11 +111,15 @@ async fn prometheus(State(feeds): State<Feeds>) -> Response {
 }
 
 /// `stopping` once the host is stopping (its streams are ending).
+#[utoipa::path(get, path = "/dashboard/health", tag = "dashboard", responses((status = 200, description = "`ok`, or `stopping`", body = ramanujan_http::openapi::Health)))]
 async fn health(State(feeds): State<Feeds>) -> Response {
     let status = if *feeds.closing.borrow() { "stopping" } else { "ok" };
     axum::Json(serde_json::json!({"status": status, "component": "dashboard"})).into_response()
 }
 
+/// What the dashboard draws: requests, the network, submissions settling,
+/// components' caches and readings.
+#[utoipa::path(get, path = "/api/metrics", tag = "dashboard", responses((status = 200, description = "one update", body = Object)))]
 async fn api(State(feeds): State<Feeds>) -> Response {
     axum::Json(feeds.update().await).into_response()
 }
@@ -121,6 +127,7 @@ async fn api(State(feeds): State<Feeds>) -> Response {
 /// `/api/metrics` as server-sent events: an `update` event at once, then one
 /// every refresh. Each is read when the client is ready for it, so a client
 /// that does not read costs nothing and queues nothing.
+#[utoipa::path(get, path = "/api/metrics/stream", tag = "dashboard", responses((status = 200, description = "server-sent `update` events, one per refresh, until the host stops", content_type = "text/event-stream", body = String)))]
 async fn stream(State(feeds): State<Feeds>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let updates = futures_util::stream::unfold((feeds, true), |(feeds, first)| async move {
         if !first {
@@ -185,4 +192,12 @@ impl Feeds {
             "convergence": self.network.convergence(),
         })
     }
+}
+
+/// The dashboard's routes, described (merged into the host's `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(prometheus, health, api, stream, page::index, page::dashboard, page::asset))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
 }

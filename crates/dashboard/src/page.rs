@@ -66,11 +66,25 @@ pub fn router() -> Router {
         .route("/dashboard/assets/{name}", get(asset))
 }
 
-async fn index(headers: HeaderMap) -> Response {
+/// The live dashboard page.
+#[utoipa::path(get, path = "/", tag = "dashboard", responses((status = 200, description = "the page", content_type = "text/html; charset=utf-8", body = String),
+    (status = 304, description = "not modified (`If-None-Match`)")))]
+pub(crate) async fn index(headers: HeaderMap) -> Response {
     serve(&INDEX, &headers)
 }
 
-async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+/// The page again, at `/dashboard`.
+#[utoipa::path(get, path = "/dashboard", tag = "dashboard", responses((status = 200, description = "the page", content_type = "text/html; charset=utf-8", body = String),
+    (status = 304, description = "not modified (`If-None-Match`)")))]
+#[allow(dead_code)] // describes the route `index` also serves
+pub(crate) fn dashboard() {}
+
+/// One of the page's scripts or styles (served from the binary).
+#[utoipa::path(get, path = "/dashboard/assets/{name}", tag = "dashboard", params(("name" = String, Path, description = "the asset's file name")),
+    responses((status = 200, description = "the asset", content_type = "application/javascript", body = String),
+        (status = 304, description = "not modified (`If-None-Match`)"),
+        (status = 404, description = "no such asset", body = ramanujan_http::ErrorBody)))]
+pub(crate) async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
         Some(asset) => serve(asset, &headers),
         None => ramanujan_http::ApiError::not_found(format!("no dashboard asset `{name}`")).into_response(),

@@ -14,7 +14,7 @@ use ramanujan_color::Color;
 pub const EXACT_WORK_BUDGET: u64 = 50_000_000;
 
 /// How a colouring was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Exact search: a proper 3-colouring.

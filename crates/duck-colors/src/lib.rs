@@ -17,5 +17,5 @@ pub mod splitmix;
 
 pub use assign::{Coloring, Method, assign};
 pub use palette::{PaletteColor, palette};
-pub use routes::{AssignRequest, router};
+pub use routes::{AssignRequest, openapi, router};
 pub use splitmix::SplitMix64;

@@ -13,7 +13,7 @@ pub const GOLDEN_ANGLE: f64 = 137.507_764_050_037_85;
 pub const MAX_COLORS: usize = 4096;
 
 /// One palette entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PaletteColor {
     /// Position in the palette.
     pub index: usize,
@@ -26,7 +26,7 @@ pub struct PaletteColor {
 }
 
 /// An OKLCH colour: lightness 0–1, chroma, hue in degrees. Rounded to 4 decimals.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Oklch {
     /// Perceptual lightness, 0 to 1.
     pub l: f64,

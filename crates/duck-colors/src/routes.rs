@@ -26,10 +26,14 @@ pub fn router() -> Router {
         .route("/colors/polarity/{color}", get(get_polarity))
 }
 
-#[derive(Deserialize)]
+/// `GET /colors/palette?n=&seed=`.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PaletteQuery {
+    /// How many colours (1 to 64, default 8).
     n: Option<usize>,
+    /// A 64-bit seed, decimal or `0x` hex (default: fixed); the same seed gives the same palette.
     seed: Option<String>,
 }
 
@@ -46,7 +50,8 @@ fn parse_seed(text: &str) -> Result<u64, ApiError> {
     })
 }
 
-#[derive(Serialize)]
+/// A palette.
+#[derive(Serialize, utoipa::ToSchema)]
 struct PaletteAnswer {
     seed: String,
     n: usize,
@@ -54,10 +59,14 @@ struct PaletteAnswer {
     colors: Vec<PaletteColor>,
 }
 
+#[utoipa::path(get, path = "/colors/health", tag = "duck-colors", responses((status = 200, description = "the component answers", body = ramanujan_http::openapi::Health)))]
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "component": "duck-colors"}))
 }
 
+/// A palette of `n` distinct colours (golden-angle hues in OKLCH).
+#[utoipa::path(get, path = "/colors/palette", tag = "duck-colors", params(PaletteQuery),
+    responses((status = 200, description = "the palette", body = PaletteAnswer), ramanujan_http::QueryErrors))]
 async fn get_palette(QueryParams(q): QueryParams<PaletteQuery>) -> Result<Json<PaletteAnswer>, ApiError> {
     let n = q.n.unwrap_or(8);
     if !(1..=MAX_COLORS).contains(&n) {
@@ -73,7 +82,7 @@ async fn get_palette(QueryParams(q): QueryParams<PaletteQuery>) -> Result<Json<P
 }
 
 /// A vertex id: a string or an integer.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum VertexId {
     /// An integer id.
@@ -83,7 +92,7 @@ pub enum VertexId {
 }
 
 /// `POST /colors/assign`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
     /// The vertices, in order; when absent, every vertex named by an edge, in order of appearance.
@@ -93,14 +102,16 @@ pub struct AssignRequest {
     pub edges: Vec<(VertexId, VertexId)>,
 }
 
-#[derive(Serialize)]
+/// A vertex's colour.
+#[derive(Serialize, utoipa::ToSchema)]
 struct VertexColor {
     vertex: VertexId,
     color: Color,
     polarity: ramanujan_color::Polarity,
 }
 
-#[derive(Serialize)]
+/// A colouring.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AssignAnswer {
     colors: Vec<VertexColor>,
     method: Method,
@@ -169,6 +180,10 @@ fn show(v: &VertexId) -> String {
     }
 }
 
+/// Colours a graph's vertices RED, BLUE and GREEN so that neighbours differ
+/// (exactly when it can, else DSatur with the conflicts listed).
+#[utoipa::path(post, path = "/colors/assign", tag = "duck-colors", request_body = AssignRequest,
+    responses((status = 200, description = "the colouring", body = AssignAnswer), ramanujan_http::JsonBodyErrors))]
 async fn post_assign(JsonBody(req): JsonBody<AssignRequest>) -> Result<Json<AssignAnswer>, ApiError> {
     let (ids, edges) = req.index()?;
     let coloring = assign(ids.len(), &edges);
@@ -201,14 +216,29 @@ fn polarity_of(color: Color) -> Value {
     json!({"color": color, "polarity": color.polarity()})
 }
 
+/// Each colour's polarity.
+#[utoipa::path(get, path = "/colors/polarity", tag = "duck-colors", responses((status = 200, description = "`[{color, polarity}]`", body = Vec<Object>)))]
 async fn get_polarities() -> Json<Value> {
     Json(Value::Array(Color::ALL.into_iter().map(polarity_of).collect()))
 }
 
+/// One colour's polarity.
+#[utoipa::path(get, path = "/colors/polarity/{color}", tag = "duck-colors",
+    params(("color" = String, Path, description = "RED, BLUE or GREEN (any case)")),
+    responses((status = 200, description = "`{color, polarity}`", body = Object),
+        (status = 404, description = "no such colour", body = ramanujan_http::ErrorBody)))]
 async fn get_polarity(Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let color = Color::ALL
         .into_iter()
         .find(|c| c.name().eq_ignore_ascii_case(&name))
         .ok_or_else(|| ApiError::not_found(format!("no colour `{name}`: RED, BLUE or GREEN")))?;
     Ok(Json(polarity_of(color)))
+}
+
+/// The component's routes, described (merged into the host's `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(health, get_palette, post_assign, get_polarities, get_polarity))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
 }

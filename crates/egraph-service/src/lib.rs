@@ -158,6 +158,15 @@ impl EgraphService {
     }
 }
 
+/// Saturates an expression with the RED, BLUE and GREEN rules (and any given),
+/// answering its canonical form, the phases run and GREEN's verification;
+/// answers are memoised by request.
+#[utoipa::path(post, path = "/egraph/saturate", tag = "egraph-service", request_body = SaturateRequest,
+    responses(
+        (status = 200, description = "the canonical form, the phases and GREEN's verification (`cached`, `key`, `canonical`, `cost`, `classes`, `nodes`, `rounds`, `stop_reason`, `phases`, `verification`)", body = Object),
+        ramanujan_http::JsonBodyErrors,
+        (status = 503, description = "too many saturations waiting, or the time ran out", body = ramanujan_http::ErrorBody),
+    ))]
 async fn saturate(
     State(s): State<Arc<EgraphService>>,
     JsonBody(req): JsonBody<SaturateRequest>,
@@ -165,12 +174,23 @@ async fn saturate(
     s.saturate(req).await
 }
 
+/// The memo cache's counters and the saturations run.
+#[utoipa::path(get, path = "/egraph/stats", tag = "egraph-service", responses((status = 200, description = "`cache`, `saturations`, `shared`", body = Object)))]
 async fn stats(State(s): State<Arc<EgraphService>>) -> Json<serde_json::Value> {
     Json(s.stats())
 }
 
+#[utoipa::path(get, path = "/egraph/health", tag = "egraph-service", responses((status = 200, description = "the component answers", body = ramanujan_http::openapi::Health)))]
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "component": "egraph-service"}))
+}
+
+/// The component's routes, described (merged into the host's `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(saturate, stats, health))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
 }
 
 /// The component's routes, over a service with a cache of `cache_capacity` answers.

@@ -10,19 +10,22 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// `{"expression": "...", "rules": [...], "limits": {...}, ...}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaturateRequest {
     /// The expression, as an s-expression.
+    #[schema(example = "(* (+ a b) (+ a b))")]
     pub expression: String,
     /// Extra rules, each with a colour.
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
     /// Include the built-in RED, BLUE and GREEN rules (default true).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub default_rules: bool,
     /// Fold constant subexpressions (default true).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub fold_constants: bool,
     /// `backoff` (default) or `simple`.
     #[serde(default)]
@@ -33,6 +36,7 @@ pub struct SaturateRequest {
     /// A replicated e-graph (an `EGraph` CRDT state, e.g. merged by `/crdt/merge`)
     /// to start from: what it already knows about the expression counts.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub state: Option<ReplicaState>,
 }
 

@@ -23,6 +23,6 @@ pub mod routes;
 pub mod store;
 pub mod writer;
 
-pub use routes::router;
+pub use routes::{openapi, router};
 pub use store::{FileFormat, Filter, Store, StoreError};
 pub use writer::{Retention, Timeline};

@@ -54,19 +54,32 @@ async fn blocking<T: Send + 'static>(
         .map_err(unavailable)
 }
 
-#[derive(Deserialize)]
+/// `GET /timeline/query`.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct QueryRequest {
+    /// Only events of this agent or component.
     agent: Option<String>,
+    /// Only events of this type (`submission`, `message_sent`, `merge`, `rewrite_step`, ...).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     kind: Option<String>,
+    /// Only events of this submission.
     submission: Option<String>,
+    /// From this time on (µs since the epoch).
     since: Option<i64>,
+    /// Up to this time (µs since the epoch).
     until: Option<i64>,
+    /// Most events answered (1 to 10,000; default 1,000).
     limit: Option<usize>,
+    /// `time` (default) or `causal` (a topological order of happens-before).
     order: Option<String>,
 }
 
+/// Events by time, or in causal order.
+#[utoipa::path(get, path = "/timeline/query", tag = "interaction-timeline", params(QueryRequest),
+    responses((status = 200, description = "`events`, `order`", body = Object), ramanujan_http::QueryErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
 async fn query(State(timeline): Shared, QueryParams(q): QueryParams<QueryRequest>) -> Result<Json<Value>, ApiError> {
     let causal = match q.order.as_deref() {
         None | Some("time") => false,
@@ -96,6 +109,12 @@ async fn query(State(timeline): Shared, QueryParams(q): QueryParams<QueryRequest
     Ok(Json(json!({"count": events.len(), "order": order, "events": events})))
 }
 
+/// One submission's story: where it entered, the agents it reached and when,
+/// each rewriting step, when it settled.
+#[utoipa::path(get, path = "/timeline/submissions/{id}", tag = "interaction-timeline",
+    params(("id" = String, Path, description = "a submission id")),
+    responses((status = 200, description = "the story", body = Object),
+        (status = 404, description = "no events of that submission", body = ramanujan_http::ErrorBody), (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
 async fn submission(State(timeline): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let filter = Filter {
         submission: Some(id.clone()),
@@ -149,13 +168,20 @@ async fn submission(State(timeline): Shared, Path(id): Path<String>) -> Result<J
     })))
 }
 
-#[derive(Deserialize)]
+/// `GET /timeline/stats`.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StatsRequest {
+    /// From this time on (µs since the epoch).
     since: Option<i64>,
+    /// Up to this time (µs since the epoch).
     until: Option<i64>,
 }
 
+/// Counts and latency percentiles per type, traffic per flow.
+#[utoipa::path(get, path = "/timeline/stats", tag = "interaction-timeline", params(StatsRequest),
+    responses((status = 200, description = "the statistics", body = Object), ramanujan_http::QueryErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
 async fn stats(State(timeline): Shared, QueryParams(q): QueryParams<StatsRequest>) -> Result<Json<Value>, ApiError> {
     let filter = Filter {
         since_us: q.since,
@@ -176,6 +202,10 @@ struct Batch {
     events: Vec<Event>,
 }
 
+/// Records a batch of events (at most 10,000), written before the answer.
+#[utoipa::path(post, path = "/timeline/events", tag = "interaction-timeline",
+    request_body(content = Object, description = "`{\"events\": [...]}`: each with `source`, `type` and the type's fields"),
+    responses((status = 201, description = "`written`", body = Object), ramanujan_http::JsonBodyErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
 async fn events(State(timeline): Shared, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     // A batch that does not fit the schema is a bad request (400), naming the field.
     let batch: Batch = decode_json(&body).map_err(|e| ApiError {
@@ -203,21 +233,33 @@ async fn events(State(timeline): Shared, body: Bytes) -> Result<(StatusCode, Jso
     Ok((StatusCode::CREATED, Json(json!({"written": n}))))
 }
 
+/// `ok`, or `degraded` when writes fail; events written, dropped and queued.
+#[utoipa::path(get, path = "/timeline/health", tag = "interaction-timeline", responses((status = 200, description = "the timeline's health", body = Object)))]
 async fn health(State(timeline): Shared) -> (StatusCode, Json<Value>) {
     let health = timeline.health();
     (StatusCode::OK, Json(json!(health)))
 }
 
-#[derive(Deserialize)]
+/// `GET /api/timeline`.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ExportRequest {
+    /// `json` (default), `ndjson`, `csv` or `parquet`.
     format: Option<String>,
+    /// Only events of this agent or component.
     agent: Option<String>,
+    /// Only events of this type (`submission`, `message_sent`, `merge`, `rewrite_step`, ...).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     kind: Option<String>,
+    /// Only events of this submission.
     submission: Option<String>,
+    /// From this time on (µs since the epoch).
     since: Option<i64>,
+    /// Up to this time (µs since the epoch).
     until: Option<i64>,
+    /// Most events (default and most: 100,000).
     limit: Option<usize>,
 }
 
@@ -239,6 +281,11 @@ impl Drop for ExportFile {
     }
 }
 
+/// An export of events, by time.
+#[utoipa::path(get, path = "/api/timeline", tag = "interaction-timeline", params(ExportRequest),
+    responses((status = 200, description = "the events in the format asked for",
+            content((Object = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.parquet"))),
+        ramanujan_http::QueryErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
 async fn export(State(timeline): Shared, QueryParams(q): QueryParams<ExportRequest>) -> Result<Response, ApiError> {
     let filter = Filter {
         source: q.agent,
@@ -298,4 +345,12 @@ async fn export(State(timeline): Shared, QueryParams(q): QueryParams<ExportReque
         bytes,
     )
         .into_response())
+}
+
+/// The component's routes, described (merged into the host's `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(query, submission, stats, events, health, export))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -26,7 +26,7 @@ pub struct LimitOutOfRange {
 }
 
 /// `{"nodes": n, "iterations": n, "time_ms": n}`, each optional.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsRequest {
     /// Most e-nodes (default 10,000).

@@ -13,7 +13,7 @@ pub const MAX_CUSTOM_RULES: usize = 256;
 pub const MAX_PATTERN_BYTES: usize = 1024;
 
 /// A rewrite rule as users write it: `lhs => rhs`, coloured.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     /// Unique name, used in provenance and explanations.

@@ -38,7 +38,7 @@ impl Default for Limits {
 }
 
 /// How rules are scheduled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheduler {
     /// egg's exponential backoff: explosive rules are banned for a while.

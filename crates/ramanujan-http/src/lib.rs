@@ -10,6 +10,7 @@ pub mod json;
 pub mod kv;
 pub mod memo;
 pub mod offload;
+pub mod openapi;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -17,6 +18,7 @@ pub use error::ApiError;
 pub use json::{JsonBody, QueryParams, decode_json};
 pub use memo::{CacheStats, MemoCache};
 pub use offload::{Inline, Offload};
+pub use openapi::{ErrorBody, JsonBodyErrors, QueryErrors};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -24,12 +24,14 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// `POST /stream/{color}/apply`: exactly one of `expression` and `state`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
     /// An expression to rewrite.
+    #[schema(example = "(+ (* a b) (* a c))")]
     pub expression: Option<String>,
     /// A replica state to rewrite.
+    #[schema(value_type = Option<Object>)]
     pub state: Option<ReplicaState>,
     /// Agent id for provenance (default: the host's `AGENT_ID`).
     pub agent: Option<String>,
@@ -38,6 +40,7 @@ pub struct ApplyRequest {
     pub rules: Vec<RuleSpec>,
     /// Include the built-in rules (default true).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub default_rules: bool,
     /// Rule scheduling.
     #[serde(default)]
@@ -215,4 +218,53 @@ pub fn router(color: Color, runtime: Runtime) -> Router {
         .route(&format!("{prefix}/apply"), post(apply))
         .route(&format!("{prefix}/merge"), post(merge))
         .with_state(stream)
+}
+
+/// The stream routes, described once for the three colours (`{color}` is
+/// `red`, `blue` or `green`), merged into the host's `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(doc::status, doc::status_slash, doc::health, doc::apply, doc::merge))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
+
+/// Descriptions of the routes [`router`] serves under each colour's prefix.
+#[allow(dead_code)] // only their descriptions are used
+mod doc {
+    use super::ApplyRequest;
+
+    #[utoipa::path(get, path = "/stream/{color}", tag = "streams", params(Colour),
+        responses((status = 200, description = "the stream: colour, polarity, rules, counters", body = Object)))]
+    pub fn status() {}
+
+    #[utoipa::path(get, path = "/stream/{color}/", tag = "streams", params(Colour),
+        responses((status = 200, description = "as `GET /stream/{color}`", body = Object)))]
+    pub fn status_slash() {}
+
+    #[utoipa::path(get, path = "/stream/{color}/health", tag = "streams", params(Colour),
+        responses((status = 200, description = "the stream answers", body = ramanujan_http::openapi::Health)))]
+    pub fn health() {}
+
+    /// Applies this colour's rules to an `expression` or a replica `state`,
+    /// answering the delta of new terms and equalities (with provenance).
+    #[utoipa::path(post, path = "/stream/{color}/apply", tag = "streams", params(Colour), request_body = ApplyRequest,
+        responses((status = 200, description = "the delta, the canonical form, the stop reason", body = Object), ramanujan_http::JsonBodyErrors,
+            (status = 503, description = "too many rewritings waiting, or the time ran out", body = ramanujan_http::ErrorBody)))]
+    pub fn apply() {}
+
+    /// Applies the rules and merges the delta into the given state.
+    #[utoipa::path(post, path = "/stream/{color}/merge", tag = "streams", params(Colour), request_body = ApplyRequest,
+        responses((status = 200, description = "`crdt_type`, `state`, `value`, `merged`", body = Object), ramanujan_http::JsonBodyErrors,
+            (status = 503, description = "too many rewritings waiting, or the time ran out", body = ramanujan_http::ErrorBody)))]
+    pub fn merge() {}
+
+    /// The stream's colour in a path.
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Path)]
+    struct Colour {
+        /// `red`, `blue` or `green`.
+        #[param(pattern = "^(red|blue|green)$")]
+        color: String,
+    }
 }

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod guard;
 pub mod lifecycle;
+pub mod openapi;
 pub mod pool;
 pub mod skills;
 pub mod tdx;
@@ -257,6 +258,7 @@ pub fn app(
         .merge(transduction_2tdx::router(rules, Some(replicas)))
         .route("/health", get(health))
         .route("/status", get(status))
+        .merge(openapi::router(Arc::new(openapi::document())))
         .fallback(ramanujan_http::error::not_found)
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response));

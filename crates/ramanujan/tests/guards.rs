@@ -143,6 +143,13 @@ async fn every_mutating_route_needs_a_write_key_and_reads_a_read_key() {
         let health: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(health["status"], "ok", "GET {path}: {text}");
     }
+    // The API's description and its explorer are no secret either; writing
+    // to them still needs a key.
+    for path in ["/openapi.json", "/docs/", "/docs/swagger-ui.css"] {
+        let (status, _, text) = call(base, "GET", path, &Value::Null, None).await;
+        assert_eq!(status, 200, "GET {path}: {text}");
+    }
+    assert_eq!(call(base, "POST", "/openapi.json", &json!({}), None).await.0, 401);
     // Agents answer to their number too, as the original design names them.
     let (status, _, by_number) = call(base, "GET", "/agent/3/state", &Value::Null, Some(READ_KEY)).await;
     assert_eq!(status, 200, "{by_number}");

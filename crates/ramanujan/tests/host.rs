@@ -566,3 +566,173 @@ async fn the_memo_caches_never_pass_cache_size_mb() {
         .unwrap()
         .unwrap();
 }
+
+/// Every route the code registers (`.route("...", get(..).post(..))` in the
+/// host's crates), as (path, method): what `/openapi.json` must describe.
+fn routes_in_source() -> std::collections::BTreeSet<(String, String)> {
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut routes = std::collections::BTreeSet::new();
+    // The bridge is a binary of its own and the webhook serves only on Spin.
+    let not_the_host = ["ramanujan-bridge", "ramanujan-hosted"];
+    let mut files = vec![];
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let dir = entry.unwrap().path();
+        if not_the_host.iter().any(|c| dir.ends_with(c)) {
+            continue;
+        }
+        let mut stack = vec![dir.join("src")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+    }
+    for file in files {
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            let Some(call) = line.trim().strip_prefix(".route(") else {
+                continue;
+            };
+            // The streams' routes are under a prefix per colour: `/stream/{color}`.
+            let (path, methods) = if let Some(rest) = call.strip_prefix("&prefix,") {
+                ("/stream/{color}".to_string(), rest)
+            } else if let Some(rest) = call.strip_prefix("&format!(\"{prefix}") {
+                let (tail, rest) = rest.split_once('"').unwrap();
+                (format!("/stream/{{color}}{tail}"), rest)
+            } else {
+                let Some(rest) = call.strip_prefix('"') else { continue };
+                let (path, rest) = rest.split_once('"').unwrap();
+                (path.to_string(), rest)
+            };
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if methods.contains(&format!("{method}(")) {
+                    routes.insert((path.clone(), method.to_string()));
+                }
+            }
+        }
+    }
+    routes
+}
+
+/// A documented path with its parameters filled in.
+fn concrete(path: &str) -> String {
+    path.replace("{color}", "red")
+        .replace("{id}", "0")
+        .replace("{key}", "no-such-key")
+        .replace("{label}", "no-such-skill")
+        .replace("{name}", "no-such-asset.js")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route_and_the_explorer_is_offline() {
+    let server = start(ServeArgs::default()).await;
+    let (status, doc) = get(&server.base, "/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+
+    // Every route in the code is described...
+    let in_source = routes_in_source();
+    assert!(in_source.len() > 60, "the scan found the routes: {in_source:?}");
+    let undocumented: Vec<_> = in_source
+        .iter()
+        .filter(|(path, method)| paths.get(path).is_none_or(|item| item.get(method).is_none()))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from /openapi.json: {undocumented:?}"
+    );
+
+    // ...and every description is a route, with its error answers declared.
+    let http = client();
+    let mut described = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            described += 1;
+            let declared = operation["responses"].as_object().unwrap();
+            assert!(
+                declared.keys().any(|s| s.starts_with('2') || s.starts_with('3')),
+                "{method} {path}: no success"
+            );
+            if operation.get("requestBody").is_some() {
+                for status in ["413", "429", "503"] {
+                    assert!(
+                        declared.contains_key(status),
+                        "{method} {path} does not declare {status}"
+                    );
+                }
+            }
+            let url = format!("{}{}", server.base, concrete(path));
+            let request = match method.as_str() {
+                "get" => http.get(&url),
+                "post" => http.post(&url).json(&json!({})),
+                "patch" => http.patch(&url).json(&json!({})),
+                "delete" => http.delete(&url),
+                other => panic!("{other} {path}"),
+            };
+            let response = request.send().await.unwrap();
+            let code = response.status().as_u16();
+            // Read the body unless it is the endless metrics stream.
+            let body = if path.ends_with("/stream") && path.starts_with("/api") {
+                String::new()
+            } else {
+                response.text().await.unwrap()
+            };
+            assert!(
+                code != 405 && !(code == 404 && body.contains("no route for")),
+                "{method} {path} is described but not routed: {code} {body}"
+            );
+            assert!(
+                declared.contains_key(&code.to_string()) || code == 304,
+                "{method} {path} answered {code}, which it does not declare: {body}"
+            );
+        }
+    }
+    assert!(described >= in_source.len(), "{described}");
+
+    // A method a path does not take gets 405 with `Allow`.
+    for (path, method) in [
+        ("/egraph/saturate", "PUT"),
+        ("/agents/status", "DELETE"),
+        ("/crdt/merge", "QUERY"),
+    ] {
+        let response = http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", server.base),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+        assert!(response.headers().contains_key("allow"), "{method} {path}: no Allow");
+    }
+
+    // The explorer's page and assets come from the host, not from a CDN.
+    let page = http.get(format!("{}/docs/", server.base)).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("swagger-ui"), "{page}");
+    assert!(!page.contains("https://") && !page.contains("http://"), "{page}");
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "swagger-initializer.js"] {
+        let response = http.get(format!("{}/docs/{asset}", server.base)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{asset}");
+    }
+    let initializer = http
+        .get(format!("{}/docs/swagger-initializer.js", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+}

@@ -30,5 +30,5 @@ pub mod store;
 pub mod sync;
 
 pub use panel::PanelConfig;
-pub use routes::router;
+pub use routes::{openapi, router};
 pub use service::{Fault, SkillConfig, SkillService};

@@ -47,6 +47,8 @@ pub fn router(service: Arc<SkillService>) -> Router {
 
 type Service = State<Arc<SkillService>>;
 
+/// The skills held (label, examples), the panel of verifiers and the image model.
+#[utoipa::path(get, path = "/skills", tag = "skill-verification", responses((status = 200, description = "`skills`, `examples`, `verifiers`, `dim`, `image_model`", body = Object)))]
 async fn list(State(s): Service) -> Json<Value> {
     let skills: Vec<Value> = s
         .skills()
@@ -64,12 +66,18 @@ async fn list(State(s): Service) -> Json<Value> {
     }))
 }
 
-#[derive(Deserialize)]
+/// Reference examples to add.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddExamples {
+    /// The examples.
     examples: Vec<NewExample>,
 }
 
+/// Adds reference examples (an embedding, or an image with an image model).
+#[utoipa::path(post, path = "/skills/examples", tag = "skill-verification", request_body = AddExamples,
+    responses((status = 201, description = "some were new: `added`, `already_held`", body = Object),
+        (status = 200, description = "all were held already", body = Object), ramanujan_http::JsonBodyErrors))]
 async fn add_examples(State(s): Service, JsonBody(body): JsonBody<AddExamples>) -> Result<Response, ApiError> {
     if let Some((i, e)) = body
         .examples
@@ -92,6 +100,10 @@ async fn add_examples(State(s): Service, JsonBody(body): JsonBody<AddExamples>) 
     Ok((status, Json(report)).into_response())
 }
 
+/// Removes one example.
+#[utoipa::path(delete, path = "/skills/examples/{key}", tag = "skill-verification", params(("key" = String, Path, description = "the example's key")),
+    responses((status = 200, description = "what was removed", body = Object), (status = 404, description = "no such example", body = ramanujan_http::ErrorBody),
+        (status = 400, description = "a malformed key", body = ramanujan_http::ErrorBody)))]
 async fn remove_example(State(s): Service, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
     let report = s
         .remove_example(&key)?
@@ -99,6 +111,10 @@ async fn remove_example(State(s): Service, Path(key): Path<String>) -> Result<Js
     Ok(Json(json!(report)))
 }
 
+/// One skill's examples, with provenance.
+#[utoipa::path(get, path = "/skills/{label}", tag = "skill-verification", params(("label" = String, Path, description = "a skill's label")),
+    responses((status = 200, description = "`label`, `examples`", body = Object), (status = 404, description = "no such skill", body = ramanujan_http::ErrorBody),
+        (status = 400, description = "not a valid label", body = ramanujan_http::ErrorBody)))]
 async fn skill(State(s): Service, Path(label): Path<String>) -> Result<Json<Value>, ApiError> {
     let examples = s.skill(&label);
     if examples.is_empty() {
@@ -111,6 +127,10 @@ async fn skill(State(s): Service, Path(label): Path<String>) -> Result<Json<Valu
     Ok(Json(json!({"label": label, "examples": examples})))
 }
 
+/// Removes a skill and all its examples.
+#[utoipa::path(delete, path = "/skills/{label}", tag = "skill-verification", params(("label" = String, Path, description = "a skill's label")),
+    responses((status = 200, description = "what was removed", body = Object), (status = 404, description = "no such skill", body = ramanujan_http::ErrorBody),
+        (status = 400, description = "not a valid label", body = ramanujan_http::ErrorBody)))]
 async fn remove_skill(State(s): Service, Path(label): Path<String>) -> Result<Json<Value>, ApiError> {
     let report = s.remove_skill(&label)?.ok_or_else(|| unknown_skill(&label))?;
     Ok(Json(json!(report)))
@@ -123,6 +143,11 @@ fn unknown_skill(label: &str) -> ApiError {
     }
 }
 
+/// The 17 verifiers' analysis of an image embedding: each one's vote, the
+/// consensus, and (with `claimed_skill`) whether the claim holds.
+#[utoipa::path(post, path = "/skills/analyze", tag = "skill-verification", request_body = AnalyzeRequest,
+    responses((status = 200, description = "the analysis", body = Object), ramanujan_http::JsonBodyErrors,
+        (status = 503, description = "no reference examples yet, or no image model for an image", body = ramanujan_http::ErrorBody)))]
 async fn analyze(State(s): Service, JsonBody(request): JsonBody<AnalyzeRequest>) -> Result<Response, ApiError> {
     let (analysis, took) = s.analyze(request).await?;
     let body = serde_json::to_vec(&analysis).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -136,6 +161,10 @@ async fn analyze(State(s): Service, JsonBody(request): JsonBody<AnalyzeRequest>)
     Ok(response)
 }
 
+/// Checks a claim: `/skills/analyze` with `claimed_skill` required.
+#[utoipa::path(post, path = "/verify", tag = "skill-verification", request_body = AnalyzeRequest,
+    responses((status = 200, description = "the analysis, with the claim's verdict", body = Object), ramanujan_http::JsonBodyErrors,
+        (status = 503, description = "no reference examples yet, or no image model for an image", body = ramanujan_http::ErrorBody)))]
 async fn verify(s: Service, JsonBody(request): JsonBody<AnalyzeRequest>) -> Result<Response, ApiError> {
     if request.claimed_skill.is_none() {
         return Err(ApiError::bad_request(
@@ -145,28 +174,42 @@ async fn verify(s: Service, JsonBody(request): JsonBody<AnalyzeRequest>) -> Resu
     analyze(s, JsonBody(request)).await
 }
 
+/// The reference set as a CRDT state (for `/skills/merge` elsewhere).
+#[utoipa::path(get, path = "/skills/state", tag = "skill-verification", responses((status = 200, description = "the state", body = Object)))]
 async fn state(State(s): Service) -> Json<ReferenceState> {
     Json(s.state())
 }
 
+/// Merges another site's reference set.
+#[utoipa::path(post, path = "/skills/merge", tag = "skill-verification", request_body(content = Object, description = "a state from `GET /skills/state`"),
+    responses((status = 200, description = "what the merge changed", body = Object), ramanujan_http::JsonBodyErrors))]
 async fn merge(State(s): Service, JsonBody(state): JsonBody<ReferenceState>) -> Result<Json<Value>, ApiError> {
     let report = s.merge(state)?;
     Ok(Json(json!(report)))
 }
 
+/// The keys held and their digest (what a peer compares before fetching).
+#[utoipa::path(get, path = "/skills/membership", tag = "skill-verification", responses((status = 200, description = "the membership", body = Object)))]
 async fn membership(State(s): Service) -> Json<Membership> {
     Json(s.membership())
 }
 
+/// The examples of the keys asked for (those held).
+#[utoipa::path(post, path = "/skills/fetch", tag = "skill-verification", request_body = FetchRequest,
+    responses((status = 200, description = "`examples` by key", body = Object), ramanujan_http::JsonBodyErrors))]
 async fn fetch(State(s): Service, JsonBody(request): JsonBody<FetchRequest>) -> Result<Json<Fetched>, ApiError> {
     let examples = s.examples_for(&request.keys)?;
     Ok(Json(Fetched { examples }))
 }
 
+/// Analyses run, their verdicts and timings, syncs.
+#[utoipa::path(get, path = "/skills/stats", tag = "skill-verification", responses((status = 200, description = "the counters", body = Object)))]
 async fn stats(State(s): Service) -> Json<Value> {
     Json(json!(s.stats()))
 }
 
+/// `ok`; `ready` once some reference examples are held.
+#[utoipa::path(get, path = "/skills/health", tag = "skill-verification", responses((status = 200, description = "`status`, `references`, `ready`, `verifiers`", body = Object)))]
 async fn health(State(s): Service) -> Json<Value> {
     let references = s.len();
     Json(json!({
@@ -175,4 +218,32 @@ async fn health(State(s): Service) -> Json<Value> {
         "ready": references > 0,
         "verifiers": s.config().panel.verifiers,
     }))
+}
+
+/// `/verify/health`: the same as `/skills/health`.
+#[utoipa::path(get, path = "/verify/health", tag = "skill-verification", responses((status = 200, description = "`status`, `references`, `ready`, `verifiers`", body = Object)))]
+#[allow(dead_code)] // describes the route `health` also serves
+fn verify_health() {}
+
+/// The component's routes, described (merged into the host's `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        list,
+        add_examples,
+        remove_example,
+        skill,
+        remove_skill,
+        analyze,
+        verify,
+        state,
+        merge,
+        membership,
+        fetch,
+        stats,
+        health,
+        verify_health
+    ))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
 }

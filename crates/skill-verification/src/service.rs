@@ -69,7 +69,7 @@ pub enum Fault {
 }
 
 /// One example in a `POST /skills/examples` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewExample {
     /// The skill.
@@ -86,7 +86,7 @@ pub struct NewExample {
 }
 
 /// A `POST /skills/analyze` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzeRequest {
     /// The image's id, echoed and recorded.

@@ -27,7 +27,7 @@ pub struct Membership {
 }
 
 /// `POST /skills/fetch`'s request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FetchRequest {
     /// The keys wanted (at most [`MAX_FETCH`]).

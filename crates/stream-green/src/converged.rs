@@ -12,18 +12,23 @@ use std::sync::Arc;
 pub const MAX_REPLICAS: usize = 256;
 
 /// A replica, by digest or by whole state.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicaReport {
+    /// A name for the replica.
     id: String,
+    /// Its digest.
     digest: Option<String>,
+    /// Its whole state.
+    #[schema(value_type = Option<Object>)]
     state: Option<ReplicaState>,
 }
 
 /// The request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConvergedRequest {
+    /// The replicas (1 to the most taken).
     replicas: Vec<ReplicaReport>,
 }
 
@@ -54,6 +59,8 @@ pub struct ConvergedResponse {
 }
 
 /// Do these replicas agree, and if not, what differs?
+#[utoipa::path(post, path = "/stream/green/converged", tag = "streams", request_body = ConvergedRequest,
+    responses((status = 200, description = "`converged`, the groups of equal digests, what each lagging replica lacks", body = Object), ramanujan_http::JsonBodyErrors))]
 pub async fn converged(
     State(_): State<Arc<Runtime>>,
     JsonBody(req): JsonBody<ConvergedRequest>,

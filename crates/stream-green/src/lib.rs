@@ -27,3 +27,12 @@ pub fn router(runtime: Runtime) -> axum::Router {
             .with_state(shared),
     )
 }
+
+/// GREEN's own routes, described (the stream routes are
+/// `ramanujan_stream::openapi`), merged into the host's `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(verify::verify, converged::converged))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}

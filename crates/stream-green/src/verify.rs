@@ -27,16 +27,20 @@ pub const MAX_DERIVATIONS: usize = 32;
 pub const DERIVATION_BUDGET: Duration = Duration::from_secs(2);
 
 /// One equality to check, written as expressions.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimedEquality {
+    /// One side, an s-expression.
     lhs: String,
+    /// The other side.
     rhs: String,
     /// The colour claimed to derive it (default RED).
     #[serde(default = "red")]
     color: Color,
+    /// The rule claimed to derive it.
     #[serde(default)]
     rule: Option<String>,
+    /// The agent that claims it.
     #[serde(default)]
     agent: Option<String>,
 }
@@ -46,11 +50,14 @@ fn red() -> Color {
 }
 
 /// The request: equalities, a replica, or both.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
+    /// Equalities to check.
     #[serde(default)]
     equalities: Vec<ClaimedEquality>,
+    /// A replica whose RED and BLUE equalities to check.
+    #[schema(value_type = Option<Object>)]
     state: Option<ReplicaState>,
     /// Also search for a derivation with egg's explanations (default true).
     #[serde(default = "yes")]
@@ -154,6 +161,9 @@ fn run(claims: Vec<Claim>, skipped: usize, conflicts: Vec<ColorConflict>, deriva
 }
 
 /// Checks the posted equalities and the RED/BLUE equalities of the posted replica.
+#[utoipa::path(post, path = "/stream/green/verify", tag = "streams", request_body = VerifyRequest,
+    responses((status = 200, description = "each equality `verified`, `refuted` (with a counterexample) or `inconclusive` (with the reason); `passed` only when every one is verified", body = Object),
+        ramanujan_http::JsonBodyErrors, (status = 503, description = "the time ran out", body = ramanujan_http::ErrorBody)))]
 pub async fn verify(
     State(runtime): State<Arc<Runtime>>,
     JsonBody(req): JsonBody<VerifyRequest>,

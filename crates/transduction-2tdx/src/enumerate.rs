@@ -22,7 +22,7 @@ pub const MAX_LEAVES: usize = 8;
 pub const POINTS: usize = 16;
 
 /// What terms are built from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grammar {
     /// Operators, as written (`+`, `-`, `*`, `/`, `pow`, `neg`).

@@ -36,5 +36,5 @@ pub mod rule;
 pub mod service;
 pub mod store;
 
-pub use routes::{ReplicaSource, router};
+pub use routes::{ReplicaSource, openapi, router};
 pub use service::{AgentsStatus, Peer, TdxConfig, TdxService};

@@ -8,7 +8,7 @@ use crate::generalise::{Generalised, MAX_EQUALITIES, generalise, replica_equalit
 use crate::mine::{MineOptions, Mined, check_rule, mine_enumeration};
 use crate::rule::Rule;
 use crate::service::{ChangeError, TdxService};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -19,7 +19,7 @@ use ramanujan_core::color::Color;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::rules::{MAX_CUSTOM_RULES, RuleSpec, default_rules};
-use ramanujan_http::{ApiError, JsonBody, offload};
+use ramanujan_http::{ApiError, JsonBody, QueryParams, offload};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
@@ -88,19 +88,28 @@ fn change_error(e: ChangeError) -> ApiError {
     }
 }
 
+/// `ok`, this site's name and the book's counters.
+#[utoipa::path(get, path = "/2tdx/health", tag = "transduction-2tdx", responses((status = 200, description = "`status`, `site`, `book`", body = Object)))]
 async fn health(State(tdx): State<Tdx>) -> Json<serde_json::Value> {
     let stats = tdx.service.stats();
     Json(json!({"status": "ok", "site": tdx.service.config().site, "book": stats}))
 }
 
-#[derive(Deserialize)]
+/// `GET /2tdx/rules?color=&enabled=`.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RulesQuery {
+    /// Only rules of this colour.
     color: Option<Color>,
+    /// Only enabled (or disabled) rules.
     enabled: Option<bool>,
 }
 
-async fn rules(State(tdx): State<Tdx>, Query(q): Query<RulesQuery>) -> Json<serde_json::Value> {
+/// The rule book: each rule with its colour, whether enabled, provenance.
+#[utoipa::path(get, path = "/2tdx/rules", tag = "transduction-2tdx", params(RulesQuery),
+    responses((status = 200, description = "`digest`, `count`, `rules`", body = Object), ramanujan_http::QueryErrors))]
+async fn rules(State(tdx): State<Tdx>, QueryParams(q): QueryParams<RulesQuery>) -> Json<serde_json::Value> {
     let digest = tdx.service.stats().digest;
     let rules: Vec<BookEntry> = tdx
         .service
@@ -130,12 +139,17 @@ fn check_specs(specs: &[RuleSpec], source: &str) -> Result<Vec<Rule>, ApiError> 
         .collect()
 }
 
-#[derive(Deserialize)]
+/// Rules to add.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddRules {
+    /// The rules (at most 256), each checked for soundness first.
     rules: Vec<RuleSpec>,
 }
 
+/// Adds rules to the book once verified sound.
+#[utoipa::path(post, path = "/2tdx/rules", tag = "transduction-2tdx", request_body = AddRules,
+    responses((status = 200, description = "`added`, `already`", body = Object), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
 async fn add_rules(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(body): JsonBody<AddRules>) -> Response {
     if !authorised(&tdx, &headers) {
         return unauthorised();
@@ -154,13 +168,20 @@ fn add(tdx: &Tdx, rules: Vec<Rule>) -> Result<serde_json::Value, ApiError> {
     Ok(json!({"added": added, "already": already}))
 }
 
-#[derive(Deserialize)]
+/// A change to one rule.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RuleUpdate {
+    /// Enable or disable it.
     enabled: Option<bool>,
+    /// Move it to another colour.
     color: Option<Color>,
 }
 
+/// Enables, disables or recolours a rule.
+#[utoipa::path(patch, path = "/2tdx/rules/{key}", tag = "transduction-2tdx", params(("key" = String, Path, description = "a rule's key (hash of its normalised patterns)")), request_body = RuleUpdate,
+    responses((status = 200, description = "the rule as it is now", body = Object), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+        (status = 404, description = "no such rule", body = ramanujan_http::ErrorBody)))]
 async fn update_rule(
     State(tdx): State<Tdx>,
     headers: HeaderMap,
@@ -180,6 +201,10 @@ async fn update_rule(
         .into_response()
 }
 
+/// Removes a rule.
+#[utoipa::path(delete, path = "/2tdx/rules/{key}", tag = "transduction-2tdx", params(("key" = String, Path, description = "a rule's key (hash of its normalised patterns)")),
+    responses((status = 200, description = "`removed`", body = Object), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+        (status = 404, description = "no such rule", body = ramanujan_http::ErrorBody)))]
 async fn remove_rule(State(tdx): State<Tdx>, headers: HeaderMap, Path(key): Path<String>) -> Response {
     if !authorised(&tdx, &headers) {
         return unauthorised();
@@ -192,7 +217,7 @@ async fn remove_rule(State(tdx): State<Tdx>, headers: HeaderMap, Path(key): Path
 }
 
 /// Which rules a mined rule must not already follow from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum Known {
     /// None: mine from scratch.
@@ -206,14 +231,17 @@ enum Known {
 }
 
 /// One equality, as text.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EqualityText {
+    /// One side, an s-expression.
     lhs: String,
+    /// The other side.
     rhs: String,
 }
 
-#[derive(Deserialize)]
+/// What to mine rules from: `source` is `enumeration`, `equalities` or `network`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
 enum MineRequest {
     /// Ruler-style: every term of a grammar up to a size.
@@ -310,6 +338,12 @@ fn parse_equalities(
         .collect()
 }
 
+/// Mines rules: from enumerated terms (as Ruler does), from equalities given,
+/// or from what the network's agents derived; each verified, and kept only if
+/// the known rules cannot derive it; with `add`, added to the book.
+#[utoipa::path(post, path = "/2tdx/mine", tag = "transduction-2tdx", request_body = MineRequest,
+    responses((status = 200, description = "the rules mined, with what was tried", body = Object), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+        (status = 503, description = "no network to mine from, or the time ran out", body = ramanujan_http::ErrorBody)))]
 async fn mine(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(request): JsonBody<MineRequest>) -> Response {
     let add_requested = match &request {
         MineRequest::Enumeration { add, .. }
@@ -385,13 +419,17 @@ async fn mine(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(request): Jso
     result.map(Json).into_response()
 }
 
-#[derive(Deserialize, Default)]
+/// What to write as Rust.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CodegenRequest {
     /// The rules to write; the book's enabled rules when absent.
     rules: Option<Vec<RuleSpec>>,
 }
 
+/// A Rust module that builds the rules as egg rewrites (formatted).
+#[utoipa::path(post, path = "/2tdx/codegen", tag = "transduction-2tdx", request_body = CodegenRequest,
+    responses((status = 200, description = "the module", content_type = "text/x-rust; charset=utf-8", body = String), ramanujan_http::JsonBodyErrors))]
 async fn codegen(State(tdx): State<Tdx>, JsonBody(request): JsonBody<CodegenRequest>) -> Response {
     let specs = match request.rules {
         Some(specs) => match check_specs(&specs, "user") {
@@ -403,14 +441,28 @@ async fn codegen(State(tdx): State<Tdx>, JsonBody(request): JsonBody<CodegenRequ
     ([(header::CONTENT_TYPE, "text/x-rust; charset=utf-8")], generate(&specs)).into_response()
 }
 
-#[derive(Deserialize)]
+/// `POST /2tdx/parse?add=`.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ParseQuery {
+    /// Also add the rules read to the book.
     #[serde(default)]
     add: bool,
 }
 
-async fn parse_code(State(tdx): State<Tdx>, headers: HeaderMap, Query(q): Query<ParseQuery>, body: Bytes) -> Response {
+/// Reads rules back from a Rust module `/2tdx/codegen` wrote.
+#[utoipa::path(post, path = "/2tdx/parse", tag = "transduction-2tdx", params(ParseQuery),
+    request_body(content = String, content_type = "text/plain", description = "the Rust source"),
+    responses((status = 200, description = "`rules` (and `book` with `add`)", body = Object),
+        (status = 400, description = "not UTF-8, not such a module, or a rule that is not sound", body = ramanujan_http::ErrorBody),
+        (status = 413, description = "longer than the source taken", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+async fn parse_code(
+    State(tdx): State<Tdx>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<ParseQuery>,
+    body: Bytes,
+) -> Response {
     if q.add && !authorised(&tdx, &headers) {
         return unauthorised();
     }
@@ -436,6 +488,11 @@ async fn parse_code(State(tdx): State<Tdx>, headers: HeaderMap, Query(q): Query<
     result.map(Json).into_response()
 }
 
+/// Merges a peer's book and answers what the peer lacks (one round trip
+/// converges both). Also at `/sync`.
+#[utoipa::path(post, path = "/2tdx/sync", tag = "transduction-2tdx", request_body(content = Object, description = "the peer's book state"),
+    responses((status = 200, description = "what the peer lacks", body = Object), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
+        (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
 async fn sync(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
     serve_sync(tdx, &headers, &body, |service, theirs: BookState| {
         service.serve_sync(theirs)
@@ -445,6 +502,9 @@ async fn sync(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Respon
 
 /// `POST /2tdx/sync/brief`: what the peer changed since they last synced,
 /// beside a summary of its book (see [`crate::brief`]).
+#[utoipa::path(post, path = "/2tdx/sync/brief", tag = "transduction-2tdx", request_body(content = Object, description = "the peer's changes and a summary of its book"),
+    responses((status = 200, description = "what the peer lacks, by the summary", body = Object), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
+        (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
 async fn sync_brief(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
     serve_sync(tdx, &headers, &body, |service, theirs: BriefSync| {
         service.serve_brief(theirs)
@@ -483,6 +543,11 @@ where
     }
 }
 
+/// Syncs with the configured peer now.
+#[utoipa::path(post, path = "/2tdx/sync/peer", tag = "transduction-2tdx",
+    responses((status = 200, description = "`synced`, `book`", body = Object), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+        (status = 404, description = "no peer configured", body = ramanujan_http::ErrorBody),
+        (status = 502, description = "the peer sync failed; the local book is untouched", body = ramanujan_http::ErrorBody)))]
 async fn sync_peer(State(tdx): State<Tdx>, headers: HeaderMap) -> Response {
     if !authorised(&tdx, &headers) {
         return unauthorised();
@@ -496,4 +561,50 @@ async fn sync_peer(State(tdx): State<Tdx>, headers: HeaderMap) -> Response {
         }
         .into_response(),
     }
+}
+
+/// The routes `/sync/...` repeat (the original design's names).
+mod under_sync {
+    #[utoipa::path(post, path = "/sync", tag = "transduction-2tdx", request_body(content = Object, description = "the peer's book state"),
+        responses((status = 200, description = "as `POST /2tdx/sync`", body = Object), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
+            (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+    #[allow(dead_code)]
+    pub fn sync() {}
+    #[utoipa::path(post, path = "/sync/brief", tag = "transduction-2tdx", request_body(content = Object, description = "the peer's changes and a summary"),
+        responses((status = 200, description = "as `POST /2tdx/sync/brief`", body = Object), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
+            (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+    #[allow(dead_code)]
+    pub fn brief() {}
+    #[utoipa::path(post, path = "/sync/peer", tag = "transduction-2tdx", responses((status = 200, description = "as `POST /2tdx/sync/peer`", body = Object), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+        (status = 404, description = "no peer configured", body = ramanujan_http::ErrorBody),
+        (status = 502, description = "the peer sync failed; the local book is untouched", body = ramanujan_http::ErrorBody)))]
+    #[allow(dead_code)]
+    pub fn peer() {}
+    #[utoipa::path(get, path = "/sync/health", tag = "transduction-2tdx", responses((status = 200, description = "as `GET /2tdx/health`", body = Object)))]
+    #[allow(dead_code)]
+    pub fn health() {}
+}
+
+/// The component's routes, described (merged into the host's `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        health,
+        rules,
+        add_rules,
+        update_rule,
+        remove_rule,
+        mine,
+        codegen,
+        parse_code,
+        sync,
+        sync_brief,
+        sync_peer,
+        under_sync::sync,
+        under_sync::brief,
+        under_sync::peer,
+        under_sync::health
+    ))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -143,9 +143,10 @@ impl Access {
     fn open(&self, method: &Method, path: &str) -> bool {
         let under = |prefix: &str| path == prefix || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'));
         let reading = *method == Method::GET || *method == Method::HEAD;
-        // Health probes carry no keys; the sync routes' own peer route
-        // (`/sync/peer`) triggers work, so it is not theirs to open.
-        (reading && HEALTH_ROUTES.contains(&path))
+        // Health probes carry no keys, and the API's description is no
+        // secret; the sync routes' own peer route (`/sync/peer`) triggers
+        // work, so it is not theirs to open.
+        (reading && (HEALTH_ROUTES.contains(&path) || crate::openapi::is_public(path)))
             || (self.agents_signed && crate::guard::signed::agent_to_agent(path))
             || self.exempt.iter().any(|p| under(p) && !path.ends_with("/peer"))
     }

@@ -1,0 +1,170 @@
+//! The host's API contract: every component's description merged into one
+//! OpenAPI 3.1 document, served at `/openapi.json`, with an API explorer at
+//! `/docs` (Swagger UI, its assets inside the binary: no CDN).
+//!
+//! Each component describes its own routes next to their handlers
+//! (`#[utoipa::path]`); this module adds the host's own routes and what the
+//! host's layers may answer on any route: 401, 403, 429 and 503 from the
+//! guards, 413 past the body limit.
+
+use axum::Router;
+use std::sync::Arc;
+use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi, RefOr, Response, ResponseBuilder};
+use utoipa_swagger_ui::SwaggerUi;
+
+/// Where the document is served.
+pub const DOCUMENT_PATH: &str = "/openapi.json";
+/// Where the explorer is served.
+pub const EXPLORER_PATH: &str = "/docs";
+
+/// Whether `path` is the document or the explorer (open to reads without a key).
+pub fn is_public(path: &str) -> bool {
+    path == DOCUMENT_PATH
+        || path
+            .strip_prefix(EXPLORER_PATH)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The host's routes other than the components'.
+#[allow(dead_code)] // only their descriptions are used
+mod host {
+    /// `ok`, or `degraded` with the reason (the network cannot work normally now).
+    #[utoipa::path(get, path = "/health", tag = "host", responses((status = 200, description = "`status`, `reason`", body = Object)))]
+    pub fn health() {}
+
+    /// Version, mode, uptime, each component's state and routes.
+    #[utoipa::path(get, path = "/status", tag = "host", responses((status = 200, description = "the host's status", body = Object)))]
+    pub fn status() {}
+
+    /// This document.
+    #[utoipa::path(get, path = "/openapi.json", tag = "host", responses((status = 200, description = "the OpenAPI 3.1 document", body = Object)))]
+    pub fn document() {}
+
+    /// An API explorer over this document.
+    #[utoipa::path(get, path = "/docs", tag = "host", responses((status = 200, description = "Swagger UI", content_type = "text/html", body = String),
+        (status = 303, description = "on to `/docs/`")))]
+    pub fn explorer() {}
+}
+
+/// The whole host's description.
+pub fn document() -> OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(
+        info(
+            title = "Ramanujan",
+            description = "A network of agents that settle expressions by coloured equality saturation, and the components around it."
+        ),
+        paths(host::health, host::status, host::document, host::explorer)
+    )]
+    struct Host;
+    let mut api = <Host as utoipa::OpenApi>::openapi();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    for part in [
+        egraph_service::openapi(),
+        ramanujan_stream::openapi(),
+        stream_green::openapi(),
+        duck_colors::openapi(),
+        crdt_service::openapi(),
+        agent_orchestrator::openapi(),
+        interaction_timeline::openapi(),
+        skill_verification::openapi(),
+        transduction_2tdx::openapi(),
+        dashboard::openapi(),
+    ] {
+        api.merge(part);
+    }
+    add_host_answers(&mut api);
+    api
+}
+
+/// What the host's layers may answer on every route, beside the route's own.
+fn add_host_answers(api: &mut OpenApi) {
+    let error = |description: &str| -> RefOr<Response> {
+        let schema = utoipa::openapi::Ref::from_schema_name("ErrorBody");
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                utoipa::openapi::content::ContentBuilder::new()
+                    .schema(Some(schema))
+                    .build(),
+            )
+            .build()
+            .into()
+    };
+    let components = api.components.get_or_insert_with(Default::default);
+    components.schemas.insert(
+        "ErrorBody".into(),
+        <ramanujan_http::ErrorBody as utoipa::PartialSchema>::schema(),
+    );
+    components.security_schemes.insert(
+        "bearer".into(),
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()).into(),
+    );
+    let always = [
+        (
+            "429",
+            "past the client's rate limit (`RATE_LIMIT`); `Retry-After` says when to come back",
+        ),
+        (
+            "503",
+            "the host is shedding load, or the request ran past `TIMEOUT_SECONDS`",
+        ),
+    ];
+    let guarded = [
+        (
+            "401",
+            "`API_KEYS` is set and no known bearer key was sent (`WWW-Authenticate` says how)",
+        ),
+        (
+            "403",
+            "the key's scope does not cover the route (a read key on a write route)",
+        ),
+    ];
+    for (path, item) in api.paths.paths.iter_mut() {
+        // The streams' health is described once, as `/stream/{color}/health`.
+        let open =
+            crate::guard::access::HEALTH_ROUTES.contains(&path.replace("{color}", "red").as_str()) || is_public(path);
+        for (method, operation) in operations(item) {
+            let mut answers: Vec<(&str, &str)> = always.to_vec();
+            if !open || !matches!(method, HttpMethod::Get | HttpMethod::Head) {
+                answers.extend(guarded);
+                operation.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+                    "bearer",
+                    Vec::<String>::new(),
+                )]);
+            }
+            if operation.request_body.is_some() {
+                answers.push(("413", "the body is larger than `MAX_BODY_BYTES`"));
+            }
+            for (status, description) in answers {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.into())
+                    .or_insert_with(|| error(description));
+            }
+        }
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(HttpMethod, &mut Operation)> {
+    [
+        (HttpMethod::Get, &mut item.get),
+        (HttpMethod::Post, &mut item.post),
+        (HttpMethod::Put, &mut item.put),
+        (HttpMethod::Patch, &mut item.patch),
+        (HttpMethod::Delete, &mut item.delete),
+        (HttpMethod::Head, &mut item.head),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_mut().map(|op| (method, op)))
+    .collect()
+}
+
+/// `/openapi.json` and `/docs`.
+pub fn router(api: Arc<OpenApi>) -> Router {
+    Router::new().merge(SwaggerUi::new(EXPLORER_PATH).url(DOCUMENT_PATH, (*api).clone()))
+}

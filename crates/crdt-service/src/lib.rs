@@ -65,6 +65,7 @@ pub fn router_over(merger: Arc<Merger>, events: Option<Emitter>) -> Router {
 /// States of one CRDT type to merge.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CrdtMergeRequest)]
 struct MergeRequest {
     /// The type: one of `TextCRDT`, `Map`, `Array`, `GCounter`, `PNCounter`, `LWWRegister`, `MVRegister`, `ORSet`, `CausalContext`, `EGraph` (`GET /crdt/types`).
     #[schema(example = "GCounter")]
@@ -79,6 +80,7 @@ struct MergeRequest {
 /// What `state` has that `since` lacks.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CrdtDiffRequest)]
 struct DiffRequest {
     /// The type: one of `TextCRDT`, `Map`, `Array`, `GCounter`, `PNCounter`, `LWWRegister`, `MVRegister`, `ORSet`, `CausalContext`, `EGraph` (`GET /crdt/types`).
     #[schema(example = "GCounter")]
@@ -93,6 +95,7 @@ struct DiffRequest {
 /// Operations applied to a state.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CrdtApplyRequest)]
 struct ApplyRequest {
     /// The type: one of `TextCRDT`, `Map`, `Array`, `GCounter`, `PNCounter`, `LWWRegister`, `MVRegister`, `ORSet`, `CausalContext`, `EGraph` (`GET /crdt/types`).
     #[schema(example = "GCounter")]

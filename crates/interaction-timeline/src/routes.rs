@@ -284,7 +284,7 @@ impl Drop for ExportFile {
 /// An export of events, by time.
 #[utoipa::path(get, path = "/api/timeline", tag = "interaction-timeline", params(ExportRequest),
     responses((status = 200, description = "the events in the format asked for",
-            content((Object = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.parquet"))),
+            content((Vec<Object> = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.parquet"))),
         ramanujan_http::QueryErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
 async fn export(State(timeline): Shared, QueryParams(q): QueryParams<ExportRequest>) -> Result<Response, ApiError> {
     let filter = Filter {

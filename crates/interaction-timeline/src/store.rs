@@ -340,7 +340,8 @@ impl Store {
         // The window: as asked, or the span of the events in it.
         let from = since_us.or(first).unwrap_or(0);
         let to = until_us.or(last).unwrap_or(from);
-        let seconds = ((to - from) as f64 / 1e6).max(1e-6);
+        // In i128: a window from i64::MIN to i64::MAX is asked for, not an overflow.
+        let seconds = ((i128::from(to) - i128::from(from)) as f64 / 1e6).max(1e-6);
 
         let mut by_type = Vec::new();
         let mut statement = self.conn.prepare(&format!(

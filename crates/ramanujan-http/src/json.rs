@@ -42,8 +42,44 @@ where
 /// Decodes a JSON body: a syntax error (or trailing data) is a 400, a well-formed
 /// body of the wrong shape a 422 whose message starts with the path of the
 /// offending field (`limits.nodes: invalid type ...`), as axum's own extractor answers.
+///
+/// JSON does not tell `2` from `2.0`: where a whole number is expected, a
+/// number with no fraction is taken as one (read again only when the first
+/// reading failed and the body has such a number, so well-typed bodies pay nothing).
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|error| json_error(bytes, error))
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(error) if error.classify() == Category::Data => serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|mut value| whole_floats_as_integers(&mut value).then_some(value))
+            .and_then(|value| serde_json::from_value(value).ok())
+            .ok_or_else(|| json_error(bytes, error)),
+        Err(error) => Err(json_error(bytes, error)),
+    }
+}
+
+/// Writes every number in `value` that is a whole number below 2^53 in
+/// magnitude as an integer; whether there was one. Only there is every whole
+/// number a float exactly: an integer too large for 64 bits (which serde_json
+/// reads as a rounded float) stays a float, and is refused as before.
+fn whole_floats_as_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            let whole = f.fract() == 0.0 && f.abs() < EXACT;
+            if whole {
+                *value = Value::from(f as i64);
+            }
+            whole
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |any, v| whole_floats_as_integers(v) | any),
+        Value::Object(fields) => fields
+            .values_mut()
+            .fold(false, |any, v| whole_floats_as_integers(v) | any),
+        _ => false,
+    }
 }
 
 fn json_error(bytes: &[u8], error: serde_json::Error) -> ApiError {
@@ -253,6 +289,60 @@ mod tests {
         for (body, expected) in cases {
             let message = message(body);
             assert!(message.contains(expected), "expected `{expected}` in {message}");
+        }
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_point_is_a_whole_number() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Counts {
+            n: usize,
+            signed: i64,
+            list: Vec<u8>,
+            ratio: f64,
+        }
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(untagged)]
+        enum Id {
+            Number(i64),
+            Name(String),
+        }
+        let ids: Vec<Id> = decode_json(br#"[8442233786.0, "a"]"#).unwrap();
+        assert_eq!(ids, vec![Id::Number(8_442_233_786), Id::Name("a".into())]);
+        let decoded: Counts = decode_json(br#"{"n": 2.0, "signed": -3.0, "list": [1.0, 2], "ratio": 0.5}"#).unwrap();
+        assert_eq!(
+            decoded,
+            Counts {
+                n: 2,
+                signed: -3,
+                list: vec![1, 2],
+                ratio: 0.5
+            }
+        );
+        // A fraction, a number too big for the field, or beyond 64 bits is still refused, naming the field.
+        for (body, field) in [
+            (r#"{"n": 2.5, "signed": 0, "list": [], "ratio": 0}"#, "n"),
+            (r#"{"n": 1, "signed": 0, "list": [256.0], "ratio": 0}"#, "list"),
+            (r#"{"n": 1e300, "signed": 0, "list": [], "ratio": 0}"#, "n"),
+            // An integer past i64 is not rounded into it.
+            (
+                r#"{"n": 1, "signed": -9223372036854775809, "list": [], "ratio": 0}"#,
+                "signed",
+            ),
+            (
+                r#"{"n": 18446744073709551616, "signed": 0, "list": [], "ratio": 0}"#,
+                "n",
+            ),
+        ] {
+            let error = decode_json::<Counts>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                error.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{body}: {}",
+                error.message
+            );
+            assert!(error.message.contains(field), "{body}: {}", error.message);
         }
     }
 

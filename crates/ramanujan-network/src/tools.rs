@@ -169,6 +169,21 @@ pub fn python_library(library: &PinnedPackage) -> Result<PathBuf, String> {
     installed(library, &wanted, |_| Ok(()))
 }
 
+/// The `--target` directory holding a Python tool and everything it needs,
+/// from a lock file (`requirements`: every package pinned with its hash),
+/// installed first in the cache if it is not there yet: `PYTHONPATH` for
+/// `python3 <dir>/bin/<script>`. Named `name` and the lock's hash.
+pub fn python_tool(name: &str, requirements: &str) -> Result<PathBuf, String> {
+    use std::hash::{Hash, Hasher};
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut hasher = std::hash::DefaultHasher::new();
+    requirements.hash(&mut hasher);
+    let key = format!("{name}-{:016x}", hasher.finish());
+    let wanted = format!("{name} from its lock file, from PyPI");
+    install_locked(&key, requirements.to_string(), &wanted, |_| Ok(()))
+}
+
 /// The `--target` directory of `package` in the cache, installed by pip with
 /// its hash required (then checked by `check`) if it is not there yet.
 fn installed(
@@ -181,7 +196,19 @@ fn installed(
         version,
         wheel_sha256,
     } = package;
-    let dir = cache_root().join(format!("{name}-{version}"));
+    let requirements = format!("{name}=={version} --hash=sha256:{wheel_sha256}\n");
+    install_locked(&format!("{name}-{version}"), requirements, wanted, check)
+}
+
+/// Installs `requirements` (pinned, hashed, no dependencies resolved) into
+/// the cache's directory `key` if it is not there yet; answers its `site`.
+fn install_locked(
+    key: &str,
+    requirements: String,
+    wanted: &str,
+    check: impl Fn(&Path) -> Result<(), String>,
+) -> Result<PathBuf, String> {
+    let dir = cache_root().join(key);
     let site = dir.join("site");
     if site.is_dir() {
         return Ok(site);
@@ -192,15 +219,11 @@ fn installed(
     // installing at the same time loses the rename and uses the winner's.
     let parent = dir.parent().expect("the cache has a parent");
     std::fs::create_dir_all(parent).map_err(|e| format!("{wanted}: {e}"))?;
-    let staging = parent.join(format!(".{name}-{}", std::process::id()));
+    let staging = parent.join(format!(".{key}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| format!("{wanted}: {e}"))?;
-    let requirements = staging.join("requirements.txt");
-    std::fs::write(
-        &requirements,
-        format!("{name}=={version} --hash=sha256:{wheel_sha256}\n"),
-    )
-    .map_err(|e| format!("{wanted}: {e}"))?;
+    let lock = staging.join("requirements.txt");
+    std::fs::write(&lock, requirements).map_err(|e| format!("{wanted}: {e}"))?;
     let status = Command::new("python3")
         .args([
             "-m",
@@ -213,7 +236,7 @@ fn installed(
         ])
         .arg(staging.join("site"))
         .arg("-r")
-        .arg(&requirements)
+        .arg(&lock)
         .status()
         .map_err(|e| format!("{wanted}: running python3 -m pip: {e}"))?;
     let checked = if status.success() {

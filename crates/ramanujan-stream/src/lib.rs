@@ -26,6 +26,7 @@ use std::sync::Arc;
 /// `POST /stream/{color}/apply`: exactly one of `expression` and `state`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = StreamApplyRequest)]
 pub struct ApplyRequest {
     /// An expression to rewrite.
     #[schema(example = "(+ (* a b) (* a c))")]
@@ -235,27 +236,29 @@ mod doc {
     use super::ApplyRequest;
 
     #[utoipa::path(get, path = "/stream/{color}", tag = "streams", params(Colour),
-        responses((status = 200, description = "the stream: colour, polarity, rules, counters", body = Object)))]
+        responses((status = 200, description = "the stream: colour, polarity, rules, counters", body = Object), (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody)))]
     pub fn status() {}
 
     #[utoipa::path(get, path = "/stream/{color}/", tag = "streams", params(Colour),
-        responses((status = 200, description = "as `GET /stream/{color}`", body = Object)))]
+        responses((status = 200, description = "as `GET /stream/{color}`", body = Object), (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody)))]
     pub fn status_slash() {}
 
     #[utoipa::path(get, path = "/stream/{color}/health", tag = "streams", params(Colour),
-        responses((status = 200, description = "the stream answers", body = ramanujan_http::openapi::Health)))]
+        responses((status = 200, description = "the stream answers", body = ramanujan_http::openapi::Health), (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody)))]
     pub fn health() {}
 
     /// Applies this colour's rules to an `expression` or a replica `state`,
     /// answering the delta of new terms and equalities (with provenance).
     #[utoipa::path(post, path = "/stream/{color}/apply", tag = "streams", params(Colour), request_body = ApplyRequest,
         responses((status = 200, description = "the delta, the canonical form, the stop reason", body = Object), ramanujan_http::JsonBodyErrors,
+            (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody),
             (status = 503, description = "too many rewritings waiting, or the time ran out", body = ramanujan_http::ErrorBody)))]
     pub fn apply() {}
 
     /// Applies the rules and merges the delta into the given state.
     #[utoipa::path(post, path = "/stream/{color}/merge", tag = "streams", params(Colour), request_body = ApplyRequest,
         responses((status = 200, description = "`crdt_type`, `state`, `value`, `merged`", body = Object), ramanujan_http::JsonBodyErrors,
+            (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody),
             (status = 503, description = "too many rewritings waiting, or the time ran out", body = ramanujan_http::ErrorBody)))]
     pub fn merge() {}
 

@@ -258,7 +258,7 @@ pub fn app(
         .merge(transduction_2tdx::router(rules, Some(replicas)))
         .route("/health", get(health))
         .route("/status", get(status))
-        .merge(openapi::router(Arc::new(openapi::document())))
+        .merge(openapi::router(openapi::document_json()))
         .fallback(ramanujan_http::error::not_found)
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response));

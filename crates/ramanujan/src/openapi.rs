@@ -8,7 +8,6 @@
 //! guards, 413 past the body limit.
 
 use axum::Router;
-use std::sync::Arc;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, RefOr, Response, ResponseBuilder};
@@ -61,7 +60,16 @@ pub fn document() -> OpenApi {
     struct Host;
     let mut api = <Host as utoipa::OpenApi>::openapi();
     api.info.version = env!("CARGO_PKG_VERSION").into();
-    for part in [
+    for part in components() {
+        api.merge(part);
+    }
+    add_host_answers(&mut api);
+    api
+}
+
+/// Each component's description.
+fn components() -> [OpenApi; 10] {
+    [
         egraph_service::openapi(),
         ramanujan_stream::openapi(),
         stream_green::openapi(),
@@ -72,11 +80,7 @@ pub fn document() -> OpenApi {
         skill_verification::openapi(),
         transduction_2tdx::openapi(),
         dashboard::openapi(),
-    ] {
-        api.merge(part);
-    }
-    add_host_answers(&mut api);
-    api
+    ]
 }
 
 /// What the host's layers may answer on every route, beside the route's own.
@@ -164,7 +168,68 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(HttpMethod, &mut Ope
     .collect()
 }
 
+/// The document as served: [`document`] in JSON, with what utoipa leaves
+/// out of serde's strictness put back (see [`exact`]).
+pub fn document_json() -> serde_json::Value {
+    let mut json = serde_json::to_value(document()).expect("the document is JSON");
+    exact(&mut json);
+    json
+}
+
+/// Makes the schemas as strict as the handlers' decoding, where utoipa's
+/// rendering is looser: a tuple (`prefixItems`) takes exactly its items
+/// (serde refuses another length), and the object variants of a tagged enum
+/// refuse unknown fields (every one the handlers decode denies them, as
+/// their structs do, which utoipa already renders).
+fn exact(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(fields) => {
+            if let Some(Value::Array(prefix)) = fields.get("prefixItems") {
+                let n = prefix.len();
+                fields.entry("minItems").or_insert(n.into());
+                fields.entry("maxItems").or_insert(n.into());
+            }
+            if let Some(Value::Array(variants)) = fields.get_mut("oneOf") {
+                for variant in variants.iter_mut().filter_map(Value::as_object_mut) {
+                    if variant.contains_key("properties") {
+                        variant.entry("additionalProperties").or_insert(false.into());
+                    }
+                }
+            }
+            fields.values_mut().for_each(exact);
+        }
+        Value::Array(items) => items.iter_mut().for_each(exact),
+        _ => {}
+    }
+}
+
 /// `/openapi.json` and `/docs`.
-pub fn router(api: Arc<OpenApi>) -> Router {
-    Router::new().merge(SwaggerUi::new(EXPLORER_PATH).url(DOCUMENT_PATH, (*api).clone()))
+pub fn router(api: serde_json::Value) -> Router {
+    Router::new().merge(SwaggerUi::new(EXPLORER_PATH).external_url_unchecked(DOCUMENT_PATH, api))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    /// Merging keeps one schema per name: two components naming different
+    /// schemas alike would describe one route with the other's body.
+    #[test]
+    fn no_two_components_give_one_schema_name_to_different_schemas() {
+        let mut seen: BTreeMap<String, (String, serde_json::Value)> = BTreeMap::new();
+        for part in super::components() {
+            let owner = part.paths.paths.keys().next().cloned().unwrap_or_default();
+            for (name, schema) in part.components.into_iter().flat_map(|c| c.schemas) {
+                let schema = serde_json::to_value(schema).unwrap();
+                match seen.get(&name) {
+                    Some((first, other)) => assert_eq!(other, &schema, "`{name}` of {first} and of {owner}"),
+                    None => {
+                        seen.insert(name, (owner.clone(), schema));
+                    }
+                }
+            }
+        }
+        assert!(seen.len() > 20, "{:?}", seen.keys());
+    }
 }

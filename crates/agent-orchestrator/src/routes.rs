@@ -103,7 +103,7 @@ async fn submission(State(net): Net, Path(id): Path<String>) -> Result<Json<Valu
 
 /// An agent's state: colour, neighbours, counters, canonical forms.
 #[utoipa::path(get, path = "/agent/{id}/state", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
-    responses((status = 200, description = "the agent's state", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
+    responses((status = 200, description = "the agent's state", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn state(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = agent_id(id);
     Ok(Json(json!(net.agent_state(id).await.map_err(api_error)?)))
@@ -111,7 +111,7 @@ async fn state(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, A
 
 /// An agent's replica: its terms and equalities (content-addressed).
 #[utoipa::path(get, path = "/agent/{id}/egraph", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
-    responses((status = 200, description = "`agent_id`, `terms`, `equalities`, `digest`, `state`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
+    responses((status = 200, description = "`agent_id`, `terms`, `equalities`, `digest`, `state`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = agent_id(id);
     let replica = net.agent_replica(id.clone()).await.map_err(api_error)?;
@@ -126,7 +126,7 @@ async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, 
 
 /// Starts an anti-entropy round from this agent with its neighbours now.
 #[utoipa::path(post, path = "/agent/{id}/sync", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
-    responses((status = 202, description = "`sync_requests_sent`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
+    responses((status = 202, description = "`sync_requests_sent`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn sync(State(net): Net, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = agent_id(id);
     let started = net.sync(id.clone()).await.map_err(api_error)?;
@@ -140,7 +140,7 @@ async fn sync(State(net): Net, Path(id): Path<String>) -> Result<(StatusCode, Js
 /// `NETWORK_KEY` is set).
 #[utoipa::path(post, path = "/agent/{id}/message", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")), request_body(content = Object, description = "an envelope: `from`, `to`, `seq`, `body`"),
     responses((status = 202, description = "taken in", body = Object), ramanujan_http::JsonBodyErrors,
-        (status = 401, description = "`NETWORK_KEY` is set and the signature is missing or wrong", body = ramanujan_http::ErrorBody), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
+        (status = 401, description = "`NETWORK_KEY` is set and the signature is missing or wrong", body = ramanujan_http::ErrorBody), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn message(
     State(net): Net,
     Path(id): Path<String>,
@@ -159,7 +159,7 @@ async fn message(
 
 /// The messages an agent took in lately.
 #[utoipa::path(get, path = "/agent/{id}/messages", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
-    responses((status = 200, description = "`agent_id`, `messages`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
+    responses((status = 200, description = "`agent_id`, `messages`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn messages(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = agent_id(id);
     Ok(Json(

@@ -81,7 +81,8 @@ pub(crate) fn dashboard() {}
 
 /// One of the page's scripts or styles (served from the binary).
 #[utoipa::path(get, path = "/dashboard/assets/{name}", tag = "dashboard", params(("name" = String, Path, description = "the asset's file name")),
-    responses((status = 200, description = "the asset", content_type = "application/javascript", body = String),
+    responses((status = 200, description = "the asset",
+            content((String = "text/javascript; charset=utf-8"), (String = "text/css; charset=utf-8"), (String = "text/plain; charset=utf-8"))),
         (status = 304, description = "not modified (`If-None-Match`)"),
         (status = 404, description = "no such asset", body = ramanujan_http::ErrorBody)))]
 pub(crate) async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {

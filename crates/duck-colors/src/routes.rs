@@ -31,7 +31,7 @@ pub fn router() -> Router {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct PaletteQuery {
-    /// How many colours (1 to 64, default 8).
+    /// How many colours (1 to 4,096, default 8).
     n: Option<usize>,
     /// A 64-bit seed, decimal or `0x` hex (default: fixed); the same seed gives the same palette.
     seed: Option<String>,

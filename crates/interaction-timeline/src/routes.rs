@@ -71,7 +71,7 @@ struct QueryRequest {
     since: Option<i64>,
     /// Up to this time (µs since the epoch).
     until: Option<i64>,
-    /// Most events answered (1 to 10,000; default 1,000).
+    /// Most events answered (at most 10,000; default 1,000).
     limit: Option<usize>,
     /// `time` (default) or `causal` (a topological order of happens-before).
     order: Option<String>,

@@ -44,18 +44,83 @@ where
 /// offending field (`limits.nodes: invalid type ...`), as axum's own extractor answers.
 ///
 /// JSON does not tell `2` from `2.0`: where a whole number is expected, a
-/// number with no fraction is taken as one (read again only when the first
-/// reading failed and the body has such a number, so well-typed bodies pay nothing).
+/// number with no fraction is taken as one. The body is read again only when
+/// the first reading failed on a float (so well-typed bodies, and bodies
+/// wrong in another way, pay nothing), and never when it has a key twice.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match serde_json::from_slice(bytes) {
         Ok(value) => Ok(value),
-        Err(error) if error.classify() == Category::Data => serde_json::from_slice::<serde_json::Value>(bytes)
+        Err(error) if failed_on_a_float(&error) => serde_json::from_slice::<serde_json::Value>(bytes)
             .ok()
             .and_then(|mut value| whole_floats_as_integers(&mut value).then_some(value))
-            .and_then(|value| serde_json::from_value(value).ok())
+            .and_then(|value| serde_json::to_vec(&value).ok())
+            // The same decoder again, on the body with its whole numbers as integers.
+            .and_then(|rewritten| serde_json::from_slice(&rewritten).ok())
+            .filter(|_| !has_a_key_twice(bytes))
             .ok_or_else(|| json_error(bytes, error)),
         Err(error) => Err(json_error(bytes, error)),
     }
+}
+
+/// Whether serde refused a float where it wanted something else (an integer,
+/// or one variant of an untagged enum that holds one).
+fn failed_on_a_float(error: &serde_json::Error) -> bool {
+    if error.classify() != Category::Data {
+        return false;
+    }
+    let message = error.to_string();
+    message.contains("floating point") || message.contains("did not match any variant")
+}
+
+/// Whether some object in `bytes` has a key twice (serde refuses that; a
+/// `Value` would keep the last silently).
+fn has_a_key_twice(bytes: &[u8]) -> bool {
+    struct Unique;
+    impl<'de> serde::Deserialize<'de> for Unique {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Unique;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("JSON")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+                    let mut keys = std::collections::HashSet::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        if !keys.insert(key) {
+                            return Err(serde::de::Error::custom("a key twice"));
+                        }
+                        map.next_value::<Unique>()?;
+                    }
+                    Ok(Unique)
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+                    while seq.next_element::<Unique>()?.is_some() {}
+                    Ok(Unique)
+                }
+                fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_unit<E>(self) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+            }
+            d.deserialize_any(Visit)
+        }
+    }
+    serde_json::from_slice::<Unique>(bytes).is_err()
 }
 
 /// Writes every number in `value` that is a whole number below 2^53 in
@@ -310,6 +375,12 @@ mod tests {
         }
         let ids: Vec<Id> = decode_json(br#"[8442233786.0, "a"]"#).unwrap();
         assert_eq!(ids, vec![Id::Number(8_442_233_786), Id::Name("a".into())]);
+        // A key twice is refused as before, floats or not.
+        let twice = br#"{"n": 2.0, "n": 3, "signed": 0, "list": [], "ratio": 0}"#;
+        assert_eq!(
+            decode_json::<Counts>(twice).unwrap_err().status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         let decoded: Counts = decode_json(br#"{"n": 2.0, "signed": -3.0, "list": [1.0, 2], "ratio": 0.5}"#).unwrap();
         assert_eq!(
             decoded,

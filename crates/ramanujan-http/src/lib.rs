@@ -5,6 +5,7 @@
 //! [`MemoCache`] (answers kept, bounded in count and bytes), [`Offload`] (where CPU-heavy work runs) and [`Runtime`] (what a host hands a
 //! component). No domain types: the components bring those.
 
+pub mod access;
 pub mod error;
 pub mod json;
 pub mod kv;

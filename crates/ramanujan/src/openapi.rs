@@ -42,8 +42,8 @@ mod host {
     pub fn document() {}
 
     /// An API explorer over this document.
-    #[utoipa::path(get, path = "/docs", tag = "host", responses((status = 200, description = "Swagger UI", content_type = "text/html", body = String),
-        (status = 303, description = "on to `/docs/`")))]
+    #[utoipa::path(get, path = "/docs", tag = "host", responses((status = 303, description = "on to `/docs/`, Swagger UI (its page and assets under `/docs/`)"),
+        (status = 200, description = "the page, for a client that follows the redirect", content_type = "text/html", body = String)))]
     pub fn explorer() {}
 }
 
@@ -191,8 +191,19 @@ fn exact(value: &mut serde_json::Value) {
                 fields.entry("maxItems").or_insert(n.into());
             }
             if let Some(Value::Array(variants)) = fields.get_mut("oneOf") {
+                // A tagged variant: an object with a property that takes one value (its tag).
+                let tagged = |variant: &serde_json::Map<String, Value>| {
+                    variant
+                        .get("properties")
+                        .and_then(Value::as_object)
+                        .is_some_and(|properties| {
+                            properties
+                                .values()
+                                .any(|p| p.get("enum").and_then(Value::as_array).is_some_and(|e| e.len() == 1))
+                        })
+                };
                 for variant in variants.iter_mut().filter_map(Value::as_object_mut) {
-                    if variant.contains_key("properties") {
+                    if tagged(variant) {
                         variant.entry("additionalProperties").or_insert(false.into());
                     }
                 }
@@ -204,9 +215,15 @@ fn exact(value: &mut serde_json::Value) {
     }
 }
 
-/// `/openapi.json` and `/docs`.
+/// `/openapi.json` and `/docs` (Swagger UI asks no outside validator about
+/// the document: its default would send the document's address to swagger.io).
 pub fn router(api: serde_json::Value) -> Router {
-    Router::new().merge(SwaggerUi::new(EXPLORER_PATH).external_url_unchecked(DOCUMENT_PATH, api))
+    let config = utoipa_swagger_ui::Config::new([DOCUMENT_PATH]).validator_url("none");
+    Router::new().merge(
+        SwaggerUi::new(EXPLORER_PATH)
+            .external_url_unchecked(DOCUMENT_PATH, api)
+            .config(config),
+    )
 }
 
 #[cfg(test)]

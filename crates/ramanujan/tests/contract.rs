@@ -27,7 +27,9 @@ fn schemathesis_finds_nothing_against_the_live_contract() {
     );
     let scratch = tempfile::tempdir().unwrap();
     let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("schemathesis-junit.xml");
-    let output = Command::new("python3")
+    // Bounded in time as a whole too (coreutils' `timeout`): a hang fails, it does not stall CI.
+    let output = Command::new("timeout")
+        .args(["600", "python3"])
         .arg(site.join("bin/schemathesis"))
         .arg("--no-color")
         .arg("--config-file")

@@ -735,4 +735,6 @@ async fn the_openapi_document_describes_every_route_and_the_explorer_is_offline(
         .await
         .unwrap();
     assert!(initializer.contains("/openapi.json"), "{initializer}");
+    // Nor does it send the document's address to an outside validator.
+    assert!(initializer.contains(r#""validatorUrl": "none""#), "{initializer}");
 }

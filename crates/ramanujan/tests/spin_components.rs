@@ -209,3 +209,57 @@ fn crdt_service_on_spin_refuses_the_fuzz_corpus_crash_inputs_with_4xx() {
         }
     });
 }
+
+/// With the Spin variable `api_keys` set, a component asks for a bearer key
+/// of the scope a request needs, as the native host does with `API_KEYS`;
+/// health probes stay open; unset, it is open; a malformed setting is a 500
+/// that shows no key.
+#[test]
+fn a_spin_component_asks_for_api_keys_when_they_are_set() {
+    let wasm = common::spin_components().join("spin_crdt_service.wasm");
+    let (write, read) = ("w-spin-key-0123456789abcdef", "r-spin-key-0123456789abcdef");
+    let merge =
+        r#"{"crdt_type": "GCounter", "states": [{"inner": {"dots": {"a": 1}}}, {"inner": {"dots": {"b": 2}}}]}"#;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let open = SpinHost::new(&wasm, &[], &[]).unwrap();
+        let (status, answer) = call(&open, "POST", "/crdt/merge", merge).await;
+        assert_eq!(status, 200, "no keys set: open ({answer})");
+
+        let guarded = SpinHost::new(&wasm, &[], &[]).unwrap();
+        guarded.set_variable("api_keys", &format!("write:{write},read:{read}"));
+        assert_eq!(
+            call(&guarded, "GET", "/crdt/health", "").await.0,
+            200,
+            "health needs no key"
+        );
+        for (key, status) in [
+            (None, 401),
+            (Some("not-a-key-0123456789"), 401),
+            (Some(read), 403),
+            (Some(write), 200),
+        ] {
+            let (got, answer) = call_with_key(&guarded, "POST", "/crdt/merge", merge, key).await;
+            assert_eq!(got, status, "POST with {key:?}: {answer}");
+            assert!(
+                !answer.to_string().contains("0123456789"),
+                "no key in an answer: {answer}"
+            );
+        }
+        assert_eq!(call(&guarded, "GET", "/crdt/types", "").await.0, 401);
+        assert_eq!(
+            call_with_key(&guarded, "GET", "/crdt/types", "", Some(read)).await.0,
+            200
+        );
+
+        let broken = SpinHost::new(&wasm, &[], &[]).unwrap();
+        broken.set_variable("api_keys", "admin:w-spin-key-0123456789abcdef");
+        let (status, answer) = call(&broken, "POST", "/crdt/merge", merge).await;
+        assert_eq!(status, 500, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("api_keys"), "{answer}");
+        assert!(!answer.to_string().contains("0123456789"), "{answer}");
+    });
+}

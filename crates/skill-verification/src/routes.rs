@@ -147,7 +147,9 @@ fn unknown_skill(label: &str) -> ApiError {
 /// consensus, and (with `claimed_skill`) whether the claim holds.
 #[utoipa::path(post, path = "/skills/analyze", tag = "skill-verification", request_body = AnalyzeRequest,
     responses((status = 200, description = "the analysis", body = Object), ramanujan_http::JsonBodyErrors,
-        (status = 503, description = "no reference examples yet, or no image model for an image", body = ramanujan_http::ErrorBody)))]
+        (status = 404, description = "`claimed_skill` is not a skill held", body = ramanujan_http::ErrorBody),
+        (status = 409, description = "no reference examples yet: add some with `POST /skills/examples`", body = ramanujan_http::ErrorBody),
+        (status = 500, description = "the image model failed on this image", body = ramanujan_http::ErrorBody)))]
 async fn analyze(State(s): Service, JsonBody(request): JsonBody<AnalyzeRequest>) -> Result<Response, ApiError> {
     let (analysis, took) = s.analyze(request).await?;
     let body = serde_json::to_vec(&analysis).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -164,7 +166,9 @@ async fn analyze(State(s): Service, JsonBody(request): JsonBody<AnalyzeRequest>)
 /// Checks a claim: `/skills/analyze` with `claimed_skill` required.
 #[utoipa::path(post, path = "/verify", tag = "skill-verification", request_body = AnalyzeRequest,
     responses((status = 200, description = "the analysis, with the claim's verdict", body = Object), ramanujan_http::JsonBodyErrors,
-        (status = 503, description = "no reference examples yet, or no image model for an image", body = ramanujan_http::ErrorBody)))]
+        (status = 404, description = "`claimed_skill` is not a skill held", body = ramanujan_http::ErrorBody),
+        (status = 409, description = "no reference examples yet: add some with `POST /skills/examples`", body = ramanujan_http::ErrorBody),
+        (status = 500, description = "the image model failed on this image", body = ramanujan_http::ErrorBody)))]
 async fn verify(s: Service, JsonBody(request): JsonBody<AnalyzeRequest>) -> Result<Response, ApiError> {
     if request.claimed_skill.is_none() {
         return Err(ApiError::bad_request(

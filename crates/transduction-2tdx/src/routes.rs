@@ -343,7 +343,8 @@ fn parse_equalities(
 /// the known rules cannot derive it; with `add`, added to the book.
 #[utoipa::path(post, path = "/2tdx/mine", tag = "transduction-2tdx", request_body = MineRequest,
     responses((status = 200, description = "the rules mined, with what was tried", body = Object), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
-        (status = 503, description = "no network to mine from, or the time ran out", body = ramanujan_http::ErrorBody)))]
+        (status = 404, description = "`source: network` on a host that runs no agent network", body = ramanujan_http::ErrorBody),
+        (status = 503, description = "the time ran out", body = ramanujan_http::ErrorBody)))]
 async fn mine(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(request): JsonBody<MineRequest>) -> Response {
     let add_requested = match &request {
         MineRequest::Enumeration { add, .. }

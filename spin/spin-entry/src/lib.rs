@@ -14,12 +14,51 @@ use spin_sdk::http::Request;
 use std::time::Duration;
 use tower::ServiceExt;
 
-/// Answers `request` with `router`.
+/// Answers `request` with `router`, once its API key lets it through (see
+/// [`serve_with`]).
 pub async fn serve(router: Router, request: Request) -> axum::response::Response {
+    serve_with(router, request, &[]).await
+}
+
+/// Answers `request` with `router`. When the Spin variable `api_keys` is set
+/// (`write:<key>,read:<key>`, as the native host's `API_KEYS`), a request
+/// needs a bearer key of the scope its method needs (401, 403 otherwise),
+/// but for health probes, the broker's webhook (signed with the webhook
+/// secret) and paths under `exempt` (routes that check a key of their own).
+pub async fn serve_with(router: Router, request: Request, exempt: &[&str]) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let under = |prefix: &str| path == prefix || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'));
+    let open = ramanujan_http::access::is_health(&method, &path)
+        || under("/nats/webhook")
+        || exempt.iter().any(|p| under(p) && !path.ends_with("/peer"));
+    if !open {
+        match api_keys().await {
+            Ok(Some(keys)) => {
+                let authorization = request.headers().get(axum::http::header::AUTHORIZATION);
+                if let Err(refused) = ramanujan_http::access::check(&keys, &method, &path, authorization) {
+                    return axum::response::IntoResponse::into_response(refused);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return misconfigured(&e),
+        }
+    }
     let router = router.fallback(ramanujan_http::error::not_found);
     match router.oneshot(request.map(Body::new)).await {
         Ok(response) => response,
         Err(never) => match never {},
+    }
+}
+
+/// The keys of the Spin variable `api_keys`; `None` when it is empty or the
+/// component does not declare it (the guard is off, as natively by default).
+async fn api_keys() -> Result<Option<ramanujan_http::access::ApiKeys>, String> {
+    match spin_sdk::variables::get("api_keys").await {
+        Ok(text) if !text.trim().is_empty() => ramanujan_http::access::ApiKeys::parse(&text)
+            .map(Some)
+            .map_err(|e| format!("api_keys: {e}")),
+        _ => Ok(None),
     }
 }
 

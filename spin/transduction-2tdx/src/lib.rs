@@ -117,11 +117,17 @@ async fn handle(request: Request) -> Response {
         api_key: setting("tdx_api_key").await,
         ..TdxConfig::default()
     };
+    // With a key of their own, the sync routes take it instead of an API key (as natively).
+    let exempt: &[&str] = if config.api_key.is_some() {
+        &["/2tdx/sync", "/sync"]
+    } else {
+        &[]
+    };
     let service = match TdxService::new(config, Arc::new(Inline)).with_own_store(store.clone()) {
         Ok(service) => service,
         Err(e) => return unavailable(e),
     };
-    let response = spin_entry::serve(transduction_2tdx::router(Arc::new(service), None), request).await;
+    let response = spin_entry::serve_with(transduction_2tdx::router(Arc::new(service), None), request, exempt).await;
     let Some(mut changed) = store.saved.lock().expect("one thread").take() else {
         // Nothing changed here; the agents' rules may be stale (a write that
         // failed, or two instances' writes landing out of order): repaired.

@@ -32,25 +32,39 @@ fn replicas_from(value: Option<&str>) -> Result<usize, String> {
     }
 }
 
-/// Creates the inbox stream if it is missing (idempotent; every process calls it).
+/// Creates the inbox stream if it is missing (idempotent; every process calls
+/// it). A stream kept on fewer servers than `NATS_REPLICAS` asks is said in
+/// the log (JetStream does not change it: `nats stream edit --replicas`).
 pub async fn ensure_stream(js: &jetstream::Context) -> Result<jetstream::stream::Stream, String> {
-    js.get_or_create_stream(jetstream::stream::Config {
-        name: STREAM.into(),
-        num_replicas: stream_replicas()?,
-        subjects: vec!["agent.*.sync".into()],
-        storage: jetstream::stream::StorageType::File,
-        // Acknowledged messages leave the stream; a full stream refuses new ones
-        // (the publisher sees it, anti-entropy repairs later) instead of dropping old ones.
-        retention: jetstream::stream::RetentionPolicy::WorkQueue,
-        discard: jetstream::stream::DiscardPolicy::New,
-        max_bytes: 1 << 30,
-        max_messages: 1_000_000,
-        max_message_size: MAX_MESSAGE_BYTES as i32,
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("creating the JetStream stream {STREAM}: {e}"))
+    let wanted = stream_replicas()?;
+    let stream = js
+        .get_or_create_stream(jetstream::stream::Config {
+            name: STREAM.into(),
+            num_replicas: wanted,
+            subjects: vec!["agent.*.sync".into()],
+            storage: jetstream::stream::StorageType::File,
+            // Acknowledged messages leave the stream; a full stream refuses new ones
+            // (the publisher sees it, anti-entropy repairs later) instead of dropping old ones.
+            retention: jetstream::stream::RetentionPolicy::WorkQueue,
+            discard: jetstream::stream::DiscardPolicy::New,
+            max_bytes: 1 << 30,
+            max_messages: 1_000_000,
+            max_message_size: MAX_MESSAGE_BYTES as i32,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("creating the JetStream stream {STREAM}: {e}"))?;
+    let held = stream.cached_info().config.num_replicas;
+    if held != wanted {
+        tracing::warn!(
+            stream = STREAM,
+            held,
+            wanted,
+            "the stream is kept on another number of servers than NATS_REPLICAS asks"
+        );
+    }
+    Ok(stream)
 }
 
 /// The JetStream key-value bucket holding the rules agents run beside (or

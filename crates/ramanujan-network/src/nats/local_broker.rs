@@ -26,9 +26,10 @@ impl LocalBroker {
     }
 
     /// `size` servers forming one NATS cluster on loopback (server `i` keeps
-    /// its store under `dir/n{i}`), each route to all the others; JetStream
-    /// answers once they have elected a leader. Their URLs joined with commas
-    /// ([`cluster_url`]) are what a process connects to.
+    /// its store under `dir/n{i}`), each routed to all the others; answers
+    /// once each listens (JetStream answers a little later, once they have
+    /// elected a leader). Their URLs joined with commas ([`cluster_url`]) are
+    /// what a process connects to.
     pub fn cluster(dir: &Path, size: usize) -> Result<Vec<LocalBroker>, String> {
         let routes: Vec<u16> = (0..size).map(|_| free_port()).collect::<Result<_, _>>()?;
         let routes_conf = routes

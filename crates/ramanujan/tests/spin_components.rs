@@ -210,7 +210,7 @@ fn crdt_service_on_spin_refuses_the_fuzz_corpus_crash_inputs_with_4xx() {
     });
 }
 
-/// With the Spin variable `api_keys` set, a component asks for a bearer key
+/// With `API_KEYS` set in its environment, a component asks for a bearer key
 /// of the scope a request needs, as the native host does with `API_KEYS`;
 /// health probes stay open; unset, it is open; a malformed setting is a 500
 /// that shows no key.
@@ -229,8 +229,8 @@ fn a_spin_component_asks_for_api_keys_when_they_are_set() {
         let (status, answer) = call(&open, "POST", "/crdt/merge", merge).await;
         assert_eq!(status, 200, "no keys set: open ({answer})");
 
-        let guarded = SpinHost::new(&wasm, &[], &[]).unwrap();
-        guarded.set_variable("api_keys", &format!("write:{write},read:{read}"));
+        let keys = format!("write:{write},read:{read}");
+        let guarded = SpinHost::new(&wasm, &[], &[("API_KEYS", keys.as_str())]).unwrap();
         assert_eq!(
             call(&guarded, "GET", "/crdt/health", "").await.0,
             200,
@@ -255,11 +255,10 @@ fn a_spin_component_asks_for_api_keys_when_they_are_set() {
             200
         );
 
-        let broken = SpinHost::new(&wasm, &[], &[]).unwrap();
-        broken.set_variable("api_keys", "admin:w-spin-key-0123456789abcdef");
+        let broken = SpinHost::new(&wasm, &[], &[("API_KEYS", "admin:w-spin-key-0123456789abcdef")]).unwrap();
         let (status, answer) = call(&broken, "POST", "/crdt/merge", merge).await;
         assert_eq!(status, 500, "{answer}");
-        assert!(answer["error"].as_str().unwrap().contains("api_keys"), "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("API_KEYS"), "{answer}");
         assert!(!answer.to_string().contains("0123456789"), "{answer}");
     });
 }

@@ -208,14 +208,6 @@ fn spin_toml_is_a_valid_version_2_manifest() {
     let text = std::fs::read_to_string(root().join("spin.toml")).unwrap();
     let m = manifest(&text).unwrap_or_else(|e| panic!("spin.toml: {e}"));
     assert_eq!(check(&m), Vec::<String>::new());
-    // Every component takes the API keys (spin-entry asks each request for one when they are set).
-    for (name, c) in &m.component {
-        assert_eq!(
-            c.variables.get("api_keys").map(String::as_str),
-            Some("{{ api_keys }}"),
-            "component `{name}` does not take api_keys"
-        );
-    }
     // Every route of a component that is built (the README's table) is served.
     for prefix in [
         "/egraph/",

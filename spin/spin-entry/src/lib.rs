@@ -20,8 +20,8 @@ pub async fn serve(router: Router, request: Request) -> axum::response::Response
     serve_with(router, request, &[]).await
 }
 
-/// Answers `request` with `router`. When the Spin variable `api_keys` is set
-/// (`write:<key>,read:<key>`, as the native host's `API_KEYS`), a request
+/// Answers `request` with `router`. When the component's environment sets
+/// `API_KEYS` (`write:<key>,read:<key>`, as for the native host), a request
 /// needs a bearer key of the scope its method needs (401, 403 otherwise),
 /// but for health probes, the broker's webhook (signed with the webhook
 /// secret) and paths under `exempt` (routes that check a key of their own).
@@ -51,13 +51,15 @@ pub async fn serve_with(router: Router, request: Request, exempt: &[&str]) -> ax
     }
 }
 
-/// The keys of the Spin variable `api_keys`; `None` when it is empty or the
-/// component does not declare it (the guard is off, as natively by default).
+/// The keys of the environment's `API_KEYS`; `None` when it is unset or
+/// empty (the guard is off, as natively by default). The environment, not a
+/// Spin variable: the stateless components import no Spin interface, so
+/// that they also run in plain `wasmtime serve`.
 async fn api_keys() -> Result<Option<ramanujan_http::access::ApiKeys>, String> {
-    match spin_sdk::variables::get("api_keys").await {
+    match std::env::var("API_KEYS") {
         Ok(text) if !text.trim().is_empty() => ramanujan_http::access::ApiKeys::parse(&text)
             .map(Some)
-            .map_err(|e| format!("api_keys: {e}")),
+            .map_err(|e| format!("API_KEYS: {e}")),
         _ => Ok(None),
     }
 }

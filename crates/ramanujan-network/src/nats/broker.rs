@@ -330,13 +330,27 @@ impl BrokerAuth {
             options = options.user_and_password(user.clone(), password.clone());
         }
         if let Some(ca) = &self.tls_ca {
+            pem_file("NATS_TLS_CA", ca)?;
             options = options.add_root_certificates(ca.clone());
         }
         if let Some((cert, key)) = &self.tls_client {
+            pem_file("NATS_TLS_CERT", cert)?;
+            pem_file("NATS_TLS_KEY", key)?;
             options = options.add_client_certificate(cert.clone(), key.clone());
         }
         Ok(options.require_tls(self.tls))
     }
+}
+
+/// Checks at start-up that `path` (named by `variable`) is a readable PEM
+/// file, so a wrong path is one clear error rather than a connection that
+/// retries for ever. Says nothing of the file's contents (a key is a secret).
+fn pem_file(variable: &str, path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read(path).map_err(|e| format!("{variable} {}: {e}", path.display()))?;
+    if !text.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(format!("{variable} {}: not a PEM file", path.display()));
+    }
+    Ok(())
 }
 
 /// Connects to the broker as the environment says ([`BrokerAuth::from_env`],

@@ -1,7 +1,9 @@
 // Ramanujan's live page. Everything it shows comes from the host's own routes:
 // /api/metrics/stream (server-sent events; /api/metrics when the stream fails),
 // /agents/submit and /agents/submissions/{id}, /agent/{id}/state and
-// /agent/{id}/messages, /timeline/stats and /timeline/query.
+// /agent/{id}/messages, /timeline/stats and /timeline/query. When the host asks
+// for API keys (API_KEYS), the page asks its user for one and sends it as a
+// bearer key with every request; see "API key" below.
 'use strict';
 (() => {
   const SVG = 'http://www.w3.org/2000/svg';
@@ -34,11 +36,69 @@
     showProblem(`The page hit an error: ${reason}`);
   });
 
+  // --------------------------------------------------------------- API key
+  // The page's shell is open; its data routes need a bearer key when the host
+  // sets API_KEYS. The key is asked for on the first 401, kept in this tab's
+  // sessionStorage (gone when the tab closes) and sent in the Authorization
+  // header, never in a URL. A read key shows everything; submitting needs a
+  // write key (the host's 403 says so in the submission's status).
+  const KEY_STORE = 'ramanujan-api-key';
+  function apiKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORE) || '';
+    } catch {
+      return '';
+    }
+  }
+  /** `options` with the stored key added as `Authorization: Bearer`. */
+  function withKey(options = {}) {
+    const key = apiKey();
+    if (!key) return options;
+    return { ...options, headers: { ...(options.headers || {}), authorization: `Bearer ${key}` } };
+  }
+  function showKeyState() {
+    $('forget-key').hidden = !apiKey();
+  }
+  /** Shows the key form with `why` (the host's refusal). */
+  function askForKey(why) {
+    $('key-note').textContent = apiKey()
+      ? `The host refused the key this page holds: ${why}`
+      : `This host asks for an API key: ${why}`;
+    $('key-form').hidden = false;
+    setConnection('key needed', 'enter an API key above');
+    stopFeed();
+  }
+  $('key-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const key = $('api-key').value.trim();
+    if (!key) return;
+    try {
+      sessionStorage.setItem(KEY_STORE, key);
+    } catch (e) {
+      showProblem(`This browser would not keep the key: ${e.message}`);
+      return;
+    }
+    $('api-key').value = '';
+    $('key-form').hidden = true;
+    showProblem('');
+    showKeyState();
+    connect();
+  });
+  $('forget-key').addEventListener('click', () => {
+    try {
+      sessionStorage.removeItem(KEY_STORE);
+    } catch {
+      // nothing kept
+    }
+    location.reload();
+  });
+  showKeyState();
+
   /** Fetches JSON; a non-2xx answer throws an Error carrying the host's `error` text. */
   async function getJson(url, options) {
     let response;
     try {
-      response = await fetch(url, options);
+      response = await fetch(url, withKey(options));
     } catch (e) {
       throw new Error(`the host did not answer ${url} (${e.message})`);
     }
@@ -52,6 +112,7 @@
     if (!response.ok) {
       const error = new Error(body && body.error ? body.error : `${url} answered HTTP ${response.status}`);
       error.status = response.status;
+      if (response.status === 401) askForKey(error.message);
       throw error;
     }
     return body;
@@ -113,9 +174,12 @@
   const mark = { alive: '', starting: '…', suspect: '?', dead: '✕' };
 
   // ------------------------------------------------------------ live feed
-  let source = null;
+  // Server-sent events read with fetch, not EventSource: EventSource cannot
+  // send the Authorization header a host with API keys asks for.
+  let stream = null; // the open stream's AbortController
   let failures = 0;
   let pollTimer = null;
+  let retryTimer = null;
   let pollsBeforeRetry = 0;
 
   function setConnection(name, detail) {
@@ -124,37 +188,92 @@
     badge.textContent = detail ? `${name}: ${detail}` : name;
   }
 
+  /** Stops the stream, the polling and any retry (until `connect`). */
+  function stopFeed() {
+    if (stream) stream.abort();
+    stream = null;
+    clearTimeout(pollTimer);
+    clearTimeout(retryTimer);
+  }
+
   function connect() {
-    if (!('EventSource' in window)) {
+    stopFeed();
+    if (!('ReadableStream' in window) || !('TextDecoderStream' in window)) {
       startPolling();
       return;
     }
-    source = new EventSource('/api/metrics/stream');
-    source.addEventListener('update', (event) => {
-      failures = 0;
-      setConnection('live');
-      let update;
-      try {
-        update = JSON.parse(event.data);
-      } catch (e) {
-        showProblem(`The metrics stream sent something that is not JSON: ${e.message}`);
-        return;
-      }
-      apply(update);
+    const controller = new AbortController();
+    stream = controller;
+    readStream(controller).catch((e) => {
+      if (!controller.signal.aborted) streamFailed(controller, e.message);
     });
-    source.onerror = () => {
-      failures += 1;
-      // The browser reconnects by itself; after three failures in a row, poll.
-      if (source.readyState === EventSource.CLOSED || failures >= 3) {
-        source.close();
-        source = null;
-        startPolling();
-      } else {
-        setConnection('reconnecting');
-        // Meanwhile the page keeps showing the present.
-        getJson('/api/metrics').then(apply, () => {});
+  }
+
+  async function readStream(controller) {
+    const response = await fetch('/api/metrics/stream',
+      withKey({ signal: controller.signal, headers: { accept: 'text/event-stream' }, cache: 'no-store' }));
+    if (response.status === 401) {
+      const body = await response.json().catch(() => null);
+      askForKey(body && body.error ? body.error : 'HTTP 401');
+      return;
+    }
+    if (!response.ok || !response.body) {
+      streamFailed(controller, `HTTP ${response.status}`);
+      return;
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value.replace(/\r\n?/g, '\n');
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        dispatch(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
       }
-    };
+    }
+    if (!controller.signal.aborted) streamFailed(controller, 'the host closed the stream');
+  }
+
+  /** One server-sent event: its `event:` name and `data:` lines. */
+  function dispatch(block) {
+    let name = 'message';
+    const data = [];
+    for (const line of block.split('\n')) {
+      if (line === '' || line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'event') name = value;
+      else if (field === 'data') data.push(value);
+    }
+    if (name !== 'update' || data.length === 0) return;
+    failures = 0;
+    setConnection('live');
+    let update;
+    try {
+      update = JSON.parse(data.join('\n'));
+    } catch (e) {
+      showProblem(`The metrics stream sent something that is not JSON: ${e.message}`);
+      return;
+    }
+    apply(update);
+  }
+
+  /** After three failures in a row, poll; before that, retry in a second. */
+  function streamFailed(controller, why) {
+    if (stream !== controller) return;
+    stream = null;
+    failures += 1;
+    if (failures >= 3) {
+      startPolling();
+      return;
+    }
+    setConnection('reconnecting', why);
+    // Meanwhile the page keeps showing the present.
+    getJson('/api/metrics').then(apply, () => {});
+    retryTimer = setTimeout(connect, 1000);
   }
 
   function startPolling() {
@@ -165,6 +284,7 @@
         apply(await getJson('/api/metrics'));
         setConnection('polling', 'the stream failed; reading /api/metrics');
       } catch (e) {
+        if (e.status === 401) return; // the key form is up; it reconnects
         setConnection('offline', e.message);
       }
       pollsBeforeRetry -= 1;

@@ -58,6 +58,19 @@ pub fn page_bytes() -> usize {
     INDEX.body.len() + ASSETS.iter().map(|a| a.body.len()).sum::<usize>()
 }
 
+/// Whether `path` is the page's shell (`/`, `/dashboard`, an asset): static
+/// bytes with no data of the network in them, so a host that asks for API
+/// keys serves them without one (a browser cannot send a key when it
+/// navigates); the page then asks its user for a key and sends it with each
+/// of its data requests.
+pub fn is_shell(path: &str) -> bool {
+    path == "/"
+        || path == "/dashboard"
+        || path
+            .strip_prefix("/dashboard/assets/")
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
 /// `/`, `/dashboard` and `/dashboard/assets/{name}`.
 pub fn router() -> Router {
     Router::new()

@@ -129,8 +129,9 @@ fn add_host_answers(api: &mut OpenApi) {
     ];
     for (path, item) in api.paths.paths.iter_mut() {
         // The streams' health is described once, as `/stream/{color}/health`.
-        let open =
-            crate::guard::access::HEALTH_ROUTES.contains(&path.replace("{color}", "red").as_str()) || is_public(path);
+        let open = crate::guard::access::HEALTH_ROUTES.contains(&path.replace("{color}", "red").as_str())
+            || is_public(path)
+            || dashboard::page::is_shell(&path.replace("{name}", "dashboard.js"));
         for (method, operation) in operations(item) {
             let mut answers: Vec<(&str, &str)> = always.to_vec();
             if !open || !matches!(method, HttpMethod::Get | HttpMethod::Head) {

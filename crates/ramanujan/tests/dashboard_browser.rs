@@ -10,7 +10,7 @@
 #[path = "browser/harness.rs"]
 mod harness;
 
-use harness::{artifacts, run_script, start};
+use harness::{artifacts, run_script, start, start_with};
 use std::time::Duration;
 
 #[test]
@@ -49,4 +49,21 @@ fn an_agent_that_stops_is_shown_suspect_then_dead() {
     assert!(halted, "the script said when it was ready");
     assert_eq!(printed.last().map(String::as_str), Some("ok"), "{printed:?}");
     let _runtime = &host.runtime;
+}
+
+#[test]
+fn under_api_keys_the_page_asks_for_a_key_and_sends_it_with_every_request() {
+    const READ: &str = "read-key-for-the-dashboard-0123";
+    const WRITE: &str = "write-key-for-the-dashboard-4567";
+    let host = start_with(15_000, 500, |args| {
+        args.api_keys = Some(format!("read:{READ},write:{WRITE}"));
+    });
+    let printed = run_script(
+        "dashboard.mjs",
+        &["keys", &host.base, READ, WRITE],
+        Duration::from_secs(180),
+        |_| {},
+    );
+    assert_eq!(printed.last().map(String::as_str), Some("ok"), "{printed:?}");
+    drop(host);
 }

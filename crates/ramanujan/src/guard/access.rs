@@ -34,11 +34,11 @@ impl Access {
     fn open(&self, method: &Method, path: &str) -> bool {
         let under = |prefix: &str| path == prefix || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'));
         let reading = *method == Method::GET || *method == Method::HEAD;
-        // Health probes carry no keys, and the API's description is no
-        // secret; the sync routes' own peer route (`/sync/peer`) triggers
-        // work, so it is not theirs to open.
+        // Health probes carry no keys; the API's description and the
+        // dashboard's static shell are no secret; the sync routes' own peer
+        // route (`/sync/peer`) triggers work, so it is not theirs to open.
         ramanujan_http::access::is_health(method, path)
-            || (reading && crate::openapi::is_public(path))
+            || (reading && (crate::openapi::is_public(path) || dashboard::page::is_shell(path)))
             || (self.agents_signed && crate::guard::signed::agent_to_agent(path))
             || self.exempt.iter().any(|p| under(p) && !path.ends_with("/peer"))
     }
@@ -87,7 +87,10 @@ mod tests {
             "/2tdx/syncx",
             "/agents/submit",
             "/healthz",
-            "/",
+            "/api/metrics",
+            "/api/metrics/stream",
+            "/dashboard/health2",
+            "/dashboard/assets",
             "/2tdx/rules/health",
             "/skills/examples/health",
         ] {
@@ -97,5 +100,9 @@ mod tests {
             !access.open(&Method::DELETE, "/health"),
             "a health route opens reads only"
         );
+        for shell in ["/", "/dashboard", "/dashboard/assets/dashboard.js"] {
+            assert!(access.open(&Method::GET, shell), "{shell}");
+            assert!(!access.open(&Method::POST, shell), "{shell}: reads only");
+        }
     }
 }

@@ -6,6 +6,11 @@
 //     and it is settled, draws an 81-cell heatmap, opens the inspector from the
 //     keyboard, logs no console error; then bad input (an expression that does
 //     not parse, an unknown agent, a broken event stream) gets a clear message.
+//   node dashboard.mjs keys <base url> <read key> <write key>
+//     against a host with API_KEYS: the page asks for a key; a read key shows
+//     the live network but may not submit (the host's reason is shown); a wrong
+//     key is refused with the host's reason; a write key submits; the key stays
+//     for the tab across a reload and never appears in a URL.
 //   node dashboard.mjs hold <base url>
 //     keeps the page open until standard input closes (the cost benchmark).
 //   node dashboard.mjs lifecycle <base url> <agent>
@@ -13,7 +18,7 @@
 //     stops <agent>) sees that agent marked suspect, then dead.
 import { chromium } from 'playwright-core';
 
-const [mode, base, arg] = process.argv.slice(2);
+const [mode, base, arg, arg2] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 function check(condition, message) {
@@ -133,6 +138,60 @@ try {
     check(mark === '✕' && label.includes('dead'), `dead is shown by more than colour: mark ${mark}, label ${label}`);
     check(/1 dead/.test(await page.textContent('#summary')), 'the summary counts it dead');
     check(problems.length === 0, `no console errors or uncaught exceptions: ${problems.join('; ')}`);
+    console.log('ok');
+  } else if (mode === 'keys') {
+    const [readKey, writeKey] = [arg, arg2];
+    const urls = [];
+    const page = await open();
+    page.on('request', (r) => urls.push(r.url()));
+    const live = async () => {
+      await page.waitForSelector('#connection[data-state="live"]', { timeout: 30000 });
+      await page.waitForFunction(() => document.querySelectorAll('#network g.agent[data-lifecycle="alive"]').length === 9,
+        null, { timeout: 30000 });
+    };
+    const useKey = async (key) => {
+      await page.fill('#api-key', key);
+      await page.press('#api-key', 'Enter');
+    };
+    await page.goto(`${base}/dashboard`);
+    await page.waitForSelector('#key-form:not([hidden])', { timeout: 20000 });
+    check(await page.getAttribute('#connection', 'data-state') === 'key needed', 'the badge says a key is needed');
+    const asked = await page.textContent('#key-note');
+    check(/asks for an API key: .*Bearer/.test(asked), `the page says why it asks: ${asked}`);
+    check(await page.$$eval('#network g.agent', (g) => g.length) === 0, 'nothing of the network is shown without a key');
+
+    await useKey(readKey);
+    await live();
+    check(await page.isHidden('#key-form') && await page.isVisible('#forget-key'), 'with a key held, the form goes and "forget" shows');
+    await page.fill('#expression', '(* 0 (+ p q))');
+    await page.press('#expression', 'Enter');
+    await page.waitForSelector('#submission-status[data-state="error"]', { timeout: 10000 });
+    const refused = await page.textContent('#submission-status');
+    check(/scope `read`.*needs `write`/.test(refused), `a read key may not submit, and the page says why: ${refused}`);
+    await page.selectOption('#agent-select', 'agent-2');
+    await page.waitForSelector('#inspector[data-agent="agent-2"][data-state="shown"]', { timeout: 10000 });
+
+    // Forgetting the key asks again; a key the host does not know is refused.
+    await Promise.all([page.waitForNavigation(), page.click('#forget-key')]);
+    await page.waitForSelector('#key-form:not([hidden])', { timeout: 20000 });
+    await useKey('not-a-key-this-host-knows');
+    await page.waitForFunction(() => /refused the key this page holds: the bearer key is not one this host accepts/
+      .test(document.getElementById('key-note').textContent) && !document.getElementById('key-form').hidden, null, { timeout: 20000 });
+
+    await useKey(writeKey);
+    await live();
+    await page.fill('#expression', '(* 0 (+ p q))');
+    await page.press('#expression', 'Enter');
+    await page.waitForSelector('#submission-status[data-state="settled"]', { timeout: 30000 });
+
+    // The key stays with the tab: a reload is live without asking.
+    await page.reload();
+    await live();
+    check(await page.isHidden('#key-form'), 'a reload does not ask again');
+    const leaked = urls.filter((u) => u.includes(readKey) || u.includes(writeKey) || u.includes('not-a-key'));
+    check(leaked.length === 0, `no key in any URL: ${leaked.join(', ')}`);
+    const unexpected = problems.filter((p) => !/^console: Failed to load resource/.test(p));
+    check(unexpected.length === 0, `only the refused requests were logged: ${unexpected.join('; ')}`);
     console.log('ok');
   } else if (mode === 'hold') {
     // Keeps the page open (for the cost benchmark) until standard input closes.

@@ -60,6 +60,11 @@ impl Drop for Host {
 /// The embedded host, as `ramanujan up --in-memory` serves it, keeping the
 /// agent network at hand (to stop one of its agents).
 pub fn start(health_timeout_ms: u64, refresh_ms: u64) -> Host {
+    start_with(health_timeout_ms, refresh_ms, |_| {})
+}
+
+/// [`start`] with its settings changed by `configure` first (API keys, say).
+pub fn start_with(health_timeout_ms: u64, refresh_ms: u64, configure: impl FnOnce(&mut ServeArgs)) -> Host {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -70,6 +75,7 @@ pub fn start(health_timeout_ms: u64, refresh_ms: u64) -> Host {
     args.network.sync_interval = 500;
     args.network.health_timeout = health_timeout_ms;
     args.metrics_refresh_ms = refresh_ms;
+    configure(&mut args);
     let timeline = ramanujan::open_timeline(&args).unwrap();
     let network = ramanujan::start_network(&args, Some(timeline.emitter())).unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();

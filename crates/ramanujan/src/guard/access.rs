@@ -1,15 +1,11 @@
 //! The host's use of the API keys ([`ramanujan_http::access`]): which
 //! routes need none (health probes, the API's description, routes that
 //! check a key of their own, agent-to-agent routes when they are signed),
-//! and the middleware that checks the rest.
+//! and the check of the rest ([`crate::guard::admit`] runs it).
 
-use crate::guard::rate::Client;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
 use http::{Method, header};
-pub use ramanujan_http::access::{ApiKeys, HEALTH_ROUTES, MIN_KEY_BYTES, Scope};
-use std::sync::Arc;
+pub use ramanujan_http::access::{ApiKeys, HEALTH_ROUTES, MIN_KEY_BYTES, Refusal, Scope};
 
 /// The keys and the paths that need none.
 #[derive(Debug)]
@@ -44,25 +40,19 @@ impl Access {
     }
 }
 
-/// The middleware: lets through what the request's key may do, and tags the
-/// request with its [`Client`] for the rate limit.
-pub async fn authenticate(State(access): State<Arc<Access>>, mut request: Request, next: Next) -> Response {
-    if access.open(request.method(), request.uri().path()) {
-        return next.run(request).await;
-    }
-    let checked = ramanujan_http::access::check(
-        &access.keys,
-        request.method(),
-        request.uri().path(),
-        request.headers().get(header::AUTHORIZATION),
-    );
-    match checked {
-        Ok(Some(which)) => {
-            request.extensions_mut().insert(Client::Key(which));
-            next.run(request).await
+impl Access {
+    /// Whether `request` may go on: which key let it through (`None`: the
+    /// route is open, or no key was needed), or the 401 or 403 to answer.
+    pub fn admit(&self, request: &Request) -> Result<Option<usize>, Refusal> {
+        if self.open(request.method(), request.uri().path()) {
+            return Ok(None);
         }
-        Ok(None) => next.run(request).await,
-        Err(refused) => refused.into_response(),
+        ramanujan_http::access::check(
+            &self.keys,
+            request.method(),
+            request.uri().path(),
+            request.headers().get(header::AUTHORIZATION),
+        )
     }
 }
 

@@ -7,8 +7,13 @@
 //!
 //! Order, outermost first: CORS (a preflight is answered before anything asks
 //! for a key, and refusals still carry the CORS headers a browser needs to
-//! read them), the timeout, the keys, the network key's signatures, the rate
-//! limit (which counts per authenticated key, else per address).
+//! read them), the timeout, the keys and then the rate limit (which counts
+//! per authenticated key, else per address), the network key's signatures
+//! (checked after the rate limit: checking one reads the whole body).
+//!
+//! The keys and the rate limit are one middleware ([`admit`]), not two: each
+//! layer costs every request a boxed future and a clone of the routes below
+//! it, and on the cheapest routes that was measurable (BENCHMARKS.md).
 
 pub mod access;
 pub mod deadline;
@@ -17,10 +22,37 @@ pub mod signed;
 
 use crate::config::ServeArgs;
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, header};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The keys and the rate limit, each when configured.
+pub struct Admission {
+    access: Option<Arc<access::Access>>,
+    rate: Option<Arc<rate::RateLimit>>,
+}
+
+/// The middleware of [`Admission`]: the key first (401/403), then the
+/// client's budget (429), counted against the key when there was one.
+pub async fn admit(State(admission): State<Arc<Admission>>, request: Request, next: Next) -> Response {
+    let key = match &admission.access {
+        Some(access) => match access.admit(&request) {
+            Ok(key) => key,
+            Err(refused) => return refused.into_response(),
+        },
+        None => None,
+    };
+    if let Some(rate) = &admission.rate
+        && let Err(wait) = rate.check(rate::Client::of(&request, key))
+    {
+        return rate::too_many(wait);
+    }
+    next.run(request).await
+}
 
 /// The guards a host runs with, read from its options.
 #[derive(Clone)]
@@ -81,14 +113,15 @@ impl Guards {
 
     /// `router` behind the guards.
     pub fn wrap(self, mut router: Router) -> Router {
-        if let Some(rate) = self.rate {
-            router = router.layer(axum::middleware::from_fn_with_state(rate, rate::limit));
-        }
         if let Some(key) = self.signed {
             router = router.layer(axum::middleware::from_fn_with_state(key, signed::verify));
         }
-        if let Some(access) = self.access {
-            router = router.layer(axum::middleware::from_fn_with_state(access, access::authenticate));
+        if self.access.is_some() || self.rate.is_some() {
+            let admission = Arc::new(Admission {
+                access: self.access,
+                rate: self.rate,
+            });
+            router = router.layer(axum::middleware::from_fn_with_state(admission, admit));
         }
         router = router.layer(axum::middleware::from_fn_with_state(self.timeout, deadline::cut_off));
         if let Some(cors) = self.cors {

@@ -4,8 +4,7 @@
 //! Clients not seen for a while are forgotten, so the table stays bounded by
 //! the clients of the last few seconds.
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -13,8 +12,8 @@ use http::{HeaderValue, StatusCode, header};
 use ramanujan_http::ApiError;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Who a request counts against: the API key it authenticated with (by its
 /// position in `API_KEYS`), else its address.
@@ -56,36 +55,48 @@ impl RateLimit {
     }
 }
 
-/// The middleware.
-pub async fn limit(State(rate): State<Arc<RateLimit>>, request: Request, next: Next) -> Response {
-    let client = match request.extensions().get::<Client>() {
-        Some(client) => *client,
-        None => match request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(addr)) => Client::Addr(addr.ip()),
-            None => Client::Unknown,
-        },
-    };
-    if rate.seen.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-        rate.limiter.retain_recent();
-        rate.limiter.shrink_to_fit();
-    }
-    match rate.limiter.check_key(&client) {
-        Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(rate.clock.now());
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut response = ApiError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: format!(
-                    "more than this host allows one client (RATE_LIMIT); try again in {} ms",
-                    wait.as_millis()
-                ),
-            }
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-            response
+impl Client {
+    /// Who `request` counts against: the `key`th API key when it came with
+    /// one, else its address.
+    pub fn of(request: &Request, key: Option<usize>) -> Client {
+        match key {
+            Some(key) => Client::Key(key),
+            None => match request.extensions().get::<ConnectInfo<SocketAddr>>() {
+                Some(ConnectInfo(addr)) => Client::Addr(addr.ip()),
+                None => Client::Unknown,
+            },
         }
     }
+}
+
+impl RateLimit {
+    /// Counts a request of `client`: `Ok` within its budget, else how long
+    /// until it has one again ([`too_many`] is the answer to give).
+    pub fn check(&self, client: Client) -> Result<(), Duration> {
+        if self.seen.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        self.limiter
+            .check_key(&client)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+}
+
+/// The 429 for a client that must `wait`, with `Retry-After` in whole
+/// seconds (rounded up, at least 1).
+pub fn too_many(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: format!(
+            "more than this host allows one client (RATE_LIMIT); try again in {} ms",
+            wait.as_millis()
+        ),
+    }
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }

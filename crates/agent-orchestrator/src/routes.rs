@@ -4,11 +4,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ramanujan_agent::network::{Network, NetworkError};
+use ramanujan_agent::agent::LogEntry;
+use ramanujan_agent::network::{AgentState, Network, NetworkError, NetworkStatus, Submission, SubmissionStatus};
 use ramanujan_agent::protocol::Envelope;
+use ramanujan_core::ReplicaState;
 use ramanujan_core::parse::parse_expr;
 use ramanujan_http::{ApiError, JsonBody};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -60,9 +62,9 @@ fn agent_id(id: String) -> String {
 
 /// Every agent (colour, status, facts, digest, neighbours), whether the
 /// network has converged, and its counters.
-#[utoipa::path(get, path = "/agents/status", tag = "agent-orchestrator", responses((status = 200, description = "the network's status", body = Object)))]
-async fn status(State(net): Net) -> Json<Value> {
-    Json(json!(net.status().await))
+#[utoipa::path(get, path = "/agents/status", tag = "agent-orchestrator", responses((status = 200, description = "the network's status", body = NetworkStatus)))]
+async fn status(State(net): Net) -> Json<NetworkStatus> {
+    Json(net.status().await)
 }
 
 /// An expression for the network to settle.
@@ -74,78 +76,120 @@ struct SubmitRequest {
     expression: String,
 }
 
+/// A submission taken: what to follow.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Submitted {
+    #[serde(flatten)]
+    submission: Submission,
+    /// Where to follow it: `/agents/submissions/{id}`.
+    follow: String,
+}
+
 /// Submits an expression: answered once its entry agent saved it; the
 /// network then spreads and rewrites it (follow `follow`).
 #[utoipa::path(post, path = "/agents/submit", tag = "agent-orchestrator", request_body = SubmitRequest,
-    responses((status = 202, description = "saved by its entry agent: `id`, `entry_agent`, `follow`", body = Object),
+    responses((status = 202, description = "saved by its entry agent", body = Submitted),
         ramanujan_http::JsonBodyErrors, (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn submit(
     State(net): Net,
     JsonBody(req): JsonBody<SubmitRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Submitted>), ApiError> {
     let expr = parse_expr(&req.expression).map_err(|e| ApiError::bad_request(format!("expression: {e}")))?;
     let submission = net.submit(expr).await.map_err(api_error)?;
     let follow = format!("/agents/submissions/{}", submission.id);
-    let mut body = json!(submission);
-    body["follow"] = json!(follow);
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    Ok((StatusCode::ACCEPTED, Json(Submitted { submission, follow })))
 }
 
 /// Where a submission stands: its canonical form in each replica, whether
 /// it has settled.
 #[utoipa::path(get, path = "/agents/submissions/{id}", tag = "agent-orchestrator",
     params(("id" = String, Path, description = "the id `POST /agents/submit` answered")),
-    responses((status = 200, description = "the submission", body = Object),
+    responses((status = 200, description = "the submission", body = SubmissionStatus),
         (status = 404, description = "no such submission", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
-async fn submission(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(net.submission(id).await.map_err(api_error)?)))
+async fn submission(State(net): Net, Path(id): Path<String>) -> Result<Json<SubmissionStatus>, ApiError> {
+    Ok(Json(net.submission(id).await.map_err(api_error)?))
 }
 
 /// An agent's state: colour, neighbours, counters, canonical forms.
 #[utoipa::path(get, path = "/agent/{id}/state", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
-    responses((status = 200, description = "the agent's state", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
-async fn state(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "the agent's state", body = AgentState), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
+async fn state(State(net): Net, Path(id): Path<String>) -> Result<Json<AgentState>, ApiError> {
     let id = agent_id(id);
-    Ok(Json(json!(net.agent_state(id).await.map_err(api_error)?)))
+    Ok(Json(net.agent_state(id).await.map_err(api_error)?))
+}
+
+/// An agent's replica, counted.
+#[derive(Serialize, utoipa::ToSchema)]
+struct AgentReplica {
+    /// The agent.
+    agent_id: String,
+    /// Terms its replica holds.
+    terms: usize,
+    /// Equalities its replica holds.
+    equalities: usize,
+    /// Digest of its facts.
+    digest: String,
+    /// The replica itself: content-addressed terms and equalities with provenance.
+    #[schema(value_type = Object)]
+    state: ReplicaState,
 }
 
 /// An agent's replica: its terms and equalities (content-addressed).
 #[utoipa::path(get, path = "/agent/{id}/egraph", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
-    responses((status = 200, description = "`agent_id`, `terms`, `equalities`, `digest`, `state`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
-async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "the agent's replica", body = AgentReplica), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
+async fn egraph(State(net): Net, Path(id): Path<String>) -> Result<Json<AgentReplica>, ApiError> {
     let id = agent_id(id);
     let replica = net.agent_replica(id.clone()).await.map_err(api_error)?;
-    Ok(Json(json!({
-        "agent_id": id,
-        "terms": replica.term_count(),
-        "equalities": replica.equality_count(),
-        "digest": replica.digest(),
-        "state": replica,
-    })))
+    Ok(Json(AgentReplica {
+        agent_id: id,
+        terms: replica.term_count(),
+        equalities: replica.equality_count(),
+        digest: replica.digest(),
+        state: replica,
+    }))
+}
+
+/// An anti-entropy round started.
+#[derive(Serialize, utoipa::ToSchema)]
+struct SyncStarted {
+    /// The agent.
+    agent_id: String,
+    /// Neighbours asked.
+    sync_requests_sent: usize,
 }
 
 /// Starts an anti-entropy round from this agent with its neighbours now.
 #[utoipa::path(post, path = "/agent/{id}/sync", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
-    responses((status = 202, description = "`sync_requests_sent`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
-async fn sync(State(net): Net, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    responses((status = 202, description = "the round started", body = SyncStarted), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
+async fn sync(State(net): Net, Path(id): Path<String>) -> Result<(StatusCode, Json<SyncStarted>), ApiError> {
     let id = agent_id(id);
-    let started = net.sync(id.clone()).await.map_err(api_error)?;
+    let sync_requests_sent = net.sync(id.clone()).await.map_err(api_error)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"agent_id": id, "sync_requests_sent": started})),
+        Json(SyncStarted {
+            agent_id: id,
+            sync_requests_sent,
+        }),
     ))
+}
+
+/// A message taken in.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Accepted {
+    /// Always true.
+    accepted: bool,
 }
 
 /// Delivers a message from another agent (signed with the network's key when
 /// `NETWORK_KEY` is set).
 #[utoipa::path(post, path = "/agent/{id}/message", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")), request_body(content = Object, description = "an envelope: `from`, `to`, `seq`, `body`"),
-    responses((status = 202, description = "taken in", body = Object), ramanujan_http::JsonBodyErrors,
+    responses((status = 202, description = "taken in", body = Accepted), ramanujan_http::JsonBodyErrors,
         (status = 401, description = "`NETWORK_KEY` is set and the signature is missing or wrong", body = ramanujan_http::ErrorBody), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
 async fn message(
     State(net): Net,
     Path(id): Path<String>,
     JsonBody(envelope): JsonBody<Envelope>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let id = agent_id(id);
     if envelope.to != id {
         return Err(ApiError::bad_request(format!(
@@ -154,17 +198,25 @@ async fn message(
         )));
     }
     net.deliver(envelope).await.map_err(api_error)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
+}
+
+/// An agent's latest messages.
+#[derive(Serialize, utoipa::ToSchema)]
+struct AgentMessages {
+    /// The agent.
+    agent_id: String,
+    /// Its message log, oldest first.
+    messages: Vec<LogEntry>,
 }
 
 /// The messages an agent took in lately.
 #[utoipa::path(get, path = "/agent/{id}/messages", tag = "agent-orchestrator", params(("id" = String, Path, description = "an agent: `agent-3`, or its number alone (`3`)")),
-    responses((status = 200, description = "`agent_id`, `messages`", body = Object), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
-async fn messages(State(net): Net, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "the agent's latest messages", body = AgentMessages), (status = 404, description = "no such agent", body = ramanujan_http::ErrorBody), (status = 400, description = "the agent refused the request (named in `error`)", body = ramanujan_http::ErrorBody), (status = 503, description = "the network cannot answer now (a broker down, a timeout); retrying is safe", body = ramanujan_http::ErrorBody)))]
+async fn messages(State(net): Net, Path(id): Path<String>) -> Result<Json<AgentMessages>, ApiError> {
     let id = agent_id(id);
-    Ok(Json(
-        json!({"agent_id": id, "messages": net.agent_messages(id.clone()).await.map_err(api_error)?}),
-    ))
+    let messages = net.agent_messages(id.clone()).await.map_err(api_error)?;
+    Ok(Json(AgentMessages { agent_id: id, messages }))
 }
 
 /// The component's routes, described (merged into the host's `/openapi.json`).

@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use merge::Merger;
 use ramanujan_events::{Emitter, Event, Kind};
 use ramanujan_http::{ApiError, JsonBody};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -119,7 +119,7 @@ fn json_response(body: bytes::Bytes) -> Response {
 
 /// Merges states of one type: the least upper bound, memoised.
 #[utoipa::path(post, path = "/crdt/merge", tag = "crdt-service", request_body = MergeRequest,
-    responses((status = 200, description = "`merged` state and how it was answered", body = Object), ramanujan_http::JsonBodyErrors))]
+    responses((status = 200, description = "the merged state and its value (the `x-crdt-merge` header says how it was answered)", body = merge::CrdtAnswer), ramanujan_http::JsonBodyErrors))]
 async fn merge(
     State(service): State<Arc<Service>>,
     JsonBody(req): JsonBody<MergeRequest>,
@@ -148,7 +148,7 @@ async fn merge(
 
 /// The part of `state` that `since` lacks (a delta).
 #[utoipa::path(post, path = "/crdt/diff", tag = "crdt-service", request_body = DiffRequest,
-    responses((status = 200, description = "the delta", body = Object), ramanujan_http::JsonBodyErrors))]
+    responses((status = 200, description = "the delta", body = merge::CrdtDelta), ramanujan_http::JsonBodyErrors))]
 async fn diff(State(service): State<Arc<Service>>, JsonBody(req): JsonBody<DiffRequest>) -> Result<Response, ApiError> {
     let body = service
         .merger
@@ -159,7 +159,7 @@ async fn diff(State(service): State<Arc<Service>>, JsonBody(req): JsonBody<DiffR
 
 /// Applies operations to a state.
 #[utoipa::path(post, path = "/crdt/apply", tag = "crdt-service", request_body = ApplyRequest,
-    responses((status = 200, description = "the new state", body = Object), ramanujan_http::JsonBodyErrors))]
+    responses((status = 200, description = "the new state and its value", body = merge::CrdtAnswer), ramanujan_http::JsonBodyErrors))]
 async fn apply(
     State(service): State<Arc<Service>>,
     JsonBody(req): JsonBody<ApplyRequest>,
@@ -178,9 +178,18 @@ async fn apply(
 }
 
 /// The types served, their wire forms and operations.
-#[utoipa::path(get, path = "/crdt/types", tag = "crdt-service", responses((status = 200, description = "`types`", body = Object)))]
-async fn types() -> Json<Value> {
-    Json(json!({ "types": CrdtType::ALL.map(CrdtType::describe) }))
+/// The types served (`GET /crdt/types`).
+#[derive(Serialize, utoipa::ToSchema)]
+struct Types {
+    /// Each type: its wire form, operations, diff and value.
+    types: [types::TypeInfo; 10],
+}
+
+#[utoipa::path(get, path = "/crdt/types", tag = "crdt-service", responses((status = 200, description = "the types", body = Types)))]
+async fn types() -> Json<Types> {
+    Json(Types {
+        types: CrdtType::ALL.map(CrdtType::describe),
+    })
 }
 
 #[utoipa::path(get, path = "/crdt/health", tag = "crdt-service", responses((status = 200, description = "the component answers", body = ramanujan_http::openapi::Health)))]
@@ -189,9 +198,9 @@ async fn health() -> Json<Value> {
 }
 
 /// The merge memo's counters.
-#[utoipa::path(get, path = "/crdt/stats", tag = "crdt-service", responses((status = 200, description = "merges by how they were answered, the cache's size", body = Object)))]
-async fn stats(State(service): State<Arc<Service>>) -> Json<Value> {
-    Json(json!(service.merger.stats()))
+#[utoipa::path(get, path = "/crdt/stats", tag = "crdt-service", responses((status = 200, description = "merges by how they were answered, the cache's size", body = merge::MergeStats)))]
+async fn stats(State(service): State<Arc<Service>>) -> Json<merge::MergeStats> {
+    Json(service.merger.stats())
 }
 
 /// The component's routes, described (merged into the host's `/openapi.json`).

@@ -13,7 +13,7 @@ use crdts::{GCounter, LWWReg, MVReg, Orswot, PNCounter, VClock};
 use ramanujan_core::ReplicaState;
 use ramanujan_http::MemoCache;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most states one merge takes.
@@ -53,7 +53,7 @@ impl Outcome {
 pub struct MergeError(pub String);
 
 /// Counters for `GET /crdt/stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MergeStats {
     /// Merges answered without merging: all inputs identical.
     pub identical: u64,
@@ -195,6 +195,32 @@ fn answer<K: Kind>(kind: CrdtType, state: &K, root: Option<&str>) -> Result<Byte
 /// two-GCounter merge 20% slower (2.01 → 2.43 µs, `cargo bench -p crdt-service
 /// --bench merge -- gcounter_merge`), from boxing each state's JSON and serde's
 /// raw-value detour; the state is encoded once here and its bytes are its identity.
+/// The answer of a merge or an apply, as [`answer_with`] writes it (by hand,
+/// for speed; a test reads answers back into this).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrdtAnswer {
+    /// The type.
+    pub crdt_type: String,
+    /// The state, in the type's wire form (`GET /crdt/types`).
+    pub state: Value,
+    /// For Yjs types: the state's base64 v1 state vector (what `/crdt/diff` takes as `since`).
+    #[serde(default)]
+    pub state_vector: Option<String>,
+    /// The readable value (`GET /crdt/types` says what it is for each type).
+    pub value: Value,
+}
+
+/// The answer of a diff: what a replica at `since` lacks.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrdtDelta {
+    /// The type.
+    pub crdt_type: String,
+    /// The delta: a state of the type to merge (a base64 v1 update for Yjs types).
+    pub update: Value,
+}
+
 fn answer_with<K: Kind>(kind: CrdtType, state: &K, state_json: &[u8], root: Option<&str>) -> Result<Bytes, MergeError> {
     let value = state.value(root).map_err(MergeError)?;
     let mut body = Vec::with_capacity(state_json.len() + 96);
@@ -352,7 +378,7 @@ impl Merger {
         with_kind!(kind, K => {
             let state: K = parse_state(kind, state, "`state`")?;
             let update = state.diff(since).map_err(MergeError)?;
-            let body = json!({"crdt_type": kind.name(), "update": update});
+            let body = CrdtDelta { crdt_type: kind.name().to_string(), update };
             Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
         })
     }

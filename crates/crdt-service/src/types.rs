@@ -162,7 +162,7 @@ const YJS_MAP_EXAMPLE: &str = "AQEBACgBA21hcAFrAX0BAA==";
 const YJS_ARRAY_EXAMPLE: &str = "AQEBAAgBBWFycmF5An0BdwN0d28A";
 
 /// One entry of `GET /crdt/types`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TypeInfo {
     /// The wire name.
     pub crdt_type: &'static str,

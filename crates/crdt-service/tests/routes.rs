@@ -26,11 +26,27 @@ fn merges_and_reports_how() {
     );
     let (status, types) = get(&app, "/crdt/types");
     assert_eq!(status, 200);
-    // Every listed example merges with itself.
+    // Every listed example merges with itself, and the answer (written by
+    // hand for speed) has exactly the fields the API's description says;
+    // a diff's answer likewise.
     for t in types["types"].as_array().unwrap() {
         let body = json!({"crdt_type": t["crdt_type"], "states": [t["example"], t["example"]]});
         let (status, answer) = post(&app, "/crdt/merge", &body);
         assert_eq!(status, 200, "{t}: {answer}");
+        let read: crdt_service::merge::CrdtAnswer = serde_json::from_value(answer.clone()).expect("as described");
+        assert_eq!(read.crdt_type, t["crdt_type"].as_str().unwrap());
+        assert_eq!(
+            read.state_vector.is_some(),
+            ["TextCRDT", "Map", "Array"].contains(&read.crdt_type.as_str()),
+            "{answer}"
+        );
+        let (status, delta) = post(
+            &app,
+            "/crdt/diff",
+            &json!({"crdt_type": t["crdt_type"], "state": t["example"]}),
+        );
+        assert_eq!(status, 200, "{t}: {delta}");
+        serde_json::from_value::<crdt_service::merge::CrdtDelta>(delta).expect("as described");
     }
 }
 

@@ -42,9 +42,34 @@ pub struct EgraphService {
     shared_hits: AtomicU64,
 }
 
-#[derive(Serialize)]
+/// `GET /egraph/stats`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EgraphStats {
+    /// The memo cache of answers.
+    pub cache: ramanujan_http::memo::CacheStats,
+    /// Saturations run (cache misses).
+    pub saturations: u64,
+    /// The store shared between hosts (Spin's key-value store).
+    pub shared: SharedStats,
+}
+
+/// The shared store's use.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SharedStats {
+    /// A shared store is configured.
+    pub enabled: bool,
+    /// Answers found there after a miss in the local cache.
+    pub hits: u64,
+}
+
+/// A saturation's answer: the report, whether it came from the memo cache,
+/// and the request's key there.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SaturateAnswer)]
 struct Answer<'a> {
+    /// Answered from the memo cache (or the shared store).
     cached: bool,
+    /// The request's key in the memo cache (hex).
     key: String,
     #[serde(flatten)]
     report: &'a SaturationReport,
@@ -146,15 +171,15 @@ impl EgraphService {
     }
 
     /// `/egraph/stats`.
-    pub fn stats(&self) -> serde_json::Value {
-        json!({
-            "cache": self.cache.stats(),
-            "saturations": self.saturations.load(Ordering::Relaxed),
-            "shared": {
-                "enabled": self.runtime.shared.is_some(),
-                "hits": self.shared_hits.load(Ordering::Relaxed),
+    pub fn stats(&self) -> EgraphStats {
+        EgraphStats {
+            cache: self.cache.stats(),
+            saturations: self.saturations.load(Ordering::Relaxed),
+            shared: SharedStats {
+                enabled: self.runtime.shared.is_some(),
+                hits: self.shared_hits.load(Ordering::Relaxed),
             },
-        })
+        }
     }
 }
 
@@ -163,7 +188,7 @@ impl EgraphService {
 /// answers are memoised by request.
 #[utoipa::path(post, path = "/egraph/saturate", tag = "egraph-service", request_body = SaturateRequest,
     responses(
-        (status = 200, description = "the canonical form, the phases and GREEN's verification (`cached`, `key`, `canonical`, `cost`, `classes`, `nodes`, `rounds`, `stop_reason`, `phases`, `verification`)", body = Object),
+        (status = 200, description = "the canonical form, the phases and GREEN's verification", body = Answer),
         ramanujan_http::JsonBodyErrors,
         (status = 503, description = "too many saturations waiting, or the time ran out", body = ramanujan_http::ErrorBody),
     ))]
@@ -175,8 +200,8 @@ async fn saturate(
 }
 
 /// The memo cache's counters and the saturations run.
-#[utoipa::path(get, path = "/egraph/stats", tag = "egraph-service", responses((status = 200, description = "`cache`, `saturations`, `shared`", body = Object)))]
-async fn stats(State(s): State<Arc<EgraphService>>) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/egraph/stats", tag = "egraph-service", responses((status = 200, description = "the cache's counters and the saturations run", body = EgraphStats)))]
+async fn stats(State(s): State<Arc<EgraphService>>) -> Json<EgraphStats> {
     Json(s.stats())
 }
 

@@ -61,7 +61,7 @@ impl Default for WorkLimits {
 }
 
 /// Counters anyone may read.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Counters {
     /// Messages accepted.
     pub messages_received: u64,
@@ -107,7 +107,7 @@ pub struct Counters {
 }
 
 /// Messages by kind ([`Body::kind`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KindCounts {
     /// Events: the facts of a submission or of a rewriting step.
     pub event: u64,
@@ -142,7 +142,7 @@ impl KindCounts {
 }
 
 /// Whether an agent's rewriting of a submission is finished, as a reader means it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Rewriting {
     /// Facts arrived (or a step is running) that its colour has not rewritten yet.
@@ -227,7 +227,7 @@ impl Goal {
 }
 
 /// One line of an agent's message log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogEntry {
     /// `in` or `out`.
     pub direction: String,

@@ -17,7 +17,7 @@ use std::time::Duration;
 pub use futures_core::future::BoxFuture;
 
 /// Where an agent is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Lifecycle {
     /// Started, no heartbeat yet.
@@ -50,7 +50,7 @@ pub fn heartbeat_interval(health_timeout: Duration) -> Duration {
 }
 
 /// `GET /agent/{id}/state`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentState {
     /// The agent's id.
     pub agent_id: String,
@@ -129,7 +129,7 @@ impl AgentState {
 }
 
 /// One agent in `GET /agents/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgentSummary {
     /// Id.
     pub agent_id: String,
@@ -146,7 +146,7 @@ pub struct AgentSummary {
 }
 
 /// `GET /agents/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NetworkStatus {
     /// `in-process` or `nats`.
     pub transport: String,
@@ -173,7 +173,7 @@ pub struct NetworkStatus {
 }
 
 /// An accepted submission.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Submission {
     /// Id to follow: the expression's term key.
     pub id: String,
@@ -251,7 +251,7 @@ pub struct HeldForm {
 }
 
 /// Where the agents of one colour are with their rewriting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ColorProgress {
     /// The colour.
     pub color: Color,
@@ -264,7 +264,7 @@ pub struct ColorProgress {
 }
 
 /// Where a submission has got to: `GET /agents/submissions/{id}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SubmissionStatus {
     /// The submission.
     #[serde(flatten)]

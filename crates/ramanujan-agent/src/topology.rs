@@ -42,7 +42,7 @@ pub struct Topology {
 }
 
 /// How good an expander a d-regular graph is.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Spectrum {
     /// The degree d.
     pub degree: usize,

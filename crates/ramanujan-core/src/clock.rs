@@ -18,14 +18,15 @@ pub struct Dot(pub Arc<str>, pub u64);
 
 /// Which events have been seen: every event of each agent up to its counter,
 /// plus the events in `cloud` beyond it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CausalContext {
     /// For each agent, how many of its first events have all been seen.
     #[serde(default)]
     counters: BTreeMap<String, u64>,
-    /// Events seen beyond the contiguous prefix.
+    /// Events seen beyond the contiguous prefix: `[agent, counter]` pairs.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    #[schema(value_type = Vec<(String, u64)>)]
     cloud: BTreeSet<Dot>,
 }
 

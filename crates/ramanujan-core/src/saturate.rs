@@ -67,7 +67,7 @@ pub struct Saturation {
 }
 
 /// How one phase went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PhaseReport {
     /// `red`, `blue`, `green` or `extract`.
     pub phase: &'static str,
@@ -90,7 +90,7 @@ pub struct PhaseReport {
 }
 
 /// GREEN's findings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     /// Input = canonical form, checked by [`check_semantically`].
     pub input_equals_canonical: Verdict,
@@ -104,7 +104,7 @@ pub struct Verification {
 }
 
 /// The result of a saturation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SaturationReport {
     /// The canonical form of the input.
     pub canonical: String,

@@ -10,7 +10,7 @@ pub const PROVED: &str = "proved";
 
 /// Why rewriting (a saturation, one phase or step, or a submission's whole
 /// budget) stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stop {
     /// Nothing more applies: the rules' fixpoint.

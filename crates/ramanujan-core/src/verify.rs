@@ -206,7 +206,7 @@ fn symbols(expr: &Expr, out: &mut BTreeSet<Symbol>) {
 }
 
 /// The outcome of checking an equality.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Verdict {
     /// Both sides are rational functions of bounded degree that agree at
@@ -452,7 +452,7 @@ fn refuted(lhs: &Expr, rhs: &Expr, names: &[Symbol], values: &[Constant], field:
 }
 
 /// Whether egg can explain an equality with a colour's rules.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DerivationCheck {
     /// Both sides became equal within the limits.
     pub derivable: bool,
@@ -513,7 +513,7 @@ pub fn check_derivation(lhs: &Expr, rhs: &Expr, rules: &[&ColoredRewrite], limit
 }
 
 /// A derivation step claimed by both RED and BLUE.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ColorConflict {
     /// The step, as text.
     pub step: String,

@@ -29,7 +29,7 @@ struct Held {
 }
 
 /// A memo's counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CacheStats {
     /// Most answers held.
     pub capacity: usize,

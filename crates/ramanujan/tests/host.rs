@@ -1,4 +1,8 @@
-//! The host over real loopback TCP.
+//! The host over real loopback TCP. Every JSON answer the tests get is
+//! checked against the API's description (`common/contract.rs`).
+
+#[path = "common/contract.rs"]
+mod contract;
 
 use ramanujan::config::ServeArgs;
 use ramanujan_core::ReplicaState;
@@ -38,12 +42,26 @@ fn client() -> reqwest::Client {
 
 async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
     let resp = client().post(format!("{base}{path}")).json(&body).send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    answer("POST", path, resp).await
 }
 
 async fn get(base: &str, path: &str) -> (u16, Value) {
     let resp = client().get(format!("{base}{path}")).send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    answer("GET", path, resp).await
+}
+
+/// The status and JSON body, checked against the API's description.
+async fn answer(method: &str, path: &str, resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let json = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    let body = resp.json().await.unwrap_or(Value::Null);
+    if json {
+        contract::conforms(method, path, status, &body);
+    }
+    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -737,4 +755,30 @@ async fn the_openapi_document_describes_every_route_and_the_explorer_is_offline(
     assert!(initializer.contains("/openapi.json"), "{initializer}");
     // Nor does it send the document's address to an outside validator.
     assert!(initializer.contains(r#""validatorUrl": "none""#), "{initializer}");
+}
+
+#[test]
+fn the_contract_check_refuses_what_the_description_does_not_allow() {
+    // What every test's answers go through (common/contract.rs) catches a
+    // wrong body, an undeclared status and a route that does not exist.
+    contract::conforms(
+        "GET",
+        "/agents/status",
+        200,
+        &json!({"converged": true, "transport": "in-process", "topology": "sierpinski", "edges": [], "sync_interval_ms": 1000, "agents": [], "distinct_digests": 1, "submissions": 0}),
+    );
+    for (method, path, status, body) in [
+        ("GET", "/agents/status", 200, json!({"converged": "yes"})),
+        ("GET", "/agents/status", 418, json!({})),
+        (
+            "POST",
+            "/agents/submit",
+            202,
+            json!({"id": "x", "expression": "(+ a b)"}),
+        ),
+        ("GET", "/no/such/route", 200, json!({})),
+    ] {
+        let refused = std::panic::catch_unwind(|| contract::conforms(method, path, status, &body));
+        assert!(refused.is_err(), "{method} {path} {status} {body}");
+    }
 }

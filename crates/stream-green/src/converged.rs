@@ -32,14 +32,19 @@ pub struct ConvergedRequest {
     replicas: Vec<ReplicaReport>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// Replicas with one digest.
 struct Group {
+    /// The digest they share.
     digest: String,
+    /// Who they are.
     replicas: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// What one replica lacks.
 struct Lag {
+    /// Who it is.
     replica: String,
     /// Terms the union of all posted states has and this replica lacks.
     missing_terms: usize,
@@ -50,9 +55,11 @@ struct Lag {
 }
 
 /// The answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConvergedResponse {
+    /// Every replica posted has the same digest.
     converged: bool,
+    /// The replicas grouped by digest.
     groups: Vec<Group>,
     /// For replicas posted as whole states: what each lacks.
     lagging: Vec<Lag>,
@@ -60,7 +67,7 @@ pub struct ConvergedResponse {
 
 /// Do these replicas agree, and if not, what differs?
 #[utoipa::path(post, path = "/stream/green/converged", tag = "streams", request_body = ConvergedRequest,
-    responses((status = 200, description = "`converged`, the groups of equal digests, what each lagging replica lacks", body = Object), ramanujan_http::JsonBodyErrors))]
+    responses((status = 200, description = "`converged`, the groups of equal digests, what each lagging replica lacks", body = ConvergedResponse), ramanujan_http::JsonBodyErrors))]
 pub async fn converged(
     State(_): State<Arc<Runtime>>,
     JsonBody(req): JsonBody<ConvergedRequest>,

@@ -68,37 +68,56 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// One equality's verdicts.
 struct CheckedEquality {
+    /// The left side, as parsed.
     lhs: String,
+    /// The right side, as parsed.
     rhs: String,
+    /// The colour claimed.
     color: Color,
+    /// The rule claimed, when one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<String>,
+    /// The agent that claimed it, when said.
     #[serde(skip_serializing_if = "Option::is_none")]
     agent: Option<String>,
+    /// Whether the two sides are equal as functions.
     semantic: Verdict,
+    /// Whether the claimed colour's rules derive it (when asked).
     #[serde(skip_serializing_if = "Option::is_none")]
     derivation: Option<DerivationCheck>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+/// How many of each verdict.
 struct Summary {
+    /// Equalities checked.
     checked: usize,
+    /// Verified.
     verified: usize,
+    /// Refuted, each with a counterexample.
     refuted: usize,
+    /// Neither, each with the reason.
     inconclusive: usize,
+    /// Derivations searched for.
     derivations_checked: usize,
     /// Equalities left unchecked because of the per-request cap.
     skipped: usize,
 }
 
 /// The answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse {
+    /// True only when every equality was verified (none refuted, none
+    /// inconclusive, none skipped).
     passed: bool,
+    /// How many of each verdict.
     summary: Summary,
+    /// Each equality's verdicts, in the order given.
     results: Vec<CheckedEquality>,
+    /// Steps claimed by both RED and BLUE.
     color_conflicts: Vec<ColorConflict>,
 }
 
@@ -162,7 +181,7 @@ fn run(claims: Vec<Claim>, skipped: usize, conflicts: Vec<ColorConflict>, deriva
 
 /// Checks the posted equalities and the RED/BLUE equalities of the posted replica.
 #[utoipa::path(post, path = "/stream/green/verify", tag = "streams", request_body = VerifyRequest,
-    responses((status = 200, description = "each equality `verified`, `refuted` (with a counterexample) or `inconclusive` (with the reason); `passed` only when every one is verified", body = Object),
+    responses((status = 200, description = "each equality `verified`, `refuted` (with a counterexample) or `inconclusive` (with the reason); `passed` only when every one is verified", body = VerifyResponse),
         ramanujan_http::JsonBodyErrors, (status = 503, description = "the time ran out", body = ramanujan_http::ErrorBody)))]
 pub async fn verify(
     State(runtime): State<Arc<Runtime>>,

@@ -2,6 +2,8 @@
 //! binary), and child processes of the `ramanujan` binary.
 #![allow(dead_code)] // each test binary uses part of this
 
+pub mod contract;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -146,21 +148,42 @@ impl Host {
         Host { base, http }
     }
 
-    /// `GET path`: the status and the JSON body (0 and null if it did not answer).
+    /// `GET path`: the status and the JSON body (0 and null if it did not
+    /// answer), checked against the API's description ([`contract`]).
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        match self.http.get(format!("{}{path}", self.base)).send() {
-            Ok(r) => (r.status().as_u16(), r.json().unwrap_or_default()),
-            Err(_) => (0, serde_json::Value::Null),
-        }
+        Self::answer("GET", path, self.http.get(format!("{}{path}", self.base)).send())
     }
 
     /// `POST path` with a JSON body: the status and the JSON answer (0 and
-    /// null if it did not answer).
+    /// null if it did not answer), checked against the API's description.
     pub fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        match self.http.post(format!("{}{path}", self.base)).json(&body).send() {
-            Ok(r) => (r.status().as_u16(), r.json().unwrap_or_default()),
-            Err(_) => (0, serde_json::Value::Null),
+        Self::answer(
+            "POST",
+            path,
+            self.http.post(format!("{}{path}", self.base)).json(&body).send(),
+        )
+    }
+
+    fn answer(
+        method: &str,
+        path: &str,
+        sent: reqwest::Result<reqwest::blocking::Response>,
+    ) -> (u16, serde_json::Value) {
+        let Ok(r) = sent else {
+            return (0, serde_json::Value::Null);
+        };
+        let status = r.status().as_u16();
+        let json = r
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+        let Ok(body) = r.json::<serde_json::Value>() else {
+            return (status, serde_json::Value::Null);
+        };
+        if json {
+            contract::conforms(method, path, status, &body);
         }
+        (status, body)
     }
 
     /// Submits; the network's answer if it acknowledged the submission.

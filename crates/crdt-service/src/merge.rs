@@ -54,6 +54,7 @@ pub struct MergeError(pub String);
 
 /// Counters for `GET /crdt/stats`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CrdtMergeStats)]
 pub struct MergeStats {
     /// Merges answered without merging: all inputs identical.
     pub identical: u64,

@@ -212,22 +212,34 @@ async fn post_assign(JsonBody(req): JsonBody<AssignRequest>) -> Result<Json<Assi
     }))
 }
 
-fn polarity_of(color: Color) -> Value {
-    json!({"color": color, "polarity": color.polarity()})
+/// A colour and its polarity.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ColorPolarity {
+    /// The colour.
+    color: Color,
+    /// Its polarity.
+    polarity: ramanujan_color::Polarity,
+}
+
+fn polarity_of(color: Color) -> ColorPolarity {
+    ColorPolarity {
+        color,
+        polarity: color.polarity(),
+    }
 }
 
 /// Each colour's polarity.
-#[utoipa::path(get, path = "/colors/polarity", tag = "duck-colors", responses((status = 200, description = "`[{color, polarity}]`", body = Vec<Object>)))]
-async fn get_polarities() -> Json<Value> {
-    Json(Value::Array(Color::ALL.into_iter().map(polarity_of).collect()))
+#[utoipa::path(get, path = "/colors/polarity", tag = "duck-colors", responses((status = 200, description = "each colour's polarity", body = Vec<ColorPolarity>)))]
+async fn get_polarities() -> Json<Vec<ColorPolarity>> {
+    Json(Color::ALL.into_iter().map(polarity_of).collect())
 }
 
 /// One colour's polarity.
 #[utoipa::path(get, path = "/colors/polarity/{color}", tag = "duck-colors",
     params(("color" = String, Path, description = "RED, BLUE or GREEN (any case)")),
-    responses((status = 200, description = "`{color, polarity}`", body = Object),
+    responses((status = 200, description = "the colour's polarity", body = ColorPolarity),
         (status = 404, description = "no such colour", body = ramanujan_http::ErrorBody)))]
-async fn get_polarity(Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_polarity(Path(name): Path<String>) -> Result<Json<ColorPolarity>, ApiError> {
     let color = Color::ALL
         .into_iter()
         .find(|c| c.name().eq_ignore_ascii_case(&name))

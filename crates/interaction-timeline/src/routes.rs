@@ -20,8 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ramanujan_events::{Event, Kind};
 use ramanujan_http::{ApiError, QueryParams, decode_json};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -79,8 +78,8 @@ struct QueryRequest {
 
 /// Events by time, or in causal order.
 #[utoipa::path(get, path = "/timeline/query", tag = "interaction-timeline", params(QueryRequest),
-    responses((status = 200, description = "`events`, `order`", body = Object), ramanujan_http::QueryErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
-async fn query(State(timeline): Shared, QueryParams(q): QueryParams<QueryRequest>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "the events", body = Events), ramanujan_http::QueryErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
+async fn query(State(timeline): Shared, QueryParams(q): QueryParams<QueryRequest>) -> Result<Json<Events>, ApiError> {
     let causal = match q.order.as_deref() {
         None | Some("time") => false,
         Some("causal") => true,
@@ -106,16 +105,103 @@ async fn query(State(timeline): Shared, QueryParams(q): QueryParams<QueryRequest
     } else {
         (events, "time")
     };
-    Ok(Json(json!({"count": events.len(), "order": order, "events": events})))
+    Ok(Json(Events {
+        count: events.len(),
+        order,
+        events,
+    }))
+}
+
+/// `GET /timeline/query`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Events {
+    /// Events answered.
+    count: usize,
+    /// `time` or `causal`.
+    order: &'static str,
+    /// The events, in that order.
+    #[schema(value_type = Vec<StoredEvent>)]
+    events: Vec<crate::store::Stored>,
+}
+
+/// An event as stored (`store::Stored`, whose event is flattened in:
+/// described field by field, since the event's own schema allows no other
+/// field, as `POST /timeline/events` takes none).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its description is used
+struct StoredEvent {
+    /// Its place in the order the timeline took events in.
+    seq: u64,
+    /// When, in microseconds since the Unix epoch.
+    at_us: i64,
+    /// The agent or component it happened in.
+    source: String,
+    /// The submission it is about, if one.
+    submission: Option<String>,
+    /// The dot of the facts it recorded, if it recorded any.
+    dot: Option<ramanujan_events::EventDot>,
+    /// What its source had seen: the highest contiguous event counter per
+    /// agent (absent when nothing).
+    #[schema(required = false)]
+    seen: BTreeMap<String, u64>,
+    /// What happened.
+    event: Kind,
+}
+
+/// `GET /timeline/submissions/{id}`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Story {
+    /// The submission.
+    submission: String,
+    /// Where and when it entered; none if the timeline missed it.
+    entered: Option<Reached>,
+    /// Each agent it reached, first time, and from whom (none where it entered).
+    reached: Vec<Reached>,
+    /// Each rewriting step about it.
+    steps: Vec<Step>,
+    /// Events about it.
+    events: usize,
+    /// The story is cut at the most events a query answers.
+    truncated: bool,
+}
+
+/// An agent that held a submission, and since when.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Reached {
+    /// The agent.
+    agent: String,
+    /// When (µs since the epoch).
+    at_us: i64,
+    /// The agent it came from, if by message.
+    from: Option<String>,
+}
+
+/// One rewriting step.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Step {
+    /// The agent.
+    agent: String,
+    /// When (µs since the epoch).
+    at_us: i64,
+    /// Its colour.
+    color: String,
+    /// Iterations run.
+    iterations: u64,
+    /// Facts derived.
+    facts: u64,
+    /// Why it stopped.
+    stop: String,
+    /// How long it took.
+    duration_us: u64,
 }
 
 /// One submission's story: where it entered, the agents it reached and when,
 /// each rewriting step, when it settled.
 #[utoipa::path(get, path = "/timeline/submissions/{id}", tag = "interaction-timeline",
     params(("id" = String, Path, description = "a submission id")),
-    responses((status = 200, description = "the story", body = Object),
+    responses((status = 200, description = "the story", body = Story),
         (status = 404, description = "no events of that submission", body = ramanujan_http::ErrorBody), (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
-async fn submission(State(timeline): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn submission(State(timeline): Shared, Path(id): Path<String>) -> Result<Json<Story>, ApiError> {
     let filter = Filter {
         submission: Some(id.clone()),
         limit: MAX_LIMIT,
@@ -130,7 +216,11 @@ async fn submission(State(timeline): Shared, Path(id): Path<String>) -> Result<J
     let entered = events
         .iter()
         .find(|e| matches!(e.event.event, Kind::Submission { .. }))
-        .map(|e| json!({"agent": e.event.source, "at_us": e.event.at_us}));
+        .map(|e| Reached {
+            agent: e.event.source.clone(),
+            at_us: e.event.at_us,
+            from: None,
+        });
     // The first time each agent held it: it entered there, or a message about it came in.
     let mut reached: BTreeMap<&str, (i64, Option<&str>)> = BTreeMap::new();
     for stored in &events {
@@ -142,7 +232,7 @@ async fn submission(State(timeline): Shared, Path(id): Path<String>) -> Result<J
         };
         reached.entry(event.source.as_str()).or_insert((event.at_us, from));
     }
-    let steps: Vec<Value> = events
+    let steps: Vec<Step> = events
         .iter()
         .filter_map(|e| match &e.event.event {
             Kind::RewriteStep {
@@ -151,21 +241,33 @@ async fn submission(State(timeline): Shared, Path(id): Path<String>) -> Result<J
                 facts,
                 stop,
                 duration_us,
-            } => Some(json!({
-                "agent": e.event.source, "at_us": e.event.at_us, "color": color, "iterations": iterations,
-                "facts": facts, "stop": stop, "duration_us": duration_us,
-            })),
+            } => Some(Step {
+                agent: e.event.source.clone(),
+                at_us: e.event.at_us,
+                color: color.clone(),
+                iterations: *iterations,
+                facts: *facts,
+                stop: stop.clone(),
+                duration_us: *duration_us,
+            }),
             _ => None,
         })
         .collect();
-    Ok(Json(json!({
-        "submission": id,
-        "entered": entered,
-        "reached": reached.iter().map(|(agent, (at_us, from))| json!({"agent": agent, "at_us": at_us, "from": from})).collect::<Vec<_>>(),
-        "steps": steps,
-        "events": events.len(),
-        "truncated": events.len() == MAX_LIMIT,
-    })))
+    Ok(Json(Story {
+        submission: id,
+        entered,
+        reached: reached
+            .iter()
+            .map(|(agent, (at_us, from))| Reached {
+                agent: agent.to_string(),
+                at_us: *at_us,
+                from: from.map(str::to_string),
+            })
+            .collect(),
+        steps,
+        events: events.len(),
+        truncated: events.len() == MAX_LIMIT,
+    }))
 }
 
 /// `GET /timeline/stats`.
@@ -181,8 +283,11 @@ struct StatsRequest {
 
 /// Counts and latency percentiles per type, traffic per flow.
 #[utoipa::path(get, path = "/timeline/stats", tag = "interaction-timeline", params(StatsRequest),
-    responses((status = 200, description = "the statistics", body = Object), ramanujan_http::QueryErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
-async fn stats(State(timeline): Shared, QueryParams(q): QueryParams<StatsRequest>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "the statistics", body = crate::store::Stats), ramanujan_http::QueryErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
+async fn stats(
+    State(timeline): Shared,
+    QueryParams(q): QueryParams<StatsRequest>,
+) -> Result<Json<crate::store::Stats>, ApiError> {
     let filter = Filter {
         since_us: q.since,
         until_us: q.until,
@@ -190,23 +295,25 @@ async fn stats(State(timeline): Shared, QueryParams(q): QueryParams<StatsRequest
     };
     filter.check().map_err(ApiError::bad_request)?;
     let stats = blocking(move || timeline.stats(q.since, q.until)).await?;
-    Ok(Json(json!(stats)))
+    Ok(Json(stats))
 }
 
 /// Most events one `POST /timeline/events` takes.
 pub const MAX_BATCH: usize = 10_000;
 
-#[derive(Deserialize)]
+/// `POST /timeline/events`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Batch {
+    /// The events.
     events: Vec<Event>,
 }
 
 /// Records a batch of events (at most 10,000), written before the answer.
 #[utoipa::path(post, path = "/timeline/events", tag = "interaction-timeline",
-    request_body(content = Object, description = "`{\"events\": [...]}`: each with `source`, `type` and the type's fields"),
-    responses((status = 201, description = "`written`", body = Object), ramanujan_http::JsonBodyErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
-async fn events(State(timeline): Shared, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    request_body(content = Batch, description = "at most 10,000 events, each with `source` and `event`"),
+    responses((status = 201, description = "the events written", body = Written), ramanujan_http::JsonBodyErrors, (status = 503, description = "the timeline cannot read or write now", body = ramanujan_http::ErrorBody)))]
+async fn events(State(timeline): Shared, body: Bytes) -> Result<(StatusCode, Json<Written>), ApiError> {
     // A batch that does not fit the schema is a bad request (400), naming the field.
     let batch: Batch = decode_json(&body).map_err(|e| ApiError {
         status: StatusCode::BAD_REQUEST,
@@ -230,14 +337,20 @@ async fn events(State(timeline): Shared, body: Bytes) -> Result<(StatusCode, Jso
     }
     let n = events.len();
     blocking(move || timeline.append_now(&events)).await?;
-    Ok((StatusCode::CREATED, Json(json!({"written": n}))))
+    Ok((StatusCode::CREATED, Json(Written { written: n })))
+}
+
+/// `POST /timeline/events`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Written {
+    /// Events written.
+    written: usize,
 }
 
 /// `ok`, or `degraded` when writes fail; events written, dropped and queued.
-#[utoipa::path(get, path = "/timeline/health", tag = "interaction-timeline", responses((status = 200, description = "the timeline's health", body = Object)))]
-async fn health(State(timeline): Shared) -> (StatusCode, Json<Value>) {
-    let health = timeline.health();
-    (StatusCode::OK, Json(json!(health)))
+#[utoipa::path(get, path = "/timeline/health", tag = "interaction-timeline", responses((status = 200, description = "the timeline's health", body = crate::writer::Health)))]
+async fn health(State(timeline): Shared) -> Json<crate::writer::Health> {
+    Json(timeline.health())
 }
 
 /// `GET /api/timeline`.

@@ -496,7 +496,8 @@ pub struct Stored {
 }
 
 /// What `/timeline/stats` answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = TimelineStats)]
 pub struct Stats {
     /// Events in the window.
     pub events: u64,
@@ -515,7 +516,7 @@ pub struct Stats {
 }
 
 /// Counts and latency percentiles of one event type.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TypeStats {
     /// The type.
     #[serde(rename = "type")]
@@ -533,7 +534,7 @@ pub struct TypeStats {
 }
 
 /// Messages from one agent to another.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Flow {
     /// The sender.
     pub from: String,

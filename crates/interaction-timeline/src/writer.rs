@@ -76,7 +76,8 @@ struct Shared {
 }
 
 /// What `/timeline/health` answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = TimelineHealth)]
 pub struct Health {
     /// `ok`, or `degraded` while writes fail.
     pub status: &'static str,

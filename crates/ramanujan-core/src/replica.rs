@@ -761,7 +761,8 @@ impl ReplicaState {
 }
 
 /// What a merge added.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ReplicaMergeStats)]
 pub struct MergeStats {
     /// Terms that were new here.
     pub new_terms: usize,

@@ -22,12 +22,14 @@ pub enum StreamInput {
 }
 
 /// What a stream answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StreamOutcome {
     /// New facts (terms and equalities with provenance), with the resulting clock.
+    #[schema(value_type = Object)]
     pub delta: ReplicaState,
-    /// The input expression's term, when an expression was given.
+    /// The input expression's term (its key, hex), when an expression was given.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub root: Option<TermKey>,
     /// The input expression's canonical form after rewriting.
     #[serde(skip_serializing_if = "Option::is_none")]

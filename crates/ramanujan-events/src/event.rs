@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One interaction of the network.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TimelineEvent)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// When, in microseconds since the Unix epoch; 0 until an [`Emitter`]
@@ -58,7 +59,7 @@ impl Event {
 }
 
 /// A fact-recording event's place in its agent's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventDot {
     /// The agent (actor) that recorded it.
@@ -68,7 +69,8 @@ pub struct EventDot {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = EventKind)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Kind {
     /// An expression entered the network at this agent.
@@ -177,7 +179,8 @@ pub enum Kind {
 }
 
 /// A verification's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = EventVerdict)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The equality holds (see the verifier's bound).
@@ -189,7 +192,7 @@ pub enum Verdict {
 }
 
 /// An agent's lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LifecycleState {
     /// It started.

@@ -19,7 +19,7 @@ use ramanujan_events::{Event, Kind};
 use ramanujan_http::error::ApiError;
 use ramanujan_http::json::JsonBody;
 use ramanujan_http::{Runtime, offload};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -74,15 +74,14 @@ impl ColorStream {
         format!("/stream/{}", self.color.name().to_lowercase())
     }
 
-    fn status(&self) -> Value {
-        let rules = default_rules(self.color);
-        json!({
-            "status": "ok",
-            "component": self.component(),
-            "color": self.color,
-            "polarity": self.color.polarity(),
-            "rules": rules,
-        })
+    fn status(&self) -> StreamStatus {
+        StreamStatus {
+            status: "ok",
+            component: self.component(),
+            color: self.color,
+            polarity: self.color.polarity(),
+            rules: default_rules(self.color),
+        }
     }
 
     fn prepare(
@@ -152,8 +151,48 @@ async fn health(State(s): State<Arc<ColorStream>>) -> Json<Value> {
     Json(json!({"status": "ok", "component": format!("stream-{}", s.color.name())}))
 }
 
-async fn status(State(s): State<Arc<ColorStream>>) -> Json<Value> {
+async fn status(State(s): State<Arc<ColorStream>>) -> Json<StreamStatus> {
     Json(s.status())
+}
+
+/// `GET /stream/{color}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StreamStatus {
+    /// `ok`.
+    status: &'static str,
+    /// `stream-red`, `stream-blue` or `stream-green`.
+    component: String,
+    /// The colour.
+    color: Color,
+    /// Its polarity.
+    polarity: ramanujan_core::Polarity,
+    /// The rules it applies.
+    rules: Vec<RuleSpec>,
+}
+
+/// `POST /stream/{color}/merge`: an `EGraph` CRDT state, as `/crdt/merge` answers one.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StreamMerged {
+    /// `EGraph`.
+    crdt_type: &'static str,
+    /// The input with the stream's delta merged in.
+    #[schema(value_type = Object)]
+    state: ReplicaState,
+    /// The state counted.
+    value: ReplicaValue,
+    /// What merging the delta added.
+    merged: ramanujan_core::replica::MergeStats,
+}
+
+/// An `EGraph` state's readable value.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReplicaValue {
+    /// Terms.
+    terms: usize,
+    /// Equalities.
+    equalities: usize,
+    /// Digest of the facts.
+    digest: String,
 }
 
 async fn apply(
@@ -177,7 +216,7 @@ async fn apply(
 async fn merge(
     State(s): State<Arc<ColorStream>>,
     JsonBody(req): JsonBody<ApplyRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StreamMerged>, ApiError> {
     let (agent, input, book, limits, scheduler) = s.prepare(req)?;
     let color = s.color;
     let merged = offload::run(&s.runtime.offload, move || {
@@ -200,12 +239,16 @@ async fn merge(
     .map_err(ApiError::bad_request)?;
     let (state, stats, phase, facts) = merged;
     s.record(&phase, facts);
-    Ok(Json(json!({
-        "crdt_type": "EGraph",
-        "state": state,
-        "value": {"terms": state.term_count(), "equalities": state.equality_count(), "digest": state.digest()},
-        "merged": stats,
-    })))
+    Ok(Json(StreamMerged {
+        crdt_type: "EGraph",
+        value: ReplicaValue {
+            terms: state.term_count(),
+            equalities: state.equality_count(),
+            digest: state.digest(),
+        },
+        state,
+        merged: stats,
+    }))
 }
 
 /// `GET /stream/{color}`, `POST /stream/{color}/apply` and `POST /stream/{color}/merge`.
@@ -236,11 +279,11 @@ mod doc {
     use super::ApplyRequest;
 
     #[utoipa::path(get, path = "/stream/{color}", tag = "streams", params(Colour),
-        responses((status = 200, description = "the stream: colour, polarity, rules, counters", body = Object), (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody)))]
+        responses((status = 200, description = "the stream: colour, polarity, rules", body = super::StreamStatus), (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody)))]
     pub fn status() {}
 
     #[utoipa::path(get, path = "/stream/{color}/", tag = "streams", params(Colour),
-        responses((status = 200, description = "as `GET /stream/{color}`", body = Object), (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody)))]
+        responses((status = 200, description = "as `GET /stream/{color}`", body = super::StreamStatus), (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody)))]
     pub fn status_slash() {}
 
     #[utoipa::path(get, path = "/stream/{color}/health", tag = "streams", params(Colour),
@@ -250,14 +293,14 @@ mod doc {
     /// Applies this colour's rules to an `expression` or a replica `state`,
     /// answering the delta of new terms and equalities (with provenance).
     #[utoipa::path(post, path = "/stream/{color}/apply", tag = "streams", params(Colour), request_body = ApplyRequest,
-        responses((status = 200, description = "the delta, the canonical form, the stop reason", body = Object), ramanujan_http::JsonBodyErrors,
+        responses((status = 200, description = "the delta, the canonical form, the stop reason", body = ramanujan_core::stream::StreamOutcome), ramanujan_http::JsonBodyErrors,
             (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody),
             (status = 503, description = "too many rewritings waiting, or the time ran out", body = ramanujan_http::ErrorBody)))]
     pub fn apply() {}
 
     /// Applies the rules and merges the delta into the given state.
     #[utoipa::path(post, path = "/stream/{color}/merge", tag = "streams", params(Colour), request_body = ApplyRequest,
-        responses((status = 200, description = "`crdt_type`, `state`, `value`, `merged`", body = Object), ramanujan_http::JsonBodyErrors,
+        responses((status = 200, description = "the input with the delta merged in, as an `EGraph` CRDT state", body = super::StreamMerged), ramanujan_http::JsonBodyErrors,
             (status = 404, description = "no stream of that colour", body = ramanujan_http::ErrorBody),
             (status = 503, description = "too many rewritings waiting, or the time ran out", body = ramanujan_http::ErrorBody)))]
     pub fn merge() {}

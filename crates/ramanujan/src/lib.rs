@@ -20,7 +20,7 @@ use interaction_timeline::{Retention, Timeline};
 use ramanujan_events::Emitter;
 use ramanujan_http::Runtime;
 use ramanujan_network::nats::{AgentConfig, NatsNetwork, RemoteConfig};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -179,9 +179,10 @@ pub fn app(
     let health = move || {
         let network = watched.clone();
         async move {
-            Json(match network.degraded() {
-                None => json!({"status": "ok"}),
-                Some(reason) => json!({"status": "degraded", "reason": reason}),
+            let reason = network.degraded();
+            Json(openapi::HostHealth {
+                status: if reason.is_some() { "degraded" } else { "ok" },
+                reason,
             })
         }
     };
@@ -191,18 +192,18 @@ pub fn app(
         let degraded = watched.degraded();
         let refused = guarding.refused_signatures();
         async move {
-            Json(json!({
-                "status": if degraded.is_some() { "degraded" } else { "ok" },
-                "degraded": degraded,
-                // Agent-to-agent requests refused for their signature (null: no NETWORK_KEY, open).
-                "refused_agent_signatures": refused,
-                "version": env!("CARGO_PKG_VERSION"),
-                "mode": mode,
-                "uptime_seconds": started.elapsed().as_secs_f64(),
-                "components": COMPONENTS.iter().map(|(name, routes, state)| json!({
-                    "name": name, "routes": routes, "state": state,
-                })).collect::<Vec<Value>>(),
-            }))
+            Json(openapi::HostStatus {
+                status: if degraded.is_some() { "degraded" } else { "ok" },
+                degraded,
+                refused_agent_signatures: refused,
+                version: env!("CARGO_PKG_VERSION"),
+                mode,
+                uptime_seconds: started.elapsed().as_secs_f64(),
+                components: COMPONENTS
+                    .iter()
+                    .map(|&(name, routes, state)| openapi::ComponentState { name, routes, state })
+                    .collect(),
+            })
         }
     };
     // Every submission through the host is followed until it settles (the

@@ -26,15 +26,56 @@ pub fn is_public(path: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// `GET /health`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HostHealth {
+    /// `ok`, or `degraded` (the network cannot work normally now).
+    pub status: &'static str,
+    /// Why it is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `GET /status`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HostStatus {
+    /// `ok`, or `degraded`.
+    pub status: &'static str,
+    /// Why it is degraded (null when not).
+    pub degraded: Option<String>,
+    /// Agent-to-agent requests refused for their signature since start
+    /// (null: no `NETWORK_KEY`, the routes are open).
+    pub refused_agent_signatures: Option<u64>,
+    /// The host's version.
+    pub version: &'static str,
+    /// `embedded` or `distributed`.
+    pub mode: &'static str,
+    /// Since the host started.
+    pub uptime_seconds: f64,
+    /// Each component, its route prefix and whether it serves.
+    pub components: Vec<ComponentState>,
+}
+
+/// One component of the host.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ComponentState {
+    /// Its name.
+    pub name: &'static str,
+    /// Its route prefix.
+    pub routes: &'static str,
+    /// `serving`.
+    pub state: &'static str,
+}
+
 /// The host's routes other than the components'.
 #[allow(dead_code)] // only their descriptions are used
 mod host {
     /// `ok`, or `degraded` with the reason (the network cannot work normally now).
-    #[utoipa::path(get, path = "/health", tag = "host", responses((status = 200, description = "`status`, `reason`", body = Object)))]
+    #[utoipa::path(get, path = "/health", tag = "host", responses((status = 200, description = "`ok`, or `degraded` with the reason", body = super::HostHealth)))]
     pub fn health() {}
 
     /// Version, mode, uptime, each component's state and routes.
-    #[utoipa::path(get, path = "/status", tag = "host", responses((status = 200, description = "the host's status", body = Object)))]
+    #[utoipa::path(get, path = "/status", tag = "host", responses((status = 200, description = "the host's status", body = super::HostStatus)))]
     pub fn status() {}
 
     /// This document.

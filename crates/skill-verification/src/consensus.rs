@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// What became of one verifier on one request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Judgement {
     /// It voted.
@@ -33,7 +33,7 @@ pub enum Judgement {
 }
 
 /// The quorum rule for a panel of `verifiers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Quorum {
     /// Verifiers on the panel.
     pub verifiers: usize,
@@ -56,7 +56,7 @@ impl Quorum {
 }
 
 /// Whether the panel agreed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A label reached the quorum.
@@ -66,7 +66,7 @@ pub enum Outcome {
 }
 
 /// The panel's decision on one query.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     /// `consensus` or `no_quorum`.
     pub outcome: Outcome,

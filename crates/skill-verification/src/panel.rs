@@ -46,7 +46,7 @@ impl Default for PanelConfig {
 }
 
 /// One verifier's judgement.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Vote {
     /// The label its nearest references favour.
     pub label: String,

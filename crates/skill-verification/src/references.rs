@@ -16,7 +16,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 /// Where an example came from.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
     /// The host that took it in (its `AGENT_ID`).
@@ -27,7 +27,7 @@ pub struct Provenance {
 }
 
 /// One labelled example.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Example {
     /// The skill it shows.
@@ -111,10 +111,11 @@ pub struct ReferenceSet {
 }
 
 /// A [`ReferenceSet`] on the wire (`GET /skills/state`, `POST /skills/merge`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReferenceState {
-    /// Membership: the observed-remove set of example keys.
+    /// Membership: the observed-remove set of example keys (`crdts`' `Orswot`).
+    #[schema(value_type = Object)]
     pub members: Orswot<String, String>,
     /// The content of every member, by key.
     pub examples: BTreeMap<String, Example>,

@@ -1,7 +1,7 @@
 //! The HTTP surface: `/skills/...` and `/verify/...`.
 
-use crate::references::{ReferenceState, check_label};
-use crate::service::{AnalyzeRequest, NewExample, SkillService};
+use crate::references::{Provenance, ReferenceState, check_label};
+use crate::service::{Analysis, AnalyzeRequest, ChangeReport, NewExample, SkillService, SkillStats};
 use crate::sync::{FetchRequest, Fetched, Membership};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -10,8 +10,7 @@ use axum::{Json, Router};
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use ramanujan_http::{ApiError, JsonBody};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Names a skill cannot have: they are routes under `/skills/`.
@@ -48,22 +47,87 @@ pub fn router(service: Arc<SkillService>) -> Router {
 type Service = State<Arc<SkillService>>;
 
 /// The skills held (label, examples), the panel of verifiers and the image model.
-#[utoipa::path(get, path = "/skills", tag = "skill-verification", responses((status = 200, description = "`skills`, `examples`, `verifiers`, `dim`, `image_model`", body = Object)))]
-async fn list(State(s): Service) -> Json<Value> {
-    let skills: Vec<Value> = s
-        .skills()
-        .into_iter()
-        .map(|(label, examples)| json!({"label": label, "examples": examples}))
-        .collect();
+#[utoipa::path(get, path = "/skills", tag = "skill-verification", responses((status = 200, description = "the skills, the panel and the image model", body = Skills)))]
+async fn list(State(s): Service) -> Json<Skills> {
     let config = s.config();
-    let model = s.model().map(|m| json!({"dim": m.dim(), "digest": m.digest()}));
-    Json(json!({
-        "skills": skills,
-        "examples": s.len(),
-        "verifiers": config.panel.verifiers,
-        "dim": config.panel.dim,
-        "image_model": model,
-    }))
+    Json(Skills {
+        skills: s
+            .skills()
+            .into_iter()
+            .map(|(label, examples)| SkillCount { label, examples })
+            .collect(),
+        examples: s.len(),
+        verifiers: config.panel.verifiers,
+        dim: config.panel.dim,
+        image_model: s.model().map(|m| ImageModelInfo {
+            dim: m.dim(),
+            digest: m.digest().to_string(),
+        }),
+    })
+}
+
+/// `GET /skills`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Skills {
+    /// Each skill held and its examples.
+    skills: Vec<SkillCount>,
+    /// Examples held in all.
+    examples: usize,
+    /// Verifiers on the panel.
+    verifiers: usize,
+    /// The embeddings' dimension.
+    dim: usize,
+    /// The image model, when one is loaded (images are then taken as well as embeddings).
+    image_model: Option<ImageModelInfo>,
+}
+
+/// A skill and how many examples show it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct SkillCount {
+    /// Its label.
+    label: String,
+    /// Its examples.
+    examples: usize,
+}
+
+/// The image model loaded.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ImageModelInfo {
+    /// The dimension of its embeddings.
+    dim: usize,
+    /// Its file's digest.
+    digest: String,
+}
+
+/// `GET /skills/{label}`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct SkillExamples {
+    /// The skill.
+    label: String,
+    /// Its examples: their keys and provenance.
+    examples: Vec<KeyedExample>,
+}
+
+/// An example's key and where it came from.
+#[derive(Serialize, utoipa::ToSchema)]
+struct KeyedExample {
+    /// Its content key.
+    key: String,
+    /// Everyone who added it.
+    provenance: Vec<Provenance>,
+}
+
+/// `GET /skills/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct SkillHealth {
+    /// `ok`.
+    status: &'static str,
+    /// Examples held.
+    references: usize,
+    /// Some are held: analyses can be answered.
+    ready: bool,
+    /// Verifiers on the panel.
+    verifiers: usize,
 }
 
 /// Reference examples to add.
@@ -76,8 +140,8 @@ struct AddExamples {
 
 /// Adds reference examples (an embedding, or an image with an image model).
 #[utoipa::path(post, path = "/skills/examples", tag = "skill-verification", request_body = AddExamples,
-    responses((status = 201, description = "some were new: `added`, `already_held`", body = Object),
-        (status = 200, description = "all were held already", body = Object), ramanujan_http::JsonBodyErrors))]
+    responses((status = 201, description = "some were new", body = ChangeReport),
+        (status = 200, description = "all were held already", body = ChangeReport), ramanujan_http::JsonBodyErrors))]
 async fn add_examples(State(s): Service, JsonBody(body): JsonBody<AddExamples>) -> Result<Response, ApiError> {
     if let Some((i, e)) = body
         .examples
@@ -102,38 +166,38 @@ async fn add_examples(State(s): Service, JsonBody(body): JsonBody<AddExamples>) 
 
 /// Removes one example.
 #[utoipa::path(delete, path = "/skills/examples/{key}", tag = "skill-verification", params(("key" = String, Path, description = "the example's key")),
-    responses((status = 200, description = "what was removed", body = Object), (status = 404, description = "no such example", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "what was removed", body = ChangeReport), (status = 404, description = "no such example", body = ramanujan_http::ErrorBody),
         (status = 400, description = "a malformed key", body = ramanujan_http::ErrorBody)))]
-async fn remove_example(State(s): Service, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn remove_example(State(s): Service, Path(key): Path<String>) -> Result<Json<ChangeReport>, ApiError> {
     let report = s
         .remove_example(&key)?
         .ok_or_else(|| ApiError::not_found(format!("no example with key {key:?}")))?;
-    Ok(Json(json!(report)))
+    Ok(Json(report))
 }
 
 /// One skill's examples, with provenance.
 #[utoipa::path(get, path = "/skills/{label}", tag = "skill-verification", params(("label" = String, Path, description = "a skill's label")),
-    responses((status = 200, description = "`label`, `examples`", body = Object), (status = 404, description = "no such skill", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "the skill's examples", body = SkillExamples), (status = 404, description = "no such skill", body = ramanujan_http::ErrorBody),
         (status = 400, description = "not a valid label", body = ramanujan_http::ErrorBody)))]
-async fn skill(State(s): Service, Path(label): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn skill(State(s): Service, Path(label): Path<String>) -> Result<Json<SkillExamples>, ApiError> {
     let examples = s.skill(&label);
     if examples.is_empty() {
         return Err(unknown_skill(&label));
     }
-    let examples: Vec<Value> = examples
+    let examples = examples
         .into_iter()
-        .map(|(key, provenance)| json!({"key": key, "provenance": provenance}))
+        .map(|(key, provenance)| KeyedExample { key, provenance })
         .collect();
-    Ok(Json(json!({"label": label, "examples": examples})))
+    Ok(Json(SkillExamples { label, examples }))
 }
 
 /// Removes a skill and all its examples.
 #[utoipa::path(delete, path = "/skills/{label}", tag = "skill-verification", params(("label" = String, Path, description = "a skill's label")),
-    responses((status = 200, description = "what was removed", body = Object), (status = 404, description = "no such skill", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "what was removed", body = ChangeReport), (status = 404, description = "no such skill", body = ramanujan_http::ErrorBody),
         (status = 400, description = "not a valid label", body = ramanujan_http::ErrorBody)))]
-async fn remove_skill(State(s): Service, Path(label): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn remove_skill(State(s): Service, Path(label): Path<String>) -> Result<Json<ChangeReport>, ApiError> {
     let report = s.remove_skill(&label)?.ok_or_else(|| unknown_skill(&label))?;
-    Ok(Json(json!(report)))
+    Ok(Json(report))
 }
 
 fn unknown_skill(label: &str) -> ApiError {
@@ -146,7 +210,7 @@ fn unknown_skill(label: &str) -> ApiError {
 /// The 17 verifiers' analysis of an image embedding: each one's vote, the
 /// consensus, and (with `claimed_skill`) whether the claim holds.
 #[utoipa::path(post, path = "/skills/analyze", tag = "skill-verification", request_body = AnalyzeRequest,
-    responses((status = 200, description = "the analysis", body = Object), ramanujan_http::JsonBodyErrors,
+    responses((status = 200, description = "the analysis", body = Analysis), ramanujan_http::JsonBodyErrors,
         (status = 404, description = "`claimed_skill` is not a skill held", body = ramanujan_http::ErrorBody),
         (status = 409, description = "no reference examples yet: add some with `POST /skills/examples`", body = ramanujan_http::ErrorBody),
         (status = 500, description = "the image model failed on this image", body = ramanujan_http::ErrorBody)))]
@@ -165,7 +229,7 @@ async fn analyze(State(s): Service, JsonBody(request): JsonBody<AnalyzeRequest>)
 
 /// Checks a claim: `/skills/analyze` with `claimed_skill` required.
 #[utoipa::path(post, path = "/verify", tag = "skill-verification", request_body = AnalyzeRequest,
-    responses((status = 200, description = "the analysis, with the claim's verdict", body = Object), ramanujan_http::JsonBodyErrors,
+    responses((status = 200, description = "the analysis, with the claim's verdict", body = Analysis), ramanujan_http::JsonBodyErrors,
         (status = 404, description = "`claimed_skill` is not a skill held", body = ramanujan_http::ErrorBody),
         (status = 409, description = "no reference examples yet: add some with `POST /skills/examples`", body = ramanujan_http::ErrorBody),
         (status = 500, description = "the image model failed on this image", body = ramanujan_http::ErrorBody)))]
@@ -179,53 +243,52 @@ async fn verify(s: Service, JsonBody(request): JsonBody<AnalyzeRequest>) -> Resu
 }
 
 /// The reference set as a CRDT state (for `/skills/merge` elsewhere).
-#[utoipa::path(get, path = "/skills/state", tag = "skill-verification", responses((status = 200, description = "the state", body = Object)))]
+#[utoipa::path(get, path = "/skills/state", tag = "skill-verification", responses((status = 200, description = "the state", body = ReferenceState)))]
 async fn state(State(s): Service) -> Json<ReferenceState> {
     Json(s.state())
 }
 
 /// Merges another site's reference set.
-#[utoipa::path(post, path = "/skills/merge", tag = "skill-verification", request_body(content = Object, description = "a state from `GET /skills/state`"),
-    responses((status = 200, description = "what the merge changed", body = Object), ramanujan_http::JsonBodyErrors))]
-async fn merge(State(s): Service, JsonBody(state): JsonBody<ReferenceState>) -> Result<Json<Value>, ApiError> {
-    let report = s.merge(state)?;
-    Ok(Json(json!(report)))
+#[utoipa::path(post, path = "/skills/merge", tag = "skill-verification", request_body(content = ReferenceState, description = "a state from `GET /skills/state`"),
+    responses((status = 200, description = "what the merge changed", body = ChangeReport), ramanujan_http::JsonBodyErrors))]
+async fn merge(State(s): Service, JsonBody(state): JsonBody<ReferenceState>) -> Result<Json<ChangeReport>, ApiError> {
+    Ok(Json(s.merge(state)?))
 }
 
 /// The keys held and their digest (what a peer compares before fetching).
-#[utoipa::path(get, path = "/skills/membership", tag = "skill-verification", responses((status = 200, description = "the membership", body = Object)))]
+#[utoipa::path(get, path = "/skills/membership", tag = "skill-verification", responses((status = 200, description = "the membership", body = Membership)))]
 async fn membership(State(s): Service) -> Json<Membership> {
     Json(s.membership())
 }
 
 /// The examples of the keys asked for (those held).
 #[utoipa::path(post, path = "/skills/fetch", tag = "skill-verification", request_body = FetchRequest,
-    responses((status = 200, description = "`examples` by key", body = Object), ramanujan_http::JsonBodyErrors))]
+    responses((status = 200, description = "the examples by key", body = Fetched), ramanujan_http::JsonBodyErrors))]
 async fn fetch(State(s): Service, JsonBody(request): JsonBody<FetchRequest>) -> Result<Json<Fetched>, ApiError> {
     let examples = s.examples_for(&request.keys)?;
     Ok(Json(Fetched { examples }))
 }
 
 /// Analyses run, their verdicts and timings, syncs.
-#[utoipa::path(get, path = "/skills/stats", tag = "skill-verification", responses((status = 200, description = "the counters", body = Object)))]
-async fn stats(State(s): Service) -> Json<Value> {
-    Json(json!(s.stats()))
+#[utoipa::path(get, path = "/skills/stats", tag = "skill-verification", responses((status = 200, description = "the counters", body = SkillStats)))]
+async fn stats(State(s): Service) -> Json<SkillStats> {
+    Json(s.stats())
 }
 
 /// `ok`; `ready` once some reference examples are held.
-#[utoipa::path(get, path = "/skills/health", tag = "skill-verification", responses((status = 200, description = "`status`, `references`, `ready`, `verifiers`", body = Object)))]
-async fn health(State(s): Service) -> Json<Value> {
+#[utoipa::path(get, path = "/skills/health", tag = "skill-verification", responses((status = 200, description = "`ok`, and whether analyses can be answered", body = SkillHealth)))]
+async fn health(State(s): Service) -> Json<SkillHealth> {
     let references = s.len();
-    Json(json!({
-        "status": "ok",
-        "references": references,
-        "ready": references > 0,
-        "verifiers": s.config().panel.verifiers,
-    }))
+    Json(SkillHealth {
+        status: "ok",
+        references,
+        ready: references > 0,
+        verifiers: s.config().panel.verifiers,
+    })
 }
 
 /// `/verify/health`: the same as `/skills/health`.
-#[utoipa::path(get, path = "/verify/health", tag = "skill-verification", responses((status = 200, description = "`status`, `references`, `ready`, `verifiers`", body = Object)))]
+#[utoipa::path(get, path = "/verify/health", tag = "skill-verification", responses((status = 200, description = "as `GET /skills/health`", body = SkillHealth)))]
 #[allow(dead_code)] // describes the route `health` also serves
 fn verify_health() {}
 

@@ -108,7 +108,7 @@ pub struct AnalyzeRequest {
 /// The answer to `POST /skills/analyze`: the same bytes on every host with the
 /// same seed, references and request (the time taken is in the
 /// `Server-Timing` header, not here).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Analysis {
     /// The image's id.
     pub image_id: String,
@@ -143,7 +143,7 @@ struct Counters {
 }
 
 /// The counters, read.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SkillStats {
     /// Analyses answered.
     pub analyses: u64,
@@ -186,7 +186,7 @@ struct Snapshot {
 }
 
 /// What a change answered: the keys it added or removed and the count after.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChangeReport {
     /// Keys that became references.
     pub added: Vec<String>,

@@ -17,12 +17,13 @@ use std::collections::BTreeMap;
 pub const MAX_FETCH: usize = 256;
 
 /// A host's membership (`GET /skills/membership`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
     /// Its digest (see `ReferenceSet::digest`).
     pub digest: String,
-    /// The observed-remove set of example keys.
+    /// The observed-remove set of example keys (`crdts`' `Orswot`).
+    #[schema(value_type = Object)]
     pub members: Orswot<String, String>,
 }
 
@@ -36,7 +37,7 @@ pub struct FetchRequest {
 
 /// `POST /skills/fetch`'s answer: the examples of the keys held (a key
 /// removed meanwhile is left out).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fetched {
     /// Examples by key.

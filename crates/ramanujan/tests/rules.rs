@@ -63,8 +63,10 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// One request; a JSON answer is checked against the API's description.
 async fn call(method: reqwest::Method, url: String, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut request = http().request(method, url);
+    let path = reqwest::Url::parse(&url).unwrap().path().to_string();
+    let mut request = http().request(method.clone(), url);
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
@@ -73,8 +75,16 @@ async fn call(method: reqwest::Method, url: String, key: Option<&str>, body: Opt
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
+    let json = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if json {
+        common::contract::conforms(method.as_str(), &path, status, &body);
+    }
+    (status, body)
 }
 
 async fn get(site: &Site, path: &str) -> Value {

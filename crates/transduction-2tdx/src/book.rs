@@ -30,19 +30,23 @@ use std::sync::Arc;
 pub const MAX_BOOK_RULES: usize = 10_000;
 
 /// A site's rule book, as it replicates.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookState {
-    /// Keys of the rules in the book.
+    /// Keys of the rules in the book (`crdts`' `Orswot`).
+    #[schema(value_type = Object)]
     pub members: Orswot<String, String>,
     /// Every rule body ever added, by key (shared: a copy of the book, which
     /// each change makes, copies no body).
+    #[schema(value_type = BTreeMap<String, Rule>)]
     pub rules: BTreeMap<String, Arc<Rule>>,
     /// Enabled, per key.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Object>)]
     pub enabled: BTreeMap<String, MVReg<bool, String>>,
     /// Colour, per key (the body's colour until one is written).
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Object>)]
     pub colors: BTreeMap<String, MVReg<Color, String>>,
 }
 
@@ -60,7 +64,7 @@ pub struct BookEntry {
 }
 
 /// Concurrent values a register holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Conflict {
     /// Enabled values written concurrently.
     #[serde(skip_serializing_if = "Vec::is_empty")]

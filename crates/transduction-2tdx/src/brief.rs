@@ -23,7 +23,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// What a site holds, in brief.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = BookSummary)]
 #[serde(deny_unknown_fields)]
 pub struct Summary {
     /// A hash of the membership (its clock and each member's dots).
@@ -34,7 +35,7 @@ pub struct Summary {
 
 /// `POST /2tdx/sync/brief`: what the sender holds, and what it changed since
 /// it last synced with the receiver.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BriefSync {
     /// Everything the sender holds, in brief.
@@ -44,7 +45,7 @@ pub struct BriefSync {
 }
 
 /// The answer to a [`BriefSync`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BriefAnswer {
     /// What the sender lacks: every entry whose hash differs, and the

@@ -33,7 +33,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 pub const MAX_EQUALITIES: usize = 2_000;
 
 /// What generalising a list of equalities found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Generalised {
     /// New rules: sound, and not derivable from the known rules nor from the
     /// rules kept before them.

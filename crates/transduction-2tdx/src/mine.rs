@@ -94,7 +94,8 @@ pub enum MineError {
 }
 
 /// A candidate the soundness check refuted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = RefutedCandidate)]
 pub struct Refuted {
     /// Left side.
     pub lhs: String,
@@ -105,7 +106,7 @@ pub struct Refuted {
 }
 
 /// What a mining run found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Mined {
     /// The rules kept, in the order found.
     pub rules: Vec<Rule>,

@@ -1,13 +1,13 @@
 //! The HTTP surface: `/2tdx/...` and the sync routes again under `/sync/...`.
 
 use crate::book::{BookEntry, BookState};
-use crate::brief::BriefSync;
+use crate::brief::{BriefAnswer, BriefSync};
 use crate::codegen::{MAX_SOURCE_BYTES, generate, parse};
 use crate::enumerate::Grammar;
 use crate::generalise::{Generalised, MAX_EQUALITIES, generalise, replica_equalities};
 use crate::mine::{MineOptions, Mined, check_rule, mine_enumeration};
 use crate::rule::Rule;
-use crate::service::{ChangeError, TdxService};
+use crate::service::{ChangeError, TdxService, TdxStats};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,6 @@ use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::rules::{MAX_CUSTOM_RULES, RuleSpec, default_rules};
 use ramanujan_http::{ApiError, JsonBody, QueryParams, offload};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::sync::Arc;
 
 /// Where `POST /2tdx/mine` with `"source": "network"` reads the equalities the
@@ -89,10 +88,101 @@ fn change_error(e: ChangeError) -> ApiError {
 }
 
 /// `ok`, this site's name and the book's counters.
-#[utoipa::path(get, path = "/2tdx/health", tag = "transduction-2tdx", responses((status = 200, description = "`status`, `site`, `book`", body = Object)))]
-async fn health(State(tdx): State<Tdx>) -> Json<serde_json::Value> {
-    let stats = tdx.service.stats();
-    Json(json!({"status": "ok", "site": tdx.service.config().site, "book": stats}))
+#[utoipa::path(get, path = "/2tdx/health", tag = "transduction-2tdx", responses((status = 200, description = "`ok`, this site and its book's counters", body = TdxHealth)))]
+async fn health(State(tdx): State<Tdx>) -> Json<TdxHealth> {
+    Json(TdxHealth {
+        status: "ok",
+        site: tdx.service.config().site.clone(),
+        book: tdx.service.stats(),
+    })
+}
+
+/// `GET /2tdx/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct TdxHealth {
+    /// `ok`.
+    status: &'static str,
+    /// This site's name.
+    site: String,
+    /// The book's counters, the peer's and the agents' state.
+    book: TdxStats,
+}
+
+/// `GET /2tdx/rules`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct BookRules {
+    /// What the whole book reads, as a digest.
+    digest: String,
+    /// Rules answered.
+    count: usize,
+    /// The rules, by key.
+    #[schema(value_type = Vec<BookEntrySchema>)]
+    rules: Vec<BookEntry>,
+}
+
+/// A rule as the book reads now (`book::BookEntry`, whose rule is
+/// flattened in: described field by field, since a rule's own schema allows
+/// no other field).
+#[derive(utoipa::ToSchema)]
+#[schema(as = BookEntry)]
+#[allow(dead_code)] // only its description is used
+struct BookEntrySchema {
+    /// The rule's key.
+    key: String,
+    /// The rule (its colour the resolved one).
+    spec: RuleSpec,
+    /// Where it came from.
+    provenance: crate::rule::Provenance,
+    /// Whether agents use it.
+    enabled: bool,
+    /// Concurrent writes not yet superseded.
+    conflict: Option<crate::book::Conflict>,
+}
+
+/// Rules added to the book.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Added {
+    /// Keys added.
+    added: Vec<String>,
+    /// Keys the book held already.
+    already: Vec<String>,
+}
+
+/// A rule removed.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Removed {
+    /// Its key.
+    removed: String,
+}
+
+/// What mining found, and what the book took of it with `add`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct MineResult {
+    #[serde(flatten)]
+    #[schema(inline)]
+    answer: MineAnswer,
+    /// With `add`: what the book took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    book: Option<Added>,
+}
+
+/// Rules read from a module.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Parsed {
+    /// The rules read, checked.
+    rules: Vec<Rule>,
+    /// With `add`: what the book took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    book: Option<Added>,
+}
+
+/// A sync with the peer done.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Synced {
+    /// Always true.
+    synced: bool,
+    /// The book's counters after it.
+    book: TdxStats,
 }
 
 /// `GET /2tdx/rules?color=&enabled=`.
@@ -108,8 +198,8 @@ struct RulesQuery {
 
 /// The rule book: each rule with its colour, whether enabled, provenance.
 #[utoipa::path(get, path = "/2tdx/rules", tag = "transduction-2tdx", params(RulesQuery),
-    responses((status = 200, description = "`digest`, `count`, `rules`", body = Object), ramanujan_http::QueryErrors))]
-async fn rules(State(tdx): State<Tdx>, QueryParams(q): QueryParams<RulesQuery>) -> Json<serde_json::Value> {
+    responses((status = 200, description = "the rules", body = BookRules), ramanujan_http::QueryErrors))]
+async fn rules(State(tdx): State<Tdx>, QueryParams(q): QueryParams<RulesQuery>) -> Json<BookRules> {
     let digest = tdx.service.stats().digest;
     let rules: Vec<BookEntry> = tdx
         .service
@@ -118,7 +208,11 @@ async fn rules(State(tdx): State<Tdx>, QueryParams(q): QueryParams<RulesQuery>) 
         .filter(|e| q.color.is_none_or(|c| e.rule.spec.color == c))
         .filter(|e| q.enabled.is_none_or(|on| e.enabled == on))
         .collect();
-    Json(json!({"digest": digest, "count": rules.len(), "rules": rules}))
+    Json(BookRules {
+        digest,
+        count: rules.len(),
+        rules,
+    })
 }
 
 /// Checks rules given as specs, naming the first bad one by its position.
@@ -149,7 +243,7 @@ struct AddRules {
 
 /// Adds rules to the book once verified sound.
 #[utoipa::path(post, path = "/2tdx/rules", tag = "transduction-2tdx", request_body = AddRules,
-    responses((status = 200, description = "`added`, `already`", body = Object), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+    responses((status = 200, description = "what the book took", body = Added), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
 async fn add_rules(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(body): JsonBody<AddRules>) -> Response {
     if !authorised(&tdx, &headers) {
         return unauthorised();
@@ -163,9 +257,9 @@ async fn add_rules(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(body): J
 }
 
 /// Adds checked rules to the book, answering what was added.
-fn add(tdx: &Tdx, rules: Vec<Rule>) -> Result<serde_json::Value, ApiError> {
+fn add(tdx: &Tdx, rules: Vec<Rule>) -> Result<Added, ApiError> {
     let (added, already) = tdx.service.add(rules).map_err(change_error)?;
-    Ok(json!({"added": added, "already": already}))
+    Ok(Added { added, already })
 }
 
 /// A change to one rule.
@@ -180,7 +274,7 @@ struct RuleUpdate {
 
 /// Enables, disables or recolours a rule.
 #[utoipa::path(patch, path = "/2tdx/rules/{key}", tag = "transduction-2tdx", params(("key" = String, Path, description = "a rule's key (hash of its normalised patterns)")), request_body = RuleUpdate,
-    responses((status = 200, description = "the rule as it is now", body = Object), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "the rule as it is now", body = BookEntrySchema), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
         (status = 404, description = "no such rule", body = ramanujan_http::ErrorBody)))]
 async fn update_rule(
     State(tdx): State<Tdx>,
@@ -203,7 +297,7 @@ async fn update_rule(
 
 /// Removes a rule.
 #[utoipa::path(delete, path = "/2tdx/rules/{key}", tag = "transduction-2tdx", params(("key" = String, Path, description = "a rule's key (hash of its normalised patterns)")),
-    responses((status = 200, description = "`removed`", body = Object), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "the rule removed", body = Removed), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
         (status = 404, description = "no such rule", body = ramanujan_http::ErrorBody)))]
 async fn remove_rule(State(tdx): State<Tdx>, headers: HeaderMap, Path(key): Path<String>) -> Response {
     if !authorised(&tdx, &headers) {
@@ -211,7 +305,7 @@ async fn remove_rule(State(tdx): State<Tdx>, headers: HeaderMap, Path(key): Path
     }
     tdx.service
         .remove(&key)
-        .map(|()| Json(json!({"removed": key})))
+        .map(|()| Json(Removed { removed: key }))
         .map_err(change_error)
         .into_response()
 }
@@ -289,7 +383,8 @@ fn default_network_limit() -> usize {
 /// Iterations of the known rules when checking what they derive.
 const DERIVE_ITERATIONS: usize = 6;
 
-#[derive(Serialize)]
+/// `Mined` (from enumeration) or `Generalised` (from equalities).
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum MineAnswer {
     Enumeration(Mined),
@@ -342,7 +437,7 @@ fn parse_equalities(
 /// or from what the network's agents derived; each verified, and kept only if
 /// the known rules cannot derive it; with `add`, added to the book.
 #[utoipa::path(post, path = "/2tdx/mine", tag = "transduction-2tdx", request_body = MineRequest,
-    responses((status = 200, description = "the rules mined, with what was tried", body = Object), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "the rules mined, with what was tried", body = MineResult), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
         (status = 404, description = "`source: network` on a host that runs no agent network", body = ramanujan_http::ErrorBody),
         (status = 503, description = "the time ran out", body = ramanujan_http::ErrorBody)))]
 async fn mine(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(request): JsonBody<MineRequest>) -> Response {
@@ -354,7 +449,7 @@ async fn mine(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(request): Jso
     if add_requested && !authorised(&tdx, &headers) {
         return unauthorised();
     }
-    let result: Result<serde_json::Value, ApiError> = async {
+    let result: Result<MineResult, ApiError> = async {
         let (answer, add) = match request {
             MineRequest::Enumeration {
                 grammar,
@@ -410,11 +505,12 @@ async fn mine(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(request): Jso
                 (MineAnswer::Equalities(found), add)
             }
         };
-        let mut body = serde_json::to_value(&answer).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if add {
-            body["book"] = self::add(&tdx, answer.rules().to_vec())?;
-        }
-        Ok(body)
+        let book = if add {
+            Some(self::add(&tdx, answer.rules().to_vec())?)
+        } else {
+            None
+        };
+        Ok(MineResult { answer, book })
     }
     .await;
     result.map(Json).into_response()
@@ -455,7 +551,7 @@ struct ParseQuery {
 /// Reads rules back from a Rust module `/2tdx/codegen` wrote.
 #[utoipa::path(post, path = "/2tdx/parse", tag = "transduction-2tdx", params(ParseQuery),
     request_body(content = String, content_type = "text/plain", description = "the Rust source"),
-    responses((status = 200, description = "`rules` (and `book` with `add`)", body = Object),
+    responses((status = 200, description = "the rules read (and what the book took, with `add`)", body = Parsed),
         (status = 400, description = "not UTF-8, not such a module, or a rule that is not sound", body = ramanujan_http::ErrorBody),
         (status = 413, description = "longer than the source taken", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
 async fn parse_code(
@@ -467,7 +563,7 @@ async fn parse_code(
     if q.add && !authorised(&tdx, &headers) {
         return unauthorised();
     }
-    let result: Result<serde_json::Value, ApiError> = async {
+    let result: Result<Parsed, ApiError> = async {
         if body.len() > MAX_SOURCE_BYTES {
             return Err(ApiError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -479,11 +575,8 @@ async fn parse_code(
             .to_string();
         let specs = parse(&source).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let rules = offload::run(&tdx.service.offload, move || check_specs(&specs, "code")).await??;
-        let mut body = json!({"rules": rules});
-        if q.add {
-            body["book"] = add(&tdx, rules)?;
-        }
-        Ok(body)
+        let book = if q.add { Some(add(&tdx, rules.clone())?) } else { None };
+        Ok(Parsed { rules, book })
     }
     .await;
     result.map(Json).into_response()
@@ -491,8 +584,8 @@ async fn parse_code(
 
 /// Merges a peer's book and answers what the peer lacks (one round trip
 /// converges both). Also at `/sync`.
-#[utoipa::path(post, path = "/2tdx/sync", tag = "transduction-2tdx", request_body(content = Object, description = "the peer's book state"),
-    responses((status = 200, description = "what the peer lacks", body = Object), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
+#[utoipa::path(post, path = "/2tdx/sync", tag = "transduction-2tdx", request_body(content = BookState, description = "the peer's book state"),
+    responses((status = 200, description = "what the peer lacks", body = BookState), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
         (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
 async fn sync(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
     serve_sync(tdx, &headers, &body, |service, theirs: BookState| {
@@ -503,8 +596,8 @@ async fn sync(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Respon
 
 /// `POST /2tdx/sync/brief`: what the peer changed since they last synced,
 /// beside a summary of its book (see [`crate::brief`]).
-#[utoipa::path(post, path = "/2tdx/sync/brief", tag = "transduction-2tdx", request_body(content = Object, description = "the peer's changes and a summary of its book"),
-    responses((status = 200, description = "what the peer lacks, by the summary", body = Object), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
+#[utoipa::path(post, path = "/2tdx/sync/brief", tag = "transduction-2tdx", request_body(content = BriefSync, description = "the peer's changes and a summary of its book"),
+    responses((status = 200, description = "what the peer lacks, by the summary", body = BriefAnswer), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
         (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
 async fn sync_brief(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
     serve_sync(tdx, &headers, &body, |service, theirs: BriefSync| {
@@ -546,7 +639,7 @@ where
 
 /// Syncs with the configured peer now.
 #[utoipa::path(post, path = "/2tdx/sync/peer", tag = "transduction-2tdx",
-    responses((status = 200, description = "`synced`, `book`", body = Object), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "synced", body = Synced), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
         (status = 404, description = "no peer configured", body = ramanujan_http::ErrorBody),
         (status = 502, description = "the peer sync failed; the local book is untouched", body = ramanujan_http::ErrorBody)))]
 async fn sync_peer(State(tdx): State<Tdx>, headers: HeaderMap) -> Response {
@@ -554,7 +647,11 @@ async fn sync_peer(State(tdx): State<Tdx>, headers: HeaderMap) -> Response {
         return unauthorised();
     }
     match tdx.service.sync_with_peer().await {
-        Ok(true) => Json(json!({"synced": true, "book": tdx.service.stats()})).into_response(),
+        Ok(true) => Json(Synced {
+            synced: true,
+            book: tdx.service.stats(),
+        })
+        .into_response(),
         Ok(false) => ApiError::not_found("no peer configured (PEER_ENDPOINT or VERS_ENDPOINT)").into_response(),
         Err(e) => ApiError {
             status: StatusCode::BAD_GATEWAY,
@@ -566,22 +663,22 @@ async fn sync_peer(State(tdx): State<Tdx>, headers: HeaderMap) -> Response {
 
 /// The routes `/sync/...` repeat (the original design's names).
 mod under_sync {
-    #[utoipa::path(post, path = "/sync", tag = "transduction-2tdx", request_body(content = Object, description = "the peer's book state"),
-        responses((status = 200, description = "as `POST /2tdx/sync`", body = Object), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
+    #[utoipa::path(post, path = "/sync", tag = "transduction-2tdx", request_body(content = crate::book::BookState, description = "the peer's book state"),
+        responses((status = 200, description = "as `POST /2tdx/sync`", body = crate::book::BookState), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
             (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
     #[allow(dead_code)]
     pub fn sync() {}
-    #[utoipa::path(post, path = "/sync/brief", tag = "transduction-2tdx", request_body(content = Object, description = "the peer's changes and a summary"),
-        responses((status = 200, description = "as `POST /2tdx/sync/brief`", body = Object), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
+    #[utoipa::path(post, path = "/sync/brief", tag = "transduction-2tdx", request_body(content = crate::brief::BriefSync, description = "the peer's changes and a summary"),
+        responses((status = 200, description = "as `POST /2tdx/sync/brief`", body = crate::brief::BriefAnswer), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
             (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
     #[allow(dead_code)]
     pub fn brief() {}
-    #[utoipa::path(post, path = "/sync/peer", tag = "transduction-2tdx", responses((status = 200, description = "as `POST /2tdx/sync/peer`", body = Object), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    #[utoipa::path(post, path = "/sync/peer", tag = "transduction-2tdx", responses((status = 200, description = "as `POST /2tdx/sync/peer`", body = super::Synced), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
         (status = 404, description = "no peer configured", body = ramanujan_http::ErrorBody),
         (status = 502, description = "the peer sync failed; the local book is untouched", body = ramanujan_http::ErrorBody)))]
     #[allow(dead_code)]
     pub fn peer() {}
-    #[utoipa::path(get, path = "/sync/health", tag = "transduction-2tdx", responses((status = 200, description = "as `GET /2tdx/health`", body = Object)))]
+    #[utoipa::path(get, path = "/sync/health", tag = "transduction-2tdx", responses((status = 200, description = "as `GET /2tdx/health`", body = super::TdxHealth)))]
     #[allow(dead_code)]
     pub fn health() {}
 }

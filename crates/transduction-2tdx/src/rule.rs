@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
 /// Where a rule came from and who checked it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = RuleProvenance)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
     /// `enumeration` (mined from enumerated terms), `equalities` (generalised
@@ -31,7 +32,7 @@ pub struct Provenance {
 pub const VERIFIER: &str = "ramanujan-core soundness check (random points modulo random primes)";
 
 /// A rule in normal form, with its key and provenance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// A hash of the normal form of both sides and the conditions (not the

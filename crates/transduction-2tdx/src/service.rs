@@ -74,7 +74,7 @@ pub trait Peer: Send + Sync {
 pub const WHOLE_SYNC_EVERY: u64 = 12;
 
 /// How syncing with the peer has gone.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct PeerStatus {
     /// The peer's base URL.
     pub endpoint: Option<String>,
@@ -98,7 +98,7 @@ pub struct PeerStatus {
 }
 
 /// What the host's agents were given of the book.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct AgentsStatus {
     /// `none` (no agent network takes rules from this book), `running` (the
     /// in-process agents run the book's enabled rules but those `left_out`),
@@ -164,7 +164,7 @@ pub struct TdxService {
 }
 
 /// Counters for `/2tdx/health`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TdxStats {
     /// Rules in the book.
     pub rules: usize,

@@ -119,7 +119,7 @@ async fn health(State(feeds): State<Feeds>) -> Response {
 
 /// What the dashboard draws: requests, the network, submissions settling,
 /// components' caches and readings.
-#[utoipa::path(get, path = "/api/metrics", tag = "dashboard", responses((status = 200, description = "one update", body = Object)))]
+#[utoipa::path(get, path = "/api/metrics", tag = "dashboard", responses((status = 200, description = "one update", body = Update)))]
 async fn api(State(feeds): State<Feeds>) -> Response {
     axum::Json(feeds.update().await).into_response()
 }
@@ -161,7 +161,7 @@ impl Feeds {
         {
             return update.clone();
         }
-        let update: Arc<str> = self.update().await.to_string().into();
+        let update: Arc<str> = serde_json::to_string(&self.update().await).unwrap_or_default().into();
         *shared = Some((Instant::now(), update.clone()));
         update
     }
@@ -171,27 +171,59 @@ impl Feeds {
     }
 
     /// What `/api/metrics` answers and each stream update carries.
-    async fn update(&self) -> serde_json::Value {
+    async fn update(&self) -> Update {
         let snapshot = self.snapshot().await;
         // The host's clock, so a page asks the timeline about the host's last minute.
         let now_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        json!({
-            "refresh_ms": self.refresh.as_millis() as u64,
-            "now_us": now_us,
-            "performance": {
-                "uptime_seconds": self.requests.uptime().as_secs_f64(),
-                "routes": self.requests.performance(),
-                "families": self.requests.families(),
-                "caches": snapshot.caches,
-                "components": snapshot.components,
-                "resident_memory_bytes": snapshot.resident_memory_bytes,
+        Update {
+            refresh_ms: self.refresh.as_millis() as u64,
+            now_us,
+            performance: Performance {
+                uptime_seconds: self.requests.uptime().as_secs_f64(),
+                routes: self.requests.performance(),
+                families: self.requests.families(),
+                caches: snapshot.caches.clone(),
+                components: snapshot.components.clone(),
+                resident_memory_bytes: snapshot.resident_memory_bytes,
             },
-            "network": snapshot,
-            "convergence": self.network.convergence(),
-        })
+            network: snapshot,
+            convergence: self.network.convergence(),
+        }
     }
+}
+
+/// What `/api/metrics` answers and each stream update carries.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Update {
+    /// How often the stream sends one, in milliseconds.
+    pub refresh_ms: u64,
+    /// The host's clock, µs since the Unix epoch.
+    pub now_us: u64,
+    /// Requests, caches, components' readings, memory.
+    pub performance: Performance,
+    /// The network: agents, edges, whether it has converged.
+    pub network: scrape::Snapshot,
+    /// Time to settled of the submissions the host took.
+    pub convergence: settling::Convergence,
+}
+
+/// The host's work, as `/api/metrics` reports it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Performance {
+    /// Since the host started.
+    pub uptime_seconds: f64,
+    /// Per route.
+    pub routes: Vec<RoutePerformance>,
+    /// Per route family (`/agents`, `/crdt`, ...).
+    pub families: Vec<RoutePerformance>,
+    /// Each component's memo cache, by component.
+    pub caches: std::collections::BTreeMap<String, ramanujan_http::memo::CacheStats>,
+    /// What each component reports of its own work, by component.
+    pub components: std::collections::BTreeMap<String, Vec<Reading>>,
+    /// The process's resident memory, where the system tells it (Linux).
+    pub resident_memory_bytes: Option<u64>,
 }
 
 /// The dashboard's routes, described (merged into the host's `/openapi.json`).

@@ -61,7 +61,7 @@ struct RouteStats {
 }
 
 /// One route's figures, as `/api/metrics` reports them under `performance`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoutePerformance {
     /// The route as it was declared (`/agent/{id}/state`), or `unmatched`.
     pub route: String,

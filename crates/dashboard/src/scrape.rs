@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One agent, as a scrape saw it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgentSample {
     /// Its id.
     pub agent_id: String,
@@ -39,7 +39,8 @@ pub struct AgentSample {
 }
 
 /// The network and the process at one moment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = NetworkSnapshot)]
 pub struct Snapshot {
     /// `in-process`, `nats` or `spin`.
     pub transport: String,
@@ -69,7 +70,7 @@ pub type CacheProbe = Arc<dyn Fn() -> CacheStats + Send + Sync>;
 /// One number a component reports of its own work (skill-verification's
 /// `agent_consensus_success_rate`, say): a Prometheus metric of its own name,
 /// and a value under the component in `/api/metrics`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Reading {
     /// Its metric name (the Prometheus text adds `_total` to a counter's).
     pub name: &'static str,

@@ -50,7 +50,7 @@ const MOST_BETWEEN_POLLS: Duration = Duration::from_millis(500);
 const POLL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One submission that settled, and how long it took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Settled {
     /// The submission's id.
     pub id: String,
@@ -67,7 +67,7 @@ pub struct Settled {
 }
 
 /// What `/api/metrics` says under `convergence`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Convergence {
     /// Submissions taken and not settled yet, followed now.
     pub following: usize,

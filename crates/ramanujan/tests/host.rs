@@ -378,6 +378,11 @@ async fn agent_network_routes() {
     assert!(egraph["terms"].as_u64().unwrap() > 0);
     let (status, sync) = post(&base, "/agent/agent-0/sync", json!({})).await;
     assert_eq!((status, sync["sync_requests_sent"].as_u64()), (202, Some(2)));
+    // The dashboard's update, with the submission settled in it (its shape
+    // checked against the description like every answer here).
+    let (status, update) = get(&base, "/api/metrics").await;
+    assert_eq!(status, 200, "{update}");
+    assert_eq!(update["network"]["agents"].as_array().map(Vec::len), Some(9));
 
     let sync_request = |from: &str, to: &str| json!({"from": from, "to": to, "seq": 1, "body": {"type": "sync_request", "data": {"clock": {}, "digest": ""}}});
     assert_eq!(

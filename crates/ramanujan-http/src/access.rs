@@ -117,6 +117,19 @@ impl ApiKeys {
     }
 }
 
+/// Whether `path` is `prefix` or lies under it: `/2tdx/sync` covers
+/// `/2tdx/sync/brief`, not `/2tdx/syncx`.
+pub fn is_under(path: &str, prefix: &str) -> bool {
+    path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Whether `path` lies under one of `exempt`, the prefixes of routes that
+/// check a key of their own, but for their `/peer` routes: those start work
+/// on this host's own authority, so they need an API key as any route does.
+pub fn is_exempt(path: &str, exempt: &[&str]) -> bool {
+    !path.ends_with("/peer") && exempt.iter().any(|prefix| is_under(path, prefix))
+}
+
 /// Whether `path` is a health probe, open to reads without a key.
 pub fn is_health(method: &Method, path: &str) -> bool {
     (*method == Method::GET || *method == Method::HEAD) && HEALTH_ROUTES.contains(&path)
@@ -207,6 +220,25 @@ impl IntoResponse for Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exempt_prefixes_cover_their_routes_but_not_their_peer_routes_or_lookalikes() {
+        let exempt = ["/2tdx/sync", "/sync"];
+        for open in ["/2tdx/sync", "/2tdx/sync/brief", "/sync", "/sync/brief"] {
+            assert!(is_exempt(open, &exempt), "{open}");
+        }
+        for closed in [
+            "/2tdx/sync/peer",
+            "/sync/peer",
+            "/2tdx/syncx",
+            "/synced",
+            "/2tdx/rules",
+            "/",
+        ] {
+            assert!(!is_exempt(closed, &exempt), "{closed}");
+        }
+        assert!(!is_exempt("/sync", &[]));
+    }
 
     #[test]
     fn keys_parse_with_their_scopes_and_errors_never_show_a_key() {

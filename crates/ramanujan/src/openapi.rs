@@ -20,10 +20,7 @@ pub const EXPLORER_PATH: &str = "/docs";
 
 /// Whether `path` is the document or the explorer (open to reads without a key).
 pub fn is_public(path: &str) -> bool {
-    path == DOCUMENT_PATH
-        || path
-            .strip_prefix(EXPLORER_PATH)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    path == DOCUMENT_PATH || ramanujan_http::access::is_under(path, EXPLORER_PATH)
 }
 
 /// `GET /health`.

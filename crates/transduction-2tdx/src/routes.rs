@@ -59,6 +59,19 @@ pub fn router(service: Arc<TdxService>, network: Option<Arc<dyn ReplicaSource>>)
         .with_state(Tdx { service, network })
 }
 
+/// How a route that takes the site's sync key refuses a request without it
+/// (the answer [`unauthorised`] gives).
+#[derive(utoipa::IntoResponses)]
+enum KeyRefused {
+    /// No key, or not the site's.
+    #[response(
+        status = 401,
+        description = "`TDX_API_KEY` is set and the bearer key is missing or wrong"
+    )]
+    #[allow(dead_code)] // only its description is used
+    Unauthorised(ramanujan_http::ErrorBody),
+}
+
 /// A 401 asking for the bearer key.
 fn unauthorised() -> Response {
     let mut response = ApiError {
@@ -243,7 +256,7 @@ struct AddRules {
 
 /// Adds rules to the book once verified sound.
 #[utoipa::path(post, path = "/2tdx/rules", tag = "transduction-2tdx", request_body = AddRules,
-    responses((status = 200, description = "what the book took", body = Added), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+    responses((status = 200, description = "what the book took", body = Added), ramanujan_http::JsonBodyErrors, KeyRefused))]
 async fn add_rules(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(body): JsonBody<AddRules>) -> Response {
     if !authorised(&tdx, &headers) {
         return unauthorised();
@@ -274,7 +287,7 @@ struct RuleUpdate {
 
 /// Enables, disables or recolours a rule.
 #[utoipa::path(patch, path = "/2tdx/rules/{key}", tag = "transduction-2tdx", params(("key" = String, Path, description = "a rule's key (hash of its normalised patterns)")), request_body = RuleUpdate,
-    responses((status = 200, description = "the rule as it is now", body = BookEntrySchema), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "the rule as it is now", body = BookEntrySchema), ramanujan_http::JsonBodyErrors, KeyRefused,
         (status = 404, description = "no such rule", body = ramanujan_http::ErrorBody)))]
 async fn update_rule(
     State(tdx): State<Tdx>,
@@ -297,7 +310,7 @@ async fn update_rule(
 
 /// Removes a rule.
 #[utoipa::path(delete, path = "/2tdx/rules/{key}", tag = "transduction-2tdx", params(("key" = String, Path, description = "a rule's key (hash of its normalised patterns)")),
-    responses((status = 200, description = "the rule removed", body = Removed), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "the rule removed", body = Removed), KeyRefused,
         (status = 404, description = "no such rule", body = ramanujan_http::ErrorBody)))]
 async fn remove_rule(State(tdx): State<Tdx>, headers: HeaderMap, Path(key): Path<String>) -> Response {
     if !authorised(&tdx, &headers) {
@@ -437,7 +450,7 @@ fn parse_equalities(
 /// or from what the network's agents derived; each verified, and kept only if
 /// the known rules cannot derive it; with `add`, added to the book.
 #[utoipa::path(post, path = "/2tdx/mine", tag = "transduction-2tdx", request_body = MineRequest,
-    responses((status = 200, description = "the rules mined, with what was tried", body = MineResult), ramanujan_http::JsonBodyErrors, (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "the rules mined, with what was tried", body = MineResult), ramanujan_http::JsonBodyErrors, KeyRefused,
         (status = 404, description = "`source: network` on a host that runs no agent network", body = ramanujan_http::ErrorBody),
         (status = 503, description = "the time ran out", body = ramanujan_http::ErrorBody)))]
 async fn mine(State(tdx): State<Tdx>, headers: HeaderMap, JsonBody(request): JsonBody<MineRequest>) -> Response {
@@ -553,7 +566,7 @@ struct ParseQuery {
     request_body(content = String, content_type = "text/plain", description = "the Rust source"),
     responses((status = 200, description = "the rules read (and what the book took, with `add`)", body = Parsed),
         (status = 400, description = "not UTF-8, not such a module, or a rule that is not sound", body = ramanujan_http::ErrorBody),
-        (status = 413, description = "longer than the source taken", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+        (status = 413, description = "longer than the source taken", body = ramanujan_http::ErrorBody), KeyRefused))]
 async fn parse_code(
     State(tdx): State<Tdx>,
     headers: HeaderMap,
@@ -586,7 +599,7 @@ async fn parse_code(
 /// converges both). Also at `/sync`.
 #[utoipa::path(post, path = "/2tdx/sync", tag = "transduction-2tdx", request_body(content = BookState, description = "the peer's book state"),
     responses((status = 200, description = "what the peer lacks", body = BookState), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
-        (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+        (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), KeyRefused))]
 async fn sync(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
     serve_sync(tdx, &headers, &body, |service, theirs: BookState| {
         service.serve_sync(theirs)
@@ -598,7 +611,7 @@ async fn sync(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Respon
 /// beside a summary of its book (see [`crate::brief`]).
 #[utoipa::path(post, path = "/2tdx/sync/brief", tag = "transduction-2tdx", request_body(content = BriefSync, description = "the peer's changes and a summary of its book"),
     responses((status = 200, description = "what the peer lacks, by the summary", body = BriefAnswer), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
-        (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+        (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), KeyRefused))]
 async fn sync_brief(State(tdx): State<Tdx>, headers: HeaderMap, body: Bytes) -> Response {
     serve_sync(tdx, &headers, &body, |service, theirs: BriefSync| {
         service.serve_brief(theirs)
@@ -639,7 +652,7 @@ where
 
 /// Syncs with the configured peer now.
 #[utoipa::path(post, path = "/2tdx/sync/peer", tag = "transduction-2tdx",
-    responses((status = 200, description = "synced", body = Synced), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    responses((status = 200, description = "synced", body = Synced), KeyRefused,
         (status = 404, description = "no peer configured", body = ramanujan_http::ErrorBody),
         (status = 502, description = "the peer sync failed; the local book is untouched", body = ramanujan_http::ErrorBody)))]
 async fn sync_peer(State(tdx): State<Tdx>, headers: HeaderMap) -> Response {
@@ -665,15 +678,15 @@ async fn sync_peer(State(tdx): State<Tdx>, headers: HeaderMap) -> Response {
 mod under_sync {
     #[utoipa::path(post, path = "/sync", tag = "transduction-2tdx", request_body(content = crate::book::BookState, description = "the peer's book state"),
         responses((status = 200, description = "as `POST /2tdx/sync`", body = crate::book::BookState), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
-            (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+            (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), super::KeyRefused))]
     #[allow(dead_code)]
     pub fn sync() {}
     #[utoipa::path(post, path = "/sync/brief", tag = "transduction-2tdx", request_body(content = crate::brief::BriefSync, description = "the peer's changes and a summary"),
         responses((status = 200, description = "as `POST /2tdx/sync/brief`", body = crate::brief::BriefAnswer), (status = 400, description = "not JSON", body = ramanujan_http::ErrorBody),
-            (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody)))]
+            (status = 422, description = "JSON that is not a book state", body = ramanujan_http::ErrorBody), super::KeyRefused))]
     #[allow(dead_code)]
     pub fn brief() {}
-    #[utoipa::path(post, path = "/sync/peer", tag = "transduction-2tdx", responses((status = 200, description = "as `POST /2tdx/sync/peer`", body = super::Synced), (status = 401, description = "`TDX_API_KEY` is set and the bearer key is missing or wrong", body = ramanujan_http::ErrorBody),
+    #[utoipa::path(post, path = "/sync/peer", tag = "transduction-2tdx", responses((status = 200, description = "as `POST /2tdx/sync/peer`", body = super::Synced), super::KeyRefused,
         (status = 404, description = "no peer configured", body = ramanujan_http::ErrorBody),
         (status = 502, description = "the peer sync failed; the local book is untouched", body = ramanujan_http::ErrorBody)))]
     #[allow(dead_code)]

@@ -28,10 +28,9 @@ pub async fn serve(router: Router, request: Request) -> axum::response::Response
 pub async fn serve_with(router: Router, request: Request, exempt: &[&str]) -> axum::response::Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let under = |prefix: &str| path == prefix || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'));
     let open = ramanujan_http::access::is_health(&method, &path)
-        || under("/nats/webhook")
-        || exempt.iter().any(|p| under(p) && !path.ends_with("/peer"));
+        || ramanujan_http::access::is_under(&path, "/nats/webhook")
+        || ramanujan_http::access::is_exempt(&path, exempt);
     if !open {
         match api_keys().await {
             Ok(Some(keys)) => {

@@ -28,7 +28,6 @@ impl Access {
     }
 
     fn open(&self, method: &Method, path: &str) -> bool {
-        let under = |prefix: &str| path == prefix || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'));
         let reading = *method == Method::GET || *method == Method::HEAD;
         // Health probes carry no keys; the API's description and the
         // dashboard's static shell are no secret; the sync routes' own peer
@@ -36,7 +35,7 @@ impl Access {
         ramanujan_http::access::is_health(method, path)
             || (reading && (crate::openapi::is_public(path) || dashboard::page::is_shell(path)))
             || (self.agents_signed && crate::guard::signed::agent_to_agent(path))
-            || self.exempt.iter().any(|p| under(p) && !path.ends_with("/peer"))
+            || ramanujan_http::access::is_exempt(path, &self.exempt)
     }
 }
 

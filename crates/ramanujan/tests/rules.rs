@@ -735,12 +735,14 @@ async fn a_host_on_a_broker_publishes_the_book_for_its_agents() {
         async move {
             let started = Instant::now();
             loop {
+                // The bucket is written before the health says so: wait
+                // for both (the health's state starts as `none`).
                 let health = get(site, "/2tdx/health").await;
                 if let Some(set) = published().await
                     && set.rules.len() == want
                     && health["book"]["agents"]["book_rules"] == want
+                    && health["book"]["agents"]["state"] == "published"
                 {
-                    assert_eq!(health["book"]["agents"]["state"], "published", "{health}");
                     return set;
                 }
                 assert!(started.elapsed() < Duration::from_secs(30), "{health}");

@@ -6,11 +6,36 @@
 //! submission that exists, an agent's state, a settled network).
 
 use serde_json::{Value, json};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 fn document() -> &'static Value {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
     DOCUMENT.get_or_init(ramanujan::openapi::document_json)
+}
+
+/// The validator of `schema` (with the document's components), compiled
+/// once per route, method and status.
+fn validator(which: &str, schema: &Value) -> Arc<jsonschema::Validator> {
+    static COMPILED: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = OnceLock::new();
+    let mut compiled = COMPILED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    compiled
+        .entry(which.to_string())
+        .or_insert_with(|| {
+            let wrapped = json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "components": document()["components"],
+                "allOf": [schema],
+            });
+            Arc::new(
+                jsonschema::validator_for(&wrapped)
+                    .unwrap_or_else(|e| panic!("{which}: the schema does not compile: {e}")),
+            )
+        })
+        .clone()
 }
 
 /// Whether the concrete `path` is an instance of the `template`.
@@ -55,13 +80,7 @@ pub fn conforms(method: &str, path: &str, status: u16, body: &Value) {
     else {
         return;
     };
-    let wrapped = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "components": doc["components"],
-        "allOf": [schema],
-    });
-    let validator = jsonschema::validator_for(&wrapped)
-        .unwrap_or_else(|e| panic!("{method} {template} {status}: the schema does not compile: {e}"));
+    let validator = validator(&format!("{method} {template} {status}"), schema);
     let problems: Vec<String> = validator
         .iter_errors(body)
         .take(5)

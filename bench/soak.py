@@ -2,7 +2,7 @@
 """A soak of one host (#21): mixed traffic on loopback for a while, bounded in
 rate and time, reporting memory over time, error counts and lost writes.
 
-    python3 bench/soak.py [--minutes 30] [--rate 40] [--data-dir DIR]
+    python3 bench/soak.py [--minutes 30] [--rate 40] [--data-dir DIR] [--guards]
 
 Builds and starts the release host (`ramanujan up`, replicas and the timeline
 kept in a temporary data directory unless --data-dir), then, for --minutes,
@@ -15,6 +15,10 @@ keeps one dashboard stream (`/api/metrics/stream`) open throughout. Every 10 s
 it samples the host's resident memory (/proc/PID/status). At the end it checks
 that every acknowledged write is still there: each accepted submission answers
 on `/agents/submissions/{id}`, each added rule is in `/2tdx/rules`.
+
+With --guards the host runs as an exposed one would: API keys (every request
+carries the write key, the stream included) and a per-client rate limit set
+well above --rate (so a 429 would be a finding, and counts as a failure).
 
 Verdicts: RSS after warm-up (the first fifth of the run) stays within 10 % of
 its value then; no 5xx; no lost acknowledged write. Standard library only.
@@ -41,6 +45,8 @@ RULE_EVERY = int(os.environ.get("SOAK_RULE_EVERY", "200"))
 # Distinct expressions submitted to the agents (see `Soak.one`).
 DISTINCT = int(os.environ.get("SOAK_DISTINCT", "100"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The write key every request carries with --guards (None: the host is open).
+KEY = None
 
 
 def free_port():
@@ -55,6 +61,8 @@ def request(base, method, path, body=None, timeout=30):
     req = urllib.request.Request(base + path, data=data, method=method)
     if data is not None:
         req.add_header("content-type", "application/json")
+    if KEY:
+        req.add_header("authorization", f"Bearer {KEY}")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
@@ -90,6 +98,7 @@ class Soak:
         self.rng = random.Random(seed)
         self.counts = {}
         self.server_errors = []
+        self.refused = []
         self.unanswered = 0
         self.submissions = []
         self.rules = []
@@ -104,6 +113,9 @@ class Soak:
             self.unanswered += 1
         elif status >= 500:
             self.server_errors.append((kind, status, answer))
+        elif status in (401, 403, 429):
+            # Every request carries a write key, within the rate limit.
+            self.refused.append((kind, status, answer))
 
     def one(self):
         """One request of the mix."""
@@ -160,7 +172,10 @@ def stream_reader(base, stop, events):
     """Keeps the dashboard stream open, counting its updates, reopening it if it ends."""
     while not stop.is_set():
         try:
-            with urllib.request.urlopen(base + "/api/metrics/stream", timeout=30) as resp:
+            req = urllib.request.Request(base + "/api/metrics/stream")
+            if KEY:
+                req.add_header("authorization", f"Bearer {KEY}")
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 for line in resp:
                     if stop.is_set():
                         return
@@ -176,14 +191,22 @@ def main():
     parser.add_argument("--rate", type=float, default=40, help="requests a second, at most")
     parser.add_argument("--data-dir", help="keep the host's data here (default: a temporary directory)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--guards", action="store_true", help="API keys and a rate limit on")
     args = parser.parse_args()
+    guards = []
+    if args.guards:
+        global KEY
+        KEY = "soak-write-key-0123456789abcdef"
+        burst = int(args.rate * 10)
+        guards = ["--api-keys", f"write:{KEY},read:soak-read-key-0123456789abcdef",
+                  "--rate-limit", str(int(args.rate * 5)), "--rate-limit-burst", str(burst)]
 
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "ramanujan"], cwd=ROOT, check=True)
     data = args.data_dir or tempfile.mkdtemp(prefix="ramanujan-soak-")
     port = free_port()
     host = subprocess.Popen(
-        [os.path.join(target, "release", "ramanujan"), "up", "--port", str(port), "--data-dir", data],
+        [os.path.join(target, "release", "ramanujan"), "up", "--port", str(port), "--data-dir", data, *guards],
         env={**os.environ, "LOG_LEVEL": "warn"},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -204,7 +227,8 @@ def main():
         samples, next_sample = [], started
         interval = 1.0 / args.rate
         next_request = started
-        print(f"soak: {args.minutes} min at <= {args.rate} req/s against {base}, data in {data}", flush=True)
+        print(f"soak: {args.minutes} min at <= {args.rate} req/s against {base}, data in {data}"
+              f"{', guards on' if args.guards else ''}", flush=True)
         while (now := time.monotonic()) - started < duration:
             if now >= next_sample:
                 samples.append((now - started, rss_kib(host.pid)))
@@ -235,12 +259,15 @@ def main():
         print(f"\nRSS after warm-up ({warm_up:.0f} s): {at_warm_up / 1024:.1f} MiB; "
               f"highest after: {worst / 1024:.1f} MiB; last: {samples[-1][1] / 1024:.1f} MiB -> "
               f"{'flat within 10 %' if flat else 'NOT flat within 10 %'}")
-        print(f"5xx: {len(soak.server_errors)}; unanswered: {soak.unanswered}")
+        print(f"5xx: {len(soak.server_errors)}; unanswered: {soak.unanswered}; "
+              f"refused for a key or the rate limit (401/403/429): {len(soak.refused)}")
+        for e in soak.refused[:5]:
+            print(f"  {e}")
         for e in soak.server_errors[:5]:
             print(f"  {e}")
         print(f"acknowledged submissions: {len(soak.submissions)}, lost: {len(lost_submissions)}; "
               f"added rules: {len(soak.rules)}, lost: {len(lost_rules)}; dashboard stream updates: {events[0]}")
-        ok = flat and not soak.server_errors and not lost_submissions and not lost_rules
+        ok = flat and not soak.server_errors and not soak.refused and not lost_submissions and not lost_rules
         print("PASS" if ok else "FAIL")
         sys.exit(0 if ok else 1)
     finally:

@@ -77,6 +77,17 @@ def request(base, method, path, body=None, timeout=30):
         return 0, None
 
 
+def patient(base, method, path):
+    """`request`, waiting out the rate limit (429) as a well-behaved client
+    does: the final check reads every write back as fast as it can."""
+    for _ in range(120):
+        status, body = request(base, method, path)
+        if status != 429:
+            return status, body
+        time.sleep(1)
+    return status, body
+
+
 def random_expr(rng, depth):
     if depth == 0 or rng.random() < 0.3:
         return rng.choice(["a", "b", "c", "x", "y", str(rng.randint(0, 9))])
@@ -244,8 +255,8 @@ def main():
         stop.set()
 
         # Every acknowledged write is still there.
-        lost_submissions = [i for i in soak.submissions if request(base, "GET", f"/agents/submissions/{i}")[0] != 200]
-        status, book = request(base, "GET", "/2tdx/rules")
+        lost_submissions = [i for i in soak.submissions if patient(base, "GET", f"/agents/submissions/{i}")[0] != 200]
+        status, book = patient(base, "GET", "/2tdx/rules")
         held = {r["key"] for r in (book or {}).get("rules", [])}
         lost_rules = [k for k in soak.rules if k not in held]
 

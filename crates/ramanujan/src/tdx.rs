@@ -72,6 +72,7 @@ pub fn open(args: &ServeArgs) -> Result<Arc<TdxService>, String> {
     let config = TdxConfig {
         site: site(args)?,
         api_key: api_key(args)?,
+        host_keys: crate::guard::api_keys(args)?,
         peer: args.peer_endpoint.clone().or_else(|| args.vers_endpoint.clone()),
         max_latency: Duration::from_millis(args.max_latency_ms),
         builtin_rules: args.builtin_rules,

@@ -269,6 +269,47 @@ async fn sync_needs_the_key() {
     site.stop().await;
 }
 
+/// On a host that asks for API keys and has a sync key of its own, one API
+/// key of write scope changes the book (the host's guard and the route's own
+/// check both take it); the sync key alone does not pass the host's guard on
+/// the book's routes, a read key is refused, and the sync routes take the
+/// sync key as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_write_key_does_on_a_host_that_asks_for_api_keys_and_has_a_sync_key() {
+    const WRITE: &str = "host-write-key-0123456789";
+    const READ: &str = "host-read-key-0123456789";
+    let site = Site::start("both", |args| {
+        args.api_keys = Some(format!("write:{WRITE},read:{READ}"));
+    })
+    .await;
+    let rules = json!({"rules": [rule("zero", "(+ ?x 0)", "?x", "GREEN")]});
+    let add_with = |key: &'static str| {
+        call(
+            reqwest::Method::POST,
+            format!("{}/2tdx/rules", site.base),
+            Some(key),
+            Some(rules.clone()),
+        )
+    };
+    let (status, body) = add_with(WRITE).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["added"].as_array().map(Vec::len), Some(1), "{body}");
+    for (key, want) in [(KEY, 401), (READ, 403), ("not-a-key-of-this-host", 401)] {
+        let (status, body) = add_with(key).await;
+        assert_eq!(status, want, "{key}: {body}");
+    }
+    let book = json!({"members": {"clock": {"dots": {}}, "entries": {}, "deferred": {}}, "rules": {}});
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{}/2tdx/sync", site.base),
+        Some(KEY),
+        Some(book),
+    )
+    .await;
+    assert_eq!(status, 200, "the sync key still syncs");
+    site.stop().await;
+}
+
 /// A peer that never answers, and one that answers garbage or a forged book:
 /// the local book stays as it was, the failure is reported, and the host
 /// keeps retrying on its own.

@@ -22,6 +22,11 @@ pub struct TdxConfig {
     /// The bearer key `/2tdx/sync` asks of callers and sends to the peer
     /// (`TDX_API_KEY`); `None`: sync is open (the embedded quick start).
     pub api_key: Option<String>,
+    /// The host's API keys (`API_KEYS`), when it asks for them: a key of
+    /// write scope is taken wherever the sync key is, so that on a host that
+    /// asks for both one key does (the host's guard wants an API key on the
+    /// book's mutating routes, and they check the sync key too).
+    pub host_keys: Option<ramanujan_http::access::ApiKeys>,
     /// The peer's base URL (`PEER_ENDPOINT`, or `VERS_ENDPOINT`), if any.
     pub peer: Option<String>,
     /// Each sync attempt's bound (`MAX_LATENCY_MS`, 100).
@@ -41,6 +46,7 @@ impl Default for TdxConfig {
         TdxConfig {
             site: "local".into(),
             api_key: None,
+            host_keys: None,
             peer: None,
             max_latency: Duration::from_millis(100),
             builtin_rules: true,
@@ -525,9 +531,15 @@ impl TdxService {
         let Some(key) = &self.config.api_key else {
             return true;
         };
-        let Some(given) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+        let Some(given) = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
             return false;
         };
-        blake3::hash(given.trim().as_bytes()) == blake3::hash(key.as_bytes())
+        blake3::hash(given.as_bytes()) == blake3::hash(key.as_bytes())
+            || self
+                .config
+                .host_keys
+                .as_ref()
+                .and_then(|keys| keys.find(given))
+                .is_some_and(|(scope, _)| scope == ramanujan_http::access::Scope::Write)
     }
 }

@@ -50,11 +50,12 @@ pub async fn serve_with(router: Router, request: Request, exempt: &[&str]) -> ax
     }
 }
 
-/// The keys of the environment's `API_KEYS`; `None` when it is unset or
+/// The keys of the environment's `API_KEYS` (what [`serve_with`] checks);
+/// `None` when it is unset or
 /// empty (the guard is off, as natively by default). The environment, not a
 /// Spin variable: the stateless components import no Spin interface, so
 /// that they also run in plain `wasmtime serve`.
-async fn api_keys() -> Result<Option<ramanujan_http::access::ApiKeys>, String> {
+pub async fn api_keys() -> Result<Option<ramanujan_http::access::ApiKeys>, String> {
     match std::env::var("API_KEYS") {
         Ok(text) if !text.trim().is_empty() => ramanujan_http::access::ApiKeys::parse(&text)
             .map(Some)

@@ -115,6 +115,8 @@ async fn handle(request: Request) -> Response {
     let config = TdxConfig {
         site: setting("local_endpoint").await.unwrap_or_else(|| "spin".into()),
         api_key: setting("tdx_api_key").await,
+        // A malformed API_KEYS is answered 500 by `serve_with`, naming it.
+        host_keys: spin_entry::api_keys().await.ok().flatten(),
         ..TdxConfig::default()
     };
     // With a key of their own, the sync routes take it instead of an API key (as natively).

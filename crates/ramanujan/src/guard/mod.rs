@@ -30,6 +30,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+/// The API keys `args` give (`API_KEYS` or `API_KEYS_FILE`), if any; an
+/// error names the setting that does not read, never a key.
+pub fn api_keys(args: &ServeArgs) -> Result<Option<access::ApiKeys>, String> {
+    Ok(match (&args.api_keys, &args.api_keys_file) {
+        (Some(_), Some(_)) => return Err("give API_KEYS or API_KEYS_FILE, not both".into()),
+        (Some(text), None) => Some(access::ApiKeys::parse(text).map_err(|e| format!("API_KEYS: {e}"))?),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("API_KEYS_FILE {}: {e}", path.display()))?;
+            Some(access::ApiKeys::parse(&text).map_err(|e| format!("API_KEYS_FILE {}: {e}", path.display()))?)
+        }
+        (None, None) => None,
+    })
+}
+
 /// The keys and the rate limit, each when configured.
 pub struct Admission {
     access: Option<Arc<access::Access>>,
@@ -67,16 +81,7 @@ pub struct Guards {
 impl Guards {
     /// The guards `args` configure; an error names the option that does not read.
     pub fn from_args(args: &ServeArgs) -> Result<Guards, String> {
-        let keys = match (&args.api_keys, &args.api_keys_file) {
-            (Some(_), Some(_)) => return Err("give API_KEYS or API_KEYS_FILE, not both".into()),
-            (Some(text), None) => Some(access::ApiKeys::parse(text).map_err(|e| format!("API_KEYS: {e}"))?),
-            (None, Some(path)) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|e| format!("API_KEYS_FILE {}: {e}", path.display()))?;
-                Some(access::ApiKeys::parse(&text).map_err(|e| format!("API_KEYS_FILE {}: {e}", path.display()))?)
-            }
-            (None, None) => None,
-        };
+        let keys = api_keys(args)?;
         let network_key = secret(&args.network_key, &args.network_key_file, "NETWORK_KEY")?;
         let signed = network_key.map(|key| Arc::new(signed::NetworkKey::new(key.into_bytes(), args.max_body_bytes)));
         // The rule-book sync routes check a key of their own (TDX_API_KEY),

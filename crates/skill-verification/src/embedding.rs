@@ -88,6 +88,19 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
+/// Reads a request's embedding as 64-bit numbers narrowed to `f32`, so that a
+/// value beyond `f32`'s range becomes an infinity that [`Embedding::new`]
+/// names ([`EmbeddingError::NotFinite`]) whichever way `serde_json` was built:
+/// with its `float_roundtrip` feature it refuses such a number while parsing,
+/// as if the body were not valid JSON.
+pub(crate) fn narrowed<'de, D>(deserializer: D) -> Result<Option<Vec<f32>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let wide: Option<Vec<f64>> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(wide.map(|values| values.into_iter().map(|v| v as f32).collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,7 +75,7 @@ pub struct NewExample {
     /// The skill.
     pub label: String,
     /// Its embedding (or send `image`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::embedding::narrowed")]
     pub embedding: Option<Vec<f32>>,
     /// The image itself, base64 (PNG or JPEG); needs an image model on this host.
     #[serde(default)]
@@ -92,7 +92,7 @@ pub struct AnalyzeRequest {
     /// The image's id, echoed and recorded.
     pub image_id: String,
     /// Its embedding.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::embedding::narrowed")]
     pub embedding: Option<Vec<f32>>,
     /// The image itself (base64); needs an image model on this host.
     #[serde(default)]

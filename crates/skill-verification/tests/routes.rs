@@ -98,6 +98,11 @@ fn bad_input_gets_a_4xx_that_names_it() {
     for (body, status, names) in [
         (json!({"image_id": "i", "embedding": [1.0]}), 400, "dimension"),
         (
+            json!({"image_id": "i", "embedding": [0, 0, 0, -1e39, 0, 0, 0, 0]}),
+            400,
+            "not a finite",
+        ),
+        (
             json!({"image_id": "i", "embedding": vec![1.0; 8], "claimed_skill": "dog"}),
             404,
             "dog",

@@ -262,3 +262,28 @@ fn a_spin_component_asks_for_api_keys_when_they_are_set() {
         assert!(!answer.to_string().contains("0123456789"), "{answer}");
     });
 }
+
+/// A JSON number is read exactly, on Spin as natively, so hosts that take the
+/// same state hold the same value. `serde_json`'s default (best-effort)
+/// parsing reads `1764634988578647934e-3` as 1764634988578647.8; the
+/// workspace builds it with `float_roundtrip` everywhere (the tests' build had
+/// it already, through a dev-dependency, while the Spin components and the
+/// shipped binary did not).
+#[test]
+fn a_spin_component_reads_json_numbers_exactly_as_the_native_host_does() {
+    let wasm = common::spin_components().join("spin_crdt_service.wasm");
+    let merge = r#"{"crdt_type": "LWWRegister", "states": [{"val": 1764634988578647934e-3, "marker": 2}, {"val": 0, "marker": 1}]}"#;
+    let exact = 1_764_634_988_578_648.0;
+    let native: Value = serde_json::from_str(merge).unwrap();
+    assert_eq!(native["states"][0]["val"].as_f64(), Some(exact));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let host = SpinHost::new(&wasm, &[], &[]).unwrap();
+        let (status, answer) = call(&host, "POST", "/crdt/merge", merge).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["value"].as_f64(), Some(exact), "{answer}");
+    });
+}

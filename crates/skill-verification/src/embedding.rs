@@ -90,9 +90,9 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Reads a request's embedding as 64-bit numbers narrowed to `f32`, so that a
 /// value beyond `f32`'s range becomes an infinity that [`Embedding::new`]
-/// names ([`EmbeddingError::NotFinite`]) whichever way `serde_json` was built:
-/// with its `float_roundtrip` feature it refuses such a number while parsing,
-/// as if the body were not valid JSON.
+/// names ([`EmbeddingError::NotFinite`]). Read as `f32` directly, `serde_json`
+/// (built with `float_roundtrip`) refuses such a number while parsing, as if
+/// the body were not valid JSON.
 pub(crate) fn narrowed<'de, D>(deserializer: D) -> Result<Option<Vec<f32>>, D::Error>
 where
     D: serde::Deserializer<'de>,

@@ -20,6 +20,7 @@ use ramanujan_core::verify::{Verdict, check_semantically};
 use ramanujan_events::{Event, EventDot, Kind, event::Verdict as EventVerdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How much an agent may grow its replica by rewriting.
@@ -602,7 +603,7 @@ impl Agent {
     /// Notes news (already merged into the replica) for the e-graph and the
     /// submissions it is about: new roots and the submissions named by
     /// `about`. It goes into the e-graph at the next [`Agent::absorb_news`].
-    fn take_news(&mut self, news: ReplicaState, about: Option<&[TermKey]>) {
+    fn take_news(&mut self, news: Arc<ReplicaState>, about: Option<&[TermKey]>) {
         if news.refutation_count() > 0 {
             // egg never splits a class: an own e-graph that may have unioned a
             // refuted equality is dropped, and rebuilt from the focus.
@@ -995,7 +996,7 @@ impl Agent {
         }
     }
 
-    fn flood(&mut self, delta: &ReplicaState, about: &[TermKey], except: Option<&str>) -> Vec<Envelope> {
+    fn flood(&mut self, delta: &Arc<ReplicaState>, about: &[TermKey], except: Option<&str>) -> Vec<Envelope> {
         if !about.is_empty() {
             // Its echoes are not forwarded again (see `Forwarded`).
             self.forwarded.insert(delta.clock());
@@ -1010,7 +1011,7 @@ impl Agent {
             .iter()
             .map(|to| {
                 let body = Body::Event {
-                    delta: delta.clone(),
+                    delta: Arc::clone(delta),
                     about: about.to_vec(),
                 };
                 self.send(to, body)
@@ -1031,6 +1032,7 @@ impl Agent {
         if delta.is_empty() {
             return (root, Vec::new());
         }
+        let delta = Arc::new(delta);
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
@@ -1147,22 +1149,23 @@ impl Agent {
                 if in_sync {
                     return Vec::new();
                 }
-                let mut out = self.absorb(&delta, None);
+                let mut out = self.absorb(&Arc::new(delta), None);
                 let back = self.replica.delta_since(&clock);
                 if !back.is_empty() {
                     out.push(self.send(&env.from, Body::SyncPush { delta: back }));
                 }
                 out
             }
-            Body::SyncPush { delta } => self.absorb(&delta, None),
+            Body::SyncPush { delta } => self.absorb(&Arc::new(delta), None),
         }
     }
 
     /// Merges facts (about these submissions, if the sender said); GREEN checks
     /// the new equalities and answers the flood of its refutations, if any.
-    fn absorb(&mut self, delta: &ReplicaState, about: Option<&[TermKey]>) -> Vec<Envelope> {
-        let mut news = ReplicaState::new();
-        let stats = self.replica.merge_noting(delta, Some(&mut news));
+    fn absorb(&mut self, delta: &Arc<ReplicaState>, about: Option<&[TermKey]>) -> Vec<Envelope> {
+        // Facts that are all news (an event's, most of the time) come back
+        // shared, not copied once more.
+        let (stats, news) = self.replica.merge_news(delta);
         if news.is_empty() {
             return Vec::new();
         }
@@ -1283,6 +1286,7 @@ impl Agent {
         if delta.is_empty() {
             return Vec::new();
         }
+        let delta = Arc::new(delta);
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
@@ -1409,6 +1413,7 @@ impl Agent {
         if delta.is_empty() {
             return Vec::new();
         }
+        let delta = Arc::new(delta);
         if let Some(journal) = self.journal.as_mut() {
             journal.merge(&delta);
         }
@@ -1590,7 +1595,7 @@ impl Forwarded {
 struct Unabsorbed {
     /// The facts, as they came (each new to the replica then: not merged
     /// together, which would copy them once more).
-    facts: Vec<ReplicaState>,
+    facts: Vec<Arc<ReplicaState>>,
     /// Submissions the news named.
     about: BTreeSet<TermKey>,
 }

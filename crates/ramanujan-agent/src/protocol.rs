@@ -11,6 +11,7 @@ use ramanujan_core::clock::CausalContext;
 use ramanujan_core::replica::ReplicaState;
 use ramanujan_core::term::TermKey;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A message between two agents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +35,8 @@ pub struct Envelope {
 pub enum Body {
     /// The facts of one event (its clock is that event alone): safe to merge anywhere.
     Event {
-        /// The facts.
-        delta: ReplicaState,
+        /// The facts (shared by the copies flooded to each neighbour).
+        delta: Arc<ReplicaState>,
         /// The submissions these facts are about (the one submitted, or the one
         /// whose rewriting derived them): receivers that rewrite them look again.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -78,9 +79,8 @@ impl Body {
     /// Facts carried.
     pub fn facts(&self) -> usize {
         match self {
-            Body::Event { delta, .. } | Body::SyncReply { delta, .. } | Body::SyncPush { delta } => {
-                delta.term_count() + delta.equality_count()
-            }
+            Body::Event { delta, .. } => delta.term_count() + delta.equality_count(),
+            Body::SyncReply { delta, .. } | Body::SyncPush { delta } => delta.term_count() + delta.equality_count(),
             Body::SyncRequest { .. } => 0,
         }
     }

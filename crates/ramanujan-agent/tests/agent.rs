@@ -63,7 +63,7 @@ fn unknown_misaddressed_and_malformed_messages_are_rejected_and_counted() {
     b.handle(Envelope {
         seq: 3,
         body: Body::Event {
-            delta: whole,
+            delta: whole.into(),
             about: Vec::new(),
         },
         ..event.clone()
@@ -519,7 +519,7 @@ fn an_agent_that_merged_a_false_equality_answers_without_it_once_refuted() {
         to: "a".into(),
         seq: 1,
         body: Body::Event {
-            delta,
+            delta: delta.into(),
             about: vec![roots[0]],
         },
     };

@@ -507,7 +507,60 @@ impl ReplicaState {
     /// [`ReplicaState::merge`], also copying every fact that was new here into
     /// `journal` (facts only; the journal's clock is left alone). A store kept
     /// up to date from such journals never needs to scan the whole replica.
-    pub fn merge_noting(&mut self, other: &ReplicaState, mut journal: Option<&mut ReplicaState>) -> MergeStats {
+    pub fn merge_noting(&mut self, other: &ReplicaState, journal: Option<&mut ReplicaState>) -> MergeStats {
+        match journal {
+            Some(journal) => self.merge_calling(other, |fact| journal.copy_fact(other, fact)),
+            None => self.merge_calling(other, |_| {}),
+        }
+    }
+
+    /// [`ReplicaState::merge`], answering also what changed this replica, as
+    /// [`ReplicaState::merge_noting`] would note it: `other` itself (shared,
+    /// not copied) when every one of its facts did, as an event's facts do
+    /// where they are news.
+    pub fn merge_news(&mut self, other: &Arc<ReplicaState>) -> (MergeStats, Arc<ReplicaState>) {
+        let mut noted = Vec::new();
+        let stats = self.merge_calling(other, |fact| noted.push(fact));
+        if noted.len() == other.terms.len() + other.equalities.len() + other.roots.len() + other.refuted.len() {
+            return (stats, Arc::clone(other));
+        }
+        let mut news = ReplicaState::new();
+        for fact in noted {
+            news.copy_fact(other, fact);
+        }
+        (stats, Arc::new(news))
+    }
+
+    /// Copies one fact of `from` (which holds it) into this state.
+    fn copy_fact(&mut self, from: &ReplicaState, fact: FactId) {
+        match fact {
+            FactId::Term(key) => {
+                if let Some((term, dot)) = from.terms.get(&key) {
+                    self.insert_term(key, term.clone(), dot.clone());
+                }
+            }
+            FactId::Equality(key) => {
+                if let Some(assertion) = from.equalities.get(&key) {
+                    self.insert_equality(key, assertion.clone());
+                }
+            }
+            FactId::Root(key) => {
+                if let Some(dot) = from.roots.get(&key) {
+                    self.insert_root(key, dot.clone());
+                }
+            }
+            FactId::Refutation(key) => {
+                if let Some(refutation) = from.refuted.get(&key) {
+                    self.insert_refutation(key, refutation.clone());
+                }
+            }
+        }
+    }
+
+    /// [`ReplicaState::merge`], naming to `note` every fact of `other` that
+    /// changed this replica (new here, or a provenance kept instead of the
+    /// one held), whose `other` version a store must learn.
+    fn merge_calling(&mut self, other: &ReplicaState, mut note: impl FnMut(FactId)) -> MergeStats {
         let mut stats = MergeStats::default();
         for (key, (term, dot)) in &other.terms {
             match self.terms.get_mut(key) {
@@ -520,9 +573,7 @@ impl ReplicaState {
                     self.terms.insert(*key, (term.clone(), dot.clone()));
                     self.index(dot, FactId::Term(*key));
                     self.fact_sum = self.fact_sum.wrapping_add(term_hash(*key));
-                    if let Some(j) = journal.as_deref_mut() {
-                        j.insert_term(*key, term.clone(), dot.clone());
-                    }
+                    note(FactId::Term(*key));
                     stats.new_terms += 1;
                 }
             }
@@ -537,18 +588,14 @@ impl ReplicaState {
                         self.index(dot, FactId::Equality(*key));
                         // A store must learn the provenance kept, or a replica restored
                         // from it would disagree with its peers for good.
-                        if let Some(j) = journal.as_deref_mut() {
-                            j.insert_equality(*key, theirs.clone());
-                        }
+                        note(FactId::Equality(*key));
                     }
                 }
                 None => {
                     self.equalities.insert(*key, (eq.clone(), dot.clone()));
                     self.index(dot, FactId::Equality(*key));
                     self.fact_sum = self.fact_sum.wrapping_add(equality_hash(eq));
-                    if let Some(j) = journal.as_deref_mut() {
-                        j.insert_equality(*key, (eq.clone(), dot.clone()));
-                    }
+                    note(FactId::Equality(*key));
                     stats.new_equalities += 1;
                 }
             }
@@ -564,9 +611,7 @@ impl ReplicaState {
                     self.roots.insert(*key, dot.clone());
                     self.index(dot, FactId::Root(*key));
                     self.fact_sum = self.fact_sum.wrapping_add(root_hash(*key));
-                    if let Some(j) = journal.as_deref_mut() {
-                        j.insert_root(*key, dot.clone());
-                    }
+                    note(FactId::Root(*key));
                     stats.new_roots += 1;
                 }
             }
@@ -581,18 +626,14 @@ impl ReplicaState {
                             .wrapping_sub(before)
                             .wrapping_add(refutation_hash(&theirs.0));
                         self.index(&theirs.1, FactId::Refutation(*key));
-                        if let Some(j) = journal.as_deref_mut() {
-                            j.insert_refutation(*key, theirs.clone());
-                        }
+                        note(FactId::Refutation(*key));
                     }
                 }
                 None => {
                     self.refuted.insert(*key, theirs.clone());
                     self.index(&theirs.1, FactId::Refutation(*key));
                     self.fact_sum = self.fact_sum.wrapping_add(refutation_hash(&theirs.0));
-                    if let Some(j) = journal.as_deref_mut() {
-                        j.insert_refutation(*key, theirs.clone());
-                    }
+                    note(FactId::Refutation(*key));
                     stats.new_refutations += 1;
                 }
             }
@@ -789,6 +830,7 @@ struct WireFactTerm {
 }
 
 impl WireFactTerm {
+    #[cfg(test)]
     fn new(term: WireTerm, dot: Dot) -> Self {
         WireFactTerm {
             op: term.op,
@@ -846,40 +888,107 @@ struct WireRefutation {
     dot: Dot,
 }
 
+/// A held term as [`WireFactTerm`] writes it, borrowed: encoding a state
+/// copies none of its facts.
+#[derive(Serialize)]
+struct WireFactTermRef<'a> {
+    op: &'a str,
+    #[serde(skip_serializing_if = "<[TermKey]>::is_empty")]
+    args: &'a [TermKey],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<std::borrow::Cow<'a, str>>,
+    dot: &'a Dot,
+}
+
+/// A held equality as [`WireEquality`] writes it, borrowed.
+#[derive(Serialize)]
+struct WireEqualityRef<'a> {
+    lhs: TermKey,
+    rhs: TermKey,
+    agent: &'a str,
+    rule: &'a str,
+    color: Color,
+    dot: &'a Dot,
+}
+
+/// A held refutation as [`WireRefutation`] writes it, borrowed.
+#[derive(Serialize)]
+struct WireRefutationRef<'a> {
+    lhs: TermKey,
+    rhs: TermKey,
+    agent: &'a str,
+    dot: &'a Dot,
+}
+
+/// Writes what an iterator yields as a sequence, or its pairs as a map.
+struct Collect<F>(F);
+
+impl<F: Fn() -> I, I: Iterator<Item = T>, T: Serialize> Serialize for Collect<F> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+struct CollectMap<F>(F);
+
+impl<F: Fn() -> I, I: Iterator<Item = (K, V)>, K: Serialize, V: Serialize> Serialize for CollectMap<F> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map((self.0)())
+    }
+}
+
+/// Written as [`WireState`] is (the same fields, names and order), from
+/// borrowed facts.
 impl Serialize for ReplicaState {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        WireState {
-            clock: self.clock.clone(),
-            terms: self
-                .terms
-                .iter()
-                .map(|(k, (t, d))| (*k, WireFactTerm::new(t.into(), d.clone())))
-                .collect(),
-            equalities: self
-                .equalities
-                .values()
-                .map(|(e, d)| WireEquality {
+        use serde::ser::SerializeStruct;
+        let fields = 3 + usize::from(!self.roots.is_empty()) + usize::from(!self.refuted.is_empty());
+        let mut state = s.serialize_struct("WireState", fields)?;
+        state.serialize_field("clock", &self.clock)?;
+        state.serialize_field(
+            "terms",
+            &CollectMap(|| {
+                self.terms.iter().map(|(key, (term, dot))| {
+                    let (op, value) = term.wire_op_and_value();
+                    let args = term.args.as_slice();
+                    (key, WireFactTermRef { op, args, value, dot })
+                })
+            }),
+        )?;
+        state.serialize_field(
+            "equalities",
+            &Collect(|| {
+                self.equalities.values().map(|(e, dot)| WireEqualityRef {
                     lhs: e.lhs,
                     rhs: e.rhs,
-                    agent: e.provenance.agent.to_string(),
-                    rule: e.provenance.rule.to_string(),
+                    agent: &e.provenance.agent,
+                    rule: &e.provenance.rule,
                     color: e.provenance.color,
-                    dot: d.clone(),
+                    dot,
                 })
-                .collect(),
-            roots: self.roots.clone(),
-            refuted: self
-                .refuted
-                .values()
-                .map(|(r, d)| WireRefutation {
-                    lhs: r.lhs,
-                    rhs: r.rhs,
-                    agent: r.agent.clone(),
-                    dot: d.clone(),
-                })
-                .collect(),
+            }),
+        )?;
+        if self.roots.is_empty() {
+            state.skip_field("roots")?;
+        } else {
+            state.serialize_field("roots", &self.roots)?;
         }
-        .serialize(s)
+        if self.refuted.is_empty() {
+            state.skip_field("refuted")?;
+        } else {
+            state.serialize_field(
+                "refuted",
+                &Collect(|| {
+                    self.refuted.values().map(|(r, dot)| WireRefutationRef {
+                        lhs: r.lhs,
+                        rhs: r.rhs,
+                        agent: &r.agent,
+                        dot,
+                    })
+                }),
+            )?;
+        }
+        state.end()
     }
 }
 
@@ -965,5 +1074,92 @@ impl TryFrom<WireState> for ReplicaState {
 impl<'de> Deserialize<'de> for ReplicaState {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         ReplicaState::try_from(WireState::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_expr;
+
+    /// The wire form as it was built before [`ReplicaState`]'s borrowing
+    /// `Serialize`: every fact copied into a [`WireState`].
+    fn copied_wire_state(state: &ReplicaState) -> WireState {
+        WireState {
+            clock: state.clock.clone(),
+            terms: state
+                .terms
+                .iter()
+                .map(|(k, (t, d))| (*k, WireFactTerm::new(t.into(), d.clone())))
+                .collect(),
+            equalities: state
+                .equalities
+                .values()
+                .map(|(e, d)| WireEquality {
+                    lhs: e.lhs,
+                    rhs: e.rhs,
+                    agent: e.provenance.agent.to_string(),
+                    rule: e.provenance.rule.to_string(),
+                    color: e.provenance.color,
+                    dot: d.clone(),
+                })
+                .collect(),
+            roots: state.roots.clone(),
+            refuted: state
+                .refuted
+                .values()
+                .map(|(r, d)| WireRefutation {
+                    lhs: r.lhs,
+                    rhs: r.rhs,
+                    agent: r.agent.clone(),
+                    dot: d.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_state_is_written_as_its_copied_wire_form_byte_for_byte() {
+        let expr = parse_expr("(+ (* x 3/7) (pow (neg y) -2))").expect("parses");
+        let mut facts = Facts::default();
+        let root = crate::materialize::expr_terms(&expr, &mut facts);
+        let mut with_roots = ReplicaState::new();
+        facts.roots.push(root);
+        let mut delta = with_roots.record("agent-1", facts).expect("records");
+        let keys: Vec<TermKey> = with_roots.terms.keys().copied().collect();
+        let provenance = Provenance {
+            agent: "agent-2".into(),
+            rule: "comm-add".into(),
+            color: Color::Red,
+        };
+        let asserted = Facts {
+            equalities: vec![Equality::new(keys[0], keys[1], provenance).expect("two terms")],
+            refutations: vec![Refutation {
+                lhs: keys[2].min(keys[3]),
+                rhs: keys[2].max(keys[3]),
+                agent: "agent-3".into(),
+            }],
+            ..Facts::default()
+        };
+        delta.merge(&with_roots.record("agent-2", asserted).expect("records"));
+        let terms_only = {
+            let mut t = ReplicaState::new();
+            let mut facts = Facts::default();
+            crate::materialize::expr_terms(&expr, &mut facts);
+            t.record("agent-4", facts).expect("records")
+        };
+        for state in [&with_roots, &delta, &terms_only, &ReplicaState::new()] {
+            let copied = copied_wire_state(state);
+            assert_eq!(
+                serde_json::to_string(state).unwrap(),
+                serde_json::to_string(&copied).unwrap()
+            );
+            assert_eq!(
+                rmp_serde::to_vec_named(state).unwrap(),
+                rmp_serde::to_vec_named(&copied).unwrap()
+            );
+            assert_eq!(rmp_serde::to_vec(state).unwrap(), rmp_serde::to_vec(&copied).unwrap());
+        }
+        assert!(with_roots.refutation_count() == 1 && !with_roots.roots.is_empty());
     }
 }

@@ -207,6 +207,19 @@ pub struct WireTerm {
     pub value: Option<String>,
 }
 
+impl Term {
+    /// The wire form's operator name and leaf value, borrowed where they can
+    /// be (a constant is written out).
+    pub(crate) fn wire_op_and_value(&self) -> (&str, Option<std::borrow::Cow<'_, str>>) {
+        let value = match &self.op {
+            TermOp::Num(c) => Some(std::borrow::Cow::Owned(c.to_string())),
+            TermOp::Sym(s) => Some(std::borrow::Cow::Borrowed(s.as_str())),
+            _ => None,
+        };
+        (self.op_name(), value)
+    }
+}
+
 impl From<&Term> for WireTerm {
     fn from(t: &Term) -> Self {
         let value = match &t.op {

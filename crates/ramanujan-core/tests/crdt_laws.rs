@@ -13,6 +13,7 @@ use ramanujan_core::rules::RuleBook;
 use ramanujan_core::saturate::{Limits, Scheduler};
 use ramanujan_core::stream::{StreamInput, apply_stream};
 use ramanujan_core::term::TermKey;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn expr_strategy() -> impl Strategy<Value = String> {
@@ -191,6 +192,28 @@ proptest! {
             let m = merged(order);
             prop_assert_eq!(m.digest(), first.digest());
             prop_assert_eq!(canonical_forms(&m, &roots), forms.clone());
+        }
+    }
+
+    /// `merge_news` merges as `merge_noting` does and answers the facts it
+    /// would note; the merged state itself (not a copy) when all are news.
+    #[test]
+    fn merge_news_answers_what_merge_noting_notes(ops in prop::collection::vec(op_strategy(), 1..14)) {
+        let (r, _) = run_history(&ops);
+        for (held, incoming) in [(0, 1), (1, 2), (2, 0), (0, 0)] {
+            let incoming = Arc::new(r[incoming].clone());
+            let mut noting = r[held].clone();
+            let mut noted = ReplicaState::new();
+            let stats = noting.merge_noting(&incoming, Some(&mut noted));
+            let mut merging = r[held].clone();
+            let (news_stats, news) = merging.merge_news(&incoming);
+            prop_assert_eq!(&merging, &noting);
+            prop_assert_eq!(news_stats, stats);
+            prop_assert_eq!(news.digest(), noted.digest());
+            prop_assert_eq!(news.term_count() + news.equality_count(), noted.term_count() + noted.equality_count());
+            let mut fresh = ReplicaState::new();
+            let (_, all_news) = fresh.merge_news(&incoming);
+            prop_assert!(Arc::ptr_eq(&all_news, &incoming));
         }
     }
 

@@ -56,7 +56,7 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
         .expect("the agent beats");
 
     let good = Body::Event {
-        delta: event_from("agent-1", "(+ a b)"),
+        delta: event_from("agent-1", "(+ a b)").into(),
         about: Vec::new(),
     };
     publish(&js, "garbage", b"\x00not json{".to_vec()).await;
@@ -81,7 +81,7 @@ async fn bad_messages_on_the_wire_are_counted_and_harmless() {
             "agent-0",
             4,
             Body::Event {
-                delta: two_events,
+                delta: two_events.into(),
                 about: Vec::new(),
             },
         ),

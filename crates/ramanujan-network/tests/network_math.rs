@@ -503,7 +503,7 @@ fn a_false_equality_sent_through_a_blue_agent_is_refuted_everywhere_and_shapes_n
         to: neighbor,
         seq: latest + 1_000,
         body: Body::Event {
-            delta,
+            delta: delta.into(),
             about: vec![roots[0].0],
         },
     };

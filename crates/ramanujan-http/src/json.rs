@@ -161,6 +161,19 @@ fn json_error(bytes: &[u8], error: serde_json::Error) -> ApiError {
                 message,
             }
         }
+        // JSON allows any number; this reader takes those an f64 can hold.
+        Category::Syntax if error.to_string().starts_with("number out of range") => {
+            let path = path_at(bytes, error.line(), error.column());
+            let at = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" at {path}")
+            };
+            ApiError {
+                status: StatusCode::BAD_REQUEST,
+                message: format!("the body holds a number beyond what a 64-bit float holds (±1.8e308){at}: {error}"),
+            }
+        }
         Category::Syntax | Category::Eof | Category::Io => ApiError {
             status: StatusCode::BAD_REQUEST,
             message: format!("the body is not valid JSON: {error}"),
@@ -428,6 +441,31 @@ mod tests {
             let error = decode_json::<Request>(body).unwrap_err();
             assert_eq!(error.status, StatusCode::BAD_REQUEST, "{}", error.message);
             assert!(error.message.contains("not valid JSON"), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn a_number_too_large_for_a_float_is_named_with_its_path() {
+        for (body, path) in [
+            (
+                &b"{\"expression\": \"x\", \"limits\": {\"nodes\": 1e400}}"[..],
+                " at limits.nodes",
+            ),
+            (
+                b"{\"expression\": \"x\", \"rules\": [{\"lhs\": -1e309}]}",
+                " at rules[0].lhs",
+            ),
+            (b"1e999", ""),
+        ] {
+            let error = decode_json::<Request>(body).unwrap_err();
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{}", error.message);
+            assert!(
+                error.message.starts_with(&format!(
+                    "the body holds a number beyond what a 64-bit float holds (±1.8e308){path}:"
+                )),
+                "{}",
+                error.message
+            );
         }
     }
 

@@ -29,15 +29,20 @@ async fn call_with_key(host: &SpinHost, method: &str, path: &str, body: &str, ke
     (status, serde_json::from_slice(response.body()).unwrap_or(Value::Null))
 }
 
+/// Runs a test's requests on a current-thread runtime.
+fn block_on<F: std::future::Future>(test: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test)
+}
+
 #[test]
 fn egraph_service_shares_its_memo_between_instances_through_key_value() {
     let wasm = common::spin_components().join("spin_egraph_service.wasm");
     let host = SpinHost::new(&wasm, &["default"], &[("COMPONENT_ID", "egraph-test")]).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let body = r#"{"expression": "(+ (* a b) (* a c))"}"#;
         let (status, first) = call(&host, "POST", "/egraph/saturate", body).await;
         assert_eq!(status, 200, "{first}");
@@ -64,7 +69,7 @@ fn egraph_service_shares_its_memo_between_instances_through_key_value() {
     });
     // Without the store granted, the component still answers (the cache misses).
     let ungranted = SpinHost::new(&wasm, &[], &[]).unwrap();
-    rt.block_on(async {
+    block_on(async {
         let (status, answer) = call(&ungranted, "POST", "/egraph/saturate", r#"{"expression": "(* x 1)"}"#).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["cached"], false);
@@ -85,11 +90,7 @@ fn transduction_2tdx_keeps_its_rule_book_in_key_value_between_instances() {
         &[("TDX_API_KEY", key), ("LOCAL_ENDPOINT", "spin-site")],
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let zero = r#"{"rules": [{"name": "zero", "lhs": "(+ ?x 0)", "rhs": "?x", "color": "GREEN"}]}"#;
         let (status, answer) = call(&host, "POST", "/2tdx/rules", zero).await;
         assert_eq!(status, 401, "{answer}");
@@ -161,17 +162,13 @@ fn crdt_service_on_spin_refuses_the_fuzz_corpus_crash_inputs_with_4xx() {
     use base64::Engine;
     let wasm = common::spin_components().join("spin_crdt_service.wasm");
     let host = SpinHost::new(&wasm, &["default"], &[]).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     // A real text document (client 1, "héllo 😀"), as the fuzz target merges with.
     let text = "AQEBAAQBBHRleHQLaMOpbGxvIPCfmIAA";
     let seeds = common::root().join("fuzz/seeds/yjs_update");
     let mut files: Vec<_> = std::fs::read_dir(&seeds).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert!(files.len() >= 5, "{files:?}");
-    rt.block_on(async {
+    block_on(async {
         for file in &files {
             let input = base64::engine::general_purpose::STANDARD.encode(std::fs::read(file).unwrap());
             let name = file.file_name().unwrap().to_string_lossy().to_string();
@@ -220,11 +217,7 @@ fn a_spin_component_asks_for_api_keys_when_they_are_set() {
     let (write, read) = ("w-spin-key-0123456789abcdef", "r-spin-key-0123456789abcdef");
     let merge =
         r#"{"crdt_type": "GCounter", "states": [{"inner": {"dots": {"a": 1}}}, {"inner": {"dots": {"b": 2}}}]}"#;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let open = SpinHost::new(&wasm, &[], &[]).unwrap();
         let (status, answer) = call(&open, "POST", "/crdt/merge", merge).await;
         assert_eq!(status, 200, "no keys set: open ({answer})");
@@ -276,11 +269,7 @@ fn a_spin_component_reads_json_numbers_exactly_as_the_native_host_does() {
     let exact = 1_764_634_988_578_648.0;
     let native: Value = serde_json::from_str(merge).unwrap();
     assert_eq!(native["states"][0]["val"].as_f64(), Some(exact));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let host = SpinHost::new(&wasm, &[], &[]).unwrap();
         let (status, answer) = call(&host, "POST", "/crdt/merge", merge).await;
         assert_eq!(status, 200, "{answer}");

@@ -1019,6 +1019,20 @@ impl Agent {
             .collect()
     }
 
+    /// What this agent recorded itself (already in its replica) goes out:
+    /// into the journal, flooded to every neighbour as an event `about` those
+    /// submissions, and into the e-graph as news (`news_about`, see
+    /// [`Agent::take_news`]).
+    fn spread_own(&mut self, delta: ReplicaState, about: &[TermKey], news_about: Option<&[TermKey]>) -> Vec<Envelope> {
+        let delta = Arc::new(delta);
+        if let Some(journal) = self.journal.as_mut() {
+            journal.merge(&delta);
+        }
+        let out = self.flood(&delta, about, None);
+        self.take_news(delta, news_about);
+        out
+    }
+
     /// Records a submitted expression (its terms, and its root as a
     /// submission) and floods it. Answers its root term.
     pub fn submit(&mut self, expr: &Expr) -> (TermKey, Vec<Envelope>) {
@@ -1032,16 +1046,10 @@ impl Agent {
         if delta.is_empty() {
             return (root, Vec::new());
         }
-        let delta = Arc::new(delta);
-        if let Some(journal) = self.journal.as_mut() {
-            journal.merge(&delta);
-        }
         self.record_event(Some(root), dot_of(&delta), true, || Kind::Submission {
             expression: expr.to_string(),
         });
-        let out = self.flood(&delta, &[root], None);
-        self.take_news(delta, Some(&[root]));
-        (root, out)
+        (root, self.spread_own(delta, &[root], Some(&[root])))
     }
 
     /// Counts a message the transport could not decode.
@@ -1286,13 +1294,7 @@ impl Agent {
         if delta.is_empty() {
             return Vec::new();
         }
-        let delta = Arc::new(delta);
-        if let Some(journal) = self.journal.as_mut() {
-            journal.merge(&delta);
-        }
-        let out = self.flood(&delta, &[], None);
-        self.take_news(delta, None);
-        out
+        self.spread_own(delta, &[], None)
     }
 
     /// One rewriting step with the agent's colour, if there is work; floods the result.
@@ -1413,13 +1415,7 @@ impl Agent {
         if delta.is_empty() {
             return Vec::new();
         }
-        let delta = Arc::new(delta);
-        if let Some(journal) = self.journal.as_mut() {
-            journal.merge(&delta);
-        }
-        let out = self.flood(&delta, &[done.root], None);
-        self.take_news(delta, Some(&[]));
-        out
+        self.spread_own(delta, &[done.root], Some(&[]))
     }
 
     /// Starts anti-entropy with the next neighbour in turn.

@@ -78,10 +78,11 @@ impl Body {
 
     /// Facts carried.
     pub fn facts(&self) -> usize {
-        match self {
-            Body::Event { delta, .. } => delta.term_count() + delta.equality_count(),
-            Body::SyncReply { delta, .. } | Body::SyncPush { delta } => delta.term_count() + delta.equality_count(),
-            Body::SyncRequest { .. } => 0,
-        }
+        let delta: &ReplicaState = match self {
+            Body::Event { delta, .. } => delta,
+            Body::SyncReply { delta, .. } | Body::SyncPush { delta } => delta,
+            Body::SyncRequest { .. } => return 0,
+        };
+        delta.term_count() + delta.equality_count()
     }
 }

@@ -920,7 +920,7 @@ struct WireRefutationRef<'a> {
     dot: &'a Dot,
 }
 
-/// Writes what an iterator yields as a sequence, or its pairs as a map.
+/// Writes what an iterator yields as a sequence.
 struct Collect<F>(F);
 
 impl<F: Fn() -> I, I: Iterator<Item = T>, T: Serialize> Serialize for Collect<F> {
@@ -929,6 +929,7 @@ impl<F: Fn() -> I, I: Iterator<Item = T>, T: Serialize> Serialize for Collect<F>
     }
 }
 
+/// Writes the pairs an iterator yields as a map.
 struct CollectMap<F>(F);
 
 impl<F: Fn() -> I, I: Iterator<Item = (K, V)>, K: Serialize, V: Serialize> Serialize for CollectMap<F> {

@@ -222,15 +222,11 @@ impl Term {
 
 impl From<&Term> for WireTerm {
     fn from(t: &Term) -> Self {
-        let value = match &t.op {
-            TermOp::Num(c) => Some(c.to_string()),
-            TermOp::Sym(s) => Some(s.clone()),
-            _ => None,
-        };
+        let (op, value) = t.wire_op_and_value();
         WireTerm {
-            op: t.op_name().into(),
+            op: op.into(),
             args: t.args.clone(),
-            value,
+            value: value.map(std::borrow::Cow::into_owned),
         }
     }
 }

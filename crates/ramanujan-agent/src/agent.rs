@@ -6,6 +6,7 @@ use crate::events::{EventLog, dot_of, seen_of};
 use crate::network::HeldForm;
 use crate::protocol::{Body, Envelope};
 use crate::store::{ReplicaStore, StoreError};
+use foldhash::{HashMap as FastMap, HashMapExt, HashSet as FastSet, HashSetExt};
 use ramanujan_core::ClassId;
 use ramanujan_core::Color;
 use ramanujan_core::clock::CausalContext;
@@ -262,7 +263,7 @@ const FOCUS_DEPTH: usize = 1;
 
 /// The depth of a held term (a leaf has depth 0; a term not all held, 0).
 fn term_depth(replica: &ReplicaState, root: TermKey) -> usize {
-    let mut depth: HashMap<TermKey, usize> = HashMap::new();
+    let mut depth: FastMap<TermKey, usize> = FastMap::new();
     let mut stack = vec![root];
     while let Some(&key) = stack.last() {
         let Some(term) = replica.term(key) else { return 0 };
@@ -376,7 +377,7 @@ pub struct Agent {
     /// Submissions with news about them, oldest first (each once).
     queue: VecDeque<TermKey>,
     /// The same submissions, to ask about one in constant time.
-    queued: HashSet<TermKey>,
+    queued: FastSet<TermKey>,
     /// The submission a rewriting step is out for (between
     /// [`Agent::start_work`] and [`Agent::finish_work`]).
     working: Option<TermKey>,
@@ -418,7 +419,7 @@ impl Agent {
             own: OwnGraphs::default(),
             forwarded: Forwarded::default(),
             queue: VecDeque::new(),
-            queued: HashSet::new(),
+            queued: FastSet::new(),
             working: None,
             next_sync: 0,
             log: VecDeque::new(),
@@ -1476,7 +1477,7 @@ fn event_is_single(delta: &ReplicaState) -> bool {
 /// [`Agent::own_graph`]).
 #[derive(Default)]
 struct OwnGraphs {
-    graphs: HashMap<TermKey, OwnGraph>,
+    graphs: FastMap<TermKey, OwnGraph>,
     order: VecDeque<TermKey>,
 }
 
@@ -1600,10 +1601,10 @@ struct Unabsorbed {
 /// it was read from changes.
 #[derive(Default)]
 struct Views {
-    by_root: HashMap<TermKey, FormView>,
+    by_root: FastMap<TermKey, FormView>,
     /// For each class, the roots whose view read it (some may have been
     /// dropped since, through another class).
-    readers: HashMap<ClassId, HashSet<TermKey>>,
+    readers: FastMap<ClassId, FastSet<TermKey>>,
 }
 
 impl Views {

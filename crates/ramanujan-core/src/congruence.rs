@@ -19,7 +19,7 @@
 use crate::analysis::{ClassData, ColoredAnalysis, EGraph, make_class_data};
 use crate::lang::Math;
 use egg::{Analysis, Id, Language};
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// What a materialised replica needs of an e-graph: adding e-nodes, unions,
 /// rebuilding, and reading classes with their analysis data.

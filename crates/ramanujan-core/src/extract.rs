@@ -13,8 +13,8 @@
 use crate::analysis::EGraph;
 use crate::lang::{Expr, Math};
 use egg::{Id, Language};
+use foldhash::{HashMap, HashMapExt};
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 /// The cost of a term: its tree size.
 pub type Cost = u64;

@@ -10,7 +10,8 @@ use crate::lang::{Expr, Math};
 use crate::replica::{Equality, Facts, Provenance, ReplicaState, equality_key};
 use crate::term::{Term, TermKey};
 use egg::{Id, Language};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::{BTreeSet, VecDeque};
 
 /// A replica state materialised as an e-graph, with each term's e-class.
 ///
@@ -297,7 +298,7 @@ impl<G: ClassGraph> Materialization<G> {
             return Vec::new();
         };
         let graph = &self.egraph;
-        let mut seen = HashSet::from([start]);
+        let mut seen = HashSet::from_iter([start]);
         let mut order = vec![(start, 0)];
         let mut kept = Vec::new();
         let mut next = 0;
@@ -333,7 +334,7 @@ impl<G: ClassGraph> Materialization<G> {
         let start = self.class_of(root)?;
         let graph = &self.egraph;
         let mut reads = Vec::new();
-        let mut seen = HashSet::from([start]);
+        let mut seen = HashSet::from_iter([start]);
         let mut classes: Vec<(Id, Vec<Math>)> = Vec::new();
         let mut next = vec![start];
         while let Some(class) = next.pop() {
@@ -576,7 +577,7 @@ fn kept_nodes<G: ClassGraph>(graph: &G, class: Id, reads: &mut Vec<Id>) -> Vec<M
 /// distance in e-node edges from `root`, at most `depth` (`usize::MAX`: all).
 pub(crate) fn classes_below(egraph: &EGraph, root: Id, depth: usize) -> Vec<(Id, usize)> {
     let root = egraph.find(root);
-    let mut seen = HashSet::from([root]);
+    let mut seen = HashSet::from_iter([root]);
     let mut order = vec![(root, 0)];
     let mut next = 0;
     while let Some(&(class, distance)) = order.get(next) {

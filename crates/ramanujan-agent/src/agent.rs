@@ -864,20 +864,22 @@ impl Agent {
     /// change to them, a lookup otherwise.
     pub fn held_form(&mut self, root: TermKey) -> HeldForm {
         self.absorb_news();
-        let view = self.view(root);
-        let fingerprint = view.as_ref().map(|v| v.fingerprint.clone());
+        let (canonical, region) = match self.view(root) {
+            Some(view) => (view.canonical.clone(), Some(view.fingerprint.clone())),
+            None => (None, None),
+        };
+        let submitted = self
+            .replica
+            .is_root(root)
+            .then(|| self.views.submitted(&self.replica, root))
+            .flatten();
         HeldForm {
-            canonical: view.and_then(|v| v.canonical).map(|e| e.to_string()),
+            canonical,
             color: self.color,
             rewriting: self.rewriting(root),
             digest: self.replica.digest(),
-            region: fingerprint,
-            submitted: self
-                .replica
-                .is_root(root)
-                .then(|| term_expr(&self.replica, root))
-                .flatten()
-                .map(|e| e.to_string()),
+            region,
+            submitted,
         }
     }
 
@@ -894,15 +896,14 @@ impl Agent {
     /// read while none of the classes it was read from changed (so a status
     /// query about a settled submission costs a lookup however busy the
     /// network is with others), read again otherwise.
-    fn view(&mut self, root: TermKey) -> Option<FormView> {
+    fn view(&mut self, root: TermKey) -> Option<&ShownView> {
         // Takes the news in first, which drops the views it changed.
         self.graph();
-        if let Some(view) = self.views.get(root) {
-            return Some(view.clone());
+        if !self.views.holds(root) {
+            let view = self.graph.as_ref()?.form_view(root)?;
+            self.views.insert(root, view);
         }
-        let view = self.graph.as_ref()?.form_view(root)?;
-        self.views.insert(root, view.clone());
-        Some(view)
+        self.views.get(root)
     }
 
     /// Sets the agent's clock (milliseconds since it started).
@@ -1601,17 +1602,32 @@ struct Unabsorbed {
 /// it was read from changes.
 #[derive(Default)]
 struct Views {
-    by_root: FastMap<TermKey, FormView>,
+    by_root: FastMap<TermKey, ShownView>,
     /// For each class, the roots whose view read it (some may have been
     /// dropped since, through another class).
     readers: FastMap<ClassId, FastSet<TermKey>>,
+    /// Submitted expressions as text, by root: a term never changes, so these
+    /// are kept whatever changes (up to the same capacity).
+    submitted: FastMap<TermKey, String>,
+}
+
+/// A status view as a status answer shows it (see [`FormView`]).
+struct ShownView {
+    /// The canonical form, written out.
+    canonical: Option<String>,
+    /// The fingerprint of the classes its smallest forms go through.
+    fingerprint: String,
 }
 
 impl Views {
     /// Views kept at most; all are dropped when there are more.
     const CAPACITY: usize = 4096;
 
-    fn get(&self, root: TermKey) -> Option<&FormView> {
+    fn holds(&self, root: TermKey) -> bool {
+        self.by_root.contains_key(&root)
+    }
+
+    fn get(&self, root: TermKey) -> Option<&ShownView> {
         self.by_root.get(&root)
     }
 
@@ -1622,7 +1638,24 @@ impl Views {
         for &class in &view.reads {
             self.readers.entry(class).or_default().insert(root);
         }
-        self.by_root.insert(root, view);
+        let shown = ShownView {
+            canonical: view.canonical.map(|e| e.to_string()),
+            fingerprint: view.fingerprint,
+        };
+        self.by_root.insert(root, shown);
+    }
+
+    /// The submitted expression at `root` as text, written out once.
+    fn submitted(&mut self, replica: &ReplicaState, root: TermKey) -> Option<String> {
+        if let Some(text) = self.submitted.get(&root) {
+            return Some(text.clone());
+        }
+        let text = term_expr(replica, root)?.to_string();
+        if self.submitted.len() >= Self::CAPACITY {
+            self.submitted.clear();
+        }
+        self.submitted.insert(root, text.clone());
+        Some(text)
     }
 
     /// Drops the views that read any of `changed`.

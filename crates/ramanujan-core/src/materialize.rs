@@ -230,19 +230,14 @@ impl<G: ClassGraph> Materialization<G> {
                 continue;
             }
             let term = state.term(key)?;
-            let pending: Vec<TermKey> = term
-                .args
-                .iter()
-                .filter(|a| !self.ids.contains_key(a))
-                .copied()
-                .collect();
-            if pending.is_empty() {
+            // Children not held yet go on the stack, above this term.
+            let above = stack.len();
+            stack.extend(term.args.iter().filter(|a| !self.ids.contains_key(a)));
+            if stack.len() == above {
                 let id = self.egraph.add(term.to_node(|k| self.ids[&k]));
                 self.egraph.data_mut(id).hold(key);
                 self.ids.insert(key, id);
                 stack.pop();
-            } else {
-                stack.extend(pending);
             }
         }
         self.ids.get(&root).copied()

@@ -523,9 +523,10 @@ impl ReplicaState {
     /// not copied) when every one of its facts did, as an event's facts do
     /// where they are news.
     pub fn merge_news(&mut self, other: &Arc<ReplicaState>) -> (MergeStats, Arc<ReplicaState>) {
-        let mut noted = Vec::new();
+        let facts = other.terms.len() + other.equalities.len() + other.roots.len() + other.refuted.len();
+        let mut noted = Vec::with_capacity(facts);
         let stats = self.merge_calling(other, |fact| noted.push(fact));
-        if noted.len() == other.terms.len() + other.equalities.len() + other.roots.len() + other.refuted.len() {
+        if noted.len() == facts {
             return (stats, Arc::clone(other));
         }
         let mut news = ReplicaState::new();

@@ -74,7 +74,7 @@ pub trait ClassGraph: Clone {
 }
 
 impl ClassGraph for EGraph {
-    const TERM_BYTES: usize = 650;
+    const TERM_BYTES: usize = 400;
     fn with_folding(fold_constants: bool) -> Self {
         EGraph::new(ColoredAnalysis::new(fold_constants))
     }
@@ -252,7 +252,7 @@ impl CongruenceGraph {
 }
 
 impl ClassGraph for CongruenceGraph {
-    const TERM_BYTES: usize = 500;
+    const TERM_BYTES: usize = 250;
     fn with_folding(fold_constants: bool) -> Self {
         CongruenceGraph {
             analysis: ColoredAnalysis::new(fold_constants),

@@ -5,6 +5,7 @@ use num_rational::BigRational;
 use num_traits::{Signed, ToPrimitive, Zero};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Largest number of decimal digits accepted in a numeric literal.
 pub const MAX_LITERAL_DIGITS: usize = 256;
@@ -23,19 +24,35 @@ pub fn exponent_within_bound(e: i64) -> bool {
 }
 
 /// An exact rational number, such as `3`, `-7/2` or `0.25` (read as `1/4`).
+///
+/// Shared, not inline: a rational is 64 bytes and every e-node of the
+/// language is as wide as its widest variant, so an inline constant made
+/// every e-node 64 bytes (16 with this pointer), and a copy of a constant
+/// cost two allocations.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Constant(pub BigRational);
+pub struct Constant(Arc<BigRational>);
+
+impl From<BigRational> for Constant {
+    fn from(value: BigRational) -> Self {
+        Constant(Arc::new(value))
+    }
+}
 
 impl Constant {
     /// The constant `n`.
     pub fn int(n: i64) -> Self {
-        Constant(BigRational::from_integer(BigInt::from(n)))
+        Constant::from(BigRational::from_integer(BigInt::from(n)))
+    }
+
+    /// The rational it is.
+    pub fn value(&self) -> &BigRational {
+        &self.0
     }
 
     /// Wraps a rational, refusing values wider than [`MAX_VALUE_BITS`].
     pub fn bounded(value: BigRational) -> Option<Self> {
         let fits = value.numer().bits() <= MAX_VALUE_BITS && value.denom().bits() <= MAX_VALUE_BITS;
-        fits.then_some(Constant(value))
+        fits.then(|| Constant::from(value))
     }
 
     /// Whether this is zero.
@@ -50,26 +67,26 @@ impl Constant {
 
     /// `self + other`, if the result stays within bounds.
     pub fn add(&self, other: &Self) -> Option<Self> {
-        Self::bounded(&self.0 + &other.0)
+        Self::bounded(self.value() + other.value())
     }
     /// `self - other`, if the result stays within bounds.
     pub fn sub(&self, other: &Self) -> Option<Self> {
-        Self::bounded(&self.0 - &other.0)
+        Self::bounded(self.value() - other.value())
     }
     /// `self * other`, if the result stays within bounds.
     pub fn mul(&self, other: &Self) -> Option<Self> {
-        Self::bounded(&self.0 * &other.0)
+        Self::bounded(self.value() * other.value())
     }
     /// `self / other`; undefined when `other` is zero.
     pub fn div(&self, other: &Self) -> Option<Self> {
         if other.0.is_zero() {
             return None;
         }
-        Self::bounded(&self.0 / &other.0)
+        Self::bounded(self.value() / other.value())
     }
     /// `-self`.
     pub fn neg(&self) -> Self {
-        Constant(-self.0.clone())
+        Constant::from(-self.value())
     }
     /// `self ^ exponent` for an integer exponent with `|exponent| <= MAX_EXPONENT`;
     /// undefined otherwise, and for `0 ^ negative`.
@@ -131,7 +148,7 @@ impl FromStr for Constant {
             if denom.is_zero() {
                 return Err(ConstantError::ZeroDenominator);
             }
-            return Ok(Constant(BigRational::new(numer, denom)));
+            return Ok(Constant::from(BigRational::new(numer, denom)));
         }
         if let Some((whole, frac)) = s.split_once('.') {
             if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
@@ -142,9 +159,9 @@ impl FromStr for Constant {
             let scale = BigInt::from(10u32).pow(frac.len() as u32);
             let frac = BigInt::from_str(frac).map_err(|_| ConstantError::Syntax)?;
             let magnitude = BigRational::new(whole.abs() * &scale + frac, scale);
-            return Ok(Constant(if negative { -magnitude } else { magnitude }));
+            return Ok(Constant::from(if negative { -magnitude } else { magnitude }));
         }
-        Ok(Constant(BigRational::from_integer(parse_int(s)?)))
+        Ok(Constant::from(BigRational::from_integer(parse_int(s)?)))
     }
 }
 
@@ -206,7 +223,7 @@ mod tests {
             for e in -MAX_EXPONENT..=MAX_EXPONENT {
                 let mut want = Some(BigRational::from_integer(1.into()));
                 for _ in 0..e.unsigned_abs() {
-                    want = want.map(|w| w * &base.0).filter(|w: &BigRational| {
+                    want = want.map(|w| w * base.value()).filter(|w: &BigRational| {
                         w.numer().bits() <= MAX_VALUE_BITS && w.denom().bits() <= MAX_VALUE_BITS
                     });
                 }
@@ -222,15 +239,18 @@ mod tests {
                 assert_eq!(base.pow(&Constant::int(e)), want, "{base}^{e}");
             }
         }
-        let wide = Constant(BigRational::from_integer(BigInt::from(1) << 63usize));
+        let wide = Constant::from(BigRational::from_integer(BigInt::from(1) << 63usize));
         assert_eq!(wide.pow(&Constant::int(65)), None, "beyond the exponent bound");
-        let edge = Constant(BigRational::from_integer(BigInt::from(1) << 128usize));
+        let edge = Constant::from(BigRational::from_integer(BigInt::from(1) << 128usize));
         assert_eq!(
-            edge.pow(&Constant::int(32)).map(|c| c.0.numer().bits()),
+            edge.pow(&Constant::int(32)).map(|c| c.value().numer().bits()),
             None,
             "4097 bits"
         );
-        let fits = Constant(BigRational::from_integer((BigInt::from(1) << 128usize) - 1));
-        assert_eq!(fits.pow(&Constant::int(32)).map(|c| c.0.numer().bits()), Some(4096));
+        let fits = Constant::from(BigRational::from_integer((BigInt::from(1) << 128usize) - 1));
+        assert_eq!(
+            fits.pow(&Constant::int(32)).map(|c| c.value().numer().bits()),
+            Some(4096)
+        );
     }
 }

@@ -129,11 +129,11 @@ impl Field {
     /// (a non-zero constant that is zero modulo p would make a false equality
     /// look true; the check then uses another prime).
     pub fn residue(&self, c: &Constant) -> Option<u64> {
-        let numer = self.residue_of_int(c.0.numer());
+        let numer = self.residue_of_int(c.value().numer());
         if numer == 0 && !c.is_zero() {
             return None;
         }
-        Some(self.mul(numer, self.inv(self.residue_of_int(c.0.denom()))?))
+        Some(self.mul(numer, self.inv(self.residue_of_int(c.value().denom()))?))
     }
 }
 
@@ -163,7 +163,11 @@ pub fn degree(expr: &Expr) -> Option<(u64, u64)> {
             Math::Neg([a]) => d(a),
             Math::Pow([a, b]) => {
                 let Math::Num(e) = &expr[*b] else { return None };
-                let e = e.0.is_integer().then(|| e.0.to_integer().to_i64()).flatten()?;
+                let e = e
+                    .value()
+                    .is_integer()
+                    .then(|| e.value().to_integer().to_i64())
+                    .flatten()?;
                 let (n, den) = d(a);
                 let k = e.unsigned_abs();
                 let (n, den) = (n.saturating_mul(k), den.saturating_mul(k));
@@ -213,7 +217,11 @@ impl Program {
                     Math::Neg([a]) => Op::Neg((*a).into()),
                     Math::Pow([a, b]) => {
                         let Math::Num(e) = &expr[*b] else { return None };
-                        let e = e.0.is_integer().then(|| e.0.to_integer().to_i64()).flatten()?;
+                        let e = e
+                            .value()
+                            .is_integer()
+                            .then(|| e.value().to_integer().to_i64())
+                            .flatten()?;
                         if !exponent_within_bound(e) {
                             return None;
                         }
@@ -268,7 +276,7 @@ mod tests {
         #[test]
         fn agrees_with_exact_arithmetic(a in -1_000_000i64..1_000_000, b in -1_000_000i64..1_000_000, d in 1i64..1_000) {
             let f = field();
-            let (x, y) = (Constant::int(a), Constant(num_rational::BigRational::new(b.into(), d.into())));
+            let (x, y) = (Constant::int(a), Constant::from(num_rational::BigRational::new(b.into(), d.into())));
             prop_assert_eq!(f.add(res(&x), res(&y)), res(&x.add(&y).unwrap()));
             prop_assert_eq!(f.sub(res(&x), res(&y)), res(&x.sub(&y).unwrap()));
             prop_assert_eq!(f.mul(res(&x), res(&y)), res(&x.mul(&y).unwrap()));
@@ -340,7 +348,7 @@ mod tests {
     #[test]
     fn a_constant_that_is_zero_modulo_the_prime_is_not_taken_for_zero() {
         let f = field();
-        let multiple = Constant(num_rational::BigRational::from_integer(BigInt::from(f.modulus()) * 3));
+        let multiple = Constant::from(num_rational::BigRational::from_integer(BigInt::from(f.modulus()) * 3));
         assert_eq!(f.residue(&multiple), None);
         assert_eq!(f.residue(&Constant::int(0)), Some(0));
         let expr = parse_expr(&format!("(* x {multiple})")).unwrap();

@@ -115,7 +115,7 @@ fn check_exactly(lhs: &Pattern<Math>, rhs: &Pattern<Math>, integer: &[Var], rng:
                 } else {
                     rng.random_range(2i64..=5)
                 };
-                (v, Constant(BigRational::new(n.into(), d.into())))
+                (v, Constant::from(BigRational::new(n.into(), d.into())))
             })
             .collect();
         let subst: HashMap<Var, Math> = values.iter().map(|(v, c)| (*v, Math::Num(c.clone()))).collect();

@@ -84,7 +84,7 @@ impl SmallProgram {
             .map(|node| {
                 let (op, [a, b]): (fn(_, _) -> _, _) = match node {
                     Math::Num(c) => {
-                        let (n, d) = (c.0.numer().to_i64()?, c.0.denom().to_i64()?);
+                        let (n, d) = (c.value().numer().to_i64()?, c.value().denom().to_i64()?);
                         return (n != i64::MIN).then(|| SmallNode::Value(Ratio::new_raw(n, d)));
                     }
                     Math::Symbol(s) => return names.iter().position(|n| n == s).map(SmallNode::Slot),
@@ -171,7 +171,7 @@ fn small_pow(x: Ratio<i64>, e: Ratio<i64>) -> Small {
 
 /// The same value as a [`Constant`].
 fn constant(v: Ratio<i64>) -> Constant {
-    Constant(BigRational::new((*v.numer()).into(), (*v.denom()).into()))
+    Constant::from(BigRational::new((*v.numer()).into(), (*v.denom()).into()))
 }
 
 /// Which of `names` occur in an exponent of either side.
@@ -301,7 +301,7 @@ pub fn check_semantically(lhs: &Expr, rhs: &Expr) -> Verdict {
         let exact = || -> Vec<Constant> {
             draws
                 .iter()
-                .map(|&(n, d)| Constant(BigRational::new(n.into(), i64::from(d).into())))
+                .map(|&(n, d)| Constant::from(BigRational::new(n.into(), i64::from(d).into())))
                 .collect()
         };
         if let (field, Some((l, r))) = &programs[0] {
@@ -581,9 +581,9 @@ mod tests {
         // Every value n/d the old verifier drew (n in -20..=20, d in 1..=7): a
         // product that vanishes on all of them, and nowhere else that matters.
         let mut roots: Vec<Constant> = (-20i64..=20)
-            .flat_map(|n| (1i64..=7).map(move |d| Constant(BigRational::new(n.into(), d.into()))))
+            .flat_map(|n| (1i64..=7).map(move |d| Constant::from(BigRational::new(n.into(), d.into()))))
             .collect();
-        roots.sort_by(|a, b| a.0.cmp(&b.0));
+        roots.sort_by(|a, b| a.value().cmp(b.value()));
         roots.dedup();
         assert!(roots.len() >= 191);
         let sample_product = balanced_product(roots.iter().map(|r| format!("(- x {r})")).collect());

@@ -963,7 +963,7 @@ impl Serialize for ReplicaState {
             &CollectMap(|| {
                 self.terms.iter().map(|(key, (term, dot))| {
                     let (op, value) = term.wire_op_and_value();
-                    let args = term.args.as_slice();
+                    let args = &term.args[..];
                     (key, WireFactTermRef { op, args, value, dot })
                 })
             }),

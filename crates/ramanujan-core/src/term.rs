@@ -9,6 +9,7 @@ use crate::lang::{Math, is_symbol_name};
 use egg::{Id, Language};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// The key of a term: the first 128 bits of a BLAKE3 hash of its operator and child keys.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,17 +102,20 @@ pub enum TermOp {
     Neg,
     /// An exact rational constant.
     Num(Constant),
-    /// A symbol.
-    Sym(String),
+    /// A symbol (interned, as egg interns it: copied, never allocated).
+    Sym(egg::Symbol),
 }
 
 /// One term: an operator applied to child terms named by key.
+///
+/// Cheap to copy (32 bytes, no allocation): every replica holds every term,
+/// and the agents of one process hold the same children's keys once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Term {
     /// The operator.
     pub op: TermOp,
-    /// The children's keys (empty for constants and symbols).
-    pub args: Vec<TermKey>,
+    /// The children's keys (empty for constants and symbols), shared.
+    pub args: Arc<[TermKey]>,
 }
 
 impl Term {
@@ -125,7 +129,7 @@ impl Term {
             Math::Pow(_) => TermOp::Pow,
             Math::Neg(_) => TermOp::Neg,
             Math::Num(c) => TermOp::Num(c.clone()),
-            Math::Symbol(s) => TermOp::Sym(s.as_str().to_string()),
+            Math::Symbol(s) => TermOp::Sym(*s),
         };
         Term {
             op,
@@ -144,7 +148,7 @@ impl Term {
             TermOp::Pow => Math::Pow([a(0), a(1)]),
             TermOp::Neg => Math::Neg([a(0)]),
             TermOp::Num(c) => Math::Num(c.clone()),
-            TermOp::Sym(s) => Math::Symbol(s.as_str().into()),
+            TermOp::Sym(s) => Math::Symbol(*s),
         }
     }
 
@@ -179,12 +183,12 @@ impl Term {
                 hasher.update(c.to_string().as_bytes());
             }
             TermOp::Sym(s) => {
-                hasher.update(s.as_bytes());
+                hasher.update(s.as_str().as_bytes());
             }
             _ => {}
         }
         hasher.update(&[0]);
-        for arg in &self.args {
+        for arg in self.args.iter() {
             hasher.update(&arg.0.to_le_bytes());
         }
         let bytes: [u8; 16] = hasher.finalize().as_bytes()[..16].try_into().expect("16 bytes");
@@ -225,7 +229,7 @@ impl From<&Term> for WireTerm {
         let (op, value) = t.wire_op_and_value();
         WireTerm {
             op: op.into(),
-            args: t.args.clone(),
+            args: t.args.to_vec(),
             value: value.map(std::borrow::Cow::into_owned),
         }
     }
@@ -236,7 +240,7 @@ impl TryFrom<WireTerm> for Term {
     fn try_from(w: WireTerm) -> Result<Self, String> {
         let op = match (w.op.as_str(), w.value) {
             ("num", Some(v)) => TermOp::Num(v.parse().map_err(|e| format!("bad number `{v}`: {e}"))?),
-            ("sym", Some(v)) if is_symbol_name(&v) => TermOp::Sym(v),
+            ("sym", Some(v)) if is_symbol_name(&v) => TermOp::Sym(v.as_str().into()),
             ("sym", Some(v)) => return Err(format!("bad symbol `{v}`")),
             ("num" | "sym", None) => return Err(format!("`{}` term needs a value", w.op)),
             ("+", None) => TermOp::Add,
@@ -247,7 +251,10 @@ impl TryFrom<WireTerm> for Term {
             ("neg", None) => TermOp::Neg,
             (op, _) => return Err(format!("unknown term operator `{op}`")),
         };
-        let term = Term { op, args: w.args };
+        let term = Term {
+            op,
+            args: w.args.into(),
+        };
         if term.args.len() != term.arity() {
             return Err(format!(
                 "`{}` takes {} argument(s), found {}",

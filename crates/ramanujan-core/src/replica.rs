@@ -294,7 +294,8 @@ impl ReplicaState {
         }
         /// A fact's place in the index by dot.
         const INDEXED: usize = size_of::<FactId>() * 2;
-        /// A term's children (two, on average, allocated apart).
+        /// A term's children (two, on average), counted as if this replica's
+        /// own: an upper bound where agents of one process share them.
         const CHILDREN: usize = 2 * size_of::<TermKey>() + 16;
         let facts = self.terms.len() + self.equalities.len() + self.roots.len() + self.refuted.len();
         self.terms.len() * (entry::<TermKey, (Term, Dot)>() + CHILDREN)

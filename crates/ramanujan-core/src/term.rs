@@ -108,8 +108,10 @@ pub enum TermOp {
 
 /// One term: an operator applied to child terms named by key.
 ///
-/// Cheap to copy (32 bytes, no allocation): every replica holds every term,
-/// and the agents of one process hold the same children's keys once.
+/// Cheap to copy (32 bytes, no allocation): every replica holds every term.
+/// Copies share their children's keys, so the agents of one process that
+/// merged the same event's terms hold those keys once; a term decoded from
+/// a message or a store has its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Term {
     /// The operator.

@@ -238,11 +238,16 @@ fn keep_least(slot: &mut Dot, dot: &Dot) -> bool {
 /// provenance: a replica whose clock covers the kept dot received that
 /// provenance, and one that does not is sent it by `delta_since`.
 fn keep_least_assertion(slot: &mut (Equality, Dot), other: &(Equality, Dot)) -> bool {
-    let replace = (&other.0.provenance, &other.1) < (&slot.0.provenance, &slot.1);
+    let replace = replaces_assertion(slot, other);
     if replace {
         *slot = other.clone();
     }
     replace
+}
+
+/// Whether `other` is the assertion [`keep_least_assertion`] keeps over `held`.
+fn replaces_assertion(held: &(Equality, Dot), other: &(Equality, Dot)) -> bool {
+    (&other.0.provenance, &other.1) < (&held.0.provenance, &held.1)
 }
 
 /// One equality refuted twice: keep the least refuting agent and dot, as for
@@ -297,7 +302,7 @@ impl ReplicaState {
         /// A term's children (two, on average), counted as if this replica's
         /// own: an upper bound where agents of one process share them.
         const CHILDREN: usize = 2 * size_of::<TermKey>() + 16;
-        let facts = self.terms.len() + self.equalities.len() + self.roots.len() + self.refuted.len();
+        let facts = self.fact_count();
         self.terms.len() * (entry::<TermKey, (Term, Dot)>() + CHILDREN)
             + self.equalities.len() * entry::<u128, (Equality, Dot)>()
             + self.roots.len() * entry::<TermKey, Dot>()
@@ -305,9 +310,14 @@ impl ReplicaState {
             + facts * INDEXED
     }
 
+    /// Number of facts of every kind: terms, equalities, roots and refutations.
+    pub fn fact_count(&self) -> usize {
+        self.terms.len() + self.equalities.len() + self.roots.len() + self.refuted.len()
+    }
+
     /// Whether the replica holds no facts.
     pub fn is_empty(&self) -> bool {
-        self.terms.is_empty() && self.equalities.is_empty() && self.roots.is_empty() && self.refuted.is_empty()
+        self.fact_count() == 0
     }
 
     /// The submitted roots: terms someone asked the network to rewrite. Each is
@@ -524,7 +534,7 @@ impl ReplicaState {
     /// not copied) when every one of its facts did, as an event's facts do
     /// where they are news.
     pub fn merge_news(&mut self, other: &Arc<ReplicaState>) -> (MergeStats, Arc<ReplicaState>) {
-        let facts = other.terms.len() + other.equalities.len() + other.roots.len() + other.refuted.len();
+        let facts = other.fact_count();
         let mut noted = Vec::with_capacity(facts);
         let stats = self.merge_calling(other, |fact| noted.push(fact));
         if noted.len() == facts {
@@ -588,9 +598,11 @@ impl ReplicaState {
             let (eq, dot) = theirs;
             let indexed = match self.equalities.entry(*key) {
                 Entry::Occupied(mut mine) => {
-                    let before = equality_hash(&mine.get().0);
-                    let kept = keep_least_assertion(mine.get_mut(), theirs);
+                    // The held assertion is hashed only when it is replaced.
+                    let kept = replaces_assertion(mine.get(), theirs);
                     if kept {
+                        let before = equality_hash(&mine.get().0);
+                        *mine.get_mut() = theirs.clone();
                         self.fact_sum = self.fact_sum.wrapping_sub(before).wrapping_add(equality_hash(eq));
                         // A store must learn the provenance kept, or a replica restored
                         // from it would disagree with its peers for good.
@@ -663,7 +675,7 @@ impl ReplicaState {
         let mut parts = vec![ReplicaState::default()];
         let room = |parts: &mut Vec<ReplicaState>| {
             let last = parts.last().expect("a part");
-            if last.terms.len() + last.equalities.len() + last.roots.len() + last.refuted.len() >= max_facts {
+            if last.fact_count() >= max_facts {
                 parts.push(ReplicaState::default());
             }
         };

@@ -23,7 +23,7 @@ use crate::rule::{NormalForm, Rule};
 use crdts::{CmRDT, CvRDT, MVReg, Orswot};
 use ramanujan_core::color::{Color, merge_colors};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Most rules a book holds (bodies, members or not).
@@ -74,6 +74,39 @@ pub struct Conflict {
     pub colors: Vec<Color>,
 }
 
+/// What a change to a book changed: the keys whose body or registers did,
+/// and whether the membership did. Storing and summarising a change touch
+/// only that, not the whole book.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// Whether the membership changed.
+    pub members: bool,
+    /// Keys whose body, enabled or colour register changed.
+    pub keys: BTreeSet<String>,
+}
+
+impl Changed {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        !self.members && self.keys.is_empty()
+    }
+
+    /// A change to `key`'s registers (and to the membership, if `members`).
+    pub fn of_key(key: &str, members: bool) -> Changed {
+        Changed {
+            members,
+            keys: BTreeSet::from([key.to_string()]),
+        }
+    }
+
+    /// Both changes.
+    pub fn and(mut self, other: Changed) -> Changed {
+        self.members |= other.members;
+        self.keys.extend(other.keys);
+        self
+    }
+}
+
 /// A state from elsewhere that cannot merge, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -83,6 +116,57 @@ pub struct BadState(pub String);
 fn least(a: Arc<Rule>, b: Arc<Rule>) -> Arc<Rule> {
     let text = |r: &Arc<Rule>| serde_json::to_string(&**r).unwrap_or_default();
     if text(&b) < text(&a) { b } else { a }
+}
+
+/// Each entry of `walked` with the entry of `other` under the same key: found
+/// by walking both maps in key order, or by a search per key when `walked`
+/// is much the smaller (a handful of changes against a whole book).
+fn paired<'a, V, W>(
+    walked: &'a BTreeMap<String, V>,
+    other: &'a BTreeMap<String, W>,
+) -> impl Iterator<Item = (&'a String, &'a V, Option<&'a W>)> {
+    let search = walked.len().saturating_mul(16) < other.len();
+    let mut others = other.iter().peekable();
+    walked.iter().map(move |(key, value)| {
+        let found = if search {
+            other.get(key)
+        } else {
+            while others.next_if(|(k, _)| *k < key).is_some() {}
+            others.next_if(|(k, _)| *k == key).map(|(_, w)| w)
+        };
+        (key, value, found)
+    })
+}
+
+/// Merges registers by key into `held`, noting the keys that changed (an
+/// empty register merges as nothing and is not kept).
+fn merge_registers<V: Clone + PartialEq>(
+    held: &mut BTreeMap<String, MVReg<V, String>>,
+    other: BTreeMap<String, MVReg<V, String>>,
+    changed: &mut Changed,
+) {
+    let same: Vec<bool> = paired(&other, held)
+        .map(|(_, theirs, mine)| mine == Some(theirs))
+        .collect();
+    for ((key, register), same) in other.into_iter().zip(same) {
+        if same {
+            continue;
+        }
+        match held.get_mut(&key) {
+            Some(mine) => {
+                let before = mine.clone();
+                mine.merge(register);
+                if *mine != before {
+                    changed.keys.insert(key);
+                }
+            }
+            None if register == MVReg::default() => {}
+            None => {
+                held.insert(key.clone(), register);
+                changed.keys.insert(key);
+            }
+        }
+    }
 }
 
 impl BookState {
@@ -188,7 +272,10 @@ impl BookState {
     /// check.
     pub fn check_incoming(&self, other: &BookState) -> Result<(), BadState> {
         let bad = |m: String| Err(BadState(m));
-        let held = self.rules.len() + other.rules.keys().filter(|k| !self.rules.contains_key(*k)).count();
+        let held = self.rules.len()
+            + paired(&other.rules, &self.rules)
+                .filter(|(_, _, held)| held.is_none())
+                .count();
         if held > MAX_BOOK_RULES {
             return bad(format!(
                 "the merged book would hold {held} rules, more than {MAX_BOOK_RULES}"
@@ -196,8 +283,8 @@ impl BookState {
         }
         // Deferred removes (keyed by clocks) cannot be written as JSON, so a
         // state that arrived as JSON carries none.
-        for (key, rule) in &other.rules {
-            if self.rules.get(key) == Some(rule) {
+        for (key, rule, held) in paired(&other.rules, &self.rules) {
+            if held == Some(rule) {
                 // Held as it is: checked whole when it entered.
                 continue;
             }
@@ -211,7 +298,7 @@ impl BookState {
                     normal.key()
                 ));
             }
-            if self.rules.get(key).is_none_or(|held| held.spec != rule.spec) {
+            if held.is_none_or(|held| held.spec != rule.spec) {
                 compile_checked(&rule.spec).map_err(|e| BadState(format!("rule {key}: {e}")))?;
             }
         }
@@ -220,47 +307,60 @@ impl BookState {
                 return bad(format!("rule {member} is a member without a body"));
             }
         }
-        for (what, keys) in [
-            ("enabled", other.enabled.keys().collect::<Vec<_>>()),
-            ("colour", other.colors.keys().collect()),
+        /// A key of `registers` with a body in neither book.
+        fn bodiless<'a, V>(
+            registers: &'a BTreeMap<String, V>,
+            theirs: &'a BookState,
+            ours: &BookState,
+        ) -> Option<&'a String> {
+            paired(registers, &theirs.rules)
+                .find_map(|(key, _, body)| (body.is_none() && !ours.rules.contains_key(key)).then_some(key))
+        }
+        for (what, bodiless) in [
+            ("enabled", bodiless(&other.enabled, other, self)),
+            ("colour", bodiless(&other.colors, other, self)),
         ] {
-            if let Some(k) = keys
-                .into_iter()
-                .find(|k| !other.rules.contains_key(*k) && !self.rules.contains_key(*k))
-            {
+            if let Some(k) = bodiless {
                 return bad(format!("an {what} register for {k}, which has no body"));
             }
         }
         Ok(())
     }
 
-    /// Merges a state checked by [`BookState::check_incoming`].
-    pub fn merge(&mut self, other: BookState) {
+    /// Merges a state checked by [`BookState::check_incoming`], answering
+    /// what changed here.
+    pub fn merge(&mut self, other: BookState) -> Changed {
+        let mut changed = Changed::default();
         // What both sides hold alike (most of it, between sites in step) is skipped.
         if self.members != other.members {
+            let before = self.members.clone();
             self.members.merge(other.members);
+            changed.members = self.members != before;
         }
-        for (key, rule) in other.rules {
+        let same: Vec<bool> = paired(&other.rules, &self.rules)
+            .map(|(_, theirs, held)| held == Some(theirs))
+            .collect();
+        for ((key, rule), same) in other.rules.into_iter().zip(same) {
+            if same {
+                continue;
+            }
             match self.rules.get_mut(&key) {
-                Some(held) if *held == rule => {}
-                Some(held) => *held = least(held.clone(), rule),
+                Some(held) => {
+                    let kept = least(held.clone(), rule);
+                    if kept != *held {
+                        *held = kept;
+                        changed.keys.insert(key);
+                    }
+                }
                 None => {
-                    self.rules.insert(key, rule);
+                    self.rules.insert(key.clone(), rule);
+                    changed.keys.insert(key);
                 }
             }
         }
-        for (key, register) in other.enabled {
-            let held = self.enabled.entry(key).or_default();
-            if *held != register {
-                held.merge(register);
-            }
-        }
-        for (key, register) in other.colors {
-            let held = self.colors.entry(key).or_default();
-            if *held != register {
-                held.merge(register);
-            }
-        }
+        merge_registers(&mut self.enabled, other.enabled, &mut changed);
+        merge_registers(&mut self.colors, other.colors, &mut changed);
+        changed
     }
 
     /// What a peer that sent `peer` lacks: the bodies and registers that
@@ -271,9 +371,9 @@ impl BookState {
             ours: &BTreeMap<String, V>,
             theirs: &BTreeMap<String, V>,
         ) -> BTreeMap<String, V> {
-            ours.iter()
-                .filter(|(k, v)| theirs.get(*k) != Some(*v))
-                .map(|(k, v)| (k.clone(), v.clone()))
+            paired(ours, theirs)
+                .filter(|(_, v, t)| *t != Some(*v))
+                .map(|(k, v, _)| (k.clone(), v.clone()))
                 .collect()
         }
         BookState {

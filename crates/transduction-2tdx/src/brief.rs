@@ -16,8 +16,8 @@
 //! Hashes are of a canonical form: a register's concurrent values and the
 //! membership's entries in sorted order, whatever order merges left them in.
 
-use crate::book::BookState;
-use crdts::{MVReg, Orswot};
+use crate::book::{BookState, Changed};
+use crdts::{MVReg, Orswot, VClock};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -140,25 +140,27 @@ fn entry_hash(book: &BookState, key: &str) -> String {
     short_hex(hasher.finalize())
 }
 
+/// Feeds a clock's dots (actor, counter) in actor order.
+fn feed_clock(hasher: &mut blake3::Hasher, clock: &VClock<String>) {
+    hasher.update(&(clock.dots.len() as u64).to_le_bytes());
+    for (actor, counter) in &clock.dots {
+        feed(hasher, actor.as_bytes());
+        hasher.update(&counter.to_le_bytes());
+    }
+}
+
 /// The hash of a membership: its clock, then each member (sorted) with its
 /// dots. (Deferred removes never travel as JSON, so they are left out.)
 fn members_hash(members: &Orswot<String, String>) -> String {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"2tdx-members\0");
-    // Clocks are ordered maps: their JSON is canonical.
-    feed(
-        &mut hasher,
-        &serde_json::to_vec(&members.read_ctx().add_clock).unwrap_or_default(),
-    );
-    let mut entries: Vec<(&String, Vec<u8>)> = members
-        .iter()
-        .map(|entry| (entry.val, serde_json::to_vec(&entry.rm_clock).unwrap_or_default()))
-        .collect();
+    hasher.update(b"2tdx-members.v2\0");
+    feed_clock(&mut hasher, &members.read_ctx().add_clock);
+    let mut entries: Vec<(&String, VClock<String>)> = members.iter().map(|entry| (entry.val, entry.rm_clock)).collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     hasher.update(&(entries.len() as u64).to_le_bytes());
-    for (member, dots) in entries {
+    for (member, dots) in &entries {
         feed(&mut hasher, member.as_bytes());
-        feed(&mut hasher, &dots);
+        feed_clock(&mut hasher, dots);
     }
     short_hex(hasher.finalize())
 }
@@ -176,21 +178,16 @@ impl Summary {
         }
     }
 
-    /// The summary of `after`, this being `before`'s: only the entries that
-    /// differ (and the membership, if it does) are hashed again.
-    pub fn update(&mut self, before: &BookState, after: &BookState) {
-        if before.members != after.members {
+    /// The summary of `after`, this being the summary of the book `changed`
+    /// changed into `after`: only what changed is hashed again.
+    pub fn update(&mut self, after: &BookState, changed: &Changed) {
+        if changed.members {
             self.members = members_hash(&after.members);
         }
-        for key in after.rules.keys() {
-            let same = before.rules.get(key) == after.rules.get(key)
-                && before.enabled.get(key) == after.enabled.get(key)
-                && before.colors.get(key) == after.colors.get(key);
-            if !same || !self.entries.contains_key(key) {
-                self.entries.insert(key.clone(), entry_hash(after, key));
-            }
+        // Bodies are grow-only: no key leaves; a key is summarised once it has one.
+        for key in changed.keys.iter().filter(|k| after.rules.contains_key(*k)) {
+            self.entries.insert(key.clone(), entry_hash(after, key));
         }
-        // Bodies are grow-only: no key leaves.
     }
 }
 
@@ -337,12 +334,24 @@ mod tests {
         let (a, b, _) = sites();
         let key = a.rules.keys().next().unwrap().clone();
         let mut after = a.clone();
-        after.add(rule("(pow ?a 1)", "?a"), "site-a");
+        let added = rule("(pow ?a 1)", "?a");
+        let mut changed = Changed::of_key(&added.key, true);
+        after.add(added, "site-a");
         after.set_enabled(&key, false, "site-a");
-        after.merge(b.clone());
+        changed = changed.and(Changed::of_key(&key, false));
+        changed = changed.and(after.merge(b.clone()));
         let mut summary = Summary::of(&a);
-        summary.update(&a, &after);
+        summary.update(&after, &changed);
         assert_eq!(summary, Summary::of(&after));
+        // A merge names every key it changed, and nothing when it changes nothing.
+        let mut behind = a.clone();
+        assert!(after.merge(behind.clone()).is_empty(), "a peer behind changes nothing");
+        let mut summary = Summary::of(&behind);
+        let changed = behind.merge(after.clone());
+        assert!(changed.members && !changed.keys.is_empty());
+        summary.update(&behind, &changed);
+        assert_eq!(summary, Summary::of(&behind));
+        assert_eq!(behind, after);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! change is answered), the site's name, the sync key, and how syncing with
 //! the configured peer went.
 
-use crate::book::{BadState, BookEntry, BookState};
+use crate::book::{BadState, BookEntry, BookState, Changed};
 use crate::brief::{self, BriefAnswer, BriefSync, Summary};
 use crate::rule::Rule;
 use crate::store::BookStore;
@@ -272,21 +272,30 @@ impl TdxService {
 
     /// Makes a change on a copy of the book, stores the copy, and only then
     /// makes it the book: a change the store refuses changes nothing.
-    fn change<T>(&self, edit: impl FnOnce(&mut BookState) -> Result<T, ChangeError>) -> Result<T, ChangeError> {
+    /// The edit answers what it changed, which is all the store writes and
+    /// the summary hashes again.
+    fn change<T>(
+        &self,
+        edit: impl FnOnce(&mut BookState) -> Result<(T, Changed), ChangeError>,
+    ) -> Result<T, ChangeError> {
         let _writing = self.writing.lock().expect("writing lock");
         let mut next = self.book.read().expect("book lock").clone();
-        let out = edit(&mut next)?;
-        if next == *self.book.read().expect("book lock") {
+        let (out, changed) = edit(&mut next)?;
+        if changed.is_empty() {
             // Nothing changed (a sync with a peer in step): nothing to store.
             return Ok(out);
         }
         if let Some(store) = &self.store {
-            store.save(&next).map_err(|e| ChangeError::Store(e.0))?;
+            store.save(&next, &changed).map_err(|e| ChangeError::Store(e.0))?;
         }
         let mut summary = self.summary.read().expect("summary lock").clone();
-        summary.update(&self.book.read().expect("book lock"), &next);
-        *self.book.write().expect("book lock") = next;
+        summary.update(&next, &changed);
+        // Both under the book's lock, so that a reader holding it reads the
+        // summary of the book it reads (locks taken book first, as everywhere).
+        let mut book = self.book.write().expect("book lock");
         *self.summary.write().expect("summary lock") = summary;
+        *book = next;
+        drop(book);
         for listener in self.listeners.lock().expect("listeners lock").iter() {
             listener();
         }
@@ -316,15 +325,17 @@ impl TdxService {
                 )));
             }
             let (mut added, mut already) = (Vec::new(), Vec::new());
+            let mut changed = Changed::default();
             for rule in rules {
                 if book.contains(&rule.key) {
                     already.push(rule.key);
                 } else {
                     added.push(rule.key.clone());
+                    changed = changed.and(Changed::of_key(&rule.key, true));
                     book.add(rule, &site);
                 }
             }
-            Ok((added, already))
+            Ok(((added, already), changed))
         })
     }
 
@@ -332,7 +343,7 @@ impl TdxService {
     pub fn remove(&self, key: &str) -> Result<(), ChangeError> {
         self.change(|book| {
             if book.remove(key) {
-                Ok(())
+                Ok(((), Changed::of_key(key, true)))
             } else {
                 Err(ChangeError::NotFound(key.into()))
             }
@@ -352,7 +363,8 @@ impl TdxService {
             if let Some(color) = color {
                 book.set_color(key, color, &site);
             }
-            book.entry(key).ok_or_else(|| ChangeError::NotFound(key.into()))
+            let entry = book.entry(key).ok_or_else(|| ChangeError::NotFound(key.into()))?;
+            Ok((entry, Changed::of_key(key, false)))
         })
     }
 
@@ -371,8 +383,8 @@ impl TdxService {
                 // What they lack, read before the merge: what the merge would
                 // add to it, they hold already.
                 let answer = book.lacked_by(&theirs);
-                book.merge(theirs);
-                Ok(answer)
+                let changed = book.merge(theirs);
+                Ok((answer, changed))
             })
         });
         let counter = if answer.is_ok() {
@@ -411,10 +423,7 @@ impl TdxService {
             if theirs.changes == BookState::default() {
                 return Ok(());
             }
-            self.change(|book| {
-                book.merge(theirs.changes);
-                Ok(())
-            })
+            self.change(|book| Ok(((), book.merge(theirs.changes))))
         });
         let counter = if merged.is_ok() {
             &self.syncs_served
@@ -447,14 +456,16 @@ impl TdxService {
             let status = self.peer_status.lock().expect("peer status lock");
             status.successes % WHOLE_SYNC_EVERY == WHOLE_SYNC_EVERY - 1
         };
-        let ours = self.book();
+        let (ours, summary) = {
+            let book = self.book.read().expect("book lock");
+            let summary = self.summary.read().expect("summary lock").clone();
+            (book.clone(), summary)
+        };
         let mut brief_answer = None;
         if let Some(base) = base.filter(|_| !whole_due && self.peer_brief.load(Ordering::Relaxed)) {
-            // Of the same snapshot as the changes (the kept one may be newer).
-            let summary = Summary::of(&ours);
             let brief = BriefSync {
                 changes: brief::changes_since(&ours, &summary, &base),
-                summary,
+                summary: summary.clone(),
             };
             match peer.sync_brief(&brief, self.config.max_latency).await {
                 // Answered: merged below, unless it wants the whole book.
@@ -475,13 +486,12 @@ impl TdxService {
             // What both held once this sync is done: what was sent, and the
             // answer (changes made here meanwhile stay changes for the next).
             let mut agreed = ours;
-            agreed.merge(answer.clone());
-            self.change(|book| {
-                book.merge(answer);
-                Ok(())
-            })
-            .map_err(|e| e.to_string())?;
-            *self.peer_base.lock().expect("peer base lock") = Some(Summary::of(&agreed));
+            let mut agreed_summary = summary;
+            let changed = agreed.merge(answer.clone());
+            agreed_summary.update(&agreed, &changed);
+            self.change(|book| Ok(((), book.merge(answer))))
+                .map_err(|e| e.to_string())?;
+            *self.peer_base.lock().expect("peer base lock") = Some(agreed_summary);
             Ok(())
         });
         let Err(e) = outcome else {

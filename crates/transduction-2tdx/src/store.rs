@@ -3,15 +3,16 @@
 //! [`RedbBook`] is the native one, a redb file in the data directory; a host
 //! without one keeps its book in memory only.
 
-use crate::book::BookState;
+use crate::book::{BookState, Changed};
 use crate::rule::Rule;
 use crdts::{MVReg, Orswot};
 use ramanujan_core::color::Color;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why the store failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,43 +25,57 @@ pub trait BookStore: Send + Sync {
     fn load(&self) -> Result<Option<BookState>, StoreError>;
     /// Stores `book`: durable once this returns `Ok`; on an error nothing of
     /// it is kept.
-    fn save(&self, book: &BookState) -> Result<(), StoreError>;
+    /// what `changed` names changed since the book last saved.
+    fn save(&self, book: &BookState, changed: &Changed) -> Result<(), StoreError>;
 }
 
-/// The book in two tables: each rule body under its key (bodies are
-/// content-addressed and grow-only, so a change writes only the bodies that
-/// are new or whose name or provenance it changed), and the membership and
-/// registers as one JSON record; written in one durable transaction per
-/// change. A store written as one record (`state.v1`, before) is read as
-/// such and rewritten in this form by the next change.
+/// The book in three tables, written in one durable transaction per change,
+/// each change writing only what it changed:
+/// - `tdx_rules`: each rule body under its key;
+/// - `tdx_entries`: each key's enabled and colour registers;
+/// - `tdx_book`: the membership, one record (written when it changed).
+///
+/// Stores written in an earlier form read as such and are rewritten whole in
+/// this one by the next change: one record of everything (`state.v1`), or the
+/// bodies beside one record of the membership and registers (`registers.v2`).
 const BOOK: TableDefinition<&str, &[u8]> = TableDefinition::new("tdx_book");
 const RULES: TableDefinition<&str, &[u8]> = TableDefinition::new("tdx_rules");
+const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("tdx_entries");
 const STATE_V1: &str = "state.v1";
-const REGISTERS: &str = "registers.v2";
+const REGISTERS_V2: &str = "registers.v2";
+const MEMBERS_V3: &str = "members.v3";
 
-/// The book but its bodies, as written.
-#[derive(Serialize)]
-struct RegistersOut<'a> {
-    members: &'a Orswot<String, String>,
-    enabled: &'a BTreeMap<String, MVReg<bool, String>>,
-    colors: &'a BTreeMap<String, MVReg<Color, String>>,
-}
-
-/// The book but its bodies, as read.
+/// The book but its bodies, in the `registers.v2` form.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RegistersIn {
+struct RegistersV2 {
     members: Orswot<String, String>,
     enabled: BTreeMap<String, MVReg<bool, String>>,
     colors: BTreeMap<String, MVReg<Color, String>>,
+}
+
+/// One key's registers, as written.
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    enabled: Option<&'a MVReg<bool, String>>,
+    color: Option<&'a MVReg<Color, String>>,
+}
+
+/// One key's registers, as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryIn {
+    enabled: Option<MVReg<bool, String>>,
+    color: Option<MVReg<Color, String>>,
 }
 
 /// The rule book in a redb file.
 pub struct RedbBook {
     db: Database,
     path: String,
-    /// The bodies as stored, to write only what changed.
-    stored: Mutex<BTreeMap<String, Arc<Rule>>>,
+    /// Whether the file holds the book in this form (once written or read so):
+    /// until then a save writes the whole book.
+    in_form: AtomicBool,
 }
 
 impl RedbBook {
@@ -75,11 +90,12 @@ impl RedbBook {
         let txn = db.begin_write().map_err(|e| f(&e))?;
         txn.open_table(BOOK).map_err(|e| f(&e))?;
         txn.open_table(RULES).map_err(|e| f(&e))?;
+        txn.open_table(ENTRIES).map_err(|e| f(&e))?;
         txn.commit().map_err(|e| f(&e))?;
         Ok(RedbBook {
             db,
             path: path.display().to_string(),
-            stored: Mutex::new(BTreeMap::new()),
+            in_form: AtomicBool::new(false),
         })
     }
 
@@ -91,10 +107,6 @@ impl RedbBook {
     fn fail(&self, e: &dyn std::fmt::Display) -> StoreError {
         StoreError(format!("{}: {e}", self.path))
     }
-
-    fn stored(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Rule>>> {
-        self.stored.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 impl BookStore for RedbBook {
@@ -103,8 +115,7 @@ impl BookStore for RedbBook {
         let book = txn.open_table(BOOK).map_err(|e| self.fail(&e))?;
         let unreadable =
             |e: &dyn std::fmt::Display| self.fail(&format!("the stored rule book does not read back: {e}"));
-        if let Some(bytes) = book.get(REGISTERS).map_err(|e| self.fail(&e))? {
-            let registers: RegistersIn = serde_json::from_slice(bytes.value()).map_err(|e| unreadable(&e))?;
+        let read_bodies = || -> Result<BTreeMap<String, Arc<Rule>>, StoreError> {
             let mut rules = BTreeMap::new();
             let table = txn.open_table(RULES).map_err(|e| self.fail(&e))?;
             for row in table.iter().map_err(|e| self.fail(&e))? {
@@ -112,10 +123,37 @@ impl BookStore for RedbBook {
                 let rule: Rule = serde_json::from_slice(body.value()).map_err(|e| unreadable(&e))?;
                 rules.insert(key.value().to_string(), Arc::new(rule));
             }
-            *self.stored() = rules.clone();
+            Ok(rules)
+        };
+        if let Some(bytes) = book.get(MEMBERS_V3).map_err(|e| self.fail(&e))? {
+            let members = serde_json::from_slice(bytes.value()).map_err(|e| unreadable(&e))?;
+            let (mut enabled, mut colors) = (BTreeMap::new(), BTreeMap::new());
+            let table = txn.open_table(ENTRIES).map_err(|e| self.fail(&e))?;
+            for row in table.iter().map_err(|e| self.fail(&e))? {
+                let (key, entry) = row.map_err(|e| self.fail(&e))?;
+                let entry: EntryIn = serde_json::from_slice(entry.value()).map_err(|e| unreadable(&e))?;
+                let key = key.value().to_string();
+                if let Some(register) = entry.enabled {
+                    enabled.insert(key.clone(), register);
+                }
+                if let Some(register) = entry.color {
+                    colors.insert(key, register);
+                }
+            }
+            self.in_form.store(true, Ordering::Relaxed);
+            return Ok(Some(BookState {
+                members,
+                rules: read_bodies()?,
+                enabled,
+                colors,
+            }));
+        }
+        // An earlier form: rewritten whole by the next change.
+        if let Some(bytes) = book.get(REGISTERS_V2).map_err(|e| self.fail(&e))? {
+            let registers: RegistersV2 = serde_json::from_slice(bytes.value()).map_err(|e| unreadable(&e))?;
             return Ok(Some(BookState {
                 members: registers.members,
-                rules,
+                rules: read_bodies()?,
                 enabled: registers.enabled,
                 colors: registers.colors,
             }));
@@ -123,39 +161,54 @@ impl BookStore for RedbBook {
         let Some(bytes) = book.get(STATE_V1).map_err(|e| self.fail(&e))? else {
             return Ok(None);
         };
-        // The one-record form: every body is written by the next change.
         serde_json::from_slice(bytes.value())
             .map(Some)
             .map_err(|e| unreadable(&e))
     }
 
-    fn save(&self, book: &BookState) -> Result<(), StoreError> {
-        let registers = serde_json::to_vec(&RegistersOut {
-            members: &book.members,
-            enabled: &book.enabled,
-            colors: &book.colors,
-        })
-        .map_err(|e| self.fail(&e))?;
-        let mut stored = self.stored();
-        let changed: Vec<(&String, &Arc<Rule>)> =
-            book.rules.iter().filter(|(k, r)| stored.get(*k) != Some(*r)).collect();
+    fn save(&self, book: &BookState, changed: &Changed) -> Result<(), StoreError> {
+        let whole = !self.in_form.load(Ordering::Relaxed);
+        let keys: Box<dyn Iterator<Item = &String>> = if whole {
+            let all: BTreeSet<&String> = book
+                .rules
+                .keys()
+                .chain(book.enabled.keys())
+                .chain(book.colors.keys())
+                .collect();
+            Box::new(all.into_iter())
+        } else {
+            Box::new(changed.keys.iter())
+        };
         let txn = self.db.begin_write().map_err(|e| self.fail(&e))?;
         {
             let mut table = txn.open_table(BOOK).map_err(|e| self.fail(&e))?;
-            table
-                .insert(REGISTERS, registers.as_slice())
-                .map_err(|e| self.fail(&e))?;
-            table.remove(STATE_V1).map_err(|e| self.fail(&e))?;
+            if whole || changed.members {
+                let bytes = serde_json::to_vec(&book.members).map_err(|e| self.fail(&e))?;
+                table.insert(MEMBERS_V3, bytes.as_slice()).map_err(|e| self.fail(&e))?;
+            }
+            if whole {
+                table.remove(STATE_V1).map_err(|e| self.fail(&e))?;
+                table.remove(REGISTERS_V2).map_err(|e| self.fail(&e))?;
+            }
             let mut rules = txn.open_table(RULES).map_err(|e| self.fail(&e))?;
-            for (key, rule) in &changed {
-                let body = serde_json::to_vec(rule).map_err(|e| self.fail(&e))?;
-                rules.insert(key.as_str(), body.as_slice()).map_err(|e| self.fail(&e))?;
+            let mut entries = txn.open_table(ENTRIES).map_err(|e| self.fail(&e))?;
+            for key in keys {
+                if let Some(rule) = book.rules.get(key) {
+                    let body = serde_json::to_vec(&**rule).map_err(|e| self.fail(&e))?;
+                    rules.insert(key.as_str(), body.as_slice()).map_err(|e| self.fail(&e))?;
+                }
+                let entry = EntryOut {
+                    enabled: book.enabled.get(key),
+                    color: book.colors.get(key),
+                };
+                let bytes = serde_json::to_vec(&entry).map_err(|e| self.fail(&e))?;
+                entries
+                    .insert(key.as_str(), bytes.as_slice())
+                    .map_err(|e| self.fail(&e))?;
             }
         }
         txn.commit().map_err(|e| self.fail(&e))?;
-        for (key, rule) in changed {
-            stored.insert(key.clone(), rule.clone());
-        }
+        self.in_form.store(true, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -179,44 +232,190 @@ mod tests {
         check_rule(&spec, "test").unwrap()
     }
 
-    /// What is saved reads back whole after a reopen, change after change,
-    /// and a store written as one record (the form before) reads and is
-    /// rewritten in the two-table form by the next change.
+    /// What is saved reads back whole after a reopen, change after change
+    /// (each writing only the rows it changed, on top of what a reopen read),
+    /// and stores written in the two earlier forms read and are rewritten in
+    /// this one by the next change.
     #[test]
-    fn each_change_reads_back_after_a_reopen_and_the_one_record_form_still_reads() {
+    fn each_change_reads_back_after_a_reopen_and_the_earlier_forms_still_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rules.redb");
         let mut book = BookState::default();
-        book.add(rule("(+ ?a 0)", "?a"), "a");
-        book.add(rule("(* ?a 1)", "?a"), "a");
+        let add = |book: &mut BookState, rule: Rule, actor: &str| {
+            let changed = Changed::of_key(&rule.key, true);
+            book.add(rule, actor);
+            changed
+        };
+        add(&mut book, rule("(+ ?a 0)", "?a"), "a");
+        add(&mut book, rule("(* ?a 1)", "?a"), "a");
         {
             let store = RedbBook::open(&path).unwrap();
             assert_eq!(store.load().unwrap(), None);
-            store.save(&book).unwrap();
+            // A new store is written whole, whatever the change names.
+            store.save(&book, &Changed::default()).unwrap();
             let key = book.entries()[0].rule.key.clone();
             book.set_enabled(&key, false, "a");
-            book.add(rule("(- ?a 0)", "?a"), "b");
-            store.save(&book).unwrap();
+            let changed = Changed::of_key(&key, false).and(add(&mut book, rule("(- ?a 0)", "?a"), "b"));
+            store.save(&book, &changed).unwrap();
+        }
+        let removed = book.entries()[1].rule.key.clone();
+        {
+            let store = RedbBook::open(&path).unwrap();
+            assert_eq!(store.load().unwrap().as_ref(), Some(&book));
+            // Changes after a reopen, each saved alone: a remove, a colour,
+            // a concurrent add merged.
+            assert!(book.remove(&removed));
+            store.save(&book, &Changed::of_key(&removed, true)).unwrap();
+            let key = book.entries()[0].rule.key.clone();
+            book.set_color(&key, Color::Red, "a");
+            store.save(&book, &Changed::of_key(&key, false)).unwrap();
+            let mut other = book.clone();
+            add(&mut other, rule("(* ?a 0)", "0"), "b");
+            other.set_enabled(&key, false, "b");
+            let changed = book.merge(other);
+            assert!(changed.members && changed.keys.len() == 2, "{changed:?}");
+            store.save(&book, &changed).unwrap();
         }
         let store = RedbBook::open(&path).unwrap();
         assert_eq!(store.load().unwrap().as_ref(), Some(&book));
+        let read = store.load().unwrap().unwrap();
+        assert!(!read.contains(&removed) && read.rules.contains_key(&removed));
 
-        let old = dir.path().join("old.redb");
-        {
-            let db = Database::create(&old).unwrap();
-            let txn = db.begin_write().unwrap();
-            txn.open_table(BOOK)
-                .unwrap()
-                .insert(STATE_V1, serde_json::to_vec(&book).unwrap().as_slice())
-                .unwrap();
-            txn.commit().unwrap();
+        #[derive(Serialize)]
+        struct RegistersV2Out<'a> {
+            members: &'a Orswot<String, String>,
+            enabled: &'a BTreeMap<String, MVReg<bool, String>>,
+            colors: &'a BTreeMap<String, MVReg<Color, String>>,
         }
-        let store = RedbBook::open(&old).unwrap();
-        let mut read = store.load().unwrap().unwrap();
-        assert_eq!(read, book);
-        read.add(rule("(* ?a 0)", "0"), "c");
-        store.save(&read).unwrap();
-        drop(store);
-        assert_eq!(RedbBook::open(&old).unwrap().load().unwrap(), Some(read));
+        let v2 = serde_json::to_vec(&RegistersV2Out {
+            members: &book.members,
+            enabled: &book.enabled,
+            colors: &book.colors,
+        })
+        .unwrap();
+        let earlier: [(&str, Vec<u8>); 2] = [(STATE_V1, serde_json::to_vec(&book).unwrap()), (REGISTERS_V2, v2)];
+        for (form, bytes) in earlier {
+            let old = dir.path().join(format!("{form}.redb"));
+            {
+                let db = Database::create(&old).unwrap();
+                let txn = db.begin_write().unwrap();
+                txn.open_table(BOOK).unwrap().insert(form, bytes.as_slice()).unwrap();
+                let mut rules = txn.open_table(RULES).unwrap();
+                if form == REGISTERS_V2 {
+                    for (key, body) in &book.rules {
+                        rules
+                            .insert(key.as_str(), serde_json::to_vec(&**body).unwrap().as_slice())
+                            .unwrap();
+                    }
+                }
+                drop(rules);
+                txn.commit().unwrap();
+            }
+            let store = RedbBook::open(&old).unwrap();
+            let mut read = store.load().unwrap().unwrap();
+            assert_eq!(read, book, "{form}");
+            let changed = add(&mut read, rule("(- 0 ?a)", "(neg ?a)"), "c");
+            store.save(&read, &changed).unwrap();
+            drop(store);
+            assert_eq!(RedbBook::open(&old).unwrap().load().unwrap(), Some(read), "{form}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod changes {
+    use super::*;
+    use crate::brief::Summary;
+    use crate::mine::check_rule;
+    use ramanujan_core::rules::RuleSpec;
+
+    /// `n` distinct sound rules.
+    fn rules(n: usize) -> Vec<Rule> {
+        (0..n)
+            .map(|k| {
+                let spec = RuleSpec {
+                    name: format!("r{k}"),
+                    lhs: format!("(+ ?a {k})"),
+                    rhs: format!("(+ {k} ?a)"),
+                    color: Color::Red,
+                    bidirectional: false,
+                    nonzero: vec![],
+                    integer: vec![],
+                };
+                check_rule(&spec, "test").unwrap()
+            })
+            .collect()
+    }
+
+    /// Three sites edit apart and merge each other's books at random for
+    /// hundreds of steps; site 0 saves only what each change says it changed
+    /// and updates its summary only with that. After every step its summary
+    /// is the summary of its book, and after every few its store, reopened,
+    /// reads back its book: a change that forgot a key or the membership
+    /// would show in one or the other.
+    #[test]
+    fn saving_and_summarising_only_what_changed_keeps_store_and_summary_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.redb");
+        let pool = rules(12);
+        let mut sites = [BookState::default(), BookState::default(), BookState::default()];
+        let mut store = RedbBook::open(&path).unwrap();
+        store.save(&sites[0], &Changed::default()).unwrap();
+        let mut summary = Summary::of(&sites[0]);
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            // SplitMix64.
+            seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) % n as u64) as usize
+        };
+        let (mut merges, mut changed_merges) = (0, 0);
+        for step in 0..400 {
+            let (site, actor) = {
+                let i = next(3);
+                (i, format!("site-{i}"))
+            };
+            let rule = pool[next(pool.len())].clone();
+            let key = rule.key.clone();
+            let book = &mut sites[site];
+            let changed = match next(6) {
+                0 | 1 if !book.contains(&key) => {
+                    book.add(rule, &actor);
+                    Changed::of_key(&key, true)
+                }
+                2 if book.remove(&key) => Changed::of_key(&key, true),
+                3 if book.contains(&key) => {
+                    book.set_enabled(&key, next(2) == 0, &actor);
+                    Changed::of_key(&key, false)
+                }
+                4 if book.contains(&key) => {
+                    book.set_color(&key, [Color::Red, Color::Blue, Color::Green][next(3)], &actor);
+                    Changed::of_key(&key, false)
+                }
+                _ => {
+                    let from = sites[next(3)].clone();
+                    let changed = sites[site].merge(from);
+                    merges += 1;
+                    changed_merges += usize::from(!changed.is_empty());
+                    changed
+                }
+            };
+            if site == 0 {
+                store.save(&sites[0], &changed).unwrap();
+                summary.update(&sites[0], &changed);
+            }
+            assert_eq!(summary, Summary::of(&sites[0]), "step {step}");
+            if step % 25 == 24 {
+                drop(store);
+                store = RedbBook::open(&path).unwrap();
+                assert_eq!(store.load().unwrap().as_ref(), Some(&sites[0]), "step {step}");
+            }
+        }
+        assert!(
+            merges > 50 && changed_merges > 20,
+            "{merges} merges, {changed_merges} changed something"
+        );
     }
 }

@@ -33,7 +33,7 @@ use spin_entry::SpinKeyValue;
 use spin_sdk::http::Request;
 use std::sync::{Arc, Mutex};
 use transduction_2tdx::agents::agent_rules;
-use transduction_2tdx::book::BookState;
+use transduction_2tdx::book::{BookState, Changed};
 use transduction_2tdx::store::{BookStore, StoreError};
 use transduction_2tdx::{TdxConfig, TdxService};
 
@@ -51,7 +51,7 @@ impl BookStore for RequestBook {
         Ok(self.loaded.clone())
     }
 
-    fn save(&self, book: &BookState) -> Result<(), StoreError> {
+    fn save(&self, book: &BookState, _changed: &Changed) -> Result<(), StoreError> {
         *self.saved.lock().expect("one thread") = Some(book.clone());
         Ok(())
     }

@@ -14,6 +14,10 @@ pub trait KeyValue: Send + Sync {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
     /// Sets `key`; durable once this returns `Ok` (as durable as the store).
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>>;
+    /// Deletes `key` (nothing if it is not there).
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    /// The keys that start with `prefix`, sorted.
+    fn keys<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, String>>;
 }
 
 /// A key-value store in memory, for tests and benchmarks of what runs over one.
@@ -34,6 +38,19 @@ impl KeyValue for MemoryKeyValue {
         Box::pin(async move {
             self.map().insert(key.to_string(), value);
             Ok(())
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.map().remove(key);
+            Ok(())
+        })
+    }
+    fn keys<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let mut keys: Vec<String> = self.map().keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+            keys.sort();
+            Ok(keys)
         })
     }
 }

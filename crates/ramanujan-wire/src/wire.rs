@@ -48,9 +48,10 @@ pub struct AgentRuleSet {
     pub builtin: bool,
     /// The rules beside them, each in its colour.
     pub rules: Vec<RuleSpec>,
-    /// A digest of the stored rule book they were read from, where the book
-    /// and this set are two keys of one store (Spin): a set written out of
-    /// order, or not at all, is seen as stale and written again.
+    /// A digest of the rule book they were read from (of what it reads:
+    /// `transduction_2tdx::book::BookState::digest`), where the book and this
+    /// set are kept in one store (Spin): a set written out of order, or not
+    /// at all, is seen as stale and written again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub book: Option<String>,
 }

@@ -96,7 +96,9 @@ fn transduction_2tdx_keeps_its_rule_book_in_key_value_between_instances() {
         assert_eq!(status, 401, "{answer}");
         let (status, added) = call_with_key(&host, "POST", "/2tdx/rules", zero, Some(key)).await;
         assert_eq!(status, 200, "{added}");
-        assert!(host.kv_get("default", "tdx/book").is_some(), "the book is in key-value");
+        // One key per write, each the merge of what its writer read: one now.
+        let stored = host.kv_keys("default", transduction_2tdx::kv_book::BOOK_PREFIX);
+        assert_eq!(stored.len(), 1, "the book is in key-value: {stored:?}");
 
         // A fresh instance reads it.
         let (status, listed) = call(&host, "GET", "/2tdx/rules", "").await;
@@ -105,7 +107,7 @@ fn transduction_2tdx_keeps_its_rule_book_in_key_value_between_instances() {
 
         // A peer's state with one more rule merges in; the answer is what it lacks.
         let (_, book) = call(&host, "GET", "/2tdx/rules", "").await;
-        let mut peer: Value = serde_json::from_slice(&host.kv_get("default", "tdx/book").unwrap()).unwrap();
+        let mut peer: Value = serde_json::from_slice(&host.kv_get("default", &stored[0]).unwrap()).unwrap();
         let one = ramanujan_core::rules::RuleSpec {
             name: "one".into(),
             lhs: "(* ?x 1)".into(),
@@ -122,6 +124,11 @@ fn transduction_2tdx_keeps_its_rule_book_in_key_value_between_instances() {
         assert_eq!(status, 200, "{lacked}");
         let (_, listed) = call(&host, "GET", "/2tdx/rules", "").await;
         assert_eq!(listed["count"], 2, "{listed}");
+        let now = host.kv_keys("default", transduction_2tdx::kv_book::BOOK_PREFIX);
+        assert!(
+            now.len() == 1 && now != stored,
+            "the write replaced the key it merged: {now:?}"
+        );
         // Where the app's agents read the rules they run.
         let given: Value = serde_json::from_slice(&host.kv_get("default", "agents/rules").unwrap()).unwrap();
         assert_eq!(given["builtin"], true, "{given}");

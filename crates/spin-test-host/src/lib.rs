@@ -117,6 +117,17 @@ impl SpinHost {
         stores.get(label)?.get(key).cloned()
     }
 
+    /// The keys of a key-value store that start with `prefix`, sorted.
+    pub fn kv_keys(&self, label: &str, prefix: &str) -> Vec<String> {
+        let stores = self.state.stores.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys: Vec<String> = stores
+            .get(label)
+            .map(|store| store.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+
     /// Answers one request with a fresh instance, as Spin does.
     pub async fn handle(&self, request: http::Request<Full<Bytes>>) -> Result<http::Response<Bytes>> {
         let mut wasi = WasiCtxBuilder::new();

@@ -15,8 +15,9 @@
 //! - [`book`]: a rule book as a CRDT (an observed-remove set of rule keys,
 //!   content-addressed bodies, enabled and colour registers), a state from
 //!   elsewhere checked whole before it merges; [`brief`]: syncing it in
-//!   brief (what changed since, and a hash per rule); [`store`]: where it is
-//!   kept.
+//!   brief (what changed since, and a hash per rule); [`store`]: where a
+//!   process keeps it; [`kv_book`]: where short-lived instances sharing a
+//!   key-value store (Spin's) keep it without losing a write.
 //! - [`agents`]: the rules a network's agents run from a book.
 //! - [`service`], [`routes`]: the component. Routes: `GET /2tdx/health`,
 //!   `GET|POST /2tdx/rules`, `PATCH|DELETE /2tdx/rules/{key}`,
@@ -30,6 +31,7 @@ pub mod brief;
 pub mod codegen;
 pub mod enumerate;
 pub mod generalise;
+pub mod kv_book;
 pub mod mine;
 pub mod routes;
 pub mod rule;

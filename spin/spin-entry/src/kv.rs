@@ -60,6 +60,23 @@ impl KeyValue for SpinKeyValue {
             store.set(key, value).await.map_err(|e| e.to_string())
         })
     }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        one_thread(async move {
+            let store = Store::open(&self.label).await.map_err(|e| e.to_string())?;
+            store.delete(key).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn keys<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        one_thread(async move {
+            let store = Store::open(&self.label).await.map_err(|e| e.to_string())?;
+            let keys = store.get_keys().await.collect().await.map_err(|e| e.to_string())?;
+            let mut keys: Vec<String> = keys.into_iter().filter(|k| k.starts_with(prefix)).collect();
+            keys.sort();
+            Ok(keys)
+        })
+    }
 }
 
 /// The store `label` as a component's shared store ([`ramanujan_http::Runtime::shared`]).

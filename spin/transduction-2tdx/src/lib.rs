@@ -1,14 +1,14 @@
 //! `transduction-2tdx` on Spin: `/2tdx/...` and `/sync/...`.
 //!
 //! An instance lives for one request, so the rule book lives in the
-//! key-value store `default` (key `tdx/book`): read before the request, and
-//! written back before the answer when the request changed it (an answer
-//! that says a change was made is given only once it is stored; a store that
-//! fails answers 503 and keeps nothing). Another instance may have stored a
-//! change meanwhile: the book is a CRDT, so what the store holds then is
-//! merged in before writing, and neither change is lost unless two writes
-//! interleave between that read and the write (Spin's key-value has no
-//! compare-and-swap).
+//! key-value store `default` (keys `tdx/book/...`, see
+//! [`transduction_2tdx::kv_book`]): read before the request, and written
+//! back before the answer when the request changed it (an answer that says a
+//! change was made is given only once it is stored; a store that fails
+//! answers 503 and keeps nothing). Each write stores the book under a key of
+//! its own, merged with what other instances stored meanwhile, and deletes
+//! only the keys it merged, so instances writing at once lose no change
+//! although Spin's key-value store has no compare-and-swap.
 //!
 //! Each change also writes the book's enabled rules where the app's agents
 //! (`agent-orchestrator`, the same store) read them (`agents/rules`): they
@@ -34,11 +34,9 @@ use spin_sdk::http::Request;
 use std::sync::{Arc, Mutex};
 use transduction_2tdx::agents::agent_rules;
 use transduction_2tdx::book::{BookState, Changed};
+use transduction_2tdx::kv_book;
 use transduction_2tdx::store::{BookStore, StoreError};
 use transduction_2tdx::{TdxConfig, TdxService};
-
-/// Where the book is kept in the store.
-const BOOK_KEY: &str = "tdx/book";
 
 /// The book as this request found it, and the one it changed it to.
 struct RequestBook {
@@ -69,21 +67,7 @@ fn unavailable(message: String) -> Response {
     ramanujan_http::ApiError::unavailable(message).into_response()
 }
 
-/// The stored book and a digest of its bytes (`None` when nothing is stored).
-async fn read_book(kv: &SpinKeyValue) -> Result<(Option<BookState>, Option<String>), String> {
-    match kv.get(BOOK_KEY).await? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(|book| (Some(book), Some(digest(&bytes))))
-            .map_err(|e| format!("the stored rule book does not read: {e}")),
-        None => Ok((None, None)),
-    }
-}
-
-fn digest(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex()[..32].to_string()
-}
-
-/// Writes the rules the app's agents run from `book` (stored as `digest`).
+/// Writes the rules the app's agents run from `book` (whose digest is `digest`).
 async fn give_agents(kv: &SpinKeyValue, book: &BookState, digest: String) -> Result<(), String> {
     let given = AgentRuleSet {
         builtin: true,
@@ -104,10 +88,11 @@ async fn agents_book(kv: &SpinKeyValue) -> Option<String> {
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> Response {
     let kv = SpinKeyValue::new("default");
-    let (loaded, loaded_digest) = match read_book(&kv).await {
-        Ok(read) => read,
+    let found = match kv_book::read(&kv).await {
+        Ok(found) => found,
         Err(e) => return unavailable(format!("the rule book could not be read: {e}")),
     };
+    let loaded = found.book.clone();
     let store = Arc::new(RequestBook {
         loaded: loaded.clone(),
         saved: Mutex::new(None),
@@ -130,37 +115,25 @@ async fn handle(request: Request) -> Response {
         Err(e) => return unavailable(e),
     };
     let response = spin_entry::serve_with(transduction_2tdx::router(Arc::new(service), None), request, exempt).await;
-    let Some(mut changed) = store.saved.lock().expect("one thread").take() else {
+    let Some(changed) = store.saved.lock().expect("one thread").take() else {
         // Nothing changed here; the agents' rules may be stale (a write that
         // failed, or two instances' writes landing out of order): repaired.
-        if let (Some(book), Some(digest)) = (&loaded, loaded_digest)
-            && agents_book(&kv).await.as_ref() != Some(&digest)
-        {
-            // A failure here is repaired by the next request.
-            let _ = give_agents(&kv, book, digest).await;
+        if let Some(book) = &loaded {
+            let digest = book.digest();
+            if agents_book(&kv).await.as_ref() != Some(&digest) {
+                // A failure here is repaired by the next request.
+                let _ = give_agents(&kv, book, digest).await;
+            }
         }
         return response;
     };
-    // Another instance's change since this one read the book joins it.
-    match read_book(&kv).await {
-        Ok((current, _)) if current != loaded => {
-            if let Some(current) = current {
-                changed.merge(current);
-            }
-        }
-        Ok(_) => {}
-        Err(e) => return unavailable(format!("the rule book could not be read back: {e}; nothing changed")),
-    }
-    let bytes = match serde_json::to_vec(&changed) {
-        Ok(bytes) => bytes,
-        Err(e) => return unavailable(format!("the rule book could not be encoded: {e}; nothing changed")),
+    // Written with any other instance's change since this one read the book.
+    let written = match kv_book::write(&kv, &changed, &found).await {
+        Ok(written) => written,
+        Err(e) => return unavailable(format!("the rule book could not be stored: {e}; nothing changed")),
     };
-    let stored_digest = digest(&bytes);
-    if let Err(e) = kv.set(BOOK_KEY, bytes).await {
-        return unavailable(format!("the rule book could not be stored: {e}; nothing changed"));
-    }
     // The app's agents (agent-orchestrator, same store) run its enabled rules.
-    if let Err(e) = give_agents(&kv, &changed, stored_digest).await {
+    if let Err(e) = give_agents(&kv, &written, written.digest()).await {
         return unavailable(format!(
             "the rule book was stored, but not the agents' rules: {e} (the next request writes them)"
         ));

@@ -174,12 +174,11 @@ pub fn python_library(library: &PinnedPackage) -> Result<PathBuf, String> {
 /// installed first in the cache if it is not there yet: `PYTHONPATH` for
 /// `python3 <dir>/bin/<script>`. Named `name` and the lock's hash.
 pub fn python_tool(name: &str, requirements: &str) -> Result<PathBuf, String> {
-    use std::hash::{Hash, Hasher};
     static INSTALLING: Mutex<()> = Mutex::new(());
     let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
-    let mut hasher = std::hash::DefaultHasher::new();
-    requirements.hash(&mut hasher);
-    let key = format!("{name}-{:016x}", hasher.finish());
+    // A hash that stays the same across Rust releases (std's `DefaultHasher`
+    // does not promise to), so an upgrade finds the tool it installed.
+    let key = format!("{name}-{}", &blake3::hash(requirements.as_bytes()).to_hex()[..16]);
     let wanted = format!("{name} from its lock file, from PyPI");
     install_locked(&key, requirements.to_string(), &wanted, |_| Ok(()))
 }

@@ -71,6 +71,8 @@ fn rand_id() -> u64 {
 pub fn open(args: &ServeArgs) -> Result<Arc<TdxService>, String> {
     let config = TdxConfig {
         site: site(args)?,
+        // One process per site: the site is the actor of its edits.
+        actor: None,
         api_key: api_key(args)?,
         host_keys: crate::guard::api_keys(args)?,
         peer: args.peer_endpoint.clone().or_else(|| args.vers_endpoint.clone()),

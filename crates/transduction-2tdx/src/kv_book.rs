@@ -12,8 +12,12 @@
 //! writer that stops between writing and deleting leaves keys that readers
 //! merge and the next write deletes.
 //!
+//! Instances editing at once must also be distinct CRDT actors
+//! ([`instance_actor`]): two edits by one actor from the same clock carry
+//! the same dot, and merging their books drops both.
+//!
 //! The form before (one key, `tdx/book`, overwritten by each write) is read
-//! as one more key and deleted by the next write.
+//! first, as one more key, and deleted by the next write.
 
 use crate::book::BookState;
 use ramanujan_http::kv::KeyValue;
@@ -36,6 +40,20 @@ pub struct StoredBook {
 }
 
 impl StoredBook {
+    /// Merges in the book stored under `key`.
+    fn add(&mut self, key: String, bytes: &[u8]) -> Result<(), String> {
+        let book: BookState =
+            serde_json::from_slice(bytes).map_err(|e| format!("the stored rule book {key} does not read: {e}"))?;
+        match &mut self.book {
+            Some(merged) => {
+                merged.merge(book);
+            }
+            None => self.book = Some(book),
+        }
+        self.keys.push(key);
+        Ok(())
+    }
+
     /// How many keys the book was read from (more than one after writes
     /// that overlapped, until the next write).
     pub fn keys(&self) -> usize {
@@ -46,33 +64,42 @@ impl StoredBook {
 /// Reads and merges every book stored.
 pub async fn read(kv: &dyn KeyValue) -> Result<StoredBook, String> {
     'attempt: for _ in 0..READ_ATTEMPTS {
-        let mut keys = kv.keys(BOOK_PREFIX).await?;
-        keys.push(LEGACY_KEY.to_string());
         let mut stored = StoredBook::default();
-        for key in keys {
+        // The key of the form before first: a write deletes it only after
+        // setting the key that includes it, which the listing below then sees.
+        if let Some(bytes) = kv.get(LEGACY_KEY).await? {
+            stored.add(LEGACY_KEY.to_string(), &bytes)?;
+        }
+        for key in kv.keys(BOOK_PREFIX).await? {
             let Some(bytes) = kv.get(&key).await? else {
-                if key == LEGACY_KEY {
-                    continue;
-                }
                 // Deleted since listed: merged into a key written before
                 // that, which this listing may have missed.
                 continue 'attempt;
             };
-            let book: BookState =
-                serde_json::from_slice(&bytes).map_err(|e| format!("the stored rule book {key} does not read: {e}"))?;
-            match &mut stored.book {
-                Some(merged) => {
-                    merged.merge(book);
-                }
-                None => stored.book = Some(book),
-            }
-            stored.keys.push(key);
+            stored.add(key, &bytes)?;
         }
         return Ok(stored);
     }
     Err(format!(
         "the stored rule book kept changing while it was read ({READ_ATTEMPTS} attempts)"
     ))
+}
+
+/// An actor name for one short-lived instance of `site` that edits the
+/// book: `site`, a dot, and 64 random bits (std's OS-seeded hash keys)
+/// mixed with the time. Instances editing at once must be distinct actors:
+/// two edits by one actor from the same clock carry the same dot, and an
+/// observed-remove set's merge takes each as seen and dropped by the other.
+/// Every instance that edits adds its name to the book's clocks, so they
+/// grow by one entry per edit request: fine for a rule book's rate of edits.
+pub fn instance_actor(site: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(now);
+    format!("{site}.{:016x}", hasher.finish())
 }
 
 /// Writes `book` (which holds what `read` found, and more) merged with
@@ -169,6 +196,8 @@ mod tests {
         inner: MemoryKeyValue,
         other: std::sync::Mutex<Option<BookState>>,
         other_write: std::sync::Mutex<Option<(BookState, StoredBook)>>,
+        /// Or, just after this one lists the keys, another's whole write.
+        other_after_listing: std::sync::Mutex<Option<(BookState, StoredBook)>>,
     }
 
     impl Racing {
@@ -177,6 +206,7 @@ mod tests {
                 inner: MemoryKeyValue::default(),
                 other: std::sync::Mutex::new(None),
                 other_write: std::sync::Mutex::new(None),
+                other_after_listing: std::sync::Mutex::new(None),
             }
         }
     }
@@ -184,8 +214,12 @@ mod tests {
     impl KeyValue for Racing {
         fn get<'a>(&'a self, key: &'a str) -> ramanujan_http::kv::BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
             Box::pin(async move {
-                let other = self.other.lock().unwrap().take();
-                if let Some(book) = other.filter(|_| key.starts_with(BOOK_PREFIX)) {
+                let other = if key.starts_with(BOOK_PREFIX) {
+                    self.other.lock().unwrap().take()
+                } else {
+                    None
+                };
+                if let Some(book) = other {
                     let bytes = serde_json::to_vec(&book).unwrap();
                     let replacement = format!("{BOOK_PREFIX}{}", &blake3::hash(&bytes).to_hex()[..32]);
                     self.inner.set(&replacement, bytes).await?;
@@ -207,7 +241,14 @@ mod tests {
             self.inner.delete(key)
         }
         fn keys<'a>(&'a self, prefix: &'a str) -> ramanujan_http::kv::BoxFuture<'a, Result<Vec<String>, String>> {
-            self.inner.keys(prefix)
+            Box::pin(async move {
+                let listed = self.inner.keys(prefix).await?;
+                let other = self.other_after_listing.lock().unwrap().take();
+                if let Some((book, found)) = other {
+                    write(&self.inner, &book, &found).await?;
+                }
+                Ok(listed)
+            })
         }
     }
 
@@ -264,6 +305,61 @@ mod tests {
             for k in 0..3 {
                 assert!(book.contains(&rule(k).key), "rule {k} lost");
             }
+        });
+    }
+
+    /// Instances of one site editing at once as one actor lose each other's
+    /// adds when their books merge (the reason each instance is an actor of
+    /// its own); as [`instance_actor`]s they keep both, and no two of a
+    /// thousand instance names are alike.
+    #[test]
+    fn concurrent_instances_need_actors_of_their_own() {
+        block_on(async {
+            for (actors, both_kept) in [
+                (["spin".to_string(), "spin".to_string()], false),
+                ([instance_actor("spin"), instance_actor("spin")], true),
+            ] {
+                let kv = MemoryKeyValue::default();
+                let mut first = BookState::default();
+                first.add(rule(0), "spin");
+                write(&kv, &first, &StoredBook::default()).await.unwrap();
+                let (a, b) = (read(&kv).await.unwrap(), read(&kv).await.unwrap());
+                let (mut ours, mut theirs) = (a.book.clone().unwrap(), b.book.clone().unwrap());
+                ours.add(rule(1), &actors[0]);
+                theirs.add(rule(2), &actors[1]);
+                write(&kv, &theirs, &b).await.unwrap();
+                write(&kv, &ours, &a).await.unwrap();
+                let book = read(&kv).await.unwrap().book.unwrap();
+                let kept = book.contains(&rule(1).key) && book.contains(&rule(2).key);
+                assert_eq!(kept, both_kept, "actors {actors:?}");
+            }
+        });
+        let names: std::collections::HashSet<String> = (0..1000).map(|_| instance_actor("spin")).collect();
+        assert_eq!(names.len(), 1000);
+    }
+
+    /// The first write in this form lands between a reader's listing of the
+    /// keys (none yet) and its read of the key of the form before (deleted
+    /// by then): the reader still reads the book, as it reads that key first.
+    #[test]
+    fn a_first_write_in_this_form_racing_a_read_of_the_form_before() {
+        block_on(async {
+            let kv = Racing::new();
+            let mut old = BookState::default();
+            old.add(rule(0), "old");
+            kv.set(LEGACY_KEY, serde_json::to_vec(&old).unwrap()).await.unwrap();
+            let found = read(&kv.inner).await.unwrap();
+            let mut theirs = found.book.clone().unwrap();
+            theirs.add(rule(1), "theirs");
+            *kv.other_after_listing.lock().unwrap() = Some((theirs, found));
+            let book = read(&kv).await.unwrap().book.expect("a book was stored all along");
+            assert!(kv.other_after_listing.lock().unwrap().is_none(), "the race happened");
+            assert!(book.contains(&rule(0).key));
+            assert_eq!(
+                kv.get(LEGACY_KEY).await.unwrap(),
+                None,
+                "the writer folded the form before in"
+            );
         });
     }
 }

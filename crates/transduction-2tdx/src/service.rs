@@ -17,8 +17,13 @@ use std::time::Duration;
 /// How a site is set up.
 #[derive(Clone)]
 pub struct TdxConfig {
-    /// This site's name: the actor of its edits to the book.
+    /// This site's name: the actor of its edits to the book, unless `actor`.
     pub site: String,
+    /// The actor of this process's edits, when it is not `site`: where
+    /// several short-lived instances edit one site's book at once (Spin),
+    /// each must be an actor of its own ([`crate::kv_book::instance_actor`]),
+    /// or two concurrent edits would carry the same dot and drop each other.
+    pub actor: Option<String>,
     /// The bearer key `/2tdx/sync` asks of callers and sends to the peer
     /// (`TDX_API_KEY`); `None`: sync is open (the embedded quick start).
     pub api_key: Option<String>,
@@ -45,6 +50,7 @@ impl Default for TdxConfig {
     fn default() -> Self {
         TdxConfig {
             site: "local".into(),
+            actor: None,
             api_key: None,
             host_keys: None,
             peer: None,
@@ -316,7 +322,7 @@ impl TdxService {
 
     /// Adds checked rules; answers the keys added and those already in the book.
     pub fn add(&self, rules: Vec<Rule>) -> Result<(Vec<String>, Vec<String>), ChangeError> {
-        let site = self.config.site.clone();
+        let site = self.config.actor.clone().unwrap_or_else(|| self.config.site.clone());
         self.change(|book| {
             if book.rules.len() + rules.len() > crate::book::MAX_BOOK_RULES {
                 return Err(ChangeError::Bad(format!(
@@ -352,7 +358,7 @@ impl TdxService {
 
     /// Enables or disables the rule `key`, or sets its colour.
     pub fn update(&self, key: &str, enabled: Option<bool>, color: Option<Color>) -> Result<BookEntry, ChangeError> {
-        let site = self.config.site.clone();
+        let site = self.config.actor.clone().unwrap_or_else(|| self.config.site.clone());
         self.change(|book| {
             if !book.contains(key) {
                 return Err(ChangeError::NotFound(key.into()));

@@ -125,6 +125,12 @@ impl BookStore for RedbBook {
             }
             Ok(rules)
         };
+        // Every form present is read and merged: a record of an earlier form
+        // beside this form's rows was written by an older binary after them
+        // (each form's first save removes the forms before it), and the book
+        // is a CRDT, so their join loses neither. The next change then
+        // rewrites the whole book in this form.
+        let mut forms: Vec<BookState> = Vec::new();
         if let Some(bytes) = book.get(MEMBERS_V3).map_err(|e| self.fail(&e))? {
             let members = serde_json::from_slice(bytes.value()).map_err(|e| unreadable(&e))?;
             let (mut enabled, mut colors) = (BTreeMap::new(), BTreeMap::new());
@@ -140,30 +146,35 @@ impl BookStore for RedbBook {
                     colors.insert(key, register);
                 }
             }
-            self.in_form.store(true, Ordering::Relaxed);
-            return Ok(Some(BookState {
+            forms.push(BookState {
                 members,
                 rules: read_bodies()?,
                 enabled,
                 colors,
-            }));
+            });
         }
-        // An earlier form: rewritten whole by the next change.
+        let in_form = !forms.is_empty();
         if let Some(bytes) = book.get(REGISTERS_V2).map_err(|e| self.fail(&e))? {
             let registers: RegistersV2 = serde_json::from_slice(bytes.value()).map_err(|e| unreadable(&e))?;
-            return Ok(Some(BookState {
+            forms.push(BookState {
                 members: registers.members,
                 rules: read_bodies()?,
                 enabled: registers.enabled,
                 colors: registers.colors,
-            }));
+            });
         }
-        let Some(bytes) = book.get(STATE_V1).map_err(|e| self.fail(&e))? else {
+        if let Some(bytes) = book.get(STATE_V1).map_err(|e| self.fail(&e))? {
+            forms.push(serde_json::from_slice(bytes.value()).map_err(|e| unreadable(&e))?);
+        }
+        self.in_form.store(in_form && forms.len() == 1, Ordering::Relaxed);
+        let mut forms = forms.into_iter();
+        let Some(mut merged) = forms.next() else {
             return Ok(None);
         };
-        serde_json::from_slice(bytes.value())
-            .map(Some)
-            .map_err(|e| unreadable(&e))
+        for form in forms {
+            merged.merge(form);
+        }
+        Ok(Some(merged))
     }
 
     fn save(&self, book: &BookState, changed: &Changed) -> Result<(), StoreError> {
@@ -319,6 +330,95 @@ mod tests {
             drop(store);
             assert_eq!(RedbBook::open(&old).unwrap().load().unwrap(), Some(read), "{form}");
         }
+    }
+}
+
+#[cfg(test)]
+mod downgrade {
+    use super::*;
+    use crate::mine::check_rule;
+    use ramanujan_core::rules::RuleSpec;
+
+    fn rule(k: usize) -> Rule {
+        let spec = RuleSpec {
+            name: format!("r{k}"),
+            lhs: format!("(+ ?a {k})"),
+            rhs: format!("(+ {k} ?a)"),
+            color: Color::Red,
+            bidirectional: false,
+            nonzero: vec![],
+            integer: vec![],
+        };
+        check_rule(&spec, "test").unwrap()
+    }
+
+    /// A store in this form that older binaries then wrote to (a downgrade
+    /// and an upgrade again): what each of them wrote is read, merged with
+    /// this form's rows, and the next change rewrites it all in this form.
+    #[test]
+    fn records_an_older_binary_wrote_after_this_form_are_merged_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.redb");
+        let mut book = BookState::default();
+        book.add(rule(0), "new");
+        {
+            let store = RedbBook::open(&path).unwrap();
+            store.save(&book, &Changed::default()).unwrap();
+        }
+        // The older binaries' books: one had read the store's rules, one had not.
+        let mut v2 = book.clone();
+        v2.add(rule(1), "v2");
+        let mut v1 = BookState::default();
+        v1.add(rule(2), "v1");
+        {
+            #[derive(Serialize)]
+            struct RegistersV2Out<'a> {
+                members: &'a Orswot<String, String>,
+                enabled: &'a BTreeMap<String, MVReg<bool, String>>,
+                colors: &'a BTreeMap<String, MVReg<Color, String>>,
+            }
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            let registers = RegistersV2Out {
+                members: &v2.members,
+                enabled: &v2.enabled,
+                colors: &v2.colors,
+            };
+            let mut table = txn.open_table(BOOK).unwrap();
+            table
+                .insert(REGISTERS_V2, serde_json::to_vec(&registers).unwrap().as_slice())
+                .unwrap();
+            table
+                .insert(STATE_V1, serde_json::to_vec(&v1).unwrap().as_slice())
+                .unwrap();
+            drop(table);
+            let mut rules = txn.open_table(RULES).unwrap();
+            let body = &v2.rules[&rule(1).key];
+            rules
+                .insert(rule(1).key.as_str(), serde_json::to_vec(&**body).unwrap().as_slice())
+                .unwrap();
+            drop(rules);
+            txn.commit().unwrap();
+        }
+        let mut all = book.clone();
+        all.merge(v2);
+        all.merge(v1);
+        let store = RedbBook::open(&path).unwrap();
+        let read = store.load().unwrap().unwrap();
+        assert_eq!(read, all);
+        for k in 0..3 {
+            assert!(read.contains(&rule(k).key), "rule {k}");
+        }
+        // The next change, whatever it names, rewrites everything in this form.
+        let mut next = read.clone();
+        next.add(rule(3), "new");
+        store.save(&next, &Changed::of_key(&rule(3).key, true)).unwrap();
+        drop(store);
+        let store = RedbBook::open(&path).unwrap();
+        assert_eq!(store.load().unwrap(), Some(next));
+        let txn = store.db.begin_read().unwrap();
+        let table = txn.open_table(BOOK).unwrap();
+        assert!(table.get(REGISTERS_V2).unwrap().is_none() && table.get(STATE_V1).unwrap().is_none());
     }
 }
 

@@ -7,8 +7,9 @@
 //! change was made is given only once it is stored; a store that fails
 //! answers 503 and keeps nothing). Each write stores the book under a key of
 //! its own, merged with what other instances stored meanwhile, and deletes
-//! only the keys it merged, so instances writing at once lose no change
-//! although Spin's key-value store has no compare-and-swap.
+//! only the keys it merged, and each instance edits as an actor of its own,
+//! so instances writing at once lose no change although Spin's key-value
+//! store has no compare-and-swap.
 //!
 //! Each change also writes the book's enabled rules where the app's agents
 //! (`agent-orchestrator`, the same store) read them (`agents/rules`): they
@@ -97,8 +98,11 @@ async fn handle(request: Request) -> Response {
         loaded: loaded.clone(),
         saved: Mutex::new(None),
     });
+    let site = setting("local_endpoint").await.unwrap_or_else(|| "spin".into());
     let config = TdxConfig {
-        site: setting("local_endpoint").await.unwrap_or_else(|| "spin".into()),
+        // Instances of this site edit its book at once: each is an actor of its own.
+        actor: Some(kv_book::instance_actor(&site)),
+        site,
         api_key: setting("tdx_api_key").await,
         // A malformed API_KEYS is answered 500 by `serve_with`, naming it.
         host_keys: spin_entry::api_keys().await.ok().flatten(),

@@ -300,8 +300,10 @@ impl TdxService {
         // summary of the book it reads (locks taken book first, as everywhere).
         let mut book = self.book.write().expect("book lock");
         *self.summary.write().expect("summary lock") = summary;
-        *book = next;
+        let before = std::mem::replace(&mut *book, next);
         drop(book);
+        // Dropped with no lock held: readers do not wait for it.
+        drop(before);
         for listener in self.listeners.lock().expect("listeners lock").iter() {
             listener();
         }
@@ -370,7 +372,12 @@ impl TdxService {
                 book.set_color(key, color, &site);
             }
             let entry = book.entry(key).ok_or_else(|| ChangeError::NotFound(key.into()))?;
-            Ok((entry, Changed::of_key(key, false)))
+            let changed = if enabled.is_some() || color.is_some() {
+                Changed::of_key(key, false)
+            } else {
+                Changed::default()
+            };
+            Ok((entry, changed))
         })
     }
 
